@@ -1,0 +1,53 @@
+# Two commands do all the set-up on a fresh machine:
+#   make app    installs into .venv if needed and starts Shoebox
+#   make test   installs with the test extras and runs the whole suite
+# VENV may point elsewhere (CI keeps one outside the clone, keyed by pyproject.toml).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEPS_HASH := $(shell cat pyproject.toml | sha256sum | cut -c1-16)
+APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
+TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
+PYTEST_ARGS ?=
+
+.PHONY: app test install install-test bench-ann bench-ingest clean
+
+app: install
+	$(BIN)/shoebox-app
+
+test: install-test
+	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+install: $(APP_STAMP) source-link
+install-test: $(TEST_STAMP) source-link
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+$(APP_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+$(TEST_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@ $(APP_STAMP)
+
+# A venv kept outside the clone may point at an older checkout: re-link the
+# editable install (seconds, no downloads) when the source folder moved.
+.PHONY: source-link
+source-link:
+	@if [ "$$(cat $(VENV)/.source 2>/dev/null)" != "$(CURDIR)" ]; then \
+		$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . && echo "$(CURDIR)" > $(VENV)/.source; \
+	fi
+
+bench-ann: install-test
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/ann.py
+
+bench-ingest: install-test
+	$(BIN)/python benchmarks/ingest.py
+
+clean:
+	rm -rf build *.egg-info .pytest_cache benchmarks/results

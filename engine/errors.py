@@ -1,0 +1,56 @@
+"""Exceptions raised by the engine.
+
+Every message is written for a person: it says what went wrong and what to do
+about it.  The CLI and the desktop app show ``str(error)`` and never a
+traceback; they are the only places that translate these into output.
+"""
+
+from __future__ import annotations
+
+
+class ShoeboxError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class UsageError(ShoeboxError):
+    """The caller asked for something that cannot be done (bad argument, missing file)."""
+
+
+class LibraryError(ShoeboxError):
+    """The library database cannot be opened or used."""
+
+
+class SchemaTooNewError(LibraryError):
+    """The database was written by a newer Shoebox than this one."""
+
+
+class ModelMismatchError(LibraryError):
+    """The library was built with a different embedding model than the one configured."""
+
+
+class ModelUnavailableError(ShoeboxError):
+    """Model weights are missing, unreadable, or may not be downloaded."""
+
+
+class ExtractionError(ShoeboxError):
+    """A file could not be read; the message is the reason shown beside the file."""
+
+
+class UnsupportedFileError(ExtractionError):
+    """The file's type is not one Shoebox indexes."""
+
+
+class IndexFileError(ShoeboxError):
+    """An on-disk vector index cannot be used; rebuild it from the store."""
+
+
+class IndexCorruptError(IndexFileError):
+    """The index file is truncated, damaged or not an index file at all."""
+
+
+class IndexStaleError(IndexFileError):
+    """The index file was built from an older state of the library."""
+
+
+class Cancelled(ShoeboxError):
+    """Raised inside long work when the cancel check says stop (caught by the engine)."""

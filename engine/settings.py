@@ -1,0 +1,133 @@
+"""Settings, each declared once with its default, environment variable and description.
+
+Precedence, highest first: an explicit override passed in code (the CLI's flags),
+the environment, the library's ``settings.json``, the declared default.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+
+APP_NAME = "Shoebox"
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can configure.  Build one with :func:`load_settings`."""
+
+    home: Path = _setting(None, "SHOEBOX_HOME", "Folder that holds the library database, thumbnails and models.")
+    clip_model: str = _setting("ViT-B-32", "SHOEBOX_CLIP_MODEL", "open_clip model name, or test-tiny.")
+    clip_pretrained: str = _setting(
+        "laion2b_s34b_b79k", "SHOEBOX_CLIP_PRETRAINED", "open_clip pretrained tag of the CLIP weights."
+    )
+    clip_weights: str = _setting("", "SHOEBOX_CLIP_WEIGHTS", "Path of a local CLIP weights file (overrides the cache).")
+    whisper_model: str = _setting("base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny.")
+    whisper_weights: str = _setting("", "SHOEBOX_WHISPER_WEIGHTS", "Path of a local Whisper checkpoint (.pt).")
+    allow_download: bool = _setting(False, "SHOEBOX_ALLOW_DOWNLOAD", "Allow fetching missing model weights from the network.")
+    device: str = _setting("cpu", "SHOEBOX_DEVICE", "Torch device for the models: cpu, cuda or mps.")
+    threads: int = _setting(0, "SHOEBOX_THREADS", "Torch threads for the models; 0 picks the number of cores.")
+    batch_size: int = _setting(32, "SHOEBOX_BATCH_SIZE", "Images or text chunks encoded together.")
+    llm_url: str = _setting("", "SHOEBOX_LLM_URL", "OpenAI-compatible chat-completions endpoint for answers (optional).")
+    llm_model: str = _setting("", "SHOEBOX_LLM_MODEL", "Model name to ask the LLM endpoint for.")
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "library.sqlite3"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.home / "thumbnails"
+
+    def with_overrides(self, **values: Any) -> "Settings":
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    def describe(self) -> list[tuple[str, str, Any, str]]:
+        """(name, environment variable, current value, description) for each setting."""
+        return [(f.name, f.metadata["env"], getattr(self, f.name), f.metadata["doc"]) for f in fields(self)]
+
+
+def default_home() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def _convert(name: str, kind: Any, raw: Any) -> Any:
+    if kind in (bool, "bool"):
+        if isinstance(raw, bool):
+            return raw
+        value = str(raw).strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("", "0", "false", "no", "off"):
+            return False
+        raise UsageError(f"setting {name}: expected 1 or 0, got {raw!r}")
+    if kind in (int, "int"):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"setting {name}: expected a whole number, got {raw!r}") from None
+    if kind in (Path, "Path"):
+        return Path(raw).expanduser()
+    return str(raw)
+
+
+def load_settings(home: str | os.PathLike | None = None, env: dict | None = None, **overrides: Any) -> Settings:
+    """Settings for the library at ``home`` (or ``SHOEBOX_HOME``, or the user data directory).
+
+    Raises :class:`UsageError` when a value cannot be understood.
+    """
+    env = os.environ if env is None else env
+    if home is None:
+        home = env.get("SHOEBOX_HOME") or default_home()
+    home = Path(home).expanduser().resolve()
+    stored: dict[str, Any] = {}
+    settings_file = home / "settings.json"
+    if settings_file.exists():
+        try:
+            stored = json.loads(settings_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"cannot read {settings_file}: {exc}; fix or delete the file") from None
+    values: dict[str, Any] = {"home": home}
+    for f in fields(Settings):
+        if f.name == "home":
+            continue
+        raw = overrides.get(f.name)
+        if raw is None:
+            raw = env.get(f.metadata["env"])
+            if raw in (None, ""):
+                raw = stored.get(f.name)
+        if raw is not None:
+            values[f.name] = _convert(f.name, f.type, raw)
+    settings = Settings(**values)
+    if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
+        raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
+    return settings
+
+
+def save_settings(settings: Settings, **changes: Any) -> Settings:
+    """Write the given changes to the library's ``settings.json`` and return the new settings."""
+    settings_file = settings.home / "settings.json"
+    stored: dict[str, Any] = {}
+    if settings_file.exists():
+        stored = json.loads(settings_file.read_text(encoding="utf-8"))
+    stored.update(changes)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    tmp = settings_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(stored, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, settings_file)
+    return replace(settings, **changes)

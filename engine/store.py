@@ -1,0 +1,713 @@
+"""The library store: one SQLite database (through apsw) holding everything.
+
+Files, items, tags, vectors (sqlite-vec ``vec0``) and item text (FTS5, trigram
+tokenizer) live in one database file in WAL mode.  It is the single source of
+truth: every derived structure (the HNSW graph, thumbnails) can be rebuilt
+from it.
+
+The schema is created by numbered migrations (``PRAGMA user_version``); a
+database written by a newer Shoebox is refused.  The vector table is created
+when the library first learns which embedding model it uses, because its
+dimension comes from the model.
+
+Writes happen in explicit ``BEGIN IMMEDIATE`` transactions so that a process
+killed at any moment leaves either all of a file's rows or none of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+import sqlite_vec
+
+from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
+
+KINDS = ("image", "document", "audio")
+
+# Each entry upgrades the schema by one version.  Never edit a released step:
+# add a new one.
+MIGRATIONS: list[str] = [
+    # 1: files, items, tags, full text.
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE roots (
+        path     TEXT PRIMARY KEY,
+        added_at REAL NOT NULL
+    );
+    CREATE TABLE files (
+        id           INTEGER PRIMARY KEY,
+        path         TEXT NOT NULL UNIQUE,
+        folder       TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        mtime        REAL NOT NULL,
+        content_hash TEXT,
+        kind         TEXT CHECK (kind IN ('image', 'document', 'audio')),
+        status       TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
+        error        TEXT,
+        media_time   REAL,
+        meta         TEXT,
+        indexed_at   REAL NOT NULL
+    );
+    CREATE INDEX files_hash ON files (content_hash);
+    CREATE INDEX files_kind_time ON files (kind, media_time);
+    CREATE INDEX files_time ON files (media_time);
+    CREATE INDEX files_folder ON files (folder);
+    CREATE INDEX files_status ON files (status);
+    CREATE TABLE items (
+        id         INTEGER PRIMARY KEY,
+        file_id    INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        modality   TEXT NOT NULL CHECK (modality IN ('image', 'text', 'speech')),
+        text       TEXT,
+        page       INTEGER,
+        char_start INTEGER,
+        char_end   INTEGER,
+        start_s    REAL,
+        end_s      REAL,
+        language   TEXT
+    );
+    CREATE INDEX items_file ON items (file_id, seq);
+    CREATE TABLE tags (
+        id     INTEGER PRIMARY KEY,
+        name   TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        source TEXT NOT NULL DEFAULT 'user' CHECK (source IN ('user', 'auto'))
+    );
+    CREATE TABLE file_tags (
+        file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        tag_id  INTEGER NOT NULL REFERENCES tags (id) ON DELETE CASCADE,
+        PRIMARY KEY (file_id, tag_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX file_tags_tag ON file_tags (tag_id, file_id);
+    CREATE VIRTUAL TABLE item_text USING fts5 (
+        text, content = 'items', content_rowid = 'id', tokenize = 'trigram'
+    );
+    CREATE TRIGGER items_text_insert AFTER INSERT ON items WHEN new.text IS NOT NULL BEGIN
+        INSERT INTO item_text (rowid, text) VALUES (new.id, new.text);
+    END;
+    CREATE TRIGGER items_text_delete AFTER DELETE ON items WHEN old.text IS NOT NULL BEGIN
+        INSERT INTO item_text (item_text, rowid, text) VALUES ('delete', old.id, old.text);
+    END;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime: float
+    content_hash: str | None
+    kind: str | None
+    status: str
+    error: str | None
+    media_time: float | None
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class NewItem:
+    """One findable piece of a file, before it is stored."""
+
+    modality: str  # image | text | speech
+    text: str | None = None
+    page: int | None = None
+    char_start: int | None = None
+    char_end: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search may return.  Every field is optional; empty means no restriction."""
+
+    kinds: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    tags_mode: str = "any"  # any | all
+    after: float | None = None  # media time, POSIX seconds, inclusive
+    before: float | None = None  # exclusive
+    folder: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.kinds or self.tags or self.folder or self.after is not None or self.before is not None)
+
+
+_FILE_COLUMNS = "id, path, size, mtime, content_hash, kind, status, error, media_time, meta"
+
+
+def _file_row(row: Sequence[Any]) -> FileRow:
+    meta = json.loads(row[9]) if row[9] else {}
+    return FileRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], meta)
+
+
+def _folder_of(path: str) -> str:
+    return os.path.dirname(path)
+
+
+def _under(folder: str) -> tuple[str, str]:
+    """SQL range bounds that select every path strictly inside ``folder``."""
+    prefix = folder.rstrip(os.sep) + os.sep
+    # os.sep + 1 is the next character after the separator: a half-open range
+    # that an index on path can serve, unlike LIKE with its escaping trouble.
+    return prefix, prefix[:-1] + chr(ord(os.sep) + 1)
+
+
+class LibraryStore:
+    """The library database.
+
+    ``LibraryStore(path)`` opens (creating if needed) the database at ``path``
+    and migrates it to the current schema.  Raises :class:`SchemaTooNewError`
+    for a database from a newer Shoebox and :class:`LibraryError` when the file
+    is not a usable database.  One instance may be used from several threads
+    (calls are serialised); for concurrent reading while indexing runs, open a
+    second instance on the same path (WAL lets readers and one writer proceed
+    together).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        if not readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        try:
+            self._db = apsw.Connection(str(self.path), flags=flags)
+            self._db.enable_load_extension(True)
+            self._db.load_extension(sqlite_vec.loadable_path())
+            self._db.enable_load_extension(False)
+            self._db.set_busy_timeout(10_000)
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            # NORMAL is durable in WAL mode except for the last transactions on
+            # power loss; it never corrupts the database.
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._migrate(readonly)
+        except apsw.Error as exc:
+            raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
+        self._dim: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "LibraryStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self, readonly: bool) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"the library at {self.path} was written by a newer Shoebox (schema {version}, "
+                f"this one knows up to {SCHEMA_VERSION}); update Shoebox to open it"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if readonly:
+            raise LibraryError(f"the library at {self.path} needs an upgrade; open it once for writing")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            with self.transaction():
+                self._db.execute(MIGRATIONS[number - 1])
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction: everything inside commits together or not at all."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            else:
+                self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _exec(self, sql: str, params: Sequence[Any] | dict = ()) -> None:
+        with self._lock:
+            self._db.execute(sql, params)
+
+    def integrity_check(self) -> str:
+        return self._query("PRAGMA integrity_check")[0][0]
+
+    # -- meta and model ----------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+    @property
+    def generation(self) -> int:
+        """A number that grows whenever items or vectors change (derived indexes compare it)."""
+        return int(self.get_meta("generation", "0"))
+
+    def _bump_generation(self) -> None:
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
+
+    def model_identity(self) -> dict | None:
+        """The embedding model this library was built with: ``{name, weights, dim}``, or None."""
+        raw = self.get_meta("model")
+        return json.loads(raw) if raw else None
+
+    def ensure_model(self, name: str, weights: str, dim: int) -> None:
+        """Record the embedding model on first use; refuse a different one afterwards.
+
+        Raises :class:`ModelMismatchError` naming the command that re-embeds the library.
+        """
+        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        with self.transaction():
+            current = self.model_identity()
+            if current is None:
+                self._set_meta("model", json.dumps(wanted, sort_keys=True))
+                self._exec(
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS item_vectors USING vec0 ("
+                    f"item_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine, "
+                    f"kind TEXT, media_time FLOAT)"
+                )
+                return
+        if current != wanted:
+            raise ModelMismatchError(
+                f"this library was built with CLIP {current['name']} ({current['weights']}, {current['dim']} dimensions) "
+                f"but {name} ({weights}) is configured; set SHOEBOX_CLIP_MODEL={current['name']} "
+                f"SHOEBOX_CLIP_PRETRAINED={current['weights']} to use it as it is, or run "
+                f"`shoebox reembed` to re-encode the library with the new model"
+            )
+
+    @property
+    def dim(self) -> int | None:
+        if self._dim is None:
+            identity = self.model_identity()
+            self._dim = identity["dim"] if identity else None
+        return self._dim
+
+    def reset_vectors(self) -> None:
+        """Forget every item and vector and the model identity (before re-embedding with another model)."""
+        with self.transaction():
+            self._exec("DELETE FROM items")
+            self._exec("DROP TABLE IF EXISTS item_vectors")
+            self._exec("DELETE FROM meta WHERE key = 'model'")
+            # Every file must be encoded again: make the next scan see them as changed.
+            self._exec("UPDATE files SET size = -1 WHERE status = 'indexed'")
+            self._bump_generation()
+        self._dim = None
+
+    # -- roots -------------------------------------------------------------
+
+    def add_root(self, path: str) -> None:
+        self._exec("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, time.time()))
+
+    def remove_root(self, path: str) -> None:
+        self._exec("DELETE FROM roots WHERE path = ?", (path,))
+
+    def roots(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT path FROM roots ORDER BY path")]
+
+    # -- files -------------------------------------------------------------
+
+    def get_file(self, path: str) -> FileRow | None:
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE path = ?", (path,))
+        return _file_row(rows[0]) if rows else None
+
+    def get_file_by_id(self, file_id: int) -> FileRow | None:
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE id = ?", (file_id,))
+        return _file_row(rows[0]) if rows else None
+
+    def files_under(self, folder: str) -> list[FileRow]:
+        """Every file row whose path lies inside ``folder`` (recursively)."""
+        lo, hi = _under(folder)
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (lo, hi))
+        return [_file_row(r) for r in rows]
+
+    def files_with_hash(self, content_hash: str) -> list[FileRow]:
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE content_hash = ? AND status = 'indexed'", (content_hash,))
+        return [_file_row(r) for r in rows]
+
+    def failed_files(self) -> list[FileRow]:
+        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'failed' ORDER BY path")
+        return [_file_row(r) for r in rows]
+
+    def add_file(
+        self,
+        path: str,
+        *,
+        size: int,
+        mtime: float,
+        content_hash: str | None,
+        kind: str | None,
+        media_time: float | None,
+        meta: dict | None = None,
+        items: Sequence[NewItem] = (),
+        vectors: np.ndarray | None = None,
+    ) -> int:
+        """Store an indexed file with its items and their vectors; replaces any row at ``path``.
+
+        Call inside :meth:`transaction` so the file and its items land together.
+        ``vectors`` has one row per item, in order.
+        Tags already on ``path`` are kept.
+        """
+        existing = self.get_file(path)
+        tags = self._file_tag_ids(existing.id) if existing else []
+        self._delete_path(path)
+        self._exec(
+            "INSERT INTO files (path, folder, size, mtime, content_hash, kind, status, error, media_time, meta, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?)",
+            (path, _folder_of(path), size, mtime, content_hash, kind, media_time,
+             json.dumps(meta or {}, ensure_ascii=False), time.time()),
+        )
+        file_id = self._db.last_insert_rowid()
+        self._restore_tags(file_id, tags)
+        self._insert_items(file_id, kind, media_time, items, vectors)
+        return file_id
+
+    def _insert_items(
+        self, file_id: int, kind: str | None, media_time: float | None,
+        items: Sequence[NewItem], vectors: np.ndarray | None,
+    ) -> None:
+        if not items:
+            return
+        if vectors is None or len(vectors) != len(items):
+            raise ValueError("one vector per item is required")
+        if self.dim is None:
+            raise LibraryError("the library has no embedding model recorded yet")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape[1] != self.dim:
+            raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the library {self.dim}")
+        with self._lock:
+            for seq, (item, vector) in enumerate(zip(items, vectors)):
+                self._db.execute(
+                    "INSERT INTO items (file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (file_id, seq, item.modality, item.text, item.page, item.char_start, item.char_end,
+                     item.start_s, item.end_s, item.language),
+                )
+                item_id = self._db.last_insert_rowid()
+                self._db.execute(
+                    "INSERT INTO item_vectors (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+                    (item_id, vector.tobytes(), kind, float(media_time or 0.0)),
+                )
+        self._bump_generation()
+
+    def record_failure(
+        self, path: str, *, size: int, mtime: float, kind: str | None, reason: str, content_hash: str | None = None
+    ) -> None:
+        """Remember that ``path`` could not be indexed, and why (replaces any earlier row)."""
+        existing = self.get_file(path)
+        tags = self._file_tag_ids(existing.id) if existing else []
+        self._delete_path(path)
+        self._exec(
+            "INSERT INTO files (path, folder, size, mtime, content_hash, kind, status, error, media_time, meta, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, NULL, '{}', ?)",
+            (path, _folder_of(path), size, mtime, content_hash, kind, reason, time.time()),
+        )
+        self._restore_tags(self._db.last_insert_rowid(), tags)
+
+    def touch_file(self, file_id: int, *, size: int, mtime: float) -> None:
+        """Update size and mtime of a file whose content did not change."""
+        self._exec("UPDATE files SET size = ?, mtime = ? WHERE id = ?", (size, mtime, file_id))
+
+    def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
+        """Give an indexed file a new path; its items, vectors and tags stay."""
+        self._delete_path(new_path)
+        self._exec(
+            "UPDATE files SET path = ?, folder = ?, size = ?, mtime = ? WHERE id = ?",
+            (new_path, _folder_of(new_path), size, mtime, file_id),
+        )
+        self._bump_generation()
+
+    def copy_file(self, source_id: int, new_path: str, *, size: int, mtime: float) -> int:
+        """Index ``new_path`` as a copy of an already indexed file, reusing its vectors."""
+        source = self.get_file_by_id(source_id)
+        if source is None:
+            raise LibraryError(f"file #{source_id} is not in the library")
+        rows = self._query(
+            "SELECT i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, i.language, v.embedding "
+            "FROM items i JOIN item_vectors v ON v.item_id = i.id WHERE i.file_id = ? ORDER BY i.seq",
+            (source_id,),
+        )
+        items = [NewItem(*r[:8]) for r in rows]
+        vectors = np.array([np.frombuffer(r[8], dtype=np.float32) for r in rows]) if rows else None
+        return self.add_file(
+            new_path, size=size, mtime=mtime, content_hash=source.content_hash, kind=source.kind,
+            media_time=source.media_time, meta=source.meta, items=items, vectors=vectors,
+        )
+
+    def remove_file(self, file_id: int) -> None:
+        self._delete_file_id(file_id)
+
+    def _delete_path(self, path: str) -> None:
+        rows = self._query("SELECT id FROM files WHERE path = ?", (path,))
+        if rows:
+            self._delete_file_id(rows[0][0])
+
+    def _delete_file_id(self, file_id: int) -> None:
+        with self._lock:
+            if self.dim is not None:
+                self._db.execute("DELETE FROM item_vectors WHERE item_id IN (SELECT id FROM items WHERE file_id = ?)", (file_id,))
+            n_items = self._db.execute("SELECT count(*) FROM items WHERE file_id = ?", (file_id,)).fetchone()[0]
+            self._db.execute("DELETE FROM items WHERE file_id = ?", (file_id,))
+            self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        if n_items:
+            self._bump_generation()
+
+    # -- tags --------------------------------------------------------------
+
+    def _file_tag_ids(self, file_id: int) -> list[int]:
+        return [r[0] for r in self._query("SELECT tag_id FROM file_tags WHERE file_id = ?", (file_id,))]
+
+    def _restore_tags(self, file_id: int, tag_ids: Iterable[int]) -> None:
+        for tag_id in tag_ids:
+            self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id) VALUES (?, ?)", (file_id, tag_id))
+
+    def file_ids_under(self, path: str) -> list[int]:
+        """Ids of the file at ``path`` or of every file inside it, if it is a folder."""
+        lo, hi = _under(path)
+        rows = self._query("SELECT id FROM files WHERE path = ? OR (path >= ? AND path < ?)", (path, lo, hi))
+        return [r[0] for r in rows]
+
+    def add_tag(self, tag: str, file_ids: Iterable[int], source: str = "user") -> int:
+        """Attach ``tag`` to the files; returns how many gained it."""
+        tag = tag.strip()
+        if not tag:
+            raise ValueError("a tag needs a name")
+        added = 0
+        with self.transaction():
+            self._exec("INSERT OR IGNORE INTO tags (name, source) VALUES (?, ?)", (tag, source))
+            tag_id = self._query("SELECT id FROM tags WHERE name = ?", (tag,))[0][0]
+            for file_id in file_ids:
+                self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id) VALUES (?, ?)", (file_id, tag_id))
+                added += self._db.changes()
+        return added
+
+    def remove_tag(self, tag: str, file_ids: Iterable[int]) -> int:
+        """Detach ``tag`` from the files; returns how many lost it.  Unused tags are forgotten."""
+        removed = 0
+        with self.transaction():
+            rows = self._query("SELECT id FROM tags WHERE name = ?", (tag.strip(),))
+            if not rows:
+                return 0
+            for file_id in file_ids:
+                self._exec("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?", (file_id, rows[0][0]))
+                removed += self._db.changes()
+            self._exec("DELETE FROM tags WHERE id = ? AND NOT EXISTS (SELECT 1 FROM file_tags WHERE tag_id = ?)", (rows[0][0], rows[0][0]))
+        return removed
+
+    def tags(self) -> list[tuple[str, str, int]]:
+        """(name, source, number of files) for every tag, most used first."""
+        return self._query(
+            "SELECT t.name, t.source, count(ft.file_id) AS n FROM tags t LEFT JOIN file_tags ft ON ft.tag_id = t.id "
+            "GROUP BY t.id ORDER BY n DESC, t.name"
+        )
+
+    def tags_of_files(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+        ids = list(set(file_ids))
+        result: dict[int, list[str]] = {i: [] for i in ids}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for file_id, name in self._query(
+                f"SELECT ft.file_id, t.name FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+                f"WHERE ft.file_id IN ({marks}) ORDER BY t.name", chunk
+            ):
+                result[file_id].append(name)
+        return result
+
+    # -- reading for search ------------------------------------------------
+
+    def _filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
+        where = ["f.status = 'indexed'"]
+        params: list[Any] = []
+        if filters.kinds:
+            where.append(f"f.kind IN ({','.join('?' * len(filters.kinds))})")
+            params.extend(filters.kinds)
+        if filters.after is not None:
+            where.append("f.media_time >= ?")
+            params.append(filters.after)
+        if filters.before is not None:
+            where.append("f.media_time < ?")
+            params.append(filters.before)
+        if filters.folder:
+            folder = os.path.abspath(filters.folder)
+            lo, hi = _under(folder)
+            where.append("f.path >= ? AND f.path < ?")
+            params.extend([lo, hi])
+        if filters.tags:
+            names = [t.strip() for t in filters.tags]
+            marks = ",".join("?" * len(names))
+            if filters.tags_mode == "all":
+                where.append(
+                    f"(SELECT count(DISTINCT t.id) FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+                    f"WHERE ft.file_id = f.id AND t.name IN ({marks})) = ?"
+                )
+                params.extend(names)
+                params.append(len({n.lower() for n in names}))
+            else:
+                where.append(
+                    f"EXISTS (SELECT 1 FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}))"
+                )
+                params.extend(names)
+        return " AND ".join(where), params
+
+    def allowed_item_ids(self, filters: Filters) -> np.ndarray:
+        """Ids of the items that pass ``filters`` (sorted int64 array)."""
+        where, params = self._filter_sql(filters)
+        rows = self._query(f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params)
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def count_items(self) -> int:
+        return self._query("SELECT count(*) FROM items")[0][0]
+
+    def vector_knn(self, query: np.ndarray, k: int, kinds: Sequence[str] = ()) -> list[tuple[int, float]]:
+        """The ``k`` nearest items to ``query`` by cosine distance (sqlite-vec exact KNN)."""
+        if self.dim is None or k <= 0:
+            return []
+        blob = np.ascontiguousarray(query, dtype=np.float32).tobytes()
+        if len(kinds) == 1:
+            rows = self._query(
+                "SELECT item_id, distance FROM item_vectors WHERE embedding MATCH ? AND k = ? AND kind = ? ORDER BY distance",
+                (blob, k, kinds[0]),
+            )
+        else:
+            rows = self._query(
+                "SELECT item_id, distance FROM item_vectors WHERE embedding MATCH ? AND k = ? ORDER BY distance", (blob, k)
+            )
+        return [(r[0], r[1]) for r in rows]
+
+    def vectors(self, item_ids: Sequence[int]) -> np.ndarray:
+        """Stored vectors of ``item_ids``, in that order (missing ids raise KeyError)."""
+        found: dict[int, bytes] = {}
+        for chunk in _chunks(list(item_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for item_id, blob in self._query(f"SELECT item_id, embedding FROM item_vectors WHERE item_id IN ({marks})", chunk):
+                found[item_id] = blob
+        dim = self.dim or 0
+        out = np.empty((len(item_ids), dim), dtype=np.float32)
+        for row, item_id in enumerate(item_ids):
+            out[row] = np.frombuffer(found[item_id], dtype=np.float32)
+        return out
+
+    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored vector as (ids, vectors) batches, in id order (for building indexes)."""
+        last = -1
+        while True:
+            rows = self._query(
+                "SELECT item_id, embedding FROM item_vectors WHERE item_id > ? ORDER BY item_id LIMIT ?", (last, batch)
+            )
+            if not rows:
+                return
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
+            yield ids, vecs
+            last = int(ids[-1])
+
+    def keyword_search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
+        """Items whose text contains the terms, best first, as (item_id, bm25 score; lower is better).
+
+        Terms of three characters or more go through the FTS5 trigram index;
+        shorter ones (many Korean and Chinese words are two characters) are
+        matched as substrings.  Every term is quoted, so nothing a person types
+        can be an FTS5 syntax error.
+        """
+        long_terms = [t for t in terms if len(t) >= 3]
+        short_terms = [t for t in terms if 0 < len(t) < 3]
+        hits: dict[int, float] = {}
+        if long_terms:
+            expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
+            for item_id, rank in self._query(
+                "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? ORDER BY rank LIMIT ?", (expr, limit)
+            ):
+                hits[item_id] = rank
+        for term in short_terms:
+            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            for (item_id,) in self._query(
+                "SELECT id FROM items WHERE text LIKE ? ESCAPE '\\' LIMIT ?", (pattern, limit)
+            ):
+                # A substring hit counts like a weak keyword match.
+                hits[item_id] = hits.get(item_id, 0.0) - 0.5
+        return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
+
+    def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
+        """What a result shows, per item id: path, kind, locator, text, media time, file id."""
+        out: dict[int, dict] = {}
+        for chunk in _chunks(list(item_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for row in self._query(
+                "SELECT i.id, f.id, f.path, f.kind, i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, "
+                f"i.language, f.media_time, f.meta FROM items i JOIN files f ON f.id = i.file_id WHERE i.id IN ({marks})",
+                chunk,
+            ):
+                locator: dict[str, Any] = {}
+                if row[6] is not None:
+                    locator["page"] = row[6]
+                if row[7] is not None:
+                    locator["char_start"], locator["char_end"] = row[7], row[8]
+                if row[9] is not None:
+                    locator["start"], locator["end"] = row[9], row[10]
+                out[row[0]] = {
+                    "file_id": row[1], "path": row[2], "kind": row[3], "modality": row[4], "text": row[5],
+                    "locator": locator, "language": row[11], "media_time": row[12],
+                    "meta": json.loads(row[13]) if row[13] else {},
+                }
+        return out
+
+    def first_item_of_file(self, path: str) -> int | None:
+        rows = self._query("SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE f.path = ? ORDER BY i.seq LIMIT 1", (path,))
+        return rows[0][0] if rows else None
+
+    def stats(self) -> dict:
+        """Counts for ``shoebox status``."""
+        by_kind = {k: 0 for k in KINDS}
+        for kind, n in self._query("SELECT kind, count(*) FROM files WHERE status = 'indexed' GROUP BY kind"):
+            if kind in by_kind:
+                by_kind[kind] = n
+        failed = self._query("SELECT count(*) FROM files WHERE status = 'failed'")[0][0]
+        items = self.count_items()
+        size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
+        return {
+            "library": str(self.path),
+            "files": by_kind,
+            "failed": failed,
+            "items": items,
+            "tags": len(self.tags()),
+            "model": self.model_identity(),
+            "roots": self.roots(),
+            "schema_version": SCHEMA_VERSION,
+            "generation": self.generation,
+            "database_bytes": size,
+        }
+
+
+def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start:start + size]

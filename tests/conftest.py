@@ -1,0 +1,93 @@
+"""Shared fixtures: a library in tmp_path, the test-tiny models, the shared corpora.
+
+Tests never touch the user's real library: SHOEBOX_HOME points into a
+temporary folder for every test, and HF_HUB_OFFLINE makes any stray download
+fail at once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SHOEBOX_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+TINY_ENV = {
+    "SHOEBOX_CLIP_MODEL": "test-tiny",
+    "SHOEBOX_CLIP_PRETRAINED": "",
+    "SHOEBOX_WHISPER_MODEL": "test-tiny",
+    "SHOEBOX_THREADS": "2",
+    "SHOEBOX_BATCH_SIZE": "8",
+    "HF_HUB_OFFLINE": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own SHOEBOX_HOME, so the real library is never touched."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SHOEBOX_HOME", str(home))
+    for name in ("SHOEBOX_CLIP_WEIGHTS", "SHOEBOX_WHISPER_WEIGHTS", "SHOEBOX_ALLOW_DOWNLOAD", "SHOEBOX_DEVICE"):
+        monkeypatch.delenv(name, raising=False)
+    yield home
+
+
+@pytest.fixture(scope="session")
+def models_home(tmp_path_factory) -> Path:
+    """One home for the session's test-tiny weights, so they are generated once."""
+    return tmp_path_factory.mktemp("models-home")
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(models_home):
+    from engine.settings import load_settings
+
+    return load_settings(home=models_home, env=dict(TINY_ENV))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tiny_settings):
+    from engine.models import build_clip
+
+    return build_clip(tiny_settings)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(tiny_settings):
+    from engine.models import build_whisper
+
+    return build_whisper(tiny_settings)
+
+
+@pytest.fixture
+def library(tmp_path, tiny_clip, tiny_whisper):
+    """An empty library in tmp_path with the test-tiny models injected."""
+    from engine.library import Library
+    from engine.settings import load_settings
+
+    settings = load_settings(home=tmp_path / "library", env=dict(TINY_ENV))
+    lib = Library(settings, clip=tiny_clip, whisper=tiny_whisper)
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared test data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def tiny_env(home: Path) -> dict[str, str]:
+    """Environment for a `shoebox` subprocess using the test-tiny models and library ``home``."""
+    env = dict(os.environ)
+    env.update(TINY_ENV)
+    env["SHOEBOX_HOME"] = str(home)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env

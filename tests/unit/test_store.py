@@ -1,0 +1,193 @@
+import json
+
+import apsw
+import numpy as np
+import pytest
+
+from engine.errors import LibraryError, ModelMismatchError, SchemaTooNewError
+from engine.store import SCHEMA_VERSION, Filters, LibraryStore, NewItem
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LibraryStore(tmp_path / "lib.sqlite3")
+    s.ensure_model("test-tiny", "seed0", 4)
+    yield s
+    s.close()
+
+
+def _vec(*values):
+    v = np.array(values, dtype=np.float32)
+    return (v / np.linalg.norm(v))[None, :]
+
+
+def _add(store, path, text=None, kind="document", media_time=0.0, vec=(1, 0, 0, 0), content_hash=None):
+    with store.transaction():
+        return store.add_file(
+            path, size=10, mtime=1.0, content_hash=content_hash or path, kind=kind, media_time=media_time,
+            items=[NewItem("text" if text else "image", text=text)], vectors=_vec(*vec),
+        )
+
+
+def test_new_database_is_wal_and_migrated(tmp_path):
+    with LibraryStore(tmp_path / "a.sqlite3") as s:
+        assert s._query("PRAGMA journal_mode")[0][0] == "wal"
+        assert s._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        assert s.integrity_check() == "ok"
+
+
+def test_database_from_newer_shoebox_is_refused(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    conn = apsw.Connection(str(path))
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNewError, match="newer Shoebox"):
+        LibraryStore(path)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path):
+    path = tmp_path / "junk.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(LibraryError, match="cannot open the library"):
+        LibraryStore(path)
+
+
+def test_model_identity_is_recorded_and_a_different_one_refused(store):
+    assert store.model_identity() == {"name": "test-tiny", "weights": "seed0", "dim": 4}
+    store.ensure_model("test-tiny", "seed0", 4)  # the same model is fine
+    with pytest.raises(ModelMismatchError, match="shoebox reembed"):
+        store.ensure_model("ViT-B-32", "laion2b_s34b_b79k", 512)
+
+
+def test_vectors_and_knn(store):
+    _add(store, "/p/a.jpg", kind="image", vec=(1, 0, 0, 0))
+    _add(store, "/p/b.jpg", kind="image", vec=(0, 1, 0, 0))
+    _add(store, "/p/c.txt", text="hello", vec=(0.9, 0.1, 0, 0))
+    hits = store.vector_knn(_vec(1, 0, 0, 0)[0], 3)
+    paths = [store.item_details([i])[i]["path"] for i, _ in hits]
+    assert paths == ["/p/a.jpg", "/p/c.txt", "/p/b.jpg"]
+    assert hits[0][1] == pytest.approx(0.0, abs=1e-6)
+    only_images = store.vector_knn(_vec(1, 0, 0, 0)[0], 3, kinds=["image"])
+    assert len(only_images) == 2
+
+
+def test_generation_grows_with_changes(store):
+    g0 = store.generation
+    fid = _add(store, "/p/a.jpg", kind="image")
+    assert store.generation > g0
+    g1 = store.generation
+    store.remove_file(fid)
+    assert store.generation > g1
+    assert store.count_items() == 0
+    assert store._query("SELECT count(*) FROM item_vectors")[0][0] == 0
+
+
+def test_move_keeps_items_vectors_and_tags(store):
+    fid = _add(store, "/old/a.txt", text="passport renewal")
+    store.add_tag("documents", [fid])
+    with store.transaction():
+        store.move_file(fid, "/new/b.txt", size=10, mtime=2.0)
+    assert store.get_file("/old/a.txt") is None
+    row = store.get_file("/new/b.txt")
+    assert row.id == fid
+    assert store.tags_of_files([fid]) == {fid: ["documents"]}
+    assert store.keyword_search(["passport"], 5)[0][0] == store.first_item_of_file("/new/b.txt")
+
+
+def test_copy_reuses_vectors(store):
+    fid = _add(store, "/a/x.txt", text="the same words", vec=(0, 0, 1, 0))
+    with store.transaction():
+        copy = store.copy_file(fid, "/b/x.txt", size=10, mtime=3.0)
+    item = store.first_item_of_file("/b/x.txt")
+    assert copy != fid
+    np.testing.assert_allclose(store.vectors([item])[0], _vec(0, 0, 1, 0)[0])
+
+
+def test_reindexing_a_file_keeps_its_tags(store):
+    fid = _add(store, "/a/x.txt", text="first version")
+    store.add_tag("keep", [fid])
+    new_id = _add(store, "/a/x.txt", text="second version")
+    assert store.tags_of_files([new_id])[new_id] == ["keep"]
+
+
+def test_failures_are_recorded_with_reason(store):
+    with store.transaction():
+        store.record_failure("/p/bad.jpg", size=0, mtime=1.0, kind="image", reason="file is empty (0 bytes)")
+    [row] = store.failed_files()
+    assert row.path == "/p/bad.jpg" and row.error == "file is empty (0 bytes)"
+    assert store.stats()["failed"] == 1
+
+
+def test_tags_add_remove_list(store):
+    a = _add(store, "/p/a.jpg", kind="image")
+    b = _add(store, "/p/b.jpg", kind="image")
+    assert store.add_tag("Beach", [a, b]) == 2
+    assert store.add_tag("beach", [a]) == 0  # tags are case-insensitive
+    assert store.tags() == [("Beach", "user", 2)]
+    assert store.remove_tag("BEACH", [b]) == 1
+    assert store.tags() == [("Beach", "user", 1)]
+    store.remove_tag("beach", [a])
+    assert store.tags() == []
+
+
+def test_filters_select_items(store):
+    a = _add(store, "/photos/2022/a.jpg", kind="image", media_time=1_650_000_000)
+    _add(store, "/photos/2023/b.jpg", kind="image", media_time=1_690_000_000)
+    c = _add(store, "/docs/c.txt", text="x", media_time=1_690_000_000)
+    store.add_tag("beach", [a])
+    store.add_tag("sun", [a, c])
+
+    def paths(**kw):
+        ids = store.allowed_item_ids(Filters(**kw)).tolist()
+        return sorted(d["path"] for d in store.item_details(ids).values())
+
+    assert paths(kinds=("document",)) == ["/docs/c.txt"]
+    assert paths(tags=("beach",)) == ["/photos/2022/a.jpg"]
+    assert paths(tags=("beach", "sun")) == ["/docs/c.txt", "/photos/2022/a.jpg"]
+    assert paths(tags=("beach", "sun"), tags_mode="all") == ["/photos/2022/a.jpg"]
+    assert paths(after=1_680_000_000) == ["/docs/c.txt", "/photos/2023/b.jpg"]
+    assert paths(before=1_680_000_000) == ["/photos/2022/a.jpg"]
+    assert paths(folder="/photos") == ["/photos/2022/a.jpg", "/photos/2023/b.jpg"]
+    assert paths(folder="/photos/2022") == ["/photos/2022/a.jpg"]
+    assert paths(folder="/pho") == []  # a folder is a whole path component, not a prefix
+
+
+@pytest.mark.parametrize("typed", [
+    'passport "renewal', "AND OR NOT", "*", "-passport", "(passport", "passport)", "'; DROP TABLE items; --",
+    "NEAR(a b)", "col:value", "😀 passport", "^start", "a + b", '""', "{x}",
+])
+def test_keyword_search_never_raises_on_typed_text(store, typed):
+    from engine.search import query_terms
+
+    _add(store, "/d/a.txt", text="passport renewal form")
+    hits = store.keyword_search(query_terms(typed), 10)
+    assert isinstance(hits, list)
+    if "passport" in typed:
+        assert hits, typed
+
+
+def test_korean_matches_inside_words(store):
+    _add(store, "/d/k.txt", text="여권 갱신 신청서를 제출했습니다. 만료일은 내년입니다.")
+    item = store.first_item_of_file("/d/k.txt")
+    assert [h[0] for h in store.keyword_search(["신청서"], 5)] == [item]      # trigram inside a word
+    assert [h[0] for h in store.keyword_search(["제출했"], 5)] == [item]
+    assert [h[0] for h in store.keyword_search(["여권"], 5)] == [item]        # two characters: substring match
+    assert store.keyword_search(["비행기"], 5) == []
+
+
+def test_meta_is_json(store):
+    with store.transaction():
+        store.add_file("/m.jpg", size=1, mtime=1.0, content_hash="h", kind="image", media_time=1.0,
+                       meta={"camera": "캐논"}, items=[NewItem("image")], vectors=_vec(1, 1, 1, 1))
+    raw = store._query("SELECT meta FROM files")[0][0]
+    assert json.loads(raw) == {"camera": "캐논"}
+
+
+def test_rolled_back_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError):
+        with store.transaction():
+            store.add_file("/x.jpg", size=1, mtime=1.0, content_hash="h", kind="image", media_time=1.0,
+                           items=[NewItem("image")], vectors=_vec(1, 0, 0, 0))
+            raise RuntimeError("killed")
+    assert store.get_file("/x.jpg") is None
+    assert store.count_items() == 0
