@@ -1,0 +1,472 @@
+"""Model management behind ``shoebox models list|download|import``.
+
+Downloads and imports land in Shoebox's cache (layout in :mod:`engine.models.weights`);
+an imported file is loaded into its model, exactly as at run time, before it is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ModelUnavailableError, UsageError
+from ..settings import Settings
+from .tiny import (
+    TEST_TINY,
+    tiny_seed,
+    write_tiny_clip_weights,
+    write_tiny_whisper_weights,
+)
+from .weights import (
+    KINDS,
+    WHISPER_NAMES,
+    _clip_standard_cache,
+    _short_reason,
+    _staging_file,
+    _tag_from_dirname,
+    _whisper_standard_cache,
+    _whisper_url,
+    clip_cache_dir,
+    clip_pretrained_cfg,
+    file_sha256,
+    find_checkpoint,
+    load_weights_file,
+    sniff_format,
+    whisper_cache_file,
+)
+
+ProgressCallback = Callable[[int, int, str], None]
+
+# Encoder width of each published Whisper size, to catch a file imported under the wrong name.
+_WHISPER_WIDTH = {"tiny": 384, "base": 512, "small": 768, "medium": 1024, "large": 1280, "turbo": 1280}
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+# ---------------------------------------------------------------------------- download
+
+
+def _split_clip_name(settings: Settings, name: str | None) -> tuple[str, str]:
+    from .clip import check_clip_name, default_tag
+
+    if not name:
+        model, tag = settings.clip_model, ""
+    else:
+        model, _, tag = name.partition(":")
+    check_clip_name(model)
+    return model, tag or default_tag(model, settings.clip_pretrained)
+
+
+def download_model(
+    settings: Settings,
+    kind: str,
+    name: str | None = None,
+    *,
+    force_allowed: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> Path:
+    """Fetch model weights into Shoebox's cache and return the file's path.
+
+    ``kind`` is ``"clip"`` or ``"whisper"``.  ``name`` defaults to the configured model;
+    for CLIP it may carry a tag, ``"ViT-B-32:laion2b_s34b_b79k"``.  ``test-tiny`` is
+    generated locally instead.  Runs only when ``settings.allow_download`` is on or the
+    caller passes ``force_allowed=True`` (the ``shoebox models download`` command).
+    ``on_progress(done, total, message)`` reports bytes where the source says how many.
+
+    Raises :class:`ModelUnavailableError` when downloads are off or the download fails,
+    :class:`UsageError` for an unknown kind, model or tag.
+    """
+    if kind not in KINDS:
+        raise UsageError(f"kind must be clip or whisper, not {kind!r}")
+    if not (settings.allow_download or force_allowed):
+        raise ModelUnavailableError(
+            f"Downloading model weights is turned off. Run `shoebox models download {kind}`, "
+            f"or set SHOEBOX_ALLOW_DOWNLOAD=1 to let Shoebox fetch them when needed."
+        )
+    report = on_progress or (lambda done, total, message: None)
+    if kind == "clip":
+        model, tag = _split_clip_name(settings, name)
+        if model == TEST_TINY:
+            seed = tiny_seed(tag)
+            if seed is None:
+                raise UsageError(f"{TEST_TINY} weights are tagged seed<N> (for example seed0), not {tag!r}.")
+            # "Downloading" test-tiny regenerates it, which also repairs a damaged file.
+            return write_tiny_clip_weights(clip_cache_dir(settings, model, tag) / "open_clip_model.safetensors", seed)
+        if tag.startswith("file:"):
+            raise UsageError(f"{model} {tag} is an imported file; it cannot be downloaded. Import it again instead.")
+        return _download_clip(settings, model, tag, report)
+    from .whisper import check_whisper_name
+
+    model = name or settings.whisper_model
+    check_whisper_name(model, settings)
+    if model == TEST_TINY:
+        return write_tiny_whisper_weights(whisper_cache_file(settings, model), 0)
+    if model not in WHISPER_NAMES:
+        raise UsageError(f"{model} is an imported Whisper model; it cannot be downloaded. Import it again instead.")
+    url = _whisper_url(model)
+    dest = whisper_cache_file(settings, model)
+    _fetch_url(url, dest, sha256=url.split("/")[-2], report=report, what=f"Whisper {model}")
+    return dest
+
+
+def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCallback) -> Path:
+    import open_clip
+
+    cfg = clip_pretrained_cfg(model, tag)
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=settings.models_dir))
+    report(0, 1, f"downloading CLIP {model} ({tag})")
+    try:
+        try:
+            # open_clip knows where each tag lives (Hugging Face hub or a release URL) and
+            # checks the hashes it knows; we only give it a private folder to fill.
+            fetched = open_clip.download_pretrained(cfg, cache_dir=str(staging))
+        except Exception as exc:
+            raise ModelUnavailableError(
+                f"Could not download CLIP weights for {model} ({tag}): {_short_reason(exc)}. "
+                f"Check the network connection, or copy the weights file from another computer "
+                f"and run `shoebox models import FILE`."
+            ) from exc
+        if not fetched:
+            raise ModelUnavailableError(f"open_clip has no download location for {model} ({tag}).")
+        real = Path(os.path.realpath(fetched))  # the hub cache links snapshot files to blobs
+        name = Path(fetched).name
+        if name.endswith(".pt"):
+            name = "open_clip_pytorch_model.bin"
+        dest_dir = clip_cache_dir(settings, model, tag)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        tmp = _staging_file(dest_dir, Path(name).suffix)
+        shutil.move(str(real), tmp)
+        for old in dest_dir.iterdir():
+            if old.is_file() and not old.name.startswith("."):
+                old.unlink()
+        os.replace(tmp, dest_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(1, 1, f"downloaded CLIP {model} ({tag})")
+    return dest_dir / name
+
+
+def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, what: str) -> None:
+    tmp = _staging_file(dest.parent, ".part")
+    digest = hashlib.sha256()
+    try:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as source, open(tmp, "wb") as out:
+                total = int(source.headers.get("Content-Length") or 0)
+                done = 0
+                for block in iter(lambda: source.read(1 << 20), b""):
+                    out.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    report(done, total, f"downloading {what}")
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"Could not download {what} weights from {url}: {_short_reason(exc)}. Check the network "
+                f"connection, or copy the .pt file from another computer and run `shoebox models import FILE`."
+            ) from exc
+        if sha256 and digest.hexdigest() != sha256:
+            raise ModelUnavailableError(
+                f"The downloaded {what} weights do not match their published checksum; "
+                f"the download was damaged. Run `shoebox models download` again."
+            )
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ---------------------------------------------------------------------------- import
+
+
+def import_model(
+    settings: Settings, path: str | os.PathLike, kind: str | None = None, name: str | None = None
+) -> Path:
+    """Copy a person's weights file into Shoebox's cache, after checking that it loads.
+
+    ``kind`` (``"clip"``/``"whisper"``) and ``name`` are inferred when left out: the kind
+    from the file's contents; a Whisper name from the published checksums or the file name;
+    a CLIP architecture from the tensor shapes.  A CLIP ``name`` may carry the weights tag,
+    ``"ViT-B-32:laion2b_s34b_b79k"``; without one the tag is taken from published checksums
+    where open_clip lists them, else it is ``file:<sha256[:12]>``.  The file is read with
+    ``weights_only=True`` and loaded into the model exactly as at run time before it is
+    kept.  Returns the cached file's path.
+
+    Raises :class:`UsageError` when the file is missing or its kind or model cannot be
+    told, :class:`ModelUnavailableError` when it is damaged, carries Python objects, or
+    does not fit the model.
+    """
+    src = Path(path).expanduser()
+    if not src.is_file():
+        raise UsageError(f"There is no file at {src}.")
+    if kind not in (None, *KINDS):
+        raise UsageError(f"kind must be clip or whisper, not {kind!r}")
+    if sniff_format(src) == "unknown":
+        raise UsageError(f"{src} is not a weights file (Shoebox imports .safetensors and PyTorch .pt/.bin/.pth files).")
+    label = {"clip": "CLIP weights", "whisper": "Whisper weights"}.get(kind or "", "weights")
+    fix = "Import an intact copy of the weights file."
+    content = load_weights_file(src, what=label, fix=fix)
+    detected = _detect_kind(content)
+    if kind is None:
+        if detected is None:
+            raise UsageError(
+                f"Cannot tell whether {src} holds CLIP or Whisper weights; "
+                f"say which with --kind clip or --kind whisper."
+            )
+        kind = detected
+    elif detected is not None and detected != kind:
+        raise UsageError(f"{src} holds {detected} weights, not {kind} weights.")
+    sha = file_sha256(src)
+    if kind == "whisper":
+        return _import_whisper(settings, src, content, sha, name)
+    return _import_clip(settings, src, content, sha, name)
+
+
+def _detect_kind(content: Any) -> str | None:
+    if not isinstance(content, dict):
+        return None
+    if "dims" in content and "model_state_dict" in content:
+        return "whisper"
+    state = content.get("state_dict", content)
+    if isinstance(state, dict) and any(
+        isinstance(k, str) and (k.startswith(("visual.", "module.visual.")) or k == "logit_scale") for k in state
+    ):
+        return "clip"
+    return None
+
+
+def _import_whisper(settings: Settings, src: Path, content: Any, sha: str, name: str | None) -> Path:
+    from .whisper import load_whisper_checkpoint
+
+    dims = content.get("dims") if isinstance(content, dict) else None
+    if not isinstance(dims, dict) or not isinstance(content.get("model_state_dict"), dict):
+        raise ModelUnavailableError(
+            f"{src} is not a Whisper checkpoint (whisper's .pt files hold 'dims' and 'model_state_dict')."
+        )
+    official = next((n for n in WHISPER_NAMES if _whisper_url(n).split("/")[-2] == sha), None)
+    # "large" and "large-v3" (and "turbo", "large-v3-turbo") are the same published file.
+    if name in WHISPER_NAMES and official and _whisper_url(name) != _whisper_url(official):
+        raise UsageError(f"{src} is the published Whisper {official!r} model, not {name!r}.")
+    target = name or official or (src.stem if src.stem in WHISPER_NAMES else None)
+    if target is None:
+        raise UsageError(
+            f"Cannot tell which Whisper model {src} is; give it a name with --name (for example --name base)."
+        )
+    if not _SAFE_NAME.match(target) or target == TEST_TINY:
+        raise UsageError(f"{target!r} cannot name a Whisper model; use letters, digits, '.', '-' and '_'.")
+    family = re.split(r"[.-]", target)[0]
+    width = dims.get("n_audio_state")
+    if family in _WHISPER_WIDTH and target in WHISPER_NAMES and width != _WHISPER_WIDTH[family]:
+        raise UsageError(
+            f"{src} is not a Whisper {target} model "
+            f"(its encoder is {width} wide, {target}'s is {_WHISPER_WIDTH[family]})."
+        )
+    dest = whisper_cache_file(settings, target)
+    if dest.is_file() and file_sha256(dest, settings) == sha:
+        return dest
+    tmp = _staging_file(dest.parent, ".pt")
+    try:
+        shutil.copyfile(src, tmp)
+        load_whisper_checkpoint(tmp, "cpu", label=f"Whisper {target}", fix="Import an intact copy.", shown_as=src)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return dest
+
+
+def _import_clip(settings: Settings, src: Path, content: Any, sha: str, name: str | None) -> Path:
+    from .clip import check_clip_name, load_clip_checkpoint, quick_gelu_for
+
+    state = content.get("state_dict", content) if isinstance(content, dict) else content
+    if not isinstance(state, dict) or not state:
+        raise ModelUnavailableError(f"{src} is not a CLIP checkpoint (it holds no state dict).")
+    model, _, tag = (name or "").partition(":")
+    if model:
+        check_clip_name(model)
+    else:
+        model = _infer_clip_name(state, settings, src)
+    if not tag:
+        tag = _clip_tag_by_sha(model, sha) or f"file:{sha[:12]}"
+    is_safetensors = sniff_format(src) == "safetensors"
+    filename = "open_clip_model.safetensors" if is_safetensors else "open_clip_pytorch_model.bin"
+    dest_dir = clip_cache_dir(settings, model, tag)
+    dest = dest_dir / filename
+    if find_checkpoint(dest_dir) == dest and file_sha256(dest, settings) == sha:
+        return dest
+    # open_clip picks its reader by the file suffix, so the staged copy keeps the real one.
+    tmp = _staging_file(dest_dir, ".safetensors" if is_safetensors else ".bin")
+    try:
+        shutil.copyfile(src, tmp)
+        load_clip_checkpoint(
+            model, tmp, "cpu", quick_gelu=quick_gelu_for(model, tag), label=f"CLIP {model}",
+            fix=f"Check that it holds {model} weights (name the model with --name), or import an intact copy.",
+            shown_as=src,
+        )
+        for old in dest_dir.iterdir():
+            if old.is_file() and not old.name.startswith("."):
+                old.unlink()
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+        with contextlib.suppress(OSError):
+            dest_dir.rmdir()  # only succeeds when a failed import left the folder empty
+    return dest
+
+
+def _vit_signature(state: dict) -> tuple | None:
+    """Architecture numbers of an open_clip ViT state dict, or None when it is not one."""
+    try:
+        width, _, patch, _ = state["visual.conv1.weight"].shape
+        grid = math.isqrt(state["visual.positional_embedding"].shape[0] - 1)
+        embed_dim = state["visual.proj"].shape[1]
+        vocab, text_width = state["token_embedding.weight"].shape
+        context = state["positional_embedding"].shape[0]
+    except (KeyError, AttributeError, ValueError):
+        return None
+
+    def depth(prefix: str) -> int:
+        found = [int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))]
+        return max(found) + 1 if found else 0
+
+    return (embed_dim, int(width), int(patch), int(grid * patch), depth("visual.transformer.resblocks."),
+            int(vocab), int(text_width), int(context), depth("transformer.resblocks."))
+
+
+def _config_signature(cfg: dict) -> tuple | None:
+    vision, text = cfg.get("vision_cfg", {}), cfg.get("text_cfg", {})
+    if "timm_model_name" in vision or "hf_model_name" in text:
+        return None
+    layers, size = vision.get("layers", 12), vision.get("image_size", 224)
+    if not isinstance(layers, int) or not isinstance(size, int):
+        return None  # ResNet towers and non-square inputs are not inferred; name them instead
+    # Defaults are open_clip's CLIPVisionCfg / CLIPTextCfg defaults.
+    return (cfg.get("embed_dim"), vision.get("width", 768), vision.get("patch_size", 16), size, layers,
+            text.get("vocab_size", 49408), text.get("width", 512), text.get("context_length", 77),
+            text.get("layers", 12))
+
+
+def _infer_clip_name(state: dict, settings: Settings, src: Path) -> str:
+    from .clip import clip_model_config, clip_model_names
+
+    signature = _vit_signature({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
+    matches = [] if signature is None else [
+        n for n in clip_model_names() if _config_signature(clip_model_config(n)) == signature
+    ]
+    if settings.clip_model in matches:
+        return settings.clip_model
+    # A -quickgelu variant has the same tensors as its base; the base is the usual one.
+    plain = [n for n in matches if not n.endswith("-quickgelu")]
+    if len(plain) == 1:
+        return plain[0]
+    hint = f" It fits: {', '.join(matches)}." if matches else ""
+    raise UsageError(
+        f"Cannot tell which CLIP model {src} is for; name it with --name (for example --name ViT-B-32).{hint}"
+    )
+
+
+def _clip_tag_by_sha(model: str, sha: str) -> str | None:
+    """The open_clip tag whose published checksum matches ``sha``, where open_clip lists one."""
+    import open_clip
+
+    for tag in open_clip.list_pretrained_tags_by_model(model):
+        url = open_clip.get_pretrained_cfg(model, tag).get("url") or ""
+        if "openaipublic" in url:
+            expected = url.split("/")[-2]
+        elif "mlfoundations" in url:
+            expected = os.path.splitext(os.path.basename(url))[0].split("-")[-1]
+        else:
+            continue
+        if len(expected) >= 8 and sha.startswith(expected):
+            return tag
+    return None
+
+
+# ---------------------------------------------------------------------------- listing
+
+
+def list_models(settings: Settings) -> list[dict]:
+    """Every CLIP and Whisper model Shoebox can see, for ``shoebox models list``.
+
+    Each row: ``kind`` ("clip"/"whisper"), ``name``, ``weights`` (tag, ``seed0``,
+    ``openai`` for published Whisper files, or ``file:<sha256[:12]>``), ``present``,
+    ``path`` and ``size`` in bytes (None when absent), ``source`` (which resolution step
+    finds it) and ``selected`` (the one the settings pick).  Lists the selected models,
+    everything in the caches, and every published Whisper size.  Imports open_clip.
+    """
+    import open_clip
+
+    from .clip import default_tag
+    from .whisper import whisper_weights_tag
+
+    rows: list[dict] = []
+    seen: set[tuple[str, str, str]] = set()
+    selected_kinds: set[str] = set()
+
+    # Rows are added in resolution order, so the first candidate of a kind that matches
+    # the settings is the one a model would load; later matches are not "selected".
+    def add(kind: str, name: str, weights: str, path: Path | None, source: str | None, selected: bool) -> None:
+        if (kind, name, weights) in seen:
+            return
+        seen.add((kind, name, weights))
+        selected = selected and kind not in selected_kinds
+        if selected:
+            selected_kinds.add(kind)
+        present = path is not None and path.is_file()
+        rows.append({
+            "kind": kind, "name": name, "weights": weights, "present": present,
+            "path": str(path) if path is not None else None,
+            "size": path.stat().st_size if present else None,
+            "source": source, "selected": selected,
+        })
+
+    def add_explicit(kind: str, name: str) -> bool:
+        raw = settings.clip_weights if kind == "clip" else settings.whisper_weights
+        if not raw:
+            return False
+        path = Path(raw).expanduser()
+        weights = f"file:{file_sha256(path, settings)[:12]}" if path.is_file() else "file:(missing)"
+        add(kind, name, weights, path, "explicit", True)
+        return True
+
+    # CLIP
+    clip_name = settings.clip_model
+    clip_tag = default_tag(clip_name, settings.clip_pretrained)
+    explicit = add_explicit("clip", clip_name)
+    for model_dir in sorted((settings.models_dir / "clip").glob("*")):
+        for tag_dir in sorted(model_dir.glob("*")):
+            ckpt = find_checkpoint(tag_dir)
+            if ckpt is not None:
+                tag = _tag_from_dirname(tag_dir.name)
+                add("clip", model_dir.name, tag, ckpt, "shoebox-cache",
+                    not explicit and (model_dir.name, tag) == (clip_name, clip_tag))
+    for model, tag in open_clip.list_pretrained():
+        found = _clip_standard_cache(open_clip.get_pretrained_cfg(model, tag))
+        if found is not None:
+            add("clip", model, tag, found.path, found.source, not explicit and (model, tag) == (clip_name, clip_tag))
+    if not explicit:
+        add("clip", clip_name, clip_tag, None, None, True)
+
+    # Whisper
+    whisper_name = settings.whisper_model
+    explicit = add_explicit("whisper", whisper_name)
+    for path in sorted((settings.models_dir / "whisper").glob("*.pt")):
+        add("whisper", path.stem, whisper_weights_tag(path.stem, path, settings), path, "shoebox-cache",
+            not explicit and path.stem == whisper_name)
+    for name in (*WHISPER_NAMES, TEST_TINY):
+        found = _whisper_standard_cache(name)
+        add("whisper", name, whisper_weights_tag(name, None, settings), found.path if found else None,
+            found.source if found else None, not explicit and name == whisper_name)
+    if not explicit:
+        add("whisper", whisper_name, whisper_weights_tag(whisper_name, None, settings), None, None, True)
+    rows.sort(key=lambda r: (r["kind"], not r["selected"], not r["present"], r["name"], r["weights"]))
+    return rows

@@ -1,0 +1,401 @@
+"""Where model weights come from: the explicit file, the caches, a download, an import.
+
+Resolution order, the same for CLIP and Whisper:
+
+1. an explicit file (``SHOEBOX_CLIP_WEIGHTS`` / ``SHOEBOX_WHISPER_WEIGHTS``);
+2. Shoebox's own cache under ``settings.models_dir``, then the caches other tools fill
+   (open_clip's Hugging Face hub cache, whisper's ``~/.cache/whisper``);
+3. a download, only when ``settings.allow_download`` is on.
+
+Shoebox's cache looks like this::
+
+    models/clip/<model>/<tag>/open_clip_model.safetensors   downloaded, or imported as a known tag
+    models/clip/<model>/file-<sha256[:12]>/<checkpoint>     imported, provenance unknown
+    models/whisper/<name>.pt                                 downloaded, imported, or test-tiny
+    models/hashes.json                                       sha256 of weight files, by path+size+mtime
+
+Nothing here unpickles arbitrary objects: every ``torch.load`` passes ``weights_only=True``
+and safetensors files are read with safetensors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelUnavailableError, UsageError
+from ..settings import Settings
+from .tiny import (
+    TEST_TINY,
+    tiny_seed,
+    write_tiny_clip_weights,
+    write_tiny_whisper_weights,
+)
+
+KINDS = ("clip", "whisper")
+WEIGHTS_ENV = {"clip": "SHOEBOX_CLIP_WEIGHTS", "whisper": "SHOEBOX_WHISPER_WEIGHTS"}
+
+# The checkpoint file names open_clip's Hugging Face repositories use, best first.
+_CLIP_FILE_NAMES = (
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.safetensors",
+    "open_clip_pytorch_model.bin",
+    "open_clip_pytorch_model.pth",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
+
+# Whisper's published checkpoints.  Kept here rather than read from whisper._MODELS so
+# that checking a name does not import torch (the window must appear before torch loads);
+# downloads take their URL from whisper itself.
+WHISPER_NAMES = (
+    "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
+    "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
+)
+
+
+@dataclass(frozen=True)
+class WeightsLocation:
+    """A weights file that is on this computer, and which resolution step found it."""
+
+    path: Path
+    source: str  # explicit | shoebox-cache | hf-cache | open_clip-cache | whisper-cache | generated | download
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def sniff_format(path: Path) -> str:
+    """``safetensors``, ``torch-zip`` (torch.save since 1.6), ``pickle`` (older torch.save) or ``unknown``."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+            size = os.fstat(f.fileno()).st_size
+    except OSError:
+        return "unknown"
+    if head[:4] == b"PK\x03\x04":
+        return "torch-zip"
+    if head[:1] == b"\x80":
+        return "pickle"
+    # safetensors: an 8-byte little-endian header length, then a JSON header.
+    if len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < size:
+        return "safetensors"
+    return "unknown"
+
+
+def load_weights_file(path: Path, *, what: str, fix: str, shown_as: Path | None = None) -> Any:
+    """Read a weights file without running code from it.
+
+    safetensors files are read with safetensors; anything else with
+    ``torch.load(weights_only=True)``, which refuses pickled objects other than tensors
+    and plain containers.  Raises :class:`ModelUnavailableError` naming ``path`` when the
+    file is damaged, is not a weights file, or carries Python objects.
+    """
+    import torch
+
+    try:
+        if sniff_format(path) == "safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # every reader error means the same thing to the person
+        raise weights_error(exc, Path(shown_as or path), what, fix) from exc
+
+
+def weights_error(exc: BaseException, path: Path, what: str, fix: str) -> ModelUnavailableError:
+    """Translate a failure to read or apply a weights file into a message for a person."""
+    text = str(exc)
+    refused = re.search(r"GLOBAL\s+([\w.]+)", text, re.IGNORECASE)
+    if "weights only load failed" in text.lower() and refused:
+        return ModelUnavailableError(
+            f"Refused to load the {what} file {path}: besides weights it holds Python objects "
+            f"({refused.group(1)}) that would run code when loaded. Shoebox only loads plain weight "
+            f"files (safetensors, or PyTorch files that load with weights_only=True); "
+            f"get the .safetensors release of these weights instead."
+        )
+    return ModelUnavailableError(
+        f"The {what} file {path} is damaged or is not a {what} checkpoint ({_short_reason(exc)}). {fix}"
+    )
+
+
+def _short_reason(exc: BaseException) -> str:
+    noise = ("weights only load failed", "check the documentation", "please file an issue", "in pytorch 2.6")
+    for line in str(exc).splitlines():
+        line = line.strip()
+        if line and not line.lower().startswith(noise):
+            return line[:200]
+    return type(exc).__name__
+
+
+def file_sha256(path: Path, settings: Settings | None = None) -> str:
+    """sha256 of a file, remembered in ``models/hashes.json`` by path, size and mtime.
+
+    Weight files are hundreds of megabytes and the identity of a library built from an
+    explicit file is its hash, so the hash is computed once per file version, not per start.
+    """
+    path = Path(path).resolve()
+    stat = path.stat()
+    cache_file = settings.models_dir / "hashes.json" if settings is not None else None
+    cache: dict[str, Any] = {}
+    if cache_file is not None:
+        try:
+            cache = json.loads(cache_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            cache = {}
+        entry = cache.get(str(path))
+        if entry and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns:
+            return entry["sha256"]
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    sha = digest.hexdigest()
+    if cache_file is not None:
+        cache[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
+        try:
+            _write_text_atomic(cache_file, json.dumps(cache, indent=1, sort_keys=True))
+        except OSError:
+            pass  # a read-only library still works; it only hashes again next time
+    return sha
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _staging_file(directory: Path, suffix: str) -> Path:
+    # A hidden name, so find_checkpoint never picks up a half-written or unvalidated file.
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".incoming-", suffix=suffix, dir=directory)
+    os.close(fd)
+    return Path(tmp)
+
+
+# ---------------------------------------------------------------------------- cache layout
+
+
+def explicit_weights_file(settings: Settings, kind: str) -> Path | None:
+    """The file named by SHOEBOX_CLIP_WEIGHTS / SHOEBOX_WHISPER_WEIGHTS, or None when unset.
+
+    Raises :class:`ModelUnavailableError` when the setting names something that is not a file.
+    """
+    raw = settings.clip_weights if kind == "clip" else settings.whisper_weights
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        what = "no file" if not path.exists() else "a folder, not a file"
+        raise ModelUnavailableError(
+            f"{WEIGHTS_ENV[kind]} is set to {path}, but there is {what} there. "
+            f"Fix the path, or unset {WEIGHTS_ENV[kind]} to use the model cache."
+        )
+    return path
+
+
+def clip_cache_dir(settings: Settings, name: str, tag: str) -> Path:
+    """Folder of Shoebox's cache that holds CLIP ``name`` with weights ``tag``."""
+    # ':' is not allowed in Windows file names, so "file:<sha>" is stored as "file-<sha>".
+    return settings.models_dir / "clip" / name / tag.replace(":", "-")
+
+
+def _tag_from_dirname(dirname: str) -> str:
+    return "file:" + dirname[5:] if dirname.startswith("file-") else dirname
+
+
+def whisper_cache_file(settings: Settings, name: str) -> Path:
+    """Path of Whisper ``name`` in Shoebox's cache."""
+    return settings.models_dir / "whisper" / f"{name}.pt"
+
+
+def find_checkpoint(directory: Path) -> Path | None:
+    """The checkpoint file in a cache folder (safetensors first), or None."""
+    if not directory.is_dir():
+        return None
+    files = [p for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        return None
+    order = {name: i for i, name in enumerate(_CLIP_FILE_NAMES)}
+    files.sort(key=lambda p: (order.get(p.name, len(order)), p.suffix != ".safetensors", p.name))
+    return files[0]
+
+
+def _hf_hub_cache_dir() -> Path:
+    # Read the environment now rather than huggingface_hub's constants, which are frozen
+    # when it is imported: tests and the app point HF_HOME elsewhere after start-up.
+    env = os.environ
+    if env.get("HF_HUB_CACHE") or env.get("HUGGINGFACE_HUB_CACHE"):
+        return Path(env.get("HF_HUB_CACHE") or env["HUGGINGFACE_HUB_CACHE"]).expanduser()
+    if env.get("HF_HOME"):
+        return Path(env["HF_HOME"]).expanduser() / "hub"
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "huggingface" / "hub"
+
+
+def _whisper_standard_dir() -> Path:
+    # The folder whisper.load_model downloads into.
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "whisper"
+
+
+def _clip_standard_cache(cfg: dict) -> WeightsLocation | None:
+    """A CLIP checkpoint open_clip has already downloaded for this pretrained config, if any."""
+    hub = cfg.get("hf_hub") or ""
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            repo, filename = hub.rstrip("/"), ""
+            if not hub.endswith("/"):
+                repo, filename = os.path.split(hub)
+            filename = filename or "open_clip_pytorch_model.bin"
+            candidates = [filename]
+            if filename.endswith((".bin", ".pth")):
+                # open_clip prefers a safetensors twin of the pickle file when the repo has one.
+                candidates.insert(0, "open_clip_model.safetensors" if filename == "open_clip_pytorch_model.bin"
+                                  else filename[:-4] + ".safetensors")
+            for candidate in candidates:
+                found = try_to_load_from_cache(repo, candidate, cache_dir=str(_hf_hub_cache_dir()))
+                if isinstance(found, str) and os.path.isfile(found):
+                    return WeightsLocation(Path(found), "hf-cache")
+    url = cfg.get("url") or ""
+    # OpenAI's own URLs serve TorchScript archives, which cannot be read without running
+    # their code; those models are taken from the Hugging Face copies instead.
+    if url and "openaipublic" not in url:
+        path = Path.home() / ".cache" / "clip" / os.path.basename(url)
+        if path.is_file():
+            return WeightsLocation(path, "open_clip-cache")
+    return None
+
+
+def _whisper_url(name: str) -> str:
+    import whisper
+
+    return whisper._MODELS[name]  # the published URL, which also carries the file's sha256
+
+
+def _whisper_standard_cache(name: str) -> WeightsLocation | None:
+    if name not in WHISPER_NAMES:
+        return None
+    path = _whisper_standard_dir() / os.path.basename(_whisper_url(name))
+    return WeightsLocation(path, "whisper-cache") if path.is_file() else None
+
+
+# ---------------------------------------------------------------------------- resolution
+
+
+def clip_missing_message(settings: Settings, name: str, tag: str) -> str:
+    """What to tell a person whose CLIP weights are nowhere on this computer."""
+    if tag.startswith("file:"):
+        message = (
+            f"CLIP weights for {name} ({tag}) are not in the model cache ({clip_cache_dir(settings, name, tag)}). "
+            f"Import the file again with `shoebox models import FILE`, "
+            f"or set SHOEBOX_CLIP_WEIGHTS=/path/to/the/file."
+        )
+    else:
+        message = (
+            f"CLIP weights for {name} ({tag}) are not on this computer. "
+            f"Run `shoebox models download clip`, or set SHOEBOX_CLIP_WEIGHTS=/path/to/open_clip_model.safetensors, "
+            f"or `shoebox models import FILE`."
+        )
+    others = sorted(
+        _tag_from_dirname(d.name)
+        for d in (settings.models_dir / "clip" / name).glob("*")
+        if find_checkpoint(d) is not None
+    )
+    if others:
+        message += (
+            f" The cache does hold {name} weights tagged {', '.join(others)}; "
+            f"set SHOEBOX_CLIP_PRETRAINED to one of those to use them."
+        )
+    return message
+
+
+def whisper_missing_message(name: str) -> str:
+    """What to tell a person whose Whisper weights are nowhere on this computer."""
+    return (
+        f"Whisper weights for {name} are not on this computer. "
+        f"Run `shoebox models download whisper`, or set SHOEBOX_WHISPER_WEIGHTS=/path/to/{name}.pt, "
+        f"or `shoebox models import FILE`."
+    )
+
+
+def clip_pretrained_cfg(name: str, tag: str) -> dict:
+    """open_clip's pretrained config for ``name``/``tag``; :class:`UsageError` when there is none."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(name, tag)
+    if cfg:
+        return cfg
+    tags = open_clip.list_pretrained_tags_by_model(name)
+    if tags:
+        raise UsageError(
+            f"There are no CLIP weights tagged {tag!r} for {name}. Set SHOEBOX_CLIP_PRETRAINED to one of: "
+            f"{', '.join(tags)}."
+        )
+    raise UsageError(
+        f"open_clip publishes no weights for {name}. Import a {name} weights file with "
+        f"`shoebox models import FILE --name {name}`, or set SHOEBOX_CLIP_WEIGHTS, or choose another model."
+    )
+
+
+def locate_clip_weights(settings: Settings, name: str, tag: str) -> WeightsLocation:
+    """Find CLIP ``name``/``tag`` weights in the caches, generating test-tiny or downloading when allowed.
+
+    The explicit-file step is the caller's (it also decides the model's identity).
+    Raises :class:`ModelUnavailableError` with the commands that fix it when the weights are
+    missing, and :class:`UsageError` for a tag open_clip does not know.
+    """
+    cached = find_checkpoint(clip_cache_dir(settings, name, tag))
+    if cached is not None:
+        return WeightsLocation(cached, "shoebox-cache")
+    if tag.startswith("file:"):
+        raise ModelUnavailableError(clip_missing_message(settings, name, tag))
+    if name == TEST_TINY:
+        seed = tiny_seed(tag)
+        if seed is None:
+            raise UsageError(f"{TEST_TINY} weights are tagged seed<N> (for example seed0), not {tag!r}.")
+        path = clip_cache_dir(settings, name, tag) / "open_clip_model.safetensors"
+        return WeightsLocation(write_tiny_clip_weights(path, seed), "generated")
+    found = _clip_standard_cache(clip_pretrained_cfg(name, tag))
+    if found is not None:
+        return found
+    if settings.allow_download:
+        from .management import download_model
+
+        return WeightsLocation(download_model(settings, "clip", f"{name}:{tag}", force_allowed=True), "download")
+    raise ModelUnavailableError(clip_missing_message(settings, name, tag))
+
+
+def locate_whisper_weights(settings: Settings, name: str) -> WeightsLocation:
+    """Find Whisper ``name`` in the caches, generating test-tiny or downloading when allowed.
+
+    Raises :class:`ModelUnavailableError` with the commands that fix it when it is missing.
+    """
+    cached = whisper_cache_file(settings, name)
+    if cached.is_file():
+        return WeightsLocation(cached, "shoebox-cache")
+    if name == TEST_TINY:
+        return WeightsLocation(write_tiny_whisper_weights(cached, 0), "generated")
+    found = _whisper_standard_cache(name)
+    if found is not None:
+        return found
+    if settings.allow_download and name in WHISPER_NAMES:
+        from .management import download_model
+
+        return WeightsLocation(download_model(settings, "whisper", name, force_allowed=True), "download")
+    raise ModelUnavailableError(whisper_missing_message(name))
