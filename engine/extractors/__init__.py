@@ -1,0 +1,56 @@
+"""Extractors: pure functions that turn one file into what the encoders need.
+
+One module per media family: :mod:`.images` (pixels, EXIF time, thumbnails),
+:mod:`.documents` (text per page, split into chunks), :mod:`.audio` (16 kHz mono
+samples for Whisper) and :mod:`.chunking` (CLIP-sized text spans).  They touch no
+database, no model and no Qt; a bad file raises
+:class:`engine.errors.ExtractionError` whose message is the reason shown to the
+user beside the file.
+
+This module only knows which file names belong to which family, so that the
+scanner can decide without importing Pillow, PyAV or pypdf.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import PurePath
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+DOCUMENT_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm"}
+# .wma: PyAV's bundled FFmpeg always has the asf demuxer and the wmav1/wmav2 decoders.
+AUDIO_EXTENSIONS = {".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
+
+
+def _pillow_reads_avif() -> bool:
+    # Pillow >= 11.3 wheels bundle libavif; older or self-built Pillows may not.
+    try:
+        from PIL import features
+
+        return bool(features.check_module("avif"))
+    except Exception:  # any failure here only means "no AVIF", never an error for the caller
+        return False
+
+
+if _pillow_reads_avif():
+    IMAGE_EXTENSIONS.add(".avif")
+
+
+def kind_for_path(path: str | os.PathLike[str]) -> str | None:
+    """Return ``"image"``, ``"document"`` or ``"audio"`` for a file name, else ``None``.
+
+    Decided by the extension alone, case-insensitively (``IMG_0001.JPG`` is an
+    image); the content is checked later by the extractor, which raises if a
+    ``.jpg`` is not an image.
+    """
+    suffix = PurePath(os.fspath(path)).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in DOCUMENT_EXTENSIONS:
+        return "document"
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
+    return None
+
+
+__all__ = ["AUDIO_EXTENSIONS", "DOCUMENT_EXTENSIONS", "IMAGE_EXTENSIONS", "kind_for_path"]
