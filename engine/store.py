@@ -94,10 +94,12 @@ MIGRATIONS: list[str] = [
     CREATE VIRTUAL TABLE item_text USING fts5 (
         text, content = 'items', content_rowid = 'id', tokenize = 'trigram'
     );
-    CREATE TRIGGER items_text_insert AFTER INSERT ON items WHEN new.text IS NOT NULL BEGIN
+    -- Every item gets an FTS row (a photo's is empty), so FTS5's own integrity
+    -- check can compare the index with the items table.
+    CREATE TRIGGER items_text_insert AFTER INSERT ON items BEGIN
         INSERT INTO item_text (rowid, text) VALUES (new.id, new.text);
     END;
-    CREATE TRIGGER items_text_delete AFTER DELETE ON items WHEN old.text IS NOT NULL BEGIN
+    CREATE TRIGGER items_text_delete AFTER DELETE ON items BEGIN
         INSERT INTO item_text (item_text, rowid, text) VALUES ('delete', old.id, old.text);
     END;
     """,
@@ -254,7 +256,15 @@ class LibraryStore:
             self._db.execute(sql, params)
 
     def integrity_check(self) -> str:
-        return self._query("PRAGMA integrity_check")[0][0]
+        """'ok', or what SQLite found wrong (the database file and the full-text index)."""
+        result = self._query("PRAGMA integrity_check")[0][0]
+        if result != "ok":
+            return result
+        try:
+            self._exec("INSERT INTO item_text (item_text, rank) VALUES ('integrity-check', 1)")
+        except apsw.Error as exc:
+            return f"full-text index: {exc}"
+        return "ok"
 
     # -- meta and model ----------------------------------------------------
 
@@ -531,7 +541,7 @@ class LibraryStore:
         )
 
     def tags_of_files(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
-        ids = list(set(file_ids))
+        ids = list({int(i) for i in file_ids})
         result: dict[int, list[str]] = {i: [] for i in ids}
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -606,8 +616,9 @@ class LibraryStore:
 
     def vectors(self, item_ids: Sequence[int]) -> np.ndarray:
         """Stored vectors of ``item_ids``, in that order (missing ids raise KeyError)."""
+        item_ids = [int(i) for i in item_ids]  # numpy integers do not bind as SQLite integers
         found: dict[int, bytes] = {}
-        for chunk in _chunks(list(item_ids), 500):
+        for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
             for item_id, blob in self._query(f"SELECT item_id, embedding FROM item_vectors WHERE item_id IN ({marks})", chunk):
                 found[item_id] = blob
@@ -660,7 +671,7 @@ class LibraryStore:
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
         """What a result shows, per item id: path, kind, locator, text, media time, file id."""
         out: dict[int, dict] = {}
-        for chunk in _chunks(list(item_ids), 500):
+        for chunk in _chunks([int(i) for i in item_ids], 500):
             marks = ",".join("?" * len(chunk))
             for row in self._query(
                 "SELECT i.id, f.id, f.path, f.kind, i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, "

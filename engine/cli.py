@@ -1,0 +1,373 @@
+"""The ``shoebox`` command.
+
+Every engine error becomes one line on stderr and a non-zero exit status; a
+traceback is never shown to a person.  ``--json`` output is a public contract
+(see README.md): keep its field names stable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import ShoeboxError, UsageError
+from .settings import load_settings
+from .store import KINDS, Filters
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def parse_date(text: str) -> datetime:
+    """YYYY, YYYY-MM, YYYY-MM-DD or an ISO date-time, as the start of that period (local time)."""
+    text = text.strip()
+    for fmt in ("%Y", "%Y-%m", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"cannot read the date {text!r}; write it as 2023, 2023-06 or 2023-06-30") from None
+
+
+def _period_start(text: str) -> float:
+    return parse_date(text).timestamp()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="shoebox", description="Find things in your own photos, documents and recordings by meaning.")
+    parser.add_argument("--home", metavar="DIR", help="library folder (default: $SHOEBOX_HOME or your user data folder)")
+    parser.add_argument("--version", action="version", version=f"shoebox {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("index", help="add files and folders to the library, or bring them up to date")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--retry-failed", action="store_true", help="try again the files that failed before")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    p = sub.add_parser("search", help="search the library")
+    p.add_argument("query", nargs="?", default="", metavar="QUERY")
+    p.add_argument("--image", metavar="FILE", help="find photos like this image")
+    p.add_argument("--kind", action="append", choices=KINDS, default=[], help="only this kind (repeatable)")
+    p.add_argument("--tag", action="append", default=[], metavar="T", help="only files with this tag (repeatable: any of them)")
+    p.add_argument("--all-tags", action="store_true", help="with several --tag: files must have all of them")
+    p.add_argument("--after", metavar="DATE", help="taken or made on or after DATE (2023, 2023-06, 2023-06-30)")
+    p.add_argument("--before", metavar="DATE", help="taken or made before DATE")
+    p.add_argument("--folder", metavar="DIR", help="only files inside this folder")
+    p.add_argument("-k", type=int, default=10, metavar="N", help="number of results (default 10)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("status", help="what the library holds")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("reembed", help="encode the whole library again with the configured model")
+    p.add_argument("--json", action="store_true")
+
+    tag = sub.add_parser("tag", help="add, remove and list your own tags")
+    tag_sub = tag.add_subparsers(dest="tag_command", metavar="ACTION", parser_class=_Parser)
+    tag_sub.required = True
+    for action in ("add", "remove"):
+        t = tag_sub.add_parser(action, help=f"{action} a tag on files (a folder means every file inside it)")
+        t.add_argument("tag", metavar="TAG")
+        t.add_argument("paths", nargs="+", metavar="PATH")
+        t.add_argument("--json", action="store_true")
+    t = tag_sub.add_parser("list", help="every tag with its number of files")
+    t.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="list, download or import model weights")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", parser_class=_Parser)
+    models_sub.required = True
+    m = models_sub.add_parser("list", help="the configured models and whether their weights are here")
+    m.add_argument("--json", action="store_true")
+    m = models_sub.add_parser("download", help="download weights (needs the network)")
+    m.add_argument("kind", nargs="?", choices=("clip", "whisper"), help="which model (default: both)")
+    m.add_argument("name", nargs="?", help="model name (default: the configured one)")
+    m = models_sub.add_parser("import", help="copy a weights file you have into the model cache")
+    m.add_argument("file", metavar="FILE")
+    m.add_argument("--kind", choices=("clip", "whisper"), help="what the file is (guessed when left out)")
+    m.add_argument("--name", help="the model name the file belongs to (guessed when left out)")
+    return parser
+
+
+class TerminalProgress:
+    """A one-line progress bar on stderr, drawn only on a terminal, at most ten times a second."""
+
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stderr
+        self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._started = time.monotonic()
+        self._drawn = False
+
+    def __call__(self, done: int, total: int, message: str) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done != total:
+            return
+        self._last = now
+        width = 24
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            columns = 100
+        if total:
+            filled = int(width * done / total)
+            bar = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+            elapsed = now - self._started
+            if 0 < done < total and elapsed > 2:
+                left = elapsed / done * (total - done)
+                bar += f" ~{timedelta(seconds=int(left))} left"
+        else:
+            bar = "..."
+        name = os.path.basename(message) if os.sep in message else message
+        line = f"{bar} {name}"[: max(10, columns - 1)]
+        self.stream.write("\r\x1b[K" + line)
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def _open_library(args: argparse.Namespace) -> Any:
+    from .library import Library
+
+    return Library(load_settings(home=args.home))
+
+
+def _interruptible(run: Any) -> Any:
+    """Run ``run(should_cancel)``; the first Ctrl+C asks the work to stop cleanly, a second one aborts."""
+    flag = {"stop": False}
+    previous = signal.getsignal(signal.SIGINT)
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"]:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        sys.stderr.write("\nstopping after the current batch (Ctrl+C again to abort)...\n")
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no signal handling, plain cancellation only
+        previous = None
+    try:
+        return run(lambda: flag["stop"])
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _print_index_summary(summary: Any) -> None:
+    s = summary
+    print(f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
+          f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)")
+    for failure in s.failed:
+        print(f"  skipped {failure['path']}: {failure['reason']}")
+    if s.cancelled:
+        print("stopped before the end; run the same command again to finish")
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        progress = TerminalProgress()
+        try:
+            summary = _interruptible(lambda cancel: library.index(
+                args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed))
+        finally:
+            progress.close()
+    if args.json:
+        _print_json(summary.to_json())
+    else:
+        _print_index_summary(summary)
+    return EXIT_INTERRUPTED if summary.cancelled else 0
+
+
+def cmd_reembed(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        progress = TerminalProgress()
+        try:
+            summary = _interruptible(lambda cancel: library.reembed(on_progress=progress, should_cancel=cancel))
+        finally:
+            progress.close()
+    if args.json:
+        _print_json(summary.to_json())
+    else:
+        _print_index_summary(summary)
+    return EXIT_INTERRUPTED if summary.cancelled else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    if args.folder and not os.path.isdir(args.folder):
+        raise UsageError(f"no such folder: {args.folder}")
+    filters = Filters(
+        kinds=tuple(dict.fromkeys(args.kind)),
+        tags=tuple(args.tag),
+        tags_mode="all" if args.all_tags else "any",
+        after=_period_start(args.after) if args.after else None,
+        before=_period_start(args.before) if args.before else None,
+        folder=os.path.abspath(args.folder) if args.folder else None,
+    )
+    with _open_library(args) as library:
+        response = library.search(args.query, image=args.image, filters=filters, k=args.k)
+    if args.json:
+        _print_json(response.to_json())
+        return 0
+    for warning in response.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    if not response.results:
+        print("nothing found")
+    for n, r in enumerate(response.results, 1):
+        where = ""
+        if "page" in r.locator:
+            where = f" p.{r.locator['page']}"
+        elif "start" in r.locator:
+            where = f" at {timedelta(seconds=int(r.locator['start']))}"
+        date = f"  {r.media_time[:10]}" if r.media_time else ""
+        tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
+        print(f"{n:>3}. {r.path}{where}  ({r.kind}){date}{tags}")
+        if r.snippet:
+            print(f"     {r.snippet}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        stats = library.store.stats()
+        stats["failed_files"] = [{"path": f.path, "reason": f.error} for f in library.store.failed_files()]
+    if args.json:
+        _print_json(stats)
+        return 0
+    files = stats["files"]
+    model = stats["model"]
+    print(f"library   {stats['library']}")
+    print(f"files     {files['image']} photos, {files['document']} documents, {files['audio']} recordings "
+          f"({stats['items']} searchable items)")
+    print(f"failed    {stats['failed']}")
+    print(f"model     {model['name']} ({model['weights']}, {model['dim']} dimensions)" if model else "model     none yet")
+    print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
+    for root in stats["roots"]:
+        print(f"folder    {root}")
+    for failure in stats["failed_files"][:20]:
+        print(f"  failed  {failure['path']}: {failure['reason']}")
+    if len(stats["failed_files"]) > 20:
+        print(f"  ... and {len(stats['failed_files']) - 20} more (see --json)")
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        store = library.store
+        if args.tag_command == "list":
+            rows = store.tags()
+            if args.json:
+                _print_json({"tags": [{"name": n, "source": s, "files": c} for n, s, c in rows]})
+            else:
+                for name, source, count in rows:
+                    print(f"{name}  ({count} files{', auto' if source == 'auto' else ''})")
+                if not rows:
+                    print("no tags yet; add one with `shoebox tag add TAG PATH...`")
+            return 0
+        file_ids: list[int] = []
+        for path in args.paths:
+            ids = store.file_ids_under(os.path.abspath(path))
+            if not ids:
+                raise UsageError(f"{path} is not in the library; index it first with `shoebox index {path}`")
+            file_ids.extend(ids)
+        if args.tag_command == "add":
+            changed = store.add_tag(args.tag, file_ids)
+        else:
+            changed = store.remove_tag(args.tag, file_ids)
+    if args.json:
+        _print_json({"tag": args.tag, "action": args.tag_command, "files": changed})
+    else:
+        verb = "tagged" if args.tag_command == "add" else "untagged"
+        print(f"{verb} {changed} file{'s' if changed != 1 else ''} with {args.tag!r}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from . import models
+
+    settings = load_settings(home=args.home)
+    if args.models_command == "list":
+        rows = models.list_models(settings)
+        if args.json:
+            _print_json({"models": rows})
+        else:
+            for row in rows:
+                state = f"present ({row.get('path')})" if row.get("present") else "missing"
+                print(f"{row['kind']:<8} {row['name']:<28} {row.get('weights') or '':<24} {state}")
+        return 0
+    if args.models_command == "download":
+        kinds = [args.kind] if args.kind else ["clip", "whisper"]
+        for kind in kinds:
+            print(f"downloading {kind} weights ...", file=sys.stderr)
+            path = models.download_model(settings, kind, args.name if args.kind else None, force_allowed=True)
+            print(f"{kind}: {path}")
+        return 0
+    path = models.import_model(settings, args.file, kind=args.kind, name=args.name)
+    print(f"imported {args.file} as {path}")
+    return 0
+
+
+COMMANDS = {
+    "index": cmd_index,
+    "search": cmd_search,
+    "status": cmd_status,
+    "tag": cmd_tag,
+    "models": cmd_models,
+    "reembed": cmd_reembed,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``shoebox`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"shoebox: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ShoeboxError as exc:
+        print(f"shoebox: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("\nshoebox: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `shoebox search ... | head`: the reader went away; not an error.
+        sys.stderr.close()
+        return 0
+    except OSError as exc:  # the library folder cannot be created, a disk is full, ...
+        print(f"shoebox: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

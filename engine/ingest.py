@@ -1,0 +1,504 @@
+"""Ingestion: scan folders, compare with the store, extract and encode what is new.
+
+The pipeline per run:
+
+1. **scan** the given paths (recursively; hidden entries and symlink loops skipped);
+2. **compare** each file with the store: size and mtime first, then the content
+   hash, so a moved or renamed file keeps its vectors and a copy reuses them;
+3. **extract** new content on a small thread pool (decoding images, reading
+   PDFs, decoding audio) while the main thread runs the models on the previous
+   batch, so decoding overlaps with inference;
+4. **encode** batches with CLIP (and Whisper for recordings);
+5. **store** each batch in one transaction, so a killed process loses at most
+   the batch in flight and never leaves a half-indexed file.
+
+A bad file is recorded as failed with a reason and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ExtractionError, ShoeboxError, UsageError
+from .extractors import kind_for_path
+from .store import FileRow, LibraryStore, NewItem
+
+# Photos are decoded at this longest side: enough for CLIP's 224-pixel input
+# (short side >= 224 up to 2:1) and the 320-pixel thumbnail, and small enough
+# that JPEG draft mode decodes a 12-megapixel photo at 1/8 scale.  Image
+# queries are prepared the same way, so a photo searched by itself matches.
+IMAGE_SIDE = 448
+
+ProgressCallback = Callable[[int, int, str], None]
+CancelCheck = Callable[[], bool]
+
+
+@dataclass
+class IndexSummary:
+    """What one indexing run did.  ``failed`` lists ``{"path", "reason"}`` for this run's failures."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Candidate:
+    path: str
+    kind: str | None
+    size: int
+    mtime: float
+    row: FileRow | None  # the store's row at this path, if any
+    content_hash: str | None = None
+    error: str | None = None
+    is_update: bool = False
+
+
+def content_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """BLAKE2b digest of a file's bytes (hex); identifies content independently of its path."""
+    digest = hashlib.blake2b(digest_size=20)
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def thumbnail_path(thumbnails_dir: Path, digest: str) -> Path:
+    """Where the thumbnail of the content with hash ``digest`` is cached."""
+    return thumbnails_dir / digest[:2] / f"{digest}.jpg"
+
+
+def _timestamp(moment: datetime | None, fallback: float) -> float:
+    if moment is None:
+        return fallback
+    try:
+        return moment.timestamp()  # a naive time is the camera's local time
+    except (OverflowError, OSError, ValueError):
+        return fallback
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ShoeboxError):
+        return str(exc)
+    if isinstance(exc, PermissionError):
+        return "permission denied: Shoebox may not read this file"
+    if isinstance(exc, MemoryError):
+        return "not enough memory to read this file"
+    if isinstance(exc, OSError):
+        return f"cannot read the file: {exc.strerror or exc}"
+    return f"unexpected error while reading the file ({type(exc).__name__}: {exc})"
+
+
+class Indexer:
+    """Indexes files into a :class:`LibraryStore` with injected encoders.
+
+    ``clip`` is a :class:`engine.models.ClipEncoder` (or anything with the same
+    methods); ``whisper`` a :class:`engine.models.WhisperTranscriber`.  Both are
+    loaded lazily by their first use, so a run that only removes or moves
+    files never loads a model.
+    """
+
+    def __init__(
+        self,
+        store: LibraryStore,
+        clip: Any,
+        whisper: Any = None,
+        *,
+        thumbnails_dir: Path | None = None,
+        batch_size: int = 32,
+        workers: int | None = None,
+    ):
+        self.store = store
+        self.clip = clip
+        self.whisper = whisper
+        self.thumbnails_dir = Path(thumbnails_dir) if thumbnails_dir else None
+        self.batch_size = max(1, batch_size)
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+
+    # -- public ------------------------------------------------------------
+
+    def index(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        retry_failed: bool = False,
+    ) -> IndexSummary:
+        """Bring the library up to date with the files at ``paths`` (files or folders).
+
+        Returns an :class:`IndexSummary`.  Raises :class:`UsageError` when a
+        path does not exist, and model errors (:class:`ModelUnavailableError`)
+        when new content must be encoded but the weights are missing; files
+        finished before that stay committed.
+        """
+        started = time.perf_counter()
+        progress = on_progress or (lambda done, total, message: None)
+        cancelled = should_cancel or (lambda: False)
+        summary = IndexSummary()
+        identity = self.clip.identity
+        self.store.ensure_model(identity.name, identity.weights, identity.dim)
+
+        progress(0, 0, "looking for files")
+        candidates, folders = self._scan(paths, summary.failed)
+        for folder in folders:
+            self.store.add_root(folder)
+        work = self._compare(candidates, folders, summary, retry_failed, progress, cancelled)
+        if not cancelled():
+            self._process(work, summary, progress, cancelled)
+        summary.cancelled = cancelled()
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    # -- scan --------------------------------------------------------------
+
+    def _scan(
+        self, paths: Iterable[str | os.PathLike], unreadable: list[dict[str, str]]
+    ) -> tuple[list[_Candidate], list[str]]:
+        files: dict[str, _Candidate] = {}
+        folders: list[str] = []
+        library_dir = os.path.abspath(self.store.path.parent)
+        for raw in paths:
+            path = os.path.abspath(os.fspath(raw))
+            if not os.path.exists(path):
+                raise UsageError(f"no such file or folder: {raw}")
+            if os.path.isdir(path):
+                folders.append(path)
+                for file_path in _walk(path, skip=library_dir, unreadable=unreadable):
+                    files.setdefault(file_path, self._candidate(file_path))
+            else:
+                files.setdefault(path, self._candidate(path, explicit=True))
+        return list(files.values()), folders
+
+    def _candidate(self, path: str, explicit: bool = False) -> _Candidate:
+        kind = kind_for_path(path)
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            return _Candidate(path, kind, 0, 0.0, self.store.get_file(path), error=_reason(exc))
+        cand = _Candidate(path, kind, st.st_size, st.st_mtime, self.store.get_file(path))
+        if kind is None and explicit:
+            cand.error = f"unsupported file type {Path(path).suffix or '(no extension)'}; Shoebox indexes photos, documents and recordings"
+        return cand
+
+    # -- compare -----------------------------------------------------------
+
+    def _compare(
+        self,
+        candidates: list[_Candidate],
+        folders: list[str],
+        summary: IndexSummary,
+        retry_failed: bool,
+        progress: ProgressCallback,
+        cancelled: CancelCheck,
+    ) -> list[_Candidate]:
+        """Sort candidates into unchanged / moved / copied / to encode; record removals."""
+        seen = {c.path for c in candidates}
+        to_hash: list[_Candidate] = []
+        for cand in candidates:
+            row = cand.row
+            if cand.error is None and row is not None and row.size == cand.size and row.mtime == cand.mtime:
+                if row.status == "indexed" or not retry_failed:
+                    summary.unchanged += 1
+                    continue
+            to_hash.append(cand)
+
+        # Hash in parallel: it is I/O and hashlib releases the GIL.
+        def fill_hash(cand: _Candidate) -> None:
+            if cand.error is None and cand.kind is not None:
+                try:
+                    cand.content_hash = content_hash(cand.path)
+                except OSError as exc:
+                    cand.error = _reason(exc)
+
+        total = len(to_hash)
+        with ThreadPoolExecutor(self.workers) as pool:
+            for done, _ in enumerate(pool.map(fill_hash, to_hash), 1):
+                if done % 64 == 0 or done == total:
+                    progress(done, total, "comparing with the library")
+
+        vanished = [
+            row for folder in folders for row in self.store.files_under(folder)
+            if row.path not in seen and not os.path.exists(row.path)
+        ]
+        vanished_by_hash: dict[str, list[FileRow]] = {}
+        for row in vanished:
+            if row.content_hash and row.status == "indexed":
+                vanished_by_hash.setdefault(row.content_hash, []).append(row)
+
+        work: list[_Candidate] = []
+        with self.store.transaction():
+            for cand in to_hash:
+                row = cand.row
+                if cand.error is not None:
+                    self._fail(cand, cand.error, summary)
+                    continue
+                if row is not None and row.status == "indexed" and row.content_hash == cand.content_hash:
+                    self.store.touch_file(row.id, size=cand.size, mtime=cand.mtime)
+                    summary.unchanged += 1
+                    continue
+                if row is None or row.status == "failed":
+                    source = self._moved_from(cand, vanished_by_hash)
+                    if source is not None:
+                        self.store.move_file(source.id, cand.path, size=cand.size, mtime=cand.mtime)
+                        if source in vanished:
+                            vanished.remove(source)
+                        summary.moved += 1
+                        continue
+                    twins = [r for r in self.store.files_with_hash(cand.content_hash or "") if r.kind == cand.kind]
+                    if twins:
+                        self.store.copy_file(twins[0].id, cand.path, size=cand.size, mtime=cand.mtime)
+                        summary.added += 1
+                        continue
+                cand.is_update = row is not None and row.status == "indexed"
+                work.append(cand)
+            for row in vanished:
+                self.store.remove_file(row.id)
+                summary.removed += 1
+        return work
+
+    def _moved_from(self, cand: _Candidate, vanished_by_hash: dict[str, list[FileRow]]) -> FileRow | None:
+        rows = vanished_by_hash.get(cand.content_hash or "")
+        if rows:
+            return rows.pop()
+        # Moved in from a folder outside this run's paths.
+        for row in self.store.files_with_hash(cand.content_hash or ""):
+            if row.kind == cand.kind and not os.path.exists(row.path):
+                return row
+        return None
+
+    def _fail(self, cand: _Candidate, reason: str, summary: IndexSummary) -> None:
+        self.store.record_failure(
+            cand.path, size=cand.size, mtime=cand.mtime, kind=cand.kind, reason=reason, content_hash=cand.content_hash
+        )
+        summary.failed.append({"path": cand.path, "reason": reason})
+
+    # -- extract, encode, store -------------------------------------------
+
+    def _process(
+        self, work: list[_Candidate], summary: IndexSummary, progress: ProgressCallback, cancelled: CancelCheck
+    ) -> None:
+        total = len(work)
+        counter = [0]
+
+        def step(cand: _Candidate) -> None:
+            counter[0] += 1
+            progress(counter[0], total, cand.path)
+
+        by_kind = {k: [c for c in work if c.kind == k] for k in ("image", "document", "audio")}
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="shoebox-extract") as pool:
+            if by_kind["image"]:
+                self._process_images(pool, by_kind["image"], summary, step, cancelled)
+            if by_kind["document"] and not cancelled():
+                self._process_texts(pool, by_kind["document"], self._prepare_document, summary, step, cancelled, lookahead=8)
+            if by_kind["audio"] and not cancelled():
+                # One recording at a time: decoded audio is large and Whisper is the bottleneck.
+                self._process_texts(pool, by_kind["audio"], self._prepare_audio, summary, step, cancelled, lookahead=1)
+
+    def _ordered(
+        self, pool: ThreadPoolExecutor, fn: Callable[[_Candidate], Any], cands: Sequence[_Candidate],
+        lookahead: int, cancelled: CancelCheck,
+    ) -> Iterator[tuple[_Candidate, Any, BaseException | None]]:
+        """Run ``fn`` on the pool, ``lookahead`` ahead of the consumer, yielding in order."""
+        pending: deque[tuple[_Candidate, Future]] = deque()
+        queue = iter(cands)
+        try:
+            for cand in queue:
+                pending.append((cand, pool.submit(fn, cand)))
+                if len(pending) >= lookahead:
+                    break
+            while pending:
+                if cancelled():
+                    return
+                cand, future = pending.popleft()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(fn, nxt)))
+                try:
+                    yield cand, future.result(), None
+                except Exception as exc:  # a bad file: reported by the consumer, never fatal
+                    yield cand, None, exc
+        finally:
+            for _, future in pending:
+                future.cancel()
+
+    def _prepare_image(self, cand: _Candidate) -> tuple[Any, Any]:
+        from .extractors.images import extract_image, save_thumbnail
+
+        extracted = extract_image(cand.path, max_side=IMAGE_SIDE)
+        if self.thumbnails_dir is not None and cand.content_hash:
+            dest = thumbnail_path(self.thumbnails_dir, cand.content_hash)
+            if not dest.exists():
+                save_thumbnail(extracted.image, dest)
+        return extracted, self.clip.preprocess(extracted.image)
+
+    def _process_images(
+        self, pool: ThreadPoolExecutor, cands: list[_Candidate], summary: IndexSummary,
+        step: Callable[[_Candidate], None], cancelled: CancelCheck,
+    ) -> None:
+        import torch
+
+        batch: list[tuple[_Candidate, Any, Any]] = []
+        failures: list[tuple[_Candidate, str]] = []
+
+        def flush() -> None:
+            vectors = self.clip.encode_image_tensors(torch.stack([t for _, _, t in batch])) if batch else None
+            with self.store.transaction():
+                for row, (cand, extracted, _) in enumerate(batch):
+                    meta = dict(extracted.meta)
+                    meta.update(width=extracted.width, height=extracted.height)
+                    self.store.add_file(
+                        cand.path, size=cand.size, mtime=cand.mtime, content_hash=cand.content_hash, kind="image",
+                        media_time=_timestamp(extracted.media_time, cand.mtime), meta=meta,
+                        items=[NewItem("image")], vectors=vectors[row:row + 1],
+                    )
+                    self._count(cand, summary)
+                for cand, reason in failures:
+                    self._fail(cand, reason, summary)
+            batch.clear()
+            failures.clear()
+
+        for cand, prepared, exc in self._ordered(pool, self._prepare_image, cands, 2 * self.batch_size, cancelled):
+            if exc is not None:
+                failures.append((cand, _reason(exc)))
+            else:
+                batch.append((cand, prepared[0], prepared[1]))
+            step(cand)
+            if len(batch) >= self.batch_size:
+                flush()
+        if not cancelled() or failures:
+            flush()
+
+    def _prepare_document(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict]:
+        from .extractors.documents import extract_document
+
+        doc = extract_document(cand.path)
+        items = [
+            NewItem("text", text=c.text, page=c.page, char_start=c.char_start, char_end=c.char_end)
+            for c in doc.chunks
+            if c.text.strip()
+        ]
+        if not items:
+            raise ExtractionError("no text found in the document")
+        meta = dict(doc.meta)
+        return items, _timestamp(doc.media_time, cand.mtime), meta
+
+    def _prepare_audio(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict]:
+        from .extractors.audio import decode_audio
+
+        audio = decode_audio(cand.path)
+        if self.whisper is None:
+            raise ExtractionError("speech recognition is not available (no Whisper model configured)")
+        transcript = self.whisper.transcribe(audio.samples)
+        items = [
+            NewItem("speech", text=seg.text.strip(), start_s=float(seg.start), end_s=float(seg.end), language=transcript.language)
+            for seg in transcript.segments
+            if seg.text.strip()
+        ]
+        meta = dict(audio.meta)
+        meta.update(duration=audio.duration, language=transcript.language, segments=len(items))
+        return items, _timestamp(audio.media_time, cand.mtime), meta
+
+    def _process_texts(
+        self, pool: ThreadPoolExecutor, cands: list[_Candidate], prepare: Callable[[_Candidate], Any],
+        summary: IndexSummary, step: Callable[[_Candidate], None], cancelled: CancelCheck, lookahead: int,
+    ) -> None:
+        """Documents and recordings: their items are text, encoded by CLIP's text tower."""
+        ready: list[tuple[_Candidate, list[NewItem], float, dict]] = []
+        failures: list[tuple[_Candidate, str]] = []
+
+        def flush() -> None:
+            texts = [item.text for _, items, _, _ in ready for item in items]
+            vectors = self.clip.encode_texts(texts) if texts else None
+            offset = 0
+            with self.store.transaction():
+                for cand, items, media_time, meta in ready:
+                    self.store.add_file(
+                        cand.path, size=cand.size, mtime=cand.mtime, content_hash=cand.content_hash, kind=cand.kind,
+                        media_time=media_time, meta=meta, items=items,
+                        vectors=vectors[offset:offset + len(items)] if items else None,
+                    )
+                    offset += len(items)
+                    self._count(cand, summary)
+                for cand, reason in failures:
+                    self._fail(cand, reason, summary)
+            ready.clear()
+            failures.clear()
+
+        pending_items = 0
+        for cand, prepared, exc in self._ordered(pool, prepare, cands, lookahead, cancelled):
+            if exc is not None:
+                failures.append((cand, _reason(exc)))
+            else:
+                items, media_time, meta = prepared
+                ready.append((cand, items, media_time, meta))
+                pending_items += len(items)
+            step(cand)
+            if pending_items >= self.batch_size or len(ready) + len(failures) >= self.batch_size:
+                flush()
+                pending_items = 0
+        if not cancelled() or failures:
+            flush()
+
+    @staticmethod
+    def _count(cand: _Candidate, summary: IndexSummary) -> None:
+        if cand.is_update:
+            summary.updated += 1
+        else:
+            summary.added += 1
+
+
+def _walk(root: str, skip: str | None = None, unreadable: list[dict[str, str]] | None = None) -> Iterator[str]:
+    """Files below ``root``, depth first, skipping hidden entries and symlink loops.
+
+    Folders that cannot be listed are appended to ``unreadable`` as ``{path, reason}``.
+    """
+    visited: set[tuple[int, int]] = set()
+
+    def onerror(exc: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append({"path": exc.filename or root, "reason": f"cannot open the folder: {exc.strerror or exc}"})
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in visited:
+            dirnames[:] = []
+            continue
+        visited.add(key)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and os.path.join(dirpath, d) != skip
+        )
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                if not stat.S_ISREG(os.stat(full).st_mode):
+                    continue
+            except OSError:
+                continue  # a dangling symlink
+            if kind_for_path(full) is not None:
+                yield full

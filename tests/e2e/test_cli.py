@@ -1,0 +1,152 @@
+"""The `shoebox` command, run as a person runs it: a real process, test-tiny models."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+
+from tests.conftest import tiny_env
+from tests.helpers import make_photo, make_text
+
+
+def shoebox(home, *args, check=True, input=None):
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", *map(str, args)], env=tiny_env(home),
+        capture_output=True, text=True, timeout=300, input=input,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"shoebox {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory):
+    home = tmp_path_factory.mktemp("cli-home")
+    root = tmp_path_factory.mktemp("cli-files")
+    make_photo(root / "photos" / "a.jpg", 1, taken=datetime(2020, 5, 1, 9, 0))
+    make_photo(root / "photos" / "b.png", 2)
+    os.utime(root / "photos" / "b.png", (1_546_300_800, 1_546_300_800))  # no EXIF: the file time (2019) counts
+    make_photo(root / "photos" / "c.jpg", 3, taken=datetime(2023, 8, 2, 18, 0))
+    make_text(root / "notes" / "boiler.txt", "The boiler service is due in October; call the plumber first.")
+    make_text(root / "notes" / "사진 메모.txt", "가족 사진을 정리하고 앨범을 만들기")
+    (root / "notes" / "broken.jpg").write_bytes(b"")
+    out = shoebox(home, "index", root, "--json")
+    return home, root, json.loads(out.stdout)
+
+
+def test_index_json_contract(indexed):
+    _, root, summary = indexed
+    assert set(summary) >= {"added", "updated", "unchanged", "moved", "removed", "failed"}
+    assert summary["added"] == 5
+    assert summary["failed"] == [{"path": str(root / "notes" / "broken.jpg"), "reason": summary["failed"][0]["reason"]}]
+    assert "empty" in summary["failed"][0]["reason"]
+
+
+def test_reindex_reports_unchanged(indexed):
+    home, root, _ = indexed
+    summary = json.loads(shoebox(home, "index", root, "--json").stdout)
+    assert summary["unchanged"] == 6 and summary["added"] == 0
+
+
+def test_search_json_contract(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "search", "boiler plumber", "--json", "-k", "3").stdout)
+    assert set(data) >= {"results", "took_ms"}
+    first = data["results"][0]
+    assert set(first) >= {"path", "kind", "score", "locator", "snippet", "media_time", "tags"}
+    assert first["path"] == str(root / "notes" / "boiler.txt")
+    assert "«boiler»" in first["snippet"]
+
+
+def test_search_by_image(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "search", "--image", root / "photos" / "c.jpg", "--json").stdout)
+    assert data["results"][0]["path"] == str(root / "photos" / "c.jpg")
+
+
+def test_search_filters(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "search", "x", "--kind", "image", "--after", "2021", "--json").stdout)
+    assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
+    data = json.loads(shoebox(home, "search", "x", "--folder", root / "notes", "--json").stdout)
+    assert {r["kind"] for r in data["results"]} == {"document"} and len(data["results"]) == 2
+
+
+def test_tags_from_the_command_line(indexed):
+    home, root, _ = indexed
+    shoebox(home, "tag", "add", "holiday", root / "photos" / "a.jpg", root / "photos" / "c.jpg")
+    listing = json.loads(shoebox(home, "tag", "list", "--json").stdout)
+    assert {"name": "holiday", "source": "user", "files": 2} in listing["tags"]
+    data = json.loads(shoebox(home, "search", "x", "--tag", "holiday", "--json").stdout)
+    assert sorted(r["path"] for r in data["results"]) == [str(root / "photos" / "a.jpg"), str(root / "photos" / "c.jpg")]
+    assert all(r["tags"] == ["holiday"] for r in data["results"])
+    shoebox(home, "tag", "remove", "holiday", root / "photos")
+    assert json.loads(shoebox(home, "tag", "list", "--json").stdout)["tags"] == []
+
+
+def test_status(indexed):
+    home, root, _ = indexed
+    stats = json.loads(shoebox(home, "status", "--json").stdout)
+    assert stats["files"] == {"image": 3, "document": 2, "audio": 0}
+    assert stats["model"]["name"] == "test-tiny"
+    assert stats["failed_files"][0]["path"].endswith("broken.jpg")
+    text = shoebox(home, "status").stdout
+    assert "3 photos, 2 documents" in text
+
+
+def test_korean_query_from_the_command_line(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "search", "앨범", "--kind", "document", "--json").stdout)
+    assert data["results"][0]["path"] == str(root / "notes" / "사진 메모.txt")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["index", "/no/such/folder"], "no such file or folder"),
+    (["search"], "type something to search for"),
+    (["search", "x", "--after", "last tuesday"], "cannot read the date"),
+    (["search", "x", "-k", "0"], "at least 1"),
+    (["search", "--image", "/no/such.jpg"], "no such image"),
+    (["search", "x", "--kind", "video"], "invalid choice"),
+    (["tag", "add", "x", "/not/indexed"], "not in the library"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_clean_errors_without_traceback(indexed, args, words):
+    home, _, _ = indexed
+    proc = shoebox(home, *args, check=False)
+    assert proc.returncode == 2
+    assert words in proc.stderr
+    assert proc.stderr.count("shoebox: error:") == 1
+
+
+def test_library_of_another_model_is_refused_with_the_fix(indexed):
+    home, root, _ = indexed
+    env = tiny_env(home)
+    env["SHOEBOX_CLIP_MODEL"] = "ViT-B-32"
+    proc = subprocess.run([sys.executable, "-m", "engine", "index", str(root)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "shoebox reembed" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_offline_without_weights_says_what_to_do(tmp_path):
+    env = tiny_env(tmp_path / "home")
+    env["SHOEBOX_CLIP_MODEL"] = "ViT-B-32"
+    env.pop("SHOEBOX_CLIP_PRETRAINED", None)
+    make_photo(tmp_path / "p" / "x.jpg", 5)
+    proc = subprocess.run([sys.executable, "-m", "engine", "index", str(tmp_path / "p")], env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "shoebox models" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_installed_console_script_runs():
+    exe = os.path.join(os.path.dirname(sys.executable), "shoebox")
+    if not os.path.exists(exe):
+        pytest.skip("shoebox is not installed as a console script in this environment")
+    proc = subprocess.run([exe, "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("shoebox ")

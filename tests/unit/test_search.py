@@ -1,0 +1,131 @@
+"""Exact search with the test-tiny models: self-retrieval, hybrid ranking and filters."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from engine.errors import UsageError
+from engine.search import make_snippet, query_terms
+from engine.store import Filters
+from tests.helpers import make_photo, make_text
+
+NOTES = {
+    "dentist.txt": "The dentist appointment is on Thursday at nine. Bring the insurance card and the x-ray letter.",
+    "garden.txt": "Tomatoes and basil grow best on the south balcony; water them every morning in July.",
+    "car.md": "# Car\n\nThe car insurance renews in March. The garage quoted 420 euros for the brakes.",
+    "여행.txt": "제주도 여행 계획: 공항에서 렌터카를 빌리고 해변 근처 숙소에 머문다.",
+}
+
+
+@pytest.fixture
+def indexed(tmp_path, library):
+    root = tmp_path / "lib"
+    for n, year in enumerate((2019, 2020, 2021, 2022, 2023, 2023)):
+        make_photo(root / "photos" / f"img{n}.jpg", 40 + n, taken=datetime(year, 6, 1, 12, 0))
+    for name, text in NOTES.items():
+        make_text(root / "notes" / name, text)
+    summary = library.index([root])
+    assert summary.failed == []
+    return root
+
+
+def test_an_image_searched_by_itself_comes_back_first(indexed, library):
+    for n in range(6):
+        path = indexed / "photos" / f"img{n}.jpg"
+        response = library.search(image=path, k=3)
+        assert response.results[0].path == str(path)
+        assert response.results[0].similarity == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_document_chunk_searched_by_its_own_text_comes_back_first(indexed, library):
+    for name, text in NOTES.items():
+        response = library.search(" ".join(text.split()), k=3)
+        assert response.results[0].path == str(indexed / "notes" / name), name
+
+
+def test_results_carry_what_the_json_contract_promises(indexed, library):
+    result = library.search("insurance", k=5).results[0]
+    data = result.to_json()
+    for key in ("path", "kind", "score", "locator", "snippet", "media_time", "tags"):
+        assert key in data
+    assert "«insurance»" in result.snippet.lower() or "«Insurance»" in result.snippet
+    assert data["locator"]["char_start"] == 0
+
+
+def test_keyword_match_ranks_the_right_note_high(indexed, library):
+    paths = [r.path for r in library.search("brakes garage", k=3, filters=Filters(kinds=("document",))).results]
+    assert paths[0] == str(indexed / "notes" / "car.md")
+
+
+def test_korean_query_finds_korean_note(indexed, library):
+    paths = [r.path for r in library.search("렌터카", k=3, filters=Filters(kinds=("document",))).results]
+    assert paths[0] == str(indexed / "notes" / "여행.txt")
+
+
+@pytest.mark.parametrize("kinds", [("image",), ("document",), ("image", "document")])
+def test_kind_filter_returns_only_that_kind(indexed, library, kinds):
+    results = library.search("summer", k=20, filters=Filters(kinds=kinds)).results
+    assert results and {r.kind for r in results} <= set(kinds)
+    expected = {"image": 6, "document": 4}
+    assert len(results) == min(20, sum(expected[k] for k in kinds))
+
+
+def test_tag_filter(indexed, library):
+    store = library.store
+    ids = store.file_ids_under(str(indexed / "photos" / "img2.jpg")) + store.file_ids_under(str(indexed / "notes" / "garden.txt"))
+    store.add_tag("family", ids)
+    results = library.search("anything", k=10, filters=Filters(tags=("family",))).results
+    assert sorted(r.path for r in results) == sorted([str(indexed / "photos" / "img2.jpg"), str(indexed / "notes" / "garden.txt")])
+    assert all(r.tags == ["family"] for r in results)
+
+
+def test_date_range_filter(indexed, library):
+    f = Filters(kinds=("image",), after=datetime(2021, 1, 1).timestamp(), before=datetime(2023, 1, 1).timestamp())
+    results = library.search("photo", k=10, filters=f).results
+    assert sorted(r.path for r in results) == [str(indexed / "photos" / f"img{n}.jpg") for n in (2, 3)]
+    assert all(r.media_time.startswith(("2021", "2022")) for r in results)
+
+
+def test_folder_filter(indexed, library):
+    results = library.search("insurance", k=10, filters=Filters(folder=str(indexed / "notes"))).results
+    assert len(results) == 4 and all(r.path.startswith(str(indexed / "notes")) for r in results)
+
+
+def test_filtered_query_returns_k_whenever_k_match(indexed, library):
+    results = library.search("zzzz", k=5, filters=Filters(after=datetime(2020, 1, 1).timestamp(), kinds=("image",))).results
+    assert len(results) == 5
+
+
+def test_empty_query_is_a_usage_error(library):
+    with pytest.raises(UsageError):
+        library.search("   ")
+
+
+def test_keyword_only_before_any_model(tmp_path):
+    from engine.library import Library
+    from engine.settings import load_settings
+    from engine.store import NewItem
+    import numpy as np
+
+    lib = Library(load_settings(home=tmp_path / "nomodel", env={}))
+    try:
+        response = lib.search("passport")
+        assert response.results == [] and "keywords only" in response.warnings[0]
+        # a library with vectors but weights missing: text queries still work by keywords
+        lib.store.ensure_model("ViT-B-32", "laion2b_s34b_b79k", 4)
+        with lib.store.transaction():
+            lib.store.add_file("/d/p.txt", size=1, mtime=1.0, content_hash="h", kind="document", media_time=1.0,
+                               items=[NewItem("text", text="passport renewal")], vectors=np.ones((1, 4)))
+        response = lib.search("passport")
+        assert [r.path for r in response.results] == ["/d/p.txt"]
+        assert "keywords only" in response.warnings[0]
+    finally:
+        lib.close()
+
+
+def test_query_terms_and_snippets():
+    assert query_terms('"passport" AND (renewal) -x') == ["passport", "AND", "renewal", "x"]
+    snippet = make_snippet("word " * 100 + "the passport is here " + "word " * 100, ["passport"])
+    assert "«passport»" in snippet and snippet.startswith("…") and snippet.endswith("…")
