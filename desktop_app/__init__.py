@@ -1,0 +1,1 @@
+"""Shoebox desktop application (PySide6)."""
