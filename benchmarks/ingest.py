@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine.extractors.images import extract_image  # noqa: E402
-from engine.ingest import Indexer  # noqa: E402
+from engine.ingest import IMAGE_SIDE, Indexer  # noqa: E402
 from engine.models import ClipEncoder, build_clip, configure_torch_threads  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
 from engine.store import LibraryStore  # noqa: E402
@@ -103,7 +103,7 @@ def time_pipeline(clip: ClipEncoder, folder: Path, work: Path, batch: int, run: 
 def time_decode(clip: ClipEncoder, paths: list[Path]) -> float:
     started = time.perf_counter()
     for path in paths:
-        clip.preprocess(extract_image(path).image)
+        clip.preprocess(extract_image(path, max_side=IMAGE_SIDE).image)
     return time.perf_counter() - started
 
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         for name in args.models.split(","):
             clip = build_encoder(name, work / f"home-{name}", args.threads, args.batch)
-            tensors = [clip.preprocess(extract_image(p).image) for p in paths]
+            tensors = [clip.preprocess(extract_image(p, max_side=IMAGE_SIDE).image) for p in paths]
             time_forward(clip, tensors[: args.batch], args.batch)  # warm-up
             forward, pipeline, decode = [], [], []
             summary = {}

@@ -153,7 +153,10 @@ def _extract(p: Path, max_side: int) -> ExtractedImage:
         rgb = _to_rgb(im)
 
     if max(rgb.size) > max_side:
-        rgb.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        # Bicubic after a box pre-reduction: indistinguishable from Lanczos at
+        # CLIP's 224 pixels and about twice as fast, which matters because
+        # decoding shares the CPU with the model while indexing.
+        rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=2.0)
     orientation = exif_info.get("orientation")
     transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
     width, height = stored_w, stored_h
@@ -321,14 +324,14 @@ def save_thumbnail(image: Image.Image, dest: str | os.PathLike[str], size: int =
         raise ValueError(f"size must be at least 1, not {size}")
     dest = Path(dest)
     thumb = image.copy()
-    thumb.thumbnail((size, size), Image.Resampling.LANCZOS)
+    thumb.thumbnail((size, size), Image.Resampling.BICUBIC, reducing_gap=2.0)
     if thumb.mode != "RGB":
         thumb = _to_rgb(thumb)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            thumb.save(f, format="JPEG", quality=85, optimize=True)
+            thumb.save(f, format="JPEG", quality=85)
         # No fsync: a thumbnail lost in a power cut is simply made again.
         os.replace(tmp_name, dest)
     except BaseException:
