@@ -1,0 +1,721 @@
+"""ANN benchmark: Shoebox's HNSW index beside hnswlib, faiss, sqlite-vec and numpy.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/ann.py            # full run (about 15-20 minutes on 2 cores)
+    .venv/bin/python benchmarks/ann.py --quick    # smoke run (a couple of minutes)
+
+It prints one table per dataset and writes everything to
+``benchmarks/results/ann.json`` (``--out`` to change).  All queries-per-second
+figures are single-threaded: "QPS" calls ``search`` once per query from
+Python (what the app does), "batch QPS" hands all queries to one call with one
+thread.  Every speed figure stands beside its recall@10 against exact search.
+Each timing is the best of ``--repeat`` runs, because the machine may be shared.
+
+Data: the real vectors in ``<repo>/../shared/data/ann`` (override with the
+environment variable SHOEBOX_ANN_DATA; see its README.md) and a seeded
+synthetic 100,000 x 512 CLIP-like set.  hnswlib, faiss, apsw and sqlite-vec
+are optional: a missing library is skipped with a note.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Single-threaded numpy (exact search and ground truth) and faiss: set before they load.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import gc  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from engine.index import HnswIndex  # noqa: E402
+
+try:
+    import hnswlib
+except ImportError:  # optional bench extra
+    hnswlib = None
+try:
+    import faiss
+except ImportError:
+    faiss = None
+try:
+    import apsw
+    import sqlite_vec
+except ImportError:
+    apsw = sqlite_vec = None
+
+K = 10
+M = 16
+EF_CONSTRUCTION = 200
+DATA_ENV = "SHOEBOX_ANN_DATA"
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data" / "ann")
+
+
+# ---------------------------------------------------------------- datasets
+
+
+@dataclass
+class Dataset:
+    name: str
+    metric: str  # "l2" or "cosine"
+    base: np.ndarray
+    queries: np.ndarray
+    note: str = ""
+    truth: np.ndarray = field(default=None)
+    # filtered query sets: name -> (queries, list of allowed row arrays)
+    filters: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.base = np.ascontiguousarray(self.base, dtype=np.float32)
+        self.queries = np.ascontiguousarray(self.queries, dtype=np.float32)
+        if self.metric == "cosine":
+            self.base /= np.linalg.norm(self.base, axis=1, keepdims=True)
+            self.queries /= np.linalg.norm(self.queries, axis=1, keepdims=True)
+        self.truth = exact_knn(self.base, self.queries, K, self.metric)
+
+
+def exact_distances(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        return 1.0 - queries @ base.T
+    return (queries ** 2).sum(1)[:, None] - 2.0 * queries @ base.T + (base ** 2).sum(1)[None]
+
+
+def exact_knn(base: np.ndarray, queries: np.ndarray, k: int, metric: str, block: int = 256) -> np.ndarray:
+    out = np.empty((queries.shape[0], k), np.int64)
+    for a in range(0, queries.shape[0], block):
+        d = exact_distances(base, queries[a:a + block], metric)
+        part = np.argpartition(d, k, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
+        out[a:a + block] = np.take_along_axis(part, order, 1)
+    return out
+
+
+def read_fvecs(path: Path) -> np.ndarray:
+    raw = np.fromfile(path, dtype=np.int32)
+    dim = raw[0]
+    return raw.reshape(-1, dim + 1)[:, 1:].view(np.float32).copy()
+
+
+def load_sift(folder: Path) -> list[Dataset]:
+    rows = np.loadtxt(folder / "ngt_sift-dataset-5k.tsv", dtype=np.float32)
+    vecs = rows[:, :128]
+    out = [Dataset("sift5k held-out", "l2", vecs[:4500], vecs[4500:],
+                   "4,500 NGT SIFT vectors as base, the other 500 as queries")]
+    out.append(Dataset("sift5k + siftsmall queries", "l2", vecs, read_fvecs(folder / "siftsmall_query.fvecs"),
+                       "5,000 base, 100 texmex siftsmall queries (far from this base: a hard case)"))
+    return out
+
+
+def load_sigmod(folder: Path, max_queries: int) -> Dataset:
+    data = np.fromfile(folder / "sigmod24_dummy-data.bin", dtype=np.float32, offset=4).reshape(-1, 102)
+    qs = np.fromfile(folder / "sigmod24_dummy-queries.bin", dtype=np.float32, offset=4).reshape(-1, 104)
+    cat, ts, base = data[:, 0], data[:, 1], data[:, 2:]
+    plain = qs[qs[:, 0] == 0][:max_queries, 4:]
+    ds = Dataset("sigmod24", "l2", base, plain, "SIGMOD 2024 contest sample, 10,000 x 100; plain queries (type 0)")
+    for qtype, name in ((1, "category = v"), (2, "timestamp in [l, r]"), (3, "category and timestamp")):
+        sel = qs[qs[:, 0] == qtype][:max_queries]
+        allowed = []
+        for row in sel:
+            ok = np.ones(base.shape[0], bool)
+            if qtype in (1, 3):
+                ok &= cat == row[1]
+            if qtype in (2, 3):
+                ok &= (ts >= row[2]) & (ts <= row[3])
+            allowed.append(np.flatnonzero(ok))
+        ds.filters[name] = (np.ascontiguousarray(sel[:, 4:]), allowed)
+    return ds
+
+
+def synthetic(n: int, nq: int, dim: int = 512, seed: int = 2024, clusters: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """CLIP-like vectors: a shared mean direction, 1,000 clusters, a power-law
+    spectrum in a random rotation (low effective rank), normalized."""
+    rng = np.random.default_rng(seed)
+    rot = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)
+    spec = (np.arange(1, dim + 1) ** -0.5).astype(np.float32)
+    spec /= np.sqrt((spec ** 2).sum())
+    mean = rng.standard_normal(dim).astype(np.float32)
+    mean /= np.linalg.norm(mean)
+    centers = mean + (rng.standard_normal((clusters, dim)).astype(np.float32) * spec) @ rot
+    out = np.empty((n + nq, dim), np.float32)
+    labels = rng.integers(0, clusters, n + nq)
+    for a in range(0, n + nq, 20000):
+        b = min(n + nq, a + 20000)
+        noise = (rng.standard_normal((b - a, dim)).astype(np.float32) * spec) @ rot
+        out[a:b] = centers[labels[a:b]] + noise
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out[:n], out[n:]
+
+
+def load_synthetic(n: int, nq: int, nfq: int) -> Dataset:
+    base, queries = synthetic(n, nq)
+    ds = Dataset(f"synthetic {n // 1000}k x 512", "cosine", base, queries,
+                 "seeded gaussian mixture shaped like CLIP embeddings (seed 2024)")
+    rng = np.random.default_rng(7)
+    for frac in (0.01, 0.1, 0.5):
+        rows = np.flatnonzero(rng.random(n) < frac)
+        ds.filters[f"{frac:.0%} pass"] = (queries[:nfq], [rows] * nfq)
+    return ds
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def recall_at_k(found, truth) -> float:
+    hits = 0
+    for f, t in zip(found, truth):
+        hits += len(set(np.asarray(f)[:K].tolist()) & set(t[:K].tolist()))
+    return hits / (K * len(truth))
+
+
+def best_qps(run, n: int, repeat: int):
+    """Best of ``repeat`` timed runs; returns (result of the last run, queries per second)."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - t)
+    return result, n / best
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+_LOAD_SNIPPETS = {
+    "ours": "from engine.index import HnswIndex as H\nload = lambda: H.load(PATH)",
+    "hnswlib": "import hnswlib\ndef load():\n    i = hnswlib.Index(SPACE, DIM)\n    i.load_index(PATH)\n    return i",
+    "faiss": "import faiss\nload = lambda: faiss.read_index(PATH)",
+}
+
+
+def loaded_bytes(kind: str, path: str, dim: int, metric: str) -> int | None:
+    """Resident memory an index takes once loaded in a fresh process (no build leftovers).
+
+    Every library is measured the same way: the resident-set growth of a
+    second load of its saved file, after a first load warmed the process.
+    """
+    space = {"l2": "l2", "cosine": "cosine"}[metric]
+    code = textwrap.dedent(f"""
+        import gc, os, sys
+        sys.path.insert(0, {str(REPO)!r})
+        PATH, DIM, SPACE = {path!r}, {dim}, {space!r}
+        def rss():
+            with open('/proc/self/statm') as f:
+                return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+    """) + _LOAD_SNIPPETS[kind] + textwrap.dedent("""
+        warm = load()  # first load: code, caches and libraries settle in
+        del warm
+        gc.collect(); before = rss()
+        index = load()
+        gc.collect(); print(rss() - before)
+    """)
+    # A fixed mmap threshold makes freed large blocks go back to the system,
+    # so the second load is measured from a clean heap.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        return int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+# ---------------------------------------------------------------- methods
+
+
+def row(ds: Dataset, method: str, params: str, build_s, bpv, rec, qps, qps_batch=None, **extra) -> dict:
+    r = {"dataset": ds.name, "method": method, "params": params, "build_s": build_s,
+         "bytes_per_vector": bpv, "recall_at_10": rec, "qps": qps, "qps_batch": qps_batch}
+    r.update(extra)
+    return r
+
+
+def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -> HnswIndex:
+    n = ds.base.shape[0]
+    ids = np.arange(n, dtype=np.int64)
+    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+    t = time.perf_counter()
+    index.add(ids, ds.base)
+    build = time.perf_counter() - t
+    path = str(tmp / "ours.hnsw")
+    index.save(path)
+    bpv = loaded_bytes("ours", path, ds.base.shape[1], ds.metric)
+    bpv = bpv / n if bpv else index.nbytes / n
+    variants = [("ours", index, bpv)]
+    if index.quantize:  # same graph without the codes: what quantization buys
+        variants.append(("ours (float32 walk)", _float32_walk(index), bpv - index.dim))
+    for method, idx, bpv in variants:
+        idx.search(ds.queries[0], K)  # load the compiled kernels before timing
+        idx.search_batch(ds.queries[:2], K, num_threads=1)
+        for ef in efs:
+            res, qps = best_qps(lambda: [idx.search(q, K, ef=ef)[0] for q in ds.queries], len(ds.queries), repeat)
+            _, qps_b = best_qps(lambda: idx.search_batch(ds.queries, K, ef=ef, num_threads=1),
+                                len(ds.queries), repeat)
+            rows.append(row(ds, method, f"ef={ef}", round(build, 2), round(bpv), recall_at_k(res, ds.truth),
+                            round(qps), round(qps_b), quantized=bool(idx.quantize)))
+    profile[ds.name] = profile_ours(index, ds)
+    return index
+
+
+def _float32_walk(index: HnswIndex) -> HnswIndex:
+    """The same graph walked over the float32 vectors (benchmark-only view, for the profile)."""
+    import copy
+
+    view = copy.copy(index)
+    g = copy.copy(index._g)
+    g.codes = np.zeros((0, index.dim), np.uint8)
+    g.cnorm = np.zeros(0, np.float32)
+    view._g = g
+    view._scratch_pool = []
+    view.quantize = False
+    return view
+
+
+def profile_ours(index: HnswIndex, ds: Dataset, ef: int = 64) -> dict:
+    """Where a query's time goes: Python call overhead, nodes visited, kernel time."""
+    q = ds.queries[0]
+    index.search(q, 0)
+    t = time.perf_counter()
+    for _ in range(2000):
+        index.search(q, 0)  # empty result: argument checks + one kernel call, no walk
+    overhead_us = (time.perf_counter() - t) / 2000 * 1e6
+    visited = []
+    for q in ds.queries[:200]:
+        index.search(q, K, ef=ef)
+        tags = index._scratch_pool[-1][0]
+        visited.append(int((tags[:-1] == tags[-1]).sum()))
+    _, qps_b = best_qps(lambda: index.search_batch(ds.queries, K, ef=ef, num_threads=1), len(ds.queries), 3)
+    kernel_us = 1e6 / qps_b
+    row_bytes = (index.dim + 1) // 2 if index.quantize else 4 * index.dim
+    return {"ef": ef, "python_call_us": round(overhead_us, 2), "kernel_us_per_query": round(kernel_us, 1),
+            "nodes_visited_per_query": round(float(np.mean(visited)), 1),
+            "ns_per_visited_node": round(kernel_us * 1000 / max(np.mean(visited), 1), 1),
+            "walk_bytes_per_node": row_bytes, "walk_vectors": "4-bit codes" if index.quantize else "float32"}
+
+
+def bench_hnswlib(ds: Dataset, efs, repeat, tmp: Path, rows: list):
+    if hnswlib is None:
+        return None
+    n, dim = ds.base.shape
+    p = hnswlib.Index(space="l2" if ds.metric == "l2" else "cosine", dim=dim)
+    p.init_index(max_elements=n, M=M, ef_construction=EF_CONSTRUCTION, random_seed=100)
+    p.set_num_threads(1)
+    t = time.perf_counter()
+    p.add_items(ds.base, np.arange(n))
+    build = time.perf_counter() - t
+    path = str(tmp / "hnswlib.bin")
+    p.save_index(path)
+    bpv = (loaded_bytes("hnswlib", path, dim, ds.metric) or 0) / n
+    for ef in efs:
+        p.set_ef(ef)
+        res, qps = best_qps(lambda: [p.knn_query(q, K)[0][0] for q in ds.queries], len(ds.queries), repeat)
+        _, qps_b = best_qps(lambda: p.knn_query(ds.queries, K, num_threads=1), len(ds.queries), repeat)
+        rows.append(row(ds, "hnswlib", f"ef={ef}", round(build, 2), round(bpv), recall_at_k(res, ds.truth),
+                        round(qps), round(qps_b)))
+    return p
+
+
+def _faiss_metric(ds: Dataset):
+    return faiss.METRIC_L2 if ds.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+
+
+def bench_faiss_hnsw(ds: Dataset, efs, repeat, tmp: Path, rows: list):
+    if faiss is None:
+        return None
+    n, dim = ds.base.shape
+    index = faiss.IndexHNSWFlat(dim, M, _faiss_metric(ds))
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    t = time.perf_counter()
+    index.add(ds.base)
+    build = time.perf_counter() - t
+    path = str(tmp / "faiss_hnsw.index")
+    faiss.write_index(index, path)
+    bpv = (loaded_bytes("faiss", path, dim, ds.metric) or 0) / n
+    for ef in efs:
+        index.hnsw.efSearch = ef
+        res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries], len(ds.queries), repeat)
+        _, qps_b = best_qps(lambda: index.search(ds.queries, K), len(ds.queries), repeat)
+        rows.append(row(ds, "faiss HNSWFlat", f"ef={ef}", round(build, 2), round(bpv),
+                        recall_at_k(res, ds.truth), round(qps), round(qps_b)))
+    return index
+
+
+def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list):
+    if faiss is None:
+        return
+    n, dim = ds.base.shape
+    for nlist in nlists:
+        quantizer = faiss.IndexFlat(dim, _faiss_metric(ds))
+        index = faiss.IndexIVFFlat(quantizer, dim, nlist, _faiss_metric(ds))
+        t = time.perf_counter()
+        index.train(ds.base)
+        index.add(ds.base)
+        build = time.perf_counter() - t
+        path = str(tmp / "faiss_ivf.index")
+        faiss.write_index(index, path)
+        bpv = (loaded_bytes("faiss", path, dim, ds.metric) or 0) / n
+        for nprobe in [p for p in nprobes if p <= nlist]:
+            index.nprobe = nprobe
+            res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries],
+                                len(ds.queries), repeat)
+            _, qps_b = best_qps(lambda: index.search(ds.queries, K), len(ds.queries), repeat)
+            rows.append(row(ds, "faiss IVFFlat", f"nlist={nlist} nprobe={nprobe}", round(build, 2), round(bpv),
+                            recall_at_k(res, ds.truth), round(qps), round(qps_b)))
+        del index, quantizer
+        gc.collect()
+
+
+def bench_sqlite_vec(ds: Dataset, max_queries: int, tmp: Path, rows: list):
+    if apsw is None:
+        return
+    n, dim = ds.base.shape
+    path = tmp / "vec.sqlite3"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    conn = apsw.Connection(str(path))
+    conn.enable_load_extension(True)
+    sqlite_vec.load(conn)
+    conn.execute("pragma journal_mode=wal")
+    metric = "cosine" if ds.metric == "cosine" else "l2"
+    conn.execute(f"create virtual table vecs using vec0(embedding float[{dim}] distance_metric={metric})")
+    t = time.perf_counter()
+    with conn:
+        conn.executemany("insert into vecs(rowid, embedding) values (?, ?)",
+                         ((i, ds.base[i].tobytes()) for i in range(n)))
+    build = time.perf_counter() - t
+    pages = conn.execute("pragma page_count").fetchall()[0][0] * conn.execute("pragma page_size").fetchall()[0][0]
+    queries = ds.queries[:max_queries]
+    sql = "select rowid from vecs where embedding match ? and k = ? order by distance"
+
+    def run():
+        return [[r[0] for r in conn.execute(sql, (q.tobytes(), K))] for q in queries]
+
+    run()
+    res, qps = best_qps(run, len(queries), 1)
+    rows.append(row(ds, "sqlite-vec vec0 (exact)", f"{len(queries)} queries", round(build, 2), round(pages / n),
+                    recall_at_k(res, ds.truth[:len(queries)]), round(qps, 1)))
+    conn.close()
+
+
+def bench_numpy(ds: Dataset, repeat: int, rows: list):
+    base = ds.base
+    sq = (base ** 2).sum(1) if ds.metric == "l2" else None
+
+    def one(q):
+        d = -(base @ q) if sq is None else sq - 2.0 * (base @ q)
+        part = np.argpartition(d, K)[:K]
+        return part[np.argsort(d[part])]
+
+    res, qps = best_qps(lambda: [one(q) for q in ds.queries], len(ds.queries), repeat)
+    _, qps_b = best_qps(lambda: exact_knn(base, ds.queries, K, ds.metric), len(ds.queries), repeat)
+    bpv = base.nbytes / base.shape[0] + (8 if sq is not None else 0)
+    rows.append(row(ds, "numpy exact", "", 0.0, round(bpv), recall_at_k(res, ds.truth), round(qps, 1),
+                    round(qps_b, 1)))
+
+
+# ---------------------------------------------------------------- filtered
+
+
+def bench_filtered(ds: Dataset, index: HnswIndex, fh, p, efs, repeat: int, rows: list, with_hnswlib: bool):
+    base = ds.base
+    for fname, (queries, allowed_rows) in ds.filters.items():
+        nq = len(queries)
+        truth = []
+        for q, rows_ok in zip(queries, allowed_rows):
+            if rows_ok.shape[0] == 0:
+                truth.append(np.empty(0, np.int64))
+                continue
+            d = exact_distances(base[rows_ok], q[None], ds.metric)[0]
+            truth.append(rows_ok[np.argsort(d, kind="stable")[:K]])
+        passing = np.array([r.shape[0] for r in allowed_rows])
+        info = {"filter": fname, "queries": nq, "mean_pass_fraction": float(passing.mean() / base.shape[0]),
+                "queries_with_fewer_than_k_passing": int((passing < K).sum())}
+
+        def frow(method, params, res, qps):
+            rec, full = _filtered_recall(res, truth)
+            rows.append(dict(dataset=ds.name, method=method, params=params, recall_at_10=rec,
+                             full_k=full, qps=round(qps, 1), **info))
+
+        for ef in efs:
+            for method, exact in (("ours (planner)", None), ("ours (graph walk)", False)):
+                res, qps = best_qps(lambda: [index.search(q, K, ef=ef, allowed=a, exact=exact)[0]
+                                             for q, a in zip(queries, allowed_rows)], nq, repeat)
+                frow(method, f"ef={ef}", res, qps)
+        res, qps = best_qps(lambda: [index.search(q, K, allowed=a, exact=True)[0]
+                                     for q, a in zip(queries, allowed_rows)], nq, repeat)
+        frow("ours (exact over passing ids)", "", res, qps)
+
+        def numpy_exact():
+            out = []
+            for q, a in zip(queries, allowed_rows):
+                d = exact_distances(base[a], q[None], ds.metric)[0]
+                kk = min(K, d.shape[0])
+                part = np.argpartition(d, kk - 1)[:kk] if kk else np.empty(0, np.int64)
+                out.append(a[part[np.argsort(d[part])]])
+            return out
+
+        res, qps = best_qps(numpy_exact, nq, repeat)
+        frow("numpy exact over passing rows", "", res, qps)
+        if fh is not None:
+            for ef in efs:
+                def faiss_run():
+                    out = []
+                    for q, a in zip(queries, allowed_rows):
+                        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(a.astype(np.int64)),
+                                                            efSearch=ef)
+                        labels = fh.search(q[None], K, params=params)[1][0]
+                        out.append(labels[labels >= 0])
+                    return out
+
+                res, qps = best_qps(faiss_run, nq, repeat)
+                frow("faiss HNSWFlat + IDSelectorBatch", f"ef={ef}", res, qps)
+        if p is not None and with_hnswlib:
+            for ef in efs:
+                p.set_ef(ef)
+
+                def hnswlib_run():
+                    out = []
+                    for q, a in zip(queries, allowed_rows):
+                        ok = np.zeros(base.shape[0], bool)
+                        ok[a] = True
+                        try:
+                            out.append(p.knn_query(q, K, filter=lambda i: bool(ok[i]))[0][0])
+                        except RuntimeError:  # fewer than k found: hnswlib refuses to answer
+                            out.append(np.empty(0, np.int64))
+                    return out
+
+                res, qps = best_qps(hnswlib_run, nq, 1)
+                frow("hnswlib + Python filter", f"ef={ef}", res, qps)
+
+
+def _filtered_recall(found, truth) -> tuple[float, float]:
+    hits = total = full = 0
+    for f, t in zip(found, truth):
+        f = np.asarray(f)
+        hits += len(set(f[:K].tolist()) & set(t.tolist()))
+        total += len(t)
+        full += len(f) >= len(t)
+    return (hits / total if total else 1.0), full / max(len(truth), 1)
+
+
+# ---------------------------------------------------------------- cold start
+
+
+_COLD = textwrap.dedent("""
+    import sys, time
+    t0 = time.perf_counter()
+    sys.path.insert(0, REPO)
+    import numpy as np
+    from engine.index import HnswIndex
+    t1 = time.perf_counter()
+    index = HnswIndex.load(PATH)
+    t2 = time.perf_counter()
+    index.search(np.asarray(QUERY, dtype=np.float32), 10)
+    t3 = time.perf_counter()
+    index.search(np.asarray(QUERY, dtype=np.float32), 10)
+    t4 = time.perf_counter()
+    print(t1 - t0, t2 - t1, t3 - t2, t4 - t3)
+""")
+
+
+def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
+    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+    index.add(np.arange(ds.base.shape[0]), ds.base)
+    path = str(tmp / "cold.hnsw")
+    index.save(path)
+    code = f"REPO, PATH, QUERY = {str(REPO)!r}, {path!r}, {ds.queries[0].tolist()!r}\n" + _COLD
+    out = []
+    cache = tempfile.mkdtemp(prefix="numba-cache-", dir=tmp)
+    runs = [("empty numba cache (compiles)", True), ("warm numba cache", False)]
+    for label, cold in runs:
+        if cold and not with_uncached:
+            # Warm the private cache without reporting a cold figure (--quick).
+            subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                           capture_output=True, timeout=900)
+            continue
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                              capture_output=True, text=True, timeout=900)
+        wall = time.perf_counter() - t
+        try:
+            imp, load, first, second = (float(x) for x in proc.stdout.split())
+        except ValueError:
+            out.append({"case": label, "error": proc.stderr[-2000:]})
+            continue
+        out.append({"case": label, "dataset": ds.name, "import_s": round(imp, 3), "load_s": round(load, 3),
+                    "first_query_s": round(first, 4), "second_query_ms": round(second * 1000, 3),
+                    "process_wall_s": round(wall, 2)})
+    return out
+
+
+# ---------------------------------------------------------------- output
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem = None
+    versions = {"python": platform.python_version(), "numpy": np.__version__}
+    import numba
+    versions["numba"] = numba.__version__
+    if hnswlib is not None:
+        versions["hnswlib"] = getattr(hnswlib, "__version__", "installed")
+    if faiss is not None:
+        versions["faiss"] = faiss.__version__
+    if sqlite_vec is not None:
+        versions["sqlite-vec"] = getattr(sqlite_vec, "__version__", "installed")
+        versions["apsw"] = apsw.apswversion()
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2 ** 30, 1) if mem else None,
+            "os": platform.platform(), "versions": versions}
+
+
+def fmt(v, width=9) -> str:
+    if v is None:
+        return "-".rjust(width)
+    if isinstance(v, float):
+        if v < 10:
+            return f"{v:.3f}".rjust(width)
+        return f"{v:,.0f}".rjust(width)
+    if isinstance(v, int):
+        return f"{v:,}".rjust(width)
+    return str(v).rjust(width)
+
+
+def print_rows(ds: Dataset, rows: list[dict]) -> None:
+    print(f"\n## {ds.name}: {ds.base.shape[0]:,} x {ds.base.shape[1]} ({ds.metric}), "
+          f"{ds.queries.shape[0]} queries -- {ds.note}")
+    print(f"{'method':<26}{'params':<22}{'build s':>9}{'B/vec':>9}{'recall@10':>10}{'QPS':>9}{'batch QPS':>11}")
+    for r in rows:
+        if r["dataset"] != ds.name or "filter" in r:
+            continue
+        print(f"{r['method']:<26}{r['params']:<22}{fmt(r['build_s'])}{fmt(r['bytes_per_vector'])}"
+              f"{r['recall_at_10']:>10.4f}{fmt(r['qps'])}{fmt(r['qps_batch'], 11)}")
+
+
+def print_filtered(ds: Dataset, rows: list[dict]) -> None:
+    frows = [r for r in rows if r["dataset"] == ds.name and "filter" in r]
+    if not frows:
+        return
+    print(f"\n## {ds.name}: filtered queries (k=10; full k = share of queries answered with min(k, passing) ids)")
+    print(f"{'filter':<24}{'pass':>7}{'method':>36}{'params':>8}{'recall@10':>10}{'full k':>8}{'QPS':>9}")
+    for r in frows:
+        print(f"{r['filter']:<24}{r['mean_pass_fraction']:>7.2%}{r['method']:>36}{r['params']:>8}"
+              f"{r['recall_at_10']:>10.4f}{r['full_k']:>8.2f}{fmt(r['qps'])}")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small synthetic set and fewer settings (smoke run)")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ann.json"), help="JSON output path")
+    ap.add_argument("--data", default=None, help=f"folder of the real vectors (default: ${DATA_ENV} or "
+                                                 "<repo>/../shared/data/ann)")
+    ap.add_argument("--repeat", type=int, default=None, help="timed runs per figure, best kept (default 3)")
+    ap.add_argument("--only", default=None, help="comma-separated subset: sift,sigmod,synthetic,cold")
+    args = ap.parse_args(argv)
+    if args.data:
+        os.environ[DATA_ENV] = args.data
+    quick = args.quick
+    repeat = args.repeat or (2 if quick else 3)
+    only = set(args.only.split(",")) if args.only else {"sift", "sigmod", "synthetic", "cold"}
+    if faiss is not None:
+        faiss.omp_set_num_threads(1)
+    efs = [16, 32, 64, 128] if quick else [10, 16, 32, 64, 128, 256]
+    started = time.time()
+    t_start = time.perf_counter()
+    notes = []
+    for lib, mod in (("hnswlib", hnswlib), ("faiss", faiss), ("apsw/sqlite-vec", apsw)):
+        if mod is None:
+            notes.append(f"{lib} not installed: skipped (pip install -e '.[bench]')")
+            print(notes[-1])
+    folder = data_dir()
+    datasets: list[Dataset] = []
+    if "sift" in only or "sigmod" in only:
+        if not folder.is_dir():
+            notes.append(f"real vectors not found in {folder}: set {DATA_ENV}")
+            print(notes[-1])
+        else:
+            if "sift" in only:
+                datasets += load_sift(folder)
+            if "sigmod" in only:
+                datasets.append(load_sigmod(folder, 300 if quick else 1000))
+    if "synthetic" in only:
+        n, nq = (10_000, 200) if quick else (100_000, 1000)
+        t = time.perf_counter()
+        datasets.append(load_synthetic(n, nq, 100 if quick else 300))
+        print(f"synthetic set and its ground truth: {time.perf_counter() - t:.1f} s")
+
+    rows: list[dict] = []
+    profile: dict = {}
+    cold: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="shoebox-ann-") as tmpname:
+        tmp = Path(tmpname)
+        for ds in datasets:
+            t = time.perf_counter()
+            n = ds.base.shape[0]
+            index = bench_ours(ds, efs, repeat, tmp, rows, profile)
+            p = bench_hnswlib(ds, efs, repeat, tmp, rows)
+            fh = bench_faiss_hnsw(ds, efs, repeat, tmp, rows)
+            root = max(8, int(np.sqrt(n)))
+            nlists = [root, 4 * root] if not quick else [root]
+            bench_faiss_ivf(ds, nlists, [1, 2, 4, 8, 16, 32, 64], repeat, tmp, rows)
+            bench_sqlite_vec(ds, 20 if n > 20000 else 100, tmp, rows)
+            bench_numpy(ds, repeat if n <= 20000 else 1, rows)
+            if ds.filters:
+                bench_filtered(ds, index, fh, p, [64, 128] if not quick else [64], repeat, rows,
+                               with_hnswlib=n <= 20000)
+            print_rows(ds, rows)
+            print_filtered(ds, rows)
+            print(f"(ours at ef=64: {profile[ds.name]})")
+            print(f"[{ds.name}: {time.perf_counter() - t:.0f} s]")
+            del index, p, fh
+            gc.collect()
+        if "cold" in only and datasets:
+            cold = cold_start(datasets[0], tmp, with_uncached=not quick)
+            print("\n## cold start: first query in a fresh process (sift5k index)")
+            for c in cold:
+                print("  ", c)
+
+    result = {"machine": machine(), "command": " ".join([".venv/bin/python", "benchmarks/ann.py"] + sys.argv[1:]),
+              "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+              "wall_s": round(time.perf_counter() - t_start, 1), "quick": quick, "k": K, "M": M,
+              "ef_construction": EF_CONSTRUCTION, "repeat": repeat, "notes": notes,
+              "datasets": {d.name: {"n": d.base.shape[0], "dim": d.base.shape[1], "metric": d.metric,
+                                    "queries": d.queries.shape[0], "note": d.note} for d in datasets},
+              "rows": rows, "profile": profile, "cold_start": cold}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, default=float))
+    print(f"\nwrote {out} ({result['wall_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

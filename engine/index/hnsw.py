@@ -1,0 +1,759 @@
+"""HNSW graph index over the store's vectors, with filters, deletes and a file format.
+
+The graph is a derived acceleration structure: SQLite (sqlite-vec) holds the
+vectors; this index answers "the k nearest items" in well under a millisecond
+and is rebuilt from the store whenever its file is missing, damaged or stale.
+
+Design in one paragraph: nodes live in flat numpy arrays (see
+:mod:`engine.index._kernels` for the layout); layer 0 is a ``(capacity, 2M+1)``
+int32 table, the upper layers a separate table addressed through a per-node
+row offset.  Each search is one numba call (greedy descent + layer-0 beam
+search + exact re-rank) that releases the GIL.  When quantization is on, the
+walk reads 4-bit per-dimension codes (an eighth of the memory traffic of
+float32, for an eighth more memory) and the final ``ef`` candidates are
+re-ranked with the float32 vectors, so returned distances are exact.  A single writer (add, delete, compact) runs at
+a time under a lock; readers take no lock: a new node becomes reachable only
+after all its own links are written, and capacity growth builds new arrays
+and publishes them with one attribute assignment, so a running search keeps
+a consistent snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import struct
+import tempfile
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from engine.errors import Cancelled, IndexCorruptError, IndexFileError, IndexStaleError, UsageError
+
+from . import _kernels as K
+
+__all__ = ["HnswIndex"]
+
+_METRICS = {"l2": K.METRIC_L2, "cosine": K.METRIC_COSINE}
+_METRIC_NAMES = {v: k for k, v in _METRICS.items()}
+
+_MAGIC = b"SHBXHNSW"
+_VERSION = 1
+# magic, version, header size, dim, metric, quantize, has generation, reserved,
+# M, M0, ef_construction, ef_search, slots, upper rows, linked nodes, seed,
+# entry word, generation, payload size, payload sha256
+_HEADER = struct.Struct("<8sIIIBBBBIIIIQQQQqqQ32s")
+_HEADER_SIZE = _HEADER.size + 4  # + crc32 of the header fields
+_MAX_LEVEL = 31
+# Inserts are linked in chunks so that progress, cancel and readers' view of
+# ``n_slots`` advance during a large add.
+_CHUNK = 4096
+
+
+class _Graph:
+    """One consistent set of arrays; replaced as a whole, never resized in place."""
+
+    __slots__ = (
+        "cap", "n", "up_used", "vecs", "codes", "cnorm", "qparams", "labels", "levels",
+        "alive", "links0", "up_links", "up_off", "state", "hkeys", "hvals", "hused",
+    )
+
+    def __init__(self, dim: int, M: int, M0: int, cap: int, up_cap: int, quantize: bool, hash_cap: int,
+                 l2: bool):
+        self.cap = cap
+        self.n = 0
+        self.up_used = 0
+        self.vecs = np.zeros((cap, dim), np.float32)
+        self.codes = np.zeros((cap if quantize else 0, (dim + 1) // 2), np.uint8)
+        self.cnorm = np.zeros(cap if quantize and l2 else 0, np.float32)
+        self.qparams = np.zeros((2, dim), np.float32)
+        self.qparams[1] = 1.0
+        self.labels = np.zeros(cap, np.int64)
+        self.levels = np.zeros(cap, np.int8)
+        self.alive = np.zeros(cap, np.uint8)
+        self.links0 = np.zeros((cap, M0 + 1), np.int32)
+        self.up_links = np.zeros((up_cap, M + 1), np.int32)
+        self.up_off = np.full(cap, -1, np.int32)
+        self.state = np.array([-1, 0, 0, 0], np.int64)
+        self.hkeys = np.zeros(hash_cap, np.int64)
+        self.hvals = np.full(hash_cap, -1, np.int32)
+        self.hused = 0
+
+    def copy_into(self, other: "_Graph") -> None:
+        """Copy the first ``n`` nodes (and everything shared) into a larger graph."""
+        n, u = self.n, self.up_used
+        other.n, other.up_used = n, u
+        other.vecs[:n] = self.vecs[:n]
+        if self.codes.shape[0]:
+            other.codes[:n] = self.codes[:n]
+        if self.cnorm.shape[0]:
+            other.cnorm[:n] = self.cnorm[:n]
+        other.qparams[:] = self.qparams
+        other.labels[:n] = self.labels[:n]
+        other.levels[:n] = self.levels[:n]
+        other.alive[:n] = self.alive[:n]
+        other.links0[:n] = self.links0[:n]
+        other.up_links[:u] = self.up_links[:u]
+        other.up_off[:n] = self.up_off[:n]
+        other.state[:] = self.state
+        if other.hkeys.shape[0] == self.hkeys.shape[0]:
+            other.hkeys[:] = self.hkeys
+            other.hvals[:] = self.hvals
+            other.hused = self.hused
+
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, a).nbytes for a in (
+            "vecs", "codes", "cnorm", "qparams", "labels", "levels", "alive", "links0",
+            "up_links", "up_off", "state", "hkeys", "hvals"))
+
+
+def _hash_cap_for(n: int) -> int:
+    """Smallest power of two keeping the id table at most three quarters full."""
+    return 1 << max(4, int(math.ceil(math.log2(max(n / 0.75, 16)))))
+
+
+class HnswIndex:
+    """Hierarchical navigable small-world graph over (item id, vector) pairs.
+
+    ``HnswIndex(dim, metric="cosine", M=16, ef_construction=200)``
+
+    Args:
+        dim: vector dimension.
+        metric: ``"cosine"`` (vectors are normalized on the way in; distance is
+            ``1 - cosine similarity``) or ``"l2"`` (squared Euclidean distance).
+        M: links per node on the upper layers (``2 * M`` on layer 0).
+        ef_construction: beam width while inserting; larger builds slower and better.
+        ef_search: default beam width of :meth:`search` (raised to ``k`` when smaller).
+        quantize: walk the graph over 4-bit per-dimension codes and re-rank
+            with the exact float32 vectors.  ``None`` (the default) turns it on
+            for dimensions of 256 and more, where memory traffic dominates.
+        seed: seed of the level generator; the same inserts give the same graph.
+
+    Raises:
+        UsageError: a parameter is out of range or the metric is unknown.
+
+    Thread safety: any number of threads may search while one thread adds,
+    deletes or compacts (writers are serialized by an internal lock).
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "cosine",
+        M: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+        quantize: bool | None = None,
+        seed: int = 100,
+    ):
+        if metric not in _METRICS:
+            raise UsageError(f"unknown metric {metric!r}; use 'cosine' or 'l2'")
+        if not 1 <= int(dim) <= 65536:
+            raise UsageError(f"vector dimension must be between 1 and 65536, not {dim}")
+        if not 2 <= int(M) <= 256:
+            raise UsageError(f"M must be between 2 and 256, not {M}")
+        if int(ef_construction) < 1 or int(ef_search) < 1:
+            raise UsageError("ef_construction and ef_search must be at least 1")
+        self.dim = int(dim)
+        self.metric = metric
+        self.M = int(M)
+        self.M0 = 2 * self.M
+        self.ef_construction = int(ef_construction)
+        self.ef_search = int(ef_search)
+        self.quantize = bool(self.dim >= 256 if quantize is None else quantize)
+        self.seed = int(seed)
+        self.generation: int | None = None
+        self._metric_code = _METRICS[metric]
+        self._mult = 1.0 / math.log(self.M)
+        self._rng = np.random.default_rng(self.seed)
+        self._lock = threading.Lock()
+        self._g = self._new_graph(0, 0, 16)
+        self._scratch_pool: list[list[np.ndarray]] = []
+        self._trained = False
+        self._n_alive = 0
+        self._n_deleted = 0
+
+    # ------------------------------------------------------------------ info
+
+    def __len__(self) -> int:
+        """Number of searchable (added and not deleted) items."""
+        return self._n_alive
+
+    def __contains__(self, item_id: int) -> bool:
+        g = self._g
+        return K.hash_lookup(g.hkeys, g.hvals, np.int64(item_id)) >= 0
+
+    def __repr__(self) -> str:
+        return (f"HnswIndex(dim={self.dim}, metric={self.metric!r}, M={self.M}, "
+                f"ef_construction={self.ef_construction}, items={len(self)}, deleted={self._n_deleted})")
+
+    @property
+    def deleted_count(self) -> int:
+        """Deleted items whose nodes still occupy the graph (reclaimed by :meth:`compact`)."""
+        return self._n_deleted
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the index's arrays (vectors, codes, graph, id table)."""
+        return self._g.nbytes
+
+    def ids(self) -> np.ndarray:
+        """Item ids currently searchable, as int64, in insertion order."""
+        g = self._g
+        n = g.n
+        return g.labels[:n][g.alive[:n] != 0].copy()
+
+    # ------------------------------------------------------------------ writing
+
+    def add(
+        self,
+        ids,
+        vectors,
+        on_progress: Callable[[int, int, str], None] | None = None,
+        cancel_check: Callable[[], bool] | None = None,
+    ) -> int:
+        """Insert items; an id already present is replaced by its new vector.
+
+        Args:
+            ids: int64 item ids from the store, shape (n,).
+            vectors: shape (n, dim) (or (dim,) with one id); any real dtype.
+            on_progress: called as ``on_progress(done, total, message)`` between chunks.
+            cancel_check: returns True to stop; items linked so far stay in the index.
+
+        Returns:
+            The number of items inserted.
+
+        Raises:
+            UsageError: shapes disagree, an id repeats within the call, or a
+                vector holds NaN or infinity.
+            Cancelled: ``cancel_check`` asked to stop (what was linked stays).
+        """
+        ids, vectors = self._check_batch(ids, vectors)
+        total = ids.shape[0]
+        if total == 0:
+            return 0
+        # Validate (and find the code ranges) chunk by chunk, so that a large
+        # add never holds a second full copy of its vectors.
+        lo = np.full(self.dim, np.inf, np.float32)
+        hi = np.full(self.dim, -np.inf, np.float32)
+        for a in range(0, total, _CHUNK):
+            v = self._prepared(vectors[a:a + _CHUNK])
+            np.minimum(lo, v.min(axis=0), out=lo)
+            np.maximum(hi, v.max(axis=0), out=hi)
+        done = 0
+        with self._lock:
+            u = 1.0 - self._rng.random(total)
+            levels = np.minimum((-np.log(u) * self._mult).astype(np.int64), _MAX_LEVEL)
+            self._prepare_codes(lo, hi)
+            self._reserve(total, int(levels.sum()))
+            visited = np.zeros(self._g.cap + 1, np.uint16)  # the writer's own, dropped after
+            while done < total:
+                if cancel_check is not None and cancel_check():
+                    raise Cancelled(f"index build cancelled after {done} of {total} items")
+                stop = min(total, done + _CHUNK)
+                self._insert_chunk(ids[done:stop], self._prepared(vectors[done:stop]), levels[done:stop],
+                                   visited)
+                done = stop
+                if on_progress is not None:
+                    on_progress(done, total, "linking vectors into the index")
+        return total
+
+    def delete(self, ids) -> int:
+        """Remove items from search results at once.
+
+        Their nodes stay in the graph as waypoints until :meth:`compact`.
+        Unknown ids are ignored.  Returns how many items were deleted.
+        """
+        keys = np.ascontiguousarray(np.asarray(ids, dtype=np.int64).ravel())
+        if keys.size == 0:
+            return 0
+        with self._lock:
+            g = self._g
+            nodes = np.empty(keys.shape[0], np.int32)
+            K.hash_delete_many(g.hkeys, g.hvals, keys, nodes)
+            hit = nodes[nodes >= 0]
+            g.alive[hit] = 0
+            self._n_alive -= hit.shape[0]
+            self._n_deleted += hit.shape[0]
+            return int(hit.shape[0])
+
+    def compact(self) -> None:
+        """Rebuild the graph from the items not deleted, reclaiming their space.
+
+        Searches keep running on the old graph until the new one is published.
+        """
+        with self._lock:
+            g = self._g
+            n = g.n
+            keep = np.flatnonzero(g.alive[:n])
+            fresh = HnswIndex(self.dim, self.metric, self.M, self.ef_construction, self.ef_search,
+                              self.quantize, self.seed)
+            if keep.size:
+                fresh.add(g.labels[keep], g.vecs[keep])
+            self._g = fresh._g
+            self._trained = fresh._trained
+            self._rng = fresh._rng
+            self._n_alive = fresh._n_alive
+            self._n_deleted = 0
+
+    def _check_batch(self, ids, vectors) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids)
+        if ids.ndim == 0:
+            ids = ids.reshape(1)
+        if ids.ndim != 1 or not (np.issubdtype(ids.dtype, np.integer) or ids.size == 0):
+            raise UsageError("ids must be a one-dimensional array of integers")
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.asarray(vectors)
+        if vectors.ndim == 1 and ids.shape[0] == 1:
+            vectors = vectors.reshape(1, -1)
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or vectors.shape[0] != ids.shape[0]:
+            raise UsageError(
+                f"expected {ids.shape[0]} vectors of dimension {self.dim}, got an array of shape {vectors.shape}")
+        if not (np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)):
+            raise UsageError(f"vectors must be numbers, not {vectors.dtype}")
+        if np.unique(ids).shape[0] != ids.shape[0]:
+            raise UsageError("an id appears twice in one add() call")
+        return ids, vectors
+
+    def _prepared(self, chunk: np.ndarray) -> np.ndarray:
+        """A float32 copy of ``chunk``, checked finite and normalized for cosine."""
+        v = np.array(chunk, dtype=np.float32, order="C", copy=True)
+        if not np.isfinite(v).all():
+            raise UsageError("vectors contain NaN or infinity; check the encoder output")
+        if self._metric_code == K.METRIC_COSINE:
+            norms = np.sqrt(np.einsum("ij,ij->i", v, v))[:, None]
+            np.divide(v, norms, out=v, where=norms > 0)
+        return v
+
+    def _prepare_codes(self, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Fit or widen the per-dimension code ranges to cover [lo, hi]."""
+        if not self.quantize:
+            return
+        g = self._g
+        if self._trained:
+            cur_lo = g.qparams[0]
+            cur_hi = cur_lo + K.CODE_MAX * g.qparams[1]
+            if np.all(lo >= cur_lo) and np.all(hi <= cur_hi):
+                return
+            lo = np.minimum(lo, cur_lo)
+            hi = np.maximum(hi, cur_hi)
+        # A margin so that later, slightly wider data rarely forces a re-encode
+        # (which copies the arrays once).
+        span = hi - lo
+        span = np.where(span > 0, span, np.maximum(np.abs(hi), 1e-3))
+        lo = lo - 0.05 * span
+        hi = hi + 0.05 * span
+        qp = np.stack([lo, (hi - lo) / K.CODE_MAX]).astype(np.float32)
+        self._publish_grown(g.cap, g.up_links.shape[0], g.hkeys.shape[0], qparams=qp)
+        self._trained = True
+
+    def _new_graph(self, cap: int, up_cap: int, hash_cap: int) -> _Graph:
+        return _Graph(self.dim, self.M, self.M0, cap, up_cap, self.quantize, hash_cap,
+                      self._metric_code == K.METRIC_L2)
+
+    def _reserve(self, extra: int, extra_rows: int) -> None:
+        """Make room for ``extra`` more nodes, ``extra_rows`` upper-layer rows and their ids.
+
+        Growth is geometric (x1.5) so that many small adds copy the arrays
+        only a logarithmic number of times; one large add allocates exactly.
+        """
+        g = self._g
+        need = g.n + extra
+        up_need = g.up_used + extra_rows
+        h_need = _hash_cap_for(g.hused + extra)
+        if need <= g.cap and up_need <= g.up_links.shape[0] and h_need <= g.hkeys.shape[0]:
+            return
+        cap = max(need, g.cap + g.cap // 2) if need > g.cap else g.cap
+        up_cap = g.up_links.shape[0]
+        if up_need > up_cap:
+            up_cap = max(up_need, up_cap + up_cap // 2)
+        self._publish_grown(cap, up_cap, max(h_need, g.hkeys.shape[0]))
+
+    def _publish_grown(self, cap: int, up_cap: int, hash_cap: int, qparams: np.ndarray | None = None) -> None:
+        old = self._g
+        new = self._new_graph(cap, up_cap, hash_cap)
+        old.copy_into(new)
+        if qparams is not None:
+            new.qparams[:] = qparams
+            K.encode_rows(new.vecs, new.codes, new.cnorm, new.qparams, 0, new.n, self._metric_code)
+        if new.hkeys.shape[0] != old.hkeys.shape[0]:
+            n = old.n
+            live = np.flatnonzero(old.alive[:n]).astype(np.int32)
+            replaced = np.empty(live.shape[0], np.int32)
+            new.hused = K.hash_insert_many(new.hkeys, new.hvals, old.labels[live], live, replaced)
+        self._g = new  # one assignment: readers see the old or the new arrays, never a mix
+
+    def _insert_chunk(self, ids: np.ndarray, vecs: np.ndarray, levels: np.ndarray,
+                      visited: np.ndarray) -> None:
+        """Write one chunk's rows and link them (room was reserved by :meth:`_reserve`)."""
+        g = self._g
+        cnt = ids.shape[0]
+        rows_needed = int(levels.sum())
+        assert g.n + cnt <= g.cap and g.up_used + rows_needed <= g.up_links.shape[0]
+        assert visited.shape[0] >= g.cap + 1
+        # An id that is already present: retire its old node first, so the id
+        # is never returned twice.
+        old_nodes = np.empty(cnt, np.int32)
+        K.hash_delete_many(g.hkeys, g.hvals, ids, old_nodes)
+        old_hit = old_nodes[old_nodes >= 0]
+        g.alive[old_hit] = 0
+        self._n_alive -= old_hit.shape[0]
+        self._n_deleted += old_hit.shape[0]
+
+        start, stop = g.n, g.n + cnt
+        g.vecs[start:stop] = vecs
+        g.labels[start:stop] = ids
+        g.levels[start:stop] = levels
+        offs = np.full(cnt, -1, np.int32)
+        has_up = levels > 0
+        offs[has_up] = g.up_used + (np.cumsum(levels) - levels)[has_up]
+        g.up_off[start:stop] = offs
+        if self.quantize:
+            K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, start, stop, self._metric_code)
+        g.up_used += rows_needed
+        K.insert_nodes(start, stop, g.levels, g.vecs, self._metric_code, self.M, self.M0,
+                       self.ef_construction, self._n_deleted > 0, g.alive, g.links0, g.up_links, g.up_off,
+                       g.state, visited)
+        g.n = stop
+        nodes = np.arange(start, stop, dtype=np.int32)
+        replaced = np.empty(cnt, np.int32)
+        g.hused += K.hash_insert_many(g.hkeys, g.hvals, ids, nodes, replaced)
+        self._n_alive += cnt
+
+    # ------------------------------------------------------------------ searching
+
+    def _query(self, query) -> np.ndarray:
+        q = np.asarray(query, dtype=np.float32)
+        if q.ndim != 1:
+            q = q.reshape(-1)
+        if q.shape[0] != self.dim:
+            raise UsageError(f"query has dimension {q.shape[0]}, the index {self.dim}")
+        if not q.flags.c_contiguous:
+            q = np.ascontiguousarray(q)
+        return q
+
+    def _scratch(self, cap: int, heap: bool) -> list[np.ndarray]:
+        """A reader's private [visited tags, candidate distances, candidate nodes].
+
+        The candidate heap (8 bytes a node) is only needed by searches with a
+        filter or with deleted nodes; plain searches use a small sorted pool.
+        """
+        try:
+            s = self._scratch_pool.pop()
+        except IndexError:
+            s = [_NO_TAGS, _NO_F32, _NO_I32]
+        if s[0].shape[0] < cap + 1:
+            s[0] = np.zeros(cap + 1, np.uint16)
+        if heap and s[1].shape[0] < cap + 1:
+            s[1] = np.empty(cap + 1, np.float32)
+            s[2] = np.empty(cap + 1, np.int32)
+        return s
+
+    def prefers_exact(self, n_allowed: int, k: int = 10, ef: int | None = None) -> bool:
+        """Whether an exact scan over ``n_allowed`` passing items beats a filtered walk.
+
+        The query planner's rule, and what :meth:`search` does by itself when
+        ``exact`` is not given.  Cost model (nanoseconds, fitted on
+        ``benchmarks/ann.py`` with M=16): a plain walk reaches about
+        ``12 * ef + 100`` nodes; under a filter passing a fraction ``s`` it
+        reaches ``1/s`` times as many (at most every node) before it holds
+        ``ef`` passing ones, each costing ``40 + 0.06 * bytes walked``; the
+        exact scan reads each passing vector once, ``5 + 0.12 * dim`` each.
+        """
+        n = max(self._n_alive, 1)
+        n_allowed = min(int(n_allowed), n)
+        if n_allowed <= 4 * max(int(k), 1):
+            return True
+        ef = max(int(ef or self.ef_search), int(k))
+        walk_bytes = (self.dim + 1) // 2 if self.quantize else 4 * self.dim
+        visits = min(float(n), (12.0 * ef + 100.0) * n / n_allowed)
+        graph_ns = visits * (40.0 + 0.06 * walk_bytes)
+        exact_ns = n_allowed * (5.0 + 0.12 * self.dim)
+        return exact_ns < graph_ns
+
+    def _filter(self, g: _Graph, allowed) -> tuple[np.ndarray, np.ndarray]:
+        keys = np.ascontiguousarray(np.asarray(allowed, dtype=np.int64).ravel())
+        return K.build_filter(keys, g.hkeys, g.hvals, g.alive, g.cap)
+
+    def search(self, query, k: int = 10, ef: int | None = None, allowed=None,
+               exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The k nearest items to ``query``.
+
+        Args:
+            query: vector of shape (dim,).
+            k: how many results.
+            ef: beam width (default ``ef_search``; raised to ``k`` when smaller).
+            allowed: optional array of item ids; only those are returned.  The
+                walk passes through other nodes but never returns them.
+            exact: with ``allowed``, force an exact scan over the allowed ids
+                (True) or the graph (False); ``None`` lets :meth:`prefers_exact` decide.
+
+        Returns:
+            ``(ids, distances)``: int64 and float32 arrays, nearest first, of
+            length ``min(k, number of eligible items)``.  Distances are
+            ``1 - cosine similarity`` or squared Euclidean.
+
+        Raises:
+            UsageError: the query has the wrong dimension.
+        """
+        q = self._query(query)
+        g = self._g
+        ef = self.ef_search if ef is None else int(ef)
+        if allowed is None:
+            mask = _NO_MASK
+        else:
+            mask, nodes = self._filter(g, allowed)
+            if exact is None:
+                exact = self.prefers_exact(nodes.shape[0], k, ef)
+            if exact or nodes.shape[0] <= k:
+                return K.exact_search(q, int(k), self._metric_code, g.vecs, g.labels, nodes)
+        deleted = self._n_deleted > 0
+        s = self._scratch(g.cap, deleted or allowed is not None)
+        try:
+            return K.search_one(q, int(k), ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
+                                g.labels, g.alive, mask, deleted, g.links0, g.up_links, g.up_off,
+                                g.state, s[0], s[1], s[2], g.n)
+        finally:
+            self._scratch_pool.append(s)
+
+    def search_batch(self, queries, k: int = 10, ef: int | None = None, allowed=None,
+                     exact: bool | None = None, num_threads: int | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`search` for each row of ``queries`` (shape (nq, dim)), in threads.
+
+        Returns ``(ids, distances)`` of shape (nq, k); rows with fewer than k
+        eligible items are padded with id -1 and distance inf.  ``allowed``
+        applies to every row.  ``num_threads`` defaults to the number of CPUs.
+        """
+        Q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+        if Q.ndim != 2 or Q.shape[1] != self.dim:
+            raise UsageError(f"queries must have shape (n, {self.dim}), not {Q.shape}")
+        nq, k = Q.shape[0], int(k)
+        out_ids = np.full((nq, k), -1, np.int64)
+        out_d = np.full((nq, k), np.inf, np.float32)
+        g = self._g
+        ef = self.ef_search if ef is None else int(ef)
+        mask, nodes = (_NO_MASK, None) if allowed is None else self._filter(g, allowed)
+        if nodes is not None and exact is None:
+            exact = self.prefers_exact(nodes.shape[0], k, ef)
+        deleted = self._n_deleted > 0
+        threads = max(1, min(num_threads or os.cpu_count() or 1, (nq + 15) // 16))
+        bounds = np.linspace(0, nq, threads + 1).astype(int)
+
+        def run(part: int) -> None:
+            a, b = bounds[part], bounds[part + 1]
+            if nodes is not None and (exact or nodes.shape[0] <= k):
+                for r in range(a, b):
+                    ids, d = K.exact_search(Q[r], k, self._metric_code, g.vecs, g.labels, nodes)
+                    out_ids[r, :ids.shape[0]] = ids
+                    out_d[r, :ids.shape[0]] = d
+                return
+            s = self._scratch(g.cap, deleted or nodes is not None)
+            try:
+                K.search_many(Q[a:b], k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
+                              g.labels, g.alive, mask, deleted, g.links0, g.up_links, g.up_off,
+                              g.state, s[0], s[1], s[2], g.n, out_ids[a:b], out_d[a:b])
+            finally:
+                self._scratch_pool.append(s)
+
+        if threads == 1:
+            run(0)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, range(threads)))
+        return out_ids, out_d
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path, generation: int | None = None) -> None:
+        """Write the index to ``path`` atomically (temp file, fsync, rename).
+
+        Args:
+            path: destination file; its folder must exist.
+            generation: the store generation the index reflects; :meth:`load`
+                compares it with ``expected_generation``.
+
+        Raises:
+            IndexFileError: the file cannot be written (the old file, if any, is untouched).
+        """
+        path = Path(path)
+        with self._lock:
+            g = self._g
+            n, u = g.n, g.up_used
+            parts = [g.labels[:n], g.levels[:n], g.alive[:n], g.up_off[:n], g.links0[:n], g.up_links[:u]]
+            if self.quantize:
+                parts.append(g.qparams)
+            parts.append(g.vecs[:n])
+            digest = hashlib.sha256()
+            size = 0
+            parts = [_raw(a) for a in parts]
+            for a in parts:
+                digest.update(a)
+                size += a.nbytes
+            gen = self.generation if generation is None else int(generation)
+            fields = _HEADER.pack(
+                _MAGIC, _VERSION, _HEADER_SIZE, self.dim, self._metric_code, int(self.quantize),
+                int(gen is not None), 0, self.M, self.M0, self.ef_construction, self.ef_search,
+                n, u, int(g.state[1]), self.seed, int(g.state[0]), int(gen or 0), size, digest.digest())
+            header = fields + struct.pack("<I", zlib.crc32(fields))
+            tmp = None
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(header)
+                    for a in parts:
+                        f.write(a)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+                tmp = None
+                _fsync_dir(path.parent)
+            except OSError as e:
+                raise IndexFileError(f"cannot write the index file {path}: {e.strerror or e}") from e
+            finally:
+                if tmp is not None:
+                    try:
+                        os.unlink(tmp)
+                    except OSError:
+                        pass
+            self.generation = gen
+
+    @classmethod
+    def load(cls, path, expected_generation: int | None = None) -> "HnswIndex":
+        """Read an index written by :meth:`save`.
+
+        Args:
+            path: the index file.
+            expected_generation: when given, the file must have been saved
+                with this store generation.
+
+        Returns:
+            The index, ready to search and to take more items.
+
+        Raises:
+            IndexFileError: the file is missing or unreadable.
+            IndexCorruptError: truncated, damaged, or not an index file.
+            IndexStaleError: built from another generation of the store.
+            (Either way: rebuild the index from the store.)
+        """
+        path = Path(path)
+        try:
+            f = open(path, "rb")
+        except OSError as e:
+            raise IndexFileError(f"cannot open the index file {path}: {e.strerror or e}; rebuild it") from e
+        with f:
+            try:
+                return cls._read(f, path, expected_generation)
+            except OSError as e:
+                raise IndexFileError(f"cannot read the index file {path}: {e.strerror or e}; rebuild it") from e
+
+    @classmethod
+    def _read(cls, f, path: Path, expected_generation: int | None) -> "HnswIndex":
+        def corrupt(why: str) -> IndexCorruptError:
+            return IndexCorruptError(f"the index file {path} is damaged ({why}); rebuild it from the library")
+
+        file_size = os.fstat(f.fileno()).st_size
+        head = f.read(_HEADER_SIZE)
+        if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+            raise corrupt("not a Shoebox HNSW file" if head[:8] != _MAGIC else "truncated header")
+        fields = head[:_HEADER.size]
+        if struct.unpack("<I", head[_HEADER.size:])[0] != zlib.crc32(fields):
+            raise corrupt("header checksum mismatch")
+        (_, version, header_size, dim, metric, quantize, has_gen, _, M, M0, efc, efs, n, u, linked,
+         seed, entry, gen, size, sha) = _HEADER.unpack(fields)
+        if version != _VERSION or header_size != _HEADER_SIZE:
+            raise corrupt(f"format version {version}, this Shoebox reads version {_VERSION}")
+        if expected_generation is not None and (not has_gen or gen != int(expected_generation)):
+            found = gen if has_gen else "none"
+            raise IndexStaleError(
+                f"the index file {path} was built from library generation {found}, "
+                f"the library is at {expected_generation}; rebuild it")
+        if metric not in _METRIC_NAMES or M0 != 2 * M or not 2 <= M <= 256 or not 1 <= dim <= 65536:
+            raise corrupt("bad parameters")
+        shapes = [((n,), np.int64), ((n,), np.int8), ((n,), np.uint8), ((n,), np.int32),
+                  ((n, M0 + 1), np.int32), ((u, M + 1), np.int32)]
+        if quantize:
+            shapes.append(((2, dim), np.float32))
+        shapes.append(((n, dim), np.float32))
+        expect = sum(int(np.prod(s)) * np.dtype(t).itemsize for s, t in shapes)
+        if expect != size or file_size != _HEADER_SIZE + size:
+            raise corrupt("truncated" if file_size < _HEADER_SIZE + expect else "wrong size")
+        index = cls(dim, _METRIC_NAMES[metric], M, efc, efs, bool(quantize), seed)
+        g = index._new_graph(n, u, _hash_cap_for(n))
+        digest = hashlib.sha256()
+        arrays = []
+        for (shape, dtype), dest in zip(shapes, _dest_arrays(g, n, u, bool(quantize))):
+            view = _raw(dest)
+            if dest.size and f.readinto(view) != dest.nbytes:
+                raise corrupt("truncated")
+            digest.update(view)
+            arrays.append(dest)
+        if digest.digest() != sha:
+            raise corrupt("checksum mismatch")
+        why = K.check_structure(n, g.levels, g.up_off, u, g.links0, g.up_links, M, M0)
+        if why:
+            raise corrupt(why)
+        if n:
+            top = entry >> 32
+            ep = entry & 0xFFFFFFFF
+            if entry < 0 or ep >= n or top != int(g.levels[:n].max()) or g.levels[ep] != top or linked != n:
+                raise corrupt("bad entry point")
+        elif entry != -1:
+            raise corrupt("bad entry point")
+        g.n, g.up_used = n, u
+        g.state[0], g.state[1] = entry, linked
+        live = np.flatnonzero(g.alive[:n]).astype(np.int32)
+        replaced = np.empty(live.shape[0], np.int32)
+        g.hused = K.hash_insert_many(g.hkeys, g.hvals, g.labels[live], live, replaced)
+        if (replaced >= 0).any():
+            raise corrupt("an item id appears twice")
+        if quantize and n:
+            if not (g.qparams[1] > 0).all():
+                raise corrupt("bad code ranges")
+            K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, 0, n, metric)
+        index._g = g
+        index._trained = bool(quantize and n)
+        index._n_alive = int(live.shape[0])
+        index._n_deleted = n - index._n_alive
+        index._rng = np.random.default_rng([seed, n])
+        index.generation = gen if has_gen else None
+        return index
+
+
+def _raw(a: np.ndarray) -> memoryview:
+    """The bytes of an array (empty arrays included) without copying a contiguous one."""
+    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
+def _dest_arrays(g: _Graph, n: int, u: int, quantize: bool) -> list[np.ndarray]:
+    out = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
+    if quantize:
+        out.append(g.qparams)
+    out.append(g.vecs)
+    return out
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+_NO_MASK = np.zeros(0, np.uint8)
+_NO_TAGS = np.zeros(0, np.uint16)
+_NO_F32 = np.zeros(1, np.float32)
+_NO_I32 = np.zeros(1, np.int32)
