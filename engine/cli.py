@@ -192,12 +192,12 @@ def _print_index_summary(summary: Any) -> None:
         print("stopped before the end; run the same command again to finish")
 
 
-def cmd_index(args: argparse.Namespace) -> int:
+def _run_indexing(args: argparse.Namespace, work: Any) -> int:
+    """Run ``work(library, progress, cancel)`` with a progress bar and Ctrl+C handling; print the summary."""
     with _open_library(args) as library:
         progress = TerminalProgress()
         try:
-            summary = _interruptible(lambda cancel: library.index(
-                args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed))
+            summary = _interruptible(lambda cancel: work(library, progress, cancel))
         finally:
             progress.close()
     if args.json:
@@ -205,20 +205,16 @@ def cmd_index(args: argparse.Namespace) -> int:
     else:
         _print_index_summary(summary)
     return EXIT_INTERRUPTED if summary.cancelled else 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    return _run_indexing(args, lambda library, progress, cancel: library.index(
+        args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed))
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    with _open_library(args) as library:
-        progress = TerminalProgress()
-        try:
-            summary = _interruptible(lambda cancel: library.reembed(on_progress=progress, should_cancel=cancel))
-        finally:
-            progress.close()
-    if args.json:
-        _print_json(summary.to_json())
-    else:
-        _print_index_summary(summary)
-    return EXIT_INTERRUPTED if summary.cancelled else 0
+    return _run_indexing(args, lambda library, progress, cancel: library.reembed(
+        on_progress=progress, should_cancel=cancel))
 
 
 def cmd_search(args: argparse.Namespace) -> int:

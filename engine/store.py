@@ -329,7 +329,7 @@ class LibraryStore:
             self._exec("DROP TABLE IF EXISTS item_vectors")
             self._exec("DELETE FROM meta WHERE key = 'model'")
             # Every file must be encoded again: make the next scan see them as changed.
-            self._exec("UPDATE files SET size = -1 WHERE status = 'indexed'")
+            self._exec("UPDATE files SET size = -1, content_hash = NULL WHERE status = 'indexed'")
             self._bump_generation()
         self._dim = None
 

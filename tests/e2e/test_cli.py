@@ -150,3 +150,12 @@ def test_installed_console_script_runs():
         pytest.skip("shoebox is not installed as a console script in this environment")
     proc = subprocess.run([exe, "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("shoebox ")
+
+
+def test_reembed_encodes_the_library_again(indexed):
+    # Runs last in this module: it re-encodes the shared library.
+    home, root, _ = indexed
+    summary = json.loads(shoebox(home, "reembed", "--json").stdout)
+    assert summary["updated"] == 5 and summary["added"] == 0
+    data = json.loads(shoebox(home, "search", "boiler", "--json", "-k", "1").stdout)
+    assert data["results"][0]["path"] == str(root / "notes" / "boiler.txt")
