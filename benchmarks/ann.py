@@ -202,41 +202,46 @@ def rss_bytes() -> int:
 
 
 _LOAD_SNIPPETS = {
-    "ours": "from engine.index import HnswIndex as H\nload = lambda: H.load(PATH)",
-    "hnswlib": "import hnswlib\ndef load():\n    i = hnswlib.Index(SPACE, DIM)\n    i.load_index(PATH)\n    return i",
-    "faiss": "import faiss\nload = lambda: faiss.read_index(PATH)",
+    "ours": "from engine.index import HnswIndex as H\nload = lambda path: H.load(path)",
+    "hnswlib": "import hnswlib\ndef load(path):\n    i = hnswlib.Index(SPACE, DIM)\n    i.load_index(path)\n    return i",
+    "faiss": "import faiss\nload = lambda path: faiss.read_index(path)",
 }
 
 
-def loaded_bytes(kind: str, path: str, dim: int, metric: str) -> int | None:
+def loaded_bytes(kind: str, path: str, warm_path: str, dim: int, metric: str) -> int | None:
     """Resident memory an index takes once loaded in a fresh process (no build leftovers).
 
-    Every library is measured the same way: the resident-set growth of a
-    second load of its saved file, after a first load warmed the process.
+    Every library is measured the same way: the resident-set growth while
+    loading its saved file, in a process that first loaded a tiny index of
+    the same kind (``warm_path``), so that code, compiled kernels and library
+    start-up are not counted, and nothing freed is there to be reused.
     """
     space = {"l2": "l2", "cosine": "cosine"}[metric]
     code = textwrap.dedent(f"""
         import gc, os, sys
         sys.path.insert(0, {str(REPO)!r})
-        PATH, DIM, SPACE = {path!r}, {dim}, {space!r}
+        PATH, WARM, DIM, SPACE = {path!r}, {warm_path!r}, {dim}, {space!r}
         def rss():
             with open('/proc/self/statm') as f:
                 return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
     """) + _LOAD_SNIPPETS[kind] + textwrap.dedent("""
-        warm = load()  # first load: code, caches and libraries settle in
-        del warm
+        warm = load(WARM)
         gc.collect(); before = rss()
-        index = load()
+        index = load(PATH)
         gc.collect(); print(rss() - before)
     """)
-    # A fixed mmap threshold makes freed large blocks go back to the system,
-    # so the second load is measured from a clean heap.
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"}
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         return int(out.stdout.strip().splitlines()[-1])
     except (subprocess.SubprocessError, ValueError, IndexError):
         return None
+
+
+def tiny_copy(ds: Dataset, build, save, path: Path) -> str:
+    """Save a 200-vector index of the same kind, to warm a process before measuring memory."""
+    small = build(ds.base[:200])
+    save(small, str(path))
+    return str(path)
 
 
 # ---------------------------------------------------------------- methods
@@ -258,11 +263,18 @@ def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -
     build = time.perf_counter() - t
     path = str(tmp / "ours.hnsw")
     index.save(path)
-    bpv = loaded_bytes("ours", path, ds.base.shape[1], ds.metric)
+
+    def build_ours(x):
+        small = HnswIndex(x.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+        small.add(np.arange(x.shape[0]), x)
+        return small
+
+    warm = tiny_copy(ds, build_ours, lambda i, p: i.save(p), tmp / "ours-tiny.hnsw")
+    bpv = loaded_bytes("ours", path, warm, ds.base.shape[1], ds.metric)
     bpv = bpv / n if bpv else index.nbytes / n
     variants = [("ours", index, bpv)]
     if index.quantize:  # same graph without the codes: what quantization buys
-        variants.append(("ours (float32 walk)", _float32_walk(index), bpv - index.dim))
+        variants.append(("ours (float32 walk)", _float32_walk(index), bpv - (index.dim + 1) // 2))
     for method, idx, bpv in variants:
         idx.search(ds.queries[0], K)  # load the compiled kernels before timing
         idx.search_batch(ds.queries[:2], K, num_threads=1)
@@ -287,6 +299,9 @@ def _float32_walk(index: HnswIndex) -> HnswIndex:
     view._g = g
     view._scratch_pool = []
     view.quantize = False
+    from engine.index import _kernels
+
+    view._search_fn = _kernels.SEARCH[index._metric_code, False]
     return view
 
 
@@ -324,7 +339,15 @@ def bench_hnswlib(ds: Dataset, efs, repeat, tmp: Path, rows: list):
     build = time.perf_counter() - t
     path = str(tmp / "hnswlib.bin")
     p.save_index(path)
-    bpv = (loaded_bytes("hnswlib", path, dim, ds.metric) or 0) / n
+
+    def build_hnswlib(x):
+        small = hnswlib.Index(space="l2" if ds.metric == "l2" else "cosine", dim=dim)
+        small.init_index(max_elements=x.shape[0], M=M, ef_construction=EF_CONSTRUCTION)
+        small.add_items(x)
+        return small
+
+    warm = tiny_copy(ds, build_hnswlib, lambda i, p: i.save_index(p), tmp / "hnswlib-tiny.bin")
+    bpv = (loaded_bytes("hnswlib", path, warm, dim, ds.metric) or 0) / n
     for ef in efs:
         p.set_ef(ef)
         res, qps = best_qps(lambda: [p.knn_query(q, K)[0][0] for q in ds.queries], len(ds.queries), repeat)
@@ -349,7 +372,7 @@ def bench_faiss_hnsw(ds: Dataset, efs, repeat, tmp: Path, rows: list):
     build = time.perf_counter() - t
     path = str(tmp / "faiss_hnsw.index")
     faiss.write_index(index, path)
-    bpv = (loaded_bytes("faiss", path, dim, ds.metric) or 0) / n
+    bpv = (loaded_bytes("faiss", path, _faiss_warm(ds, tmp), dim, ds.metric) or 0) / n
     for ef in efs:
         index.hnsw.efSearch = ef
         res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries], len(ds.queries), repeat)
@@ -357,6 +380,17 @@ def bench_faiss_hnsw(ds: Dataset, efs, repeat, tmp: Path, rows: list):
         rows.append(row(ds, "faiss HNSWFlat", f"ef={ef}", round(build, 2), round(bpv),
                         recall_at_k(res, ds.truth), round(qps), round(qps_b)))
     return index
+
+
+def _faiss_warm(ds: Dataset, tmp: Path) -> str:
+    """A tiny faiss index file: loading it first starts faiss up in the measuring process."""
+
+    def build(x):
+        small = faiss.IndexHNSWFlat(x.shape[1], M, _faiss_metric(ds))
+        small.add(x)
+        return small
+
+    return tiny_copy(ds, build, faiss.write_index, tmp / "faiss-tiny.index")
 
 
 def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list):
@@ -372,7 +406,7 @@ def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list)
         build = time.perf_counter() - t
         path = str(tmp / "faiss_ivf.index")
         faiss.write_index(index, path)
-        bpv = (loaded_bytes("faiss", path, dim, ds.metric) or 0) / n
+        bpv = (loaded_bytes("faiss", path, _faiss_warm(ds, tmp), dim, ds.metric) or 0) / n
         for nprobe in [p for p in nprobes if p <= nlist]:
             index.nprobe = nprobe
             res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries],

@@ -583,48 +583,71 @@ def _search_impl(query, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, a
 
 
 @njit(**_INNER)
-def _search_core(query, k, ef, metric, qparams, vecs, codes, cnorm, alive, mask, has_deleted,
-                 links0, up_links, up_off, state, visited, cd, ci, n_slots):
-    """Dispatch to the :func:`_search_impl` compiled for this metric and code use."""
-    if codes.shape[0] > 0:
-        if metric == METRIC_L2:
-            return _search_impl(query, k, ef, True, METRIC_L2, qparams, vecs, codes, cnorm, alive, mask,
-                                has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
-        return _search_impl(query, k, ef, True, METRIC_COSINE, qparams, vecs, codes, cnorm, alive, mask,
-                            has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
-    if metric == METRIC_L2:
-        return _search_impl(query, k, ef, False, METRIC_L2, qparams, vecs, codes, cnorm, alive, mask,
-                            has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
-    return _search_impl(query, k, ef, False, METRIC_COSINE, qparams, vecs, codes, cnorm, alive, mask,
-                        has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
-
-
-@njit(**_JIT)
-def search_one(query, k, ef, metric, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-               links0, up_links, up_off, state, visited, cd, ci, n_slots):
-    """One query; returns (labels int64[<=k], dists float32[<=k]), nearest first."""
-    od, oi = _search_core(query, k, ef, metric, qparams, vecs, codes, cnorm, alive, mask, has_deleted,
-                          links0, up_links, up_off, state, visited, cd, ci, n_slots)
-    out = np.empty(oi.shape[0], np.int64)
-    for t in range(oi.shape[0]):
-        out[t] = labels[oi[t]]
-    return out, od
-
-
-@njit(**_JIT)
-def search_many(queries, k, ef, metric, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-                links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
-    """Rows of ``queries`` one after another into out_labels/out_dists (-1/inf padded)."""
+def _search_rows(queries, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, labels, alive, mask,
+                 has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+    """Each row of ``queries`` into out_labels/out_dists, nearest first, padded
+    with -1 / inf.  Returns how many results the last row got."""
+    got = 0
     for r in range(queries.shape[0]):
-        od, oi = _search_core(queries[r], k, ef, metric, qparams, vecs, codes, cnorm, alive, mask,
+        od, oi = _search_impl(queries[r], k, ef, use_codes, metric, qparams, vecs, codes, cnorm, alive, mask,
                               has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
+        got = oi.shape[0]
         for t in range(k):
-            if t < oi.shape[0]:
+            if t < got:
                 out_labels[r, t] = labels[oi[t]]
                 out_dists[r, t] = od[t]
             else:
                 out_labels[r, t] = -1
                 out_dists[r, t] = np.inf
+    return got
+
+
+# One entry point per (metric, codes) case, so that a process compiles (or
+# loads from the cache) only the case its index uses.
+
+
+@njit(**_JIT)
+def search_l2(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
+              links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+    """Search rows of ``queries``: L2, walking float32 vectors (see :func:`_search_rows`)."""
+    return _search_rows(queries, k, ef, False, METRIC_L2, qparams, vecs, codes, cnorm, labels, alive, mask,
+                        has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
+                        out_labels, out_dists)
+
+
+@njit(**_JIT)
+def search_cosine(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
+                  links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+    """Search rows of ``queries``: cosine, walking float32 vectors."""
+    return _search_rows(queries, k, ef, False, METRIC_COSINE, qparams, vecs, codes, cnorm, labels, alive,
+                        mask, has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
+                        out_labels, out_dists)
+
+
+@njit(**_JIT)
+def search_l2_codes(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
+                    links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+    """Search rows of ``queries``: L2, walking 4-bit codes, exact re-rank."""
+    return _search_rows(queries, k, ef, True, METRIC_L2, qparams, vecs, codes, cnorm, labels, alive, mask,
+                        has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
+                        out_labels, out_dists)
+
+
+@njit(**_JIT)
+def search_cosine_codes(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
+                        links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+    """Search rows of ``queries``: cosine, walking 4-bit codes, exact re-rank."""
+    return _search_rows(queries, k, ef, True, METRIC_COSINE, qparams, vecs, codes, cnorm, labels, alive,
+                        mask, has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
+                        out_labels, out_dists)
+
+
+SEARCH = {
+    (METRIC_L2, False): search_l2,
+    (METRIC_COSINE, False): search_cosine,
+    (METRIC_L2, True): search_l2_codes,
+    (METRIC_COSINE, True): search_cosine_codes,
+}
 
 
 @njit(**_JIT)
@@ -702,15 +725,22 @@ def _shrink_link(vecs, metric, links, row, owner, new, mmax, sd, si, sel):
 
 
 @njit(**_JIT)
-def insert_nodes(start, stop, levels, vecs, metric, M, M0, ef_construction, has_deleted,
-                 alive, links0, up_links, up_off, state, visited):
-    """Link nodes [start, stop) into the graph (see :func:`_insert_impl`)."""
-    if metric == METRIC_L2:
-        _insert_impl(start, stop, levels, vecs, METRIC_L2, M, M0, ef_construction, has_deleted,
-                     alive, links0, up_links, up_off, state, visited)
-    else:
-        _insert_impl(start, stop, levels, vecs, METRIC_COSINE, M, M0, ef_construction, has_deleted,
-                     alive, links0, up_links, up_off, state, visited)
+def insert_l2(start, stop, levels, vecs, M, M0, ef_construction, has_deleted,
+              alive, links0, up_links, up_off, state, visited):
+    """Link nodes [start, stop) into an L2 graph (see :func:`_insert_impl`)."""
+    _insert_impl(start, stop, levels, vecs, METRIC_L2, M, M0, ef_construction, has_deleted,
+                 alive, links0, up_links, up_off, state, visited)
+
+
+@njit(**_JIT)
+def insert_cosine(start, stop, levels, vecs, M, M0, ef_construction, has_deleted,
+                  alive, links0, up_links, up_off, state, visited):
+    """Link nodes [start, stop) into a cosine graph (see :func:`_insert_impl`)."""
+    _insert_impl(start, stop, levels, vecs, METRIC_COSINE, M, M0, ef_construction, has_deleted,
+                 alive, links0, up_links, up_off, state, visited)
+
+
+INSERT = {METRIC_L2: insert_l2, METRIC_COSINE: insert_cosine}
 
 
 @njit(**_INNER)

@@ -170,6 +170,7 @@ class HnswIndex:
         self.seed = int(seed)
         self.generation: int | None = None
         self._metric_code = _METRICS[metric]
+        self._search_fn = K.SEARCH[self._metric_code, self.quantize]
         self._mult = 1.0 / math.log(self.M)
         self._rng = np.random.default_rng(self.seed)
         self._lock = threading.Lock()
@@ -417,9 +418,9 @@ class HnswIndex:
         if self.quantize:
             K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, start, stop, self._metric_code)
         g.up_used += rows_needed
-        K.insert_nodes(start, stop, g.levels, g.vecs, self._metric_code, self.M, self.M0,
-                       self.ef_construction, self._n_deleted > 0, g.alive, g.links0, g.up_links, g.up_off,
-                       g.state, visited)
+        K.INSERT[self._metric_code](start, stop, g.levels, g.vecs, self.M, self.M0, self.ef_construction,
+                                    self._n_deleted > 0, g.alive, g.links0, g.up_links, g.up_off, g.state,
+                                    visited)
         g.n = stop
         nodes = np.arange(start, stop, dtype=np.int32)
         replaced = np.empty(cnt, np.int32)
@@ -430,10 +431,10 @@ class HnswIndex:
 
     def _query(self, query) -> np.ndarray:
         q = np.asarray(query, dtype=np.float32)
-        if q.ndim != 1:
+        if q.shape != (self.dim,):
             q = q.reshape(-1)
-        if q.shape[0] != self.dim:
-            raise UsageError(f"query has dimension {q.shape[0]}, the index {self.dim}")
+            if q.shape[0] != self.dim:
+                raise UsageError(f"query has dimension {q.shape[0]}, the index {self.dim}")
         if not q.flags.c_contiguous:
             q = np.ascontiguousarray(q)
         return q
@@ -514,13 +515,19 @@ class HnswIndex:
             if exact or nodes.shape[0] <= k:
                 return K.exact_search(q, int(k), self._metric_code, g.vecs, g.labels, nodes)
         deleted = self._n_deleted > 0
+        k = max(int(k), 0)
+        out_ids = np.empty((1, k), np.int64)
+        out_d = np.empty((1, k), np.float32)
         s = self._scratch(g.cap, deleted or allowed is not None)
         try:
-            return K.search_one(q, int(k), ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
-                                g.labels, g.alive, mask, deleted, g.links0, g.up_links, g.up_off,
-                                g.state, s[0], s[1], s[2], g.n)
+            got = self._search_fn(q[None], k, ef, g.qparams, g.vecs, g.codes, g.cnorm, g.labels,
+                                  g.alive, mask, deleted, g.links0, g.up_links, g.up_off, g.state,
+                                  s[0], s[1], s[2], g.n, out_ids, out_d)
         finally:
             self._scratch_pool.append(s)
+        if got == k:
+            return out_ids[0], out_d[0]
+        return out_ids[0, :got], out_d[0, :got]
 
     def search_batch(self, queries, k: int = 10, ef: int | None = None, allowed=None,
                      exact: bool | None = None, num_threads: int | None = None
@@ -556,9 +563,9 @@ class HnswIndex:
                 return
             s = self._scratch(g.cap, deleted or nodes is not None)
             try:
-                K.search_many(Q[a:b], k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
-                              g.labels, g.alive, mask, deleted, g.links0, g.up_links, g.up_off,
-                              g.state, s[0], s[1], s[2], g.n, out_ids[a:b], out_d[a:b])
+                self._search_fn(Q[a:b], k, ef, g.qparams, g.vecs, g.codes, g.cnorm, g.labels, g.alive, mask,
+                                deleted, g.links0, g.up_links, g.up_off, g.state, s[0], s[1], s[2], g.n,
+                                out_ids[a:b], out_d[a:b])
             finally:
                 self._scratch_pool.append(s)
 
