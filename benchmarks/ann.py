@@ -484,17 +484,25 @@ def bench_filtered(ds: Dataset, index: HnswIndex, fh, p, efs, repeat: int, rows:
         info = {"filter": fname, "queries": nq, "mean_pass_fraction": float(passing.mean() / base.shape[0]),
                 "queries_with_fewer_than_k_passing": int((passing < K).sum())}
 
-        def frow(method, params, res, qps):
+        def frow(method, params, res, qps, **extra):
             rec, full = _filtered_recall(res, truth)
             rows.append(dict(dataset=ds.name, method=method, params=params, recall_at_10=rec,
-                             full_k=full, qps=round(qps, 1), **info))
+                             full_k=full, qps=round(qps, 1), **info, **extra))
 
+        plans = [("ours (planner)", None), ("ours (graph walk)", "graph")]
+        if index.quantize:
+            plans.append(("ours (code scan + re-rank)", "scan"))
         for ef in efs:
-            for method, exact in (("ours (planner)", None), ("ours (graph walk)", False)):
-                res, qps = best_qps(lambda: [index.search(q, K, ef=ef, allowed=a, exact=exact)[0]
+            for method, plan in plans:
+                res, qps = best_qps(lambda: [index.search(q, K, ef=ef, allowed=a, plan=plan)[0]
                                              for q, a in zip(queries, allowed_rows)], nq, repeat)
-                frow(method, f"ef={ef}", res, qps)
-        res, qps = best_qps(lambda: [index.search(q, K, allowed=a, exact=True)[0]
+                chosen = {}
+                if plan is None:
+                    for a in allowed_rows:
+                        p_ = index.plan(a.shape[0], K, ef)
+                        chosen[p_] = chosen.get(p_, 0) + 1
+                frow(method, f"ef={ef}", res, qps, plans_chosen=chosen)
+        res, qps = best_qps(lambda: [index.search(q, K, allowed=a, plan="exact")[0]
                                      for q, a in zip(queries, allowed_rows)], nq, repeat)
         frow("ours (exact over passing ids)", "", res, qps)
 
@@ -617,16 +625,14 @@ def machine() -> dict:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         mem = None
-    versions = {"python": platform.python_version(), "numpy": np.__version__}
-    import numba
-    versions["numba"] = numba.__version__
-    if hnswlib is not None:
-        versions["hnswlib"] = getattr(hnswlib, "__version__", "installed")
-    if faiss is not None:
-        versions["faiss"] = faiss.__version__
-    if sqlite_vec is not None:
-        versions["sqlite-vec"] = getattr(sqlite_vec, "__version__", "installed")
-        versions["apsw"] = apsw.apswversion()
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("numpy", "numba", "llvmlite", "hnswlib", "faiss-cpu", "sqlite-vec", "apsw"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2 ** 30, 1) if mem else None,
             "os": platform.platform(), "versions": versions}
 
@@ -659,10 +665,50 @@ def print_filtered(ds: Dataset, rows: list[dict]) -> None:
     if not frows:
         return
     print(f"\n## {ds.name}: filtered queries (k=10; full k = share of queries answered with min(k, passing) ids)")
-    print(f"{'filter':<24}{'pass':>7}{'method':>36}{'params':>8}{'recall@10':>10}{'full k':>8}{'QPS':>9}")
+    print(f"{'filter':<24}{'pass':>7}  {'method':<34}{'params':>7}{'recall@10':>10}{'full k':>8}{'QPS':>9}"
+          "  plans chosen")
     for r in frows:
-        print(f"{r['filter']:<24}{r['mean_pass_fraction']:>7.2%}{r['method']:>36}{r['params']:>8}"
-              f"{r['recall_at_10']:>10.4f}{r['full_k']:>8.2f}{fmt(r['qps'])}")
+        chosen = ", ".join(f"{k} {v}" for k, v in sorted(r.get("plans_chosen", {}).items()))
+        print(f"{r['filter']:<24}{r['mean_pass_fraction']:>7.2%}  {r['method']:<34}{r['params']:>7}"
+              f"{r['recall_at_10']:>10.4f}{r['full_k']:>8.2f}{fmt(r['qps'])}  {chosen}")
+
+
+def markdown(result: dict) -> str:
+    """The tables of a result file as Markdown (for docs/ann.md)."""
+    out = []
+    for name, info in result["datasets"].items():
+        out.append(f"\n### {name}: {info['n']:,} x {info['dim']} ({info['metric']}), {info['queries']} queries\n")
+        out.append("| method | params | build s | bytes/vector | recall@10 | QPS | batch QPS |")
+        out.append("|---|---|---:|---:|---:|---:|---:|")
+        for r in result["rows"]:
+            if r["dataset"] != name or "filter" in r:
+                continue
+            build = r["build_s"]
+            build = f"{build:.2f}" if build < 10 else f"{build:.0f}"
+            batch = "" if r["qps_batch"] is None else f"{r['qps_batch']:,.0f}"
+            out.append(f"| {r['method']} | {r['params']} | {build} | {r['bytes_per_vector']:,} | "
+                       f"{r['recall_at_10']:.4f} | {r['qps']:,.0f} | {batch} |")
+        frows = [r for r in result["rows"] if r["dataset"] == name and "filter" in r]
+        if frows:
+            out.append(f"\n**{name}, filtered** (k = 10; *full k*: share of queries answered with "
+                       "min(k, passing) ids)\n")
+            out.append("| filter | passing | method | params | recall@10 | full k | QPS | plans chosen |")
+            out.append("|---|---:|---|---|---:|---:|---:|---|")
+            for r in frows:
+                chosen = ", ".join(f"{k} {v}" for k, v in sorted(r.get("plans_chosen", {}).items()))
+                out.append(f"| {r['filter']} | {r['mean_pass_fraction']:.2%} | {r['method']} | {r['params']} | "
+                           f"{r['recall_at_10']:.4f} | {r['full_k']:.2f} | {r['qps']:,.0f} | {chosen} |")
+    if result.get("cold_start"):
+        out.append("\n### Cold start (first query in a fresh process)\n")
+        out.append("| numba cache | import s | index load s | first query s | second query ms | process wall s |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for c in result["cold_start"]:
+            if "error" in c:
+                out.append(f"| {c['case']} | failed | | | | |")
+                continue
+            out.append(f"| {c['case']} | {c['import_s']} | {c['load_s']} | {c['first_query_s']} | "
+                       f"{c['second_query_ms']} | {c['process_wall_s']} |")
+    return "\n".join(out)
 
 
 def main(argv=None) -> int:
@@ -673,7 +719,12 @@ def main(argv=None) -> int:
                                                  "<repo>/../shared/data/ann)")
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per figure, best kept (default 3)")
     ap.add_argument("--only", default=None, help="comma-separated subset: sift,sigmod,synthetic,cold")
+    ap.add_argument("--markdown", metavar="JSON", default=None,
+                    help="print the tables of an earlier result file as Markdown and exit")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     if args.data:
         os.environ[DATA_ENV] = args.data
     quick = args.quick

@@ -456,34 +456,59 @@ class HnswIndex:
             s[2] = np.empty(cap + 1, np.int32)
         return s
 
-    def prefers_exact(self, n_allowed: int, k: int = 10, ef: int | None = None) -> bool:
-        """Whether an exact scan over ``n_allowed`` passing items beats a filtered walk.
+    def plan(self, n_allowed: int, k: int = 10, ef: int | None = None) -> str:
+        """How :meth:`search` answers a filter passing ``n_allowed`` items.
 
-        The query planner's rule, and what :meth:`search` does by itself when
-        ``exact`` is not given.  Cost model (nanoseconds, fitted on
-        ``benchmarks/ann.py`` with M=16): a plain walk reaches about
-        ``12 * ef + 100`` nodes; under a filter passing a fraction ``s`` it
-        reaches ``1/s`` times as many (at most every node) before it holds
-        ``ef`` passing ones, each costing ``40 + 0.06 * bytes walked``; the
-        exact scan reads each passing vector once, ``5 + 0.12 * dim`` each.
+        Returns one of:
+
+        - ``"exact"``: exact scan of the passing vectors (few pass);
+        - ``"scan"``: scan of the passing items' 4-bit codes, exact re-rank
+          of the best ``ef`` (many pass, but too few for a good walk; only
+          with ``quantize``);
+        - ``"graph"``: filtered graph walk (most pass).
+
+        Cost model in units of one graph node visit of a cache-resident
+        index, fitted on ``benchmarks/ann.py`` (M=16, 2 cores): a plain walk
+        visits about ``12 * ef + 100`` nodes, a filtered one ``1/s`` times as
+        many when a fraction ``s`` passes (at most every node); an exact
+        distance costs ``0.4 + 0.0012 * dim`` visits, a code distance half a
+        visit.  Reads that outgrow the caches (graph or gathered vectors over
+        8 MB) cost up to 2.5-3 times more.  Exact is kept while it costs under
+        three times the code scan, since it is exact.
         """
         n = max(self._n_alive, 1)
         n_allowed = min(int(n_allowed), n)
-        if n_allowed <= 4 * max(int(k), 1):
-            return True
-        ef = max(int(ef or self.ef_search), int(k))
+        k = max(int(k), 1)
+        if n_allowed <= 4 * k:
+            return "exact"
+        ef = max(int(ef or self.ef_search), k)
         walk_bytes = (self.dim + 1) // 2 if self.quantize else 4 * self.dim
-        visits = min(float(n), (12.0 * ef + 100.0) * n / n_allowed)
-        graph_ns = visits * (40.0 + 0.06 * walk_bytes)
-        exact_ns = n_allowed * (5.0 + 0.12 * self.dim)
-        return exact_ns < graph_ns
+        visit = _cache_factor(n * (walk_bytes + 4 * (self.M0 + 1)), 2.5)
+        exact_unit = 0.4 + 0.0012 * self.dim
+        costs = {
+            "exact": n_allowed * exact_unit * _cache_factor(n_allowed * 4 * self.dim, 3.0),
+            "graph": min(float(n), (12.0 * ef + 100.0) * n / n_allowed) * visit,
+        }
+        if self.quantize:
+            costs["scan"] = n_allowed * 0.5 + 2.0 * ef * exact_unit * visit
+            if costs["exact"] <= 3.0 * costs["scan"]:
+                del costs["scan"]
+        return min(costs, key=costs.get)
+
+    def prefers_exact(self, n_allowed: int, k: int = 10, ef: int | None = None) -> bool:
+        """Whether exact search over the ``n_allowed`` passing ids is the best plan.
+
+        For a query planner deciding before it calls :meth:`search` (which
+        follows :meth:`plan` by itself).
+        """
+        return self.plan(n_allowed, k, ef) == "exact"
 
     def _filter(self, g: _Graph, allowed) -> tuple[np.ndarray, np.ndarray]:
         keys = np.ascontiguousarray(np.asarray(allowed, dtype=np.int64).ravel())
         return K.build_filter(keys, g.hkeys, g.hvals, g.alive, g.cap)
 
     def search(self, query, k: int = 10, ef: int | None = None, allowed=None,
-               exact: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+               plan: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest items to ``query``.
 
         Args:
@@ -492,8 +517,8 @@ class HnswIndex:
             ef: beam width (default ``ef_search``; raised to ``k`` when smaller).
             allowed: optional array of item ids; only those are returned.  The
                 walk passes through other nodes but never returns them.
-            exact: with ``allowed``, force an exact scan over the allowed ids
-                (True) or the graph (False); ``None`` lets :meth:`prefers_exact` decide.
+            plan: with ``allowed``, force ``"exact"``, ``"scan"`` or ``"graph"``
+                (see :meth:`plan`, which decides when this is None).
 
         Returns:
             ``(ids, distances)``: int64 and float32 arrays, nearest first, of
@@ -501,21 +526,23 @@ class HnswIndex:
             ``1 - cosine similarity`` or squared Euclidean.
 
         Raises:
-            UsageError: the query has the wrong dimension.
+            UsageError: the query has the wrong dimension or the plan is unknown.
         """
         q = self._query(query)
         g = self._g
         ef = self.ef_search if ef is None else int(ef)
+        k = max(int(k), 0)
         if allowed is None:
             mask = _NO_MASK
         else:
             mask, nodes = self._filter(g, allowed)
-            if exact is None:
-                exact = self.prefers_exact(nodes.shape[0], k, ef)
-            if exact or nodes.shape[0] <= k:
-                return K.exact_search(q, int(k), self._metric_code, g.vecs, g.labels, nodes)
+            how = self._plan_for(nodes.shape[0], k, ef, plan)
+            if how == "exact":
+                return K.exact_search(q, k, self._metric_code, g.vecs, g.labels, nodes)
+            if how == "scan":
+                return K.scan_search(q, k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
+                                     g.labels, nodes)
         deleted = self._n_deleted > 0
-        k = max(int(k), 0)
         out_ids = np.empty((1, k), np.int64)
         out_d = np.empty((1, k), np.float32)
         s = self._scratch(g.cap, deleted or allowed is not None)
@@ -529,8 +556,19 @@ class HnswIndex:
             return out_ids[0], out_d[0]
         return out_ids[0, :got], out_d[0, :got]
 
+    def _plan_for(self, n_allowed: int, k: int, ef: int, plan: str | None) -> str:
+        if plan is None:
+            plan = self.plan(n_allowed, k, ef)
+        elif plan not in ("exact", "scan", "graph"):
+            raise UsageError(f"unknown search plan {plan!r}; use 'exact', 'scan' or 'graph'")
+        if plan == "scan" and not self.quantize:
+            plan = "exact"  # no codes to scan
+        if n_allowed <= k:
+            plan = "exact"  # every passing item is a result
+        return plan
+
     def search_batch(self, queries, k: int = 10, ef: int | None = None, allowed=None,
-                     exact: bool | None = None, num_threads: int | None = None
+                     plan: str | None = None, num_threads: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` for each row of ``queries`` (shape (nq, dim)), in threads.
 
@@ -541,23 +579,29 @@ class HnswIndex:
         Q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
         if Q.ndim != 2 or Q.shape[1] != self.dim:
             raise UsageError(f"queries must have shape (n, {self.dim}), not {Q.shape}")
-        nq, k = Q.shape[0], int(k)
+        nq, k = Q.shape[0], max(int(k), 0)
         out_ids = np.full((nq, k), -1, np.int64)
         out_d = np.full((nq, k), np.inf, np.float32)
         g = self._g
         ef = self.ef_search if ef is None else int(ef)
-        mask, nodes = (_NO_MASK, None) if allowed is None else self._filter(g, allowed)
-        if nodes is not None and exact is None:
-            exact = self.prefers_exact(nodes.shape[0], k, ef)
+        how = "graph"
+        mask, nodes = _NO_MASK, None
+        if allowed is not None:
+            mask, nodes = self._filter(g, allowed)
+            how = self._plan_for(nodes.shape[0], k, ef, plan)
         deleted = self._n_deleted > 0
         threads = max(1, min(num_threads or os.cpu_count() or 1, (nq + 15) // 16))
         bounds = np.linspace(0, nq, threads + 1).astype(int)
 
         def run(part: int) -> None:
             a, b = bounds[part], bounds[part + 1]
-            if nodes is not None and (exact or nodes.shape[0] <= k):
+            if how != "graph":
                 for r in range(a, b):
-                    ids, d = K.exact_search(Q[r], k, self._metric_code, g.vecs, g.labels, nodes)
+                    if how == "exact":
+                        ids, d = K.exact_search(Q[r], k, self._metric_code, g.vecs, g.labels, nodes)
+                    else:
+                        ids, d = K.scan_search(Q[r], k, ef, self._metric_code, g.qparams, g.vecs, g.codes,
+                                               g.cnorm, g.labels, nodes)
                     out_ids[r, :ids.shape[0]] = ids
                     out_d[r, :ids.shape[0]] = d
                 return
@@ -695,7 +739,7 @@ class HnswIndex:
         g = index._new_graph(n, u, _hash_cap_for(n))
         digest = hashlib.sha256()
         arrays = []
-        for (shape, dtype), dest in zip(shapes, _dest_arrays(g, n, u, bool(quantize))):
+        for (shape, dtype), dest in zip(shapes, _dest_arrays(g, bool(quantize))):
             view = _raw(dest)
             if dest.size and f.readinto(view) != dest.nbytes:
                 raise corrupt("truncated")
@@ -733,12 +777,18 @@ class HnswIndex:
         return index
 
 
+def _cache_factor(working_set: float, worst: float) -> float:
+    """1 for reads that stay in cache (up to 8 MB), rising to ``worst`` at 32 MB and beyond."""
+    return 1.0 + (worst - 1.0) * min(1.0, max(0.0, (working_set - 8e6) / 24e6))
+
+
 def _raw(a: np.ndarray) -> memoryview:
     """The bytes of an array (empty arrays included) without copying a contiguous one."""
     return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
 
 
-def _dest_arrays(g: _Graph, n: int, u: int, quantize: bool) -> list[np.ndarray]:
+def _dest_arrays(g: _Graph, quantize: bool) -> list[np.ndarray]:
+    """The arrays a file's payload is read into, in file order."""
     out = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
     if quantize:
         out.append(g.qparams)

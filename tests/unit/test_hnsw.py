@@ -92,13 +92,13 @@ def test_levels_and_degrees(built):
 
 
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5])
-@pytest.mark.parametrize("exact_plan", [None, False])
-def test_filtered_recall(data, built, fraction, exact_plan):
+@pytest.mark.parametrize("plan", [None, "graph", "exact"])
+def test_filtered_recall(data, built, fraction, plan):
     base, ids, queries = data
     rng = np.random.default_rng(int(fraction * 1000))
     allowed = ids[rng.random(ids.shape[0]) < fraction]
     truth, _ = exact(base, ids, queries, 10, "cosine", allowed)
-    found = [built.search(q, 10, allowed=allowed, exact=exact_plan)[0] for q in queries]
+    found = [built.search(q, 10, allowed=allowed, plan=plan)[0] for q in queries]
     assert all(len(f) == 10 for f in found), "k results whenever k items pass"
     assert all(np.isin(f, allowed).all() for f in found)
     assert recall(found, truth) >= 0.95
@@ -107,8 +107,8 @@ def test_filtered_recall(data, built, fraction, exact_plan):
 def test_filter_with_fewer_than_k_passing(data, built):
     base, ids, queries = data
     allowed = np.array([ids[5], ids[17], ids[3000], 999_999_999])  # one unknown id
-    for exact_plan in (None, False):
-        found, dist = built.search(queries[0], 10, allowed=allowed, exact=exact_plan)
+    for plan in (None, "graph", "scan"):
+        found, dist = built.search(queries[0], 10, allowed=allowed, plan=plan)
         assert sorted(found) == sorted(allowed[:3])
         assert np.all(np.diff(dist) >= 0)
     found, _ = built.search(queries[0], 10, allowed=np.array([], dtype=np.int64))
@@ -117,11 +117,32 @@ def test_filter_with_fewer_than_k_passing(data, built):
 
 def test_planner_prefers_exact_for_selective_filters(built):
     assert built.prefers_exact(10) and built.prefers_exact(40)
-    plans = [built.prefers_exact(n) for n in range(1, len(built) + 1, 50)]
-    assert plans == sorted(plans, reverse=True), "exact below one crossover, graph above it"
+    plans = [built.plan(n) for n in range(1, len(built) + 1, 50)]
+    assert plans == sorted(plans, key=["exact", "graph"].index), "exact below one crossover, graph above it"
     big = HnswIndex(512, quantize=True)
-    big._n_alive = 100_000  # the cost model only looks at the size
-    assert big.prefers_exact(1_000) and not big.prefers_exact(50_000)
+    big._n_alive = 100_000  # the cost model only looks at sizes
+    assert [big.plan(n) for n in (100, 1_000, 10_000, 50_000)] == ["exact", "exact", "scan", "graph"]
+    with pytest.raises(UsageError):
+        built.search(np.ones(DIM), 3, allowed=[1000], plan="fast")
+
+
+def test_code_scan_plan(tmp_path):
+    rng = np.random.default_rng(5)
+    base = clustered(3000, dim=256, seed=5)
+    ids = np.arange(3000, dtype=np.int64)
+    queries = clustered(50, dim=256, seed=6)
+    index = HnswIndex(256, "l2", M=8, ef_construction=64)  # 256 dims: 4-bit codes by default
+    assert index.quantize
+    index.add(ids, base)
+    allowed = ids[rng.random(3000) < 0.3]
+    truth, truth_d = exact(base, ids, queries, 10, "l2", allowed)
+    for plan in ("scan", "graph", "exact"):
+        found = [index.search(q, 10, allowed=allowed, plan=plan) for q in queries]
+        assert recall([f for f, _ in found], truth) >= 0.95
+        assert all(np.isin(f, allowed).all() and len(f) == 10 for f, _ in found)
+        np.testing.assert_allclose([d[0] for _, d in found], truth_d[:, 0], rtol=1e-3, atol=1e-2)
+    batch, _ = index.search_batch(queries, 10, allowed=allowed, plan="scan")
+    assert recall(batch, truth) >= 0.95
 
 
 def test_delete_semantics(data):
@@ -312,7 +333,7 @@ def test_concurrent_searches_during_adds(data):
                 assert len(found) == 10 and np.isin(found, ids).all()
                 assert np.all(np.diff(dist) >= 0)
                 allowed = ids[: rng.integers(200, 4000)]
-                found, _ = index.search(q, 5, allowed=allowed, exact=False)
+                found, _ = index.search(q, 5, allowed=allowed, plan="graph")
                 assert np.isin(found, allowed).all()
                 b, _ = index.search_batch(queries[:4], 3, num_threads=1)
                 assert np.isin(b, ids).all()
