@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__

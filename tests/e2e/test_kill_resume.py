@@ -8,7 +8,6 @@ and every item its vector).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
