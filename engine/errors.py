@@ -54,3 +54,7 @@ class IndexStaleError(IndexFileError):
 
 class Cancelled(ShoeboxError):
     """Raised inside long work when the cancel check says stop (caught by the engine)."""
+
+
+class LlmError(ShoeboxError):
+    """The local LLM endpoint (SHOEBOX_LLM_URL) could not be reached or gave no usable answer."""
