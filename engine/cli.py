@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ShoeboxError, UsageError
+from .errors import Cancelled, ShoeboxError, UsageError
 from .settings import load_settings
 from .store import KINDS, Filters
 
@@ -50,6 +50,29 @@ def _period_start(text: str) -> float:
     return parse_date(text).timestamp()
 
 
+def _add_filter_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kind", action="append", choices=KINDS, default=[], help="only this kind (repeatable)")
+    p.add_argument("--tag", action="append", default=[], metavar="T",
+                   help="only files with this tag, yours or an auto-tag (repeatable: any of them)")
+    p.add_argument("--all-tags", action="store_true", help="with several --tag: files must have all of them")
+    p.add_argument("--after", metavar="DATE", help="taken or made on or after DATE (2023, 2023-06, 2023-06-30)")
+    p.add_argument("--before", metavar="DATE", help="taken or made before DATE")
+    p.add_argument("--folder", metavar="DIR", help="only files inside this folder")
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    if args.folder and not os.path.isdir(args.folder):
+        raise UsageError(f"no such folder: {args.folder}")
+    return Filters(
+        kinds=tuple(dict.fromkeys(args.kind)),
+        tags=tuple(args.tag),
+        tags_mode="all" if args.all_tags else "any",
+        after=_period_start(args.after) if args.after else None,
+        before=_period_start(args.before) if args.before else None,
+        folder=os.path.abspath(args.folder) if args.folder else None,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shoebox", description="Find things in your own photos, documents and recordings by meaning.")
     parser.add_argument("--home", metavar="DIR", help="library folder (default: $SHOEBOX_HOME or your user data folder)")
@@ -64,15 +87,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="search the library")
     p.add_argument("query", nargs="?", default="", metavar="QUERY")
-    p.add_argument("--image", metavar="FILE", help="find photos like this image")
-    p.add_argument("--kind", action="append", choices=KINDS, default=[], help="only this kind (repeatable)")
-    p.add_argument("--tag", action="append", default=[], metavar="T", help="only files with this tag (repeatable: any of them)")
-    p.add_argument("--all-tags", action="store_true", help="with several --tag: files must have all of them")
-    p.add_argument("--after", metavar="DATE", help="taken or made on or after DATE (2023, 2023-06, 2023-06-30)")
-    p.add_argument("--before", metavar="DATE", help="taken or made before DATE")
-    p.add_argument("--folder", metavar="DIR", help="only files inside this folder")
+    p.add_argument("--image", metavar="FILE", help="find photos like this image (any image file)")
+    p.add_argument("--like", metavar="FILE", help="more like this: a file in the library (itself left out)")
+    _add_filter_arguments(p)
     p.add_argument("-k", type=int, default=10, metavar="N", help="number of results (default 10)")
+    p.add_argument("--min-score", type=float, metavar="S",
+                   help="leave out results less similar than S (cosine, -1..1; word matches are kept)")
+    p.add_argument("--no-dates", action="store_true",
+                   help='search for date words ("2023", "last week") as words instead of as a time filter')
     p.add_argument("--json", action="store_true", help="print the results as JSON")
+
+    p = sub.add_parser("ask", help="answer a question from your files, with citations")
+    p.add_argument("question", metavar="QUESTION")
+    _add_filter_arguments(p)
+    p.add_argument("--extractive", action="store_true", help="answer with sentences from the files even if an LLM is set")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    p = sub.add_parser("autotag", help="tag photos again from the auto-tag vocabulary")
+    p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--json", action="store_true")
@@ -216,32 +248,33 @@ def cmd_reembed(args: argparse.Namespace) -> int:
         on_progress=progress, should_cancel=cancel))
 
 
+def _locator_text(locator: dict) -> str:
+    if "page" in locator:
+        return f" p.{locator['page']}"
+    if "start" in locator:
+        return f" at {timedelta(seconds=int(locator['start']))}"
+    return ""
+
+
 def cmd_search(args: argparse.Namespace) -> int:
-    if args.folder and not os.path.isdir(args.folder):
-        raise UsageError(f"no such folder: {args.folder}")
-    filters = Filters(
-        kinds=tuple(dict.fromkeys(args.kind)),
-        tags=tuple(args.tag),
-        tags_mode="all" if args.all_tags else "any",
-        after=_period_start(args.after) if args.after else None,
-        before=_period_start(args.before) if args.before else None,
-        folder=os.path.abspath(args.folder) if args.folder else None,
-    )
+    filters = _filters(args)
+    if args.like and not os.path.exists(args.like):
+        raise UsageError(f"no such file: {args.like}")
     with _open_library(args) as library:
-        response = library.search(args.query, image=args.image, filters=filters, k=args.k)
+        response = library.search(args.query, image=args.image, like=args.like, filters=filters, k=args.k,
+                                  min_score=args.min_score, understand_dates=not args.no_dates)
     if args.json:
         _print_json(response.to_json())
         return 0
     for warning in response.warnings:
         print(f"note: {warning}", file=sys.stderr)
+    for phrase in response.dates:
+        print(f"note: understood {phrase['text']!r} as {phrase['label']} (--no-dates to search it as words)",
+              file=sys.stderr)
     if not response.results:
         print("nothing found")
     for n, r in enumerate(response.results, 1):
-        where = ""
-        if "page" in r.locator:
-            where = f" p.{r.locator['page']}"
-        elif "start" in r.locator:
-            where = f" at {timedelta(seconds=int(r.locator['start']))}"
+        where = _locator_text(r.locator)
         date = f"  {r.media_time[:10]}" if r.media_time else ""
         tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
         print(f"{n:>3}. {r.path}{where}  ({r.kind}){date}{tags}")
@@ -250,10 +283,64 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ask(args: argparse.Namespace) -> int:
+    filters = _filters(args)
+    streamed = False
+
+    def show(token: str) -> None:
+        nonlocal streamed
+        if not args.json:
+            streamed = True
+            sys.stdout.write(token)
+            sys.stdout.flush()
+
+    with _open_library(args) as library:
+        answer = _interruptible(lambda cancel: library.ask(
+            args.question, filters=filters, on_token=show, should_cancel=cancel, use_llm=not args.extractive))
+    if args.json:
+        _print_json(answer.to_json())
+        return 0
+    if streamed:
+        print()
+    else:
+        print(answer.answer)
+    for warning in answer.warnings:
+        print(f"note: {warning}", file=sys.stderr)
+    if answer.citations:
+        print()
+    for c in answer.citations:
+        print(f"[{c.number}] {c.path}{_locator_text(c.locator)}")
+    if answer.photos:
+        print()
+        print("photos:")
+        for photo in answer.photos:
+            date = f"  {photo.media_time[:10]}" if photo.media_time else ""
+            print(f"  {photo.path}{date}")
+    return 0
+
+
+def cmd_autotag(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        progress = TerminalProgress() if not args.json else None
+        try:
+            tagged = _interruptible(lambda cancel: library.autotag(on_progress=progress, should_cancel=cancel))
+        finally:
+            if progress is not None:
+                progress.close()
+        tags = [(n, c) for n, s, c in library.store.tags() if s == "auto"]
+    if args.json:
+        _print_json({"photos": tagged, "tags": [{"name": n, "files": c} for n, c in tags]})
+    else:
+        print(f"tagged {tagged} photo{'s' if tagged != 1 else ''}; "
+              f"{len(tags)} auto-tag{'s' if len(tags) != 1 else ''} in use")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         stats = library.store.stats()
         stats["failed_files"] = [{"path": f.path, "reason": f.error} for f in library.store.failed_files()]
+        stats["vector_index"] = library.index_status()
     if args.json:
         _print_json(stats)
         return 0
@@ -333,6 +420,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
+    "ask": cmd_ask,
+    "autotag": cmd_autotag,
     "status": cmd_status,
     "tag": cmd_tag,
     "models": cmd_models,
@@ -349,6 +438,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"shoebox: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Cancelled as exc:
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except ShoeboxError as exc:
         print(f"shoebox: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,7 @@ class SearchResult:
     item_id: int
     file_id: int
     similarity: float | None = None
+    auto_tags: list[str] = field(default_factory=list)  # the part of ``tags`` CLIP gave
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,12 +56,32 @@ class SearchResult:
 
 @dataclass
 class SearchResponse:
+    """What a search found, and how.
+
+    ``query`` is the text that was searched for meaning (dates taken out);
+    ``dates`` the date phrases understood (``engine.dates.DatePhrase.to_json``),
+    which the app shows as removable chips; ``plan`` how the vectors were
+    searched (``hnsw-graph``, ``hnsw-scan``, ``hnsw-exact``, ``sqlite-vec``,
+    ``exact``, ``keywords`` or ``browse``); ``matched`` how many items passed
+    the filters (None when unfiltered); ``encode_ms`` the part of ``took_ms``
+    spent embedding the query.
+    """
+
     results: list[SearchResult]
     took_ms: float
     warnings: list[str] = field(default_factory=list)
+    query: str = ""
+    dates: list[dict[str, Any]] = field(default_factory=list)
+    plan: str = ""
+    matched: int | None = None
+    encode_ms: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return {"results": [r.to_json() for r in self.results], "took_ms": self.took_ms, "warnings": self.warnings}
+        return {
+            "results": [r.to_json() for r in self.results], "took_ms": self.took_ms, "warnings": self.warnings,
+            "query": self.query, "dates": self.dates, "plan": self.plan, "matched": self.matched,
+            "encode_ms": self.encode_ms,
+        }
 
 
 def query_terms(text: str) -> list[str]:
@@ -134,92 +155,225 @@ def embed_image_query(clip: Any, image_path: str | Path) -> np.ndarray:
     return clip.encode_images([extracted.image])[0]
 
 
+def _timestamp(value: Any) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _tighter(filters: Filters, after: float | None, before: float | None) -> Filters:
+    """``filters`` with its time range narrowed to [after, before)."""
+    if after is None and before is None:
+        return filters
+    new_after = filters.after if after is None else (after if filters.after is None else max(after, filters.after))
+    new_before = filters.before if before is None else (before if filters.before is None else min(before, filters.before))
+    return replace(filters, after=new_after, before=new_before)
+
+
+def _only_kinds(filters: Filters) -> bool:
+    """Whether the filters restrict nothing but the kind (sqlite-vec filters that itself)."""
+    return (not filters.tags and not filters.folder and filters.after is None and filters.before is None
+            and len(filters.kinds) <= 1)
+
+
+def _member(sorted_ids: np.ndarray, item_ids: list[int]) -> np.ndarray:
+    """Which of ``item_ids`` are in ``sorted_ids`` (sorted int64)."""
+    if not item_ids or sorted_ids.size == 0:
+        return np.zeros(len(item_ids), bool)
+    probe = np.asarray(item_ids, np.int64)
+    pos = np.minimum(np.searchsorted(sorted_ids, probe), sorted_ids.size - 1)
+    return sorted_ids[pos] == probe
+
+
 def search(
     store: LibraryStore,
     clip: Any,
     text: str | None = None,
     *,
     image: str | Path | None = None,
+    like: str | Path | int | None = None,
     filters: Filters | None = None,
     k: int = 20,
+    min_score: float | None = None,
+    understand_dates: bool = True,
+    live: Any = None,
+    now: datetime | None = None,
 ) -> SearchResponse:
     """Find the ``k`` best items for a text and/or image query within ``filters``.
 
-    ``clip`` is a :class:`engine.models.ClipEncoder` or None (keyword search only).
+    Args:
+        clip: a :class:`engine.models.ClipEncoder`, or None (keyword search only).
+        image: an image file to search by (inside the library or not).
+        like: "more like this": an indexed file's path (or an item id); its
+            stored vector is the query and the file itself is left out.
+        min_score: drop results whose cosine similarity to the query is below
+            this (results that matched typed words are kept).
+        understand_dates: take phrases like "last summer" or "작년" out of the
+            text and make them a time filter (reported in ``dates``).
+        live: a ready :class:`engine.index.live.LiveIndex` to plan over (HNSW
+            with the catalog's filters); without it, exact search.
+
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
     """
+    if understand_dates and text and text.strip():
+        response = _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
+                           understand_dates=True, live=live, now=now)
+        if response.results or not response.dates:
+            return response
+        # Nothing in the understood dates: perhaps the words were not meant as
+        # a date ("the car insurance renews in March").  Say so and search them
+        # as words.
+        labels = ", ".join(d["label"] for d in response.dates)
+        fallback = _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
+                           understand_dates=False, live=live, now=now)
+        if fallback.results:
+            fallback.warnings.insert(0, f"nothing from {labels}; showing results from any time")
+            return fallback
+        return response
+    return _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
+                   understand_dates=False, live=live, now=now)
+
+
+def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Path | None,
+            like: str | Path | int | None, filters: Filters | None, k: int, min_score: float | None,
+            understand_dates: bool, live: Any, now: datetime | None) -> SearchResponse:
     started = time.perf_counter()
     filters = filters or Filters()
-    text = (text or "").strip()
-    if not text and image is None:
-        raise UsageError("type something to search for, or give an image")
+    raw = (text or "").strip()
     if k <= 0:
         raise UsageError("the number of results (-k) must be at least 1")
     warnings: list[str] = []
-    terms = query_terms(text)
+    phrases: list[Any] = []
+    semantic = raw
+    if raw and understand_dates:
+        from .dates import combine, extract_dates
+
+        semantic, phrases = extract_dates(raw, now=now)
+        after, before = combine(phrases)
+        filters = _tighter(filters, _timestamp(after), _timestamp(before))
+    if not semantic and image is None and like is None and not phrases and filters.empty:
+        raise UsageError("type something to search for, or give an image")
+    terms = query_terms(semantic)
     pool = max(3 * k, 50)
+    if live is not None and not live.usable:
+        live = None
 
     allowed: np.ndarray | None = None
-    if not filters.empty and not (filters.kinds and len(filters.kinds) == 1 and not filters.tags
-                                  and not filters.folder and filters.after is None and filters.before is None):
+    if live is not None:
+        allowed = live.allowed(filters)
+    elif not _only_kinds(filters):
         allowed = store.allowed_item_ids(filters)
 
+    excluded: set[int] = set()
     queries: list[np.ndarray] = []
+    if like is not None:
+        item_ids = store.item_ids_of(like)
+        if not item_ids:
+            raise UsageError(f"{like} is not in the library; search with --image to use an outside picture")
+        excluded = set(item_ids)
+        queries.append(store.vectors(item_ids[:1])[0])
     if clip is not None and store.dim is not None:
         try:
-            if text:
-                queries.append(clip.encode_texts([text])[0])
+            if semantic:
+                queries.append(clip.encode_texts([semantic])[0])
             if image is not None:
                 queries.append(embed_image_query(clip, image))
         except ModelUnavailableError as exc:
             if image is not None:
                 raise
             warnings.append(f"searching by keywords only: {exc}")
-            queries = []
     elif image is not None:
         raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
-    elif text:
+    elif semantic:
         warnings.append("searching by keywords only: no CLIP model is set up for this library")
+    encoded = time.perf_counter()
 
+    if not semantic and image is None and like is None:
+        plan = "browse"
+        order_scored = [(item_id, 0.0) for item_id in store.latest_items(filters, k)]
+        response = _respond(store, order_scored, {}, terms, queries, set(), min_score, started, warnings)
+        response.plan, response.dates, response.query, response.matched = plan, [p.to_json() for p in phrases], "", store.count_passing(filters)
+        response.encode_ms = round((encoded - started) * 1000, 2)
+        return response
+
+    plan = "keywords"
     rankings: list[list[tuple[int, float]]] = []
     similarity: dict[int, float] = {}
+    fetch = pool + len(excluded)
     for q in queries:
-        if allowed is None:
-            hits = [(item_id, 1.0 - dist) for item_id, dist in store.vector_knn(q, pool, filters.kinds)]
+        if live is not None:
+            hits, how = live.search(q, fetch, allowed)
+            plan = f"hnsw-{how}"
+        elif allowed is None:
+            hits = [(item_id, 1.0 - dist) for item_id, dist in store.vector_knn(q, fetch, filters.kinds)]
+            plan = "sqlite-vec"
         elif len(allowed):
-            hits = _exact_top(q, allowed, store.vectors(allowed), pool)
+            hits = _exact_top(q, allowed, store.vectors(allowed), fetch)
+            plan = "exact"
         else:
             hits = []
+            plan = "exact"
+        hits = [h for h in hits if h[0] not in excluded][:pool]
         rankings.append(hits)
         for item_id, sim in hits:
             similarity[item_id] = max(similarity.get(item_id, -1.0), sim)
 
+    keyword_ids: set[int] = set()
     if terms:
-        keyword_hits = store.keyword_search(terms, limit=pool if allowed is None and filters.empty else 2000)
+        unrestricted = allowed is None and not filters.kinds
+        keyword_hits = store.keyword_search(terms, limit=pool if unrestricted else 2000)
         if allowed is not None:
-            passing = set(allowed.tolist())
-            keyword_hits = [h for h in keyword_hits if h[0] in passing]
+            passing = _member(allowed, [h[0] for h in keyword_hits])
+            keyword_hits = [h for h, ok in zip(keyword_hits, passing) if ok]
         elif filters.kinds:
             details = store.item_details([h[0] for h in keyword_hits])
             keyword_hits = [h for h in keyword_hits if details.get(h[0], {}).get("kind") in filters.kinds]
-        rankings.append(keyword_hits[:pool])
+        keyword_hits = [h for h in keyword_hits if h[0] not in excluded][:pool]
+        keyword_ids = {h[0] for h in keyword_hits}
+        rankings.append(keyword_hits)
 
     fused: dict[int, float] = {}
     for ranking in rankings:
         for rank, (item_id, _) in enumerate(ranking):
             fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    order = sorted(fused, key=lambda i: (-fused[i], -similarity.get(i, -1.0), i))[:k]
+    order = sorted(fused, key=lambda i: (-fused[i], -similarity.get(i, -1.0), i))
+    response = _respond(store, [(i, fused[i]) for i in order], similarity, terms, queries, keyword_ids,
+                        min_score, started, warnings, k=k, vectors=live.vectors if live is not None else None)
+    response.plan = plan
+    response.dates = [p.to_json() for p in phrases]
+    response.query = semantic
+    response.matched = None if allowed is None else int(allowed.shape[0])
+    response.encode_ms = round((encoded - started) * 1000, 2)
+    return response
 
-    details = store.item_details(order)
-    tags = store.tags_of_files(d["file_id"] for d in details.values())
+
+def _respond(store: LibraryStore, scored: list[tuple[int, float]], similarity: dict[int, float], terms: list[str],
+             queries: list[np.ndarray], keyword_ids: set[int], min_score: float | None, started: float,
+             warnings: list[str], k: int | None = None, vectors: Any = None) -> SearchResponse:
+    """Turn ranked item ids into results: similarity for every one, the threshold, details, tags."""
+    if queries:
+        candidates = [i for i, _ in (scored if k is None else scored[: 2 * k + len(keyword_ids)])]
+        missing = [i for i in candidates if i not in similarity]
+        if missing:
+            found = (vectors or store.vectors)(missing)
+            sims = np.max(np.stack([found @ q for q in queries]), axis=0)
+            similarity = {**similarity, **{i: float(s) for i, s in zip(missing, sims)}}
+    if min_score is not None and queries:
+        scored = [(i, s) for i, s in scored if i in keyword_ids or similarity.get(i, -1.0) >= min_score]
+    if k is not None:
+        scored = scored[:k]
+    ids = [i for i, _ in scored]
+    details = store.item_details(ids)
+    file_ids = [d["file_id"] for d in details.values()]
+    tags = store.tags_of_files(file_ids)
+    auto = store.tags_of_files(file_ids, source="auto")
     results = []
-    for item_id in order:
+    for item_id, score in scored:
         d = details[item_id]
         results.append(SearchResult(
-            path=d["path"], kind=d["kind"], score=round(fused[item_id], 6), locator=d["locator"],
+            path=d["path"], kind=d["kind"], score=round(score, 6), locator=d["locator"],
             snippet=make_snippet(d["text"], terms), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
             item_id=item_id, file_id=d["file_id"],
             similarity=round(similarity[item_id], 6) if item_id in similarity else None,
+            auto_tags=auto.get(d["file_id"], []),
         ))
     return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings)

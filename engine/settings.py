@@ -39,6 +39,13 @@ class Settings:
     batch_size: int = _setting(32, "SHOEBOX_BATCH_SIZE", "Images or text chunks encoded together.")
     llm_url: str = _setting("", "SHOEBOX_LLM_URL", "OpenAI-compatible chat-completions endpoint for answers (optional).")
     llm_model: str = _setting("", "SHOEBOX_LLM_MODEL", "Model name to ask the LLM endpoint for.")
+    autotags: bool = _setting(True, "SHOEBOX_AUTOTAGS", "Tag photos automatically from the auto-tag vocabulary.")
+    autotag_vocabulary: str = _setting(
+        "", "SHOEBOX_AUTOTAG_VOCABULARY", "Text file of auto-tag labels, one per line (empty: the bundled list)."
+    )
+    autotag_threshold: float = _setting(
+        0.2, "SHOEBOX_AUTOTAG_THRESHOLD", "How sure CLIP must be (0-1) before a photo gets an auto-tag."
+    )
 
     @property
     def db_path(self) -> Path:
@@ -81,6 +88,11 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
             return int(raw)
         except (TypeError, ValueError):
             raise UsageError(f"setting {name}: expected a whole number, got {raw!r}") from None
+    if kind in (float, "float"):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise UsageError(f"setting {name}: expected a number, got {raw!r}") from None
     if kind in (Path, "Path"):
         return Path(raw).expanduser()
     return str(raw)
@@ -114,6 +126,8 @@ def load_settings(home: str | os.PathLike | None = None, env: dict | None = None
         if raw is not None:
             values[f.name] = _convert(f.name, f.type, raw)
     settings = Settings(**values)
+    if not 0.0 < settings.autotag_threshold <= 1.0:
+        raise UsageError(f"SHOEBOX_AUTOTAG_THRESHOLD must be between 0 and 1, not {settings.autotag_threshold}")
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
         raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
     return settings

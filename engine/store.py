@@ -33,6 +33,10 @@ import sqlite_vec
 from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
 
 KINDS = ("image", "document", "audio")
+# Keyword search leaves out a typed word found in more than this share of the
+# items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
+COMMON_TERM_SHARE = 0.05
+COMMON_TERM_MIN = 500
 
 # Each entry upgrades the schema by one version.  Never edit a released step:
 # add a new one.
@@ -102,6 +106,27 @@ MIGRATIONS: list[str] = [
     CREATE TRIGGER items_text_delete AFTER DELETE ON items BEGIN
         INSERT INTO item_text (item_text, rowid, text) VALUES ('delete', old.id, old.text);
     END;
+    """,
+    # 2: a log of item changes (derived indexes catch up from it), the source
+    # of each file's tag (the user's own, CLIP's auto-tags, or an auto-tag the
+    # user removed and must not get back), and which auto-tag vocabulary a
+    # photo was last tagged with.
+    """
+    CREATE TABLE items_log (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id INTEGER NOT NULL,
+        op      INTEGER NOT NULL  -- 1: added, 0: removed
+    );
+    CREATE TRIGGER items_log_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_log (item_id, op) VALUES (new.id, 1);
+    END;
+    CREATE TRIGGER items_log_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_log (item_id, op) VALUES (old.id, 0);
+    END;
+    ALTER TABLE file_tags ADD COLUMN source TEXT NOT NULL DEFAULT 'user'
+        CHECK (source IN ('user', 'auto', 'rejected'));
+    ALTER TABLE file_tags ADD COLUMN score REAL;
+    ALTER TABLE files ADD COLUMN autotag_sig TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -493,12 +518,16 @@ class LibraryStore:
 
     # -- tags --------------------------------------------------------------
 
-    def _file_tag_ids(self, file_id: int) -> list[int]:
-        return [r[0] for r in self._query("SELECT tag_id FROM file_tags WHERE file_id = ?", (file_id,))]
+    def _file_tag_ids(self, file_id: int) -> list[tuple[int, str]]:
+        """The tags a re-indexed file keeps: the user's own and the rejected auto-tags (auto-tags are redone)."""
+        return self._query(
+            "SELECT tag_id, source FROM file_tags WHERE file_id = ? AND source IN ('user', 'rejected')", (file_id,)
+        )
 
-    def _restore_tags(self, file_id: int, tag_ids: Iterable[int]) -> None:
-        for tag_id in tag_ids:
-            self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id) VALUES (?, ?)", (file_id, tag_id))
+    def _restore_tags(self, file_id: int, tags: Iterable[tuple[int, str]]) -> None:
+        for tag_id, source in tags:
+            self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id, source) VALUES (?, ?, ?)",
+                       (file_id, tag_id, source))
 
     def file_ids_under(self, path: str) -> list[int]:
         """Ids of the file at ``path`` or of every file inside it, if it is a folder."""
@@ -506,51 +535,166 @@ class LibraryStore:
         rows = self._query("SELECT id FROM files WHERE path = ? OR (path >= ? AND path < ?)", (path, lo, hi))
         return [r[0] for r in rows]
 
-    def add_tag(self, tag: str, file_ids: Iterable[int], source: str = "user") -> int:
-        """Attach ``tag`` to the files; returns how many gained it."""
+    def add_tag(self, tag: str, file_ids: Iterable[int]) -> int:
+        """Attach the user's ``tag`` to the files; returns how many gained it.
+
+        An auto-tag of the same name becomes the user's own.
+        """
         tag = tag.strip()
         if not tag:
             raise ValueError("a tag needs a name")
         added = 0
         with self.transaction():
-            self._exec("INSERT OR IGNORE INTO tags (name, source) VALUES (?, ?)", (tag, source))
-            tag_id = self._query("SELECT id FROM tags WHERE name = ?", (tag,))[0][0]
+            tag_id = self._tag_id(tag, create=True)
             for file_id in file_ids:
-                self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id) VALUES (?, ?)", (file_id, tag_id))
+                self._exec(
+                    "INSERT INTO file_tags (file_id, tag_id, source) VALUES (?, ?, 'user') "
+                    "ON CONFLICT (file_id, tag_id) DO UPDATE SET source = 'user', score = NULL "
+                    "WHERE source != 'user'",
+                    (file_id, tag_id),
+                )
                 added += self._db.changes()
         return added
 
     def remove_tag(self, tag: str, file_ids: Iterable[int]) -> int:
-        """Detach ``tag`` from the files; returns how many lost it.  Unused tags are forgotten."""
+        """Detach ``tag`` from the files; returns how many lost it.
+
+        A removed auto-tag is remembered as rejected, so tagging again does not
+        bring it back.  Tags no file carries are forgotten.
+        """
         removed = 0
         with self.transaction():
-            rows = self._query("SELECT id FROM tags WHERE name = ?", (tag.strip(),))
-            if not rows:
+            tag_id = self._tag_id(tag.strip(), create=False)
+            if tag_id is None:
                 return 0
             for file_id in file_ids:
-                self._exec("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ?", (file_id, rows[0][0]))
+                self._exec("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ? AND source = 'user'", (file_id, tag_id))
                 removed += self._db.changes()
-            self._exec("DELETE FROM tags WHERE id = ? AND NOT EXISTS (SELECT 1 FROM file_tags WHERE tag_id = ?)", (rows[0][0], rows[0][0]))
+                self._exec(
+                    "UPDATE file_tags SET source = 'rejected' WHERE file_id = ? AND tag_id = ? AND source = 'auto'",
+                    (file_id, tag_id),
+                )
+                removed += self._db.changes()
+            self._forget_unused_tags()
         return removed
 
+    def _tag_id(self, name: str, *, create: bool) -> int | None:
+        if create:
+            self._exec("INSERT OR IGNORE INTO tags (name) VALUES (?)", (name,))
+        rows = self._query("SELECT id FROM tags WHERE name = ?", (name,))
+        return rows[0][0] if rows else None
+
+    def _forget_unused_tags(self) -> None:
+        self._exec("DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM file_tags ft WHERE ft.tag_id = tags.id)")
+
     def tags(self) -> list[tuple[str, str, int]]:
-        """(name, source, number of files) for every tag, most used first."""
+        """(name, source, number of files) for every tag in use, most used first.
+
+        ``source`` is ``"user"`` or ``"auto"``; a name used both ways appears twice.
+        """
         return self._query(
-            "SELECT t.name, t.source, count(ft.file_id) AS n FROM tags t LEFT JOIN file_tags ft ON ft.tag_id = t.id "
-            "GROUP BY t.id ORDER BY n DESC, t.name"
+            "SELECT t.name, ft.source, count(*) AS n FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+            "WHERE ft.source IN ('user', 'auto') GROUP BY t.id, ft.source ORDER BY n DESC, t.name, ft.source"
         )
 
-    def tags_of_files(self, file_ids: Iterable[int]) -> dict[int, list[str]]:
+    def tags_of_files(self, file_ids: Iterable[int], *, source: str | None = None) -> dict[int, list[str]]:
+        """Tag names per file (the user's and auto-tags; or only ``source``'s), sorted."""
         ids = list({int(i) for i in file_ids})
         result: dict[int, list[str]] = {i: [] for i in ids}
+        sources = (source,) if source else ("user", "auto")
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             for file_id, name in self._query(
                 f"SELECT ft.file_id, t.name FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-                f"WHERE ft.file_id IN ({marks}) ORDER BY t.name", chunk
+                f"WHERE ft.file_id IN ({marks}) AND ft.source IN ({','.join('?' * len(sources))}) ORDER BY t.name",
+                [*chunk, *sources],
             ):
                 result[file_id].append(name)
         return result
+
+    def file_ids_with_tags(self, names: Sequence[str], mode: str = "any") -> np.ndarray:
+        """Ids of the indexed files carrying any (or all) of the tags, user or auto (sorted int64)."""
+        names = [n.strip() for n in names if n.strip()]
+        if not names:
+            return np.empty(0, np.int64)
+        marks = ",".join("?" * len(names))
+        sql = (f"SELECT ft.file_id FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+               f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id")
+        params: list[Any] = list(names)
+        if mode == "all":
+            sql += " HAVING count(DISTINCT t.id) = ?"
+            params.append(len({n.lower() for n in names}))
+        return np.array(sorted(r[0] for r in self._query(sql, params)), dtype=np.int64)
+
+    # -- auto-tags -----------------------------------------------------------
+
+    def photos_to_autotag(self, signature: str, limit: int = 1000) -> list[tuple[int, int]]:
+        """(file id, item id) of indexed photos not yet tagged with the vocabulary ``signature``."""
+        return self._query(
+            "SELECT f.id, min(i.id) FROM files f JOIN items i ON i.file_id = f.id "
+            "WHERE f.status = 'indexed' AND f.kind = 'image' AND (f.autotag_sig IS NULL OR f.autotag_sig != ?) "
+            "GROUP BY f.id ORDER BY f.id LIMIT ?",
+            (signature, limit),
+        )
+
+    def set_auto_tags(self, file_id: int, tags: Sequence[tuple[str, float]], signature: str) -> None:
+        """Replace the file's auto-tags by ``tags`` (name, score); the user's own and rejected ones stay."""
+        self._exec("DELETE FROM file_tags WHERE file_id = ? AND source = 'auto'", (file_id,))
+        for name, score in tags:
+            tag_id = self._tag_id(name, create=True)
+            self._exec(
+                "INSERT OR IGNORE INTO file_tags (file_id, tag_id, source, score) VALUES (?, ?, 'auto', ?)",
+                (file_id, tag_id, float(score)),
+            )
+        self._exec("UPDATE files SET autotag_sig = ? WHERE id = ?", (signature, file_id))
+
+    def forget_unused_tags(self) -> None:
+        self._forget_unused_tags()
+
+    # -- the item log (for derived indexes) -----------------------------------
+
+    def items_version(self) -> int:
+        """The position of the item log: grows with every item added or removed."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'")
+        return int(rows[0][0]) if rows else 0
+
+    def items_log_start(self) -> int:
+        """The first log position still kept (changes before it were pruned)."""
+        return int(self.get_meta("items_log_pruned", "0"))
+
+    def item_changes(self, since: int, limit: int = 50_000) -> list[tuple[int, int, int]]:
+        """(seq, item id, op) after position ``since``: op 1 added, 0 removed."""
+        return self._query("SELECT seq, item_id, op FROM items_log WHERE seq > ? ORDER BY seq LIMIT ?", (since, limit))
+
+    def prune_items_log(self, through: int) -> None:
+        """Forget log entries up to ``through`` (a saved index already holds them)."""
+        with self.transaction():
+            self._exec("DELETE FROM items_log WHERE seq <= ?", (through,))
+            self._exec(
+                "INSERT INTO meta (key, value) VALUES ('items_log_pruned', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                (str(through),),
+            )
+
+    def item_catalog(self, item_ids: Sequence[int] | None = None) -> tuple[np.ndarray, ...]:
+        """(item ids, file ids, kind codes, media times) of every item (or of ``item_ids``), by item id.
+
+        Kind codes index :data:`KINDS`; an unknown media time is NaN.
+        """
+        sql = ("SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 ELSE 2 END, "
+               "f.media_time FROM items i JOIN files f ON f.id = i.file_id")
+        if item_ids is None:
+            rows = self._query(sql + " ORDER BY i.id")
+        else:
+            rows = []
+            for chunk in _chunks([int(i) for i in item_ids], 500):
+                rows += self._query(sql + f" WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+            rows.sort()
+        if not rows:
+            return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
+        ids, fids, kinds, times = zip(*rows)
+        return (np.array(ids, np.int64), np.array(fids, np.int64), np.array(kinds, np.int8),
+                np.array([np.nan if t is None else t for t in times], np.float64))
 
     # -- reading for search ------------------------------------------------
 
@@ -577,14 +721,14 @@ class LibraryStore:
             if filters.tags_mode == "all":
                 where.append(
                     f"(SELECT count(DISTINCT t.id) FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-                    f"WHERE ft.file_id = f.id AND t.name IN ({marks})) = ?"
+                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}) AND ft.source IN ('user', 'auto')) = ?"
                 )
                 params.extend(names)
                 params.append(len({n.lower() for n in names}))
             else:
                 where.append(
                     f"EXISTS (SELECT 1 FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}))"
+                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}) AND ft.source IN ('user', 'auto'))"
                 )
                 params.extend(names)
         return " AND ".join(where), params
@@ -594,6 +738,34 @@ class LibraryStore:
         where, params = self._filter_sql(filters)
         rows = self._query(f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params)
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def count_passing(self, filters: Filters) -> int:
+        """How many items pass ``filters``."""
+        where, params = self._filter_sql(filters)
+        return self._query(f"SELECT count(*) FROM items i JOIN files f ON f.id = i.file_id WHERE {where}", params)[0][0]
+
+    def latest_items(self, filters: Filters, limit: int) -> list[int]:
+        """The first item of each file passing ``filters``, newest media time first (browsing a date range)."""
+        where, params = self._filter_sql(filters)
+        rows = self._query(
+            f"SELECT min(i.id) FROM items i JOIN files f ON f.id = i.file_id WHERE {where} "
+            f"GROUP BY f.id ORDER BY f.media_time DESC, f.id DESC LIMIT ?", [*params, limit]
+        )
+        return [r[0] for r in rows]
+
+    def item_ids_of(self, target: str | os.PathLike | int) -> list[int]:
+        """The item ids of the file at a path (or of the file holding an item id), in order."""
+        if isinstance(target, (int, np.integer)):
+            rows = self._query(
+                "SELECT i.id FROM items i WHERE i.file_id = (SELECT file_id FROM items WHERE id = ?) ORDER BY i.seq",
+                (int(target),),
+            )
+        else:
+            rows = self._query(
+                "SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE f.path = ? ORDER BY i.seq",
+                (os.path.abspath(target),),
+            )
+        return [r[0] for r in rows]
 
     def count_items(self) -> int:
         return self._query("SELECT count(*) FROM items")[0][0]
@@ -654,10 +826,23 @@ class LibraryStore:
         short_terms = [t for t in terms if 0 < len(t) < 3]
         hits: dict[int, float] = {}
         if long_terms:
-            expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in long_terms)
-            for item_id, rank in self._query(
-                "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? ORDER BY rank LIMIT ?", (expr, limit)
-            ):
+            # A word in a large share of the items says almost nothing about
+            # relevance (its IDF is near zero) but costs the most to rank, so
+            # such words are left out while a rarer one remains; when every
+            # word is that common, only the first matches are ranked.
+            cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
+            rare = [t for t in long_terms if not self._more_matches_than(t, cap)]
+            expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in (rare or long_terms))
+            if rare:
+                rows = self._query(
+                    "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? ORDER BY rank LIMIT ?",
+                    (expr, limit),
+                )
+            else:
+                rows = sorted(self._query(
+                    "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? LIMIT ?", (expr, cap)
+                ), key=lambda r: r[1])[:limit]
+            for item_id, rank in rows:
                 hits[item_id] = rank
         for term in short_terms:
             pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -667,6 +852,13 @@ class LibraryStore:
                 # A substring hit counts like a weak keyword match.
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
+
+    def _more_matches_than(self, term: str, cap: int) -> bool:
+        rows = self._query(
+            "SELECT count(*) FROM (SELECT 1 FROM item_text WHERE item_text MATCH ? LIMIT ?)",
+            ('"' + term.replace('"', '""') + '"', cap + 1),
+        )
+        return rows[0][0] > cap
 
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
         """What a result shows, per item id: path, kind, locator, text, media time, file id."""

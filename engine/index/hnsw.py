@@ -204,6 +204,16 @@ class HnswIndex:
         """Bytes held by the index's arrays (vectors, codes, graph, id table)."""
         return self._g.nbytes
 
+    def get_vectors(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """``(found, vectors)``: which of ``ids`` are searchable, and their stored (normalized) vectors."""
+        g = self._g
+        keys = np.asarray(ids, dtype=np.int64).ravel()
+        nodes = np.array([K.hash_lookup(g.hkeys, g.hvals, k) for k in keys], np.int64)
+        found = nodes >= 0
+        if found.any():
+            found[found] = g.alive[nodes[found]] != 0
+        return found, g.vecs[nodes[found]].copy()
+
     def ids(self) -> np.ndarray:
         """Item ids currently searchable, as int64, in insertion order."""
         g = self._g

@@ -8,7 +8,8 @@ from tests.conftest import ROOT
 ENGINE_MODULES = [
     "engine", "engine.cli", "engine.errors", "engine.settings", "engine.store", "engine.ingest", "engine.search",
     "engine.library", "engine.models", "engine.extractors", "engine.extractors.images", "engine.extractors.documents",
-    "engine.extractors.audio", "engine.index",
+    "engine.extractors.audio", "engine.index", "engine.index.live", "engine.dates", "engine.answer", "engine.llm",
+    "engine.autotag",
 ]
 
 

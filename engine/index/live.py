@@ -1,0 +1,461 @@
+"""The HNSW index kept in step with the store, and the item catalog that filters are evaluated on.
+
+SQLite is the source of truth; this is derived state.  A :class:`LiveIndex`
+
+* loads the index file saved beside the database, checks it was built from
+  this library's item log (the file is stamped with the log position it holds)
+  and catches up with the changes made since, from the store's ``items_log``;
+* rebuilds from the stored vectors when the file is missing, damaged, from
+  another model, or older than the part of the log still kept;
+* follows indexing as it happens: removals take effect at once, new vectors
+  are searched exactly until they are linked into the graph (in the
+  background for large batches), so a search never misses a committed item;
+* keeps a columnar catalog of every item (file id, kind, media time) in numpy,
+  so the planner counts and lists the items passing a filter in a millisecond
+  instead of a SQL scan.
+
+Small libraries (under :data:`GRAPH_MIN_ITEMS` items) do not get a graph at
+all: exact search over them is as fast and always exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engine.errors import Cancelled, IndexFileError
+from engine.store import KINDS, Filters, LibraryStore
+
+from .hnsw import HnswIndex
+
+log = logging.getLogger(__name__)
+
+GRAPH_MIN_ITEMS = 5000
+# Pending vectors up to this many are linked inside the call that found them;
+# more go to a background thread while searches cover them exactly.
+LINK_INLINE = 512
+INDEX_FILE = "vectors.hnsw"
+LINK_STEP = 32  # vectors linked per lock hold in the background, so a sync never waits long
+_NO_PENDING = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every item's file, kind code (index into KINDS) and media time, sorted by item id."""
+
+    ids: np.ndarray
+    file_ids: np.ndarray
+    kinds: np.ndarray
+    times: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @classmethod
+    def empty(cls) -> "Catalog":
+        return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
+
+    def without(self, removed: np.ndarray) -> "Catalog":
+        if removed.size == 0 or len(self) == 0:
+            return self
+        keep = ~np.isin(self.ids, removed)
+        return Catalog(self.ids[keep], self.file_ids[keep], self.kinds[keep], self.times[keep])
+
+    def plus(self, rows: tuple[np.ndarray, ...]) -> "Catalog":
+        if rows[0].size == 0:
+            return self
+        base = self.without(rows[0])
+        ids = np.concatenate([base.ids, rows[0]])
+        order = np.argsort(ids, kind="stable")
+        return Catalog(ids[order], np.concatenate([base.file_ids, rows[1]])[order],
+                       np.concatenate([base.kinds, rows[2]])[order], np.concatenate([base.times, rows[3]])[order])
+
+    def mask(self, filters: Filters, store: LibraryStore) -> np.ndarray:
+        """Which items pass ``filters`` (a boolean array aligned with ``ids``)."""
+        mask = np.ones(len(self), bool)
+        if filters.kinds:
+            codes = [KINDS.index(k) for k in filters.kinds if k in KINDS]
+            mask &= np.isin(self.kinds, np.array(codes, np.int8))
+        with np.errstate(invalid="ignore"):  # unknown times (NaN) pass no time bound, as in SQL
+            if filters.after is not None:
+                mask &= self.times >= filters.after
+            if filters.before is not None:
+                mask &= self.times < filters.before
+        if filters.tags:
+            mask &= self._files_mask(store.file_ids_with_tags(filters.tags, filters.tags_mode))
+        if filters.folder:
+            mask &= self._files_mask(np.array(store.file_ids_under(filters.folder), np.int64))
+        return mask
+
+    def _files_mask(self, file_ids: np.ndarray) -> np.ndarray:
+        if file_ids.size == 0 or len(self) == 0:
+            return np.zeros(len(self), bool)
+        top = int(max(file_ids.max(), self.file_ids.max())) + 1
+        table = np.zeros(top, bool)
+        table[file_ids] = True
+        return table[self.file_ids]
+
+
+class LiveIndex:
+    """HNSW + catalog over ``store``, saved at ``path``.
+
+    ``state`` is one of ``"closed"`` (not opened yet), ``"small"`` (no graph:
+    the library is small, or has no vectors), ``"building"`` (a graph is being
+    built in the background; searches use exact search meanwhile),
+    ``"ready"`` and ``"failed"`` (``error`` says why; exact search is used).
+    """
+
+    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int = GRAPH_MIN_ITEMS,
+                 M: int = 16, ef_construction: int = 200, ef_search: int = 64):
+        self.store = store
+        self.path = Path(path)
+        self.min_items = int(min_items)
+        self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
+        self.state = "closed"
+        self.error: str | None = None
+        self.index: HnswIndex | None = None
+        self.catalog: Catalog | None = None
+        self._position = 0  # log position the catalog and index reflect
+        # Committed vectors not yet linked into the graph, as one (ids, vectors)
+        # tuple so that a search reads a consistent pair without a lock.
+        self._pending: tuple[np.ndarray, np.ndarray] = _NO_PENDING
+        self._lock = threading.RLock()  # one writer: sync, build, save
+        self._worker: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._dirty = False  # changed since loaded or saved
+
+    # ------------------------------------------------------------- lifecycle
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def usable(self) -> bool:
+        """Whether searches go through the graph (otherwise the caller searches exactly)."""
+        return self.state == "ready" and self.index is not None
+
+    def open(self, *, build: str = "background",
+             on_progress: Callable[[int, int, str], None] | None = None) -> None:
+        """Load the saved index and catch up; rebuild it when unusable.
+
+        ``build`` says what to do when the file cannot be used: ``"background"``
+        (a thread; exact search meanwhile), ``"now"`` (in this call) or
+        ``"never"`` (stay on exact search).
+        """
+        with self._lock:
+            dim = self.store.dim
+            n = self.store.count_items()
+            if dim is None or n < self.min_items:
+                self._become_small()
+                return
+            try:
+                self._load(dim)
+            except IndexFileError as exc:
+                log.info("rebuilding the vector index: %s", exc)
+                self.index = None
+                self._start_build(build, str(exc), on_progress)
+                return
+            self.state = "ready"
+            self.error = None
+        self.sync()
+
+    def close(self, *, save: bool = True) -> None:
+        """Stop a background build and save the index if it changed."""
+        self._cancel.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join()
+        if save:
+            self.save_if_changed()
+
+    def _become_small(self) -> None:
+        self.state = "small"
+        self.index = None
+        self.catalog = None
+        self._pending = _NO_PENDING
+        self._position = self.store.items_version()
+
+    def _load(self, dim: int) -> None:
+        index = HnswIndex.load(self.path)
+        position = index.generation
+        if index.dim != dim:
+            raise IndexFileError(f"the index file holds {index.dim}-dimensional vectors, the library {dim}")
+        if position is None or position < self.store.items_log_start() or position > self.store.items_version():
+            raise IndexFileError("the index file is older than the library's change log (or from another library)")
+        self.catalog = Catalog(*self.store.item_catalog())
+        self.index = index
+        self._position = position
+        self._pending = _NO_PENDING
+        self._dirty = False
+        # Items the file does not know are linked by the catch-up below; the
+        # catalog already holds every item, so filters are right meanwhile.
+
+    def _start_build(self, build: str, why: str, on_progress) -> None:
+        if build == "never":
+            self.state = "failed"
+            self.error = f"the vector index is not built ({why}); searching exactly"
+            self.catalog = None
+            return
+        self.state = "building"
+        self.error = None
+        if build == "now":
+            self._build(on_progress)
+            return
+        self._cancel.clear()
+        self._worker = threading.Thread(target=self._build_in_background, name="shoebox-index-build", daemon=True)
+        self._worker.start()
+
+    def _build_in_background(self) -> None:
+        try:
+            self._build(None)
+        except Cancelled:
+            self.state = "failed"
+            self.error = "building the vector index was stopped"
+        except Exception as exc:  # a thread must report, not die silently
+            log.exception("building the vector index failed")
+            self.state = "failed"
+            self.error = f"building the vector index failed: {exc}"
+
+    def _build(self, on_progress) -> None:
+        """Build the graph from every stored vector, then catch up with what changed meanwhile."""
+        dim = self.store.dim
+        if dim is None:
+            with self._lock:
+                self._become_small()
+            return
+        start = self.store.items_version()
+        catalog = Catalog(*self.store.item_catalog())
+        index = HnswIndex(dim, "cosine", **self.params)
+        total = len(catalog)
+        done = 0
+        for ids, vecs in self.store.iter_vectors(4096):
+            if self._cancel.is_set():
+                raise Cancelled("building the vector index was stopped")
+            index.add(ids, vecs, cancel_check=self._cancel.is_set)
+            done += len(ids)
+            if on_progress is not None:
+                on_progress(min(done, total), total, "building the vector index")
+        index.generation = start
+        with self._lock:
+            self.index = index
+            self.catalog = catalog
+            self._position = start
+            self._pending = _NO_PENDING
+            self._dirty = True
+            self.state = "ready"
+            self.error = None
+        self.sync(link="inline")
+
+    # ------------------------------------------------------------- following the store
+
+    def sync(self, *, link: str = "auto") -> int:
+        """Apply the store's item changes since the last call; returns how many were applied.
+
+        ``link``: ``"auto"`` links a few new vectors at once and many in the
+        background, ``"inline"`` links all of them before returning.
+        """
+        with self._lock:
+            if self.state in ("closed", "failed"):
+                return 0
+            version = self.store.items_version()
+            if version == self._position:
+                if link == "inline":
+                    self._link_pending()
+                return 0
+            if self.state == "small":
+                if self.store.count_items() >= self.min_items and self.store.dim is not None:
+                    self.state = "closed"
+                    self.open(build="background" if link == "auto" else "now")
+                else:
+                    self._position = version
+                return 0
+            if self.state == "building":
+                return 0  # the build catches up when it finishes
+            if self._position < self.store.items_log_start():
+                # Another process pruned changes this index has not seen.
+                self.state = "closed"
+                self.open(build="background" if link == "auto" else "now")
+                return 0
+            applied = 0
+            while True:
+                changes = self.store.item_changes(self._position)
+                if not changes:
+                    break
+                last: dict[int, int] = {}
+                for _, item_id, op in changes:
+                    last[item_id] = op
+                self._position = changes[-1][0]
+                applied += len(changes)
+                removed = np.array([i for i, op in last.items() if op == 0], np.int64)
+                added = np.array([i for i, op in last.items() if op == 1], np.int64)
+                self._apply(removed, added)
+            self._dirty = self._dirty or applied > 0
+            if link == "inline" or self._pending[0].size <= LINK_INLINE:
+                self._link_pending()
+            else:
+                self._link_in_background()
+            return applied
+
+    def _apply(self, removed: np.ndarray, added: np.ndarray) -> None:
+        assert self.index is not None and self.catalog is not None
+        # An id may be removed and added again in one stretch of the log; only
+        # its last state is applied, and what exists now decides.
+        pending_ids, pending_vecs = self._pending
+        if removed.size:
+            self.index.delete(removed)
+            self.catalog = self.catalog.without(removed)
+            if pending_ids.size:
+                keep = ~np.isin(pending_ids, removed)
+                pending_ids, pending_vecs = pending_ids[keep], pending_vecs[keep]
+        if added.size:
+            rows = self.store.item_catalog(added)
+            present = rows[0]
+            self.catalog = self.catalog.plus(rows)
+            if present.size:
+                vecs = self.store.vectors(present)
+                if pending_ids.size:
+                    keep = ~np.isin(pending_ids, present)
+                    pending_ids = np.concatenate([pending_ids[keep], present])
+                    pending_vecs = np.concatenate([pending_vecs[keep], vecs])
+                else:
+                    pending_ids, pending_vecs = present, vecs
+        self._pending = (pending_ids, pending_vecs)
+        if added.size:
+            # A replaced vector must not be found under its old value meanwhile
+            # (the pending copy is searched until it is linked again).
+            self.index.delete(added)
+
+    def _link_some(self, n: int) -> bool:
+        """Link up to ``n`` pending vectors; False when none were left."""
+        assert self.index is not None
+        ids, vecs = self._pending
+        if not ids.size:
+            return False
+        self.index.add(ids[:n], vecs[:n])  # linked before it leaves pending: always findable
+        self._pending = (ids[n:], vecs[n:])
+        return True
+
+    def _link_pending(self) -> None:
+        while self._link_some(4096):
+            pass
+
+    def _link_in_background(self) -> None:
+        if self._worker is not None and self._worker.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                while not self._cancel.is_set():
+                    with self._lock:
+                        if self.index is None or not self._link_some(LINK_STEP):
+                            return
+            except Exception as exc:  # a thread must report, not die silently
+                log.exception("linking new vectors into the index failed")
+                self.state = "failed"
+                self.error = f"updating the vector index failed: {exc}"
+
+        self._cancel.clear()
+        self._worker = threading.Thread(target=run, name="shoebox-index-link", daemon=True)
+        self._worker.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background build or linking to finish (tests, the CLI before saving)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+
+    # ------------------------------------------------------------- saving
+
+    def save_if_changed(self) -> bool:
+        """Write the index file (atomically) when it changed; prune the log it now holds."""
+        with self._lock:
+            if not self.usable or not self._dirty:
+                return False
+            self._link_pending()
+            assert self.index is not None
+            self.index.save(self.path, generation=self._position)
+            self._dirty = False
+            position = self._position
+        self.store.prune_items_log(position)
+        return True
+
+    # ------------------------------------------------------------- searching
+
+    def allowed(self, filters: Filters) -> np.ndarray | None:
+        """Item ids passing ``filters`` from the catalog; None when unfiltered or no catalog."""
+        catalog = self.catalog
+        if catalog is None or filters.empty:
+            return None
+        return catalog.ids[catalog.mask(filters, self.store)]
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[list[tuple[int, float]], str]:
+        """(item id, cosine similarity) pairs best first, and the plan used ("graph", "scan", "exact").
+
+        Vectors committed but not yet linked are searched exactly and merged.
+        """
+        index = self.index
+        assert index is not None
+        pending_ids, pending_vecs = self._pending
+        ef = max(index.ef_search, k)
+        if allowed is None:
+            if len(index) <= 4 * ef:
+                ids, dists = index.search(query, k, ef=ef, allowed=index.ids(), plan="exact")
+                plan = "exact"
+            else:
+                ids, dists = index.search(query, k, ef=ef)
+                plan = "graph"
+        else:
+            plan = index.plan(allowed.shape[0], k, ef)
+            ids, dists = index.search(query, k, ef=ef, allowed=allowed, plan=plan)
+        hits = [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists)]
+        if pending_ids.size:
+            if allowed is not None:
+                keep = np.isin(pending_ids, allowed)
+                pending_ids, pending_vecs = pending_ids[keep], pending_vecs[keep]
+            if pending_ids.size:
+                sims = pending_vecs @ np.asarray(query, np.float32)
+                top = np.argsort(-sims)[:k]
+                hits += [(int(pending_ids[i]), float(sims[i])) for i in top]
+                seen: dict[int, float] = {}
+                for item_id, sim in hits:
+                    seen[item_id] = max(sim, seen.get(item_id, -2.0))
+                hits = sorted(seen.items(), key=lambda kv: -kv[1])[:k]
+        return hits, plan
+
+    def vectors(self, item_ids: list[int]) -> np.ndarray:
+        """Vectors of ``item_ids`` from memory (the graph or the pending batch), else from the store."""
+        out = np.empty((len(item_ids), self.index.dim if self.index is not None else 0), np.float32)
+        todo = np.ones(len(item_ids), bool)
+        if self.index is not None and item_ids:
+            found, vecs = self.index.get_vectors(item_ids)
+            out[found] = vecs
+            todo &= ~found
+        pending_ids, pending_vecs = self._pending
+        if todo.any() and pending_ids.size:
+            where = {int(i): n for n, i in enumerate(pending_ids)}
+            for row in np.flatnonzero(todo):
+                n = where.get(int(item_ids[row]))
+                if n is not None:
+                    out[row] = pending_vecs[n]
+                    todo[row] = False
+        if todo.any():
+            out[todo] = self.store.vectors([item_ids[i] for i in np.flatnonzero(todo)])
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """For ``shoebox status``: state, items in the graph, pending, file."""
+        index = self.index
+        return {
+            "state": self.state,
+            "error": self.error,
+            "items": len(index) if index is not None else 0,
+            "pending": int(self._pending[0].size),
+            "file": str(self.path),
+            "position": self._position,
+        }
