@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QDeadlineTimer, QObject, QRunnable, QThreadPool, Signal
 
 
 class _Relay(QObject):
@@ -34,14 +34,36 @@ class _Task(QRunnable):
 
 
 _live: set[_Relay] = set()
+_long_jobs: QThreadPool | None = None
+
+
+def long_jobs() -> QThreadPool:
+    """The pool for long work (indexing, model loading), so that searches never queue behind it."""
+    global _long_jobs
+    if _long_jobs is None:
+        _long_jobs = QThreadPool()
+        _long_jobs.setMaxThreadCount(2)
+    return _long_jobs
+
+
+def wait_for_all(timeout_ms: int = 30_000) -> bool:
+    """Wait for every background task in both pools; False if one was still running."""
+    deadline = QDeadlineTimer(timeout_ms)
+    ok = QThreadPool.globalInstance().waitForDone(deadline)
+    return long_jobs().waitForDone(deadline) and ok
 
 
 def run_task(
     fn: Callable[[], Any],
     on_done: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
+    *,
+    long: bool = False,
 ) -> None:
-    """Run ``fn()`` off the GUI thread; call ``on_done(result)`` or ``on_error(exc)`` on it."""
+    """Run ``fn()`` off the GUI thread; call ``on_done(result)`` or ``on_error(exc)`` on it.
+
+    ``long=True`` runs it in the pool for long jobs (indexing, loading models).
+    """
     relay = _Relay()
     _live.add(relay)  # keep the relay alive until it delivered
 
@@ -52,4 +74,4 @@ def run_task(
 
     relay.done.connect(lambda result: finish(on_done, result))
     relay.failed.connect(lambda exc: finish(on_error, exc))
-    QThreadPool.globalInstance().start(_Task(fn, relay))
+    (long_jobs() if long else QThreadPool.globalInstance()).start(_Task(fn, relay))

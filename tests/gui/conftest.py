@@ -5,7 +5,6 @@ import pytest
 def _no_thread_left_running():
     """A test must not leave pool threads working after it ends."""
     yield
-    from PySide6.QtCore import QThreadPool
+    from desktop_app.tasks import wait_for_all
 
-    pool = QThreadPool.globalInstance()
-    assert pool.waitForDone(10_000), "a background task was still running after the test"
+    assert wait_for_all(10_000), "a background task was still running after the test"
