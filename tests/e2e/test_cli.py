@@ -159,3 +159,51 @@ def test_reembed_encodes_the_library_again(indexed):
     assert summary["updated"] == 5 and summary["added"] == 0
     data = json.loads(shoebox(home, "search", "boiler", "--json", "-k", "1").stdout)
     assert data["results"][0]["path"] == str(root / "notes" / "boiler.txt")
+
+
+def test_ask_answers_with_citations_as_json(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "ask", "When is the boiler service due?", "--json").stdout)
+    assert set(data) >= {"answer", "citations", "took_ms"}
+    assert "October" in data["answer"] and "[1]" in data["answer"]
+    first = data["citations"][0]
+    assert set(first) >= {"path", "kind", "locator", "snippet"}
+    assert first["path"] == str(root / "notes" / "boiler.txt") and first["kind"] == "document"
+    assert "char_start" in first["locator"]
+
+
+def test_ask_says_so_when_nothing_is_found(indexed):
+    home, _, _ = indexed
+    data = json.loads(shoebox(home, "ask", "Who won the football world cup final?", "--json").stdout)
+    assert data["citations"] == [] and data["found"] is False
+    assert "couldn't find" in data["answer"]
+    text = shoebox(home, "ask", "Who won the football world cup final?").stdout
+    assert "couldn't find" in text
+
+
+def test_search_understands_dates_and_can_be_told_not_to(indexed):
+    home, root, _ = indexed
+    data = json.loads(shoebox(home, "search", "photo 2023", "--kind", "image", "--json").stdout)
+    assert data["query"] == "photo" and data["dates"][0]["label"] == "2023"
+    assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
+    words = json.loads(shoebox(home, "search", "photo 2023", "--kind", "image", "--no-dates", "--json").stdout)
+    assert words["dates"] == [] and len(words["results"]) == 3
+    proc = shoebox(home, "search", "photo 2023", "--kind", "image")
+    assert "understood '2023' as 2023" in proc.stderr
+
+
+def test_more_like_this_from_the_command_line(indexed):
+    home, root, _ = indexed
+    target = root / "photos" / "a.jpg"
+    data = json.loads(shoebox(home, "search", "--like", target, "--kind", "image", "--json").stdout)
+    assert sorted(r["path"] for r in data["results"]) == sorted([str(root / "photos" / "b.png"), str(root / "photos" / "c.jpg")])
+    proc = shoebox(home, "search", "--like", root / "notes" / "missing.jpg", check=False)
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+
+
+def test_autotag_and_status_report_the_index(indexed):
+    home, _, _ = indexed
+    data = json.loads(shoebox(home, "autotag", "--json").stdout)
+    assert data["photos"] == 0  # indexing already tagged every photo
+    status = json.loads(shoebox(home, "status", "--json").stdout)
+    assert status["vector_index"]["state"] == "not loaded"
