@@ -50,6 +50,7 @@ import numpy as np
 
 from .errors import Cancelled, LlmError, ModelUnavailableError, UsageError
 from .search import SNIPPET_CHARS, mark_terms
+from .text import STOP_WORDS, strip_particle
 
 if TYPE_CHECKING:
     from .llm import LlmClient
@@ -100,19 +101,6 @@ SYSTEM_PROMPT = (
     "- Answer briefly, in the language of the question."
 )
 
-_STOP_WORDS = frozenset(
-    """a about above after again against all also am an and any are aren't as at be because been before
-    being below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't
-    down during each either else ever few for from further get got had hadn't has hasn't have haven't having
-    he he'd he'll he's her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into
-    is isn't it it's its itself just let's like may me might more most much must mustn't my myself no nor not
-    now of off on once only or other ought our ours ourselves out over own please same shall shan't she she'd
-    she'll she's should shouldn't so some such tell than that that's the their theirs them themselves then there
-    there's these they they'd they'll they're they've this those through to too under until up upon us very
-    was wasn't we we'd we'll we're we've were weren't what what's when when's where where's whether which while
-    who who's whom whose why why's will with won't would wouldn't yet you you'd you'll you're you've your yours
-    yourself yourselves s t d ll m re ve""".split()
-)
 # Question-side Korean bigrams that are question words, verb endings or particles, not content.
 _KOREAN_QUESTION_STOP = frozenset(
     """언제 어디 무엇 무슨 누가 누구 어떻 떻게 얼마 어느 몇몇 왜요 뭐야 뭐지 뭐였 인가 인지 는지 은지 나요 까요
@@ -123,9 +111,6 @@ _KOREAN_QUESTION_STOP = frozenset(
 # One-syllable Korean question words and particles that are not content on the question side.
 _KOREAN_SINGLE_STOP = frozenset("왜 뭐 뭘 몇 어 나 내 제 저 그 이 가 은 는 을 를 의 에 도 와 과 로 만 랑 좀 더 다 요 죠 까 니".split())
 # Particles stripped from the end of a Korean word on the question side (longest first).
-_KOREAN_PARTICLES = tuple(sorted(
-    """에서는 에서도 으로는 으로도 에게서 에게는 한테서 까지는 부터는 이라고 라고 에서 에게 한테 으로 부터 까지 하고 이랑 처럼
-    보다 마다 밖에 이나 이든 은 는 이 가 을 를 의 에 도 와 과 로 만 랑 나""".split(), key=len, reverse=True))
 # Words in photo file names and tags that say nothing about the photo's content.
 _PHOTO_NAME_STOP = frozenset("photo photos picture pictures pic pics image images img dsc dscn dcim jpg jpeg png heic".split())
 _ABBREVIATIONS = frozenset(
@@ -244,13 +229,6 @@ def _stem(word: str) -> str:
     return word
 
 
-def _strip_particle(word: str) -> str:
-    for particle in _KOREAN_PARTICLES:
-        if word.endswith(particle) and len(word) > len(particle):
-            return word[: -len(particle)]
-    return word
-
-
 def _bigrams(run: str) -> list[str]:
     return [run[i:i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
 
@@ -266,13 +244,13 @@ def text_terms(text: str) -> set[str]:
         for run, script in _runs(word):
             if script == "other":
                 run = run.strip("_'’")
-                if not run or run in _STOP_WORDS or (len(run) < 2 and not run.isdigit()):
+                if not run or run in STOP_WORDS or (len(run) < 2 and not run.isdigit()):
                     continue
                 out.add(_stem(run))
             else:
                 out.update(_bigrams(run))
                 if script == "hangul":
-                    stem = _strip_particle(run)
+                    stem = strip_particle(run)
                     if len(stem) == 1 and stem != run:  # "집에" also gives "집"
                         out.add(stem)
     return out
@@ -291,12 +269,12 @@ def question_terms(question: str) -> tuple[set[str], list[str]]:
         for run, script in _runs(word):
             if script == "other":
                 run = run.strip("_'’")
-                if not run or run in _STOP_WORDS or (len(run) < 2 and not run.isdigit()):
+                if not run or run in STOP_WORDS or (len(run) < 2 and not run.isdigit()):
                     continue
                 terms.add(_stem(run))
                 words.append(run)
             elif script == "hangul":
-                stem = _strip_particle(run)
+                stem = strip_particle(run)
                 if len(stem) == 1:
                     if stem not in _KOREAN_SINGLE_STOP:
                         terms.add(stem)

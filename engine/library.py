@@ -197,7 +197,7 @@ class Library:
         question: str,
         *,
         filters: Filters | None = None,
-        k: int = 8,
+        k: int = 12,
         on_token: Callable[[str], None] | None = None,
         should_cancel: CancelCheck | None = None,
         use_llm: bool = True,

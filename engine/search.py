@@ -26,6 +26,7 @@ import numpy as np
 
 from .errors import ModelUnavailableError, UsageError
 from .store import Filters, LibraryStore
+from .text import STOP_WORDS, is_hangul, strip_particle
 
 RRF_K = 60  # the usual constant of reciprocal rank fusion
 MARK_OPEN, MARK_CLOSE = "«", "»"  # how matched words are marked in snippets
@@ -92,6 +93,24 @@ def query_terms(text: str) -> list[str]:
         if word and word not in terms:
             terms.append(word)
     return terms
+
+
+def keyword_terms(terms: list[str]) -> list[str]:
+    """The words worth matching in text: stop words left out (while others remain), Korean particles cut off.
+
+    "When did the Normans reach Italy?" matches on Normans, reach, Italy;
+    "임종석이" matches "임종석" (the particle 이 is not part of the name).
+    """
+    out: list[str] = []
+    for term in terms:
+        if len(term) >= 3 and is_hangul(term[-1]):
+            stem = strip_particle(term)
+            term = stem if len(stem) >= 2 else term
+        if term.lower() in STOP_WORDS:
+            continue
+        if term not in out:
+            out.append(term)
+    return out or terms
 
 
 def mark_terms(text: str, terms: list[str]) -> str:
@@ -320,7 +339,7 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Pa
     keyword_ids: set[int] = set()
     if terms:
         unrestricted = allowed is None and not filters.kinds
-        keyword_hits = store.keyword_search(terms, limit=pool if unrestricted else 2000)
+        keyword_hits = store.keyword_search(keyword_terms(terms), limit=pool if unrestricted else 2000)
         if allowed is not None:
             passing = _member(allowed, [h[0] for h in keyword_hits])
             keyword_hits = [h for h, ok in zip(keyword_hits, passing) if ok]
