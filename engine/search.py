@@ -88,6 +88,8 @@ class SearchResponse:
 def query_terms(text: str) -> list[str]:
     """Words of a typed query, for keyword matching: split on spaces, outer punctuation removed."""
     terms = []
+    # Control characters (a NUL would end an FTS5 string early) are not words.
+    text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
     for raw in text.split():
         word = raw.strip(_EDGE_PUNCTUATION)
         if word and word not in terms:

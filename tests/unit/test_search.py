@@ -129,3 +129,20 @@ def test_query_terms_and_snippets():
     assert query_terms('"passport" AND (renewal) -x') == ["passport", "AND", "renewal", "x"]
     snippet = make_snippet("word " * 100 + "the passport is here " + "word " * 100, ["passport"])
     assert "«passport»" in snippet and snippet.startswith("…") and snippet.endswith("…")
+
+
+@pytest.mark.parametrize("typed", [
+    '"insurance', "insurance AND", "* OR -", "NEAR(a b)", "insurance'); DROP TABLE items;--", "((( ]]",
+    "🦷 dentist 🦷", "the of and", "^x:y", "작년에 ))", "2023 * last week", "in", "-", "\u0000weird",
+])
+def test_anything_typed_is_searched_without_error(indexed, library, typed):
+    response = library.search(typed, k=5)
+    assert isinstance(response.results, list) and response.took_ms >= 0
+
+
+def test_keyword_terms_drop_stop_words_and_korean_particles():
+    from engine.search import keyword_terms
+
+    assert keyword_terms(["When", "did", "the", "Normans", "reach", "Italy"]) == ["Normans", "reach", "Italy"]
+    assert keyword_terms(["the", "of"]) == ["the", "of"]  # nothing else left: keep them
+    assert keyword_terms(["임종석이", "서울에서", "사진"]) == ["임종석", "서울", "사진"]
