@@ -73,7 +73,7 @@ def synthetic_vectors(rng: np.random.Generator, n: int, dim: int, centres: np.nd
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build_library(home: Path, clip: ClipEncoder, n_items: int, seed: int = 0) -> Library:
+def build_library(home: Path, clip: "EncodedOnce", n_items: int, seed: int = 0) -> Library:
     settings = load_settings(home=home, env={"SHOEBOX_AUTOTAGS": "0"})
     library = Library(settings, clip=clip, index_build="now")
     store = library.store
@@ -140,19 +140,52 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
-def run(library: Library, queries: list[str], repeat_warm: int = 5) -> list[dict]:
+class EncodedOnce:
+    """The CLIP encoder with each query's text embedding computed once and timed.
+
+    Every filter setting searches the same queries, so encoding is measured
+    once per query (``encode_ms``) and the searches measure the rest.
+    """
+
+    def __init__(self, clip: ClipEncoder):
+        self.clip = clip
+        self.encode_ms: dict[str, float] = {}
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def identity(self):
+        return self.clip.identity
+
+    @property
+    def dim(self) -> int:
+        return self.clip.dim
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        out = []
+        for text in texts:
+            if text not in self._cache:
+                t = time.perf_counter()
+                self._cache[text] = self.clip.encode_texts([text])[0]
+                self.encode_ms[text] = (time.perf_counter() - t) * 1000
+            out.append(self._cache[text])
+        return np.stack(out)
+
+
+def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm: int = 5) -> list[dict]:
     rows = []
+    for q in queries:
+        encoder.encode_texts([q])
+    encode = [encoder.encode_ms[q] for q in queries]
     for label, filters in FILTERS:
         for q in queries[:repeat_warm]:  # warm caches and numba
             library.search(q, filters=filters, k=20, understand_dates=False)
-        encode, rest, total, plans, matched, counts = [], [], [], {}, None, []
+        rest, total, plans, matched, counts = [], [], {}, None, []
         for q in queries:
             t = time.perf_counter()
             response = library.search(q, filters=filters, k=20, understand_dates=False)
-            whole = (time.perf_counter() - t) * 1000
-            encode.append(response.encode_ms)
-            rest.append(whole - response.encode_ms)
-            total.append(whole)
+            whole = (time.perf_counter() - t) * 1000  # the embedding comes from the cache: this is the rest
+            rest.append(whole)
+            total.append(whole + encoder.encode_ms[q])
             plans[response.plan] = plans.get(response.plan, 0) + 1
             matched = response.matched
             counts.append(len(response.results))
@@ -183,12 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="shoebox-query-bench-") as tmp:
         settings = load_settings(home=Path(tmp) / "models", env={"SHOEBOX_THREADS": str(args.threads)})
         configure_torch_threads(settings)
-        clip = ClipEncoder(settings, name="ViT-B-32", random_init=True)
-        clip.load()
+        real = ClipEncoder(settings, name="ViT-B-32", random_init=True)
+        real.load()
+        clip = EncodedOnce(real)
         for size in [int(s) for s in args.sizes.split(",")]:
             library = build_library(Path(tmp) / f"lib{size}", clip, size)
             try:
-                for row in run(library, queries):
+                for row in run(library, queries, clip):
                     results.append({"items": size, **row})
             finally:
                 library.close()

@@ -35,7 +35,7 @@ from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
 KINDS = ("image", "document", "audio")
 # Keyword search leaves out a typed word found in more than this share of the
 # items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
-COMMON_TERM_SHARE = 0.05
+COMMON_TERM_SHARE = 0.01
 COMMON_TERM_MIN = 500
 
 # Each entry upgrades the schema by one version.  Never edit a released step:
@@ -230,6 +230,7 @@ class LibraryStore:
         except apsw.Error as exc:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
         self._dim: int | None = None
+        self._tag_files: dict[tuple, np.ndarray] = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -554,6 +555,7 @@ class LibraryStore:
                     (file_id, tag_id),
                 )
                 added += self._db.changes()
+            self._bump_tags_version()
         return added
 
     def remove_tag(self, tag: str, file_ids: Iterable[int]) -> int:
@@ -576,6 +578,7 @@ class LibraryStore:
                 )
                 removed += self._db.changes()
             self._forget_unused_tags()
+            self._bump_tags_version()
         return removed
 
     def _tag_id(self, name: str, *, create: bool) -> int | None:
@@ -613,10 +616,18 @@ class LibraryStore:
         return result
 
     def file_ids_with_tags(self, names: Sequence[str], mode: str = "any") -> np.ndarray:
-        """Ids of the indexed files carrying any (or all) of the tags, user or auto (sorted int64)."""
+        """Ids of the indexed files carrying any (or all) of the tags, user or auto (sorted int64).
+
+        Remembered until files or tags change, so a tag filter over half the
+        library costs one lookup while a person keeps refining the query.
+        """
         names = [n.strip() for n in names if n.strip()]
         if not names:
             return np.empty(0, np.int64)
+        key = (tuple(sorted({n.lower() for n in names})), mode, self._change_token())
+        cached = self._tag_files.get(key)
+        if cached is not None:
+            return cached
         marks = ",".join("?" * len(names))
         sql = (f"SELECT ft.file_id FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
                f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id")
@@ -624,7 +635,24 @@ class LibraryStore:
         if mode == "all":
             sql += " HAVING count(DISTINCT t.id) = ?"
             params.append(len({n.lower() for n in names}))
-        return np.array(sorted(r[0] for r in self._query(sql, params)), dtype=np.int64)
+        with self._lock:
+            ids = np.fromiter((r[0] for r in self._db.execute(sql, params)), np.int64)
+        ids.sort()
+        if len(self._tag_files) >= 32:
+            self._tag_files.clear()
+        self._tag_files[key] = ids
+        return ids
+
+    def _change_token(self) -> tuple:
+        """Changes whenever files or tags change, in this process or another one."""
+        rows = self._query("SELECT key, value FROM meta WHERE key IN ('generation', 'tags_version')")
+        return tuple(sorted(rows))
+
+    def _bump_tags_version(self) -> None:
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES ('tags_version', '1') "
+            "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+        )
 
     # -- auto-tags -----------------------------------------------------------
 
@@ -647,6 +675,7 @@ class LibraryStore:
                 (file_id, tag_id, float(score)),
             )
         self._exec("UPDATE files SET autotag_sig = ? WHERE id = ?", (signature, file_id))
+        self._bump_tags_version()
 
     def forget_unused_tags(self) -> None:
         self._forget_unused_tags()
