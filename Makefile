@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test install install-test bench-ann bench-ingest clean
+.PHONY: app test install install-test bench-ann bench-ingest bench-query bench-qa bench-startup clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -48,6 +48,15 @@ bench-ann: install-test
 
 bench-ingest: install-test
 	$(BIN)/python benchmarks/ingest.py
+
+bench-query: install-test
+	$(BIN)/python benchmarks/query.py
+
+bench-qa: install-test
+	$(BIN)/python benchmarks/qa.py
+
+bench-startup: install-test
+	$(BIN)/python benchmarks/startup.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache benchmarks/results

@@ -116,7 +116,14 @@ class AppController(QObject):
         self.status.emit("Loading the models… (keyword search works meanwhile)")
 
         def load() -> None:
+            from engine.extractors.chunking import clip_token_counter
+
             library.clip.load()
+            # The BPE tokenizers take ~0.3 s of GIL-holding work to build; done
+            # here rather than inside the first search or document, where it
+            # stalled the GUI thread.
+            library.clip.count_tokens("warm up")
+            clip_token_counter()("warm up")
             library.vector_index()  # loads or starts building the HNSW index
 
         def loaded(_: Any) -> None:
@@ -134,6 +141,13 @@ class AppController(QObject):
                 self.library_failed.emit(message)
 
         run_task(load, loaded, failed, long=True)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Use settings saved by a dialog now: models that changed load again in the background."""
+        self.settings = settings
+        if self.library is not None:
+            self.library.reconfigure(settings)
+            self.load_models()
 
     # -- searching ------------------------------------------------------------
 

@@ -1,120 +1,839 @@
-"""The main window (a first version: search field, results, library status)."""
+"""The main window: a search field, filters on the left, results in the middle, a preview on the right.
+
+The window appears at once.  Everything that touches the library goes
+through :class:`desktop_app.controller.AppController` (searches, tags,
+indexing) or :func:`desktop_app.tasks.run_task` (counts, thumbnails, details),
+so the GUI thread never waits for the engine, and nothing heavy (torch, the
+models, numba) is imported before the window is on screen.
+
+Only the answer to the latest search request is shown: typing fast starts
+several searches, and a slow early one never overwrites a newer one.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSignalBlocker, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
-    QListWidget,
-    QListWidgetItem,
     QMainWindow,
+    QMenu,
     QMessageBox,
+    QSplitter,
+    QStyle,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.errors import ShoeboxError
+from engine.extractors import IMAGE_EXTENSIONS
 from engine.library import Library
-from engine.settings import Settings, load_settings
+from engine.settings import Settings
 
+from .ask_panel import AskPanel
+from .controller import AppController, describe_error
+from .filters import Chip, FilterPanel
+from .indexing import IndexingPanel, add_folder_dialog, install_drop_indexing
+from .preview import PreviewPane
+from .results import ResultsView, ThumbnailLoader
+from .style import STYLE_SHEET, error_background, info_background, mix
 from .tasks import run_task
 
-SEARCH_DELAY_MS = 250
+SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
+RESULT_LIMIT = 60
+
+
+def open_url(url: QUrl) -> bool:
+    """Hand a file or folder to the desktop (tests replace this to open nothing)."""
+    return QDesktopServices.openUrl(url)
+
+
+def image_paths(mime: QMimeData) -> list[str]:
+    """The local image files among dropped URLs."""
+    paths = []
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile():
+            path = url.toLocalFile()
+            if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
+                paths.append(path)
+    return paths
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+class SearchField(QLineEdit):
+    """The query field: drop an image on it to search by that image; Esc clears; Down goes to the results."""
+
+    image_dropped = Signal(str)
+    escape_pressed = Signal()
+    down_pressed = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setPlaceholderText("Search your photos, documents and recordings…  (or drop a picture here)")
+        self.setClearButtonEnabled(True)
+        self.setAcceptDrops(True)
+        self.setMinimumHeight(max(30, self.sizeHint().height() + 6))
+        self.setAccessibleName("Search")
+        self._icon_action = self.addAction(self._search_icon(), QLineEdit.ActionPosition.LeadingPosition)
+
+    def _search_icon(self) -> QIcon:
+        """A magnifying glass in the palette's text colour (icon themes are missing on many systems)."""
+        ratio = self.devicePixelRatioF()
+        pixmap = QPixmap(int(16 * ratio), int(16 * ratio))
+        pixmap.setDevicePixelRatio(ratio)
+        pixmap.fill(Qt.GlobalColor.transparent)
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        colour = mix(self.palette().color(QPalette.ColorRole.Text), self.palette().color(QPalette.ColorRole.Base), 0.7)
+        painter.setPen(QPen(colour, 1.8))
+        painter.drawEllipse(QRectF(2, 2, 8.5, 8.5))
+        painter.drawLine(QPointF(9.6, 9.6), QPointF(14, 14))
+        painter.end()
+        return QIcon(pixmap)
+
+    def changeEvent(self, event: Any) -> None:
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange:
+            self._icon_action.setIcon(self._search_icon())
+
+    def dragEnterEvent(self, event: Any) -> None:
+        if image_paths(event.mimeData()):
+            event.acceptProposedAction()
+        elif event.mimeData().hasUrls():
+            event.ignore()  # files and folders: the window indexes them
+        else:
+            super().dragEnterEvent(event)
+
+    def dragMoveEvent(self, event: Any) -> None:
+        if image_paths(event.mimeData()):
+            event.acceptProposedAction()
+        elif event.mimeData().hasUrls():
+            event.ignore()
+        else:
+            super().dragMoveEvent(event)
+
+    def dropEvent(self, event: Any) -> None:
+        paths = image_paths(event.mimeData())
+        if not paths:
+            if event.mimeData().hasUrls():
+                event.ignore()
+            else:
+                super().dropEvent(event)
+            return
+        event.acceptProposedAction()
+        # Leave the drop handler at once (the drag source is waiting); search on the next loop turn.
+        QTimer.singleShot(0, lambda: self.image_dropped.emit(paths[0]))
+
+    def keyPressEvent(self, event: Any) -> None:
+        if event.key() == Qt.Key.Key_Escape:
+            self.escape_pressed.emit()
+            return
+        if event.key() == Qt.Key.Key_Down and not event.modifiers():
+            self.down_pressed.emit()
+            return
+        super().keyPressEvent(event)
+
+
+class MessageBanner(QFrame):
+    """A one-line message above the results (errors and warnings), closable."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.level = "info"
+        self.setAutoFillBackground(True)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextFormat(Qt.TextFormat.PlainText)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.icon = QLabel()
+        self.action_button = QToolButton()
+        self.action_button.hide()
+        self.close_button = QToolButton(text="✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 6, 6, 6)
+        layout.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self.hide()
+
+    def show_message(self, text: str, level: str = "error", action: QAction | None = None) -> None:
+        """Show ``text``; ``action`` (optional) becomes a button beside it."""
+        self.level = level
+        self.label.setText(text)
+        if action is not None:
+            self.action_button.setDefaultAction(action)
+        self.action_button.setVisible(action is not None)
+        icon = QStyle.StandardPixmap.SP_MessageBoxWarning if level == "error" else QStyle.StandardPixmap.SP_MessageBoxInformation
+        self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
+        self._colour()
+        self.show()
+
+    def text(self) -> str:
+        return self.label.text() if self.isVisibleTo(self.parentWidget()) else ""
+
+    def _colour(self) -> None:
+        palette = self.palette()
+        base = QApplication.palette(self)
+        colour = error_background(base) if self.level == "error" else info_background(base)
+        palette.setColor(QPalette.ColorRole.Window, colour)
+        self.setPalette(palette)
 
 
 class MainWindow(QMainWindow):
-    """Shows at once; the library opens and searches run on worker threads."""
+    """Shows at once; the library opens and every search runs on worker threads."""
 
-    library_ready = Signal()
-    results_shown = Signal(int)
+    library_ready = Signal()  # the library is open and its counts are shown (once)
+    library_info_loaded = Signal()  # counts, tags and folders refreshed (every time)
+    results_shown = Signal(int)  # the latest search's answer is on screen: how many results it had
+    search_error = Signal(str)  # the latest search failed: the message shown
 
     def __init__(self, settings: Settings | None = None, library: Library | None = None):
         super().__init__()
         self.setWindowTitle("Shoebox")
-        self.resize(900, 640)
-        self.settings = settings
-        self.library = library
-        self._generation = 0
+        self.resize(1240, 780)
+        self.setStyleSheet(STYLE_SHEET)
+        self.controller = AppController(settings, library)
+        self.result_limit = RESULT_LIMIT
+        self._closed = False
+        self._request = 0  # the search request whose answer may be shown
+        self._searched_text = ""  # the query text of that request (date chips point into it)
+        self._query_image: str | None = None
+        self._query_like: tuple[int, str] | None = None  # item id, path
+        self._last_response: Any = None
+        self._library_items: int | None = None  # None until the counts are known
+        self._ready_announced = False
+        self._search_when_open = False
+        self._models_missing = ""  # why the CLIP model could not load (for the first-run dialog)
 
-        self.search_field = QLineEdit(placeholderText="Search your photos, documents and recordings")
-        self.search_field.setClearButtonEnabled(True)
-        self.results = QListWidget()
-        self.results.setWordWrap(True)
-        self.summary = QLabel("Opening the library…")
-        self.summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.thumbnails = ThumbnailLoader(lambda: self.controller.library, parent=self)
+        self._build_widgets()
+        self._build_actions()
+        self._build_menus()
+        self._build_status_bar()
+        self._connect()
+        self._install_panels()
+        self._update_actions()
+        self._show_idle()
+        # The library opens after the window is on screen.
+        QTimer.singleShot(0, self._open)
 
-        layout = QVBoxLayout()
-        layout.addWidget(self.search_field)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.results, 1)
+    # -- building ------------------------------------------------------------------------
+
+    def _build_widgets(self) -> None:
+        self.search_field = SearchField()
+        self.query_chip: Chip | None = None
+        top = QWidget()
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(10, 8, 10, 6)
+        top_layout.setSpacing(8)
+        top_layout.addWidget(self.search_field, 1)
+        self._top_layout = top_layout
+
+        self.banner = MessageBanner()
+        self.filter_panel = FilterPanel()
+        self.results = ResultsView(self.thumbnails)
+        self.preview = PreviewPane(lambda: self.controller.library)
+
+        centre = QWidget()
+        centre_layout = QVBoxLayout(centre)
+        centre_layout.setContentsMargins(0, 0, 0, 0)
+        centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.banner)
+        centre_layout.addWidget(self.results, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.filter_panel)
+        self.splitter.addWidget(centre)
+        self.splitter.addWidget(self.preview)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 0)
+        self.splitter.setCollapsible(1, False)
+        self.splitter.setSizes([230, 650, 360])
+
         central = QWidget()
-        central.setLayout(layout)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(top)
+        layout.addWidget(self.splitter, 1)
         self.setCentralWidget(central)
-        self.statusBar().showMessage("Starting…")
 
         self._debounce = QTimer(self, singleShot=True, interval=SEARCH_DELAY_MS)
         self._debounce.timeout.connect(self.run_search)
-        self.search_field.textChanged.connect(lambda _: self._debounce.start())
+        self._refresh = QTimer(self, singleShot=True, interval=0)  # coalesces filter changes and refreshes
+        self._refresh.timeout.connect(self.run_search)
+        self._info_timer = QTimer(self, singleShot=True, interval=0)  # coalesces counts and tags refreshes
+        self._info_timer.timeout.connect(self._refresh_library_info)
+
+    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence.StandardKey | None = None,
+                icon: QStyle.StandardPixmap | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _build_actions(self) -> None:
+        # Actions on results: in the menus, the context menu and under the preview.
+        self.open_action = self._action("Open", self.open_selected, None, QStyle.StandardPixmap.SP_DialogOpenButton,
+                                        "Open with the default application (Enter)")
+        self.reveal_action = self._action("Show in folder", self.reveal_selected, None, QStyle.StandardPixmap.SP_DirOpenIcon,
+                                          "Open the folder that holds it")
+        self.copy_path_action = self._action("Copy path", self.copy_selected_paths, QKeySequence.StandardKey.Copy,
+                                             None, "Copy the file's path (Ctrl+C)")
+        # Ctrl+C copies paths only while the results have focus; elsewhere it copies text as usual.
+        self.copy_path_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.results.addAction(self.copy_path_action)
+        self.more_like_action = self._action("More like this", self.more_like_this, "Ctrl+M", None,
+                                             "Find things similar to this one")
+        self.add_tag_action = self._action("Add tag…", self.add_tag_to_selection, "Ctrl+T", None,
+                                           "Tag the selected files")
+        self.remove_tag_action = self._action("Remove tag…", self.remove_tag_from_selection, None, None,
+                                              "Remove a tag from the selected files")
+        self.result_actions = [self.open_action, self.reveal_action, self.copy_path_action, self.more_like_action,
+                               self.add_tag_action, self.remove_tag_action]
+        self.preview.set_actions([self.open_action, self.reveal_action, self.more_like_action, self.add_tag_action])
+
+        # Window actions; the panels of desktop_app.indexing / ask_panel / dialogs plug into these.
+        self.add_folder_action = self._action("Add folder…", self._on_add_folder, QKeySequence.StandardKey.Open,
+                                              QStyle.StandardPixmap.SP_DirIcon, "Index a folder")
+        self.settings_action = self._action("Settings…", self._on_settings, QKeySequence.StandardKey.Preferences)
+        self.ask_action = self._action("Ask a question", self._on_ask, "Ctrl+Shift+A", None,
+                                       "Ask a question about your documents and recordings")
+        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.focus_search_action = self._action("Search", self.focus_search, None)
+        self.focus_search_action.setShortcuts([QKeySequence("Ctrl+K"), QKeySequence("Ctrl+F")])
+        self.clear_filters_action = self._action("Clear filters", self.filter_panel.reset, None)
+        self.addAction(self.focus_search_action)
+
+    def _build_menus(self) -> None:
+        menu_bar = self.menuBar()
+        file_menu = menu_bar.addMenu("&File")
+        file_menu.addAction(self.add_folder_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.settings_action)
+        file_menu.addSeparator()
+        file_menu.addAction(self.quit_action)
+        edit_menu = menu_bar.addMenu("&Edit")
+        edit_menu.addAction(self.focus_search_action)
+        edit_menu.addAction(self.clear_filters_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.copy_path_action)
+        edit_menu.addAction(self.add_tag_action)
+        edit_menu.addAction(self.remove_tag_action)
+        result_menu = menu_bar.addMenu("&Result")
+        result_menu.addAction(self.open_action)
+        result_menu.addAction(self.reveal_action)
+        result_menu.addAction(self.more_like_action)
+        self.view_menu = menu_bar.addMenu("&View")
+        self.view_menu.addAction(self.ask_action)
+        help_menu = menu_bar.addMenu("&Help")
+        help_menu.addAction(self._action("About Shoebox", self._about))
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.status_label = QLabel("Starting…")
+        self.status_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.result_label = QLabel("")
+        self.result_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.library_label = QLabel("")
+        self.library_label.setTextFormat(Qt.TextFormat.PlainText)
+        for label in (self.status_label, self.result_label, self.library_label):
+            label.setContentsMargins(6, 0, 10, 0)
+        bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.result_label)
+        bar.addPermanentWidget(self.library_label)
+
+    def _connect(self) -> None:
+        self.search_field.textChanged.connect(self._text_edited)
         self.search_field.returnPressed.connect(self.run_search)
-        for keys in ("Ctrl+K", "Ctrl+F"):
-            QShortcut(QKeySequence(keys), self, activated=self.search_field.setFocus)
+        self.search_field.image_dropped.connect(self.search_by_image)
+        self.search_field.escape_pressed.connect(self.clear_search)
+        self.search_field.down_pressed.connect(self._focus_results)
+        self.filter_panel.changed.connect(self._refresh.start)
+        self.filter_panel.date_phrase_removed.connect(self.remove_date_phrase)
+        self.results.current_changed.connect(self._current_changed)
+        self.results.selection_changed.connect(self._update_actions)
+        self.results.open_requested.connect(lambda result: self.open_results([result]))
+        self.results.preview_requested.connect(self._preview_requested)
+        self.results.context_menu_requested.connect(self._context_menu)
+        self.preview.open_requested.connect(self.open_file)
+        self.preview.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
 
-        if self.library is None:
-            run_task(self._open_library, self._library_opened, self._show_error)
-        else:
-            QTimer.singleShot(0, lambda: self._library_opened(self.library))
+        c = self.controller
+        c.status.connect(self._status)
+        c.library_opened.connect(self._library_opened)
+        c.library_failed.connect(self._library_failed)
+        c.models_ready.connect(self._models_ready)
+        c.models_missing.connect(self._on_models_missing)
+        c.search_done.connect(self._search_done)
+        c.search_failed.connect(self._search_failed)
+        c.library_changed.connect(self._library_changed)
+        c.tags_changed.connect(self._tags_changed)
+        c.index_finished.connect(lambda _summary: self._guard(self.thumbnails.clear))
 
-    def _open_library(self) -> Library:
-        return Library(self.settings or load_settings())
+    # -- hooks for the other panels ----------------------------------------------------------
+
+    def _install_panels(self) -> None:
+        """The indexing panel (a bottom dock that shows itself while indexing), the ask panel
+        (a right dock, Ctrl+Shift+A) and indexing by dropping files and folders on the window."""
+        self.indexing_panel = IndexingPanel(self.controller)
+        self.indexing_dock = QDockWidget("Indexing", self)
+        self.indexing_dock.setObjectName("IndexingDock")
+        self.indexing_dock.setWidget(self.indexing_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.indexing_dock)
+        self.indexing_dock.hide()
+        self.indexing_panel.visibility_wanted.connect(lambda wanted: self._guard(self.indexing_dock.setVisible, wanted))
+
+        self.ask_panel = AskPanel(self.controller)
+        self.ask_dock = QDockWidget("Ask a question", self)
+        self.ask_dock.setObjectName("AskDock")
+        self.ask_dock.setWidget(self.ask_panel)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ask_dock)
+        self.ask_dock.hide()
+        self.ask_panel.citation_activated.connect(
+            lambda path, _kind, locator: self.open_file(path, (locator or {}).get("page")))
+        self.ask_panel.photo_activated.connect(lambda path: self.open_file(path))
+        self.filter_panel.changed.connect(lambda: setattr(self.ask_panel, "filters", self.filter_panel.filters()))
+
+        self.drop_indexer = install_drop_indexing(self, self.controller)
+        self.drop_indexer.paths_dropped.connect(
+            lambda paths: self.statusBar().showMessage(f"Indexing {_plural(len(paths), 'dropped item')}…", 5000))
+
+        self.view_menu.addAction(self.indexing_dock.toggleViewAction())
+        self.get_models_action = self._action("Get the models…", self._show_first_run, None, None,
+                                              "Download the models, or choose weight files you have")
+
+    def _on_add_folder(self) -> None:
+        """File ▸ Add folder…: choose a folder and index it (the indexing panel shows the progress)."""
+        folder = add_folder_dialog(self, self.controller)
+        if folder:
+            self.statusBar().showMessage(f"Indexing {folder}…", 5000)
+
+    def _on_settings(self) -> None:
+        """File ▸ Settings…: the library's settings and the window's preferences."""
+        settings = self.controller.settings
+        if settings is None:
+            self.statusBar().showMessage("The library is still opening; try again in a moment.", 5000)
+            return
+        from .dialogs import SettingsDialog, thumbnail_size
+
+        dialog = SettingsDialog(settings, self, controller=self.controller)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+        def saved(new_settings: Any) -> None:
+            self._guard(self.results.set_thumbnail_size, thumbnail_size())
+            self._guard(self.controller.apply_settings, new_settings)
+            self._guard(self.statusBar().showMessage, "Settings saved.", 5000)
+
+        dialog.settings_changed.connect(saved)
+        dialog.open()
+
+    def _on_ask(self) -> None:
+        """View ▸ Ask a question (Ctrl+Shift+A): the ask panel, with the question field focused."""
+        self.ask_panel.filters = self.filter_panel.filters()
+        self.ask_dock.show()
+        self.ask_dock.raise_()
+        self.ask_panel.question_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def _on_models_missing(self, message: str) -> None:
+        """The CLIP weights are missing: keyword search still works; the banner offers to get them."""
+        self._models_missing = message
+        self.banner.show_message(f"Searching by meaning is not available yet: {message.rstrip('. ')}. "
+                                 "Keyword search works meanwhile.", "info", self.get_models_action)
+
+    def _show_first_run(self) -> None:
+        settings = self.controller.settings
+        if settings is None:
+            return
+        from .dialogs import FirstRunDialog
+
+        dialog = FirstRunDialog(settings, self, reason=self._models_missing)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.models_changed.connect(lambda new_settings: self._guard(self.controller.apply_settings, new_settings))
+        dialog.open()
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open(self) -> None:
+        if not self._closed:
+            self.controller.open()
+
+    def _guard(self, fn: Any, *args: Any) -> Any:
+        """Run a GUI update unless the window has closed (late task results are dropped)."""
+        if self._closed:
+            return None
+        return fn(*args)
+
+    def _status(self, text: str) -> None:
+        if not self._closed:
+            self.status_label.setText(text)
 
     def _library_opened(self, library: Library) -> None:
-        self.library = library
-        stats = library.store.stats()
+        if self._closed:
+            return
+        self._refresh_library_info()
+        if self._search_when_open or self.search_field.text().strip():
+            self._search_when_open = False
+            self.run_search()
+
+    def _library_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        self.banner.show_message(message, "error")
+        self.status_label.setText("The library could not be opened")
+
+    def _models_ready(self) -> None:
+        if self._closed:
+            return
+        response = self._last_response
+        if response is not None and any("keywords only" in w for w in response.warnings):
+            self.run_search()  # the first results were keyword matches; now meaning works too
+
+    def _refresh_library_info(self) -> None:
+        library = self.controller.library
+        if library is None or self._closed:
+            return
+        store = library.store
+        run_task(lambda: (store.stats(), store.tags()), lambda info: self._guard(self._library_info, *info),
+                 lambda exc: self._guard(self._show_error, describe_error(exc)))
+
+    def _library_info(self, stats: dict, tags: list) -> None:
         files = stats["files"]
-        self.statusBar().showMessage(
-            f"{files['image']} photos · {files['document']} documents · {files['audio']} recordings — {stats['library']}"
-        )
-        self.summary.setText("Type to search." if stats["items"] else "The library is empty: index a folder with `shoebox index`.")
-        self.library_ready.emit()
+        parts = [_plural(files["image"], "photo"), _plural(files["document"], "document"),
+                 _plural(files["audio"], "recording")]
+        if stats.get("failed"):
+            parts.append(f"{stats['failed']} failed")
+        self.library_label.setText(" · ".join(parts))
+        self.library_label.setToolTip(f"Library: {stats['library']}")
+        self.filter_panel.set_tags(tags)
+        self.filter_panel.set_roots(stats.get("roots") or [])
+        self._library_items = stats["items"]
+        if self._is_idle():
+            self._show_idle()
+        self.library_info_loaded.emit()
+        if not self._ready_announced:
+            self._ready_announced = True
+            self.library_ready.emit()
+
+    def _library_changed(self) -> None:
+        if self._closed:
+            return
+        self._info_timer.start()
+        if not self._is_idle():
+            self._refresh.start()  # new files or tags may change what the search finds
+
+    def _tags_changed(self) -> None:
+        if self._closed:
+            return
+        self._info_timer.start()  # tag counts
+        if not self._is_idle():
+            self._refresh.start()
+
+    # -- searching -------------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.search_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.search_field.selectAll()
+
+    def _text_edited(self, _text: str) -> None:
+        self._debounce.start()
+
+    def _is_idle(self) -> bool:
+        return (not self.search_field.text().strip() and self._query_image is None and self._query_like is None
+                and self.filter_panel.filters().empty)
+
+    def _show_idle(self) -> None:
+        action = None
+        if self._library_items == 0:
+            message = "The library is empty: drop folders here, or add one."
+            action = self.add_folder_action
+        elif self._library_items is None:
+            message = "Opening the library…"
+        else:
+            message = "Type to search your photos, documents and recordings."
+        self.results.show_empty(message, action)
+        self.result_label.setText("")
 
     def run_search(self) -> None:
-        text = self.search_field.text().strip()
-        if self.library is None or not text:
+        """Search now for the field's text, the query image and the filters (only this answer is shown)."""
+        self._debounce.stop()
+        self._refresh.stop()
+        if self._closed:
             return
-        self._generation += 1
-        generation = self._generation
-        library = self.library
-        run_task(lambda: library.search(text, k=30), lambda r: self._show_results(generation, r), self._show_error)
+        text = self.search_field.text().strip()
+        if self._is_idle():
+            self._request = -1  # an answer still on its way is no longer wanted
+            self._searched_text = ""
+            self._last_response = None
+            self.filter_panel.set_understood_dates([])
+            self._show_idle()
+            return
+        if self.controller.library is None:
+            self._search_when_open = True
+            self.result_label.setText("Waiting for the library…")
+            return
+        self._searched_text = text
+        self.result_label.setText("Searching…")
+        self._request = self.controller.search(
+            text, image=self._query_image, like=self._query_like[0] if self._query_like else None,
+            filters=self.filter_panel.filters(), k=self.result_limit,
+        )
 
-    def _show_results(self, generation: int, response) -> None:
-        if generation != self._generation:
-            return  # a newer query is on its way
-        self.results.clear()
-        for result in response.results:
-            where = f"  p.{result.locator['page']}" if "page" in result.locator else ""
-            text = f"{result.path}{where}  ({result.kind})"
-            if result.snippet:
-                text += f"\n{result.snippet}"
-            item = QListWidgetItem(text)
-            item.setToolTip(f"score {result.score:.4f}")
-            self.results.addItem(item)
-        self.summary.setText(f"{len(response.results)} results in {response.took_ms:.0f} ms")
-        for warning in response.warnings:
-            self.statusBar().showMessage(warning)
-        self.results_shown.emit(len(response.results))
+    def _search_done(self, request: int, response: Any) -> None:
+        if self._closed or request != self._request:
+            return  # an older query: a newer one is on its way
+        self._last_response = response
+        if self.banner.level == "error" or response.warnings:
+            self.banner.hide()
+        if response.warnings:
+            self.banner.show_message("; ".join(response.warnings), "info")
+        self.filter_panel.set_understood_dates(response.dates)
+        count = len(response.results)
+        if count:
+            self.results.set_results(response.results)
+        else:
+            hint = " Try fewer filters or other words." if not self.filter_panel.filters().empty else ""
+            self.results.show_empty(f"No results.{hint}")
+        self.result_label.setText(f"{_plural(count, 'result')} · {response.took_ms:.0f} ms")
+        self.results_shown.emit(count)
 
-    def _show_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, ShoeboxError) else f"Something went wrong: {exc}"
-        self.summary.setText(message)
-        if not isinstance(exc, ShoeboxError):
-            QMessageBox.warning(self, "Shoebox", message)
+    def _search_failed(self, request: int, message: str) -> None:
+        if self._closed or request != self._request:
+            return
+        self._last_response = None
+        self.results.show_empty("The search did not run: see the message above.")
+        self.banner.show_message(message, "error")
+        self.result_label.setText("Search failed")
+        self.search_error.emit(message)
 
-    def closeEvent(self, event) -> None:
-        from PySide6.QtCore import QThreadPool
+    def _show_error(self, message: str) -> None:
+        self.banner.show_message(message, "error")
 
-        QThreadPool.globalInstance().waitForDone(5000)
-        if self.library is not None:
-            self.library.close()
+    def search_by_image(self, path: str) -> None:
+        """Search by a picture (dropped on the field); its name shows as a removable chip."""
+        self._query_image = str(path)
+        self._query_like = None
+        self._set_query_chip(f"image: {Path(path).name}", f"Searching by the picture {path}")
+        self.run_search()
+
+    def more_like_this(self, result: Any = None) -> None:
+        """Search for things like ``result`` (default: the current result); the typed text is cleared."""
+        if result is None:
+            targets = self.results.action_targets()
+            result = self.results.current_result() or (targets[0] if targets else None)
+        if result is None:
+            return
+        self._query_like = (result.item_id, result.path)
+        self._query_image = None
+        with QSignalBlocker(self.search_field):
+            self.search_field.clear()
+        self._set_query_chip(f"like: {Path(result.path).name}", f"Showing things like {result.path}")
+        self.run_search()
+
+    def _set_query_chip(self, text: str | None, tooltip: str = "") -> None:
+        if self.query_chip is not None:
+            self.query_chip.hide()
+            self.query_chip.deleteLater()
+            self.query_chip = None
+        if text:
+            self.query_chip = Chip(text, tooltip)
+            self.query_chip.removed.connect(self.clear_query_context)
+            self._top_layout.insertWidget(0, self.query_chip)
+
+    def clear_query_context(self) -> None:
+        """Stop searching by a picture or "more like this" (the chip's ✕)."""
+        self._query_image = None
+        self._query_like = None
+        self._set_query_chip(None)
+        self.run_search()
+
+    def clear_search(self) -> None:
+        """Esc: empty the field and drop the picture; the filters stay."""
+        self._query_image = None
+        self._query_like = None
+        self._set_query_chip(None)
+        with QSignalBlocker(self.search_field):
+            self.search_field.clear()
+        self.run_search()
+
+    def remove_date_phrase(self, phrase: dict) -> None:
+        """A date chip's ✕: take its words out of the query and search again."""
+        text = self._searched_text
+        start, end = int(phrase.get("start", -1)), int(phrase.get("end", -1))
+        if self.search_field.text().strip() != text or not (0 <= start < end <= len(text)):
+            # The field changed since: remove the words themselves, if they are still there.
+            text = self.search_field.text().strip()
+            start = text.find(phrase.get("text", "")) if phrase.get("text") else -1
+            if start < 0:
+                return
+            end = start + len(phrase["text"])
+        remaining = " ".join((text[:start] + " " + text[end:]).split())
+        with QSignalBlocker(self.search_field):
+            self.search_field.setText(remaining)
+        self.run_search()
+
+    # -- the results ----------------------------------------------------------------------------------
+
+    def _current_changed(self, result: Any) -> None:
+        self.preview.show_result(result)
+        self._update_actions()
+
+    def _update_actions(self) -> None:
+        targets = self.results.action_targets()
+        for action in self.result_actions:
+            action.setEnabled(bool(targets))
+        self.more_like_action.setEnabled(len({t.file_id for t in targets}) == 1)
+        self.remove_tag_action.setEnabled(any(t.tags for t in targets))
+
+    def _focus_results(self) -> None:
+        for view, model in ((self.results.photo_view, self.results.photo_model),
+                            (self.results.passage_view, self.results.passage_model)):
+            if model.rowCount():
+                view.setFocus(Qt.FocusReason.OtherFocusReason)
+                if not view.currentIndex().isValid():
+                    view.setCurrentIndex(model.index(0))
+                return
+
+    def _preview_requested(self, result: Any) -> None:
+        sizes = self.splitter.sizes()
+        if sizes[2] == 0:  # the preview was collapsed: open it again
+            self.splitter.setSizes([sizes[0], max(200, sizes[1] - 360), 360])
+        if self.preview.result() is not result:
+            self.preview.show_result(result)
+        elif result.kind == "audio":
+            self.preview.toggle_playback()
+
+    def context_menu(self) -> QMenu | None:
+        """The menu for the selected results (None when nothing is selected)."""
+        targets = self.results.action_targets()
+        if not targets:
+            return None
+        menu = QMenu(self)
+        menu.addAction(self.open_action)
+        menu.addAction(self.reveal_action)
+        menu.addAction(self.copy_path_action)
+        menu.addAction(self.more_like_action)
+        menu.addSeparator()
+        menu.addAction(self.add_tag_action)
+        tags = sorted({t for r in targets for t in r.tags}, key=str.lower)
+        remove = menu.addMenu("Remove tag")
+        remove.setEnabled(bool(tags))
+        for tag in tags:
+            remove.addAction(tag, lambda t=tag: self.remove_tag_from_selection(t))
+        return menu
+
+    def _context_menu(self, position: Any) -> None:
+        menu = self.context_menu()
+        if menu is not None:
+            menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            menu.popup(position)
+
+    def open_file(self, path: str, page: int | None = None) -> bool:
+        """Open a file with the desktop's default application."""
+        if not open_url(QUrl.fromLocalFile(path)):
+            self.banner.show_message(f"No application could open {Path(path).name}.", "error")
+            return False
+        where = f": the passage is on page {page}" if page else ""
+        self.statusBar().showMessage(f"Opened {Path(path).name}{where}", 8000)
+        return True
+
+    def open_results(self, results: Sequence[Any]) -> None:
+        paths = list(dict.fromkeys(r.path for r in results))
+        for path in paths[:10]:  # a stray Enter on a large selection must not open a hundred windows
+            result = next(r for r in results if r.path == path)
+            self.open_file(path, (result.locator or {}).get("page"))
+
+    def open_selected(self) -> None:
+        self.open_results(self.results.action_targets())
+
+    def reveal_selected(self) -> None:
+        folders = list(dict.fromkeys(os.path.dirname(r.path) for r in self.results.action_targets()))
+        for folder in folders[:5]:
+            if not open_url(QUrl.fromLocalFile(folder)):
+                self.banner.show_message(f"Could not open the folder {folder}.", "error")
+
+    def copy_selected_paths(self) -> None:
+        paths = list(dict.fromkeys(r.path for r in self.results.action_targets()))
+        if not paths:
+            return
+        QApplication.clipboard().setText("\n".join(paths))
+        self.statusBar().showMessage("Copied " + (paths[0] if len(paths) == 1 else f"{len(paths)} paths"), 4000)
+
+    def _target_file_ids(self) -> list[int]:
+        return sorted({r.file_id for r in self.results.action_targets()})
+
+    def add_tag_to_selection(self, tag: str | None = None) -> None:
+        """Tag every selected file (asks for the tag when none is given)."""
+        file_ids = self._target_file_ids()
+        if not file_ids:
+            return
+        if tag is None:
+            tag, ok = QInputDialog.getItem(self, "Add tag", f"Tag {_plural(len(file_ids), 'file')} with:",
+                                           self.filter_panel.tag_names(), -1, True)
+            if not ok:
+                return
+        tag = tag.strip()
+        if not tag:
+            return
+        self.controller.add_tag(tag, file_ids)
+        self.statusBar().showMessage(f"Tagged {_plural(len(file_ids), 'file')} “{tag}”", 4000)
+
+    def remove_tag_from_selection(self, tag: str | None = None) -> None:
+        """Remove a tag from every selected file (asks which when none is given)."""
+        targets = self.results.action_targets()
+        file_ids = self._target_file_ids()
+        if not file_ids:
+            return
+        if tag is None:
+            tags = sorted({t for r in targets for t in r.tags}, key=str.lower)
+            if not tags:
+                self.statusBar().showMessage("The selected files have no tags.", 4000)
+                return
+            tag, ok = QInputDialog.getItem(self, "Remove tag", "Remove the tag:", tags, 0, False)
+            if not ok:
+                return
+        self.controller.remove_tag(tag, file_ids)
+        self.statusBar().showMessage(f"Removed “{tag}” from {_plural(len(file_ids), 'file')}", 4000)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About Shoebox",
+                          "Shoebox finds things in your own photos, documents and recordings by what they mean.\n\n"
+                          "Everything stays on this computer.")
+
+    # -- closing ---------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: Any) -> None:
+        if not self._closed:
+            self._closed = True
+            self._debounce.stop()
+            self._refresh.stop()
+            self._info_timer.stop()
+            self.preview.shutdown()
+            self.thumbnails.close()
+            self.controller.shutdown()
         super().closeEvent(event)

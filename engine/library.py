@@ -66,6 +66,22 @@ class Library:
                 log.warning("could not save the vector index: %s", exc)
         self.store.close()
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Use new settings (from the app's dialogs); models are rebuilt on next use if they changed."""
+        old = self.settings
+        self.settings = settings
+        model_fields = ("clip_model", "clip_pretrained", "clip_weights", "allow_download", "device", "threads")
+        with self._models_lock:
+            if any(getattr(old, f) != getattr(settings, f) for f in model_fields):
+                self._clip = None
+                self._tagger = None
+            if any(getattr(old, f) != getattr(settings, f)
+                   for f in ("whisper_model", "whisper_weights", "allow_download", "device", "threads")):
+                self._whisper = None
+            if any(getattr(old, f) != getattr(settings, f)
+                   for f in ("autotag_vocabulary", "autotag_threshold")):
+                self._tagger = None
+
     # -- the HNSW index ----------------------------------------------------
 
     @property

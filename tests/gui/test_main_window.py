@@ -1,45 +1,377 @@
-"""The first window: opens at once, searches off the GUI thread, shows errors as messages."""
+"""The main window end to end on a small real library (test-tiny models): search, drop, actions, errors.
+
+The fixtures here (``corpus``, ``indexed``, ``window``, ``search``) are shared
+with the other GUI test modules, which import them.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QInputDialog
+
+from desktop_app import main_window as main_window_module
 from desktop_app.main_window import MainWindow
-from tests.helpers import make_text
+from tests.helpers import make_photo, make_text
 
 
-def test_window_opens_and_searches(qtbot, library, tmp_path):
-    make_text(tmp_path / "f" / "boiler.txt", "The boiler service is due in October.")
-    library.index([tmp_path / "f"])
-    window = MainWindow(library=library)
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.library_ready, timeout=10_000):
-        window.show()
-    assert "1 documents" in window.statusBar().currentMessage()
-    with qtbot.waitSignal(window.results_shown, timeout=20_000) as blocker:
-        qtbot.keyClicks(window.search_field, "boiler")
+@dataclass
+class Corpus:
+    root: Path
+    beach: Path  # photos/2021, taken 14 Jul 2021
+    forest: Path  # photos/2023, taken 1 May 2023
+    city: Path  # photos/2023, taken 20 Aug 2023
+    boiler: Path  # notes, dated 10 Mar 2023
+    garden: Path  # notes, dated 1 Jun 2022
+
+    def names(self, paths) -> set[str]:
+        return {Path(p).name for p in paths}
+
+
+def _dated(path: Path, when: datetime) -> Path:
+    stamp = when.timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Corpus:
+    root = tmp_path / "files"
+    return Corpus(
+        root=root,
+        beach=make_photo(root / "photos" / "2021" / "beach.jpg", 1, size=(400, 300), taken=datetime(2021, 7, 14, 10, 30)),
+        forest=make_photo(root / "photos" / "2023" / "forest.jpg", 2, taken=datetime(2023, 5, 1, 9, 0)),
+        city=make_photo(root / "photos" / "2023" / "city.jpg", 3, taken=datetime(2023, 8, 20, 18, 45)),
+        boiler=_dated(make_text(root / "notes" / "boiler.txt",
+                                "The boiler service is due in October. Call the plumber about the boiler pressure."),
+                      datetime(2023, 3, 10, 12, 0)),
+        garden=_dated(make_text(root / "notes" / "garden.md", "The tomatoes in the garden need water every morning."),
+                      datetime(2022, 6, 1, 8, 0)),
+    )
+
+
+@pytest.fixture
+def indexed(library, corpus):
+    summary = library.index([corpus.root])
+    assert summary.failed == [] and summary.added == 5
+    return library
+
+
+@pytest.fixture
+def window(qtbot, indexed):
+    w = MainWindow(library=indexed)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.library_ready, timeout=10_000):
+        w.show()
+    yield w
+    w.close()
+
+
+def search(qtbot, window: MainWindow, text: str) -> int:
+    """Type ``text`` and press Enter; the number of results of that search."""
+    with qtbot.waitSignal(window.results_shown, timeout=10_000) as blocker:
+        window.search_field.setText(text)
         qtbot.keyClick(window.search_field, Qt.Key.Key_Return)
-    assert blocker.args[0] >= 1
-    assert "boiler.txt" in window.results.item(0).text()
-    assert "«boiler»" in window.results.item(0).text()
+    return blocker.args[0]
 
 
-def test_search_shortcut_focuses_the_field(qtbot, library):
+def rerun(qtbot, window: MainWindow, action) -> int:
+    """Do ``action`` and wait for the search it causes."""
+    with qtbot.waitSignal(window.results_shown, timeout=10_000) as blocker:
+        action()
+    return blocker.args[0]
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """What the window asked the desktop to open (nothing is really opened)."""
+    urls: list[QUrl] = []
+
+    def fake_open(url: QUrl) -> bool:
+        urls.append(url)
+        return True
+
+    monkeypatch.setattr(main_window_module, "open_url", fake_open)
+    return urls
+
+
+# -- opening ----------------------------------------------------------------------------------
+
+
+def test_window_shows_before_the_library_is_open_then_counts(qtbot, indexed):
+    window = MainWindow(library=indexed)
+    qtbot.addWidget(window)
+    window.show()
+    # Nothing has run yet: the window is on screen and says what it is doing.
+    assert window.controller.library is indexed
+    assert window.results.empty_label.text() == "Opening the library…"
+    with qtbot.waitSignal(window.library_ready, timeout=10_000):
+        pass
+    assert window.library_label.text() == "3 photos · 2 documents · 0 recordings"
+    assert window.results.empty_label.text().startswith("Type to search")
+    qtbot.waitUntil(lambda: window.status_label.text() == "Ready", timeout=10_000)
+    window.close()
+
+
+def test_an_empty_library_says_how_to_fill_it(qtbot, library):
     window = MainWindow(library=library)
     qtbot.addWidget(window)
     with qtbot.waitSignal(window.library_ready, timeout=10_000):
         window.show()
-    window.results.setFocus()
-    qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(window.search_field.hasFocus, timeout=2_000)
+    assert window.results.empty_label.text().startswith("The library is empty: drop folders here")
+    assert window.results.empty_button.defaultAction() is window.add_folder_action
+    assert not window.results.empty_button.isHidden()
+    window.close()
 
 
-def test_errors_are_shown_as_messages(qtbot, library):
+# -- searching ----------------------------------------------------------------------------------
+
+
+def test_typing_shows_photos_in_the_grid_and_passages_as_cards(qtbot, window, corpus):
+    before = window.controller.latest_request
+    with qtbot.waitSignal(window.results_shown, timeout=10_000) as blocker:
+        qtbot.keyClicks(window.search_field, "boiler")  # no Enter: the pause after typing starts it
+    assert blocker.args[0] == 5
+    assert window.controller.latest_request == before + 1  # six keys, one search
+    assert corpus.names(window.results.photo_paths()) == {"beach.jpg", "forest.jpg", "city.jpg"}
+    assert window.results.passage_paths()[0] == str(corpus.boiler)  # the typed word matched it
+    assert corpus.names(window.results.passage_paths()) == {"boiler.txt", "garden.md"}
+    assert window.results.stack.currentIndex() == 1
+    assert window.result_label.text().startswith("5 results · ")
+
+
+def test_only_the_latest_request_is_shown(qtbot, window, corpus):
+    search(qtbot, window, "boiler")
+    stale = window.controller.latest_request - 1
+    shown = window.results.shown_paths()
+    garden_only = window.controller.library.search("tomatoes", k=1)
+    window.controller.search_done.emit(stale, garden_only)  # an older answer arriving late
+    assert window.results.shown_paths() == shown
+
+
+def test_escape_clears_and_shortcuts_focus_the_field(qtbot, window):
+    search(qtbot, window, "garden")
+    window.results.photo_view.setFocus()
+    window.focus_search_action.trigger()  # Ctrl+K / Ctrl+F
+    assert window.search_field.hasFocus()
+    assert [s.toString() for s in window.focus_search_action.shortcuts()] == ["Ctrl+K", "Ctrl+F"]
+    qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
+    assert window.search_field.text() == ""
+    assert window.results.showing_empty()
+
+
+def test_dropping_an_image_on_the_field_searches_by_it(qtbot, window, corpus):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus.city))])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    window.search_field.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.search_field.dropEvent(drop)
+    assert drop.isAccepted()
+    assert window.results.photo_paths()[0] == str(corpus.city)  # the same picture is the closest
+    assert window.query_chip is not None and window.query_chip.text() == "image: city.jpg"
+    assert window.search_field.text() == ""
+    # The chip's ✕ stops searching by the picture.
+    window.query_chip.close_button.click()
+    assert window.query_chip is None
+    assert window.results.showing_empty()
+
+
+def test_dropping_something_else_is_not_an_image_search(qtbot, window, corpus):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus.boiler))])
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    window.search_field.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    before = window.controller.latest_request
+    window.search_field.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
+                                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    qtbot.wait(50)  # the image search would start on the next loop turn
+    assert window.query_chip is None
+    assert window.controller.latest_request == before
+
+
+# -- actions on results -------------------------------------------------------------------------
+
+
+def test_more_like_this_leaves_the_photo_out(qtbot, window, corpus):
+    search(qtbot, window, "garden")
+    window.results.select_paths([str(corpus.forest)])
+    assert window.more_like_action.isEnabled()
+    count = rerun(qtbot, window, window.more_like_action.trigger)
+    assert count == 4
+    assert str(corpus.forest) not in window.results.shown_paths()
+    assert window.query_chip.text() == "like: forest.jpg"
+    assert window.search_field.text() == ""
+
+
+def test_copy_path_puts_the_paths_on_the_clipboard(qtbot, window, corpus):
+    search(qtbot, window, "garden")
+    window.results.select_paths([str(corpus.beach)])
+    window.copy_path_action.trigger()
+    assert QApplication.clipboard().text() == str(corpus.beach)
+    window.results.select_paths([str(corpus.beach), str(corpus.garden)])
+    window.copy_path_action.trigger()
+    assert QApplication.clipboard().text().splitlines() == [str(corpus.beach), str(corpus.garden)]
+    # Ctrl+C is the copy action's key, and it applies only inside the results (the field keeps its own copy).
+    assert window.copy_path_action.shortcut().toString() == "Ctrl+C"
+    assert window.copy_path_action.shortcutContext() == Qt.ShortcutContext.WidgetWithChildrenShortcut
+    assert window.copy_path_action in window.results.actions()
+
+
+def test_ctrl_c_in_the_results_copies_the_path(qtbot, window, corpus):
+    search(qtbot, window, "garden")
+    window.activateWindow()
+    qtbot.waitActive(window)
+    window.results.select_paths([str(corpus.city)])
+    window.results.photo_view.setFocus()
+    QApplication.clipboard().clear()
+    qtbot.keyClick(window.results.photo_view, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == str(corpus.city)
+
+
+def test_the_context_menu_offers_the_actions(qtbot, window, corpus, indexed):
+    indexed.store.add_tag("winter", [indexed.store.get_file(str(corpus.city)).id])
+    search(qtbot, window, "garden")
+    window.results.select_paths([str(corpus.city), str(corpus.beach)])
+    menu = window.context_menu()
+    texts = [a.text() for a in menu.actions() if not a.isSeparator()]
+    assert texts == ["Open", "Show in folder", "Copy path", "More like this", "Add tag…", "Remove tag"]
+    remove = menu.actions()[-1].menu()
+    city, beach = (indexed.store.get_file(str(p)).id for p in (corpus.city, corpus.beach))
+    # The selection's tags (auto-tags included) can be removed from here.
+    tags = indexed.store.tags_of_files([city, beach])
+    assert [a.text() for a in remove.actions()] == sorted({*tags[city], *tags[beach]}, key=str.lower)
+    assert not window.more_like_action.isEnabled()  # two files: "like this" needs one
+    winter = next(a for a in remove.actions() if a.text() == "winter")
+    with qtbot.waitSignal(window.controller.tags_changed, timeout=10_000):
+        winter.trigger()
+    assert "winter" not in indexed.store.tags_of_files([city])[city]
+    menu.deleteLater()
+
+
+def test_enter_opens_and_space_previews(qtbot, window, corpus, opened):
+    search(qtbot, window, "boiler")
+    view = window.results.passage_view
+    view.setFocus()
+    window.results.select_paths([str(corpus.boiler)])
+    qtbot.keyClick(view, Qt.Key.Key_Return)
+    assert [u.toLocalFile() for u in opened] == [str(corpus.boiler)]
+    window.splitter.setSizes([200, 800, 0])  # the preview is collapsed
+    with qtbot.waitSignal(window.results.preview_requested, timeout=2_000):
+        qtbot.keyClick(view, Qt.Key.Key_Space)
+    assert window.splitter.sizes()[2] > 0
+    assert window.preview.result().path == str(corpus.boiler)
+
+
+def test_open_and_reveal(qtbot, window, corpus, opened):
+    search(qtbot, window, "garden")
+    window.results.select_paths([str(corpus.garden)])
+    window.open_action.trigger()
+    window.reveal_action.trigger()
+    assert [u.toLocalFile() for u in opened] == [str(corpus.garden), str(corpus.garden.parent)]
+
+
+def test_add_tag_to_several_results_then_filter_by_it(qtbot, window, corpus, monkeypatch):
+    search(qtbot, window, "garden")
+    window.results.select_paths([str(corpus.beach), str(corpus.boiler)])
+    assert len(window.results.selected_results()) == 2
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: ("holiday", True))
+    with qtbot.waitSignal(window.library_info_loaded, timeout=10_000):
+        window.add_tag_action.trigger()
+    assert window.filter_panel.tag_counts()["holiday"] == 2
+    count = rerun(qtbot, window, lambda: window.filter_panel.set_tag_checked("holiday"))
+    assert count == 2
+    assert set(window.results.shown_paths()) == {str(corpus.beach), str(corpus.boiler)}
+    assert all("holiday" in r.tags for r in window.results.shown_results())
+
+    # Removing it from both: no file carries it, so it leaves the list and the filter.
+    window.results.select_paths([str(corpus.beach), str(corpus.boiler)])
+    assert window.remove_tag_action.isEnabled()
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.remove_tag_from_selection("holiday")
+    qtbot.waitUntil(lambda: "holiday" not in window.filter_panel.tag_names(), timeout=10_000)
+    qtbot.waitUntil(lambda: len(window.results.shown_paths()) == 5, timeout=10_000)
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_a_failing_search_shows_a_message(qtbot, window, tmp_path):
+    with qtbot.waitSignal(window.search_error, timeout=10_000) as blocker:
+        window.search_by_image(str(tmp_path / "missing.jpg"))
+    assert "no such image" in blocker.args[0]
+    assert "no such image" in window.banner.text()
+    assert window.banner.level == "error"
+    assert window.result_label.text() == "Search failed"
+    # The picture stays the query until its chip is removed; the next good search clears the message.
+    assert window.query_chip.text() == "image: missing.jpg"
+    window.query_chip.close_button.click()
+    search(qtbot, window, "garden")
+    assert window.banner.text() == ""
+
+
+def test_library_and_model_problems_show_as_messages(qtbot, window):
+    window.controller.library_failed.emit("cannot open the library at /nowhere: disk I/O error")
+    assert "disk I/O error" in window.banner.text()
+    window.controller.models_missing.emit("CLIP weights are missing; run `shoebox models download clip`.")
+    assert "shoebox models download clip" in window.banner.text()
+    assert "Keyword search works" in window.banner.text()
+    assert ".." not in window.banner.text()
+
+
+# -- the panels plugged into the window --------------------------------------------------------------
+
+
+def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
     window = MainWindow(library=library)
     qtbot.addWidget(window)
     with qtbot.waitSignal(window.library_ready, timeout=10_000):
         window.show()
-    from engine.errors import ModelUnavailableError
+    assert window.results.empty_label.text().startswith("The library is empty: drop folders here")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(corpus.root))])
+    # Qt delivers a drop to the widget that accepted the drag's entry, so the entry comes first.
+    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
+        QApplication.sendEvent(window, drop)
+    assert drop.isAccepted()
+    assert window.indexing_dock.isVisible()  # the indexing panel showed itself for the run
+    qtbot.waitUntil(lambda: window.library_label.text() == "3 photos · 2 documents · 0 recordings", timeout=10_000)
+    assert window.results.empty_label.text().startswith("Type to search")
+    window.close()
 
-    window._show_error(ModelUnavailableError("CLIP weights are missing; run `shoebox models download clip`"))
-    assert "shoebox models download" in window.summary.text()
+
+def test_ask_a_question_opens_the_ask_panel(qtbot, window):
+    assert window.ask_action.shortcut().toString() == "Ctrl+Shift+A"
+    assert not window.ask_dock.isVisible()
+    window.filter_panel.set_kinds(["document"])
+    window.ask_action.trigger()
+    assert window.ask_dock.isVisible()
+    assert window.ask_panel.question_field.hasFocus()
+    assert window.ask_panel.filters.kinds == ("document",)  # asked within the window's filters
+
+
+def test_missing_models_offer_to_get_them(qtbot, window):
+    window.controller.models_missing.emit("the CLIP weights are not on this computer")
+    assert window.banner.level == "info"
+    assert window.banner.action_button.isVisibleTo(window.banner)
+    assert window.banner.action_button.defaultAction() is window.get_models_action

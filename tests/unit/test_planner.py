@@ -191,3 +191,18 @@ def test_autotagger_threshold_and_vocabulary_errors(tmp_path, tiny_clip):
         assert 1 <= len(tags) <= 3
         assert [p for _, p in tags] == sorted((p for _, p in tags), reverse=True)
     assert strict.signature != loose.signature
+
+
+def test_reconfigure_rebuilds_only_what_changed(tmp_path, tiny_whisper):
+    from dataclasses import replace
+
+    settings = load_settings(home=tmp_path / "re", env=dict(TINY_ENV))
+    lib = Library(settings, whisper=tiny_whisper)
+    try:
+        clip = lib.clip
+        lib.reconfigure(replace(settings, llm_url="http://127.0.0.1:9/v1"))
+        assert lib.clip is clip and lib.settings.llm_url == "http://127.0.0.1:9/v1"
+        lib.reconfigure(replace(lib.settings, clip_pretrained="seed1"))
+        assert lib.clip is not clip and lib.clip.identity.weights == "seed1"
+    finally:
+        lib.close()

@@ -1,0 +1,579 @@
+"""Indexing in the window: the progress panel, the library's folders, and drops.
+
+Three self-contained pieces, each given the :class:`~desktop_app.controller.AppController`
+and nothing else; none of them calls the engine on the GUI thread:
+
+* :class:`IndexingPanel` shows a run as it goes (progress, the file being read,
+  the time left, Cancel) and what it did when it ends (a summary, the files that
+  failed with their reason, Retry failed).  When idle it shrinks to one line and
+  asks its container to hide it.
+* :class:`FoldersPanel` lists the library's folders and adds (or forgets) one.
+* :func:`install_drop_indexing` lets a person drop files and folders anywhere on
+  a window to index them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent, QFontMetrics, QPalette
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .controller import AppController, describe_error
+from .tasks import run_task
+
+# ---------------------------------------------------------------------------------------------
+# Words
+
+
+def format_time_left(seconds: float | None) -> str:
+    """ "about 2 min left" and the like; empty while the time left is unknown."""
+    if seconds is None or seconds != seconds or seconds < 0:  # None or NaN
+        return ""
+    if seconds < 10:
+        return "a few seconds left"
+    if seconds < 55:
+        return f"about {max(10, round(seconds / 10) * 10)} s left"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"about {max(1, minutes)} min left"
+    hours, minutes = divmod(minutes, 60)
+    return f"about {hours} h {minutes} min left" if minutes else f"about {hours} h left"
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def describe_summary(summary: Any) -> str:
+    """One line for an :class:`~engine.ingest.IndexSummary`: "Added 120 · 3 failed"."""
+    parts = []
+    if summary.added:
+        parts.append(f"added {summary.added}")
+    if summary.updated:
+        parts.append(f"updated {summary.updated}")
+    if summary.moved:
+        parts.append(f"{summary.moved} moved")
+    if summary.removed:
+        parts.append(f"{summary.removed} removed")
+    if summary.failed:
+        parts.append(f"{len(summary.failed)} failed")
+    if summary.unchanged and not parts:
+        parts.append(f"{_plural(summary.unchanged, 'file')} already up to date")
+    elif summary.unchanged:
+        parts.append(f"{summary.unchanged} unchanged")
+    text = " · ".join(parts) if parts else "nothing new to index"
+    text = text[0].upper() + text[1:]
+    if summary.cancelled:
+        return f"Stopped. What was indexed is kept: {text[0].lower() + text[1:]}"
+    return text
+
+
+def readable_reason(reason: str) -> str:
+    """A failure reason as a sentence: the engine's reasons are already written for a person."""
+    reason = (reason or "unknown reason").strip()
+    return reason[0].upper() + reason[1:]
+
+
+def _phase_text(message: str) -> str:
+    message = (message or "").strip()
+    return message[0].upper() + message[1:] if message else ""
+
+
+def when_alive(obj: QObject, fn: Callable[..., None]) -> Callable[..., None]:
+    """Wrap a ``run_task`` callback so it is dropped when ``obj`` was deleted while the task ran.
+
+    A result may arrive after the person closed the dialog or panel that asked for it.
+    """
+
+    def call(*args: Any) -> None:
+        if shiboken6.isValid(obj):
+            fn(*args)
+
+    return call
+
+
+class _ElidedLabel(QLabel):
+    """A one-line label that shortens its text in the middle instead of widening the window.
+
+    Its size hint does not follow the text, so a new file name every few
+    milliseconds never makes the layout recompute.
+    """
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setTextFormat(Qt.TextFormat.PlainText)
+
+    def set_full_text(self, text: str) -> None:
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        width = max(40, self.width())
+        self.setText(QFontMetrics(self.font()).elidedText(self._full, Qt.TextElideMode.ElideMiddle, width))
+
+
+# ---------------------------------------------------------------------------------------------
+# The progress panel
+
+
+class IndexingPanel(QWidget):
+    """Shows indexing as it runs and what it did; for a dock or a bottom bar.
+
+    ``IndexingPanel(controller, parent=None)``.  It follows the controller's
+    ``index_started`` / ``index_progress`` / ``index_finished`` / ``index_failed``
+    signals.  While a run goes: a progress bar, the file being read, "about 2 min
+    left" and a Cancel button (``controller.cancel_indexing``; what was done is
+    kept).  After it: a summary ("Added 120 · 3 failed"), the failed files with
+    their reason, and Retry failed (``controller.retry_failed``).
+
+    When idle it shows one quiet line and emits ``visibility_wanted(False)``; when a
+    run starts, ``visibility_wanted(True)``.  Its container (a ``QDockWidget``, a
+    bottom bar) connects that signal to its own ``setVisible``.
+
+    Signals: ``visibility_wanted(bool)``; ``summary_shown(object)`` after a run's
+    summary (an ``IndexSummary``) is on screen.
+    """
+
+    visibility_wanted = Signal(bool)
+    summary_shown = Signal(object)
+
+    def __init__(self, controller: AppController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.state = "idle"  # idle | running | stopping | finished
+        self.last_summary: Any = None
+
+        self.idle_label = QLabel("Not indexing. Drop files or folders on the window to add them to the library.")
+        self.idle_label.setWordWrap(True)
+        self.idle_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.title = QLabel("Indexing")
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.message_label = _ElidedLabel()
+        self.eta_label = QLabel()
+        self.eta_label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop indexing; the files indexed so far are kept")
+
+        self.summary_label = QLabel()
+        self.summary_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.summary_label.setWordWrap(True)
+        self.retry_button = QPushButton("Retry failed")
+        self.retry_button.setToolTip("Try the files that failed again")
+        self.dismiss_button = QPushButton("Close")
+        self.dismiss_button.setToolTip("Hide this summary")
+        self.failures = QTreeWidget()
+        self.failures.setColumnCount(2)
+        self.failures.setHeaderLabels(["File", "Why it was not indexed"])
+        self.failures.setRootIsDecorated(False)
+        self.failures.setUniformRowHeights(True)
+        self.failures.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.failures.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.failures.header().setStretchLastSection(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.title)
+        top.addStretch(1)
+        top.addWidget(self.eta_label)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.retry_button)
+        top.addWidget(self.dismiss_button)
+        self._running = QWidget()
+        running = QVBoxLayout(self._running)
+        running.setContentsMargins(0, 0, 0, 0)
+        running.addWidget(self.progress_bar)
+        running.addWidget(self.message_label)
+        self._result = QWidget()
+        result = QVBoxLayout(self._result)
+        result.setContentsMargins(0, 0, 0, 0)
+        result.addWidget(self.summary_label)
+        result.addWidget(self.failures)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.idle_label)
+        layout.addLayout(top)
+        layout.addWidget(self._running)
+        layout.addWidget(self._result)
+        self._show_state("idle")
+
+        self.cancel_button.clicked.connect(self.cancel)
+        self.retry_button.clicked.connect(self.retry_failed)
+        self.dismiss_button.clicked.connect(self.dismiss)
+        controller.index_started.connect(self._started)
+        controller.index_progress.connect(self._progress)
+        controller.index_finished.connect(self._finished)
+        controller.index_failed.connect(self._failed)
+
+    # -- actions -----------------------------------------------------------
+
+    def cancel(self) -> None:
+        """Stop the run after the batch in flight; what was indexed stays in the library."""
+        if self.state != "running":
+            return
+        self.controller.cancel_indexing()
+        self.state = "stopping"
+        self.cancel_button.setEnabled(False)
+        self.eta_label.setText("")
+        self.message_label.set_full_text("Stopping after the current batch; what was indexed is kept…")
+
+    def retry_failed(self) -> None:
+        """Index the files that failed again."""
+        self.retry_button.setEnabled(False)
+        self.controller.retry_failed()
+        if self.state == "finished":  # nothing started: no file is recorded as failed any more
+            self.retry_button.setEnabled(True)
+            self.summary_label.setText(f"{self.summary_label.text()}\nNo file is waiting to be retried.")
+
+    def dismiss(self) -> None:
+        """Hide the summary of the last run."""
+        self._show_state("idle")
+
+    # -- controller signals ----------------------------------------------------
+
+    def _started(self, paths: list) -> None:
+        if len(paths) == 1:
+            name = os.path.basename(os.path.normpath(paths[0])) or paths[0]
+            self.title.setText(f"Indexing {name}")
+            self.title.setToolTip(paths[0])
+        else:
+            self.title.setText(f"Indexing {_plural(len(paths), 'item')}")
+            self.title.setToolTip("\n".join(paths[:20]))
+        self.progress_bar.setRange(0, 0)  # busy until the first count arrives
+        self.progress_bar.setFormat("")
+        self.message_label.set_full_text("Looking for files…")
+        self.eta_label.setText("")
+        self.cancel_button.setEnabled(True)
+        self._show_state("running")
+
+    def _progress(self, done: int, total: int, message: str, seconds_left: Any) -> None:
+        if self.state not in ("running", "stopping"):
+            return
+        if total > 0:
+            if self.progress_bar.maximum() != total:
+                self.progress_bar.setRange(0, total)
+            self.progress_bar.setValue(min(done, total))
+        elif self.progress_bar.maximum() != 0:
+            self.progress_bar.setRange(0, 0)
+        if self.state == "stopping":
+            return
+        if os.path.isabs(message):  # a file being read
+            self.progress_bar.setFormat("%v of %m files")
+            folder = os.path.basename(os.path.dirname(message))
+            where = f" in {folder}" if folder else ""
+            self.message_label.set_full_text(f"Reading {os.path.basename(message)}{where}")
+            self.message_label.setToolTip(message)
+            self.eta_label.setText(format_time_left(seconds_left))
+        else:  # a phase: "comparing with the library", "auto-tagging photos", ...
+            self.progress_bar.setFormat("%v of %m")
+            self.message_label.set_full_text(_phase_text(message) + "…")
+            self.message_label.setToolTip("")
+            self.eta_label.setText(format_time_left(seconds_left) if total > 0 else "")
+
+    def _finished(self, summary: Any) -> None:
+        self.last_summary = summary
+        self.title.setText("Indexing stopped" if summary.cancelled else "Indexing finished")
+        seconds = getattr(summary, "seconds", 0.0) or 0.0
+        took = f" (in {seconds:.0f} s)" if seconds >= 1 else ""
+        self.summary_label.setText(describe_summary(summary) + took)
+        self._fill_failures(summary.failed)
+        self._show_state("finished")
+        self.summary_shown.emit(summary)
+
+    def _failed(self, message: str) -> None:
+        self.last_summary = None
+        self.title.setText("Indexing stopped")
+        self.summary_label.setText(message[0].upper() + message[1:] if message else "Something went wrong.")
+        self._fill_failures([])
+        self._show_state("finished")
+
+    # -- drawing -------------------------------------------------------------
+
+    def _fill_failures(self, failed: Iterable[dict]) -> None:
+        self.failures.clear()
+        rows = []
+        for failure in failed:
+            path = failure.get("path", "")
+            row = QTreeWidgetItem([os.path.basename(path) or path, readable_reason(failure.get("reason", ""))])
+            row.setToolTip(0, path)
+            row.setToolTip(1, failure.get("reason", ""))
+            row.setData(0, Qt.ItemDataRole.UserRole, path)
+            rows.append(row)
+        self.failures.addTopLevelItems(rows)
+        self.failures.setVisible(bool(rows))
+        if rows:  # as tall as its rows, up to eight; then it scrolls
+            row_height = self.failures.sizeHintForRow(0)
+            frame = 2 * self.failures.frameWidth() + self.failures.header().sizeHint().height()
+            self.failures.setFixedHeight(frame + row_height * min(len(rows), 8) + 2)
+        self.retry_button.setEnabled(True)
+
+    def failure_rows(self) -> list[tuple[str, str]]:
+        """(path, reason) of each failure listed."""
+        return [
+            (self.failures.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole), self.failures.topLevelItem(i).text(1))
+            for i in range(self.failures.topLevelItemCount())
+        ]
+
+    def _show_state(self, state: str) -> None:
+        self.state = state
+        running = state in ("running", "stopping")
+        self._running.setVisible(running)
+        self.eta_label.setVisible(running)
+        self.cancel_button.setVisible(running)
+        self._result.setVisible(state == "finished")
+        self.dismiss_button.setVisible(state == "finished")
+        self.retry_button.setVisible(state == "finished" and self.failures.topLevelItemCount() > 0)
+        self.idle_label.setVisible(state == "idle")
+        self.title.setVisible(state != "idle")
+        self.visibility_wanted.emit(state != "idle")
+
+
+# ---------------------------------------------------------------------------------------------
+# The library's folders
+
+
+def add_folder_dialog(parent: QWidget | None, controller: AppController) -> str | None:
+    """Ask for a folder and index it; returns the folder, or None when the person cancelled."""
+    folder = QFileDialog.getExistingDirectory(parent, "Add a folder to the library", os.path.expanduser("~"))
+    if not folder:
+        return None
+    controller.index([folder])
+    return folder
+
+
+def _forget_folder(library: Any, folder: str) -> int:
+    """Remove a folder and every file below it from the library (the files themselves are untouched)."""
+    store = library.store
+    with store.transaction():
+        rows = store.files_under(folder)
+        for row in rows:
+            store.remove_file(row.id)
+        store.remove_root(folder)
+    return len(rows)
+
+
+class FoldersPanel(QWidget):
+    """The library's folders with Add folder… (and Remove when ``removable``).
+
+    ``FoldersPanel(controller, parent=None, *, removable=False)``.  The list is
+    read off the GUI thread and refreshed on ``library_opened`` and
+    ``library_changed``; Add folder… indexes the chosen folder through the
+    controller.  Remove forgets a folder's files (never touching them on disk)
+    after the person confirms.
+
+    Signals: ``folders_shown(list)`` with the folders after each refresh.
+    """
+
+    folders_shown = Signal(list)
+
+    def __init__(self, controller: AppController, parent: QWidget | None = None, *, removable: bool = False):
+        super().__init__(parent)
+        self.controller = controller
+        self._generation = 0
+        self.folders: list[str] = []
+
+        self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.note = QLabel()
+        self.note.setWordWrap(True)
+        self.note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.add_button = QPushButton("Add folder…")
+        self.add_button.setToolTip("Choose a folder; Shoebox indexes its photos, documents and recordings")
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Forget this folder's files (they stay on your disk)")
+        self.remove_button.setVisible(removable)
+        self.remove_button.setEnabled(False)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.note)
+        layout.addLayout(buttons)
+
+        self.add_button.clicked.connect(lambda: add_folder_dialog(self, self.controller))
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.list.itemSelectionChanged.connect(
+            lambda: self.remove_button.setEnabled(bool(self.list.selectedItems()))
+        )
+        controller.library_opened.connect(self._library_opened)
+        controller.library_changed.connect(self.refresh)
+        self.refresh()
+
+    def _library_opened(self, _library: Any) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the folders again (off the GUI thread)."""
+        library = self.controller.library
+        if library is None:
+            self.note.setText("The library is opening…")
+            return
+        self._generation += 1
+        generation = self._generation
+
+        def read() -> list[tuple[str, bool]]:
+            return [(root, os.path.isdir(root)) for root in library.store.roots()]
+
+        def show(rows: list[tuple[str, bool]]) -> None:
+            if generation == self._generation:
+                self._show(rows)
+
+        def failed(exc: BaseException) -> None:
+            if generation == self._generation:
+                self.note.setText(f"Cannot list the folders: {describe_error(exc)}")
+
+        run_task(read, when_alive(self, show), when_alive(self, failed))
+
+    def _show(self, rows: list[tuple[str, bool]]) -> None:
+        self.list.clear()
+        self.folders = [root for root, _ in rows]
+        for root, present in rows:
+            missing = "  (not found: moved, renamed or on a disk that is not connected)"
+            item = QListWidgetItem(root if present else root + missing)
+            item.setData(Qt.ItemDataRole.UserRole, root)
+            item.setToolTip(root)
+            self.list.addItem(item)
+        self.note.setText("" if rows else "No folders yet: add one, or drop files and folders on the window.")
+        self.folders_shown.emit(list(self.folders))
+
+    def remove_selected(self) -> None:
+        items = self.list.selectedItems()
+        if not items:
+            return
+        folder = items[0].data(Qt.ItemDataRole.UserRole)
+        if self.controller.indexing:
+            self.note.setText("Wait for indexing to finish before removing a folder.")
+            return
+        answer = QMessageBox.question(
+            self, "Remove folder",
+            f"Remove {folder} from the library?\n\nShoebox forgets what it found in this folder. "
+            "The files themselves stay where they are.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        library = self.controller.library
+        if library is None:
+            return
+        self.remove_button.setEnabled(False)
+
+        def done(count: int) -> None:
+            self.note.setText(f"Removed {folder} ({_plural(count, 'file')}) from the library.")
+            self.controller.library_changed.emit()
+
+        run_task(lambda: _forget_folder(library, folder), when_alive(self, done),
+                 when_alive(self, lambda exc: self.note.setText(f"Cannot remove {folder}: {describe_error(exc)}")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Drops
+
+
+def paths_from_mime(mime: QMimeData | None) -> list[str]:
+    """The local files and folders a drag carries; web and other non-local URLs are left out."""
+    if mime is None or not mime.hasUrls():
+        return []
+    paths = []
+    for url in mime.urls():
+        if url.isLocalFile():
+            path = url.toLocalFile()
+            if path:
+                paths.append(os.path.normpath(path))
+    return list(dict.fromkeys(paths))
+
+
+class DropIndexer(QObject):
+    """The event filter :func:`install_drop_indexing` puts on a window.
+
+    It only sees drags that reached the window itself: Qt offers a drag to the
+    widget under the pointer first and passes it to the parent only when that
+    widget does not accept it, so a child that takes its own drops (the search
+    field taking a photo) keeps them.
+
+    Signals: ``paths_dropped(list)`` when a drop was taken (before indexing starts).
+    """
+
+    paths_dropped = Signal(list)
+
+    def __init__(self, window: QWidget, controller: AppController):
+        super().__init__(window)
+        self.window = window
+        self.controller = controller
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            return self._drag(event)
+        if kind == QEvent.Type.Drop:
+            return self._drop(event)
+        return False
+
+    def _drag(self, event: QDragEnterEvent | QDragMoveEvent) -> bool:
+        if paths_from_mime(event.mimeData()):
+            event.setDropAction(Qt.DropAction.CopyAction)
+            event.accept()
+        else:
+            event.ignore()
+        return True
+
+    def _drop(self, event: QDropEvent) -> bool:
+        paths = paths_from_mime(event.mimeData())
+        if not paths:
+            event.ignore()
+            return True
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        self.paths_dropped.emit(paths)
+        # Later, not inside the drop: the drag source's native loop is still waiting for the
+        # drop to return, and indexing may open dialogs or queue work.
+        QTimer.singleShot(0, self, lambda: self.controller.index(paths))
+        return True
+
+
+def install_drop_indexing(window: QWidget, controller: AppController) -> DropIndexer:
+    """Let a person drop files and folders on ``window`` to index them; returns the filter.
+
+    Local files and folders are indexed through ``controller.index``; web links
+    and other non-local URLs are refused.  Children that accept drops themselves
+    keep them.
+    """
+    window.setAcceptDrops(True)
+    dropper = DropIndexer(window, controller)
+    window.installEventFilter(dropper)
+    return dropper

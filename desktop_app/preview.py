@@ -1,0 +1,538 @@
+"""The preview pane: a large photo, a passage in context, or a recording that plays from the found moment.
+
+What it shows comes from a :class:`engine.search.SearchResult`; the rest (the
+full passage, the camera, the full-size picture) is read on the thread pool.
+The recording player (QtMultimedia) is created only when a recording is first
+previewed, and its audio output only when the person presses Play, so the
+window never loads the multimedia stack, nor opens an audio device, for
+nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QLoggingCategory, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QPalette, QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSlider,
+    QStackedWidget,
+    QStyle,
+    QTextBrowser,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .results import read_scaled_image
+from .style import (
+    format_clock,
+    format_date,
+    locator_text,
+    marked_html,
+    marked_terms,
+    muted_text,
+)
+from .tasks import run_task
+
+PREVIEW_SIDE = 1600  # the longest side a previewed photo is decoded at
+
+
+def _quiet_multimedia_probes() -> None:
+    # QtMultimedia's FFmpeg backend looks for optional system libraries
+    # (PipeWire, VA-API) when it loads and warns for each one that is absent;
+    # to a person these say nothing, and playback works without them.  Set
+    # before QtMultimedia is first imported; QT_LOGGING_RULES still overrides it.
+    QLoggingCategory.setFilterRules("qt.multimedia.symbolsresolver.warning=false")
+
+
+_quiet_multimedia_probes()
+
+
+class ScaledImage(QLabel):
+    """A label that shows a pixmap as large as fits its width (up to a height cap), keeping its proportions."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._pixmap = QPixmap()
+        self.max_height = 600
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(160, 120)
+        policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy.setHeightForWidth(True)
+        self.setSizePolicy(policy)
+
+    def set_image(self, pixmap: QPixmap | None) -> None:
+        self._pixmap = pixmap if pixmap is not None else QPixmap()
+        self.updateGeometry()
+        self._rescale()
+
+    def image(self) -> QPixmap:
+        return self._pixmap
+
+    def hasHeightForWidth(self) -> bool:
+        return True
+
+    def heightForWidth(self, width: int) -> int:
+        if self._pixmap.isNull():
+            return max(120, min(self.max_height, width * 3 // 4))
+        return max(120, min(self.max_height, width * self._pixmap.height() // max(1, self._pixmap.width())))
+
+    def sizeHint(self) -> QSize:
+        return QSize(320, self.heightForWidth(320))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pixmap.isNull():
+            self.clear()
+            return
+        ratio = self.devicePixelRatioF()
+        target = QSize(int(self.width() * ratio), int(self.height() * ratio))
+        scaled = self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        scaled.setDevicePixelRatio(ratio)
+        self.setPixmap(scaled)
+
+
+def _text_label(selectable: bool = True, bold: bool = False) -> QLabel:
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    if selectable:
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if bold:
+        font = label.font()
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        font.setBold(True)
+        label.setFont(font)
+    return label
+
+
+class PreviewPane(QWidget):
+    """Shows the current result; its buttons act on it (and on the rest of the selection)."""
+
+    open_requested = Signal(str, object)  # path, page (int) or None
+    loaded = Signal()  # the details (and, for a photo, the large picture) arrived
+    message = Signal(str)  # a problem worth a line in the status bar
+
+    def __init__(self, library: Callable[[], Any], parent: QWidget | None = None):
+        super().__init__(parent)
+        self._library = library
+        self._result: Any = None
+        self._token = 0
+        self._closed = False
+        self.details: dict[str, Any] = {}
+        self.player: Any = None  # QMediaPlayer, created for the first recording
+        self.audio_output: Any = None  # QAudioOutput, created on the first Play
+        self.start_ms = 0  # where the recording preview starts
+        self._pending_seek: int | None = None
+        self._seeking = False
+
+        # -- nothing selected
+        self.empty_label = QLabel("Select a result to preview it here.")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+
+        # -- shared header
+        self.title_label = _text_label(bold=True)
+        self.info_label = _text_label()
+        self.tags_label = QLabel()
+        self.tags_label.setWordWrap(True)
+        self.tags_label.setTextFormat(Qt.TextFormat.RichText)
+
+        # -- a photo
+        self.image_label = ScaledImage()
+        self.image_label.hide()
+
+        # -- a passage (documents and recordings share the text view)
+        self.passage_view = QTextBrowser()
+        self.passage_view.setOpenLinks(False)
+        self.passage_view.setMinimumHeight(60)
+        self.open_page_button = QPushButton("Open document")
+        self.open_page_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_FileIcon))
+        self.open_page_button.clicked.connect(self._open_at_page)
+        document_page = QWidget()
+        document_layout = QVBoxLayout(document_page)
+        document_layout.setContentsMargins(0, 0, 0, 0)
+        document_layout.addWidget(self.open_page_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.document_page = document_page
+
+        # -- a recording
+        self.play_button = QToolButton()
+        self.play_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
+        self.play_button.setToolTip("Play from the found moment")
+        self.play_button.setAccessibleName("Play")
+        self.play_button.setIconSize(QSize(22, 22))
+        self.play_button.clicked.connect(self.toggle_playback)
+        self.position_slider = QSlider(Qt.Orientation.Horizontal)
+        self.position_slider.setRange(0, 0)
+        self.position_slider.setAccessibleName("Position")
+        self.position_slider.sliderMoved.connect(self._slider_moved)
+        self.position_slider.sliderPressed.connect(lambda: setattr(self, "_seeking", True))
+        self.position_slider.sliderReleased.connect(self._slider_released)
+        self.time_label = QLabel("00:00 / 00:00")
+        self.from_start_button = QPushButton("Back to the moment")
+        self.from_start_button.setToolTip("Go back to where the words were found")
+        self.from_start_button.clicked.connect(self.seek_to_moment)
+        controls = QHBoxLayout()
+        controls.setContentsMargins(0, 0, 0, 0)
+        controls.addWidget(self.play_button)
+        controls.addWidget(self.position_slider, 1)
+        controls.addWidget(self.time_label)
+        recording_page = QWidget()
+        recording_layout = QVBoxLayout(recording_page)
+        recording_layout.setContentsMargins(0, 0, 0, 0)
+        recording_layout.addLayout(controls)
+        recording_layout.addWidget(self.from_start_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.recording_page = recording_page
+
+        self.kind_stack = QStackedWidget()
+        self.photo_page = QWidget()  # a photo needs no controls under its caption
+        for page in (self.photo_page, document_page, recording_page):
+            page.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+            self.kind_stack.addWidget(page)
+        self.kind_stack.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+        # -- actions (the window's QActions, shown as buttons)
+        self.actions_row = QHBoxLayout()
+        self.actions_row.setContentsMargins(0, 0, 0, 0)
+        self.actions_row.setSpacing(4)
+        self.action_buttons: list[QToolButton] = []
+
+        body = QWidget()
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(10, 10, 10, 10)
+        body_layout.setSpacing(6)
+        body_layout.addWidget(self.image_label)
+        body_layout.addWidget(self.title_label)
+        body_layout.addWidget(self.info_label)
+        body_layout.addWidget(self.tags_label)
+        body_layout.addWidget(self.kind_stack)
+        body_layout.addWidget(self.passage_view, 1)
+        self.filler = QWidget()  # takes the height the content leaves: the buttons stay at the bottom
+        self.filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+        body_layout.addWidget(self.filler, 1)
+        body_layout.addLayout(self.actions_row)
+        self.body = body
+
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_label)
+        self.stack.addWidget(body)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+        self.setMinimumWidth(240)
+        self._style_muted()
+
+    # -- the window's actions ----------------------------------------------------------
+
+    def set_actions(self, actions: Sequence[QAction]) -> None:
+        """Show these actions as buttons under the preview."""
+        for button in self.action_buttons:
+            button.deleteLater()
+        self.action_buttons = []
+        for action in actions:
+            button = QToolButton()
+            button.setDefaultAction(action)
+            button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+            self.actions_row.addWidget(button)
+            self.action_buttons.append(button)
+        self.actions_row.addStretch(1)
+
+    # -- showing --------------------------------------------------------------------------
+
+    def result(self) -> Any:
+        return self._result
+
+    def show_result(self, result: Any) -> None:
+        """Preview ``result`` (a SearchResult), or show the empty state for None."""
+        self._token += 1
+        self._result = result
+        self.details = {}
+        if self.player is not None and (result is None or result.kind != "audio"):
+            self.player.pause()
+        if result is None:
+            self.stack.setCurrentWidget(self.empty_label)
+            return
+        self.stack.setCurrentWidget(self.body)
+        name = Path(result.path).name
+        self.title_label.setText(name)
+        self.title_label.setToolTip(result.path)
+        self._set_tags(result)
+        if result.kind == "image":
+            self._show_photo(result)
+        elif result.kind == "audio":
+            self._show_recording(result)
+        else:
+            self._show_document(result)
+        self._fetch_details(result)
+
+    def _info(self, result: Any, extra: Sequence[str] = ()) -> None:
+        parts = [p for p in (*extra,) if p]
+        self.info_label.setText("  ·  ".join(parts))
+
+    def _set_tags(self, result: Any) -> None:
+        if not result.tags:
+            self.tags_label.setText("")
+            self.tags_label.hide()
+            return
+        auto = {t.lower() for t in result.auto_tags}
+        shown = [f"<i>{_escape(t)}</i>" if t.lower() in auto else _escape(t) for t in result.tags]
+        self.tags_label.setText("Tags: " + ", ".join(shown))
+        self.tags_label.setToolTip("Tags in italic were given by Shoebox")
+        self.tags_label.show()
+
+    def _show_photo(self, result: Any) -> None:
+        self.kind_stack.setCurrentWidget(self.photo_page)
+        self.kind_stack.hide()
+        self.passage_view.hide()
+        self.filler.show()
+        self.image_label.set_image(None)
+        self.image_label.show()
+        self._info(result, [format_date(result.media_time, with_time=True)])
+        token = self._token
+        path = result.path
+        run_task(lambda: read_scaled_image(path, PREVIEW_SIDE), lambda image: self._photo_loaded(token, image),
+                 lambda exc: self._failed(token, exc))
+
+    def _photo_loaded(self, token: int, image: Any) -> None:
+        if self._closed or token != self._token:
+            return
+        if image.isNull():
+            self.image_label.setText("This picture could not be read.")
+        else:
+            self.image_label.set_image(QPixmap.fromImage(image))
+        self._maybe_loaded()
+
+    def _show_document(self, result: Any) -> None:
+        self.kind_stack.setCurrentWidget(self.document_page)
+        self._text_layout()
+        page = (result.locator or {}).get("page")
+        self.open_page_button.setText(f"Open at page {page}" if page else "Open document")
+        self._info(result, [locator_text(result).capitalize(), format_date(result.media_time)])
+        self._show_passage(result.snippet, result)
+
+    def _show_recording(self, result: Any) -> None:
+        self.kind_stack.setCurrentWidget(self.recording_page)
+        self._text_layout()
+        locator = result.locator or {}
+        start = float(locator.get("start") or 0.0)
+        self._info(result, [locator_text(result), format_date(result.media_time, with_time=True)])
+        self._show_passage(result.snippet, result)
+        self.from_start_button.setText(f"Back to {format_clock(start)}")
+        self._load_recording(result.path, int(round(start * 1000)))
+
+    def _text_layout(self) -> None:
+        self.image_label.hide()
+        self.image_label.set_image(None)
+        self.kind_stack.show()
+        self.passage_view.show()
+
+    def _show_passage(self, text: str | None, result: Any) -> None:
+        if not text:
+            text = "(no words were heard here)" if result.kind == "audio" else "(no text)"
+        self.passage_view.setHtml(marked_html(text, self.passage_view.palette()))
+        self._fit_passage()
+
+    def _fit_passage(self) -> None:
+        """As tall as the passage (the buttons stay at the bottom); it scrolls only when long."""
+        document = self.passage_view.document()
+        document.setTextWidth(self.passage_view.viewport().width())
+        height = int(document.size().height()) + 2 * self.passage_view.frameWidth() + 6
+        self.passage_view.setMaximumHeight(max(60, height))
+
+    # -- details from the library -------------------------------------------------------------
+
+    def _fetch_details(self, result: Any) -> None:
+        library = self._library()
+        if library is None:
+            return
+        store = library.store
+        item_id = result.item_id
+        token = self._token
+        run_task(lambda: store.item_details([item_id]).get(item_id, {}),
+                 lambda details: self._details_loaded(token, details), lambda exc: self._failed(token, exc))
+
+    def _details_loaded(self, token: int, details: dict[str, Any]) -> None:
+        if self._closed or token != self._token or self._result is None:
+            return
+        self.details = details
+        result = self._result
+        meta = details.get("meta") or {}
+        if result.kind == "image":
+            camera = " ".join(dict.fromkeys(str(meta[k]).strip() for k in ("camera_make", "camera_model") if meta.get(k)))
+            # A model name often repeats the maker ("Canon" + "Canon EOS R6"): keep it once.
+            if meta.get("camera_make") and str(meta.get("camera_model", "")).startswith(str(meta["camera_make"])):
+                camera = str(meta["camera_model"])
+            size = f"{meta['width']} × {meta['height']}" if meta.get("width") and meta.get("height") else ""
+            self._info(result, [format_date(result.media_time, with_time=True), camera, size])
+        else:
+            text = details.get("text")
+            if text:
+                from engine.search import mark_terms
+
+                # The whole passage, with the words of the snippet marked again.
+                self._show_passage(mark_terms(" ".join(text.split()), marked_terms(result.snippet)), result)
+            if result.kind == "audio" and meta.get("duration"):
+                self._info(result, [locator_text(result), f"of {format_clock(meta['duration'])}",
+                                    format_date(result.media_time, with_time=True)])
+        self._maybe_loaded()
+
+    def _maybe_loaded(self) -> None:
+        result = self._result
+        if result is None or not self.details:
+            return
+        if result.kind == "image" and self.image_label.image().isNull() and not self.image_label.text():
+            return
+        self.loaded.emit()
+
+    def _failed(self, token: int, exc: BaseException) -> None:
+        if self._closed or token != self._token:
+            return
+        from .controller import describe_error
+
+        self.message.emit(f"Preview: {describe_error(exc)}")
+
+    def _open_at_page(self) -> None:
+        if self._result is not None:
+            self.open_requested.emit(self._result.path, (self._result.locator or {}).get("page"))
+
+    # -- the recording player -------------------------------------------------------------------
+
+    def _ensure_player(self) -> Any:
+        if self.player is None:
+            from PySide6.QtMultimedia import QMediaPlayer
+
+            self.player = QMediaPlayer(self)
+            self.player.mediaStatusChanged.connect(self._media_status)
+            self.player.positionChanged.connect(self._position_changed)
+            self.player.durationChanged.connect(self._duration_changed)
+            self.player.playbackStateChanged.connect(self._playback_state)
+            self.player.errorOccurred.connect(self._player_error)
+        return self.player
+
+    def _load_recording(self, path: str, start_ms: int) -> None:
+        player = self._ensure_player()
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        self.start_ms = start_ms
+        url = QUrl.fromLocalFile(path)
+        if player.source() == url and player.mediaStatus() not in (
+                QMediaPlayer.MediaStatus.NoMedia, QMediaPlayer.MediaStatus.LoadingMedia,
+                QMediaPlayer.MediaStatus.InvalidMedia):
+            player.pause()
+            self._pending_seek = None
+            player.setPosition(start_ms)
+        else:
+            player.stop()
+            self._pending_seek = start_ms
+            player.setSource(url)
+        self.position_slider.setValue(start_ms)
+        self._update_time(start_ms, player.duration())
+
+    def _media_status(self, status: Any) -> None:
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        if status == QMediaPlayer.MediaStatus.LoadedMedia and self._pending_seek is not None:
+            position, self._pending_seek = self._pending_seek, None
+            self.player.setPosition(position)
+
+    def toggle_playback(self) -> None:
+        """Play from the found moment (the first time), or pause / resume."""
+        if self.player is None or self._result is None or self._result.kind != "audio":
+            return
+        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
+
+        if self.player.playbackState() == QMediaPlayer.PlaybackState.PlayingState:
+            self.player.pause()
+            return
+        if self.audio_output is None:
+            self.audio_output = QAudioOutput(self)
+            self.player.setAudioOutput(self.audio_output)
+        self.player.play()
+
+    def seek_to_moment(self) -> None:
+        if self.player is not None:
+            self.player.setPosition(self.start_ms)
+
+    def _slider_moved(self, value: int) -> None:
+        self._update_time(value, self.player.duration() if self.player is not None else 0)
+
+    def _slider_released(self) -> None:
+        self._seeking = False
+        if self.player is not None:
+            self.player.setPosition(self.position_slider.value())
+
+    def _position_changed(self, position: int) -> None:
+        if not self._seeking:
+            self.position_slider.setValue(position)
+        self._update_time(position, self.player.duration())
+
+    def _duration_changed(self, duration: int) -> None:
+        self.position_slider.setRange(0, max(0, duration))
+        self._update_time(self.player.position(), duration)
+
+    def _playback_state(self, state: Any) -> None:
+        from PySide6.QtMultimedia import QMediaPlayer
+
+        playing = state == QMediaPlayer.PlaybackState.PlayingState
+        icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
+        self.play_button.setIcon(self.style().standardIcon(icon))
+        self.play_button.setAccessibleName("Pause" if playing else "Play")
+        self.play_button.setToolTip("Pause" if playing else "Play")
+
+    def _player_error(self, _error: Any, text: str) -> None:
+        self.message.emit(f"Cannot play this recording: {text}")
+
+    def _update_time(self, position: int, duration: int) -> None:
+        self.time_label.setText(f"{format_clock(position / 1000)} / {format_clock(max(0, duration) / 1000)}")
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        # The picture may take most of the height, never so much that its caption is pushed away.
+        self.image_label.max_height = max(160, int(self.height() * 0.62))
+        self.image_label.updateGeometry()
+        if self.passage_view.isVisibleTo(self):
+            self._fit_passage()
+
+    # -- keys, palette, closing -------------------------------------------------------------------
+
+    def _style_muted(self) -> None:
+        palette = self.info_label.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, muted_text(self.palette()))
+        self.info_label.setPalette(palette)
+        self.empty_label.setPalette(palette)
+
+    def changeEvent(self, event: Any) -> None:
+        super().changeEvent(event)
+        if event.type() == event.Type.PaletteChange:
+            self._style_muted()
+            if self._result is not None and self._result.kind != "image":
+                text = self.details.get("text")
+                if text:
+                    from engine.search import mark_terms
+
+                    text = mark_terms(" ".join(text.split()), marked_terms(self._result.snippet))
+                self._show_passage(text or self._result.snippet, self._result)
+
+    def shutdown(self) -> None:
+        """Stop playing and let go of the file (the window is closing)."""
+        self._closed = True
+        self._token += 1
+        if self.player is not None:
+            self.player.stop()
+            self.player.setSource(QUrl())
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text, quote=False)

@@ -1,0 +1,892 @@
+"""Search results: photos as a thumbnail grid, document passages and recording moments as cards.
+
+:class:`ResultsView` shows one :class:`engine.search.SearchResponse`: the
+photos in a :class:`QListView` in icon mode over a :class:`PhotoModel`, the
+passages and recording moments in a second list painted as cards by
+:class:`CardDelegate`.  A relevance slider hides results whose similarity is
+low, except those that matched typed words.
+
+Thumbnails are the JPEGs saved at index time; :class:`ThumbnailLoader` reads
+them (or, failing that, a scaled decode of the original) on the thread pool,
+only for the rows a view actually paints, and keeps a bounded cache.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPoint,
+    QRect,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QAbstractTextDocumentLayout,
+    QAction,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QImage,
+    QImageReader,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
+    QTextDocument,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QSizePolicy,
+    QSlider,
+    QSplitter,
+    QStackedWidget,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .style import (
+    format_date,
+    has_marks,
+    locator_text,
+    marked_html,
+    mix,
+    muted_text,
+    plain_text,
+    selected_background,
+)
+from .tasks import run_task
+
+ResultRole = Qt.ItemDataRole.UserRole + 1
+THUMB_SIDE = 320  # as saved at index time
+DEFAULT_PHOTO_SIDE = 152  # the width of a thumbnail in the grid (the person can change it in the settings)
+
+
+def photo_frame(side: int) -> QSize:
+    """The thumbnail's box in a cell: landscape, since most photos are."""
+    return QSize(side, round(side * 0.78))
+
+
+def photo_cell(side: int) -> QSize:
+    """One photo in the grid: its box, the file name and the date, with a margin."""
+    return QSize(side + 16, photo_frame(side).height() + 58)
+
+
+def read_scaled_image(path: str | os.PathLike, max_side: int) -> QImage:
+    """Decode ``path`` at most ``max_side`` pixels on its longest side, EXIF orientation applied.
+
+    Meant for worker threads (QImage is safe off the GUI thread; QPixmap is not).
+    JPEGs are decoded at reduced scale directly.  A null image when unreadable.
+    """
+    reader = QImageReader(str(path))
+    reader.setAutoTransform(True)
+    size = reader.size()
+    if size.isValid() and max(size.width(), size.height()) > max_side:
+        reader.setScaledSize(size.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio))
+    return reader.read()
+
+
+def load_thumbnails(store: Any, thumbnails_dir: Path, wanted: dict[int, str], side: int = THUMB_SIDE) -> dict[int, QImage | None]:
+    """Thumbnails of files (file id -> path): the saved JPEG by content hash, else the original scaled.
+
+    Runs on a worker thread; returns QImages (None where nothing could be read).
+    """
+    from engine.ingest import thumbnail_path
+
+    out: dict[int, QImage | None] = {}
+    for file_id, path in wanted.items():
+        image = QImage()
+        row = store.get_file_by_id(file_id)
+        if row is not None and row.content_hash:
+            saved = thumbnail_path(thumbnails_dir, row.content_hash)
+            if saved.is_file():
+                image = QImage(str(saved))
+        if image.isNull() and os.path.isfile(path):
+            image = read_scaled_image(path, side)
+        out[file_id] = None if image.isNull() else image
+    return out
+
+
+class ThumbnailLoader(QObject):
+    """Thumbnails by file id, loaded on the thread pool when first asked for; ``ready`` when one arrives."""
+
+    ready = Signal(int)  # file id
+    BATCH = 12
+
+    def __init__(self, library: Callable[[], Any], capacity: int = 800, parent: QObject | None = None):
+        super().__init__(parent)
+        self._library = library
+        self._capacity = capacity
+        self._cache: OrderedDict[int, QPixmap | None] = OrderedDict()  # None: there is none, do not ask again
+        self._pending: set[int] = set()
+        self._queue: dict[int, str] = {}
+        self._closed = False
+        self._flush_timer = QTimer(self, singleShot=True, interval=0)
+        self._flush_timer.timeout.connect(self._flush)
+
+    def pixmap(self, file_id: int, path: str) -> QPixmap | None:
+        """The thumbnail if loaded (a null pixmap when there is none); None while loading."""
+        if file_id in self._cache:
+            self._cache.move_to_end(file_id)
+            cached = self._cache[file_id]
+            return cached if cached is not None else QPixmap()
+        if file_id not in self._pending and not self._closed:
+            self._pending.add(file_id)
+            self._queue[file_id] = path
+            self._flush_timer.start()
+        return None
+
+    def loading(self) -> int:
+        return len(self._pending)
+
+    def clear(self) -> None:
+        """Forget cached thumbnails (after re-indexing: files may have changed)."""
+        self._cache.clear()
+
+    def close(self) -> None:
+        self._closed = True
+        self._flush_timer.stop()
+        self._queue.clear()
+
+    def _flush(self) -> None:
+        library = self._library()
+        if self._closed or library is None:
+            self._pending.difference_update(self._queue)
+            self._queue.clear()
+            return
+        store, folder = library.store, library.settings.thumbnails_dir
+        items = list(self._queue.items())
+        self._queue.clear()
+        for start in range(0, len(items), self.BATCH):
+            batch = dict(items[start:start + self.BATCH])
+            run_task(lambda b=batch: load_thumbnails(store, folder, b), self._loaded,
+                     lambda exc, b=batch: self._failed(b, exc))
+
+    def _loaded(self, images: dict[int, QImage | None]) -> None:
+        if self._closed:
+            return
+        for file_id, image in images.items():
+            self._pending.discard(file_id)
+            self._cache[file_id] = QPixmap.fromImage(image) if image is not None else None
+            self.ready.emit(file_id)
+        while len(self._cache) > self._capacity:
+            self._cache.popitem(last=False)
+
+    def _failed(self, batch: dict[int, str], exc: BaseException) -> None:
+        # The library closed or a file vanished under us: show placeholders, do not retry forever.
+        if self._closed:
+            return
+        self._loaded({file_id: None for file_id in batch})
+
+
+def result_tooltip(result: Any) -> str:
+    lines = [Path(result.path).name, result.path]
+    where = locator_text(result)
+    when = format_date(result.media_time, with_time=result.kind == "image")
+    if where:
+        lines.append(where[0].upper() + where[1:])
+    if when:
+        lines.append(("Taken " if result.kind == "image" else "Dated ") + when)
+    if result.tags:
+        lines.append("Tags: " + ", ".join(result.tags))
+    if result.similarity is not None:
+        lines.append(f"Similarity {result.similarity:.3f}" + ("  (matched your words)" if has_marks(result.snippet) else ""))
+    elif has_marks(result.snippet):
+        lines.append("Matched your words")
+    return "\n".join(lines)
+
+
+class ResultListModel(QAbstractListModel):
+    """A list of :class:`engine.search.SearchResult`."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._results: list[Any] = []
+
+    def set_results(self, results: Sequence[Any]) -> None:
+        self.beginResetModel()
+        self._results = list(results)
+        self.endResetModel()
+
+    def results(self) -> list[Any]:
+        return list(self._results)
+
+    def result(self, row: int) -> Any:
+        return self._results[row] if 0 <= row < len(self._results) else None
+
+    def row_of_item(self, item_id: int) -> int:
+        for row, result in enumerate(self._results):
+            if result.item_id == item_id:
+                return row
+        return -1
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._results)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._results):
+            return None
+        result = self._results[index.row()]
+        if role == ResultRole:
+            return result
+        if role == Qt.ItemDataRole.DisplayRole:
+            return Path(result.path).name
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return result_tooltip(result)
+        if role == Qt.ItemDataRole.AccessibleTextRole:
+            return f"{Path(result.path).name} {locator_text(result)} {plain_text(result.snippet)}".strip()
+        return None
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        """Dragging results out gives other applications the files."""
+        data = QMimeData()
+        paths = list(dict.fromkeys(self._results[i.row()].path for i in indexes if i.isValid()))
+        data.setUrls([QUrl.fromLocalFile(p) for p in paths])
+        return data
+
+
+class PhotoModel(ResultListModel):
+    """Photos; the decoration is the thumbnail, loaded lazily when a row is painted."""
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QObject | None = None):
+        super().__init__(parent)
+        self.thumbnails = thumbnails
+        thumbnails.ready.connect(self._thumbnail_ready)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DecorationRole and index.isValid() and 0 <= index.row() < len(self._results):
+            result = self._results[index.row()]
+            return self.thumbnails.pixmap(result.file_id, result.path)
+        return super().data(index, role)
+
+    def _thumbnail_ready(self, file_id: int) -> None:
+        for row, result in enumerate(self._results):
+            if result.file_id == file_id:
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class PhotoDelegate(QStyledItemDelegate):
+    """A photo cell: the thumbnail fitted in a square, the file name and the date below."""
+
+    PAD = 8
+
+    def __init__(self, parent: QObject | None = None, side: int = DEFAULT_PHOTO_SIDE):
+        super().__init__(parent)
+        self.side = side
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        return photo_cell(self.side)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        result = index.data(ResultRole)
+        if result is None:
+            return
+        palette = option.palette
+        state = option.state
+        cell = option.rect.adjusted(3, 3, -3, -3)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        base = palette.color(QPalette.ColorRole.Base)
+        if state & QStyle.StateFlag.State_Selected:
+            painter.setPen(QPen(highlight, 2))
+            painter.setBrush(selected_background(palette))
+            painter.drawRoundedRect(cell, 7, 7)
+        elif state & QStyle.StateFlag.State_MouseOver:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(mix(highlight, base, 0.08))
+            painter.drawRoundedRect(cell, 7, 7)
+
+        box = photo_frame(self.side)
+        frame = QRect(0, 0, min(box.width(), cell.width() - 2 * self.PAD), box.height())
+        frame.moveTopLeft(cell.topLeft() + QPoint((cell.width() - frame.width()) // 2, self.PAD))
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            size = pixmap.size().scaled(frame.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(frame.center())
+            painter.drawPixmap(target, pixmap)
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(mix(palette.color(QPalette.ColorRole.Text), base, 0.07))
+            painter.drawRoundedRect(frame, 5, 5)
+            painter.setPen(muted_text(palette))
+            painter.drawText(frame, Qt.AlignmentFlag.AlignCenter, "…" if pixmap is None else "no preview")
+
+        text_rect = QRect(cell.left() + 4, frame.bottom() + 5, cell.width() - 8, cell.bottom() - frame.bottom() - 5)
+        metrics = QFontMetrics(option.font)
+        painter.setPen(palette.color(QPalette.ColorRole.Text))
+        name = metrics.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, text_rect.width())
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
+        date = format_date(result.media_time)
+        if date:
+            small = QFont(option.font)
+            small.setPointSizeF(max(6.0, option.font.pointSizeF() * 0.88))
+            painter.setFont(small)
+            painter.setPen(muted_text(palette))
+            painter.drawText(text_rect.adjusted(0, metrics.height() + 1, 0, 0),
+                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, date)
+        if state & QStyle.StateFlag.State_HasFocus and option.widget is not None and option.widget.hasFocus():
+            painter.setPen(QPen(highlight, 1, Qt.PenStyle.DotLine))
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 7, 7)
+        painter.restore()
+
+
+class CardDelegate(QStyledItemDelegate):
+    """A passage or recording moment as a card: file, page or time, date; the snippet with matches in bold."""
+
+    MARGIN = 4  # around the card
+    PAD = 10  # inside it
+    ICON = 16
+
+    def __init__(self, view: QListView):
+        super().__init__(view)
+        self._view = view
+
+    def _document(self, result: Any, palette: QPalette, font: QFont, width: int) -> QTextDocument:
+        doc = QTextDocument()
+        doc.setDefaultFont(font)
+        doc.setDocumentMargin(0)
+        snippet = result.snippet or ("(no words heard)" if result.kind == "audio" else "(no text)")
+        doc.setHtml(marked_html(snippet, palette))
+        doc.setTextWidth(max(40, width))
+        return doc
+
+    def _text_width(self, width: int) -> int:
+        return width - 2 * self.MARGIN - 2 * self.PAD
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        result = index.data(ResultRole)
+        width = max(240, self._view.viewport().width())  # the width paint() gets: the text wraps the same
+        if result is None:
+            return QSize(width, 40)
+        doc = self._document(result, option.palette, option.font, self._text_width(width))
+        header = QFontMetrics(option.font).height() + 6
+        return QSize(width, int(doc.size().height()) + header + 2 * self.PAD + 2 * self.MARGIN)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+        result = index.data(ResultRole)
+        if result is None:
+            return
+        palette = option.palette
+        state = option.state
+        card = option.rect.adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, -self.MARGIN)
+        highlight = palette.color(QPalette.ColorRole.Highlight)
+        base = palette.color(QPalette.ColorRole.Base)
+        text_colour = palette.color(QPalette.ColorRole.Text)
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        if state & QStyle.StateFlag.State_Selected:
+            painter.setPen(QPen(highlight, 2))
+            painter.setBrush(selected_background(palette))
+        else:
+            painter.setPen(QPen(mix(text_colour, base, 0.18), 1))
+            painter.setBrush(mix(highlight, base, 0.06) if state & QStyle.StateFlag.State_MouseOver else base)
+        painter.drawRoundedRect(card.adjusted(0, 0, -1, -1), 7, 7)
+
+        inner = card.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
+        metrics = QFontMetrics(option.font)
+        line = metrics.height()
+        style = (option.widget or self._view).style()
+        icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaVolume if result.kind == "audio"
+                                  else QStyle.StandardPixmap.SP_FileIcon)
+        icon.paint(painter, QRect(inner.left(), inner.top() + (line - self.ICON) // 2, self.ICON, self.ICON))
+
+        date = format_date(result.media_time)
+        date_width = metrics.horizontalAdvance(date) + 4 if date else 0
+        where = locator_text(result)
+        where_text = f"  ·  {where}" if where else ""
+        bold = QFont(option.font)
+        bold.setWeight(QFont.Weight.DemiBold)
+        bold_metrics = QFontMetrics(bold)
+        left = inner.left() + self.ICON + 6
+        room = inner.right() - left - date_width - 8
+        where_width = metrics.horizontalAdvance(where_text)
+        name = bold_metrics.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, max(30, room - where_width))
+        painter.setFont(bold)
+        painter.setPen(text_colour)
+        header = QRect(left, inner.top(), room, line)
+        painter.drawText(header, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+        painter.setFont(option.font)
+        painter.setPen(muted_text(palette))
+        name_width = bold_metrics.horizontalAdvance(name)
+        painter.drawText(QRect(left + name_width, inner.top(), max(0, room - name_width), line),
+                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                         metrics.elidedText(where_text, Qt.TextElideMode.ElideRight, max(0, room - name_width)))
+        if date:
+            painter.drawText(QRect(inner.right() - date_width, inner.top(), date_width, line),
+                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, date)
+
+        doc = self._document(result, palette, option.font, inner.width())
+        painter.translate(inner.left(), inner.top() + line + 6)
+        context = QAbstractTextDocumentLayout.PaintContext()
+        context.palette = QPalette(palette)
+        context.palette.setColor(QPalette.ColorRole.Text, text_colour)
+        doc.documentLayout().draw(painter, context)
+        painter.restore()
+
+
+class _ResultList(QListView):
+    """A results list: Enter opens, Space previews (reported to the owner through an event filter)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setMouseTracking(True)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+
+
+class _PhotoGrid(_ResultList):
+    """The photo grid: cells widen a little so that the columns fill the width evenly."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setMovement(QListView.Movement.Static)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setUniformItemSizes(True)
+        self.setSpacing(0)
+        self.cell = photo_cell(DEFAULT_PHOTO_SIDE)
+        self.setGridSize(self.cell)
+
+    def set_cell(self, cell: QSize) -> None:
+        self.cell = cell
+        self._fit_grid()
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_grid()
+
+    def _fit_grid(self) -> None:
+        # Sized as if the scroll bar were there, so that it appearing never drops a column.
+        width = self.width() - 2 * self.frameWidth() - self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) - 2
+        columns = max(1, width // self.cell.width())
+        grid = QSize(max(self.cell.width(), width // columns), self.cell.height())
+        if grid != self.gridSize():
+            self.setGridSize(grid)
+
+
+class ResultsView(QWidget):
+    """The results of one search, with a relevance threshold and an empty state."""
+
+    current_changed = Signal(object)  # SearchResult or None
+    selection_changed = Signal()
+    open_requested = Signal(object)  # SearchResult: Enter or double-click
+    preview_requested = Signal(object)  # SearchResult: Space
+    context_menu_requested = Signal(QPoint)  # global position
+    shown_changed = Signal(int)  # how many results are shown (after the threshold)
+
+    SLIDER_STEPS = 100
+
+    def __init__(self, thumbnails: ThumbnailLoader, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._all: list[Any] = []
+        self._current: Any = None
+        self._clearing = False
+
+        # -- header: count and relevance
+        self.count_label = QLabel("")
+        self.count_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.relevance_label = QLabel("Relevance")
+        self.relevance_slider = QSlider(Qt.Orientation.Horizontal)
+        self.relevance_slider.setRange(0, self.SLIDER_STEPS)
+        self.relevance_slider.setFixedWidth(140)
+        self.relevance_slider.setToolTip(
+            "Hide results that are less similar to your search.\n"
+            "Results that contain the words you typed always stay.")
+        self.relevance_slider.setAccessibleName("Relevance threshold")
+        self.relevance_slider.valueChanged.connect(self._apply_threshold)
+        self.threshold_label = QLabel("all")
+        self.threshold_label.setMinimumWidth(QFontMetrics(self.font()).horizontalAdvance("≥ 0.000") + 4)
+        header = QHBoxLayout()
+        header.setContentsMargins(8, 4, 8, 4)
+        header.addWidget(self.count_label, 1)
+        header.addWidget(self.relevance_label)
+        header.addWidget(self.relevance_slider)
+        header.addWidget(self.threshold_label)
+        self.header = QWidget()
+        self.header.setLayout(header)
+
+        # -- photos
+        self.photo_model = PhotoModel(thumbnails, self)
+        self.photo_view = _PhotoGrid()
+        self.photo_view.setObjectName("PhotoGrid")
+        self.photo_delegate = PhotoDelegate(self.photo_view)
+        self.photo_view.setItemDelegate(self.photo_delegate)
+        self.photo_view.setModel(self.photo_model)
+        self.photo_title = QLabel("Photos")
+        self.photo_title.setObjectName("SectionTitle")
+        photos = QWidget()
+        photo_layout = QVBoxLayout(photos)
+        photo_layout.setContentsMargins(8, 2, 0, 0)
+        photo_layout.setSpacing(2)
+        photo_layout.addWidget(self.photo_title)
+        photo_layout.addWidget(self.photo_view, 1)
+        self.photo_section = photos
+
+        # -- passages and recording moments
+        self.passage_model = ResultListModel(self)
+        self.passage_view = _ResultList()
+        self.passage_view.setObjectName("PassageList")
+        self.passage_view.setUniformItemSizes(False)
+        self.passage_view.setWordWrap(True)
+        self.passage_view.setSpacing(0)
+        self.passage_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.passage_view.setItemDelegate(CardDelegate(self.passage_view))
+        self.passage_view.setModel(self.passage_model)
+        self.passage_title = QLabel("Documents and recordings")
+        self.passage_title.setObjectName("SectionTitle")
+        passages = QWidget()
+        passage_layout = QVBoxLayout(passages)
+        passage_layout.setContentsMargins(8, 2, 4, 0)
+        passage_layout.setSpacing(2)
+        passage_layout.addWidget(self.passage_title)
+        passage_layout.addWidget(self.passage_view, 1)
+        self.passage_section = passages
+
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.addWidget(photos)
+        self.splitter.addWidget(passages)
+        self.splitter.setChildrenCollapsible(False)
+        self._user_split = False  # the person dragged the divider: leave it where they put it
+        self.splitter.splitterMoved.connect(lambda *_: setattr(self, "_user_split", True))
+
+        # -- the empty state
+        self.empty_label = QLabel("Type to search")
+        self.empty_label.setObjectName("EmptyState")
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.empty_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        palette = self.empty_label.palette()
+        palette.setColor(QPalette.ColorRole.WindowText, muted_text(self.palette()))
+        self.empty_label.setPalette(palette)
+        self.empty_button = QToolButton()  # what to do about it ("Add folder…"), when there is something
+        self.empty_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.empty_button.hide()
+        self.empty_page = QWidget()
+        empty_layout = QVBoxLayout(self.empty_page)
+        empty_layout.addStretch(1)
+        empty_layout.addWidget(self.empty_label)
+        empty_layout.addSpacing(8)
+        empty_layout.addWidget(self.empty_button, 0, Qt.AlignmentFlag.AlignHCenter)
+        empty_layout.addStretch(1)
+
+        results_page = QWidget()
+        results_layout = QVBoxLayout(results_page)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        results_layout.setSpacing(0)
+        results_layout.addWidget(self.header)
+        results_layout.addWidget(self.splitter, 1)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.empty_page)
+        self.stack.addWidget(results_page)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+
+        for view in (self.photo_view, self.passage_view):
+            view.installEventFilter(self)
+            view.selectionModel().selectionChanged.connect(lambda *_, v=view: self._selection_changed(v))
+            view.selectionModel().currentChanged.connect(lambda current, _prev, v=view: self._current_moved(v, current))
+            view.doubleClicked.connect(lambda index: self.open_requested.emit(index.data(ResultRole)))
+            view.customContextMenuRequested.connect(lambda pos, v=view: self._context_menu(v, pos))
+        self._update_threshold_label(None)
+
+    # -- showing -------------------------------------------------------------------
+
+    def set_thumbnail_size(self, side: int) -> None:
+        """Show photos ``side`` pixels wide in the grid."""
+        side = max(48, int(side))
+        self.photo_delegate.side = side
+        self.photo_view.set_cell(photo_cell(side))
+        self.photo_view.doItemsLayout()
+        self._balance()
+
+    def set_results(self, results: Sequence[Any]) -> None:
+        """Show these results (the threshold slider keeps its position)."""
+        self._all = list(results)
+        self._configure_slider()
+        self._apply_threshold()
+
+    def show_empty(self, message: str, action: QAction | None = None) -> None:
+        """Clear the results and show ``message`` in their place (with a button for ``action``)."""
+        self._all = []
+        self._set_shown([])
+        self.empty_label.setText(message)
+        if action is not None:
+            self.empty_button.setDefaultAction(action)
+        self.empty_button.setVisible(action is not None)
+        self.stack.setCurrentWidget(self.empty_page)
+
+    def showing_empty(self) -> bool:
+        """Whether the empty state (a message instead of results) is on screen."""
+        return self.stack.currentWidget() is self.empty_page
+
+    def all_results(self) -> list[Any]:
+        return list(self._all)
+
+    def shown_results(self) -> list[Any]:
+        """What is on screen, photos first, in rank order within each list."""
+        return self.photo_model.results() + self.passage_model.results()
+
+    def shown_paths(self) -> list[str]:
+        return [r.path for r in self.shown_results()]
+
+    def photo_paths(self) -> list[str]:
+        return [r.path for r in self.photo_model.results()]
+
+    def passage_paths(self) -> list[str]:
+        return [r.path for r in self.passage_model.results()]
+
+    # -- the relevance threshold ------------------------------------------------------
+
+    def _similarity_range(self) -> tuple[float, float] | None:
+        sims = [r.similarity for r in self._all if r.similarity is not None]
+        if len(set(sims)) < 2:
+            return None
+        return min(sims), max(sims)
+
+    def threshold(self) -> float | None:
+        """The similarity below which results are hidden (None: nothing is hidden).
+
+        The slider spans the current results' similarities, so the same
+        position means "the top part" for any query.
+        """
+        value = self.relevance_slider.value()
+        span = self._similarity_range()
+        if value <= 0 or span is None:
+            return None
+        low, high = span
+        return low + (high - low) * value / self.SLIDER_STEPS
+
+    def set_threshold(self, similarity: float | None) -> None:
+        """Move the slider to hide results less similar than ``similarity`` (None: show all)."""
+        span = self._similarity_range()
+        if similarity is None or span is None:
+            self.relevance_slider.setValue(0)
+            return
+        low, high = span
+        steps = (similarity - low) / (high - low) * self.SLIDER_STEPS
+        self.relevance_slider.setValue(max(0, min(self.SLIDER_STEPS, int(-(-steps // 1)))))  # ceil: never below
+
+    def _configure_slider(self) -> None:
+        usable = self._similarity_range() is not None
+        self.relevance_slider.setEnabled(usable)
+        self.relevance_label.setEnabled(usable)
+
+    def _passes(self, result: Any, threshold: float | None) -> bool:
+        if threshold is None or result.similarity is None or has_marks(result.snippet):
+            return True
+        return result.similarity >= threshold - 1e-9
+
+    def _apply_threshold(self, _value: int = 0) -> None:
+        threshold = self.threshold()
+        shown = [r for r in self._all if self._passes(r, threshold)]
+        self._update_threshold_label(threshold)
+        self._set_shown(shown)
+        hidden = len(self._all) - len(shown)
+        total = len(self._all)
+        noun = "result" if total == 1 else "results"
+        if hidden:
+            self.count_label.setText(f"{len(shown)} of {total} {noun} ({hidden} below the relevance threshold)")
+        else:
+            self.count_label.setText(f"{total} {noun}")
+        if not self._all:
+            return
+        if not shown:
+            # The header (and its slider) stays on screen so the person can move it back.
+            self.count_label.setText(f"All {total} {noun} are below the relevance threshold: move the slider left")
+        self.stack.setCurrentIndex(1)
+
+    def _update_threshold_label(self, threshold: float | None) -> None:
+        self.threshold_label.setText("all" if threshold is None else f"≥ {threshold:.3f}")
+
+    def _set_shown(self, shown: list[Any]) -> None:
+        keep = {r.item_id for r in self.selected_results()}
+        current_id = self._current.item_id if self._current is not None else None
+        photos = [r for r in shown if r.kind == "image"]
+        passages = [r for r in shown if r.kind != "image"]
+        self._clearing = True
+        try:
+            self.photo_model.set_results(photos)
+            self.passage_model.set_results(passages)
+        finally:
+            self._clearing = False
+        self.photo_section.setVisible(bool(photos))
+        self.passage_section.setVisible(bool(passages))
+        self.photo_title.setText(f"Photos · {len(photos)}")
+        self.passage_title.setText(f"Documents and recordings · {len(passages)}")
+        self._user_split = False
+        self._balance()
+        self.select_items(keep, current_id, emit=False)
+        still = self._find(current_id) if current_id is not None else None
+        if still is None and self._current is not None:
+            self._current = None
+            self.current_changed.emit(None)
+        elif still is not None:
+            self._current = still
+        self.shown_changed.emit(len(shown))
+
+    def _balance(self) -> None:
+        """Give the photo grid the rows it needs (up to about 60 %), the cards the rest."""
+        photos, passages = self.photo_model.rowCount(), self.passage_model.rowCount()
+        if not photos or not passages or self._user_split:
+            return
+        total = max(200, self.splitter.height())
+        grid = self.photo_view.gridSize()
+        per_row = max(1, (self.photo_view.viewport().width() or self.width()) // grid.width())
+        rows = -(-photos // per_row)
+        needed = rows * grid.height() + self.photo_title.sizeHint().height() + 12
+        top = min(needed, int(total * 0.6))
+        self.splitter.setSizes([top, total - top])
+
+    # -- selection --------------------------------------------------------------------
+
+    def _find(self, item_id: int) -> Any:
+        for result in self.shown_results():
+            if result.item_id == item_id:
+                return result
+        return None
+
+    def selected_results(self) -> list[Any]:
+        """The selected results (photos first), in list order."""
+        chosen = []
+        for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
+            rows = sorted(index.row() for index in view.selectionModel().selectedRows())
+            chosen += [model.result(row) for row in rows]
+        return chosen
+
+    def current_result(self) -> Any:
+        return self._current
+
+    def action_targets(self) -> list[Any]:
+        """What an action applies to: the selection, or else the current result."""
+        selected = self.selected_results()
+        if selected:
+            return selected
+        return [self._current] if self._current is not None else []
+
+    def select_items(self, item_ids: set[int] | Sequence[int], current: int | None = None, *, emit: bool = True) -> None:
+        """Select the shown results with these item ids; make ``current`` the current one."""
+        wanted = set(item_ids)
+        for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
+            selection = QItemSelection()
+            current_index = QModelIndex()
+            for row, result in enumerate(model.results()):
+                if result.item_id in wanted:
+                    index = model.index(row)
+                    selection.select(index, index)
+                if result.item_id == current:
+                    current_index = model.index(row)
+            selection_model = view.selectionModel()
+            self._clearing = True  # one selection spanning both lists: neither clears the other
+            try:
+                selection_model.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+                if current_index.isValid():
+                    selection_model.setCurrentIndex(current_index, QItemSelectionModel.SelectionFlag.NoUpdate)
+                    view.scrollTo(current_index)
+            finally:
+                self._clearing = False
+        if emit:
+            self._current = self._find(current) if current is not None else None
+            self.current_changed.emit(self._current)
+            self.selection_changed.emit()
+
+    def select_paths(self, paths: Sequence[str]) -> None:
+        """Select the shown results of these files (tests and "select all of these")."""
+        wanted = set(paths)
+        ids = [r.item_id for r in self.shown_results() if r.path in wanted]
+        self.select_items(ids, ids[0] if ids else None)
+
+    def _selection_changed(self, view: QListView) -> None:
+        if self._clearing:
+            return
+        extend = QGuiApplication.keyboardModifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        if not extend and view.selectionModel().hasSelection():
+            other = self.passage_view if view is self.photo_view else self.photo_view
+            self._clearing = True
+            try:
+                other.selectionModel().clearSelection()
+            finally:
+                self._clearing = False
+        self.selection_changed.emit()
+
+    def _current_moved(self, view: QListView, index: QModelIndex) -> None:
+        if self._clearing or not index.isValid():
+            return
+        result = index.data(ResultRole)
+        if result is not self._current:
+            self._current = result
+            self.current_changed.emit(result)
+
+    # -- keys and menus -------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.KeyPress and watched in (self.photo_view, self.passage_view):
+            key = event.key()
+            modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+            if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not modifiers and self._current is not None:
+                self.open_requested.emit(self._current)
+                return True
+            if key == Qt.Key.Key_Space and not modifiers and self._current is not None:
+                self.preview_requested.emit(self._current)
+                return True
+        return super().eventFilter(watched, event)
+
+    def _context_menu(self, view: QListView, pos: QPoint) -> None:
+        index = view.indexAt(pos)
+        if index.isValid() and not view.selectionModel().isSelected(index):
+            view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        if index.isValid() or self.selected_results():
+            self.context_menu_requested.emit(view.viewport().mapToGlobal(pos))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._balance()
+
+
+__all__ = [
+    "CardDelegate", "PhotoDelegate", "PhotoModel", "ResultListModel", "ResultRole", "ResultsView", "ThumbnailLoader",
+    "load_thumbnails", "read_scaled_image", "result_tooltip",
+]

@@ -1,0 +1,187 @@
+"""The preview pane: a photo with its camera, a PDF passage that opens at its page, a recording at its second."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from PySide6.QtCore import QUrl
+
+from desktop_app.main_window import MainWindow
+from desktop_app.preview import PreviewPane
+from engine.search import SearchResult
+from tests.gui import test_main_window as shared
+from tests.gui.test_main_window import search
+from tests.helpers import make_photo, make_text, make_tone
+
+# The window fixtures shared with test_main_window (pytest finds fixtures by name in the module).
+opened = shared.opened
+
+
+def make_pdf(path: Path, pages: list[str]) -> Path:
+    """A small valid PDF with one line of Helvetica text per page."""
+    objects: list[bytes] = [b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for text in pages:
+        stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode("latin-1")
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    pages_id = 1 + 2 * len(pages) + 1
+    page_ids = []
+    for n in range(len(pages)):
+        objects.append(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                       b"/Resources << /Font << /F1 1 0 R >> >> >>" % (pages_id, 2 + n))
+        page_ids.append(len(objects))
+    objects.append(b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids)
+                   + b"] /Count %d >>" % len(page_ids))
+    objects.append(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root %d 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, len(objects), xref)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(out))
+    return path
+
+
+def make_camera_photo(path: Path) -> Path:
+    make_photo(path, 11, size=(640, 480))
+    with Image.open(path) as image:
+        exif = image.getexif()
+        pixels = image.copy()
+    exif[0x010F] = "Canon"  # Make
+    exif[0x0110] = "Canon EOS R6"  # Model
+    exif.get_ifd(0x8769)[0x9003] = "2022:12:24 17:05:00"  # DateTimeOriginal
+    pixels.save(path, exif=exif)
+    return path
+
+
+@pytest.fixture
+def pane(qtbot):
+    widget = PreviewPane(lambda: None)
+    qtbot.addWidget(widget)
+    widget.resize(360, 600)
+    widget.show()
+    yield widget
+    widget.shutdown()
+
+
+@pytest.fixture
+def media_window(qtbot, library, tmp_path):
+    root = tmp_path / "media"
+    make_camera_photo(root / "party.jpg")
+    make_pdf(root / "manual.pdf", ["The first page is about apples and pears.",
+                                   "The second page explains the boiler pressure valve."])
+    make_tone(root / "memo.wav", seconds=2.0)
+    make_text(root / "list.txt", "Buy bread and milk.")
+    summary = library.index([root])
+    assert summary.failed == []
+    window = MainWindow(library=library)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.library_ready, timeout=10_000):
+        window.show()
+    yield window, root
+    window.close()
+
+
+def select(qtbot, window: MainWindow, path: Path) -> None:
+    with qtbot.waitSignal(window.preview.loaded, timeout=10_000):
+        window.results.select_paths([str(path)])
+    assert window.preview.result().path == str(path)
+
+
+def test_a_photo_shows_large_with_date_camera_and_tags(qtbot, media_window):
+    window, root = media_window
+    search(qtbot, window, "party")
+    window.controller.library.store.add_tag("xmas", [window.controller.library.store.get_file(str(root / "party.jpg")).id])
+    search(qtbot, window, "party")
+    select(qtbot, window, root / "party.jpg")
+    preview = window.preview
+    assert preview.title_label.text() == "party.jpg"
+    image = preview.image_label.image()
+    assert (image.width(), image.height()) == (640, 480)  # the picture itself, not the thumbnail
+    info = preview.info_label.text()
+    assert "24 Dec 2022, 17:05" in info and "Canon EOS R6" in info and "640 × 480" in info
+    assert "Canon Canon" not in info
+    assert "xmas" in preview.tags_label.text()
+    assert preview.passage_view.isHidden() and not preview.image_label.isHidden()
+    assert [b.defaultAction() for b in preview.action_buttons] == [
+        window.open_action, window.reveal_action, window.more_like_action, window.add_tag_action]
+    assert all(b.isEnabled() for b in preview.action_buttons)
+
+
+def test_a_pdf_passage_opens_at_its_page(qtbot, media_window, opened):
+    window, root = media_window
+    search(qtbot, window, "boiler")
+    passage = next(r for r in window.results.shown_results() if r.locator.get("page") == 2)
+    assert passage.path == str(root / "manual.pdf")
+    with qtbot.waitSignal(window.preview.loaded, timeout=10_000):
+        window.results.select_items([passage.item_id], passage.item_id)
+    preview = window.preview
+    assert preview.open_page_button.text() == "Open at page 2"
+    text = preview.passage_view.toPlainText()
+    assert "boiler pressure valve" in text and "«" not in text and "»" not in text
+    assert "font-weight:600" in preview.passage_view.toHtml()  # the searched word stands out
+    assert "Page 2" in preview.info_label.text()
+    preview.open_page_button.click()
+    assert opened == [QUrl.fromLocalFile(str(root / "manual.pdf"))]
+    assert "page 2" in window.statusBar().currentMessage()
+
+
+def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path):
+    from PySide6.QtMultimedia import QMediaPlayer
+
+    tone = make_tone(tmp_path / "memo.wav", seconds=3.0)
+    segment = SearchResult(path=str(tone), kind="audio", score=1.0, locator={"start": 1.5, "end": 2.5},
+                           snippet="call the «plumber»", media_time="2024-02-03T10:00:00", tags=[], item_id=1,
+                           file_id=1, similarity=0.3)
+    assert pane.player is None  # nothing multimedia exists until a recording is shown
+    pane.show_result(segment)
+    player = pane.player
+    assert player is not None and player.source() == QUrl.fromLocalFile(str(tone))
+    assert pane.start_ms == 1500
+    qtbot.waitUntil(lambda: player.mediaStatus() == QMediaPlayer.MediaStatus.LoadedMedia, timeout=10_000)
+    qtbot.waitUntil(lambda: player.position() == 1500, timeout=5_000)
+    assert pane.audio_output is None  # no audio device is opened before Play
+    assert pane.info_label.text().startswith("00:01–00:03")
+    assert pane.passage_view.toPlainText() == "call the plumber"
+    assert pane.time_label.text() == "00:01 / 00:03"
+    assert pane.position_slider.maximum() == 3000
+    # Previewing another moment of the same recording moves there without reloading.
+    pane.show_result(SearchResult(path=str(tone), kind="audio", score=1.0, locator={"start": 0.5, "end": 1.0},
+                                  snippet="hello", media_time=None, tags=[], item_id=2, file_id=1))
+    qtbot.waitUntil(lambda: player.position() == 500, timeout=5_000)
+    # A document next: the player stops playing and the pane shows the passage.
+    pane.show_result(SearchResult(path=str(tmp_path / "a.txt"), kind="document", score=1.0, locator={},
+                                  snippet="text", media_time=None, tags=[], item_id=3, file_id=2))
+    assert player.playbackState() != QMediaPlayer.PlaybackState.PlayingState
+    assert pane.open_page_button.text() == "Open document"
+
+
+def test_a_recording_result_in_the_window_gets_a_player(qtbot, media_window):
+    window, root = media_window
+    search(qtbot, window, "memo")
+    recording = next(r for r in window.results.shown_results() if r.kind == "audio")
+    with qtbot.waitSignal(window.preview.loaded, timeout=10_000):
+        window.results.select_items([recording.item_id], recording.item_id)
+    assert window.preview.player.source() == QUrl.fromLocalFile(str(root / "memo.wav"))
+    assert window.preview.start_ms == round(recording.locator["start"] * 1000)
+    assert not window.preview.recording_page.isHidden()
+
+
+def test_nothing_selected_shows_the_empty_state(pane):
+    pane.show_result(None)
+    assert pane.stack.currentWidget() is pane.empty_label
+
+
+def test_a_missing_picture_says_so(qtbot, pane, tmp_path):
+    gone = SearchResult(path=str(tmp_path / "gone.jpg"), kind="image", score=1.0, locator={}, snippet=None,
+                        media_time=datetime(2020, 1, 1).isoformat(), tags=[], item_id=1, file_id=1)
+    pane.show_result(gone)
+    qtbot.waitUntil(lambda: pane.image_label.text() == "This picture could not be read.", timeout=5_000)
+    assert pane.info_label.text() == "1 Jan 2020, 00:00"
