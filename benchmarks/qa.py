@@ -19,7 +19,7 @@ network) they are a floor; pass ``--clip-model ViT-B-32 --clip-weights FILE``
 (or any open_clip model in the cache) for real numbers.  No target yet: this
 is the baseline.
 
-    .venv/bin/python benchmarks/qa.py [--limit 600] [--clip-model test-tiny]
+    .venv/bin/python benchmarks/qa.py [--limit 300] [--clip-model test-tiny]
 
 Prints a table and writes JSON (default ``benchmarks/results/qa.json``).
 """
@@ -125,7 +125,7 @@ def evaluate(library: Library, folder: Path, questions: list[dict], k: int = 5) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=600,
+    parser.add_argument("--limit", type=int, default=300,
                         help="questions per data set, a seeded sample (0: all of them)")
     parser.add_argument("--clip-model", default="test-tiny")
     parser.add_argument("--clip-pretrained", default="")

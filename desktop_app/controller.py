@@ -182,6 +182,14 @@ class AppController(QObject):
     def latest_request(self) -> int:
         return self._request
 
+    def find_result(self, path: str, locator: dict | None, on_done: Any, on_error: Any) -> None:
+        """Look up the result for a cited passage (off the GUI thread); calls back on it."""
+        library = self.library
+        if library is None:
+            on_error("The library is still opening.")
+            return
+        run_task(lambda: library.result_at(path, locator), on_done, lambda exc: on_error(describe_error(exc)))
+
     # -- asking ---------------------------------------------------------------
 
     def ask(self, question: str, *, filters: Filters | None = None) -> int:

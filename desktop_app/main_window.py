@@ -204,6 +204,7 @@ class MainWindow(QMainWindow):
     library_info_loaded = Signal()  # counts, tags and folders refreshed (every time)
     results_shown = Signal(int)  # the latest search's answer is on screen: how many results it had
     search_error = Signal(str)  # the latest search failed: the message shown
+    citation_shown = Signal(object)  # the SearchResult of a citation now in the preview
 
     def __init__(self, settings: Settings | None = None, library: Library | None = None):
         super().__init__()
@@ -415,8 +416,7 @@ class MainWindow(QMainWindow):
         self.ask_dock.setWidget(self.ask_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ask_dock)
         self.ask_dock.hide()
-        self.ask_panel.citation_activated.connect(
-            lambda path, _kind, locator: self.open_file(path, (locator or {}).get("page")))
+        self.ask_panel.citation_activated.connect(self.show_citation)
         self.ask_panel.photo_activated.connect(lambda path: self.open_file(path))
         self.filter_panel.changed.connect(lambda: setattr(self.ask_panel, "filters", self.filter_panel.filters()))
 
@@ -427,6 +427,15 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(self.indexing_dock.toggleViewAction())
         self.get_models_action = self._action("Get the models…", self._show_first_run, None, None,
                                               "Download the models, or choose weight files you have")
+
+    def show_citation(self, path: str, _kind: str, locator: dict) -> None:
+        """An answer's citation: the cited passage in the preview, at its page or second."""
+        def shown(result: Any) -> None:
+            self._guard(self.preview.show_result, result)
+            self._guard(self.citation_shown.emit, result)
+
+        self.controller.find_result(path, locator or {}, shown,
+                                    lambda message: self._guard(self.banner.show_message, message, "error"))
 
     def _on_add_folder(self) -> None:
         """File ▸ Add folder…: choose a folder and index it (the indexing panel shows the progress)."""

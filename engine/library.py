@@ -245,6 +245,21 @@ class Library:
         llm = client_from_settings(self.settings) if use_llm else None
         return ask(question, retrieve, llm=llm, on_token=on_token, should_cancel=should_cancel, encode_texts=encode)
 
+    def result_at(self, path: str, locator: dict | None = None) -> Any:
+        """The search result for the item of ``path`` at ``locator`` (a citation), or its first item.
+
+        Raises :class:`UsageError` when the file is no longer in the library.
+        """
+        from .errors import UsageError
+        from .search import result_for_items
+
+        ids = self.store.item_ids_of(path)
+        if not ids:
+            raise UsageError(f"{path} is no longer in the library")
+        details = self.store.item_details(ids)
+        chosen = next((i for i in ids if locator and details[i]["locator"] == locator), ids[0])
+        return result_for_items(self.store, [chosen])[0]
+
     def _passages(self, results: list[Any]) -> list[Any]:
         from .answer import Passage
         from .search import MARK_OPEN

@@ -367,6 +367,12 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Pa
     return response
 
 
+def result_for_items(store: LibraryStore, item_ids: list[int], terms: list[str] | None = None) -> list[SearchResult]:
+    """Results for given items (to show a cited passage the way search shows it), in that order."""
+    return _respond(store, [(i, 0.0) for i in item_ids], {}, terms or [], [], set(), None, time.perf_counter(),
+                    []).results
+
+
 def _respond(store: LibraryStore, scored: list[tuple[int, float]], similarity: dict[int, float], terms: list[str],
              queries: list[np.ndarray], keyword_ids: set[int], min_score: float | None, started: float,
              warnings: list[str], k: int | None = None, vectors: Any = None) -> SearchResponse:

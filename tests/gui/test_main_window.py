@@ -370,6 +370,23 @@ def test_ask_a_question_opens_the_ask_panel(qtbot, window):
     assert window.ask_panel.filters.kinds == ("document",)  # asked within the window's filters
 
 
+def test_a_citation_opens_the_cited_passage_in_the_preview(qtbot, window, corpus):
+    window.ask_action.trigger()
+    panel = window.ask_panel
+    with qtbot.waitSignal(panel.answer_shown, timeout=20_000) as answered:
+        qtbot.keyClicks(panel.question_field, "When is the boiler service due?")
+        qtbot.keyClick(panel.question_field, Qt.Key.Key_Return)
+    answer = answered.args[0]
+    assert answer.found and "October" in answer.answer
+    assert panel.citation_texts()[0].startswith("[1] boiler.txt")
+    with qtbot.waitSignal(window.citation_shown, timeout=10_000) as shown:
+        panel.citation_labels[0].linkActivated.emit("cite:1")
+    result = shown.args[0]
+    assert result.path == str(corpus.boiler) and result.locator == answer.citations[0].locator
+    assert window.preview.result() is result
+    assert window.preview.title_label.text() == "boiler.txt"
+
+
 def test_missing_models_offer_to_get_them(qtbot, window):
     window.controller.models_missing.emit("the CLIP weights are not on this computer")
     assert window.banner.level == "info"
