@@ -23,8 +23,8 @@ from ..settings import Settings
 from .runtime import configure_torch_threads, torch_device
 from .tiny import (
     DEFAULT_TINY_TAG,
+    LOCAL_CLIP_CONFIGS,
     TEST_TINY,
-    TINY_CLIP_CONFIG,
     quiet_random_init_warning,
     register_tiny_clip_config,
     tiny_seed,
@@ -75,7 +75,7 @@ def _config_files() -> dict[str, Path]:
     for location in (spec.submodule_search_locations or []) if spec else []:
         for path in Path(location, "model_configs").glob("*.json"):
             files[path.stem] = path
-    files[TEST_TINY] = TINY_CLIP_CONFIG
+    files.update(LOCAL_CLIP_CONFIGS)  # test-tiny and shapes-clip
     return files
 
 
@@ -90,7 +90,7 @@ def _read_config(name: str) -> dict | None:
 
 
 def clip_model_names() -> list[str]:
-    """Every CLIP architecture open_clip can build, plus ``test-tiny``.  Does not import torch."""
+    """Every CLIP architecture open_clip can build, plus ``test-tiny`` and ``shapes-clip``.  Does not import torch."""
     return sorted(n for n in _config_files() if _read_config(n) is not None)
 
 

@@ -24,6 +24,16 @@ TEST_TINY = "test-tiny"
 # 49408, context 77) so token counting and chunking behave as with ViT-B-32.
 TINY_CLIP_CONFIG = Path(__file__).with_name("configs") / f"{TEST_TINY}.json"
 
+# ``shapes-clip``: a small CLIP (a tiny ResNet image tower, the standard tokenizer) whose
+# weights ``scripts/shapes_clip.py`` trains on generated pictures of coloured shapes.  It
+# has no seeded or published weights: it is loaded from an explicit file
+# (SHOEBOX_CLIP_WEIGHTS), like any weights a person brings.
+SHAPES_CLIP = "shapes-clip"
+SHAPES_CLIP_CONFIG = TINY_CLIP_CONFIG.with_name(f"{SHAPES_CLIP}.json")
+
+# Architecture configs that ship with Shoebox rather than with open_clip.
+LOCAL_CLIP_CONFIGS = {TEST_TINY: TINY_CLIP_CONFIG, SHAPES_CLIP: SHAPES_CLIP_CONFIG}
+
 # n_mels, n_audio_ctx and n_vocab must stay those of the real multilingual models:
 # the mel front end, the 30 s window and the tokenizer (language detection included)
 # are fixed by them.  Only the widths and depths shrink.
@@ -119,13 +129,14 @@ _registered = False
 
 
 def register_tiny_clip_config() -> None:
-    """Make ``test-tiny`` known to open_clip (once per process)."""
+    """Make ``test-tiny`` and ``shapes-clip`` known to open_clip (once per process)."""
     global _registered
     if _registered:
         return
     import open_clip
 
-    open_clip.add_model_config(TINY_CLIP_CONFIG)
+    for config in LOCAL_CLIP_CONFIGS.values():
+        open_clip.add_model_config(config)
     _registered = True
 
 

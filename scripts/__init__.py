@@ -1,0 +1,1 @@
+"""Maintenance scripts (run from the repository root, e.g. ``python -m scripts.shapes_clip``)."""
