@@ -861,16 +861,25 @@ class LibraryStore:
             # word is that common, only the first matches are ranked.
             cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
             rare = [t for t in long_terms if not self._more_matches_than(t, cap)]
-            expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in (rare or long_terms))
             if rare:
+                expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in rare)
                 rows = self._query(
                     "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? ORDER BY rank LIMIT ?",
                     (expr, limit),
                 )
             else:
-                rows = sorted(self._query(
-                    "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? LIMIT ?", (expr, cap)
-                ), key=lambda r: r[1])[:limit]
+                # Every word is common.  bm25 would read each word's whole match
+                # list (its IDF, near zero anyway), so each word contributes its
+                # first matches unranked and an item matching more words ranks first.
+                summed: dict[int, float] = {}
+                share = max(limit, cap // (4 * len(long_terms)))
+                for term in long_terms:
+                    for (item_id,) in self._query(
+                        "SELECT rowid FROM item_text WHERE item_text MATCH ? LIMIT ?",
+                        ('"' + term.replace('"', '""') + '"', share),
+                    ):
+                        summed[item_id] = summed.get(item_id, 0.0) - 1.0
+                rows = sorted(summed.items(), key=lambda r: r[1])[:limit]
             for item_id, rank in rows:
                 hits[item_id] = rank
         for term in short_terms:
