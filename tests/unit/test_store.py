@@ -191,3 +191,18 @@ def test_rolled_back_transaction_leaves_nothing(store):
             raise RuntimeError("killed")
     assert store.get_file("/x.jpg") is None
     assert store.count_items() == 0
+
+
+def test_common_words_give_way_to_rare_ones(store):
+    """A word in most items is left out while a rarer one remains, and never makes the search fail."""
+    with store.transaction():
+        for n in range(600):
+            text = "household paperwork " + ("boiler warranty" if n % 200 == 0 else f"note {n}")
+            store.add_file(f"/d/{n}.txt", size=1, mtime=1.0, content_hash=f"h{n}", kind="document", media_time=1.0,
+                           items=[NewItem("text", text=text)], vectors=np.ones((1, 4)))
+    rare = {r[0] for r in store._query("SELECT id FROM items WHERE text LIKE '%warranty%'")}
+    assert len(rare) == 3
+    hits = store.keyword_search(["household", "warranty"], limit=10)
+    assert {i for i, _ in hits} == rare  # "household" (in every item) did not dilute the ranking
+    common = store.keyword_search(["household", "paperwork"], limit=10)
+    assert len(common) == 10 and all(score == -2.0 for _, score in common)  # both words matched
