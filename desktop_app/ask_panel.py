@@ -304,7 +304,8 @@ class AskPanel(QWidget):
         if answer.found:
             self.answer_view.setHtml(answer_html(answer.answer, list(self._citations)))
             who = "written by your local language model" if answer.mode == "llm" else "sentences taken from your files"
-            self.status_label.setText(f"Answered in {answer.took_ms / 1000:.1f} s: {who}.")
+            took = "under 0.1 s" if answer.took_ms < 100 else f"{answer.took_ms / 1000:.1f} s"
+            self.status_label.setText(f"Answered in {took}: {who}.")
         else:
             self.answer_view.setPlainText(answer.answer)
             self.status_label.setText("Try other words, or add the folder that holds the answer to the library.")

@@ -119,7 +119,14 @@ def mark_terms(text: str, terms: list[str]) -> str:
     """``text`` with every occurrence of the terms (case-insensitive) wrapped in « »."""
     if not terms:
         return text
-    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    # A Latin-script word is marked where a word starts ("red" in "red" and
+    # "reds", not in "Ingredients"); other scripts, Korean with its particles
+    # first of all, wherever they occur.
+    alternatives = [
+        (r"(?<![A-Za-z0-9])" if t[:1].isascii() and t[:1].isalnum() else "") + re.escape(t)
+        for t in sorted(terms, key=len, reverse=True)
+    ]
+    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
     return pattern.sub(lambda m: f"{MARK_OPEN}{m.group(0)}{MARK_CLOSE}", text)
 
 
@@ -389,6 +396,7 @@ def _respond(store: LibraryStore, scored: list[tuple[int, float]], similarity: d
     if k is not None:
         scored = scored[:k]
     ids = [i for i, _ in scored]
+    marked = keyword_terms(terms) if terms else []  # "a red circle" marks red and circle, not every "a"
     details = store.item_details(ids)
     file_ids = [d["file_id"] for d in details.values()]
     tags = store.tags_of_files(file_ids)
@@ -398,7 +406,7 @@ def _respond(store: LibraryStore, scored: list[tuple[int, float]], similarity: d
         d = details[item_id]
         results.append(SearchResult(
             path=d["path"], kind=d["kind"], score=round(score, 6), locator=d["locator"],
-            snippet=make_snippet(d["text"], terms), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
+            snippet=make_snippet(d["text"], marked), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
             item_id=item_id, file_id=d["file_id"],
             similarity=round(similarity[item_id], 6) if item_id in similarity else None,
             auto_tags=auto.get(d["file_id"], []),

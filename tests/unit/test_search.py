@@ -146,3 +146,12 @@ def test_keyword_terms_drop_stop_words_and_korean_particles():
     assert keyword_terms(["When", "did", "the", "Normans", "reach", "Italy"]) == ["Normans", "reach", "Italy"]
     assert keyword_terms(["the", "of"]) == ["the", "of"]  # nothing else left: keep them
     assert keyword_terms(["임종석이", "서울에서", "사진"]) == ["임종석", "서울", "사진"]
+
+
+def test_snippets_mark_words_not_pieces_of_words():
+    from engine.search import keyword_terms, mark_terms
+
+    assert mark_terms("Ingredients: red beans, reds and a redder sky", ["red"]) == \
+        "Ingredients: «red» beans, «red»s and a «red»der sky"
+    assert mark_terms("가족사진을 정리", ["사진"]) == "가족«사진»을 정리"
+    assert keyword_terms(["a", "red", "circle"]) == ["red", "circle"]
