@@ -213,6 +213,8 @@ class AskPanel(QWidget):
         layout.addSpacing(4)
         layout.addWidget(self.photos_title)
         layout.addWidget(self.photos)
+        layout.addStretch(1)  # a short answer leaves the space below the photos, not inside its box
+        self.answer_view.document().contentsChanged.connect(self._fit_answer)
         self._show_sources([])
         self._show_photos([])
 
@@ -257,6 +259,17 @@ class AskPanel(QWidget):
         self._request = None
         self.stop_button.setEnabled(False)
         self.status_label.setText("Stopped.")
+
+    def _fit_answer(self) -> None:
+        """The answer box as tall as its text (from three lines up to most of the panel)."""
+        view = self.answer_view
+        line = view.fontMetrics().lineSpacing()
+        wanted = int(view.document().size().height()) + 2 * view.frameWidth() + 8
+        view.setMaximumHeight(max(3 * line, min(wanted, max(self.height() * 2 // 3, 6 * line))))
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self._fit_answer()
 
     def clear(self) -> None:
         """Empty the panel; an answer still being written is stopped."""
