@@ -37,6 +37,7 @@ def create_window(argv: list[str] | None = None) -> tuple[Any, Any]:
         # Read with the other settings when the library opens, so a problem shows in the window.
         os.environ["SHOEBOX_HOME"] = os.path.abspath(os.path.expanduser(args.home))
     window = MainWindow()
+    window.offer_models_dialog = True  # missing models: explain the choice at once
     window.results.set_thumbnail_size(thumbnail_size())  # the person's choice, kept in QSettings
     window.show()
     return app, window

@@ -223,6 +223,10 @@ class MainWindow(QMainWindow):
         self._ready_announced = False
         self._search_when_open = False
         self._models_missing = ""  # why the CLIP model could not load (for the first-run dialog)
+        # The app opens the first-run dialog by itself once per start when the
+        # models are missing (create_window turns this on); the banner stays.
+        self.offer_models_dialog = False
+        self.first_run_dialog: Any = None
 
         self.thumbnails = ThumbnailLoader(lambda: self.controller.library, parent=self)
         self._build_widgets()
@@ -474,6 +478,8 @@ class MainWindow(QMainWindow):
         self._models_missing = message
         self.banner.show_message(f"Searching by meaning is not available yet: {message.rstrip('. ')}. "
                                  "Keyword search works meanwhile.", "info", self.get_models_action)
+        if self.offer_models_dialog and self.first_run_dialog is None:
+            self._show_first_run()
 
     def _show_first_run(self) -> None:
         settings = self.controller.settings
@@ -483,6 +489,7 @@ class MainWindow(QMainWindow):
 
         dialog = FirstRunDialog(settings, self, reason=self._models_missing)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.first_run_dialog = dialog
         dialog.models_changed.connect(lambda new_settings: self._guard(self.controller.apply_settings, new_settings))
         dialog.open()
 
