@@ -8,8 +8,9 @@ one to four words drawn the same way, so common words occur), media times
 spread over ten years, and tags ``p1``, ``p10`` and ``p50`` on about 1 %, 10 %
 and 50 % of the files.  Then the real ``Library.search`` runs the planner
 (HNSW with the catalog's filters, FTS5 keywords, RRF, details and tags) for
-typed queries; the query is encoded by a randomly initialised ``ViT-B-32``
-text tower (the same arithmetic as the real weights).
+typed queries.  Each query is encoded once by a randomly initialised
+``ViT-B-32`` text tower (the same arithmetic as the real weights) and timed
+apart; every filter setting then searches with that embedding.
 
 Reported per library size and filter: p50 and p95 of the encoding, of the rest
 (everything after encoding: planning, the filter, HNSW, keywords, fusion and
