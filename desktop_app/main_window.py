@@ -327,6 +327,8 @@ class MainWindow(QMainWindow):
         self.add_folder_action = self._action("Add folder…", self._on_add_folder, QKeySequence.StandardKey.Open,
                                               QStyle.StandardPixmap.SP_DirIcon, "Index a folder")
         self.settings_action = self._action("Settings…", self._on_settings, QKeySequence.StandardKey.Preferences)
+        if self.settings_action.shortcut().isEmpty():  # Linux desktops define no Preferences key
+            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.ask_action = self._action("Ask a question", self._on_ask, "Ctrl+Shift+A", None,
                                        "Ask a question about your documents and recordings")
         self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)

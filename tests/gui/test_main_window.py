@@ -403,3 +403,7 @@ def test_missing_models_offer_to_get_them(qtbot, window):
     assert window.banner.level == "info"
     assert window.banner.action_button.isVisibleTo(window.banner)
     assert window.banner.action_button.defaultAction() is window.get_models_action
+
+
+def test_settings_always_has_a_shortcut(qtbot, window):
+    assert not window.settings_action.shortcut().isEmpty()
