@@ -506,6 +506,19 @@ class _PhotoGrid(_ResultList):
             self.setGridSize(grid)
 
 
+def _titled_section(title: str, view: QWidget, *, right_margin: int) -> tuple[QWidget, QLabel]:
+    """A section of the results: its title above its view; returns (section, title label)."""
+    label = QLabel(title)
+    label.setObjectName("SectionTitle")
+    section = QWidget()
+    layout = QVBoxLayout(section)
+    layout.setContentsMargins(8, 2, right_margin, 0)
+    layout.setSpacing(2)
+    layout.addWidget(label)
+    layout.addWidget(view, 1)
+    return section, label
+
+
 class ResultsView(QWidget):
     """The results of one search, with a relevance threshold and an empty state."""
 
@@ -554,14 +567,7 @@ class ResultsView(QWidget):
         self.photo_delegate = PhotoDelegate(self.photo_view)
         self.photo_view.setItemDelegate(self.photo_delegate)
         self.photo_view.setModel(self.photo_model)
-        self.photo_title = QLabel("Photos")
-        self.photo_title.setObjectName("SectionTitle")
-        photos = QWidget()
-        photo_layout = QVBoxLayout(photos)
-        photo_layout.setContentsMargins(8, 2, 0, 0)
-        photo_layout.setSpacing(2)
-        photo_layout.addWidget(self.photo_title)
-        photo_layout.addWidget(self.photo_view, 1)
+        photos, self.photo_title = _titled_section("Photos", self.photo_view, right_margin=0)
         self.photo_section = photos
 
         # -- passages and recording moments
@@ -574,14 +580,7 @@ class ResultsView(QWidget):
         self.passage_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.passage_view.setItemDelegate(CardDelegate(self.passage_view))
         self.passage_view.setModel(self.passage_model)
-        self.passage_title = QLabel("Documents and recordings")
-        self.passage_title.setObjectName("SectionTitle")
-        passages = QWidget()
-        passage_layout = QVBoxLayout(passages)
-        passage_layout.setContentsMargins(8, 2, 4, 0)
-        passage_layout.setSpacing(2)
-        passage_layout.addWidget(self.passage_title)
-        passage_layout.addWidget(self.passage_view, 1)
+        passages, self.passage_title = _titled_section("Documents and recordings", self.passage_view, right_margin=4)
         self.passage_section = passages
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)

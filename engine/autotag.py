@@ -121,7 +121,7 @@ def autotag_library(
 
     Each batch commits on its own, so a cancelled run keeps what it did.
     """
-    total = len(store.photos_to_autotag(tagger.signature, limit=10**9))
+    total = store.count_photos_to_autotag(tagger.signature)
     done = 0
     while True:
         todo = store.photos_to_autotag(tagger.signature, limit=batch)

@@ -217,11 +217,7 @@ class LlmClient:
                     completion = json.loads(text)
                 except ValueError:
                     raise self._malformed("the JSON reply could not be parsed") from None
-                self._raise_if_error(completion)
-                try:
-                    content = _content_of(completion, streamed=False)
-                except ValueError as exc:
-                    raise self._malformed(str(exc)) from None
+                content = self._content(completion, streamed=False)
                 if content:
                     yield content
                 return
@@ -235,9 +231,14 @@ class LlmClient:
         except UnicodeDecodeError:
             raise self._malformed("the reply is not UTF-8 text") from None
 
-    def _raise_if_error(self, data: Any) -> None:
+    def _content(self, data: Any, *, streamed: bool) -> str | None:
+        """The text of one completion or streamed chunk; the server's own error, or malformed data, raise."""
         if isinstance(data, dict) and data.get("error") and not data.get("choices"):
             raise LlmError(f"{self._where()} reported an error: {_server_message(json.dumps(data).encode())}")
+        try:
+            return _content_of(data, streamed=streamed)
+        except ValueError as exc:
+            raise self._malformed(str(exc)) from None
 
     def _read_events(self, first: bytes, response: http.client.HTTPResponse) -> Iterator[str]:
         """Yield the content of each ``data:`` event; lines are decoded whole, so UTF-8 split across
@@ -271,11 +272,7 @@ class LlmClient:
                 continue  # maybe the event's data goes on in the next line; a blank line decides
             pending = []
             received = True
-            self._raise_if_error(chunk)
-            try:
-                content = _content_of(chunk, streamed=True)
-            except ValueError as exc:
-                raise self._malformed(str(exc)) from None
+            content = self._content(chunk, streamed=True)
             if content:
                 yield content
         if pending:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -242,23 +243,21 @@ def search(
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
     """
-    if understand_dates and text and text.strip():
-        response = _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                           understand_dates=True, live=live, now=now)
-        if response.results or not response.dates:
-            return response
-        # Nothing in the understood dates: perhaps the words were not meant as
-        # a date ("the car insurance renews in March").  Say so and search them
-        # as words.
-        labels = ", ".join(d["label"] for d in response.dates)
-        fallback = _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                           understand_dates=False, live=live, now=now)
-        if fallback.results:
-            fallback.warnings.insert(0, f"nothing from {labels}; showing results from any time")
-            return fallback
+    run = partial(_search, store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
+                  live=live, now=now)
+    if not (understand_dates and text and text.strip()):
+        return run(understand_dates=False)
+    response = run(understand_dates=True)
+    if response.results or not response.dates:
         return response
-    return _search(store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                   understand_dates=False, live=live, now=now)
+    # Nothing in the understood dates: perhaps the words were not meant as a
+    # date ("the car insurance renews in March").  Say so and search them as words.
+    labels = ", ".join(d["label"] for d in response.dates)
+    fallback = run(understand_dates=False)
+    if fallback.results:
+        fallback.warnings.insert(0, f"nothing from {labels}; showing results from any time")
+        return fallback
+    return response
 
 
 def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Path | None,

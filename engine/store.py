@@ -231,6 +231,7 @@ class LibraryStore:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
         self._dim: int | None = None
         self._tag_files: dict[tuple, np.ndarray] = {}
+        self._item_count: tuple[int, int] | None = None  # (items_version, count)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -656,14 +657,16 @@ class LibraryStore:
 
     # -- auto-tags -----------------------------------------------------------
 
+    _UNTAGGED_PHOTOS = ("FROM files f JOIN items i ON i.file_id = f.id WHERE f.status = 'indexed' AND f.kind = 'image' "
+                        "AND (f.autotag_sig IS NULL OR f.autotag_sig != ?)")
+
     def photos_to_autotag(self, signature: str, limit: int = 1000) -> list[tuple[int, int]]:
         """(file id, item id) of indexed photos not yet tagged with the vocabulary ``signature``."""
-        return self._query(
-            "SELECT f.id, min(i.id) FROM files f JOIN items i ON i.file_id = f.id "
-            "WHERE f.status = 'indexed' AND f.kind = 'image' AND (f.autotag_sig IS NULL OR f.autotag_sig != ?) "
-            "GROUP BY f.id ORDER BY f.id LIMIT ?",
-            (signature, limit),
-        )
+        return self._query(f"SELECT f.id, min(i.id) {self._UNTAGGED_PHOTOS} GROUP BY f.id ORDER BY f.id LIMIT ?",
+                           (signature, limit))
+
+    def count_photos_to_autotag(self, signature: str) -> int:
+        return self._query(f"SELECT count(DISTINCT f.id) {self._UNTAGGED_PHOTOS}", (signature,))[0][0]
 
     def set_auto_tags(self, file_id: int, tags: Sequence[tuple[str, float]], signature: str) -> None:
         """Replace the file's auto-tags by ``tags`` (name, score); the user's own and rejected ones stay."""
@@ -797,7 +800,11 @@ class LibraryStore:
         return [r[0] for r in rows]
 
     def count_items(self) -> int:
-        return self._query("SELECT count(*) FROM items")[0][0]
+        """How many items the library holds (counted again only after the item log moved)."""
+        version = self.items_version()
+        if self._item_count is None or self._item_count[0] != version:
+            self._item_count = (version, self._query("SELECT count(*) FROM items")[0][0])
+        return self._item_count[1]
 
     def vector_knn(self, query: np.ndarray, k: int, kinds: Sequence[str] = ()) -> list[tuple[int, float]]:
         """The ``k`` nearest items to ``query`` by cosine distance (sqlite-vec exact KNN)."""

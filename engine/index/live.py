@@ -14,8 +14,9 @@ SQLite is the source of truth; this is derived state.  A :class:`LiveIndex`
   so the planner counts and lists the items passing a filter in a millisecond
   instead of a SQL scan.
 
-Small libraries (under :data:`GRAPH_MIN_ITEMS` items) do not get a graph at
-all: exact search over them is as fast and always exact.
+Libraries smaller than ``min_items`` (``engine.library.GRAPH_MIN_ITEMS`` in
+the app) do not get a graph at all: exact search over them is as fast and
+always exact.
 """
 
 from __future__ import annotations
@@ -35,11 +36,9 @@ from .hnsw import HnswIndex
 
 log = logging.getLogger(__name__)
 
-GRAPH_MIN_ITEMS = 5000
 # Pending vectors up to this many are linked inside the call that found them;
 # more go to a background thread while searches cover them exactly.
 LINK_INLINE = 512
-INDEX_FILE = "vectors.hnsw"
 LINK_STEP = 32  # vectors linked per lock hold in the background, so a sync never waits long
 _NO_PENDING = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
 
@@ -110,7 +109,7 @@ class LiveIndex:
     ``"ready"`` and ``"failed"`` (``error`` says why; exact search is used).
     """
 
-    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int = GRAPH_MIN_ITEMS,
+    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int,
                  M: int = 16, ef_construction: int = 200, ef_search: int = 64):
         self.store = store
         self.path = Path(path)
