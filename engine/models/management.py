@@ -1,7 +1,8 @@
 """Model management behind ``shoebox models list|download|import``.
 
 Downloads and imports land in Shoebox's cache (layout in :mod:`engine.models.weights`);
-an imported file is loaded into its model, exactly as at run time, before it is kept.
+an imported file or text model folder is loaded into its model, exactly as at run time,
+before it is kept.
 """
 
 from __future__ import annotations
@@ -21,12 +22,16 @@ from ..errors import ModelUnavailableError, UsageError
 from ..settings import Settings
 from .tiny import (
     TEST_TINY,
+    install_folder,
     tiny_seed,
     write_tiny_clip_weights,
+    write_tiny_text_model,
     write_tiny_whisper_weights,
 )
 from .weights import (
     KINDS,
+    KNOWN_TEXT_MODELS,
+    TEXT_DOWNLOAD_PATTERNS,
     WHISPER_NAMES,
     _clip_standard_cache,
     _short_reason,
@@ -34,12 +39,23 @@ from .weights import (
     _tag_from_dirname,
     _whisper_standard_cache,
     _whisper_url,
+    canonical_text_name,
     clip_cache_dir,
     clip_pretrained_cfg,
     file_sha256,
     find_checkpoint,
+    hf_text_snapshot,
+    is_text_model_name,
     load_weights_file,
     sniff_format,
+    text_cache_dir,
+    text_folder_name,
+    text_folder_problems,
+    text_incomplete_message,
+    text_name_from_cache_dir,
+    text_setting_folder,
+    text_transformer_dir,
+    text_weights_file,
     whisper_cache_file,
 )
 
@@ -49,6 +65,8 @@ ProgressCallback = Callable[[int, int, str], None]
 _WHISPER_WIDTH = {"tiny": 384, "base": 512, "small": 768, "medium": 1024, "large": 1280, "turbo": 1280}
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+_KIND_CHOICES = "text, clip or whisper"
 
 
 # ---------------------------------------------------------------------------- download
@@ -73,25 +91,38 @@ def download_model(
     force_allowed: bool = False,
     on_progress: ProgressCallback | None = None,
 ) -> Path:
-    """Fetch model weights into Shoebox's cache and return the file's path.
+    """Fetch model weights into Shoebox's cache and return the file's path (the folder's, for text).
 
-    ``kind`` is ``"clip"`` or ``"whisper"``.  ``name`` defaults to the configured model;
-    for CLIP it may carry a tag, ``"ViT-B-32:laion2b_s34b_b79k"``.  ``test-tiny`` is
-    generated locally instead.  Runs only when ``settings.allow_download`` is on or the
-    caller passes ``force_allowed=True`` (the ``shoebox models download`` command).
+    ``kind`` is ``"clip"``, ``"whisper"`` or ``"text"``.  ``name`` defaults to the
+    configured model; for CLIP it may carry a tag, ``"ViT-B-32:laion2b_s34b_b79k"``; for
+    text it is a Hugging Face repository id or a short name (``all-MiniLM-L6-v2``), and only
+    the files the model needs are fetched (safetensors weights, configuration, tokenizer,
+    pooling and Dense modules).  ``test-tiny`` is generated locally instead.  A configured
+    text model folder (SHOEBOX_TEXT_MODEL=/path) has nothing to download; its path is
+    returned.  Runs only when ``settings.allow_download`` is on or the caller passes
+    ``force_allowed=True`` (the ``shoebox models download`` command).
     ``on_progress(done, total, message)`` reports bytes where the source says how many.
 
     Raises :class:`ModelUnavailableError` when downloads are off or the download fails,
     :class:`UsageError` for an unknown kind, model or tag.
     """
     if kind not in KINDS:
-        raise UsageError(f"kind must be clip or whisper, not {kind!r}")
+        raise UsageError(f"kind must be {_KIND_CHOICES}, not {kind!r}")
     if not (settings.allow_download or force_allowed):
         raise ModelUnavailableError(
             f"Downloading model weights is turned off. Run `shoebox models download {kind}`, "
             f"or set SHOEBOX_ALLOW_DOWNLOAD=1 to let Shoebox fetch them when needed."
         )
     report = on_progress or (lambda done, total, message: None)
+    if kind == "text":
+        if name is None:
+            folder = text_setting_folder(settings.text_model)
+            if folder is not None:
+                return folder
+        model = canonical_text_name(name or settings.text_model)
+        if model == TEST_TINY:
+            return write_tiny_text_model(text_cache_dir(settings, model), 0)
+        return _download_text(settings, model, report)
     if kind == "clip":
         model, tag = _split_clip_name(settings, name)
         if model == TEST_TINY:
@@ -155,6 +186,47 @@ def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCal
     return dest_dir / name
 
 
+def _download_text(settings: Settings, model: str, report: ProgressCallback) -> Path:
+    from huggingface_hub import snapshot_download
+
+    root = settings.models_dir / "text"
+    root.mkdir(parents=True, exist_ok=True)
+    # Fetched into a hidden folder beside the cache folder and renamed into place when
+    # whole, so an interrupted download never leaves a half model where the loader looks.
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
+    report(0, 0, f"downloading text model {model}")
+    try:
+        folder = staging / "model"
+        try:
+            snapshot_download(
+                model, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=TEXT_DOWNLOAD_PATTERNS
+            )
+        except Exception as exc:
+            reason = _short_reason(exc)
+            if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+                # huggingface_hub's own wording is long and cut short here; this is what it means.
+                reason = "HF_HUB_OFFLINE is set, which turns Hugging Face downloads off"
+            raise ModelUnavailableError(
+                f"Could not download the text model {model}: {reason}. Check the network connection "
+                f"and the model's name, or copy the model folder from another computer and run "
+                f"`shoebox models import FOLDER --kind text`."
+            ) from exc
+        shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
+        problems = text_folder_problems(folder)
+        if problems:
+            raise ModelUnavailableError(
+                f"The text model {model} could not be downloaded whole: it lacks {', '.join(problems)}. "
+                f"Shoebox downloads sentence-transformers models with safetensors weights; choose another "
+                f"model with SHOEBOX_TEXT_MODEL, or import a folder you have with `shoebox models import FOLDER`."
+            )
+        dest = text_cache_dir(settings, model)
+        install_folder(folder, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(1, 1, f"downloaded text model {model}")
+    return dest
+
+
 def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, what: str) -> None:
     tmp = _staging_file(dest.parent, ".part")
     digest = hashlib.sha256()
@@ -190,27 +262,47 @@ def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, w
 def import_model(
     settings: Settings, path: str | os.PathLike, kind: str | None = None, name: str | None = None
 ) -> Path:
-    """Copy a person's weights file into Shoebox's cache, after checking that it loads.
+    """Copy a person's weights file, or text model folder, into Shoebox's cache after checking that it loads.
 
-    ``kind`` (``"clip"``/``"whisper"``) and ``name`` are inferred when left out: the kind
-    from the file's contents; a Whisper name from the published checksums or the file name;
-    a CLIP architecture from the tensor shapes.  A CLIP ``name`` may carry the weights tag,
-    ``"ViT-B-32:laion2b_s34b_b79k"``; without one the tag is taken from published checksums
-    where open_clip lists them, else it is ``file:<sha256[:12]>``.  The file is read with
-    ``weights_only=True`` and loaded into the model exactly as at run time before it is
-    kept.  Returns the cached file's path.
+    ``kind`` (``"clip"``/``"whisper"``/``"text"``) and ``name`` are inferred when left out:
+    the kind from the file's contents (a folder is a text model); a Whisper name from the
+    published checksums or the file name; a CLIP architecture from the tensor shapes.  A
+    CLIP ``name`` may carry the weights tag, ``"ViT-B-32:laion2b_s34b_b79k"``; without one
+    the tag is taken from published checksums where open_clip lists them, else it is
+    ``file:<sha256[:12]>``.  A text model folder is named by ``name``, else by what the
+    folder says (a Hugging Face cache path, the README's title of a well-known model,
+    config.json's ``_name_or_path``), else by the folder's own name; it is loaded and made
+    to encode a sentence before it is copied to ``models/text/<name>``.  Files are read
+    with ``weights_only=True`` and loaded into the model exactly as at run time before
+    they are kept.  Returns the cached file's (or folder's) path.
 
     Raises :class:`UsageError` when the file is missing or its kind or model cannot be
-    told, :class:`ModelUnavailableError` when it is damaged, carries Python objects, or
-    does not fit the model.
+    told, :class:`ModelUnavailableError` when it is damaged, incomplete, carries Python
+    objects, or does not fit the model.
     """
     src = Path(path).expanduser()
+    if kind not in (None, *KINDS):
+        raise UsageError(f"kind must be {_KIND_CHOICES}, not {kind!r}")
+    if src.is_dir():
+        if kind not in (None, "text"):
+            raise UsageError(
+                f"{src} is a folder; {kind} weights are a single file. Import the weights file itself, "
+                f"or use --kind text for a sentence-embedding model folder."
+            )
+        return _import_text(settings, src, name)
+    if kind == "text":
+        what = "a file" if src.exists() else "nothing"
+        raise UsageError(
+            f"There is {what} at {src}; a text model is a folder (config.json, model.safetensors, "
+            f"tokenizer.json, ...). Import the folder that holds the model."
+        )
     if not src.is_file():
         raise UsageError(f"There is no file at {src}.")
-    if kind not in (None, *KINDS):
-        raise UsageError(f"kind must be clip or whisper, not {kind!r}")
     if sniff_format(src) == "unknown":
-        raise UsageError(f"{src} is not a weights file (Shoebox imports .safetensors and PyTorch .pt/.bin/.pth files).")
+        raise UsageError(
+            f"{src} is not a weights file (Shoebox imports .safetensors and PyTorch .pt/.bin/.pth files, "
+            f"and text model folders)."
+        )
     label = {"clip": "CLIP weights", "whisper": "Whisper weights"}.get(kind or "", "weights")
     fix = "Import an intact copy of the weights file."
     content = load_weights_file(src, what=label, fix=fix)
@@ -323,6 +415,85 @@ def _import_clip(settings: Settings, src: Path, content: Any, sha: str, name: st
     return dest
 
 
+def _import_text(settings: Settings, src: Path, name: str | None) -> Path:
+    from .text import TextEncoder
+
+    src = src.resolve()
+    if not (src / "modules.json").is_file() and not (src / "config.json").is_file():
+        raise UsageError(
+            f"{src} is not a sentence-embedding model folder: it has no modules.json or config.json. "
+            f"Import the folder that holds the model's files (config.json, model.safetensors, tokenizer.json, ...)."
+        )
+    problems = text_folder_problems(src)
+    if problems:
+        raise ModelUnavailableError(
+            text_incomplete_message(src, problems, "Copy the whole model folder and import it again.")
+        )
+    target = canonical_text_name(name) if name else _text_name_in_folder(src, settings)
+    if target == TEST_TINY:
+        raise UsageError(f"{TEST_TINY} is generated by Shoebox; import the folder under another name with --name.")
+    # Loaded and used once, on the CPU, exactly as at run time: tokenizer, network, pooling.
+    encoder = TextEncoder(settings.with_overrides(device="cpu"), name=target, folder=src)
+    encoder.encode_passages(["Shoebox checks that this model can embed a sentence."])
+    dest = text_cache_dir(settings, target)
+    if dest.resolve() == src:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=dest.parent))
+    try:
+        staged = staging / "model"
+        # copytree follows links, so a Hugging Face snapshot (links into its blob store) is copied whole.
+        shutil.copytree(src, staged, ignore=_unneeded_model_files)
+        transformer = text_transformer_dir(staged)
+        if not (transformer / "tokenizer.json").is_file():
+            # Converted from vocab.txt / sentencepiece by the check above; kept, so counting
+            # tokens never needs transformers (and torch) again.
+            counter, _ = encoder._tokenizers()
+            counter.save(str(transformer / "tokenizer.json"))
+        install_folder(staged, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dest
+
+
+def _text_name_in_folder(src: Path, settings: Settings) -> str:
+    found = text_folder_name(src, settings)
+    if found:
+        return found
+    config = load_json_quietly(text_transformer_dir(src) / "config.json")
+    origin = config.get("_name_or_path") if isinstance(config, dict) else None
+    # transformers writes the repository it started from, or the local folder it was saved from.
+    if isinstance(origin, str) and "/" in origin and is_text_model_name(origin) and not Path(origin).exists():
+        return canonical_text_name(origin)
+    if is_text_model_name(src.name):
+        return canonical_text_name(src.name)
+    raise UsageError(
+        f"Cannot tell which text model {src} holds; give it a name with --name (for example --name my-model)."
+    )
+
+
+def load_json_quietly(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or unreadable."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+_SKIPPED_DIRS = {".git", ".cache", "__pycache__", "onnx", "openvino"}
+_SKIPPED_SUFFIXES = (".h5", ".msgpack", ".ot", ".onnx", ".tflite", ".mlmodel", ".gguf")
+
+
+def _unneeded_model_files(directory: str, names: list[str]) -> set[str]:
+    # Other frameworks' copies of the weights are as large as the model and never read.
+    skipped = {n for n in names if n in _SKIPPED_DIRS or n.endswith(_SKIPPED_SUFFIXES)}
+    if "model.safetensors" in names or "model.safetensors.index.json" in names:
+        skipped.update(n for n in names if n.startswith("pytorch_model") and n.endswith((".bin", ".bin.index.json")))
+    return skipped
+
+
 def _vit_signature(state: dict) -> tuple | None:
     """Architecture numbers of an open_clip ViT state dict, or None when it is not one."""
     try:
@@ -395,13 +566,15 @@ def _clip_tag_by_sha(model: str, sha: str) -> str | None:
 
 
 def list_models(settings: Settings) -> list[dict]:
-    """Every CLIP and Whisper model Shoebox can see, for ``shoebox models list``.
+    """Every CLIP, Whisper and text model Shoebox can see, for ``shoebox models list``.
 
-    Each row: ``kind`` ("clip"/"whisper"), ``name``, ``weights`` (tag, ``seed0``,
-    ``openai`` for published Whisper files, or ``file:<sha256[:12]>``), ``present``,
-    ``path`` and ``size`` in bytes (None when absent), ``source`` (which resolution step
-    finds it) and ``selected`` (the one the settings pick).  Lists the selected models,
-    everything in the caches, and every published Whisper size.  Imports open_clip.
+    Each row: ``kind`` ("clip"/"whisper"/"text"), ``name``, ``weights`` (tag, ``seed0``,
+    ``openai`` for published Whisper files, ``file:<sha256[:12]>``, or for text models
+    ``sha256:<16 hex>`` of the weights file; empty when unknown), ``present``, ``path`` (a
+    folder for text models) and ``size`` in bytes (None when absent), ``source`` (which
+    resolution step finds it) and ``selected`` (the one the settings pick).  Lists the
+    selected models, everything in the caches (the Hugging Face cache: the well-known text
+    models), and every published Whisper size.  Imports open_clip.
     """
     import open_clip
 
@@ -414,19 +587,23 @@ def list_models(settings: Settings) -> list[dict]:
 
     # Rows are added in resolution order, so the first candidate of a kind that matches
     # the settings is the one a model would load; later matches are not "selected".
-    def add(kind: str, name: str, weights: str, path: Path | None, source: str | None, selected: bool) -> None:
+    def add(kind: str, name: str, weights: str, path: Path | None, source: str | None, selected: bool,
+            present: bool | None = None) -> None:
         if (kind, name, weights) in seen:
             return
         seen.add((kind, name, weights))
         selected = selected and kind not in selected_kinds
         if selected:
             selected_kinds.add(kind)
-        present = path is not None and path.is_file()
+        if present is None:
+            present = path is not None and path.is_file()
+        size = None
+        if present:
+            size = path.stat().st_size if path.is_file() else _folder_size(path)
         rows.append({
             "kind": kind, "name": name, "weights": weights, "present": present,
             "path": str(path) if path is not None else None,
-            "size": path.stat().st_size if present else None,
-            "source": source, "selected": selected,
+            "size": size, "source": source, "selected": selected,
         })
 
     def add_explicit(kind: str, name: str) -> bool:
@@ -468,5 +645,69 @@ def list_models(settings: Settings) -> list[dict]:
             found.source if found else None, not explicit and name == whisper_name)
     if not explicit:
         add("whisper", whisper_name, whisper_weights_tag(whisper_name, None, settings), None, None, True)
+
+    _list_text_models(settings, add)
     rows.sort(key=lambda r: (r["kind"], not r["selected"], not r["present"], r["name"], r["weights"]))
     return rows
+
+
+def _text_weights_tag(name: str, folder: Path, settings: Settings) -> str:
+    if name == TEST_TINY:
+        return "seed0"
+    weights = text_weights_file(folder)
+    return f"sha256:{file_sha256(weights, settings)[:16]}" if weights is not None else ""
+
+
+def _list_text_models(settings: Settings, add: Callable[..., None]) -> None:
+    """Add the text rows to :func:`list_models`, in resolution order (see its ``add``)."""
+    raw = settings.text_model
+    try:
+        explicit = text_setting_folder(raw)
+    except ModelUnavailableError:
+        # A configured folder that is not there: shown as missing rather than stopping the listing.
+        add("text", f"folder:{Path(raw).name}", "", Path(raw).expanduser(), "explicit", True, present=False)
+        return
+    if explicit is not None:
+        present = not text_folder_problems(explicit)
+        name = text_folder_name(explicit, settings) or f"folder:{explicit.name}"
+        weights = _text_weights_tag("", explicit, settings) if present else ""
+        add("text", name, weights, explicit, "explicit", True, present=present)
+        configured = None
+    else:
+        try:
+            configured = canonical_text_name(raw)
+        except UsageError:
+            configured = raw
+    found: set[str] = set()  # names with a row already; the configured one is listed as missing only otherwise
+    root = settings.models_dir / "text"
+    for folder in sorted(root.iterdir()) if root.is_dir() else ():
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        name = text_name_from_cache_dir(folder.name)
+        present = not text_folder_problems(folder)
+        add("text", name, _text_weights_tag(name, folder, settings) if present else "", folder, "shoebox-cache",
+            name == configured, present=present)
+        found.add(name)
+    for name in dict.fromkeys([*KNOWN_TEXT_MODELS, *([configured] if configured else [])]):
+        if name == TEST_TINY:
+            continue
+        snapshot = hf_text_snapshot(name)
+        if snapshot is not None:
+            add("text", name, _text_weights_tag(name, snapshot, settings), snapshot, "hf-cache", name == configured,
+                present=True)
+            found.add(name)
+    if configured is not None and configured not in found:
+        add("text", configured, "seed0" if configured == TEST_TINY else "", None, None, True, present=False)
+
+
+def _folder_size(folder: Path) -> int:
+    # Sizes of the files a model folder holds; a Hugging Face snapshot links to its blobs,
+    # which stat() follows.
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file():
+                total += path.stat().st_size
+        except OSError:
+            continue
+    return total

@@ -1,10 +1,11 @@
-"""Where model weights come from: the explicit file, the caches, a download, an import.
+"""Where model weights come from: the explicit file or folder, the caches, a download, an import.
 
-Resolution order, the same for CLIP and Whisper:
+Resolution order, the same for CLIP, Whisper and the text model:
 
-1. an explicit file (``SHOEBOX_CLIP_WEIGHTS`` / ``SHOEBOX_WHISPER_WEIGHTS``);
+1. an explicit file (``SHOEBOX_CLIP_WEIGHTS`` / ``SHOEBOX_WHISPER_WEIGHTS``), or for the
+   text model ``SHOEBOX_TEXT_MODEL`` set to a folder rather than a model name;
 2. Shoebox's own cache under ``settings.models_dir``, then the caches other tools fill
-   (open_clip's Hugging Face hub cache, whisper's ``~/.cache/whisper``);
+   (open_clip's and sentence-transformers' Hugging Face hub cache, whisper's ``~/.cache/whisper``);
 3. a download, only when ``settings.allow_download`` is on.
 
 Shoebox's cache looks like this::
@@ -12,7 +13,16 @@ Shoebox's cache looks like this::
     models/clip/<model>/<tag>/open_clip_model.safetensors   downloaded, or imported as a known tag
     models/clip/<model>/file-<sha256[:12]>/<checkpoint>     imported, provenance unknown
     models/whisper/<name>.pt                                 downloaded, imported, or test-tiny
+    models/text/<org>--<name>/                               a sentence-transformers folder: modules.json,
+                                                             config.json, model.safetensors, tokenizer.json,
+                                                             1_Pooling/config.json, ... (downloaded or imported)
+    models/text/test-tiny/                                   the generated test-tiny text model
     models/hashes.json                                       sha256 of weight files, by path+size+mtime
+
+A text model's name is a Hugging Face repository id (``intfloat/multilingual-e5-small``;
+short names of well-known models are accepted, see :data:`TEXT_ALIASES`), ``test-tiny``,
+or the name it was imported under; ``/`` becomes ``--`` in the cache folder's name, as in
+the Hugging Face cache.
 
 Nothing here unpickles arbitrary objects: every ``torch.load`` passes ``weights_only=True``
 and safetensors files are read with safetensors.
@@ -35,11 +45,12 @@ from .tiny import (
     TEST_TINY,
     tiny_seed,
     write_tiny_clip_weights,
+    write_tiny_text_model,
     write_tiny_whisper_weights,
 )
 
-KINDS = ("clip", "whisper")
-WEIGHTS_ENV = {"clip": "SHOEBOX_CLIP_WEIGHTS", "whisper": "SHOEBOX_WHISPER_WEIGHTS"}
+KINDS = ("clip", "whisper", "text")
+WEIGHTS_ENV = {"clip": "SHOEBOX_CLIP_WEIGHTS", "whisper": "SHOEBOX_WHISPER_WEIGHTS", "text": "SHOEBOX_TEXT_MODEL"}
 
 # The checkpoint file names open_clip's Hugging Face repositories use, best first.
 _CLIP_FILE_NAMES = (
@@ -62,7 +73,7 @@ WHISPER_NAMES = (
 
 @dataclass(frozen=True)
 class WeightsLocation:
-    """A weights file that is on this computer, and which resolution step found it."""
+    """A weights file (a model folder, for the text model) on this computer, and which resolution step found it."""
 
     path: Path
     source: str  # explicit | shoebox-cache | hf-cache | open_clip-cache | whisper-cache | generated | download
@@ -399,3 +410,284 @@ def locate_whisper_weights(settings: Settings, name: str) -> WeightsLocation:
 
         return WeightsLocation(download_model(settings, "whisper", name, force_allowed=True), "download")
     raise ModelUnavailableError(whisper_missing_message(name))
+
+
+# ---------------------------------------------------------------------------- text models
+
+# Short names of well-known sentence-embedding models, so SHOEBOX_TEXT_MODEL=all-MiniLM-L6-v2
+# works as sentence-transformers itself allows.  The values are the models Shoebox knows by
+# name: `shoebox models list` looks for them in the Hugging Face cache.
+TEXT_ALIASES = {
+    "multilingual-e5-small": "intfloat/multilingual-e5-small",
+    "multilingual-e5-base": "intfloat/multilingual-e5-base",
+    "multilingual-e5-large": "intfloat/multilingual-e5-large",
+    "e5-small-v2": "intfloat/e5-small-v2",
+    "e5-base-v2": "intfloat/e5-base-v2",
+    "all-MiniLM-L6-v2": "sentence-transformers/all-MiniLM-L6-v2",
+    "all-MiniLM-L12-v2": "sentence-transformers/all-MiniLM-L12-v2",
+    "all-mpnet-base-v2": "sentence-transformers/all-mpnet-base-v2",
+    "paraphrase-multilingual-MiniLM-L12-v2": "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2",
+    "bge-small-en-v1.5": "BAAI/bge-small-en-v1.5",
+    "bge-base-en-v1.5": "BAAI/bge-base-en-v1.5",
+}
+KNOWN_TEXT_MODELS = tuple(sorted(set(TEXT_ALIASES.values()), key=str.lower))
+
+# A Hugging Face repository id ("org/name") or a bare name; never "..", so a name cannot
+# reach outside models/text when it becomes a folder name.
+_TEXT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+
+# What a download fetches: configuration, tokenizer, safetensors weights, and the
+# sentence-transformers module folders.  Not the ONNX / OpenVINO copies or pickle weights.
+TEXT_DOWNLOAD_PATTERNS = [
+    "*.json",
+    "tokenizer*",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "model.safetensors",
+    "model-*.safetensors",
+    "README.md",
+    "1_Pooling/*",
+    "*Dense*/*.json",
+    "*Dense*/model.safetensors",
+]
+
+# Weights of a transformers model folder, best first.  The pickle formats are read only
+# with weights_only=True (see the text model's loader).
+TEXT_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                     "pytorch_model.bin.index.json")
+TEXT_TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "vocab.txt", "vocab.json")
+
+
+def canonical_text_name(raw: str) -> str:
+    """The canonical name of a text model: aliases resolved (``all-MiniLM-L6-v2`` ->
+    ``sentence-transformers/all-MiniLM-L6-v2``), known names in their published spelling.
+
+    Raises :class:`UsageError` for a name that is neither a repository id nor a plain name.
+    """
+    name = raw.strip()
+    if name == TEST_TINY:
+        return name
+    lookup = {alias.lower(): full for alias, full in TEXT_ALIASES.items()}
+    lookup.update({full.lower(): full for full in KNOWN_TEXT_MODELS})
+    name = lookup.get(name.lower(), name)
+    if not _TEXT_NAME.match(name) or ".." in name:
+        raise UsageError(
+            f"{raw!r} is not a text model name or folder. Set SHOEBOX_TEXT_MODEL to a Hugging Face name "
+            f"(for example intfloat/multilingual-e5-small or all-MiniLM-L6-v2), test-tiny, "
+            f"or the path of a model folder."
+        )
+    return name
+
+
+def is_text_model_name(name: str) -> bool:
+    """Whether ``name`` can name a text model (and so a folder in models/text)."""
+    return bool(_TEXT_NAME.match(name)) and ".." not in name
+
+
+def text_setting_folder(raw: str) -> Path | None:
+    """The folder SHOEBOX_TEXT_MODEL names, or None when it names a model instead.
+
+    A value is a folder path when it is absolute or starts with ``~`` or ``.``, or when it
+    holds a path separator and something exists there (``intfloat/multilingual-e5-small``
+    is a name unless there is such a folder here).  Raises :class:`ModelUnavailableError`
+    when the path leads nowhere or to a file.
+    """
+    text = raw.strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    separators = [sep for sep in (os.sep, os.altsep) if sep]
+    if text.startswith(("~", ".")) or path.is_absolute():
+        pass
+    elif any(sep in text for sep in separators):
+        if not path.exists() and is_text_model_name(text):
+            return None
+    else:
+        return None
+    if not path.exists():
+        raise ModelUnavailableError(
+            f"SHOEBOX_TEXT_MODEL is set to the folder {path}, but there is nothing there. Fix the path, "
+            f"or set SHOEBOX_TEXT_MODEL to a model name (for example intfloat/multilingual-e5-small)."
+        )
+    if not path.is_dir():
+        raise ModelUnavailableError(
+            f"SHOEBOX_TEXT_MODEL is set to {path}, which is a file. A text model is a folder (config.json, "
+            f"model.safetensors, tokenizer.json, ...): set SHOEBOX_TEXT_MODEL to the folder that holds them."
+        )
+    return path.resolve()
+
+
+def text_cache_dir(settings: Settings, name: str) -> Path:
+    """Folder of Shoebox's cache that holds text model ``name`` ("/" becomes "--", as in the Hugging Face cache)."""
+    return settings.models_dir / "text" / name.replace("/", "--")
+
+
+def text_name_from_cache_dir(dirname: str) -> str:
+    """The model name a folder of models/text holds (the inverse of :func:`text_cache_dir`)."""
+    return dirname.replace("--", "/", 1)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def text_modules(folder: Path) -> list[dict] | None:
+    """The entries of a sentence-transformers folder's modules.json; None for a plain transformers folder."""
+    if not (folder / "modules.json").is_file():
+        return None
+    modules = _read_json(folder / "modules.json")
+    if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
+        raise ModelUnavailableError(
+            f"The text model folder {folder} has a damaged modules.json. Copy the model folder again, "
+            f"or run `shoebox models download text`."
+        )
+    return sorted(modules, key=lambda m: int(m.get("idx", 0)))
+
+
+def module_kind(entry: dict) -> str:
+    """``Transformer``, ``Pooling``, ``Dense``, ``Normalize`` ... : the class name of a modules.json entry."""
+    return str(entry.get("type", "")).rsplit(".", 1)[-1]
+
+
+def text_transformer_dir(folder: Path) -> Path:
+    """The folder holding config.json, the weights and the tokenizer (older models keep them in 0_Transformer/)."""
+    for entry in text_modules(folder) or []:
+        if module_kind(entry) == "Transformer":
+            return folder / str(entry.get("path") or "")
+    return folder
+
+
+def text_weights_file(folder: Path) -> Path | None:
+    """The main weights file of a text model folder (safetensors first), or None."""
+    transformer = text_transformer_dir(folder)
+    return next((transformer / n for n in TEXT_WEIGHT_FILES if (transformer / n).is_file()), None)
+
+
+def text_folder_problems(folder: Path) -> list[str]:
+    """What a text model folder lacks, as phrases for a message; empty when it looks complete.
+
+    Reads only the folder's JSON files (no torch): configuration, weights, tokenizer, and
+    the pooling and Dense modules modules.json lists.
+    """
+    if not folder.is_dir():
+        return ["the folder itself"]
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+        return ["modules.json and config.json (it is not a sentence-transformers or transformers model folder)"]
+    problems = []
+    transformer = text_transformer_dir(folder)
+    shown = "" if transformer == folder else f"{transformer.name}/"
+    if not (transformer / "config.json").is_file():
+        problems.append(f"the model configuration ({shown}config.json)")
+    if text_weights_file(folder) is None:
+        problems.append(f"the weights ({shown}model.safetensors)")
+    if not any((transformer / n).is_file() for n in TEXT_TOKENIZER_FILES):
+        problems.append(f"the tokenizer ({shown}tokenizer.json)")
+    for entry in text_modules(folder) or []:
+        sub = str(entry.get("path") or "")
+        if module_kind(entry) in ("Pooling", "Dense") and not (folder / sub / "config.json").is_file():
+            problems.append(f"the {module_kind(entry).lower()} settings ({sub}/config.json)")
+        if module_kind(entry) == "Dense" and not any(
+            (folder / sub / n).is_file() for n in ("model.safetensors", "pytorch_model.bin")
+        ):
+            problems.append(f"the dense layer's weights ({sub}/model.safetensors)")
+    return problems
+
+
+def text_incomplete_message(folder: Path, problems: list[str], fix: str) -> str:
+    """What to tell a person whose text model folder lacks pieces."""
+    return f"The text model folder {folder} is incomplete: it lacks {', '.join(problems)}. {fix}"
+
+
+def text_folder_name(folder: Path, settings: Settings | None = None) -> str | None:
+    """The published name of the model in ``folder``, where the folder tells it reliably; else None.
+
+    A Hugging Face cache snapshot says it in its path, a folder of Shoebox's cache in its
+    name, and a copy of a well-known model in the first heading of its README.
+    """
+    folder = Path(folder)
+    if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
+        return folder.parent.parent.name[len("models--"):].replace("--", "/")
+    if settings is not None and folder.parent == (settings.models_dir / "text").resolve():
+        return text_name_from_cache_dir(folder.name)
+    try:
+        with open(folder / "README.md", encoding="utf-8") as f:
+            heading = next((line[2:].strip() for line in f if line.startswith("# ")), "")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lookup = {alias.lower(): full for alias, full in TEXT_ALIASES.items()}
+    lookup.update({full.lower(): full for full in KNOWN_TEXT_MODELS})
+    return lookup.get(heading.lower())
+
+
+def hf_text_snapshot(name: str) -> Path | None:
+    """A complete snapshot of text model ``name`` in the Hugging Face hub cache, or None.
+
+    The cache is where sentence-transformers and transformers download to; HF_HOME and
+    HF_HUB_CACHE are read now, not when huggingface_hub was imported.  The snapshot the
+    ``main`` ref points at is preferred, then the newest complete one.
+    """
+    repo = _hf_hub_cache_dir() / f"models--{name.replace('/', '--')}"
+    snapshots = repo / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates = sorted(
+        (p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    try:
+        main = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        main = ""
+    candidates.sort(key=lambda p: p.name != main)  # stable: main first, then newest first
+    for candidate in candidates:
+        try:
+            if not text_folder_problems(candidate):
+                return candidate
+        except ModelUnavailableError:
+            continue  # a damaged snapshot; another may be whole
+    return None
+
+
+def text_missing_message(name: str) -> str:
+    """What to tell a person whose text model is nowhere on this computer."""
+    return (
+        f"The text model {name} is not on this computer. Run `shoebox models download text`, "
+        f"or `shoebox models import FOLDER --kind text` with a copy of its folder, "
+        f"or set SHOEBOX_TEXT_MODEL=/path/to/the/model/folder."
+    )
+
+
+def locate_text_model(settings: Settings, name: str) -> WeightsLocation:
+    """Find the folder of text model ``name``: Shoebox's cache, test-tiny, the Hugging Face cache, a download.
+
+    The explicit-folder step is the caller's.  Generates test-tiny when it is missing (or
+    damaged); downloads only when ``settings.allow_download`` is on.  Raises
+    :class:`ModelUnavailableError` saying what to run when the model is missing, or naming
+    the cache folder and what it lacks when it is incomplete.
+    """
+    cached = text_cache_dir(settings, name)
+    if cached.is_dir():
+        problems = text_folder_problems(cached)
+        if not problems:
+            return WeightsLocation(cached, "shoebox-cache")
+        if name != TEST_TINY:
+            raise ModelUnavailableError(text_incomplete_message(
+                cached, problems,
+                "Run `shoebox models download text` to fetch it again, "
+                "or `shoebox models import FOLDER --kind text` with an intact copy.",
+            ))
+    if name == TEST_TINY:
+        return WeightsLocation(write_tiny_text_model(cached, 0), "generated")
+    found = hf_text_snapshot(name)
+    if found is not None:
+        return WeightsLocation(found, "hf-cache")
+    if settings.allow_download:
+        from .management import download_model
+
+        return WeightsLocation(download_model(settings, "text", name, force_allowed=True), "download")
+    raise ModelUnavailableError(text_missing_message(name))

@@ -493,7 +493,7 @@ def test_list_models_shows_what_is_here_and_what_is_selected(tmp_path):
     assert whisper["present"] and whisper["selected"] and whisper["source"] == "shoebox-cache"
     base = by_key[("whisper", "base", "openai")]
     assert not base["present"] and not base["selected"] and base["path"] is None
-    assert [r["kind"] for r in rows if r["selected"]] == ["clip", "whisper"]
+    assert [r["kind"] for r in rows if r["selected"]] == ["clip", "text", "whisper"]  # one selected row per kind
 
     default = {(r["kind"], r["name"], r["weights"]): r for r in list_models(load_settings(home=tmp_path, env={}))}
     assert not default[("clip", "ViT-B-32", "laion2b_s34b_b79k")]["present"]
