@@ -15,21 +15,24 @@ two ways:
 
 Sentence score (extractive)::
 
-    coverage + RANK_WEIGHT / (1 + passage rank) + EMBED_WEIGHT * embedding score
+    coverage + RANK_WEIGHT / (1 + passage rank) + EMBED_WEIGHT * meaning
 
 ``coverage`` is the IDF-weighted share of the question's terms found in the
 sentence, the IDF counted over all retrieved sentences.  Terms are lower-cased
 English words without stop-words (a plural "s" removed), and for Korean (and
 Chinese / Japanese) character bigrams, because Korean words carry particles:
-"서울에서" in a question must match "서울로" in a sentence.  The embedding score
-is the CLIP text similarity of question and sentence, rescaled from
-``[EMBED_FLOOR, 1]`` to ``[0, 1]``; it is used only when ``encode_texts`` is given.
+"서울에서" in a question must match "서울로" in a sentence.  ``meaning`` is the
+calibrated relevance (0-1) of the sentence to the question by the text model
+(:class:`SentenceMeaning`: the question embedded as a query, the sentence as a
+passage); it is used only when the library has a text model.
 
 Relevance (what counts as "found") is decided by the module constants below:
 a sentence is relevant when its coverage reaches :data:`MIN_KEYWORD_COVERAGE`, or
-its own or its passage's similarity to the question reaches
-:data:`MIN_TEXT_SIMILARITY`; a photo is relevant when its similarity reaches
-:data:`MIN_IMAGE_SIMILARITY` or the question's terms match its tags or file name.
+its own meaning reaches :data:`MIN_SENTENCE_RELEVANCE`, or its passage's
+(from search) :data:`MIN_PASSAGE_RELEVANCE`; a photo is relevant when its
+calibrated relevance reaches :data:`MIN_PASSAGE_RELEVANCE` (its CLIP similarity
+:data:`MIN_IMAGE_SIMILARITY`, when it has no calibrated relevance) or the
+question's terms match its tags or file name.
 When nothing is relevant the answer says so (``found=False``) instead of guessing,
 and no model is asked.
 """
@@ -65,18 +68,17 @@ NOT_FOUND_MESSAGE = "I couldn't find anything about that in your library."
 # among them are found 92% of the time and questions on another article 5% (0.15: 97% / 16%;
 # 0.25: 81% / 4%); KorQuAD 98% / 1%.
 MIN_KEYWORD_COVERAGE = 0.2
-# CLIP text-to-text cosine similarity is high even for unrelated sentences (about 0.5-0.75 for
-# ViT-B-32); paraphrases of one another reach about 0.85 and more.  A passage or sentence this
-# similar to the question counts as relevant even when no word is shared.
-MIN_TEXT_SIMILARITY = 0.85
-# CLIP text-to-image cosine similarity: a photo that matches a description scores about 0.25-0.35,
-# an unrelated one 0.1-0.2.
+# Calibrated relevance (engine.calibration) at which a sentence, or a passage found by search,
+# answers the question by meaning even when no word is shared.
+MIN_SENTENCE_RELEVANCE = 0.9
+MIN_PASSAGE_RELEVANCE = 0.9
+# CLIP text-to-image cosine similarity, for a photo without a calibrated relevance: a photo that
+# matches a description scores about 0.25-0.35, an unrelated one 0.1-0.2.
 MIN_IMAGE_SIMILARITY = 0.25
 
 # --- Sentence scoring ---------------------------------------------------------------------------
 RANK_WEIGHT = 0.1  # bonus of the best-ranked passage's sentences (the n-th passage gets RANK_WEIGHT / n): a tie-breaker
-EMBED_WEIGHT = 0.5  # weight of the rescaled embedding similarity, when sentences are embedded
-EMBED_FLOOR = 0.6  # CLIP text similarity that counts as "no resemblance" (rescaled to 0)
+EMBED_WEIGHT = 1.0  # weight of a sentence's calibrated meaning (0-1), as much as its words (coverage, 0-1)
 MAX_EMBEDDED_SENTENCES = 256  # sentences embedded per question (best-ranked passages first)
 SECONDARY_MIN_RATIO = 0.6  # a second or third sentence must score at least this share of the best one
 DUPLICATE_OVERLAP = 0.8  # sentences sharing this share of the shorter one's terms are near duplicates
@@ -138,7 +140,8 @@ class Passage:
     ``kind`` is "document", "audio" or "image"; ``locator`` is the item's
     ``{"page", "char_start", "char_end"}``, ``{"start", "end"}`` (seconds) or ``{}``;
     ``text`` is None for photos; ``score`` is the fused rank score (higher is
-    better); ``similarity`` is the cosine similarity of the question to the item.
+    better); ``similarity`` is the cosine similarity of the question to the item
+    and ``relevance`` its calibrated relevance (None when no model judged it).
     """
 
     item_id: int
@@ -151,6 +154,31 @@ class Passage:
     score: float
     similarity: float | None
     keyword_rank: int | None = None
+    relevance: float | None = None
+
+
+class SentenceMeaning:
+    """The text model and its calibration: how close in meaning sentences are to a question.
+
+    ``model`` has ``encode_queries`` and ``encode_passages`` (unit rows);
+    ``calibration`` an :class:`engine.calibration.Calibration` (None: raw
+    similarities are used as they are, clipped to 0-1).
+    """
+
+    def __init__(self, model: Any, calibration: Any = None):
+        self.model = model
+        self.calibration = calibration
+
+    def relevance(self, question: str, sentences: list[str]) -> np.ndarray:
+        """Calibrated relevance (0-1) of each sentence to the question."""
+        q = np.asarray(self.model.encode_queries([question]), np.float32)
+        s = np.asarray(self.model.encode_passages(sentences), np.float32)
+        if q.ndim != 2 or s.ndim != 2 or s.shape[0] != len(sentences):
+            raise ValueError(f"the text model returned shapes {q.shape} and {s.shape} for {len(sentences)} sentences")
+        sims = s @ q[0]
+        if self.calibration is None:
+            return np.clip(sims, 0.0, 1.0)
+        return np.asarray(self.calibration.relevance(sims), np.float64)
 
 
 @dataclass
@@ -376,14 +404,14 @@ class _Sentence:
     text: str
     terms: set[str]
     coverage: float = 0.0
-    similarity: float | None = None
+    meaning: float | None = None  # calibrated relevance by the text model
     score: float = 0.0
 
     def relevant(self) -> bool:
         return (
             self.coverage >= MIN_KEYWORD_COVERAGE
-            or (self.similarity is not None and self.similarity >= MIN_TEXT_SIMILARITY)
-            or (self.passage.similarity is not None and self.passage.similarity >= MIN_TEXT_SIMILARITY)
+            or (self.meaning is not None and self.meaning >= MIN_SENTENCE_RELEVANCE)
+            or (self.passage.relevance is not None and self.passage.relevance >= MIN_PASSAGE_RELEVANCE)
         )
 
 
@@ -393,9 +421,11 @@ def _photo_terms(passage: Passage) -> set[str]:
 
 
 def _photo_relevant(passage: Passage, coverage: float) -> bool:
-    return coverage >= MIN_KEYWORD_COVERAGE or (
-        passage.similarity is not None and passage.similarity >= MIN_IMAGE_SIMILARITY
-    )
+    if coverage >= MIN_KEYWORD_COVERAGE:
+        return True
+    if passage.relevance is not None:
+        return passage.relevance >= MIN_PASSAGE_RELEVANCE
+    return passage.similarity is not None and passage.similarity >= MIN_IMAGE_SIMILARITY
 
 
 class _Scorer:
@@ -426,28 +456,23 @@ def _is_duplicate(terms: set[str], text: str, chosen: list[_Sentence]) -> bool:
     return False
 
 
-def _embed_scores(question: str, sentences: list[_Sentence], encode_texts: Callable[[list[str]], np.ndarray],
-                  warnings: list[str]) -> None:
-    """Set ``similarity`` of the best-ranked sentences from their CLIP text embeddings."""
+def _embed_scores(question: str, sentences: list[_Sentence], meaning: SentenceMeaning, warnings: list[str]) -> None:
+    """Set ``meaning`` of the best-ranked sentences from the text model."""
     chosen = sentences[:MAX_EMBEDDED_SENTENCES]
     try:
-        vectors = np.asarray(encode_texts([question] + [s.text for s in chosen]), dtype=np.float32)
+        relevance = meaning.relevance(question, [s.text for s in chosen])
     except ModelUnavailableError as exc:
         warnings.append(f"sentences scored by their words only: {exc}")
         return
-    if vectors.ndim != 2 or vectors.shape[0] != len(chosen) + 1:
-        raise ValueError(f"encode_texts returned shape {vectors.shape} for {len(chosen) + 1} texts")
-    sims = vectors[1:] @ vectors[0]
-    for s, sim in zip(chosen, sims):
-        s.similarity = float(sim)
+    for s, value in zip(chosen, relevance):
+        s.meaning = float(value)
 
 
 def _rank_passages(passages: list[Passage]) -> list[Passage]:
     return sorted(passages, key=lambda p: -p.score)  # stable: the caller's order breaks ties
 
 
-def _scored_sentences(question: str, q_terms: set[str], passages: list[Passage],
-                      encode_texts: Callable[[list[str]], np.ndarray] | None,
+def _scored_sentences(question: str, q_terms: set[str], passages: list[Passage], meaning: SentenceMeaning | None,
                       warnings: list[str]) -> tuple[list[_Sentence], list[tuple[Passage, float]]]:
     """Every sentence of the text passages, scored; and each photo with its tag / name coverage."""
     sentences: list[_Sentence] = []
@@ -459,14 +484,16 @@ def _scored_sentences(question: str, q_terms: set[str], passages: list[Passage],
             continue
         for index, text in enumerate(split_sentences(passage.text)):
             sentences.append(_Sentence(passage, rank, index, text, text_terms(text)))
-    scorer = _Scorer(q_terms, [s.terms for s in sentences] + [terms for _, terms in photos])
-    if encode_texts is not None and sentences:
-        _embed_scores(question, sentences, encode_texts, warnings)
+    # Term weights come from the text only: a photo named after a question word must not make
+    # that word look common, which would hide the very photo that matches it.
+    scorer = _Scorer(q_terms, [s.terms for s in sentences] or [terms for _, terms in photos])
+    if meaning is not None and sentences:
+        _embed_scores(question, sentences, meaning, warnings)
     for s in sentences:
         s.coverage = scorer.coverage(s.terms)
         s.score = s.coverage + RANK_WEIGHT / (1 + s.rank)
-        if s.similarity is not None:
-            s.score += EMBED_WEIGHT * min(1.0, max(0.0, (s.similarity - EMBED_FLOOR) / (1.0 - EMBED_FLOOR)))
+        if s.meaning is not None:
+            s.score += EMBED_WEIGHT * s.meaning
     sentences.sort(key=lambda s: (-s.score, s.rank, s.index))
     return sentences, [(p, scorer.coverage(terms)) for p, terms in photos]
 
@@ -743,7 +770,7 @@ def ask(
     llm: "LlmClient | None" = None,
     on_token: Callable[[str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    encode_texts: Callable[[list[str]], np.ndarray] | None = None,
+    meaning: SentenceMeaning | None = None,
     max_sentences: int = 3,
 ) -> Answer:
     """Answer ``question`` from the passages ``retrieve(question)`` returns.
@@ -761,9 +788,9 @@ def ask(
     ``on_token`` receives the answer text in pieces (per sentence when extractive,
     per streamed chunk from the model); the pieces join to ``Answer.answer``, except
     when the model fails part-way, in which case the fallback answer follows what
-    had streamed, and the returned ``answer`` is what to show.  ``encode_texts``
-    (CLIP's text encoder, unit rows) adds embedding similarity to the sentence
-    score.  ``should_cancel`` is checked after retrieval and between streamed
+    had streamed, and the returned ``answer`` is what to show.  ``meaning``
+    (the text model and its calibration) adds each sentence's relevance by
+    meaning to its score.  ``should_cancel`` is checked after retrieval and between streamed
     chunks; when it returns True, :class:`Cancelled` is raised.
 
     When nothing passes the relevance thresholds, ``found`` is False and the answer
@@ -781,7 +808,7 @@ def ask(
     _check_cancel(should_cancel)
 
     q_terms, words = question_terms(question)
-    sentences, photo_scores = _scored_sentences(question, q_terms, passages, encode_texts, warnings)
+    sentences, photo_scores = _scored_sentences(question, q_terms, passages, meaning, warnings)
     _check_cancel(should_cancel)
     photos = [p for p, coverage in photo_scores if _photo_relevant(p, coverage)]
     chosen = _pick(sentences, max_sentences)

@@ -8,7 +8,9 @@ The pipeline per run:
 3. **extract** new content on a small thread pool (decoding images, reading
    PDFs, decoding audio) while the main thread runs the models on the previous
    batch, so decoding overlaps with inference;
-4. **encode** batches with CLIP (and Whisper for recordings);
+4. **encode** batches: photos with CLIP; documents cut into passages of the
+   text model's size and embedded by it; recordings transcribed by Whisper,
+   their segments joined into passages and embedded by the text model;
 5. **store** each batch in one transaction, so a killed process loses at most
    the batch in flight and never leaves a half-indexed file.
 
@@ -29,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ExtractionError, ShoeboxError, UsageError
+from .errors import ExtractionError, ModelUnavailableError, ShoeboxError, UsageError
 from .extractors import kind_for_path
 from .store import FileRow, LibraryStore, NewItem
 
@@ -38,6 +40,15 @@ from .store import FileRow, LibraryStore, NewItem
 # that JPEG draft mode decodes a 12-megapixel photo at 1/8 scale.  Image
 # queries are prepared the same way, so a photo searched by itself matches.
 IMAGE_SIDE = 448
+# Passages for the text model: up to this many of its tokens, sentence-aware,
+# overlapping by about PASSAGE_OVERLAP tokens.  Long enough to hold a thought
+# and its context, short enough that a passage is about one thing.
+PASSAGE_TOKENS = 256
+PASSAGE_OVERLAP = 32
+# Transcript passages are shorter: a result plays from the passage's start, so
+# it should not start long before what was searched for.
+SPEECH_PASSAGE_TOKENS = 128
+SPEECH_PASSAGE_SECONDS = 40.0
 
 ProgressCallback = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
@@ -55,6 +66,8 @@ class IndexSummary:
     failed: list[dict[str, str]] = field(default_factory=list)
     cancelled: bool = False
     seconds: float = 0.0
+    reembedded: int = 0  # files whose passages were cut again and embedded for the text model
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,9 +124,9 @@ class Indexer:
     """Indexes files into a :class:`LibraryStore` with injected encoders.
 
     ``clip`` is a :class:`engine.models.ClipEncoder` (or anything with the same
-    methods); ``whisper`` a :class:`engine.models.WhisperTranscriber`.  Both are
-    loaded lazily by their first use, so a run that only removes or moves
-    files never loads a model.
+    methods), ``text`` a :class:`engine.models.TextEncoder`, ``whisper`` a
+    :class:`engine.models.WhisperTranscriber`.  Each is loaded by its first
+    use, so a run that only removes or moves files never loads a model.
     """
 
     def __init__(
@@ -122,6 +135,7 @@ class Indexer:
         clip: Any,
         whisper: Any = None,
         *,
+        text: Any = None,
         thumbnails_dir: Path | None = None,
         batch_size: int = 32,
         workers: int | None = None,
@@ -129,6 +143,7 @@ class Indexer:
         self.store = store
         self.clip = clip
         self.whisper = whisper
+        self.text = text
         self.thumbnails_dir = Path(thumbnails_dir) if thumbnails_dir else None
         self.batch_size = max(1, batch_size)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
@@ -154,8 +169,7 @@ class Indexer:
         progress = on_progress or (lambda done, total, message: None)
         cancelled = should_cancel or (lambda: False)
         summary = IndexSummary()
-        identity = self.clip.identity
-        self.store.ensure_model(identity.name, identity.weights, identity.dim)
+        self._check_models()
 
         progress(0, 0, "looking for files")
         candidates, folders = self._scan(paths, summary.failed)
@@ -306,7 +320,12 @@ class Indexer:
         by_kind = {k: [c for c in work if c.kind == k] for k in ("image", "document", "audio")}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="shoebox-extract") as pool:
             if by_kind["image"]:
+                self._ensure_model("clip")
                 self._process_images(pool, by_kind["image"], summary, step, cancelled)
+            if (by_kind["document"] or by_kind["audio"]) and not cancelled():
+                # Before any file is read: a missing text model stops the run with
+                # its own message rather than failing every document for it.
+                self._ensure_model("text")
             if by_kind["document"] and not cancelled():
                 self._process_texts(pool, by_kind["document"], self._prepare_document, summary, step, cancelled, lookahead=8)
             if by_kind["audio"] and not cancelled():
@@ -387,10 +406,36 @@ class Indexer:
         if not cancelled() or failures:
             flush()
 
-    def _prepare_document(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict]:
+    def _check_models(self) -> None:
+        """Refuse to start when a configured model is not the one that wrote a space's vectors.
+
+        Costs no weights: an identity is a name, a tag or a cached hash.  A text
+        model that is not on this computer is not checked here; it stops the run
+        only if passages must be embedded.
+        """
+        for space, encoder in (("clip", self.clip), ("text", self.text)):
+            recorded = self.store.model_identity(space)
+            if recorded is None or encoder is None:
+                continue
+            try:
+                identity = encoder.identity
+            except ModelUnavailableError:
+                continue
+            self.store.ensure_model(identity.name, identity.weights, identity.dim, space=space)
+
+    def _ensure_model(self, space: str) -> None:
+        """Record the model of ``space`` in the library (refusing another one) before encoding with it."""
+        encoder = self.clip if space == "clip" else self.text
+        if encoder is None:
+            raise ModelUnavailableError(f"no {'CLIP' if space == 'clip' else 'text'} model is configured")
+        identity = encoder.identity
+        self.store.ensure_model(identity.name, identity.weights, identity.dim, space=space)
+
+    def _passages_of_document(self, path: str) -> tuple[list[NewItem], Any]:
         from .extractors.documents import extract_document
 
-        doc = extract_document(cand.path)
+        doc = extract_document(path, token_len=self.text.count_tokens, max_tokens=self._passage_tokens(),
+                               overlap_tokens=PASSAGE_OVERLAP)
         items = [
             NewItem("text", text=c.text, page=c.page, char_start=c.char_start, char_end=c.char_end)
             for c in doc.chunks
@@ -398,43 +443,63 @@ class Indexer:
         ]
         if not items:
             raise ExtractionError("no text found in the document")
-        meta = dict(doc.meta)
-        return items, _timestamp(doc.media_time, cand.mtime), meta
+        return items, doc
 
-    def _prepare_audio(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict]:
+    def _passage_tokens(self) -> int:
+        return max(16, min(PASSAGE_TOKENS, int(self.text.max_tokens)))
+
+    def _passages_of_transcript(self, segments: Sequence[NewItem]) -> list[NewItem]:
+        from .extractors.chunking import group_segments
+
+        texts = [seg.text or "" for seg in segments]
+        windows = group_segments(
+            texts, [(seg.start_s or 0.0, seg.end_s or 0.0) for seg in segments], self.text.count_tokens,
+            max_tokens=min(SPEECH_PASSAGE_TOKENS, self._passage_tokens()), max_seconds=SPEECH_PASSAGE_SECONDS,
+        )
+        return [
+            NewItem("speech", text=" ".join(texts[i].strip() for i in range(first, last + 1)),
+                    start_s=segments[first].start_s, end_s=segments[last].end_s, language=segments[first].language)
+            for first, last in windows
+        ]
+
+    def _prepare_document(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict, list[NewItem]]:
+        items, doc = self._passages_of_document(cand.path)
+        return items, _timestamp(doc.media_time, cand.mtime), dict(doc.meta), []
+
+    def _prepare_audio(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict, list[NewItem]]:
         from .extractors.audio import decode_audio
 
         audio = decode_audio(cand.path)
         if self.whisper is None:
             raise ExtractionError("speech recognition is not available (no Whisper model configured)")
         transcript = self.whisper.transcribe(audio.samples)
-        items = [
+        segments = [
             NewItem("speech", text=seg.text.strip(), start_s=float(seg.start), end_s=float(seg.end), language=transcript.language)
             for seg in transcript.segments
             if seg.text.strip()
         ]
         meta = dict(audio.meta)
-        meta.update(duration=audio.duration, language=transcript.language, segments=len(items))
-        return items, _timestamp(audio.media_time, cand.mtime), meta
+        meta.update(duration=audio.duration, language=transcript.language, segments=len(segments))
+        return self._passages_of_transcript(segments), _timestamp(audio.media_time, cand.mtime), meta, segments
 
     def _process_texts(
         self, pool: ThreadPoolExecutor, cands: list[_Candidate], prepare: Callable[[_Candidate], Any],
         summary: IndexSummary, step: Callable[[_Candidate], None], cancelled: CancelCheck, lookahead: int,
     ) -> None:
-        """Documents and recordings: their items are text, encoded by CLIP's text tower."""
-        ready: list[tuple[_Candidate, list[NewItem], float, dict]] = []
+        """Documents and recordings: their items are passages, embedded by the text model."""
+        ready: list[tuple[_Candidate, list[NewItem], float, dict, list[NewItem]]] = []
         failures: list[tuple[_Candidate, str]] = []
 
         def flush() -> None:
-            texts = [item.text for _, items, _, _ in ready for item in items]
-            vectors = self.clip.encode_texts(texts) if texts else None
+            texts = [item.text for _, items, _, _, _ in ready for item in items]
+            vectors = self.text.encode_passages(texts) if texts else None
             offset = 0
             with self.store.transaction():
-                for cand, items, media_time, meta in ready:
+                for cand, items, media_time, meta, transcript in ready:
                     self.store.add_file(
                         cand.path, size=cand.size, mtime=cand.mtime, content_hash=cand.content_hash, kind=cand.kind,
                         media_time=media_time, meta=meta, items=items,
-                        vectors=vectors[offset:offset + len(items)] if items else None,
+                        vectors=vectors[offset:offset + len(items)] if items else None, transcript=transcript,
                     )
                     offset += len(items)
                     self._count(cand, summary)
@@ -448,8 +513,8 @@ class Indexer:
             if exc is not None:
                 failures.append((cand, _reason(exc)))
             else:
-                items, media_time, meta = prepared
-                ready.append((cand, items, media_time, meta))
+                items, media_time, meta, transcript = prepared
+                ready.append((cand, items, media_time, meta, transcript))
                 pending_items += len(items)
             step(cand)
             if pending_items >= self.batch_size or len(ready) + len(failures) >= self.batch_size:
@@ -457,6 +522,61 @@ class Indexer:
                 pending_items = 0
         if not cancelled() or failures:
             flush()
+
+    # -- the text space, filled again ---------------------------------------
+
+    def fill_text_space(
+        self, summary: IndexSummary, *, on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> None:
+        """Cut and embed again the passages of every file that has none in the text space.
+
+        For a library from an older Shoebox (passages cut for CLIP) or after
+        the text model changed.  Documents are read again from their files;
+        recordings are cut from the transcript kept in the library, so Whisper
+        does not run again.  A document that can no longer be read keeps its
+        old passages, found by their words, until the next indexing run sees
+        it.  Each batch of files is one transaction; cancelling keeps what is
+        done.  Counts the files in ``summary.reembedded``.
+        """
+        progress = on_progress or (lambda done, total, message: None)
+        cancelled = should_cancel or (lambda: False)
+        files = self.store.files_missing_vectors("text")
+        if not files:
+            return
+        self._ensure_model("text")
+        total = len(files)
+
+        def prepare(row: FileRow) -> list[NewItem]:
+            if row.kind == "audio":
+                return self._passages_of_transcript(self.store.transcript(row.id))
+            return self._passages_of_document(row.path)[0]
+
+        done = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="shoebox-reembed") as pool:
+            for start in range(0, total, self.batch_size):
+                if cancelled():
+                    return
+                batch = files[start:start + self.batch_size]
+                prepared: list[tuple[FileRow, list[NewItem]]] = []
+                for row, future in [(row, pool.submit(prepare, row)) for row in batch]:
+                    try:
+                        items = future.result()
+                    except Exception as exc:  # unreadable now: keeps its old passages, found by words
+                        summary.warnings.append(f"{row.path}: passages kept as they were ({_reason(exc)})")
+                        continue
+                    if items:
+                        prepared.append((row, items))
+                texts = [item.text for _, items in prepared for item in items]
+                vectors = self.text.encode_passages(texts) if texts else None
+                offset = 0
+                with self.store.transaction():
+                    for row, items in prepared:
+                        self.store.replace_items(row.id, items, vectors[offset:offset + len(items)])
+                        offset += len(items)
+                        summary.reembedded += 1
+                done += len(batch)
+                progress(done, total, "embedding passages for the text model")
 
     @staticmethod
     def _count(cand: _Candidate, summary: IndexSummary) -> None:

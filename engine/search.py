@@ -1,44 +1,89 @@
-"""Search: a text and/or image query plus filters becomes a ranked list of items.
+"""Search: a text and/or image query plus filters becomes a ranked list of files.
 
-Two rankings are computed and fused by reciprocal rank fusion (RRF):
+Evidence from three places is gathered for every candidate item, each a
+probability that the item is what was asked for, and combined as independent
+evidence (``1 - (1 - meaning)(1 - words)(1 - name)``: any one of them can
+carry a result, together they rank it higher):
 
-* **vectors** — the query embedded by CLIP against every item's embedding.
-  Without filters (or with one kind) this is sqlite-vec's exact KNN; with
-  filters the passing items are selected in SQL first and ranked exactly with
-  numpy, so a filtered query returns k results whenever k items pass.
-* **keywords** — FTS5 (trigram) over item text; every typed word is quoted,
-  so quotes, ``AND``, ``*``, brackets or SQL never raise a syntax error.
+* **meaning** — the query embedded by CLIP (reaching photos in the ``clip``
+  space) and by the text model (reaching passages in the ``text`` space),
+  searched in each space's HNSW graph or exactly; each cosine similarity is
+  turned into a calibrated relevance (:mod:`engine.calibration`);
+* **words** — the typed words found in the item's text or in its file's name
+  and folders, whole words and stems (or substrings in CJK), each weighted by
+  how rare it is (:mod:`engine.text`);
+* **names** — a query that spells a file's name (or one of its folders') puts
+  that file first.
 
-Keyword search works before any model is present: when the CLIP weights are
-missing, a text query falls back to keywords alone and says so in ``warnings``.
+Results pass when their meaning is relevant enough (``min_relevance``, the
+calibrated default 0.5) or a typed word or the name supports them: a query
+that nothing supports finds nothing.  Documents and recordings come back once
+per file, with their best passage first and the others in ``more``.
+
+Keyword search works before any model is present: a text query without models
+falls back to words alone and says so in ``warnings``.
 """
 
 from __future__ import annotations
 
-import re
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .calibration import DEFAULT_MIN_RELEVANCE, Calibration
 from .errors import ModelUnavailableError, UsageError
-from .store import Filters, LibraryStore
-from .text import STOP_WORDS, is_hangul, strip_particle
+from .store import KINDS, SPACES, Filters, LibraryStore, root_containing, space_of
+from .text import (
+    Term,
+    content_terms,
+    find_terms,
+    has_words,
+    merge_spans,
+    name_index,
+    name_matches,
+    parse_query,
+    typed_words,
+)
 
-RRF_K = 60  # the usual constant of reciprocal rank fusion
 MARK_OPEN, MARK_CLOSE = "«", "»"  # how matched words are marked in snippets
 SNIPPET_CHARS = 180
 
-_EDGE_PUNCTUATION = "\"'“”‘’«»()[]{}<>,.;:!?*^+-~|&=`"
+# How sure a result is when every typed word is found in it (rare words weigh more than common
+# ones, so finding part of them counts in proportion): above a vague neighbour in meaning.
+WORDS_CERTAINTY = 0.95
+# How sure a result is when the query spells its file's name, or one of its folders' names.
+NAME_FILE_CERTAINTY = 0.99
+NAME_FOLDER_CERTAINTY = 0.97
+# Meaning alone never ranks above this certainty: a calibration is steep where the classes it
+# was fitted on separate well, so that among items all close in meaning (a whole article on the
+# topic asked about) the typed words, not tiny differences in similarity, decide the order.
+MEANING_RANK_CAP = 0.95
+# When not one typed word occurs anywhere in the library, it is less likely to hold what is
+# asked for ("xylophonequartzplinth", topics it has nothing on): the log-odds of meaning are
+# lowered by this much, so meaning must be surer to carry a result alone.
+UNKNOWN_WORDS_PRIOR = -2.0
+# Kinds of files in each vector space.
+_SPACE_KINDS = {"clip": ("image",), "text": ("document", "audio")}
 
 
 @dataclass
 class SearchResult:
-    """One found item.  ``locator`` holds page / char_start+char_end / start+end seconds."""
+    """One found file (its best item).  ``locator`` holds page / char_start+char_end / start+end seconds.
+
+    ``score`` orders the results (0-1: meaning, words and name together);
+    ``relevance`` is the calibrated relevance of its meaning alone (None when
+    no model judged it); ``similarity`` the raw cosine similarity;
+    ``matched`` the typed words found in its text or name; ``name_match``
+    ``"file"`` or ``"folder"`` when the query spells its name; ``more`` the
+    file's other matching passages (each holding a typed word or close in
+    meaning), best first.
+    """
 
     path: str
     kind: str
@@ -51,9 +96,18 @@ class SearchResult:
     file_id: int
     similarity: float | None = None
     auto_tags: list[str] = field(default_factory=list)  # the part of ``tags`` CLIP gave
+    relevance: float | None = None
+    matched: list[str] = field(default_factory=list)
+    name_match: str | None = None
+    more: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def supported_by_words(self) -> bool:
+        """Whether a typed word or the file's name supports this result (it passes any relevance threshold)."""
+        return bool(self.matched or self.name_match)
 
 
 @dataclass
@@ -66,7 +120,8 @@ class SearchResponse:
     searched (``hnsw-graph``, ``hnsw-scan``, ``hnsw-exact``, ``sqlite-vec``,
     ``exact``, ``keywords`` or ``browse``); ``matched`` how many items passed
     the filters (None when unfiltered); ``encode_ms`` the part of ``took_ms``
-    spent embedding the query.
+    spent embedding the query; ``hidden`` how many candidates were left out
+    because neither their meaning nor a word supported them.
     """
 
     results: list[SearchResult]
@@ -77,80 +132,80 @@ class SearchResponse:
     plan: str = ""
     matched: int | None = None
     encode_ms: float = 0.0
+    hidden: int = 0
+    min_relevance: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "results": [r.to_json() for r in self.results], "took_ms": self.took_ms, "warnings": self.warnings,
             "query": self.query, "dates": self.dates, "plan": self.plan, "matched": self.matched,
-            "encode_ms": self.encode_ms,
+            "encode_ms": self.encode_ms, "hidden": self.hidden, "min_relevance": self.min_relevance,
         }
 
 
+# ---------------------------------------------------------------------------- words
+
+
 def query_terms(text: str) -> list[str]:
-    """Words of a typed query, for keyword matching: split on spaces, outer punctuation removed."""
-    terms = []
-    # Control characters (a NUL would end an FTS5 string early) are not words.
-    text = "".join(ch if ch.isprintable() or ch.isspace() else " " for ch in text)
-    for raw in text.split():
-        word = raw.strip(_EDGE_PUNCTUATION)
-        if word and word not in terms:
-            terms.append(word)
-    return terms
+    """Words of a typed query, split on spaces, outer punctuation removed (as typed, for display)."""
+    return typed_words(text)
 
 
 def keyword_terms(terms: list[str]) -> list[str]:
-    """The words worth matching in text: stop words left out (while others remain), Korean particles cut off.
+    """The typed words worth matching: stop words left out while others remain, Korean particles cut off.
 
     "When did the Normans reach Italy?" matches on Normans, reach, Italy;
-    "임종석이" matches "임종석" (the particle 이 is not part of the name).
+    "임종석이" matches "임종석".
     """
+    parsed = content_terms(parse_query(" ".join(terms)))
     out: list[str] = []
-    for term in terms:
-        if len(term) >= 3 and is_hangul(term[-1]):
-            stem = strip_particle(term)
-            term = stem if len(stem) >= 2 else term
-        if term.lower() in STOP_WORDS:
-            continue
-        if term not in out:
-            out.append(term)
-    return out or terms
+    for term in parsed:
+        word = term.keys[0] if term.kind == "substring" else term.typed
+        if word not in out:
+            out.append(word)
+    return out
 
 
-def mark_terms(text: str, terms: list[str]) -> str:
-    """``text`` with every occurrence of the terms (case-insensitive) wrapped in « »."""
-    if not terms:
+def _as_terms(terms: list[str] | list[Term]) -> list[Term]:
+    if terms and isinstance(terms[0], Term):
+        return list(terms)  # type: ignore[arg-type]
+    return content_terms(parse_query(" ".join(terms)))  # type: ignore[arg-type]
+
+
+def _marked(text: str, spans: list[tuple[int, int]]) -> str:
+    out = []
+    last = 0
+    for start, end in merge_spans(spans):
+        out.append(text[last:start])
+        out.append(f"{MARK_OPEN}{text[start:end]}{MARK_CLOSE}")
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def mark_terms(text: str, terms: list[str] | list[Term]) -> str:
+    """``text`` with every word that matches the terms wrapped in « » (the same rules as keyword search).
+
+    "red" marks "red" and "reds", not "redder" or "Ingredients"; Korean
+    "사진" marks it inside "가족사진을".
+    """
+    parsed = _as_terms(terms)
+    if not parsed or not text:
         return text
-    # A Latin-script word is marked where a word starts ("red" in "red" and
-    # "reds", not in "Ingredients"); other scripts, Korean with its particles
-    # first of all, wherever they occur.
-    alternatives = [
-        (r"(?<![A-Za-z0-9])" if t[:1].isascii() and t[:1].isalnum() else "") + re.escape(t)
-        for t in sorted(terms, key=len, reverse=True)
-    ]
-    pattern = re.compile("|".join(alternatives), re.IGNORECASE)
-    return pattern.sub(lambda m: f"{MARK_OPEN}{m.group(0)}{MARK_CLOSE}", text)
+    spans = [span for found in find_terms(text, parsed).values() for span in found]
+    return _marked(text, spans)
 
 
-def make_snippet(text: str | None, terms: list[str], width: int = SNIPPET_CHARS) -> str | None:
-    """A window of ``text`` around the first matched term, with the terms marked."""
+def make_snippet(text: str | None, terms: list[str] | list[Term], width: int = SNIPPET_CHARS) -> str | None:
+    """A window of ``text`` (whitespace collapsed) around the first matched term, with the matched words marked."""
     if not text:
         return None
-    text = " ".join(text.split())
-    start = 0
-    lowered = text.lower()
-    hits = [lowered.find(t.lower()) for t in terms]
-    hits = [h for h in hits if h >= 0]
-    if hits and min(hits) > width // 3:
-        start = min(hits) - width // 3
-        space = text.rfind(" ", 0, start + 1)
-        start = space + 1 if space > start - 20 else start
-    piece = text[start:start + width]
-    if start + width < len(text):
-        cut = piece.rfind(" ")
-        piece = (piece[:cut] if cut > width // 2 else piece) + "…"
-    if start > 0:
-        piece = "…" + piece
-    return mark_terms(piece, terms)
+    parsed = _as_terms(terms)
+    spans = [span for found in find_terms(text, parsed).values() for span in found] if parsed else []
+    return _snippet_with_spans(text, spans, width)
+
+
+# ---------------------------------------------------------------------------- helpers
 
 
 def _iso(ts: float | None) -> str | None:
@@ -197,12 +252,6 @@ def _tighter(filters: Filters, after: float | None, before: float | None) -> Fil
     return replace(filters, after=new_after, before=new_before)
 
 
-def _only_kinds(filters: Filters) -> bool:
-    """Whether the filters restrict nothing but the kind (sqlite-vec filters that itself)."""
-    return (not filters.tags and not filters.folder and filters.after is None and filters.before is None
-            and len(filters.kinds) <= 1)
-
-
 def _member(sorted_ids: np.ndarray, item_ids: list[int]) -> np.ndarray:
     """Which of ``item_ids`` are in ``sorted_ids`` (sorted int64)."""
     if not item_ids or sorted_ids.size == 0:
@@ -212,39 +261,60 @@ def _member(sorted_ids: np.ndarray, item_ids: list[int]) -> np.ndarray:
     return sorted_ids[pos] == probe
 
 
+def _space_wanted(space: str, filters: Filters) -> bool:
+    return not filters.kinds or any(kind in filters.kinds for kind in _SPACE_KINDS[space])
+
+
+# ---------------------------------------------------------------------------- search
+
+
 def search(
     store: LibraryStore,
     clip: Any,
     text: str | None = None,
     *,
+    text_model: Any = None,
+    calibrations: dict[str, Calibration] | None = None,
     image: str | Path | None = None,
     like: str | Path | int | None = None,
     filters: Filters | None = None,
     k: int = 20,
     min_score: float | None = None,
+    min_relevance: float | None = None,
     understand_dates: bool = True,
     live: Any = None,
     now: datetime | None = None,
+    per_file: bool = True,
 ) -> SearchResponse:
-    """Find the ``k`` best items for a text and/or image query within ``filters``.
+    """Find the ``k`` best files (or items) for a text and/or image query within ``filters``.
 
     Args:
-        clip: a :class:`engine.models.ClipEncoder`, or None (keyword search only).
+        clip: a :class:`engine.models.ClipEncoder` (photos), or None.
+        text_model: a :class:`engine.models.TextEncoder` (passages), or None.
+        calibrations: each space's :class:`~engine.calibration.Calibration`;
+            a space without one is ranked by raw similarity and not thresholded.
         image: an image file to search by (inside the library or not).
         like: "more like this": an indexed file's path (or an item id); its
             stored vector is the query and the file itself is left out.
         min_score: drop results whose cosine similarity to the query is below
             this (results that matched typed words are kept).
+        min_relevance: drop results whose calibrated relevance is below this
+            (results a typed word or their name supports are kept); None means
+            the default (:data:`engine.calibration.DEFAULT_MIN_RELEVANCE`), 0 keeps everything.
         understand_dates: take phrases like "last summer" or "작년" out of the
             text and make them a time filter (reported in ``dates``).
-        live: a ready :class:`engine.index.live.LiveIndex` to plan over (HNSW
-            with the catalog's filters); without it, exact search.
+        live: ``{space: LiveIndex}`` (or one LiveIndex for the clip space) to
+            plan over (HNSW with the catalog's filters); without, exact search.
+        per_file: one result per file, its other passages in ``more``
+            (``False``: every item on its own, as question answering wants).
 
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
     """
-    run = partial(_search, store, clip, text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                  live=live, now=now)
+    run = partial(_search, store, clip, text, text_model=text_model, calibrations=calibrations or {}, image=image,
+                  like=like, filters=filters, k=k, min_score=min_score,
+                  min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
+                  live=live if isinstance(live, dict) else {"clip": live}, now=now, per_file=per_file)
     if not (understand_dates and text and text.strip()):
         return run(understand_dates=False)
     response = run(understand_dates=True)
@@ -260,9 +330,82 @@ def search(
     return response
 
 
-def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Path | None,
-            like: str | Path | int | None, filters: Filters | None, k: int, min_score: float | None,
-            understand_dates: bool, live: Any, now: datetime | None) -> SearchResponse:
+@dataclass
+class _Candidate:
+    item_id: int
+    space: str
+    similarity: float | None = None
+    keyword: bool = False  # found by the keyword index (so a word may match)
+    named: bool = False  # found by the name index
+
+
+class _Query:
+    """What one search needs while it runs (to keep :func:`_search` readable)."""
+
+    def __init__(self, store: LibraryStore, live: dict[str, Any], filters: Filters):
+        self.store = store
+        self.live = {s: (index if index is not None and index.usable else None) for s, index in live.items()}
+        self.filters = filters
+        self.allowed: dict[str, np.ndarray | None] = {}
+        for space in SPACES:
+            index = self.live.get(space)
+            if index is not None:
+                self.allowed[space] = index.allowed(filters)
+            elif filters.empty:
+                self.allowed[space] = None
+            else:
+                self.allowed[space] = store.allowed_item_ids(filters, space)
+
+    def filtered(self) -> bool:
+        return not self.filters.empty
+
+    def vector_hits(self, space: str, query: np.ndarray, fetch: int) -> tuple[list[tuple[int, float]], str]:
+        index = self.live.get(space)
+        allowed = self.allowed[space]
+        if index is not None:
+            hits, how = index.search(query, fetch, allowed)
+            return hits, "exact" if how == "matrix" else f"hnsw-{how}"
+        if allowed is None:
+            return [(i, 1.0 - d) for i, d in self.store.vector_knn(query, fetch, space=space)], "sqlite-vec"
+        if not len(allowed):
+            return [], "exact"
+        present = allowed
+        try:
+            vectors = self.store.vectors(allowed, space=space)
+        except KeyError:  # some passing items wait for their vectors
+            with_vectors = self.store.item_catalog(allowed, space=space)[0]
+            present = with_vectors
+            vectors = self.store.vectors(with_vectors, space=space) if with_vectors.size else np.empty((0, 1))
+        return (_exact_top(query, present, vectors, fetch) if len(present) else []), "exact"
+
+    def vectors(self, space: str, item_ids: list[int]) -> dict[int, np.ndarray]:
+        """Stored vectors of those items that have one in ``space``."""
+        if not item_ids or self.store.space_dim(space) is None:
+            return {}
+        index = self.live.get(space)
+        if index is not None:
+            try:
+                return dict(zip(item_ids, index.vectors(item_ids)))
+            except KeyError:
+                pass  # some have no vector yet: ask the store which do
+        present = [int(i) for i in self.store.item_catalog(item_ids, space=space)[0]]
+        return dict(zip(present, self.store.vectors(present, space=space))) if present else {}
+
+    def passes_many(self, item_ids: list[int]) -> np.ndarray:
+        """Which of the items pass the filters (in whichever space each is)."""
+        if not self.filtered():
+            return np.ones(len(item_ids), bool)
+        mask = np.zeros(len(item_ids), bool)
+        for allowed in self.allowed.values():
+            if allowed is not None:
+                mask |= _member(allowed, item_ids)
+        return mask
+
+
+def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any,
+            calibrations: dict[str, Calibration], image: str | Path | None, like: str | Path | int | None,
+            filters: Filters | None, k: int, min_score: float | None, min_relevance: float,
+            understand_dates: bool, live: dict[str, Any], now: datetime | None, per_file: bool) -> SearchResponse:
     started = time.perf_counter()
     filters = filters or Filters()
     raw = (text or "").strip()
@@ -279,135 +422,341 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, image: str | Pa
         filters = _tighter(filters, _timestamp(after), _timestamp(before))
     if not semantic and image is None and like is None and not phrases and filters.empty:
         raise UsageError("type something to search for, or give an image")
-    terms = query_terms(semantic)
-    pool = max(3 * k, 50)
-    if live is not None and not live.usable:
-        live = None
+    terms = content_terms(parse_query(semantic))
+    pool = max(4 * k, 60)
+    q = _Query(store, live, filters)
 
-    allowed: np.ndarray | None = None
-    if live is not None:
-        allowed = live.allowed(filters)
-    elif not _only_kinds(filters):
-        allowed = store.allowed_item_ids(filters)
-
+    # -- the query's vectors, per space
     excluded: set[int] = set()
-    queries: list[np.ndarray] = []
+    by_example = image is not None or like is not None
+    queries: dict[str, list[np.ndarray]] = {space: [] for space in SPACES}
     if like is not None:
         item_ids = store.item_ids_of(like)
         if not item_ids:
             raise UsageError(f"{like} is not in the library; search with --image to use an outside picture")
         excluded = set(item_ids)
-        queries.append(store.vectors(item_ids[:1])[0])
-    if clip is not None and store.dim is not None:
-        try:
-            if semantic:
-                queries.append(clip.encode_texts([semantic])[0])
-            if image is not None:
-                queries.append(embed_image_query(clip, image))
-        except ModelUnavailableError as exc:
-            if image is not None:
-                raise
-            warnings.append(f"searching by keywords only: {exc}")
-    elif image is not None:
-        raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
-    elif semantic:
-        warnings.append("searching by keywords only: no CLIP model is set up for this library")
+        details = store.item_details(item_ids[:1])
+        space = space_of(details[item_ids[0]]["modality"]) if item_ids[0] in details else "clip"
+        example = q.vectors(space, item_ids[:1]).get(item_ids[0])
+        if example is None:
+            raise UsageError(f"{like} has no vector yet; index the library again to give it one")
+        queries[space].append(example)
+    if image is not None:
+        if clip is None or store.dim is None:
+            raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
+        queries["clip"].append(embed_image_query(clip, image))
+    if semantic and has_words(semantic):  # "***" or "(((" has no meaning to search for
+        encoders = {"clip": clip if store.dim is not None else None,
+                    "text": text_model if store.space_dim("text") is not None else None}
+        if by_example:
+            encoders["text"] = None  # an example picks its own space; the words then rank within it
+        missing: list[str] = []
+        for space, encoder in encoders.items():
+            if encoder is None or not _space_wanted(space, filters):
+                continue
+            try:
+                vector = (encoder.encode_texts([semantic]) if space == "clip" else encoder.encode_queries([semantic]))[0]
+                queries[space].append(np.asarray(vector, np.float32))
+            except ModelUnavailableError as exc:
+                missing.append(str(exc))
+        if missing:
+            warnings.append("searching by keywords only: " + " ".join(missing)
+                            if not any(queries.values()) else "some results are found by words only: " + missing[0])
+        elif not any(queries.values()) and not by_example:
+            warnings.append("searching by keywords only: no model is set up for this library yet")
     encoded = time.perf_counter()
 
-    if not semantic and image is None and like is None:
-        plan = "browse"
+    if not semantic and not by_example:
         order_scored = [(item_id, 0.0) for item_id in store.latest_items(filters, k)]
-        response = _respond(store, order_scored, {}, terms, queries, set(), min_score, started, warnings)
-        response.plan, response.dates, response.query, response.matched = plan, [p.to_json() for p in phrases], "", store.count_passing(filters)
+        response = _respond(store, [_Ranked(i, 0.0) for i, _ in order_scored], terms, started, warnings, k=k,
+                            per_file=False)
+        response.plan, response.query = "browse", ""
+        response.dates = [p.to_json() for p in phrases]
+        response.matched = store.count_passing(filters)
         response.encode_ms = round((encoded - started) * 1000, 2)
         return response
 
-    plan = "keywords"
-    rankings: list[list[tuple[int, float]]] = []
-    similarity: dict[int, float] = {}
+    # -- candidates: nearest in each space, keyword hits, name hits
+    plans: dict[str, str] = {}
+    candidates: dict[int, _Candidate] = {}
     fetch = pool + len(excluded)
-    for q in queries:
-        if live is not None:
-            hits, how = live.search(q, fetch, allowed)
-            plan = f"hnsw-{how}"
-        elif allowed is None:
-            hits = [(item_id, 1.0 - dist) for item_id, dist in store.vector_knn(q, fetch, filters.kinds)]
-            plan = "sqlite-vec"
-        elif len(allowed):
-            hits = _exact_top(q, allowed, store.vectors(allowed), fetch)
-            plan = "exact"
-        else:
-            hits = []
-            plan = "exact"
-        hits = [h for h in hits if h[0] not in excluded][:pool]
-        rankings.append(hits)
-        for item_id, sim in hits:
-            similarity[item_id] = max(similarity.get(item_id, -1.0), sim)
-
-    keyword_ids: set[int] = set()
+    for space in SPACES:
+        for vector in queries[space]:
+            hits, plans[space] = q.vector_hits(space, vector, fetch)
+            for item_id, sim in hits[: fetch]:
+                if item_id in excluded:
+                    continue
+                cand = candidates.setdefault(item_id, _Candidate(item_id, space))
+                cand.similarity = sim if cand.similarity is None else max(cand.similarity, sim)
+    known_words = False  # does any typed word occur anywhere in the library?
+    named_files: set[int] = set()
     if terms:
-        unrestricted = allowed is None and not filters.kinds
-        keyword_hits = store.keyword_search(keyword_terms(terms), limit=pool if unrestricted else 2000)
-        if allowed is not None:
-            passing = _member(allowed, [h[0] for h in keyword_hits])
-            keyword_hits = [h for h, ok in zip(keyword_hits, passing) if ok]
-        elif filters.kinds:
-            details = store.item_details([h[0] for h in keyword_hits])
-            keyword_hits = [h for h in keyword_hits if details.get(h[0], {}).get("kind") in filters.kinds]
-        keyword_hits = [h for h in keyword_hits if h[0] not in excluded][:pool]
-        keyword_ids = {h[0] for h in keyword_hits}
-        rankings.append(keyword_hits)
+        limit = pool if not q.filtered() else 2000
+        keyword_hits = store.keyword_search(terms, limit=limit)
+        passing = q.passes_many([item_id for item_id, _ in keyword_hits])
+        kept = 0
+        for (item_id, _), ok in zip(keyword_hits, passing):
+            if kept >= pool:
+                break
+            if item_id in excluded or not ok:
+                continue
+            candidates.setdefault(item_id, _Candidate(item_id, "")).keyword = True
+            kept += 1
+        named = store.name_search(terms, limit=pool)
+        named_files = {f for f, _ in named}
+        known_words = bool(keyword_hits or named)
+        if named:
+            firsts = store.first_items([f for f, _ in named])
+            named_items = [firsts[f] for f, _ in named if f in firsts]
+            for item_id, ok in zip(named_items, q.passes_many(named_items)):
+                if item_id in excluded or not ok:
+                    continue
+                candidates.setdefault(item_id, _Candidate(item_id, "")).named = True
+        if by_example:
+            # Words narrow an example search; they do not add files of other kinds.
+            candidates = {i: c for i, c in candidates.items() if c.similarity is not None}
 
-    fused: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, (item_id, _) in enumerate(ranking):
-            fused[item_id] = fused.get(item_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    order = sorted(fused, key=lambda i: (-fused[i], -similarity.get(i, -1.0), i))
-    response = _respond(store, [(i, fused[i]) for i in order], similarity, terms, queries, keyword_ids,
-                        min_score, started, warnings, k=k, vectors=live.vectors if live is not None else None)
-    response.plan = plan
+    details = store.item_details(list(candidates))
+    candidates = {i: c for i, c in candidates.items() if i in details}  # deleted meanwhile: gone
+    for cand in candidates.values():
+        cand.space = space_of(details[cand.item_id]["modality"])
+
+    # Similarities of candidates found only by words, so every one is judged on meaning too.
+    for space in SPACES:
+        if not queries[space]:
+            continue
+        need = [c.item_id for c in candidates.values() if c.space == space and c.similarity is None]
+        found = q.vectors(space, need)
+        for item_id, vector in found.items():
+            candidates[item_id].similarity = float(max(vector @ qv for qv in queries[space]))
+
+    calibrations = {space: c.for_query(semantic) for space, c in calibrations.items()}
+    prior = UNKNOWN_WORDS_PRIOR if terms and not known_words else 0.0
+    ranked = _rank(store, candidates, details, terms, semantic, queries, calibrations, by_example, prior, named_files)
+    response = _respond(store, ranked, terms, started, warnings, k=k, per_file=per_file, details=details,
+                        min_score=min_score, min_relevance=min_relevance)
+    response.plan = plans.get("clip") or plans.get("text") or "keywords"
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
-    response.matched = None if allowed is None else int(allowed.shape[0])
+    passing = [a for a in q.allowed.values() if a is not None]
+    response.matched = int(sum(a.shape[0] for a in passing)) if q.filtered() else None
     response.encode_ms = round((encoded - started) * 1000, 2)
+    response.min_relevance = min_relevance
     return response
+
+
+@dataclass
+class _Ranked:
+    item_id: int
+    score: float  # 0..1
+    relevance: float | None = None
+    similarity: float | None = None
+    matched: list[str] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    name_match: str | None = None
+
+
+def _term_weights(store: LibraryStore, terms: list[Term]) -> list[float]:
+    """Inverse document frequency of each term: rare words weigh more than common ones."""
+    total = max(1, store.count_items())
+    cap = max(1000, total // 10)
+    counts = store.term_counts(terms, cap)
+    return [math.log(1.0 + total / (1.0 + c)) for c in counts]
+
+
+def _rank(store: LibraryStore, candidates: dict[int, _Candidate], details: dict[int, dict], terms: list[Term],
+          semantic: str, queries: dict[str, list[np.ndarray]], calibrations: dict[str, Calibration],
+          by_example: bool, prior: float = 0.0, named_files: set[int] | frozenset[int] = frozenset()) -> list[_Ranked]:
+    """Score every candidate from its meaning, its words and its name; best first.
+
+    ``prior`` is added to the log-odds of meaning (see :data:`UNKNOWN_WORDS_PRIOR`).
+    ``named_files`` are the files whose names the name index found for the terms: only their
+    names are read word by word (a name the index did not find holds none of the terms).
+    An image query ("more like this", a dropped picture) ranks by similarity alone:
+    no calibration says how alike two photos must be, so it is not thresholded.
+    """
+    weights = _term_weights(store, terms) if terms and candidates else []
+    total_weight = sum(weights) or 1.0
+    roots = store.roots() if named_files else []
+    names: dict[str, tuple[set[int], str | None]] = {}  # path -> (terms its names hold, name match)
+    out: list[_Ranked] = []
+    for cand in candidates.values():
+        d = details[cand.item_id]
+        path = d["path"]
+        # -- words: in the text, and in the file's name and folders
+        text = d["text"]
+        # Only what the word index found holds the words (a vector neighbour that also holds them,
+        # beyond the best keyword matches, is marked when shown but does not rank by them).
+        found = find_terms(text, terms) if terms and text and cand.keyword else {}
+        matched_terms = set(found)
+        name = None
+        if terms and d["file_id"] in named_files:
+            if path not in names:
+                root = root_containing(path, roots)
+                words, plain = name_index(path, root)
+                in_name = set(find_terms(words, terms)) if words else set()
+                in_name |= {n for n, t in enumerate(terms) if t.kind == "substring" and t.keys[0] in plain}
+                names[path] = (in_name, name_matches(path, root, semantic))
+            in_name, name = names[path]
+            matched_terms |= in_name
+        coverage = sum(weights[n] for n in matched_terms) / total_weight if matched_terms else 0.0
+        # -- meaning
+        calibration = calibrations.get(cand.space)
+        relevance = None
+        if by_example:
+            score = (cand.similarity if cand.similarity is not None else -1.0) + 0.1 * coverage
+        else:
+            meaning = 0.0
+            if cand.similarity is not None and queries.get(cand.space) and calibration is not None:
+                relevance = meaning = calibration.relevance_of(cand.similarity, prior)
+            elif cand.similarity is not None and queries.get(cand.space):
+                meaning = max(0.0, cand.similarity)  # uncalibrated: ranked by similarity, never thresholded
+            named = NAME_FILE_CERTAINTY if name == "file" else NAME_FOLDER_CERTAINTY if name == "folder" else 0.0
+            meaning = min(meaning, MEANING_RANK_CAP)
+            score = 1.0 - (1.0 - meaning) * (1.0 - WORDS_CERTAINTY * coverage ** 2) * (1.0 - named)
+        spans = [span for n in found for span in found[n]]
+        out.append(_Ranked(
+            cand.item_id, score, relevance, cand.similarity,
+            matched=[terms[n].typed for n in sorted(matched_terms)], spans=spans, name_match=name,
+        ))
+    out.sort(key=lambda r: (-r.score, -(r.similarity if r.similarity is not None else -2.0), r.item_id))
+    return out
 
 
 def result_for_items(store: LibraryStore, item_ids: list[int], terms: list[str] | None = None) -> list[SearchResult]:
     """Results for given items (to show a cited passage the way search shows it), in that order."""
-    return _respond(store, [(i, 0.0) for i in item_ids], {}, terms or [], [], set(), None, time.perf_counter(),
-                    []).results
+    parsed = content_terms(parse_query(" ".join(terms or [])))
+    details = store.item_details(item_ids)
+    ranked = []
+    for item_id in item_ids:
+        text = details.get(item_id, {}).get("text")
+        found = find_terms(text, parsed) if text and parsed else {}
+        ranked.append(_Ranked(item_id, 0.0, spans=[s for spans in found.values() for s in spans]))
+    return _respond(store, ranked, parsed, time.perf_counter(), [], k=None, per_file=False, details=details).results
 
 
-def _respond(store: LibraryStore, scored: list[tuple[int, float]], similarity: dict[int, float], terms: list[str],
-             queries: list[np.ndarray], keyword_ids: set[int], min_score: float | None, started: float,
-             warnings: list[str], k: int | None = None, vectors: Any = None) -> SearchResponse:
-    """Turn ranked item ids into results: similarity for every one, the threshold, details, tags."""
-    if queries:
-        candidates = [i for i, _ in (scored if k is None else scored[: 2 * k + len(keyword_ids)])]
-        missing = [i for i in candidates if i not in similarity]
-        if missing:
-            found = (vectors or store.vectors)(missing)
-            sims = np.max(np.stack([found @ q for q in queries]), axis=0)
-            similarity = {**similarity, **{i: float(s) for i, s in zip(missing, sims)}}
-    if min_score is not None and queries:
-        scored = [(i, s) for i, s in scored if i in keyword_ids or similarity.get(i, -1.0) >= min_score]
+def _passes(r: _Ranked, min_score: float | None, min_relevance: float) -> bool:
+    supported = bool(r.matched or r.name_match)
+    if min_score is not None and not supported and (r.similarity is None or r.similarity < min_score):
+        return False
+    if min_relevance > 0 and not supported and r.relevance is not None and r.relevance < min_relevance:
+        return False
+    if min_relevance > 0 and not supported and r.relevance is None and r.similarity is None:
+        return False  # found by nothing but a stop word or a filter
+    return True
+
+
+def _respond(store: LibraryStore, ranked: list[_Ranked], terms: list[Term], started: float, warnings: list[str],
+             *, k: int | None, per_file: bool, details: dict[int, dict] | None = None,
+             min_score: float | None = None, min_relevance: float = 0.0) -> SearchResponse:
+    """Turn ranked items into results: the threshold, one result per file, details, snippets, tags."""
+    shown = [r for r in ranked if _passes(r, min_score, min_relevance)]
+    hidden = len(ranked) - len(shown)
+    groups: list[list[_Ranked]] = []
+    if per_file:
+        by_file: dict[int, list[_Ranked]] = {}
+        if details is None:
+            details = store.item_details([r.item_id for r in shown])
+        # A file's other passages must hold a typed word themselves or be close in meaning:
+        # its name matching the query says nothing about which of its passages to open.
+        own_bar = max(min_relevance, DEFAULT_MIN_RELEVANCE)
+        for r in shown:
+            d = details.get(r.item_id)
+            if d is None:
+                continue
+            group = by_file.get(d["file_id"])
+            if group is None:
+                group = by_file[d["file_id"]] = []
+                groups.append(group)
+            elif not (r.spans or (r.relevance is not None and r.relevance >= own_bar)):
+                continue
+            group.append(r)
+    else:
+        groups = [[r] for r in shown]
     if k is not None:
-        scored = scored[:k]
-    ids = [i for i, _ in scored]
-    marked = keyword_terms(terms) if terms else []  # "a red circle" marks red and circle, not every "a"
-    details = store.item_details(ids)
-    file_ids = [d["file_id"] for d in details.values()]
+        groups = groups[:k]
+    ids = [r.item_id for group in groups for r in group]
+    missing = [i for i in ids if details is None or i not in details]
+    if details is None or missing:
+        details = {**(details or {}), **store.item_details(missing if details is not None else ids)}
+    groups = [[r for r in group if r.item_id in details] for group in groups]
+    groups = [group for group in groups if group]
+    file_ids = list({details[group[0].item_id]["file_id"] for group in groups})
     tags = store.tags_of_files(file_ids)
     auto = store.tags_of_files(file_ids, source="auto")
+
+    def snippet_of(r: _Ranked) -> str | None:
+        text = details[r.item_id]["text"]
+        if not text:
+            return None
+        if not r.spans and terms:
+            found = find_terms(text, terms)
+            r.spans = [span for spans in found.values() for span in spans]
+        return _snippet_with_spans(text, r.spans)
+
     results = []
-    for item_id, score in scored:
-        d = details[item_id]
+    for group in groups:
+        best = group[0]
+        d = details[best.item_id]
         results.append(SearchResult(
-            path=d["path"], kind=d["kind"], score=round(score, 6), locator=d["locator"],
-            snippet=make_snippet(d["text"], marked), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
-            item_id=item_id, file_id=d["file_id"],
-            similarity=round(similarity[item_id], 6) if item_id in similarity else None,
+            path=d["path"], kind=d["kind"], score=round(best.score, 6), locator=d["locator"],
+            snippet=snippet_of(best), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
+            item_id=best.item_id, file_id=d["file_id"],
+            similarity=None if best.similarity is None else round(best.similarity, 6),
             auto_tags=auto.get(d["file_id"], []),
+            relevance=None if best.relevance is None else round(best.relevance, 6),
+            matched=best.matched, name_match=best.name_match,
+            more=[{
+                "item_id": r.item_id, "locator": details[r.item_id]["locator"], "snippet": snippet_of(r),
+                "score": round(r.score, 6),
+                "relevance": None if r.relevance is None else round(r.relevance, 6),
+                "similarity": None if r.similarity is None else round(r.similarity, 6),
+            } for r in group[1:]],
         ))
-    return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings)
+    return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings, hidden=hidden)
+
+
+def _snippet_with_spans(text: str, spans: list[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
+    """A window of ``text`` (whitespace collapsed) around its first marked span, the spans marked."""
+    # Collapse whitespace while keeping a map from old offsets to new ones.
+    pieces = []
+    new_of_old = [0] * (len(text) + 1)
+    out_len = 0
+    in_space = False
+    for i, ch in enumerate(text):
+        new_of_old[i] = out_len
+        if ch.isspace():
+            if not in_space and out_len:
+                pieces.append(" ")
+                out_len += 1
+            in_space = True
+        else:
+            pieces.append(ch)
+            out_len += 1
+            in_space = False
+    new_of_old[len(text)] = out_len
+    flat = "".join(pieces).rstrip()
+    mapped = sorted((new_of_old[s], new_of_old[e]) for s, e in spans if e > s)
+    start = 0
+    if mapped and mapped[0][0] > width // 3:
+        start = mapped[0][0] - width // 3
+        space = flat.rfind(" ", 0, start + 1)
+        start = space + 1 if space > start - 20 else start
+    end = min(len(flat), start + width)
+    if end < len(flat):
+        cut = flat.rfind(" ", start, end)
+        if cut > start + width // 2:
+            end = cut
+    inside = [(max(s, start) - start, min(e, end) - start) for s, e in mapped if s < end and e > start]
+    snippet = _marked(flat[start:end], inside)
+    if end < len(flat):
+        snippet += "…"
+    if start > 0:
+        snippet = "…" + snippet
+    return snippet
+
+
+__all__ = [
+    "KINDS", "MARK_CLOSE", "MARK_OPEN", "SearchResponse", "SearchResult", "embed_image_query", "keyword_terms",
+    "make_snippet", "mark_terms", "query_terms", "result_for_items", "search",
+]

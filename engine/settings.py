@@ -33,6 +33,12 @@ class Settings:
     clip_weights: str = _setting("", "SHOEBOX_CLIP_WEIGHTS", "Path of a local CLIP weights file (overrides the cache).")
     whisper_model: str = _setting("base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny.")
     whisper_weights: str = _setting("", "SHOEBOX_WHISPER_WEIGHTS", "Path of a local Whisper checkpoint (.pt).")
+    text_model: str = _setting(
+        "intfloat/multilingual-e5-small",
+        "SHOEBOX_TEXT_MODEL",
+        "Sentence-embedding model for passages: a Hugging Face name (intfloat/multilingual-e5-small, "
+        "all-MiniLM-L6-v2, ...), a local folder, or test-tiny.",
+    )
     allow_download: bool = _setting(False, "SHOEBOX_ALLOW_DOWNLOAD", "Allow fetching missing model weights from the network.")
     device: str = _setting("cpu", "SHOEBOX_DEVICE", "Torch device for the models: cpu, cuda or mps.")
     threads: int = _setting(0, "SHOEBOX_THREADS", "Torch threads for the models; 0 picks the number of cores.")
@@ -45,6 +51,10 @@ class Settings:
     )
     autotag_threshold: float = _setting(
         0.2, "SHOEBOX_AUTOTAG_THRESHOLD", "How sure CLIP must be (0-1) before a photo gets an auto-tag."
+    )
+    min_relevance: float = _setting(
+        0.25, "SHOEBOX_MIN_RELEVANCE",
+        "Calibrated relevance (0-1) a result needs when no typed word supports it; 0 shows every result.",
     )
 
     @property
@@ -126,6 +136,8 @@ def load_settings(home: str | os.PathLike | None = None, env: dict | None = None
         if raw is not None:
             values[f.name] = _convert(f.name, f.type, raw)
     settings = Settings(**values)
+    if not 0.0 <= settings.min_relevance < 1.0:
+        raise UsageError(f"SHOEBOX_MIN_RELEVANCE must be at least 0 and below 1, not {settings.min_relevance}")
     if not 0.0 < settings.autotag_threshold <= 1.0:
         raise UsageError(f"SHOEBOX_AUTOTAG_THRESHOLD must be between 0 and 1, not {settings.autotag_threshold}")
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):

@@ -1,14 +1,24 @@
 """The library store: one SQLite database (through apsw) holding everything.
 
-Files, items, tags, vectors (sqlite-vec ``vec0``) and item text (FTS5, trigram
-tokenizer) live in one database file in WAL mode.  It is the single source of
-truth: every derived structure (the HNSW graph, thumbnails) can be rebuilt
-from it.
+Files, items, tags, vectors (sqlite-vec ``vec0``) and item text (FTS5) live in
+one database file in WAL mode.  It is the single source of truth: every
+derived structure (the HNSW graphs, thumbnails) can be rebuilt from it.
+
+Vectors live in two *spaces*, one table each, because two models make them:
+``clip`` (``item_vectors``: photos, embedded by CLIP's image tower and reached
+by its text tower) and ``text`` (``text_vectors``: document passages and
+transcript passages, embedded by a sentence-embedding model).  Each space
+records the identity of the model that wrote it and refuses another.
+
+Text is indexed three ways, all in folded form (see :mod:`engine.text`):
+``item_words`` holds word keys (whole words and stems, for spaced scripts),
+``item_text`` the folded text with the trigram tokenizer (substrings, for CJK),
+and ``file_names`` the words of each file's name and folders.
 
 The schema is created by numbered migrations (``PRAGMA user_version``); a
-database written by a newer Shoebox is refused.  The vector table is created
-when the library first learns which embedding model it uses, because its
-dimension comes from the model.
+database written by a newer Shoebox is refused.  The vector tables are created
+when the library first learns which model fills them, because their dimension
+comes from the model.
 
 Writes happen in explicit ``BEGIN IMMEDIATE`` transactions so that a process
 killed at any moment leaves either all of a file's rows or none of them.
@@ -31,8 +41,22 @@ import numpy as np
 import sqlite_vec
 
 from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
+from .text import Term, fold, index_words, name_index, parse_query
 
 KINDS = ("image", "document", "audio")
+# The vector spaces: which table holds them, which meta key names their model,
+# and which items (by modality) belong to each.
+SPACES = ("clip", "text")
+_VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}
+_MODEL_KEY = {"clip": "model", "text": "text_model"}
+_MODALITIES = {"clip": ("image",), "text": ("text", "speech")}
+_MODEL_LABEL = {"clip": "CLIP", "text": "the text model"}
+
+
+def space_of(modality: str) -> str:
+    """The vector space of an item of ``modality`` (image -> clip; text, speech -> text)."""
+    return "clip" if modality == "image" else "text"
+
 # Keyword search leaves out a typed word found in more than this share of the
 # items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
 COMMON_TERM_SHARE = 0.01
@@ -127,6 +151,33 @@ MIGRATIONS: list[str] = [
         CHECK (source IN ('user', 'auto', 'rejected'));
     ALTER TABLE file_tags ADD COLUMN score REAL;
     ALTER TABLE files ADD COLUMN autotag_sig TEXT;
+    """,
+    # 3: two vector spaces; words, substrings and names indexed in folded form;
+    # transcripts kept, so passages can be re-cut without running Whisper again.
+    # The Python half (_migrate_3) fills the new indexes from the items.
+    """
+    CREATE TABLE transcript_segments (
+        file_id  INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        seq      INTEGER NOT NULL,
+        start_s  REAL NOT NULL,
+        end_s    REAL NOT NULL,
+        text     TEXT NOT NULL,
+        language TEXT,
+        PRIMARY KEY (file_id, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO transcript_segments (file_id, seq, start_s, end_s, text, language)
+        SELECT file_id, seq, coalesce(start_s, 0), coalesce(end_s, 0), coalesce(text, ''), language
+        FROM items WHERE modality = 'speech';
+    DROP TRIGGER items_text_insert;
+    DROP TRIGGER items_text_delete;
+    DROP TABLE item_text;
+    CREATE VIRTUAL TABLE item_text USING fts5 (text, tokenize = 'trigram');
+    CREATE VIRTUAL TABLE item_words USING fts5 (
+        words, content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 0'
+    );
+    CREATE VIRTUAL TABLE file_names USING fts5 (
+        words, plain, tokenize = 'unicode61 remove_diacritics 0'
+    );
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -226,12 +277,12 @@ class LibraryStore:
             # NORMAL is durable in WAL mode except for the last transactions on
             # power loss; it never corrupts the database.
             self._db.execute("PRAGMA synchronous = NORMAL")
+            self._dims: dict[str, int] = {}
             self._migrate(readonly)
         except apsw.Error as exc:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
-        self._dim: int | None = None
         self._tag_files: dict[tuple, np.ndarray] = {}
-        self._item_count: tuple[int, int] | None = None  # (items_version, count)
+        self._item_count: dict[str | None, tuple[int, int]] = {}  # space -> (items_version, count)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -259,7 +310,32 @@ class LibraryStore:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
                 self._db.execute(MIGRATIONS[number - 1])
+                follow_up = getattr(self, f"_migrate_{number}", None)
+                if follow_up is not None:
+                    follow_up()
                 self._db.execute(f"PRAGMA user_version = {number}")
+
+    def _migrate_3(self) -> None:
+        """Fill the folded word, substring and name indexes; clear CLIP vectors of passages.
+
+        Passages keep their text (keyword search finds them at once) and get
+        text-space vectors when the library is next indexed or re-embedded.
+        """
+        rows = self._db.execute("SELECT id, text FROM items WHERE text IS NOT NULL AND text != ''").fetchall()
+        for item_id, text in rows:
+            self._index_item_text(item_id, text)
+        for file_id, path in self._db.execute("SELECT id, path FROM files WHERE status = 'indexed'").fetchall():
+            self._index_file_name(file_id, path)
+        if self._table_exists("item_vectors"):
+            self._db.execute("DELETE FROM item_vectors WHERE item_id IN (SELECT id FROM items WHERE modality != 'image')")
+        # A saved HNSW graph holds the passages' CLIP vectors: mark every change
+        # before now as gone from the log, so a saved graph is rebuilt, never trusted.
+        version = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'").fetchall()
+        self._set_meta("items_log_pruned", str((version[0][0] if version else 0) + 1))
+        self._bump_generation()
+
+    def _table_exists(self, name: str) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -313,63 +389,108 @@ class LibraryStore:
             "ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
         )
 
-    def model_identity(self) -> dict | None:
-        """The embedding model this library was built with: ``{name, weights, dim}``, or None."""
-        raw = self.get_meta("model")
+    def model_identity(self, space: str = "clip") -> dict | None:
+        """The model that wrote the vectors of ``space``: ``{name, weights, dim}``, or None."""
+        raw = self.get_meta(_MODEL_KEY[space])
         return json.loads(raw) if raw else None
 
-    def ensure_model(self, name: str, weights: str, dim: int) -> None:
-        """Record the embedding model on first use; refuse a different one afterwards.
+    def ensure_model(self, name: str, weights: str, dim: int, space: str = "clip") -> None:
+        """Record the model of ``space`` on first use; refuse a different one afterwards.
 
-        Raises :class:`ModelMismatchError` naming the command that re-embeds the library.
+        A text model is the same when its weights and dimension are (its name
+        may be a folder's).  Raises :class:`ModelMismatchError` naming the
+        command that re-embeds the library.
         """
         wanted = {"name": name, "weights": weights, "dim": int(dim)}
         with self.transaction():
-            current = self.model_identity()
+            current = self.model_identity(space)
             if current is None:
-                self._set_meta("model", json.dumps(wanted, sort_keys=True))
+                self._set_meta(_MODEL_KEY[space], json.dumps(wanted, sort_keys=True))
                 self._exec(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS item_vectors USING vec0 ("
+                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_VECTOR_TABLE[space]} USING vec0 ("
                     f"item_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine, "
                     f"kind TEXT, media_time FLOAT)"
                 )
+                self._dims[space] = int(dim)
                 return
-        if current != wanted:
+        same = current == wanted if space == "clip" else (current["weights"], current["dim"]) == (weights, int(dim))
+        if same:
+            return
+        if space == "clip":
             raise ModelMismatchError(
                 f"this library was built with CLIP {current['name']} ({current['weights']}, {current['dim']} dimensions) "
                 f"but {name} ({weights}) is configured; set SHOEBOX_CLIP_MODEL={current['name']} "
                 f"SHOEBOX_CLIP_PRETRAINED={current['weights']} to use it as it is, or run "
                 f"`shoebox reembed` to re-encode the library with the new model"
             )
+        raise ModelMismatchError(
+            f"this library's passages were embedded with the text model {current['name']} ({current['weights']}, "
+            f"{current['dim']} dimensions) but {name} ({weights}) is configured; set SHOEBOX_TEXT_MODEL={current['name']} "
+            f"to use it as it is, or run `shoebox reembed --space text` to embed the passages with the new model"
+        )
+
+    def space_dim(self, space: str) -> int | None:
+        """Width of the vectors in ``space``, or None before its model is known."""
+        if space not in self._dims:
+            identity = self.model_identity(space)
+            if identity is None:
+                return None
+            self._dims[space] = identity["dim"]
+        return self._dims[space]
 
     @property
     def dim(self) -> int | None:
-        if self._dim is None:
-            identity = self.model_identity()
-            self._dim = identity["dim"] if identity else None
-        return self._dim
+        """Width of the CLIP vectors (photos), or None before the CLIP model is known."""
+        return self.space_dim("clip")
 
-    def reset_vectors(self) -> None:
-        """Forget every item and vector and the model identity (before re-embedding with another model)."""
+    @property
+    def has_vectors(self) -> bool:
+        """Whether any space has a model recorded (otherwise search is by keywords only)."""
+        return any(self.space_dim(space) is not None for space in SPACES)
+
+    def reset_vectors(self, space: str | None = None) -> None:
+        """Forget the vectors of ``space`` (both when None) and its model, before re-embedding.
+
+        Photos (the clip space) leave the library until the next indexing run
+        encodes them again (their files are marked as changed).  Passages keep
+        their text, so keyword search finds them until the text space is filled
+        again (:meth:`files_missing_vectors`).
+        """
+        spaces = SPACES if space is None else (space,)
         with self.transaction():
-            self._exec("DELETE FROM items")
-            self._exec("DROP TABLE IF EXISTS item_vectors")
-            self._exec("DELETE FROM meta WHERE key = 'model'")
-            # Every file must be encoded again: make the next scan see them as changed.
-            self._exec("UPDATE files SET size = -1, content_hash = NULL WHERE status = 'indexed'")
+            for name in spaces:
+                self._exec(f"DROP TABLE IF EXISTS {_VECTOR_TABLE[name]}")
+                self._exec("DELETE FROM meta WHERE key = ?", (_MODEL_KEY[name],))
+                self._dims.pop(name, None)
+            if "clip" in spaces:
+                # Photos are found only by their vectors: they leave until encoded again.
+                self._exec("DELETE FROM items WHERE modality = 'image'")
+                self._exec("UPDATE files SET size = -1, content_hash = NULL WHERE status = 'indexed' AND kind = 'image'")
             self._bump_generation()
-        self._dim = None
 
     # -- roots -------------------------------------------------------------
 
     def add_root(self, path: str) -> None:
-        self._exec("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, time.time()))
+        """Remember a folder the person added; the names of files inside it now count from it."""
+        with self.transaction():
+            self._exec("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, time.time()))
+            if self._db.changes():
+                lo, hi = _under(path)
+                for file_id, file_path in self._query(
+                    "SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?", (lo, hi)
+                ):
+                    self._index_file_name(file_id, file_path)
 
     def remove_root(self, path: str) -> None:
         self._exec("DELETE FROM roots WHERE path = ?", (path,))
 
     def roots(self) -> list[str]:
         return [r[0] for r in self._query("SELECT path FROM roots ORDER BY path")]
+
+    def root_of(self, path: str) -> str | None:
+        """The outermost added folder that holds ``path``, or None."""
+        # Read each time: another process (the CLI beside the app) may add folders.
+        return root_containing(path, self.roots())
 
     # -- files -------------------------------------------------------------
 
@@ -407,12 +528,17 @@ class LibraryStore:
         meta: dict | None = None,
         items: Sequence[NewItem] = (),
         vectors: np.ndarray | None = None,
+        transcript: Sequence[NewItem] = (),
     ) -> int:
         """Store an indexed file with its items and their vectors; replaces any row at ``path``.
 
         Call inside :meth:`transaction` so the file and its items land together.
-        ``vectors`` has one row per item, in order.
-        Tags already on ``path`` are kept.
+        ``vectors`` has one row per item, in order, in the items' space (a
+        file's items are all photos or all passages); None stores the items
+        without vectors (found by keywords until :meth:`replace_items` gives
+        them some).  ``transcript`` holds a recording's segments as Whisper
+        heard them (``start_s``, ``end_s``, ``text``, ``language``), kept so
+        its passages can be cut again.  Tags already on ``path`` are kept.
         """
         existing = self.get_file(path)
         tags = self._file_tag_ids(existing.id) if existing else []
@@ -425,8 +551,23 @@ class LibraryStore:
         )
         file_id = self._db.last_insert_rowid()
         self._restore_tags(file_id, tags)
+        self._index_file_name(file_id, path)
+        if transcript:
+            self._set_transcript(file_id, transcript)
         self._insert_items(file_id, kind, media_time, items, vectors)
         return file_id
+
+    def replace_items(self, file_id: int, items: Sequence[NewItem], vectors: np.ndarray | None) -> None:
+        """Give an indexed file new items (passages cut again for another model); its row and tags stay.
+
+        Call inside :meth:`transaction`.
+        """
+        row = self.get_file_by_id(file_id)
+        if row is None:
+            raise LibraryError(f"file #{file_id} is not in the library")
+        self._delete_items_of(file_id)
+        self._insert_items(file_id, row.kind, row.media_time, items, vectors)
+        self._bump_generation()
 
     def _insert_items(
         self, file_id: int, kind: str | None, media_time: float | None,
@@ -434,15 +575,22 @@ class LibraryStore:
     ) -> None:
         if not items:
             return
-        if vectors is None or len(vectors) != len(items):
-            raise ValueError("one vector per item is required")
-        if self.dim is None:
-            raise LibraryError("the library has no embedding model recorded yet")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[1] != self.dim:
-            raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the library {self.dim}")
+        spaces = {space_of(item.modality) for item in items}
+        if len(spaces) != 1:
+            raise ValueError("a file's items are all photos or all passages")
+        space = spaces.pop()
+        table = _VECTOR_TABLE[space]
+        if vectors is not None:
+            if len(vectors) != len(items):
+                raise ValueError("one vector per item is required")
+            dim = self.space_dim(space)
+            if dim is None:
+                raise LibraryError(f"the library has no model recorded yet for its {space} vectors")
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if vectors.shape[1] != dim:
+                raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the library's {space} space {dim}")
         with self._lock:
-            for seq, (item, vector) in enumerate(zip(items, vectors)):
+            for seq, item in enumerate(items):
                 self._db.execute(
                     "INSERT INTO items (file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -450,11 +598,51 @@ class LibraryStore:
                      item.start_s, item.end_s, item.language),
                 )
                 item_id = self._db.last_insert_rowid()
-                self._db.execute(
-                    "INSERT INTO item_vectors (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
-                    (item_id, vector.tobytes(), kind, float(media_time or 0.0)),
-                )
+                if item.text:
+                    self._index_item_text(item_id, item.text)
+                if vectors is not None:
+                    self._db.execute(
+                        f"INSERT INTO {table} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+                        (item_id, vectors[seq].tobytes(), kind, float(media_time or 0.0)),
+                    )
         self._bump_generation()
+
+    def _index_item_text(self, item_id: int, text: str) -> None:
+        self._db.execute("INSERT INTO item_text (rowid, text) VALUES (?, ?)", (item_id, fold(text)))
+        self._db.execute("INSERT INTO item_words (rowid, words) VALUES (?, ?)", (item_id, index_words(text)))
+
+    def _index_file_name(self, file_id: int, path: str) -> None:
+        words, plain = name_index(path, self.root_of(path))
+        self._db.execute("DELETE FROM file_names WHERE rowid = ?", (file_id,))
+        self._db.execute("INSERT INTO file_names (rowid, words, plain) VALUES (?, ?, ?)", (file_id, words, plain))
+
+    def _set_transcript(self, file_id: int, segments: Sequence[NewItem]) -> None:
+        self._db.execute("DELETE FROM transcript_segments WHERE file_id = ?", (file_id,))
+        for seq, seg in enumerate(segments):
+            self._db.execute(
+                "INSERT INTO transcript_segments (file_id, seq, start_s, end_s, text, language) VALUES (?, ?, ?, ?, ?, ?)",
+                (file_id, seq, float(seg.start_s or 0.0), float(seg.end_s or 0.0), seg.text or "", seg.language),
+            )
+
+    def transcript(self, file_id: int) -> list[NewItem]:
+        """A recording's segments as Whisper heard them, in order (speech items with start and end)."""
+        rows = self._query(
+            "SELECT start_s, end_s, text, language FROM transcript_segments WHERE file_id = ? ORDER BY seq", (file_id,)
+        )
+        return [NewItem("speech", text=r[2], start_s=r[0], end_s=r[1], language=r[3]) for r in rows]
+
+    def files_missing_vectors(self, space: str = "text", limit: int | None = None) -> list[FileRow]:
+        """Indexed files with items in ``space`` that have no vector there (after a migration or a model change)."""
+        modalities = _MODALITIES[space]
+        marks = ",".join("?" * len(modalities))
+        table = _VECTOR_TABLE[space]
+        missing = (f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)"
+                   if self._table_exists(table) else "1")
+        sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
+               f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}) ORDER BY id")
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_file_row(r) for r in self._query(sql, modalities)]
 
     def record_failure(
         self, path: str, *, size: int, mtime: float, kind: str | None, reason: str, content_hash: str | None = None
@@ -475,29 +663,35 @@ class LibraryStore:
         self._exec("UPDATE files SET size = ?, mtime = ? WHERE id = ?", (size, mtime, file_id))
 
     def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
-        """Give an indexed file a new path; its items, vectors and tags stay."""
+        """Give an indexed file a new path; its items, vectors and tags stay, its name words follow."""
         self._delete_path(new_path)
-        self._exec(
-            "UPDATE files SET path = ?, folder = ?, size = ?, mtime = ? WHERE id = ?",
-            (new_path, _folder_of(new_path), size, mtime, file_id),
-        )
+        with self._lock:
+            self._db.execute(
+                "UPDATE files SET path = ?, folder = ?, size = ?, mtime = ? WHERE id = ?",
+                (new_path, _folder_of(new_path), size, mtime, file_id),
+            )
+            self._index_file_name(file_id, new_path)
         self._bump_generation()
 
     def copy_file(self, source_id: int, new_path: str, *, size: int, mtime: float) -> int:
-        """Index ``new_path`` as a copy of an already indexed file, reusing its vectors."""
+        """Index ``new_path`` as a copy of an already indexed file, reusing its vectors and transcript."""
         source = self.get_file_by_id(source_id)
         if source is None:
             raise LibraryError(f"file #{source_id} is not in the library")
-        rows = self._query(
-            "SELECT i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, i.language, v.embedding "
-            "FROM items i JOIN item_vectors v ON v.item_id = i.id WHERE i.file_id = ? ORDER BY i.seq",
-            (source_id,),
-        )
-        items = [NewItem(*r[:8]) for r in rows]
-        vectors = np.array([np.frombuffer(r[8], dtype=np.float32) for r in rows]) if rows else None
+        columns = "i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, i.language"
+        rows = self._query(f"SELECT i.id, {columns} FROM items i WHERE i.file_id = ? ORDER BY i.seq", (source_id,))
+        items = [NewItem(*r[1:]) for r in rows]
+        vectors = None
+        if items:
+            space = space_of(items[0].modality)
+            try:
+                vectors = self.vectors([r[0] for r in rows], space=space)
+            except KeyError:
+                vectors = None  # the source waits for its vectors; so does the copy
         return self.add_file(
             new_path, size=size, mtime=mtime, content_hash=source.content_hash, kind=source.kind,
             media_time=source.media_time, meta=source.meta, items=items, vectors=vectors,
+            transcript=self.transcript(source_id),
         )
 
     def remove_file(self, file_id: int) -> None:
@@ -508,12 +702,26 @@ class LibraryStore:
         if rows:
             self._delete_file_id(rows[0][0])
 
+    def _delete_items_of(self, file_id: int) -> int:
+        """Delete a file's items with their vectors and text index rows; returns how many there were."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM items WHERE file_id = ?", (file_id,))]
+            if not ids:
+                return 0
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                for space in SPACES:
+                    if self.space_dim(space) is not None:
+                        self._db.execute(f"DELETE FROM {_VECTOR_TABLE[space]} WHERE item_id IN ({marks})", chunk)
+                self._db.execute(f"DELETE FROM item_text WHERE rowid IN ({marks})", chunk)
+                self._db.execute(f"DELETE FROM item_words WHERE rowid IN ({marks})", chunk)
+            self._db.execute("DELETE FROM items WHERE file_id = ?", (file_id,))
+            return len(ids)
+
     def _delete_file_id(self, file_id: int) -> None:
         with self._lock:
-            if self.dim is not None:
-                self._db.execute("DELETE FROM item_vectors WHERE item_id IN (SELECT id FROM items WHERE file_id = ?)", (file_id,))
-            n_items = self._db.execute("SELECT count(*) FROM items WHERE file_id = ?", (file_id,)).fetchone()[0]
-            self._db.execute("DELETE FROM items WHERE file_id = ?", (file_id,))
+            n_items = self._delete_items_of(file_id)
+            self._db.execute("DELETE FROM file_names WHERE rowid = ?", (file_id,))
             self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
         if n_items:
             self._bump_generation()
@@ -708,25 +916,44 @@ class LibraryStore:
                 (str(through),),
             )
 
-    def item_catalog(self, item_ids: Sequence[int] | None = None) -> tuple[np.ndarray, ...]:
+    def item_catalog(self, item_ids: Sequence[int] | None = None, space: str | None = None) -> tuple[np.ndarray, ...]:
         """(item ids, file ids, kind codes, media times) of every item (or of ``item_ids``), by item id.
 
-        Kind codes index :data:`KINDS`; an unknown media time is NaN.
+        With ``space``, only the items that have a vector in that space.  Kind
+        codes index :data:`KINDS`; an unknown media time is NaN.
         """
         sql = ("SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 ELSE 2 END, "
                "f.media_time FROM items i JOIN files f ON f.id = i.file_id")
+        where = ""
+        if space is not None:
+            where = " AND i.modality IN (" + ",".join(f"'{m}'" for m in _MODALITIES[space]) + ")"
         if item_ids is None:
-            rows = self._query(sql + " ORDER BY i.id")
+            rows = self._query(sql + " WHERE 1" + where + " ORDER BY i.id")
         else:
             rows = []
             for chunk in _chunks([int(i) for i in item_ids], 500):
-                rows += self._query(sql + f" WHERE i.id IN ({','.join('?' * len(chunk))})", chunk)
+                rows += self._query(sql + f" WHERE i.id IN ({','.join('?' * len(chunk))})" + where, chunk)
             rows.sort()
+        if rows and space is not None:
+            with_vectors = self._ids_with_vectors(space, None if item_ids is None else [r[0] for r in rows])
+            rows = [r for r in rows if r[0] in with_vectors]
         if not rows:
             return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
         ids, fids, kinds, times = zip(*rows)
         return (np.array(ids, np.int64), np.array(fids, np.int64), np.array(kinds, np.int8),
                 np.array([np.nan if t is None else t for t in times], np.float64))
+
+    def _ids_with_vectors(self, space: str, item_ids: Sequence[int] | None) -> set[int]:
+        if self.space_dim(space) is None:
+            return set()
+        table = _VECTOR_TABLE[space]
+        if item_ids is None:
+            return {r[0] for r in self._query(f"SELECT item_id FROM {table}")}
+        found: set[int] = set()
+        for chunk in _chunks([int(i) for i in item_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self._query(f"SELECT item_id FROM {table} WHERE item_id IN ({marks})", chunk))
+        return found
 
     # -- reading for search ------------------------------------------------
 
@@ -765,9 +992,11 @@ class LibraryStore:
                 params.extend(names)
         return " AND ".join(where), params
 
-    def allowed_item_ids(self, filters: Filters) -> np.ndarray:
-        """Ids of the items that pass ``filters`` (sorted int64 array)."""
+    def allowed_item_ids(self, filters: Filters, space: str | None = None) -> np.ndarray:
+        """Ids of the items that pass ``filters`` (sorted int64 array), only those of ``space`` if given."""
         where, params = self._filter_sql(filters)
+        if space is not None:
+            where += " AND i.modality IN (" + ",".join(f"'{m}'" for m in _MODALITIES[space]) + ")"
         rows = self._query(f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params)
         return np.array([r[0] for r in rows], dtype=np.int64)
 
@@ -799,49 +1028,65 @@ class LibraryStore:
             )
         return [r[0] for r in rows]
 
-    def count_items(self) -> int:
-        """How many items the library holds (counted again only after the item log moved)."""
+    def count_items(self, space: str | None = None) -> int:
+        """How many items the library holds, or hold vectors in ``space`` (counted again only after the item log moved)."""
         version = self.items_version()
-        if self._item_count is None or self._item_count[0] != version:
-            self._item_count = (version, self._query("SELECT count(*) FROM items")[0][0])
-        return self._item_count[1]
+        cached = self._item_count.get(space)
+        if cached is None or cached[0] != version:
+            if space is None:
+                count = self._query("SELECT count(*) FROM items")[0][0]
+            elif self.space_dim(space) is None:
+                count = 0
+            else:
+                count = self._query(f"SELECT count(*) FROM {_VECTOR_TABLE[space]}")[0][0]
+            cached = self._item_count[space] = (version, count)
+        return cached[1]
 
-    def vector_knn(self, query: np.ndarray, k: int, kinds: Sequence[str] = ()) -> list[tuple[int, float]]:
-        """The ``k`` nearest items to ``query`` by cosine distance (sqlite-vec exact KNN)."""
-        if self.dim is None or k <= 0:
+    def vector_knn(self, query: np.ndarray, k: int, kinds: Sequence[str] = (), space: str = "clip") -> list[tuple[int, float]]:
+        """The ``k`` nearest items of ``space`` to ``query`` by cosine distance (sqlite-vec exact KNN)."""
+        if self.space_dim(space) is None or k <= 0:
             return []
+        table = _VECTOR_TABLE[space]
         blob = np.ascontiguousarray(query, dtype=np.float32).tobytes()
         if len(kinds) == 1:
             rows = self._query(
-                "SELECT item_id, distance FROM item_vectors WHERE embedding MATCH ? AND k = ? AND kind = ? ORDER BY distance",
+                f"SELECT item_id, distance FROM {table} WHERE embedding MATCH ? AND k = ? AND kind = ? ORDER BY distance",
                 (blob, k, kinds[0]),
             )
         else:
             rows = self._query(
-                "SELECT item_id, distance FROM item_vectors WHERE embedding MATCH ? AND k = ? ORDER BY distance", (blob, k)
+                f"SELECT item_id, distance FROM {table} WHERE embedding MATCH ? AND k = ? ORDER BY distance", (blob, k)
             )
         return [(r[0], r[1]) for r in rows]
 
-    def vectors(self, item_ids: Sequence[int]) -> np.ndarray:
-        """Stored vectors of ``item_ids``, in that order (missing ids raise KeyError)."""
+    def vectors(self, item_ids: Sequence[int], space: str = "clip") -> np.ndarray:
+        """Stored vectors of ``item_ids`` in ``space``, in that order (missing ids raise KeyError)."""
         item_ids = [int(i) for i in item_ids]  # numpy integers do not bind as SQLite integers
+        dim = self.space_dim(space)
+        if dim is None:
+            if item_ids:
+                raise KeyError(item_ids[0])
+            return np.empty((0, 0), np.float32)
+        table = _VECTOR_TABLE[space]
         found: dict[int, bytes] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
-            for item_id, blob in self._query(f"SELECT item_id, embedding FROM item_vectors WHERE item_id IN ({marks})", chunk):
+            for item_id, blob in self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk):
                 found[item_id] = blob
-        dim = self.dim or 0
         out = np.empty((len(item_ids), dim), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
             out[row] = np.frombuffer(found[item_id], dtype=np.float32)
         return out
 
-    def iter_vectors(self, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every stored vector as (ids, vectors) batches, in id order (for building indexes)."""
+    def iter_vectors(self, batch: int = 4096, space: str = "clip") -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored vector of ``space`` as (ids, vectors) batches, in id order (for building indexes)."""
+        if self.space_dim(space) is None:
+            return
+        table = _VECTOR_TABLE[space]
         last = -1
         while True:
             rows = self._query(
-                "SELECT item_id, embedding FROM item_vectors WHERE item_id > ? ORDER BY item_id LIMIT ?", (last, batch)
+                f"SELECT item_id, embedding FROM {table} WHERE item_id > ? ORDER BY item_id LIMIT ?", (last, batch)
             )
             if not rows:
                 return
@@ -850,60 +1095,107 @@ class LibraryStore:
             yield ids, vecs
             last = int(ids[-1])
 
-    def keyword_search(self, terms: Sequence[str], limit: int) -> list[tuple[int, float]]:
-        """Items whose text contains the terms, best first, as (item_id, bm25 score; lower is better).
+    def keyword_search(self, terms: Sequence[Term | str], limit: int) -> list[tuple[int, float]]:
+        """Items whose text holds the terms, best first, as (item id, rank; lower is better).
 
-        Terms of three characters or more go through the FTS5 trigram index;
-        shorter ones (many Korean and Chinese words are two characters) are
-        matched as substrings.  Every term is quoted, so nothing a person types
-        can be an FTS5 syntax error.
+        ``terms`` come from :func:`engine.text.parse_query` (a plain string is
+        parsed as a query).  Words and phrases are looked up by their keys in
+        the word index (whole words and stems, ranked by bm25); substrings
+        (CJK) in the trigram index, or, under three characters, by a scan.
+        Nothing a person types can be an FTS5 syntax error: keys hold only
+        letters and digits and every one is quoted.
         """
-        long_terms = [t for t in terms if len(t) >= 3]
-        short_terms = [t for t in terms if 0 < len(t) < 3]
+        parsed = _as_terms(terms)
+        words = [t for t in parsed if t.kind != "substring"]
+        substrings = [t for t in parsed if t.kind == "substring"]
         hits: dict[int, float] = {}
-        if long_terms:
-            # A word in a large share of the items says almost nothing about
-            # relevance (its IDF is near zero) but costs the most to rank, so
-            # such words are left out while a rarer one remains; when every
-            # word is that common, only the first matches are ranked.
-            cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
-            rare = [t for t in long_terms if not self._more_matches_than(t, cap)]
-            if rare:
-                expr = " OR ".join('"' + t.replace('"', '""') + '"' for t in rare)
-                rows = self._query(
-                    "SELECT rowid, bm25(item_text) FROM item_text WHERE item_text MATCH ? ORDER BY rank LIMIT ?",
-                    (expr, limit),
-                )
-            else:
-                # Every word is common.  bm25 would read each word's whole match
-                # list (its IDF, near zero anyway), so each word contributes its
-                # first matches unranked and an item matching more words ranks first.
-                summed: dict[int, float] = {}
-                share = max(limit, cap // (4 * len(long_terms)))
-                for term in long_terms:
-                    for (item_id,) in self._query(
-                        "SELECT rowid FROM item_text WHERE item_text MATCH ? LIMIT ?",
-                        ('"' + term.replace('"', '""') + '"', share),
-                    ):
-                        summed[item_id] = summed.get(item_id, 0.0) - 1.0
-                rows = sorted(summed.items(), key=lambda r: r[1])[:limit]
-            for item_id, rank in rows:
+        if words:
+            for item_id, rank in self._ranked_matches("item_words", [t.fts_words() for t in words], limit):
                 hits[item_id] = rank
-        for term in short_terms:
-            pattern = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            for (item_id,) in self._query(
-                "SELECT id FROM items WHERE text LIKE ? ESCAPE '\\' LIMIT ?", (pattern, limit)
-            ):
-                # A substring hit counts like a weak keyword match.
+        long_subs = [t.keys[0] for t in substrings if len(t.keys[0]) >= 3]
+        if long_subs:
+            for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit):
+                hits[item_id] = hits.get(item_id, 0.0) + rank
+        for term in substrings:
+            key = term.keys[0]
+            if len(key) >= 3:
+                continue
+            for (item_id,) in self._query("SELECT rowid FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?",
+                                          (_like_pattern(key), limit)):
+                # A short substring hit counts like a weak keyword match.
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
 
-    def _more_matches_than(self, term: str, cap: int) -> bool:
-        rows = self._query(
-            "SELECT count(*) FROM (SELECT 1 FROM item_text WHERE item_text MATCH ? LIMIT ?)",
-            ('"' + term.replace('"', '""') + '"', cap + 1),
-        )
-        return rows[0][0] > cap
+    def _ranked_matches(self, table: str, expressions: list[str], limit: int) -> list[tuple[int, float]]:
+        """bm25-ranked matches of any of the FTS5 ``expressions`` in ``table``, leaving out common ones.
+
+        A term in a large share of the items says almost nothing about
+        relevance (its IDF is near zero) but costs the most to rank, so such
+        terms are left out while a rarer one remains; when every term is that
+        common, each contributes its first matches unranked, and an item
+        matching more terms ranks first.
+        """
+        cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
+        rare = [e for e in expressions if self._count_matches(table, e, cap) <= cap]
+        if rare:
+            return self._query(
+                f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
+                (" OR ".join(rare), limit),
+            )
+        summed: dict[int, float] = {}
+        share = max(limit, cap // (4 * len(expressions)))
+        for expression in expressions:
+            for (item_id,) in self._query(f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (expression, share)):
+                summed[item_id] = summed.get(item_id, 0.0) - 1.0
+        return sorted(summed.items(), key=lambda r: r[1])[:limit]
+
+    def _count_matches(self, table: str, expression: str, cap: int) -> int:
+        rows = self._query(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)",
+                           (expression, cap + 1))
+        return rows[0][0]
+
+    def term_counts(self, terms: Sequence[Term], cap: int) -> list[int]:
+        """How many items hold each term (counted up to ``cap``), for weighting rare terms above common ones."""
+        counts = []
+        for term in terms:
+            if term.kind != "substring":
+                counts.append(self._count_matches("item_words", term.fts_words(), cap))
+            elif len(term.keys[0]) >= 3:
+                counts.append(self._count_matches("item_text", '"' + term.keys[0] + '"', cap))
+            else:
+                counts.append(self._query(
+                    "SELECT count(*) FROM (SELECT 1 FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?)",
+                    (_like_pattern(term.keys[0]), cap + 1))[0][0])
+        return counts
+
+    def name_search(self, terms: Sequence[Term | str], limit: int) -> list[tuple[int, float]]:
+        """Indexed files whose name or folders hold the terms, best first, as (file id, rank; lower is better)."""
+        parsed = _as_terms(terms)
+        hits: dict[int, float] = {}
+        words = [t.fts_words() for t in parsed if t.kind != "substring"]
+        if words:
+            for file_id, rank in self._query(
+                "SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ? ORDER BY rank LIMIT ?",
+                ("words : (" + " OR ".join(words) + ")", limit),
+            ):
+                hits[file_id] = rank
+        for term in parsed:
+            if term.kind == "substring":
+                for (file_id,) in self._query("SELECT rowid FROM file_names WHERE plain LIKE ? ESCAPE '\\' LIMIT ?",
+                                              (_like_pattern(term.keys[0]), limit)):
+                    hits[file_id] = hits.get(file_id, 0.0) - 1.0
+        return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
+
+    def first_items(self, file_ids: Sequence[int]) -> dict[int, int]:
+        """The first item of each file (by its order in the file): {file id: item id}."""
+        out: dict[int, int] = {}
+        for chunk in _chunks([int(i) for i in file_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            for file_id, item_id in self._query(
+                f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk
+            ):
+                out[file_id] = item_id
+        return out
 
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
         """What a result shows, per item id: path, kind, locator, text, media time, file id."""
@@ -949,11 +1241,31 @@ class LibraryStore:
             "items": items,
             "tags": len(self.tags()),
             "model": self.model_identity(),
+            "text_model": self.model_identity("text"),
             "roots": self.roots(),
             "schema_version": SCHEMA_VERSION,
             "generation": self.generation,
             "database_bytes": size,
         }
+
+
+def root_containing(path: str, roots: Sequence[str]) -> str | None:
+    """The outermost of ``roots`` (added folders) that holds ``path``, or None."""
+    for root in sorted(roots, key=len):
+        if path.startswith(root.rstrip(os.sep) + os.sep):
+            return root
+    return None
+
+
+def _as_terms(terms: Sequence[Term | str]) -> list[Term]:
+    parsed: list[Term] = []
+    for term in terms:
+        parsed += parse_query(term) if isinstance(term, str) else [term]
+    return parsed
+
+
+def _like_pattern(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

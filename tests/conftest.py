@@ -22,6 +22,7 @@ TINY_ENV = {
     "SHOEBOX_CLIP_MODEL": "test-tiny",
     "SHOEBOX_CLIP_PRETRAINED": "",
     "SHOEBOX_WHISPER_MODEL": "test-tiny",
+    "SHOEBOX_TEXT_MODEL": "test-tiny",
     "SHOEBOX_THREADS": "2",
     "SHOEBOX_BATCH_SIZE": "8",
     "HF_HUB_OFFLINE": "1",
@@ -65,14 +66,21 @@ def tiny_whisper(tiny_settings):
     return build_whisper(tiny_settings)
 
 
+@pytest.fixture(scope="session")
+def tiny_text(tiny_settings):
+    from engine.models import build_text_encoder
+
+    return build_text_encoder(tiny_settings)
+
+
 @pytest.fixture
-def library(tmp_path, tiny_clip, tiny_whisper):
+def library(tmp_path, tiny_clip, tiny_whisper, tiny_text):
     """An empty library in tmp_path with the test-tiny models injected."""
     from engine.library import Library
     from engine.settings import load_settings
 
     settings = load_settings(home=tmp_path / "library", env=dict(TINY_ENV))
-    lib = Library(settings, clip=tiny_clip, whisper=tiny_whisper)
+    lib = Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text)
     yield lib
     lib.close()
 

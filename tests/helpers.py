@@ -73,3 +73,78 @@ class CountingClip:
 
     def count_tokens(self, text):
         return self.inner.count_tokens(text)
+
+
+class CountingText:
+    """Wraps a text model and counts the passages and queries it encodes."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.texts = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def encode_passages(self, texts):
+        self.texts += len(texts)
+        return self.inner.encode_passages(texts)
+
+    def encode_queries(self, texts):
+        self.texts += len(texts)
+        return self.inner.encode_queries(texts)
+
+
+class CountingModels:
+    """CLIP and the text model, each counted: ``images`` CLIP encoded, ``texts`` either encoded."""
+
+    def __init__(self, clip, text):
+        self.clip = CountingClip(clip)
+        self.text = CountingText(text)
+
+    @property
+    def images(self) -> int:
+        return self.clip.images
+
+    @property
+    def texts(self) -> int:
+        return self.clip.texts + self.text.texts
+
+
+def make_v2_library(db_path: Path, roots: list[str], files: list[dict], dim: int = 4) -> None:
+    """A library database as Shoebox wrote it at schema 2: one CLIP space for everything, FTS over raw text.
+
+    ``files``: dicts with ``path``, ``kind``, ``size``, ``mtime`` and ``items`` (tuples of
+    modality, text, start, end).  Every item gets a CLIP-sized vector, as passages did then.
+    """
+    import json
+
+    import apsw
+    import sqlite_vec
+
+    from engine.store import MIGRATIONS
+
+    conn = apsw.Connection(str(db_path))
+    conn.enable_load_extension(True)
+    conn.load_extension(sqlite_vec.loadable_path())
+    for number, step in enumerate(MIGRATIONS[:2], start=1):
+        conn.execute(step)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('model', ?)",
+                 (json.dumps({"name": "test-tiny", "weights": "seed0", "dim": dim}),))
+    conn.execute(f"CREATE VIRTUAL TABLE item_vectors USING vec0 (item_id INTEGER PRIMARY KEY, "
+                 f"embedding float[{dim}] distance_metric=cosine, kind TEXT, media_time FLOAT)")
+    for root in roots:
+        conn.execute("INSERT INTO roots (path, added_at) VALUES (?, 0)", (root,))
+    item = 0
+    for file_id, row in enumerate(files, start=1):
+        conn.execute("INSERT INTO files (id, path, folder, size, mtime, content_hash, kind, status, media_time, meta, "
+                     "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', 1.0, '{}', 0)",
+                     (file_id, row["path"], row["path"].rsplit("/", 1)[0], row.get("size", 1), row.get("mtime", 1.0),
+                      f"h{file_id}", row["kind"]))
+        for seq, (modality, text, start, end) in enumerate(row["items"]):
+            item += 1
+            conn.execute("INSERT INTO items (id, file_id, seq, modality, text, start_s, end_s, language) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, 'en')", (item, file_id, seq, modality, text, start, end))
+            conn.execute("INSERT INTO item_vectors (item_id, embedding, kind, media_time) VALUES (?, ?, ?, 1.0)",
+                         (item, np.ones(dim, np.float32).tobytes(), row["kind"]))
+    conn.close()

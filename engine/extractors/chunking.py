@@ -1,4 +1,8 @@
-"""Split text into overlapping spans that each fit CLIP's 77-token text context.
+"""Split text into overlapping spans that each fit a model's token limit.
+
+:func:`chunk_text` cuts documents (by default for CLIP's 77-token text context;
+indexing passes the text model's tokenizer and passage size);
+:func:`group_segments` joins a recording's transcript segments into passages.
 
 CLIP's tokenizer first cuts text with a regular expression into "words" (runs
 of letters, single digits, runs of punctuation, English contractions) and then
@@ -300,3 +304,39 @@ def _next_start(
         if rank[candidate] >= _WORD:
             return candidate
     return e
+
+
+def group_segments(
+    texts: list[str],
+    times: list[tuple[float, float]],
+    token_len: TokenLen,
+    *,
+    max_tokens: int,
+    max_seconds: float,
+) -> list[tuple[int, int]]:
+    """Join consecutive transcript segments into passages: ``(first, last)`` segment indexes, inclusive.
+
+    A passage takes segments while it stays within ``max_tokens`` tokens and
+    ``max_seconds`` from its first segment's start; the next passage starts
+    with the previous one's last segment (when that had three or more), so a
+    sentence spoken across the cut is whole in one of them.  A segment longer
+    than the limits is a passage of its own.  Every segment is in a passage.
+    """
+    n = len(texts)
+    if n == 0:
+        return []
+    costs = [token_len(t) for t in texts]
+    windows: list[tuple[int, int]] = []
+    first = 0
+    while first < n:
+        last = first
+        used = costs[first]
+        while (last + 1 < n and used + costs[last + 1] <= max_tokens
+               and times[last + 1][1] - times[first][0] <= max_seconds):
+            last += 1
+            used += costs[last]
+        windows.append((first, last))
+        if last >= n - 1:
+            break
+        first = last if last > first + 1 else last + 1
+    return windows

@@ -1,4 +1,4 @@
-"""Documents: text files, Markdown, HTML and PDF into page texts and CLIP-sized chunks.
+"""Documents: text files, Markdown, HTML and PDF into page texts and passage-sized chunks.
 
 Text is never assumed to be UTF-8: a byte-order mark wins, then strict UTF-8,
 then (for HTML) a declared charset, then ``charset_normalizer``'s guess, so
@@ -64,7 +64,7 @@ _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.
 
 @dataclass
 class TextChunk:
-    """A span of one page's text, small enough for one CLIP text embedding.
+    """A span of one page's text, small enough for one embedding.
 
     ``text == pages[page - 1][char_start:char_end]`` for PDFs (``page`` is
     1-based) and ``pages[0][char_start:char_end]`` for other documents
@@ -95,11 +95,14 @@ class ExtractedDocument:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def extract_document(path: str | os.PathLike[str], token_len: TokenLen | None = None) -> ExtractedDocument:
+def extract_document(
+    path: str | os.PathLike[str], token_len: TokenLen | None = None, *, max_tokens: int = 75, overlap_tokens: int = 15,
+) -> ExtractedDocument:
     """Read the document at ``path`` and split its text into chunks.
 
-    ``token_len`` is passed to :func:`~engine.extractors.chunking.chunk_text`
-    (default: CLIP's tokenizer).  The format is chosen by extension: ``.txt``,
+    ``token_len``, ``max_tokens`` and ``overlap_tokens`` are passed to
+    :func:`~engine.extractors.chunking.chunk_text` (by default CLIP's tokenizer
+    and context; indexing passes the text model's).  The format is chosen by extension: ``.txt``,
     ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``.
 
     Raises :class:`UnsupportedFileError` for any other extension and
@@ -128,7 +131,7 @@ def extract_document(path: str | os.PathLike[str], token_len: TokenLen | None = 
     is_pdf = suffix == ".pdf"
     chunks: list[TextChunk] = []
     for number, page_text in enumerate(pages, start=1):
-        for start, end in chunk_text(page_text, token_len=token_len):
+        for start, end in chunk_text(page_text, max_tokens, min(overlap_tokens, max_tokens - 1), token_len=token_len):
             chunks.append(TextChunk(page_text[start:end], number if is_pdf else None, start, end))
     return ExtractedDocument(pages=pages, chunks=chunks, media_time=media_time, meta=meta)
 

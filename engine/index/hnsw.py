@@ -714,6 +714,27 @@ class HnswIndex:
             except OSError as e:
                 raise IndexFileError(f"cannot read the index file {path}: {e.strerror or e}; rebuild it") from e
 
+    @staticmethod
+    def saved_generation(path) -> int | None:
+        """The generation stamped in the header of the index file at ``path``; None when unreadable or unstamped.
+
+        Reads only the header: cheap enough to ask before deciding whether the
+        change log the file still needs may be pruned.
+        """
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEADER_SIZE)
+        except OSError:
+            return None
+        if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+            return None
+        fields = head[:_HEADER.size]
+        if struct.unpack("<I", head[_HEADER.size:])[0] != zlib.crc32(fields):
+            return None
+        unpacked = _HEADER.unpack(fields)
+        has_gen, gen = unpacked[6], unpacked[17]
+        return int(gen) if has_gen else None
+
     @classmethod
     def _read(cls, f, path: Path, expected_generation: int | None) -> "HnswIndex":
         def corrupt(why: str) -> IndexCorruptError:

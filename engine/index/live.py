@@ -14,9 +14,10 @@ SQLite is the source of truth; this is derived state.  A :class:`LiveIndex`
   so the planner counts and lists the items passing a filter in a millisecond
   instead of a SQL scan.
 
-Libraries smaller than ``min_items`` (``engine.library.GRAPH_MIN_ITEMS`` in
-the app) do not get a graph at all: exact search over them is as fast and
-always exact.
+Spaces smaller than ``min_items`` (``engine.library.GRAPH_MIN_ITEMS`` in
+the app) do not get a graph at all: their vectors are held in one matrix and
+searched exactly, which is as fast and always exact (a filtered search would
+otherwise read the passing items' vectors from SQLite every time).
 """
 
 from __future__ import annotations
@@ -101,18 +102,20 @@ class Catalog:
 
 
 class LiveIndex:
-    """HNSW + catalog over ``store``, saved at ``path``.
+    """HNSW + catalog over the vectors of one space of ``store`` (``"clip"`` or ``"text"``), saved at ``path``.
 
     ``state`` is one of ``"closed"`` (not opened yet), ``"small"`` (no graph:
-    the library is small, or has no vectors), ``"building"`` (a graph is being
+    the space is small, its vectors held in a matrix and searched exactly, or it
+    has no vectors), ``"building"`` (a graph is being
     built in the background; searches use exact search meanwhile),
     ``"ready"`` and ``"failed"`` (``error`` says why; exact search is used).
     """
 
-    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int,
+    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int, space: str = "clip",
                  M: int = 16, ef_construction: int = 200, ef_search: int = 64):
         self.store = store
         self.path = Path(path)
+        self.space = space
         self.min_items = int(min_items)
         self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         self.state = "closed"
@@ -123,6 +126,8 @@ class LiveIndex:
         # Committed vectors not yet linked into the graph, as one (ids, vectors)
         # tuple so that a search reads a consistent pair without a lock.
         self._pending: tuple[np.ndarray, np.ndarray] = _NO_PENDING
+        # A small space: every (id, vector), sorted by id, searched exactly.
+        self._small: tuple[np.ndarray, np.ndarray] = _NO_PENDING
         self._lock = threading.RLock()  # one writer: sync, build, save
         self._worker: threading.Thread | None = None
         self._cancel = threading.Event()
@@ -136,8 +141,8 @@ class LiveIndex:
 
     @property
     def usable(self) -> bool:
-        """Whether searches go through the graph (otherwise the caller searches exactly)."""
-        return self.state == "ready" and self.index is not None
+        """Whether searches go through this index: its graph, or a small space's matrix (else the caller searches)."""
+        return (self.state == "ready" and self.index is not None) or (self.state == "small" and self.catalog is not None)
 
     def open(self, *, build: str = "background",
              on_progress: Callable[[int, int, str], None] | None = None) -> None:
@@ -148,8 +153,8 @@ class LiveIndex:
         ``"never"`` (stay on exact search).
         """
         with self._lock:
-            dim = self.store.dim
-            n = self.store.count_items()
+            dim = self.store.space_dim(self.space)
+            n = self.store.count_items(self.space)
             if dim is None or n < self.min_items:
                 self._become_small()
                 return
@@ -164,21 +169,32 @@ class LiveIndex:
             self.error = None
         self.sync()
 
-    def close(self, *, save: bool = True) -> None:
-        """Stop a background build and save the index if it changed."""
+    def close(self, *, save: bool = True, prune: bool = True) -> None:
+        """Stop a background build and save the index if it changed (see :meth:`save_if_changed` for ``prune``)."""
         self._cancel.set()
         worker = self._worker
         if worker is not None:
             worker.join()
         if save:
-            self.save_if_changed()
+            self.save_if_changed(prune=prune)
 
     def _become_small(self) -> None:
         self.state = "small"
         self.index = None
-        self.catalog = None
         self._pending = _NO_PENDING
         self._position = self.store.items_version()
+        if self.store.space_dim(self.space) is None:
+            self.catalog = None
+            self._small = _NO_PENDING
+            return
+        catalog = Catalog(*self.store.item_catalog(space=self.space))
+        parts = list(self.store.iter_vectors(4096, space=self.space))
+        ids = np.concatenate([i for i, _ in parts]) if parts else np.empty(0, np.int64)
+        vecs = np.concatenate([v for _, v in parts]) if parts else np.empty((0, self.store.space_dim(self.space)),
+                                                                           np.float32)
+        keep = np.isin(ids, catalog.ids)  # a vector without its item (mid-change elsewhere) is not findable
+        self._small = (ids[keep], vecs[keep])
+        self.catalog = catalog
 
     def _load(self, dim: int) -> None:
         index = HnswIndex.load(self.path)
@@ -187,7 +203,7 @@ class LiveIndex:
             raise IndexFileError(f"the index file holds {index.dim}-dimensional vectors, the library {dim}")
         if position is None or position < self.store.items_log_start() or position > self.store.items_version():
             raise IndexFileError("the index file is older than the library's change log (or from another library)")
-        self.catalog = Catalog(*self.store.item_catalog())
+        self.catalog = Catalog(*self.store.item_catalog(space=self.space))
         self.index = index
         self._position = position
         self._pending = _NO_PENDING
@@ -223,17 +239,17 @@ class LiveIndex:
 
     def _build(self, on_progress) -> None:
         """Build the graph from every stored vector, then catch up with what changed meanwhile."""
-        dim = self.store.dim
+        dim = self.store.space_dim(self.space)
         if dim is None:
             with self._lock:
                 self._become_small()
             return
         start = self.store.items_version()
-        catalog = Catalog(*self.store.item_catalog())
+        catalog = Catalog(*self.store.item_catalog(space=self.space))
         index = HnswIndex(dim, "cosine", **self.params)
         total = len(catalog)
         done = 0
-        for ids, vecs in self.store.iter_vectors(4096):
+        for ids, vecs in self.store.iter_vectors(4096, space=self.space):
             if self._cancel.is_set():
                 raise Cancelled("building the vector index was stopped")
             index.add(ids, vecs, cancel_check=self._cancel.is_set)
@@ -264,15 +280,15 @@ class LiveIndex:
                 return 0
             version = self.store.items_version()
             if version == self._position:
-                if link == "inline":
+                if link == "inline" and self.index is not None:
                     self._link_pending()
                 return 0
             if self.state == "small":
-                if self.store.count_items() >= self.min_items and self.store.dim is not None:
+                if self.store.count_items(self.space) >= self.min_items and self.store.space_dim(self.space) is not None:
                     self.state = "closed"
                     self.open(build="background" if link == "auto" else "now")
                 else:
-                    self._position = version
+                    self._become_small()  # a few thousand vectors: read again
                 return 0
             if self.state == "building":
                 return 0  # the build catches up when it finishes
@@ -313,11 +329,11 @@ class LiveIndex:
                 keep = ~np.isin(pending_ids, removed)
                 pending_ids, pending_vecs = pending_ids[keep], pending_vecs[keep]
         if added.size:
-            rows = self.store.item_catalog(added)
+            rows = self.store.item_catalog(added, space=self.space)
             present = rows[0]
             self.catalog = self.catalog.plus(rows)
             if present.size:
-                vecs = self.store.vectors(present)
+                vecs = self.store.vectors(present, space=self.space)
                 if pending_ids.size:
                     keep = ~np.isin(pending_ids, present)
                     pending_ids = np.concatenate([pending_ids[keep], present])
@@ -371,8 +387,12 @@ class LiveIndex:
 
     # ------------------------------------------------------------- saving
 
-    def save_if_changed(self) -> bool:
-        """Write the index file (atomically) when it changed; prune the log it now holds."""
+    def save_if_changed(self, *, prune: bool = True) -> bool:
+        """Write the index file (atomically) when it changed; prune the log it now holds unless told not to.
+
+        Where several spaces share the store's change log, the caller prunes
+        only what every saved index holds (``prune=False`` here).
+        """
         with self._lock:
             if not self.usable or not self._dirty:
                 return False
@@ -381,7 +401,8 @@ class LiveIndex:
             self.index.save(self.path, generation=self._position)
             self._dirty = False
             position = self._position
-        self.store.prune_items_log(position)
+        if prune:
+            self.store.prune_items_log(position)
         return True
 
     # ------------------------------------------------------------- searching
@@ -396,10 +417,12 @@ class LiveIndex:
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[list[tuple[int, float]], str]:
         """(item id, cosine similarity) pairs best first, and the plan used ("graph", "scan", "exact").
 
-        Vectors committed but not yet linked are searched exactly and merged.
+        Vectors committed but not yet linked are searched exactly and merged.  A small space
+        is searched exactly over its matrix (plan ``"matrix"``).
         """
         index = self.index
-        assert index is not None
+        if index is None:
+            return self._search_small(query, k, allowed), "matrix"
         pending_ids, pending_vecs = self._pending
         ef = max(index.ef_search, k)
         if allowed is None:
@@ -427,8 +450,29 @@ class LiveIndex:
                 hits = sorted(seen.items(), key=lambda kv: -kv[1])[:k]
         return hits, plan
 
+    def _search_small(self, query: np.ndarray, k: int, allowed: np.ndarray | None) -> list[tuple[int, float]]:
+        ids, vecs = self._small
+        if allowed is not None:
+            rows = np.flatnonzero(np.isin(ids, allowed))
+            ids, vecs = ids[rows], vecs[rows]
+        if not ids.size or k <= 0:
+            return []
+        sims = vecs @ np.asarray(query, np.float32)
+        k = min(k, ids.size)
+        top = np.argpartition(-sims, k - 1)[:k]
+        top = top[np.argsort(-sims[top], kind="stable")]
+        return [(int(ids[i]), float(sims[i])) for i in top]
+
     def vectors(self, item_ids: list[int]) -> np.ndarray:
-        """Vectors of ``item_ids`` from memory (the graph or the pending batch), else from the store."""
+        """Vectors of ``item_ids`` from memory (the graph, the pending batch or a small space's matrix), else the store."""
+        if self.index is None and self.state == "small":
+            ids, vecs = self._small
+            pos = np.searchsorted(ids, np.asarray(item_ids, np.int64)) if ids.size else np.zeros(len(item_ids), int)
+            found = (pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == np.asarray(item_ids)) \
+                if ids.size else np.zeros(len(item_ids), bool)
+            if found.all():
+                return vecs[pos]
+            raise KeyError(item_ids[int(np.flatnonzero(~found)[0])])
         out = np.empty((len(item_ids), self.index.dim if self.index is not None else 0), np.float32)
         todo = np.ones(len(item_ids), bool)
         if self.index is not None and item_ids:
@@ -444,13 +488,14 @@ class LiveIndex:
                     out[row] = pending_vecs[n]
                     todo[row] = False
         if todo.any():
-            out[todo] = self.store.vectors([item_ids[i] for i in np.flatnonzero(todo)])
+            out[todo] = self.store.vectors([item_ids[i] for i in np.flatnonzero(todo)], space=self.space)
         return out
 
     def describe(self) -> dict[str, Any]:
         """For ``shoebox status``: state, items in the graph, pending, file."""
         index = self.index
         return {
+            "space": self.space,
             "state": self.state,
             "error": self.error,
             "items": len(index) if index is not None else 0,

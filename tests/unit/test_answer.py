@@ -11,8 +11,9 @@ import pytest
 
 from engine import answer as answer_module
 from engine.answer import (
-    NOT_FOUND_MESSAGE, Passage, ask, build_messages, question_terms, split_sentences, text_terms,
+    NOT_FOUND_MESSAGE, Passage, SentenceMeaning, ask, build_messages, question_terms, split_sentences, text_terms,
 )
+from engine.calibration import Calibration
 from engine.errors import Cancelled, ModelUnavailableError, UsageError
 from engine.llm import LlmClient
 from engine.search import MARK_CLOSE, MARK_OPEN
@@ -208,34 +209,56 @@ class ConceptEncoder:
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
+class ConceptModel:
+    """A text model made of :class:`ConceptEncoder`: queries and passages embed alike."""
+
+    def __init__(self, encoder=None) -> None:
+        self.encoder = encoder or ConceptEncoder()
+
+    def encode_queries(self, texts):
+        return self.encoder(texts)
+
+    def encode_passages(self, texts):
+        return self.encoder(texts)
+
+
+# Concept vectors of synonyms are close (cosine about 0.9), of unrelated words far apart.
+CONCEPT_CALIBRATION = Calibration(center=0.5, scale=0.05)
+
+
+def concept_meaning(encoder=None) -> SentenceMeaning:
+    return SentenceMeaning(ConceptModel(encoder), CONCEPT_CALIBRATION)
+
+
 def test_embedding_similarity_finds_a_sentence_that_shares_no_word():
     passages = [doc(1, "/notes/garden.txt", "Tomatoes grow best on the balcony. Water them daily.", 0.05),
                 doc(2, "/notes/car.txt", "Tomorrow is Monday. The garage quoted 420 euros for the car.", 0.04)]
     assert ask("automobile fix price", Retriever(passages)).found is False  # no word in common
     encoder = ConceptEncoder()
-    result = ask("automobile fix price", Retriever(passages), encode_texts=encoder)
+    result = ask("automobile fix price", Retriever(passages), meaning=concept_meaning(encoder))
     assert result.found
     assert result.answer == "The garage quoted 420 euros for the car. [1]"
     assert result.citations[0].path == "/notes/car.txt"
-    assert encoder.calls[0][0] == "automobile fix price" and len(encoder.calls) == 1
+    # The question once as a query, the sentences once as passages.
+    assert encoder.calls[0] == ["automobile fix price"] and len(encoder.calls) == 2
 
 
 def test_embedding_similarity_reorders_keyword_ties():
     passages = [doc(1, "/a.txt", "The car is blue. The car garage quoted 420 euros.", 0.05)]
     plain = ask("car", Retriever(passages), max_sentences=1)
     assert plain.answer == "The car is blue. [1]"
-    blended = ask("car price", Retriever(passages), max_sentences=1, encode_texts=ConceptEncoder())
+    blended = ask("car price", Retriever(passages), max_sentences=1, meaning=concept_meaning())
     assert blended.answer == "The car garage quoted 420 euros. [1]"
 
 
 def test_a_missing_text_model_falls_back_to_words():
     def encoder(texts):
-        raise ModelUnavailableError("model weights for ViT-B-32 not found")
+        raise ModelUnavailableError("the text model intfloat/multilingual-e5-small is not on this computer")
 
     passages = [doc(1, "/n.txt", NORMANS, 0.05)]
-    result = ask("When were the Normans in Normandy?", Retriever(passages), encode_texts=encoder)
+    result = ask("When were the Normans in Normandy?", Retriever(passages), meaning=concept_meaning(encoder))
     assert "10th and 11th centuries" in result.answer
-    assert any("ViT-B-32 not found" in w for w in result.warnings)
+    assert any("multilingual-e5-small is not on this computer" in w for w in result.warnings)
 
 
 def test_answer_to_json_is_what_the_cli_prints(library_passages):

@@ -11,7 +11,7 @@ import pytest
 from engine.errors import UsageError
 from engine.ingest import Indexer, content_hash, thumbnail_path
 from engine.store import Filters
-from tests.helpers import CountingClip, make_photo, make_text, make_tone
+from tests.helpers import CountingModels, make_photo, make_text, make_tone
 
 LONG_TEXT = " ".join(
     f"Paragraph {n} of the household notes talks about the dentist appointment, the passport renewal "
@@ -33,10 +33,18 @@ def folder(tmp_path):
 
 @pytest.fixture
 def indexer(library):
-    def make(clip=None, **kw):
-        return Indexer(library.store, clip or library.clip, library.whisper,
+    def make(models=None, **kw):
+        """An indexer with the library's models, or with counting ones (:class:`CountingModels`)."""
+        clip = models.clip if models is not None else library.clip
+        text = models.text if models is not None else library.text_model
+        return Indexer(library.store, clip, library.whisper, text=text,
                        thumbnails_dir=library.settings.thumbnails_dir, batch_size=4, **kw)
     return make
+
+
+@pytest.fixture
+def counting(library):
+    return CountingModels(library.clip, library.text_model)
 
 
 def test_index_a_folder(folder, indexer, library):
@@ -50,9 +58,8 @@ def test_index_a_folder(folder, indexer, library):
     assert library.store.roots() == [str(folder)]
 
 
-def test_second_run_changes_nothing_and_encodes_nothing(folder, indexer):
+def test_second_run_changes_nothing_and_encodes_nothing(folder, indexer, counting):
     indexer().index([folder])
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([folder])
     assert (summary.added, summary.unchanged) == (0, 6)
     assert counting.images == counting.texts == 0
@@ -74,13 +81,12 @@ def test_thumbnails_are_cached_by_content(folder, indexer, library):
     assert thumb.is_file() and thumb.stat().st_size > 0
 
 
-def test_rename_and_move_keep_vectors_without_encoding(folder, indexer, library):
+def test_rename_and_move_keep_vectors_without_encoding(folder, indexer, library, counting):
     indexer().index([folder])
     old = library.store.get_file(str(folder / "docs" / "notes.txt"))
     (folder / "archive").mkdir()
     shutil.move(folder / "docs" / "notes.txt", folder / "archive" / "household.txt")
     os.rename(folder / "photos" / "beach.jpg", folder / "photos" / "holiday.jpg")
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([folder])
     assert (summary.moved, summary.added, summary.removed) == (2, 0, 0)
     assert counting.images == 0 and counting.texts == 0
@@ -89,41 +95,37 @@ def test_rename_and_move_keep_vectors_without_encoding(folder, indexer, library)
     assert library.store.get_file(str(folder / "docs" / "notes.txt")) is None
 
 
-def test_move_between_separately_indexed_folders(tmp_path, indexer, library):
+def test_move_between_separately_indexed_folders(tmp_path, indexer, library, counting):
     a, b = tmp_path / "a", tmp_path / "b"
     make_photo(a / "p.jpg", 7)
     b.mkdir()
     indexer().index([a])
     shutil.move(a / "p.jpg", b / "p.jpg")
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([b])
     assert summary.moved == 1 and counting.images == 0
 
 
-def test_a_copy_reuses_the_vectors(folder, indexer, library):
+def test_a_copy_reuses_the_vectors(folder, indexer, library, counting):
     indexer().index([folder])
     shutil.copy(folder / "photos" / "forest.png", folder / "photos" / "forest copy.png")
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([folder])
     assert summary.added == 1 and counting.images == 0
     assert library.store.stats()["files"]["image"] == 4
 
 
-def test_changed_content_is_encoded_again(folder, indexer, library):
+def test_changed_content_is_encoded_again(folder, indexer, library, counting):
     indexer().index([folder])
     make_text(folder / "docs" / "readme.md", "# Garden\n\nThe roses need pruning in March.")
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([folder])
     assert summary.updated == 1 and counting.texts >= 1 and counting.images == 0
     item = library.store.first_item_of_file(str(folder / "docs" / "readme.md"))
     assert "roses" in library.store.item_details([item])[item]["text"]
 
 
-def test_touched_but_identical_file_is_not_encoded(folder, indexer):
+def test_touched_but_identical_file_is_not_encoded(folder, indexer, counting):
     indexer().index([folder])
     path = folder / "photos" / "forest.png"
     os.utime(path, (1_700_000_000, 1_700_000_000))
-    counting = CountingClip(indexer().clip)
     summary = indexer(counting).index([folder])
     assert summary.unchanged == 6 and counting.images == 0
 
@@ -238,3 +240,77 @@ def test_recordings_become_timed_segments(tmp_path, indexer, library, shared_dat
     for detail in library.store.item_details(ids.tolist()).values():
         assert detail["modality"] == "speech"
         assert 0 <= detail["locator"]["start"] <= detail["locator"]["end"]
+
+
+def test_documents_are_cut_into_passages_of_the_text_models_size(folder, indexer, library):
+    from engine.ingest import PASSAGE_TOKENS
+
+    indexer().index([folder])
+    store = library.store
+    ids = store.item_ids_of(str(folder / "docs" / "notes.txt"))
+    details = store.item_details(ids)
+    limit = min(PASSAGE_TOKENS, library.text_model.max_tokens)
+    counts = [library.text_model.count_tokens(details[i]["text"]) for i in ids]
+    assert len(ids) > 1 and max(counts) <= limit and min(counts) >= limit // 4
+    spans = [(details[i]["locator"]["char_start"], details[i]["locator"]["char_end"]) for i in ids]
+    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # consecutive passages overlap
+    # Passages are in the text space, photos in the clip space.
+    assert store.count_items("text") == len(store.item_catalog(space="text")[0]) >= 3
+    assert store.count_items("clip") == 3
+    assert store.model_identity("text") == {"name": "test-tiny", "weights": "seed0", "dim": library.text_model.dim}
+
+
+def test_a_recording_keeps_what_whisper_heard_and_is_searched_in_passages(tmp_path, indexer, library):
+    make_tone(tmp_path / "rec" / "memo.wav", seconds=2.0)
+    indexer().index([tmp_path / "rec"])
+    row = library.store.get_file(str(tmp_path / "rec" / "memo.wav"))
+    segments = library.store.transcript(row.id)
+    assert len(segments) == row.meta["segments"]
+    items = library.store.item_details(library.store.item_ids_of(row.path))
+    for item in items.values():  # every passage spans whole segments
+        assert item["modality"] == "speech"
+        assert item["locator"]["start"] in [s.start_s for s in segments]
+        assert item["locator"]["end"] in [s.end_s for s in segments]
+
+
+def test_a_library_from_before_two_spaces_is_filled_on_the_next_run(tmp_path, tiny_clip, tiny_whisper, tiny_text):
+    from engine.library import Library
+    from engine.settings import load_settings
+    from tests.conftest import TINY_ENV
+    from tests.helpers import make_v2_library
+
+    root = tmp_path / "files"
+    note = make_text(root / "notes.txt", LONG_TEXT)
+    home = tmp_path / "home"
+    home.mkdir()
+    st = os.stat(note)
+    make_v2_library(home / "library.sqlite3", [str(root)], [
+        {"path": str(note), "kind": "document", "size": st.st_size, "mtime": st.st_mtime,
+         "items": [("text", LONG_TEXT[:200], None, None), ("text", LONG_TEXT[180:400], None, None)]},
+        {"path": str(root / "gone.wav"), "kind": "audio", "size": 1, "mtime": 1.0,  # the file is gone now
+         "items": [("speech", "call the plumber", 0.0, 2.0), ("speech", "about the boiler", 2.0, 4.0)]},
+    ], dim=tiny_clip.dim)
+    settings = load_settings(home=home, env=dict(TINY_ENV))
+    with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text) as lib:
+        assert len(lib.store.files_missing_vectors("text")) == 2
+        # Before any model runs, passages are found by their words.
+        assert [r.path for r in lib.search("dentist", k=3).results] == [str(note)]
+        summary = lib.index([root])
+        assert summary.unchanged == 1 and summary.removed == 1 and summary.reembedded == 1
+        assert lib.store.files_missing_vectors("text") == []
+        ids = lib.store.item_ids_of(str(note))
+        assert len(ids) > 2  # cut again, for the text model
+        assert lib.store.count_items("text") == len(ids)
+
+
+def test_reembedding_passages_cuts_recordings_again_without_whisper(tmp_path, library, monkeypatch):
+    make_tone(tmp_path / "rec" / "memo.wav", seconds=2.0)
+    make_text(tmp_path / "rec" / "note.txt", LONG_TEXT)
+    library.index([tmp_path / "rec"])
+    calls: list[int] = []
+    original = library.whisper.transcribe
+    monkeypatch.setattr(library.whisper, "transcribe", lambda samples: calls.append(1) or original(samples))
+    summary = library.reembed(space="text")
+    assert summary.reembedded == 2 and calls == []
+    assert library.store.files_missing_vectors("text") == []
+    assert library.store.count_items("clip") == 0  # photos untouched (there are none)

@@ -12,6 +12,7 @@ from engine.store import Filters, LibraryStore, NewItem
 
 DIM = 32
 KINDS = ("image", "document", "audio")
+SPACE = "text"  # the items are passages; the clip space works the same way
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -37,20 +38,20 @@ def _add_files(store: LibraryStore, root: Path, rng: np.random.Generator, start:
 @pytest.fixture
 def store(tmp_path):
     store = LibraryStore(tmp_path / "lib.sqlite3")
-    store.ensure_model("synthetic", "seed", DIM)
+    store.ensure_model("synthetic", "seed", DIM, space=SPACE)
     yield store
     store.close()
 
 
 def _exact(store: LibraryStore, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[int]:
-    ids = np.concatenate([i for i, _ in store.iter_vectors()]) if allowed is None else allowed
-    vecs = store.vectors(ids)
+    ids = np.concatenate([i for i, _ in store.iter_vectors(space=SPACE)]) if allowed is None else allowed
+    vecs = store.vectors(ids, space=SPACE)
     sims = vecs @ query
     return [int(ids[i]) for i in np.argsort(-sims)[:k]]
 
 
 def _live(store: LibraryStore, tmp_path: Path, build: str = "now") -> LiveIndex:
-    live = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, ef_search=64)
+    live = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, ef_search=64, space=SPACE)
     live.open(build=build)
     return live
 
@@ -135,8 +136,8 @@ def test_replaced_vectors_are_found_by_their_new_value(store, tmp_path):
     path = next(iter(old))
     fresh = _unit(rng, 2)
     with store.transaction():  # the file changed: new items (maybe reusing ids) and vectors
-        store.add_file(path, size=2, mtime=2.0, content_hash="new", kind="image", media_time=None,
-                       items=[NewItem("image"), NewItem("image")], vectors=fresh)
+        store.add_file(path, size=2, mtime=2.0, content_hash="new", kind="document", media_time=None,
+                       items=[NewItem("text", text="new a"), NewItem("text", text="new b")], vectors=fresh)
     live.sync()
     ids = store.item_ids_of(path)
     hits, _ = live.search(fresh[0], 1)
@@ -156,7 +157,7 @@ def test_saved_index_is_loaded_and_catches_up(store, tmp_path):
     assert store.item_changes(0) == []  # the log the file holds was pruned
     new = _add_files(store, tmp_path, rng, 300, 3)
 
-    again = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, ef_search=64)
+    again = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")  # the file is usable: no rebuild needed
     assert again.state == "ready" and len(again.index) == 606
     path, vecs = next(iter(new.items()))
@@ -171,7 +172,7 @@ def test_damaged_or_foreign_index_files_are_rebuilt_never_trusted(store, tmp_pat
     _add_files(store, tmp_path, rng, 0, 200)
     path = tmp_path / "vectors.hnsw"
     path.write_bytes(b"SHBXHNSW" + b"\0" * 100)
-    broken = LiveIndex(store, path, min_items=100)
+    broken = LiveIndex(store, path, min_items=100, space=SPACE)
     broken.open(build="never")
     assert broken.state == "failed" and "not built" in broken.error and not broken.usable
     rebuilt = _live(store, tmp_path)
@@ -180,9 +181,9 @@ def test_damaged_or_foreign_index_files_are_rebuilt_never_trusted(store, tmp_pat
     # A file from another library (its log position is ahead of this one's) is refused.
     rebuilt.save_if_changed()
     other = LibraryStore(tmp_path / "other.sqlite3")
-    other.ensure_model("synthetic", "seed", DIM)
+    other.ensure_model("synthetic", "seed", DIM, space=SPACE)
     _add_files(other, tmp_path / "o", rng, 0, 120)
-    foreign = LiveIndex(other, path, min_items=100)
+    foreign = LiveIndex(other, path, min_items=100, space=SPACE)
     foreign.open(build="never")
     assert foreign.state == "failed"
     other.close()
@@ -202,11 +203,22 @@ def test_an_index_behind_a_pruned_log_reloads(store, tmp_path):
     assert first.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
 
 
-def test_small_libraries_have_no_graph(store, tmp_path):
+def test_small_libraries_have_no_graph_and_are_searched_exactly(store, tmp_path):
     rng = np.random.default_rng(9)
-    _add_files(store, tmp_path, rng, 0, 20)
+    added = _add_files(store, tmp_path, rng, 0, 20)
     live = _live(store, tmp_path)
-    assert live.state == "small" and not live.usable
-    _add_files(store, tmp_path, rng, 20, 40)  # now past min_items
+    assert live.state == "small" and live.index is None and live.usable
+    query = next(iter(added.values()))[0]
+    hits, plan = live.search(query, 5)
+    assert plan == "matrix" and [i for i, _ in hits] == _exact(store, query, 5)
+    passing = live.allowed(Filters(kinds=("audio",)))
+    hits, _ = live.search(query, 5, passing)
+    assert [i for i, _ in hits] == _exact(store, query, 5, passing)
+    ids = [i for i, _ in hits]
+    np.testing.assert_allclose(live.vectors(ids), store.vectors(ids, space=SPACE))
+    _add_files(store, tmp_path, rng, 20, 10)  # still small: the matrix follows
+    live.sync()
+    assert live.state == "small" and len(live.catalog) == 60
+    _add_files(store, tmp_path, rng, 30, 30)  # now past min_items
     live.sync(link="inline")
     assert live.state == "ready" and len(live.index) == 120

@@ -66,7 +66,8 @@ def test_korean_query_finds_korean_note(indexed, library):
 
 @pytest.mark.parametrize("kinds", [("image",), ("document",), ("image", "document")])
 def test_kind_filter_returns_only_that_kind(indexed, library, kinds):
-    results = library.search("summer", k=20, filters=Filters(kinds=kinds)).results
+    # min_relevance=0: every passing item, as the app asks (test-tiny's random weights judge nothing relevant)
+    results = library.search("summer", k=20, filters=Filters(kinds=kinds), min_relevance=0).results
     assert results and {r.kind for r in results} <= set(kinds)
     expected = {"image": 6, "document": 4}
     assert len(results) == min(20, sum(expected[k] for k in kinds))
@@ -76,25 +77,26 @@ def test_tag_filter(indexed, library):
     store = library.store
     ids = store.file_ids_under(str(indexed / "photos" / "img2.jpg")) + store.file_ids_under(str(indexed / "notes" / "garden.txt"))
     store.add_tag("family", ids)
-    results = library.search("anything", k=10, filters=Filters(tags=("family",))).results
+    results = library.search("anything", k=10, filters=Filters(tags=("family",)), min_relevance=0).results
     assert sorted(r.path for r in results) == sorted([str(indexed / "photos" / "img2.jpg"), str(indexed / "notes" / "garden.txt")])
     assert all([t for t in r.tags if t not in r.auto_tags] == ["family"] for r in results)
 
 
 def test_date_range_filter(indexed, library):
     f = Filters(kinds=("image",), after=datetime(2021, 1, 1).timestamp(), before=datetime(2023, 1, 1).timestamp())
-    results = library.search("photo", k=10, filters=f).results
+    results = library.search("photo", k=10, filters=f, min_relevance=0).results
     assert sorted(r.path for r in results) == [str(indexed / "photos" / f"img{n}.jpg") for n in (2, 3)]
     assert all(r.media_time.startswith(("2021", "2022")) for r in results)
 
 
 def test_folder_filter(indexed, library):
-    results = library.search("insurance", k=10, filters=Filters(folder=str(indexed / "notes"))).results
+    results = library.search("insurance", k=10, filters=Filters(folder=str(indexed / "notes")), min_relevance=0).results
     assert len(results) == 4 and all(r.path.startswith(str(indexed / "notes")) for r in results)
 
 
 def test_filtered_query_returns_k_whenever_k_match(indexed, library):
-    results = library.search("zzzz", k=5, filters=Filters(after=datetime(2020, 1, 1).timestamp(), kinds=("image",))).results
+    f = Filters(after=datetime(2020, 1, 1).timestamp(), kinds=("image",))
+    results = library.search("zzzz", k=5, filters=f, min_relevance=0).results
     assert len(results) == 5
 
 
@@ -114,7 +116,7 @@ def test_keyword_only_before_any_model(tmp_path):
         response = lib.search("passport")
         assert response.results == [] and "keywords only" in response.warnings[0]
         # a library with vectors but weights missing: text queries still work by keywords
-        lib.store.ensure_model("ViT-B-32", "laion2b_s34b_b79k", 4)
+        lib.store.ensure_model("intfloat/multilingual-e5-small", "sha256:0123456789abcdef", 4, space="text")
         with lib.store.transaction():
             lib.store.add_file("/d/p.txt", size=1, mtime=1.0, content_hash="h", kind="document", media_time=1.0,
                                items=[NewItem("text", text="passport renewal")], vectors=np.ones((1, 4)))
@@ -151,7 +153,84 @@ def test_keyword_terms_drop_stop_words_and_korean_particles():
 def test_snippets_mark_words_not_pieces_of_words():
     from engine.search import keyword_terms, mark_terms
 
+    # Whole words and their inflections, never a piece of another word.
     assert mark_terms("Ingredients: red beans, reds and a redder sky", ["red"]) == \
-        "Ingredients: «red» beans, «red»s and a «red»der sky"
+        "Ingredients: «red» beans, «reds» and a redder sky"
     assert mark_terms("가족사진을 정리", ["사진"]) == "가족«사진»을 정리"
     assert keyword_terms(["a", "red", "circle"]) == ["red", "circle"]
+
+
+@pytest.fixture
+def words_library(tmp_path, library):
+    """Files whose names, folders and words the tests below search for (test-tiny: words decide)."""
+    root = tmp_path / "home"
+    make_photo(root / "Pictures" / "제주도 여행" / "IMG_4242.jpg", 1)
+    make_photo(root / "Pictures" / "제주도 여행" / "IMG_4243.jpg", 2)
+    make_photo(root / "Pictures" / "IMG_1036.jpg", 3)
+    make_text(root / "notes" / "crazyones.txt", "Here's to the ones who see things differently.")
+    make_text(root / "notes" / "QuarterlyReportDraft.md", "Sales grew in the north.")
+    make_text(root / "notes" / "band.txt", "The misﬁts started rehearsing on the starboard deck.")
+    make_text(root / "notes" / "biscuits.txt", "Cut the dough with a star cutter. Ｔｏｋｙｏ sticker on the tin.")
+    # A long note: several passages, one card.
+    make_text(root / "notes" / "boiler.txt", "\n\n".join(
+        f"Part {n}. The boiler pressure was checked by the engineer. " + "Routine notes follow here. " * 40
+        for n in range(4)))
+    assert library.index([root]).failed == []
+    return root
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("IMG_4242", ["Pictures/제주도 여행/IMG_4242.jpg"]),
+    ("IMG 1036", ["Pictures/IMG_1036.jpg"]),
+    ("crazyones", ["notes/crazyones.txt"]),
+    ("quarterly report draft", ["notes/QuarterlyReportDraft.md"]),
+])
+def test_a_name_finds_its_file_first(words_library, library, query, expected):
+    results = library.search(query, k=5).results
+    assert [r.path for r in results[:len(expected)]] == [str(words_library / p) for p in expected]
+    assert results[0].name_match == "file"
+
+
+def test_a_folder_name_finds_every_file_in_it(words_library, library):
+    paths = {r.path for r in library.search("제주도 여행", k=10).results}
+    assert paths == {str(words_library / "Pictures" / "제주도 여행" / n) for n in ("IMG_4242.jpg", "IMG_4243.jpg")}
+
+
+def test_plain_spellings_find_ligatures_and_full_width_letters(words_library, library):
+    assert [r.path for r in library.search("misfits", k=5).results] == [str(words_library / "notes" / "band.txt")]
+    tokyo = library.search("tokyo", k=5).results
+    assert [r.path for r in tokyo] == [str(words_library / "notes" / "biscuits.txt")]
+    assert "«Ｔｏｋｙｏ»" in tokyo[0].snippet  # the word as written is what is marked
+
+
+def test_star_does_not_find_started(words_library, library):
+    results = library.search("star", k=5).results
+    assert [r.path for r in results] == [str(words_library / "notes" / "biscuits.txt")]
+    assert "«star»" in results[0].snippet and "«start" not in results[0].snippet
+
+
+@pytest.mark.parametrize("nonsense", ["xylophonequartzplinth", '"', "(((", "***", "qwpzrtkv mmnlx"])
+def test_nonsense_finds_nothing(words_library, library, nonsense):
+    response = library.search(nonsense, k=10)
+    assert response.results == []
+
+
+def test_one_card_per_file_with_its_other_passages(words_library, library):
+    results = library.search("boiler engineer", k=10).results
+    boiler = [r for r in results if r.path.endswith("boiler.txt")]
+    assert len(boiler) == 1
+    card = boiler[0]
+    assert len(card.more) == 3 and {m["item_id"] for m in card.more}.isdisjoint({card.item_id})
+    assert all("«boiler»" in m["snippet"] for m in card.more)
+    # Question answering wants every passage on its own: those holding the words first.
+    items = library.search("boiler engineer", k=10, per_file=False).results
+    assert all(r.path.endswith("boiler.txt") and "«engineer»" in r.snippet for r in items[:4])
+
+
+def test_results_say_why_they_were_found(words_library, library):
+    result = library.search("biscuits cutter", k=3).results[0]
+    data = result.to_json()
+    assert set(data) >= {"relevance", "matched", "name_match", "more"}
+    assert data["matched"] == ["biscuits", "cutter"]  # the name's word and the text's word
+    response = library.search("xylophonequartzplinth", k=3).to_json()
+    assert response["results"] == [] and response["min_relevance"] == library.settings.min_relevance

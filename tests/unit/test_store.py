@@ -6,12 +6,14 @@ import pytest
 
 from engine.errors import LibraryError, ModelMismatchError, SchemaTooNewError
 from engine.store import SCHEMA_VERSION, Filters, LibraryStore, NewItem
+from tests.helpers import make_v2_library
 
 
 @pytest.fixture
 def store(tmp_path):
     s = LibraryStore(tmp_path / "lib.sqlite3")
     s.ensure_model("test-tiny", "seed0", 4)
+    s.ensure_model("test-tiny", "seed0", 4, space="text")
     yield s
     s.close()
 
@@ -59,16 +61,20 @@ def test_model_identity_is_recorded_and_a_different_one_refused(store):
         store.ensure_model("ViT-B-32", "laion2b_s34b_b79k", 512)
 
 
-def test_vectors_and_knn(store):
+def test_vectors_and_knn_per_space(store):
     _add(store, "/p/a.jpg", kind="image", vec=(1, 0, 0, 0))
     _add(store, "/p/b.jpg", kind="image", vec=(0, 1, 0, 0))
     _add(store, "/p/c.txt", text="hello", vec=(0.9, 0.1, 0, 0))
+    _add(store, "/p/d.mp3", text="spoken words", kind="audio", vec=(0, 0, 1, 0))
     hits = store.vector_knn(_vec(1, 0, 0, 0)[0], 3)
     paths = [store.item_details([i])[i]["path"] for i, _ in hits]
-    assert paths == ["/p/a.jpg", "/p/c.txt", "/p/b.jpg"]
+    assert paths == ["/p/a.jpg", "/p/b.jpg"]  # photos live in the clip space
     assert hits[0][1] == pytest.approx(0.0, abs=1e-6)
-    only_images = store.vector_knn(_vec(1, 0, 0, 0)[0], 3, kinds=["image"])
-    assert len(only_images) == 2
+    passages = store.vector_knn(_vec(1, 0, 0, 0)[0], 3, space="text")
+    assert [store.item_details([i])[i]["path"] for i, _ in passages] == ["/p/c.txt", "/p/d.mp3"]
+    only_audio = store.vector_knn(_vec(1, 0, 0, 0)[0], 3, kinds=["audio"], space="text")
+    assert [store.item_details([i])[i]["path"] for i, _ in only_audio] == ["/p/d.mp3"]
+    assert store.count_items("clip") == 2 and store.count_items("text") == 2 and store.count_items() == 4
 
 
 def test_generation_grows_with_changes(store):
@@ -100,7 +106,7 @@ def test_copy_reuses_vectors(store):
         copy = store.copy_file(fid, "/b/x.txt", size=10, mtime=3.0)
     item = store.first_item_of_file("/b/x.txt")
     assert copy != fid
-    np.testing.assert_allclose(store.vectors([item])[0], _vec(0, 0, 1, 0)[0])
+    np.testing.assert_allclose(store.vectors([item], space="text")[0], _vec(0, 0, 1, 0)[0])
 
 
 def test_reindexing_a_file_keeps_its_tags(store):
@@ -206,3 +212,68 @@ def test_common_words_give_way_to_rare_ones(store):
     assert {i for i, _ in hits} == rare  # "household" (in every item) did not dilute the ranking
     common = store.keyword_search(["household", "paperwork"], limit=10)
     assert len(common) == 10 and all(score == -2.0 for _, score in common)  # both words matched
+
+
+def _v2_library(path):
+    """A library as Shoebox wrote it before two spaces: passages with CLIP vectors, FTS over raw text."""
+    make_v2_library(path, ["/lib"], [
+        {"path": "/lib/photos/IMG_4242.jpg", "kind": "image", "items": [("image", None, None, None)]},
+        {"path": "/lib/notes/misfits.txt", "kind": "document", "items": [("text", "The misﬁts started a band.", None, None)]},
+        {"path": "/lib/voice/memo.wav", "kind": "audio", "items": [("speech", "call the plumber", 0.0, 2.5),
+                                                                  ("speech", "about the boiler", 2.5, 5.0)]},
+    ])
+
+
+def test_a_library_from_before_two_spaces_is_migrated(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    _v2_library(path)
+    with LibraryStore(path) as store:
+        assert store._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+        assert store.integrity_check() == "ok"
+        # Photos keep their CLIP vectors; passages lose theirs (they were CLIP text vectors).
+        assert store.count_items("clip") == 1 and store.count_items("text") == 0 and store.count_items() == 4
+        # Passages are found by their words at once, in folded form, and names are words.
+        assert [store.item_details([i])[i]["path"] for i, _ in store.keyword_search(["misfits"], 5)] == \
+            ["/lib/notes/misfits.txt"]
+        assert store.keyword_search(["star"], 5) == []  # "started" is another word
+        assert [f for f, _ in store.name_search(["IMG_4242"], 5)] == [1]
+        # Recordings keep what Whisper heard, to be cut into passages for the text model.
+        assert [(s.text, s.start_s, s.end_s) for s in store.transcript(3)] == \
+            [("call the plumber", 0.0, 2.5), ("about the boiler", 2.5, 5.0)]
+        assert [f.path for f in store.files_missing_vectors("text")] == ["/lib/notes/misfits.txt", "/lib/voice/memo.wav"]
+        # A saved HNSW graph (which held the passages' CLIP vectors) must be rebuilt.
+        assert store.items_log_start() > store.items_version()
+
+
+def test_replacing_items_keeps_the_file_and_its_tags(store):
+    fid = _add(store, "/d/a.txt", text="old words")
+    store.add_tag("keep", [fid])
+    with store.transaction():
+        store.replace_items(fid, [NewItem("text", text="new passage one"), NewItem("text", text="new passage two")],
+                            np.eye(4, dtype=np.float32)[:2])
+    assert store.get_file("/d/a.txt").id == fid and store.tags_of_files([fid]) == {fid: ["keep"]}
+    assert store.keyword_search(["old"], 5) == []
+    assert len(store.keyword_search(["passage"], 5)) == 2
+    assert store.files_missing_vectors("text") == []
+
+
+def test_a_copy_keeps_the_transcript(store):
+    with store.transaction():
+        fid = store.add_file("/v/a.wav", size=1, mtime=1.0, content_hash="w", kind="audio", media_time=1.0,
+                             items=[NewItem("speech", text="hello there", start_s=0.0, end_s=3.0)],
+                             vectors=_vec(1, 0, 0, 0),
+                             transcript=[NewItem("speech", text="hello", start_s=0.0, end_s=1.0),
+                                         NewItem("speech", text="there", start_s=1.0, end_s=3.0)])
+        store.copy_file(fid, "/v/b.wav", size=1, mtime=2.0)
+    copy = store.get_file("/v/b.wav").id
+    assert [s.text for s in store.transcript(copy)] == ["hello", "there"]
+    store.remove_file(fid)
+    assert store.transcript(fid) == []
+
+
+def test_adding_a_folder_makes_its_name_a_word_of_the_files_inside(store):
+    _add(store, "/trips/제주도 여행/day1.txt", text="beach")
+    assert store.name_search(["trips"], 5) == []  # indexed before its folder was added: its parent only
+    store.add_root("/trips")
+    assert [f for f, _ in store.name_search(["trips"], 5)] == [store.get_file("/trips/제주도 여행/day1.txt").id]
+    assert len(store.name_search(["제주도"], 5)) == 1
