@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, metavar="N", help="number of results (default 10)")
     p.add_argument("--min-score", type=float, metavar="S",
                    help="leave out results less similar than S (cosine, -1..1; word matches are kept)")
+    p.add_argument("--min-relevance", type=float, metavar="R",
+                   help="leave out results whose meaning is less relevant than R (0..1, calibrated; default "
+                        "SHOEBOX_MIN_RELEVANCE, 0.25); results your words or their name support are kept; 0 shows all")
     p.add_argument("--no-dates", action="store_true",
                    help='search for date words ("2023", "last week") as words instead of as a time filter')
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -109,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="what the library holds")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("reembed", help="encode the whole library again with the configured model")
+    p = sub.add_parser("reembed", help="encode the library again with the configured models")
+    p.add_argument("--space", choices=("clip", "text"),
+                   help="only photos (clip) or only passages (text); default both")
     p.add_argument("--json", action="store_true")
 
     tag = sub.add_parser("tag", help="add, remove and list your own tags")
@@ -129,12 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     m = models_sub.add_parser("list", help="the configured models and whether their weights are here")
     m.add_argument("--json", action="store_true")
     m = models_sub.add_parser("download", help="download weights (needs the network)")
-    m.add_argument("kind", nargs="?", choices=("clip", "whisper"), help="which model (default: both)")
+    m.add_argument("kind", nargs="?", choices=("clip", "whisper", "text"), help="which model (default: all three)")
     m.add_argument("name", nargs="?", help="model name (default: the configured one)")
-    m = models_sub.add_parser("import", help="copy a weights file you have into the model cache")
-    m.add_argument("file", metavar="FILE")
-    m.add_argument("--kind", choices=("clip", "whisper"), help="what the file is (guessed when left out)")
-    m.add_argument("--name", help="the model name the file belongs to (guessed when left out)")
+    m = models_sub.add_parser("import", help="copy a weights file or text model folder you have into the model cache")
+    m.add_argument("file", metavar="FILE_OR_FOLDER",
+                   help="a CLIP or Whisper weights file, or a sentence-transformers model folder")
+    m.add_argument("--kind", choices=("clip", "whisper", "text"), help="what it is (guessed when left out)")
+    m.add_argument("--name", help="the model name it belongs to (guessed when left out)")
     return parser
 
 
@@ -217,8 +223,12 @@ def _print_index_summary(summary: Any) -> None:
     s = summary
     print(f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
           f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)")
+    if s.reembedded:
+        print(f"passages of {s.reembedded} file{'s' if s.reembedded != 1 else ''} embedded again for the text model")
     for failure in s.failed:
         print(f"  skipped {failure['path']}: {failure['reason']}")
+    for warning in s.warnings:
+        print(f"note: {warning}", file=sys.stderr)
     if s.cancelled:
         print("stopped before the end; run the same command again to finish")
 
@@ -245,7 +255,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_reembed(args: argparse.Namespace) -> int:
     return _run_indexing(args, lambda library, progress, cancel: library.reembed(
-        on_progress=progress, should_cancel=cancel))
+        space=args.space, on_progress=progress, should_cancel=cancel))
 
 
 def _locator_text(locator: dict) -> str:
@@ -260,9 +270,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     filters = _filters(args)
     if args.like and not os.path.exists(args.like):
         raise UsageError(f"no such file: {args.like}")
+    if args.min_relevance is not None and not 0.0 <= args.min_relevance < 1.0:
+        raise UsageError("--min-relevance is a relevance from 0 up to (not including) 1")
     with _open_library(args) as library:
         response = library.search(args.query, image=args.image, like=args.like, filters=filters, k=args.k,
-                                  min_score=args.min_score, understand_dates=not args.no_dates)
+                                  min_score=args.min_score, min_relevance=args.min_relevance,
+                                  understand_dates=not args.no_dates)
     if args.json:
         _print_json(response.to_json())
         return 0
@@ -272,7 +285,11 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"note: understood {phrase['text']!r} as {phrase['label']} (--no-dates to search it as words)",
               file=sys.stderr)
     if not response.results:
-        print("nothing found")
+        what = f" {args.query.strip()!r}" if args.query and args.query.strip() else ""
+        print(f"nothing matched{what}")
+        if response.hidden:
+            print(f"({response.hidden} weaker result{'s' if response.hidden != 1 else ''} left out; "
+                  f"--min-relevance 0 shows them)", file=sys.stderr)
     for n, r in enumerate(response.results, 1):
         where = _locator_text(r.locator)
         date = f"  {r.media_time[:10]}" if r.media_time else ""
@@ -280,6 +297,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"{n:>3}. {r.path}{where}  ({r.kind}){date}{tags}")
         if r.snippet:
             print(f"     {r.snippet}")
+        if r.more:
+            noun = "passage" if len(r.more) == 1 else "passages"
+            places = ", ".join(_locator_text(m["locator"]).strip() for m in r.more[:5] if _locator_text(m["locator"]))
+            print(f"     + {len(r.more)} more {noun}" + (f" ({places})" if places else ""))
     return 0
 
 
@@ -340,7 +361,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     with _open_library(args) as library:
         stats = library.store.stats()
         stats["failed_files"] = [{"path": f.path, "reason": f.error} for f in library.store.failed_files()]
-        stats["vector_index"] = library.index_status()
+        indexes = library.index_status()
+        stats["vector_index"] = indexes["clip"]  # the photos' index, as before there were two
+        stats["vector_indexes"] = indexes
+        stats["passages_waiting"] = len(library.store.files_missing_vectors("text"))
     if args.json:
         _print_json(stats)
         return 0
@@ -350,7 +374,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"files     {files['image']} photos, {files['document']} documents, {files['audio']} recordings "
           f"({stats['items']} searchable items)")
     print(f"failed    {stats['failed']}")
-    print(f"model     {model['name']} ({model['weights']}, {model['dim']} dimensions)" if model else "model     none yet")
+    print(f"photos    CLIP {model['name']} ({model['weights']}, {model['dim']} dimensions)" if model
+          else "photos    no CLIP model yet")
+    text_model = stats["text_model"]
+    print(f"passages  {text_model['name']} ({text_model['weights']}, {text_model['dim']} dimensions)" if text_model
+          else "passages  no text model yet")
+    if stats["passages_waiting"]:
+        print(f"          {stats['passages_waiting']} files' passages are found by words only until "
+              f"`shoebox reembed --space text` (or the next `shoebox index`) embeds them")
     print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
     for root in stats["roots"]:
         print(f"folder    {root}")
@@ -401,12 +432,14 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.json:
             _print_json({"models": rows})
         else:
+            # Text model names are repository ids ("intfloat/multilingual-e5-small"): the column fits the longest.
+            width = max([28, *(len(row["name"]) for row in rows)])
             for row in rows:
                 state = f"present ({row.get('path')})" if row.get("present") else "missing"
-                print(f"{row['kind']:<8} {row['name']:<28} {row.get('weights') or '':<24} {state}")
+                print(f"{row['kind']:<8} {row['name']:<{width}} {row.get('weights') or '':<24} {state}")
         return 0
     if args.models_command == "download":
-        kinds = [args.kind] if args.kind else ["clip", "whisper"]
+        kinds = [args.kind] if args.kind else ["clip", "whisper", "text"]
         for kind in kinds:
             print(f"downloading {kind} weights ...", file=sys.stderr)
             path = models.download_model(settings, kind, args.name if args.kind else None, force_allowed=True)

@@ -72,10 +72,23 @@ def test_search_by_image(indexed):
 
 def test_search_filters(indexed):
     home, root, _ = indexed
-    data = json.loads(shoebox(home, "search", "x", "--kind", "image", "--after", "2021", "--json").stdout)
+    # Filters alone list what passes them; with words, --min-relevance 0 keeps even what nothing supports.
+    data = json.loads(shoebox(home, "search", "--kind", "image", "--after", "2021", "--json").stdout)
     assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
-    data = json.loads(shoebox(home, "search", "x", "--folder", root / "notes", "--json").stdout)
+    data = json.loads(shoebox(home, "search", "x", "--kind", "image", "--after", "2021", "--min-relevance", "0",
+                              "--json").stdout)
+    assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
+    data = json.loads(shoebox(home, "search", "x", "--folder", root / "notes", "--min-relevance", "0", "--json").stdout)
     assert {r["kind"] for r in data["results"]} == {"document"} and len(data["results"]) == 2
+
+
+def test_nothing_matched_is_said_plainly(indexed):
+    home, _, _ = indexed
+    for nonsense in ("xylophonequartzplinth", '"', "((("):
+        proc = shoebox(home, "search", nonsense)
+        assert proc.stdout.startswith("nothing matched"), (nonsense, proc.stdout)
+        data = json.loads(shoebox(home, "search", nonsense, "--json").stdout)
+        assert data["results"] == []
 
 
 def test_tags_from_the_command_line(indexed):
@@ -83,7 +96,7 @@ def test_tags_from_the_command_line(indexed):
     shoebox(home, "tag", "add", "holiday", root / "photos" / "a.jpg", root / "photos" / "c.jpg")
     listing = json.loads(shoebox(home, "tag", "list", "--json").stdout)
     assert {"name": "holiday", "source": "user", "files": 2} in listing["tags"]
-    data = json.loads(shoebox(home, "search", "x", "--tag", "holiday", "--json").stdout)
+    data = json.loads(shoebox(home, "search", "--tag", "holiday", "--json").stdout)
     assert sorted(r["path"] for r in data["results"]) == [str(root / "photos" / "a.jpg"), str(root / "photos" / "c.jpg")]
     assert all([t for t in r["tags"] if t not in r["auto_tags"]] == ["holiday"] for r in data["results"])
     shoebox(home, "tag", "remove", "holiday", root / "photos")
@@ -156,7 +169,10 @@ def test_reembed_encodes_the_library_again(indexed):
     # Runs last in this module: it re-encodes the shared library.
     home, root, _ = indexed
     summary = json.loads(shoebox(home, "reembed", "--json").stdout)
-    assert summary["updated"] == 5 and summary["added"] == 0
+    # Photos are read and encoded again; passages are cut again and embedded by the text model.
+    assert summary["updated"] == 3 and summary["added"] == 0 and summary["reembedded"] == 2
+    text = json.loads(shoebox(home, "reembed", "--space", "text", "--json").stdout)
+    assert text["reembedded"] == 2 and text["updated"] == 0
     data = json.loads(shoebox(home, "search", "boiler", "--json", "-k", "1").stdout)
     assert data["results"][0]["path"] == str(root / "notes" / "boiler.txt")
 

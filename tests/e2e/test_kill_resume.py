@@ -26,10 +26,17 @@ N_NOTES = 30
 def _consistent(db_path):
     with LibraryStore(db_path) as store:
         assert store.integrity_check() == "ok"
-        orphans = store._query(
-            "SELECT count(*) FROM item_vectors v WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = v.item_id)")[0][0]
-        missing = store._query(
-            "SELECT count(*) FROM items i WHERE NOT EXISTS (SELECT 1 FROM item_vectors v WHERE v.item_id = i.id)")[0][0]
+        orphans = missing = 0
+        # Photos' vectors are in item_vectors, passages' in text_vectors (once that space has a model).
+        for table, modality in (("item_vectors", "= 'image'"), ("text_vectors", "!= 'image'")):
+            if not store._query("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)):
+                missing += store._query(f"SELECT count(*) FROM items WHERE modality {modality}")[0][0]
+                continue
+            orphans += store._query(
+                f"SELECT count(*) FROM {table} v WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = v.item_id)")[0][0]
+            missing += store._query(
+                f"SELECT count(*) FROM items i WHERE i.modality {modality} "
+                f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)")[0][0]
         empty = store._query(
             "SELECT count(*) FROM files f WHERE f.status = 'indexed' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.file_id = f.id)")[0][0]
         assert (orphans, missing, empty) == (0, 0, 0)
