@@ -23,7 +23,7 @@ from PySide6.QtCore import QObject, Signal
 from engine.errors import Cancelled, ModelUnavailableError, ShoeboxError
 from engine.library import Library
 from engine.settings import Settings, load_settings
-from engine.store import Filters
+from engine.store import SPACES, Filters
 
 from .tasks import run_task, wait_for_all
 
@@ -116,15 +116,25 @@ class AppController(QObject):
         self.status.emit("Loading the models… (keyword search works meanwhile)")
 
         def load() -> None:
-            from engine.extractors.chunking import clip_token_counter
-
-            library.clip.load()
-            # The BPE tokenizers take ~0.3 s of GIL-holding work to build; done
-            # here rather than inside the first search or document, where it
-            # stalled the GUI thread.
-            library.clip.count_tokens("warm up")
-            clip_token_counter()("warm up")
-            library.vector_index()  # loads or starts building the HNSW index
+            missing: list[str] = []
+            try:
+                library.clip.load()
+                # The tokenizers take ~0.3 s of GIL-holding work to build; done here
+                # rather than inside the first search or document, where it stalled
+                # the GUI thread.
+                library.clip.count_tokens("warm up")
+            except ModelUnavailableError as exc:
+                missing.append(str(exc))
+            try:
+                library.text_model.load()
+                library.text_model.count_tokens("warm up")
+                library.calibration("text")  # a model without a shipped calibration is measured once
+            except ModelUnavailableError as exc:
+                missing.append(str(exc))
+            for space in SPACES:
+                library.vector_index(space)  # loads or starts building the HNSW indexes
+            if missing:
+                raise ModelUnavailableError(" ".join(missing))
 
         def loaded(_: Any) -> None:
             self.models_loaded = True
@@ -134,7 +144,7 @@ class AppController(QObject):
         def failed(exc: BaseException) -> None:
             self.models_loaded = False
             message = describe_error(exc)
-            self.status.emit("Keyword search only: the CLIP model is not available")
+            self.status.emit("Some of the models are not here: what they find is found by its words meanwhile")
             if isinstance(exc, ModelUnavailableError):
                 self.models_missing.emit(message)
             else:
@@ -171,8 +181,9 @@ class AppController(QObject):
             return request
 
         def work() -> Any:
+            # Everything comes back; the results view hides what is below its relevance slider.
             return library.search(text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                                  understand_dates=understand_dates)
+                                  min_relevance=0.0, understand_dates=understand_dates)
 
         run_task(work, lambda response: self.search_done.emit(request, response),
                  lambda exc: self.search_failed.emit(request, describe_error(exc)))

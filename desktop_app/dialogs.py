@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -150,11 +151,23 @@ class _Progress(QObject):
     changed = Signal(str, object, object, str)  # kind, done, total (bytes; may pass 2**31), message
 
 
+# What each model does, as the dialogs name it.
+MODEL_LABELS = {"clip": "CLIP", "text": "Text model", "whisper": "Whisper"}
+MODEL_PURPOSES = {"clip": "photos", "text": "the meaning of documents and recordings", "whisper": "voice recordings"}
+MODEL_KINDS = ("clip", "text", "whisper")
+
+
 def _settings_after_import(settings: Settings, dest: Path) -> dict[str, Any]:
-    """The settings that make the models load the file just imported to ``dest``."""
+    """The settings that make the models load the file (or text model folder) just imported to ``dest``."""
+    from engine.models.weights import text_name_from_cache_dir
+
     parts = dest.relative_to(settings.models_dir).parts
     changes: dict[str, Any] = {}
-    if parts[0] == "clip":
+    if parts[0] == "text":
+        name = text_name_from_cache_dir(parts[1])
+        if name != settings.text_model:
+            changes["text_model"] = name
+    elif parts[0] == "clip":
         model, dirname = parts[1], parts[2]
         tag = "file:" + dirname[5:] if dirname.startswith("file-") else dirname
         if model != settings.clip_model:
@@ -185,13 +198,14 @@ def _import_files(settings: Settings, paths: list[str]) -> tuple[Settings, list[
         except Exception as exc:  # shown beside the file's name; the other files still go in
             failed.append(f"{name}: {describe_error(exc)}")
             continue
-        kind = "CLIP" if dest.relative_to(settings.models_dir).parts[0] == "clip" else "Whisper"
+        kind = MODEL_LABELS.get(dest.relative_to(settings.models_dir).parts[0], "Whisper")
         changes = _settings_after_import(settings, dest)
         if changes:
             settings = save_settings(settings, **changes)
         overridden = [env for env in map(_overridden, changes) if env]
         note = (f" ({', '.join(overridden)} is set in the environment and takes precedence)" if overridden else "")
-        done.append(f"Imported {kind} weights from {name}{note}.")
+        done.append(f"Imported the {kind} from {name}{note}." if kind == "Text model"
+                    else f"Imported {kind} weights from {name}{note}.")
     return settings, done, failed
 
 
@@ -226,15 +240,16 @@ class FirstRunDialog(QDialog):
         self._progress = _Progress()  # no parent: the worker may outlive the dialog
         self._progress.changed.connect(self._show_progress)
 
-        heading = QLabel("Shoebox needs two models to find things by meaning")
+        heading = QLabel("Shoebox needs its models to find things by meaning")
         font = heading.font()
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         heading.setFont(font)
         self.explanation = QLabel(
-            "Shoebox finds photos, documents and recordings by what they mean, using two models that run "
-            "on this computer: CLIP understands photos and text, and Whisper turns voice recordings into "
-            "text. Their files are not on this computer yet.\n\n"
+            "Shoebox finds photos, documents and recordings by what they mean, using models that run "
+            "on this computer: CLIP understands photos, a text model understands the passages of your "
+            "documents and recordings, and Whisper turns voice recordings into text. Some of their files "
+            "are not on this computer yet.\n\n"
             "Keyword search works meanwhile: you can already find documents by the words they contain.\n\n"
             "You can download the models now. This fetches a few hundred megabytes once, from the "
             "publishers of the models (Hugging Face and OpenAI); your own files never leave this computer. "
@@ -245,9 +260,11 @@ class FirstRunDialog(QDialog):
         self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.reason_label.setVisible(bool(reason))
 
-        self.clip_box = QCheckBox(f"CLIP {settings.clip_model} (photos and the meaning of text)")
-        self.whisper_box = QCheckBox(f"Whisper {settings.whisper_model} (voice recordings)")
-        for box in (self.clip_box, self.whisper_box):
+        self.clip_box = QCheckBox(f"CLIP {settings.clip_model} ({MODEL_PURPOSES['clip']})")
+        self.text_box = QCheckBox(f"Text model {settings.text_model} ({MODEL_PURPOSES['text']})")
+        self.whisper_box = QCheckBox(f"Whisper {settings.whisper_model} ({MODEL_PURPOSES['whisper']})")
+        self.boxes = {"clip": self.clip_box, "text": self.text_box, "whisper": self.whisper_box}
+        for box in self.boxes.values():
             box.setChecked(True)
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
@@ -260,19 +277,23 @@ class FirstRunDialog(QDialog):
         self.download_button = QPushButton("Download now")
         self.download_button.setToolTip("Connect to the internet and fetch the checked models")
         self.choose_button = QPushButton("Choose weight files…")
-        self.choose_button.setToolTip("Use .safetensors, .pt or .bin files you already have")
+        self.choose_button.setToolTip("Use CLIP or Whisper .safetensors, .pt or .bin files you already have")
+        self.choose_folder_button = QPushButton("Choose a text model folder…")
+        self.choose_folder_button.setToolTip("Use a sentence-embedding model folder you already have "
+                                             "(config.json, model.safetensors, tokenizer.json, …)")
         self.close_button = QPushButton("Later")
         self.close_button.setToolTip("Keep using keyword search; you can get the models from Settings later")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.download_button)
         buttons.addWidget(self.choose_button)
+        buttons.addWidget(self.choose_folder_button)
         buttons.addStretch(1)
         buttons.addWidget(self.close_button)
         models = QGroupBox("Models")
         models_layout = QVBoxLayout(models)
-        models_layout.addWidget(self.clip_box)
-        models_layout.addWidget(self.whisper_box)
+        for box in self.boxes.values():
+            models_layout.addWidget(box)
         layout = QVBoxLayout(self)
         layout.addWidget(heading)
         layout.addWidget(self.explanation)
@@ -286,6 +307,7 @@ class FirstRunDialog(QDialog):
 
         self.download_button.clicked.connect(self.download)
         self.choose_button.clicked.connect(self.choose_files)
+        self.choose_folder_button.clicked.connect(self.choose_folder)
         self.close_button.clicked.connect(self._close_clicked)
         self._list_models()
 
@@ -295,14 +317,12 @@ class FirstRunDialog(QDialog):
         settings = self.settings
 
         def listed(rows: list[dict]) -> None:
-            for kind, box in (("clip", self.clip_box), ("whisper", self.whisper_box)):
+            for kind, box in self.boxes.items():
                 row = next((r for r in rows if r["kind"] == kind and r["selected"]), None)
                 if row is None:
                     continue
-                what = "photos and the meaning of text" if kind == "clip" else "voice recordings"
-                label = "CLIP" if kind == "clip" else "Whisper"
                 state = "already here" if row["present"] else "missing"
-                box.setText(f"{label} {row['name']} ({what}): {state}")
+                box.setText(f"{MODEL_LABELS[kind]} {row['name']} ({MODEL_PURPOSES[kind]}): {state}")
                 box.setToolTip(f"Weights: {row['weights']}" + (f"\n{row['path']}" if row["path"] else ""))
                 box.setChecked(not row["present"])
             self.models_listed.emit(rows)
@@ -322,7 +342,7 @@ class FirstRunDialog(QDialog):
 
     def _set_busy(self, busy: bool, text: str = "") -> None:
         self._busy = busy
-        for widget in (self.download_button, self.choose_button, self.clip_box, self.whisper_box):
+        for widget in (self.download_button, self.choose_button, self.choose_folder_button, *self.boxes.values()):
             widget.setEnabled(not busy)
         self.close_button.setText("Stop" if busy else ("Done" if self._changed else "Later"))
         self.close_button.setEnabled(True)
@@ -334,7 +354,7 @@ class FirstRunDialog(QDialog):
 
     def download(self) -> None:
         """Download the checked models (the person asked for it by pressing Download)."""
-        kinds = [k for k, box in (("clip", self.clip_box), ("whisper", self.whisper_box)) if box.isChecked()]
+        kinds = [k for k, box in self.boxes.items() if box.isChecked()]
         if not kinds:
             self.message.show_message("Check the models to download first.")
             return
@@ -364,7 +384,7 @@ class FirstRunDialog(QDialog):
 
                 if cancel.is_set():
                     raise Cancelled("the download was stopped")
-                progress.changed.emit(kind, 0, 0, f"downloading {'CLIP' if kind == 'clip' else 'Whisper'}")
+                progress.changed.emit(kind, 0, 0, f"downloading {MODEL_LABELS[kind]}")
                 done.append(management.download_model(settings, kind, force_allowed=True, on_progress=report))
             return done
 
@@ -414,9 +434,22 @@ class FirstRunDialog(QDialog):
                                                 os.path.expanduser("~"), WEIGHT_FILES)
         if not paths:
             return
+        self.import_paths(list(paths))
+
+    def choose_folder(self) -> None:
+        """Ask for a text model folder and import it into Shoebox's model cache."""
+        if self._busy:
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Choose a text model folder", os.path.expanduser("~"))
+        if not folder:
+            return
+        self.import_paths([folder])
+
+    def import_paths(self, paths: list[str]) -> None:
+        """Import weight files or text model folders (what the choosers picked), off the GUI thread."""
         self.message.clear()
         self.progress_bar.setRange(0, 0)
-        self._set_busy(True, "Checking and copying the weights…")
+        self._set_busy(True, "Checking and copying the model…")
         settings = self.settings
         run_task(lambda: _import_files(settings, list(paths)), when_alive(self, self._imported),
                  when_alive(self, self._import_error), long=True)
@@ -553,6 +586,32 @@ class SettingsDialog(QDialog):
         self.whisper_model.addItem(settings.whisper_model)
         self.whisper_model.setCurrentText(settings.whisper_model)
         self.whisper_weights = _PathField(settings.whisper_weights, "Choose a Whisper weights file (.pt)")
+        self.text_model = QComboBox()
+        self.text_model.setEditable(True)
+        self.text_model.setToolTip("A sentence-embedding model's name, or a folder that holds one")
+        self.text_model.addItem(settings.text_model)
+        self.text_model.setCurrentText(settings.text_model)
+        self.text_folder_button = QPushButton("Folder…")
+        self.text_folder_button.setToolTip("Use a model folder on this computer")
+        self.text_folder_button.clicked.connect(self._choose_text_folder)
+        text_row = QWidget()
+        text_layout = QHBoxLayout(text_row)
+        text_layout.setContentsMargins(0, 0, 0, 0)
+        text_layout.addWidget(self.text_model, 1)
+        text_layout.addWidget(self.text_folder_button)
+        self.text_note = _subtle(QLabel(
+            "Another text model means the passages of your documents and recordings are embedded again "
+            "(recordings are not transcribed again)."))
+        self.text_note.hide()
+        self.min_relevance = QDoubleSpinBox()
+        self.min_relevance.setRange(0.0, 0.95)
+        self.min_relevance.setSingleStep(0.05)
+        self.min_relevance.setDecimals(2)
+        self.min_relevance.setValue(settings.min_relevance)
+        self.min_relevance.setToolTip(
+            "Where the relevance slider starts. Relevance is calibrated for each model: at 0.25 a result\n"
+            "near the top has about one chance in four of being what you asked for. Results that contain\n"
+            "the words you typed, or are named as you typed, are always shown. 0 shows every result.")
         self.device = QComboBox()
         for value, label in DEVICES:
             self.device.addItem(label, value)
@@ -570,7 +629,10 @@ class SettingsDialog(QDialog):
         models_form.addRow("", self.reencode_note)
         self._row(models_form, "Whisper model:", self.whisper_model, "whisper_model")
         self._row(models_form, "Whisper weights file:", self.whisper_weights, "whisper_weights")
+        self._row(models_form, "Text model:", text_row, "text_model")
+        models_form.addRow("", self.text_note)
         self._row(models_form, "Run the models on:", self.device, "device")
+        self._row(models_form, "Hide results less relevant than:", self.min_relevance, "min_relevance")
 
         # LLM
         self.llm_url = QLineEdit(settings.llm_url)
@@ -615,11 +677,11 @@ class SettingsDialog(QDialog):
 
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
-        for edit in (self.clip_model.lineEdit(), self.clip_weights.edit):
+        for edit in (self.clip_model.lineEdit(), self.clip_weights.edit, self.text_model.lineEdit()):
             edit.textChanged.connect(self._update_reencode_note)
         for key, edit in (("llm_url", self.llm_url), ("clip_weights", self.clip_weights.edit),
                           ("whisper_weights", self.whisper_weights.edit), ("clip_model", self.clip_model.lineEdit()),
-                          ("whisper_model", self.whisper_model.lineEdit())):
+                          ("whisper_model", self.whisper_model.lineEdit()), ("text_model", self.text_model.lineEdit())):
             edit.textChanged.connect(lambda _text, key=key: self.errors[key].clear())
         self._load_names()
 
@@ -641,15 +703,16 @@ class SettingsDialog(QDialog):
     def _load_names(self) -> None:
         settings = self.settings
 
-        def work() -> tuple[list[str], list[str]]:
+        def work() -> tuple[list[str], list[str], list[str]]:
             from engine.models import clip_model_names, whisper_model_names
+            from engine.models.weights import KNOWN_TEXT_MODELS
 
-            return clip_model_names(), whisper_model_names(settings)
+            return clip_model_names(), whisper_model_names(settings), sorted(KNOWN_TEXT_MODELS)
 
-        def loaded(names: tuple[list[str], list[str]]) -> None:
-            clip, whisper = names
+        def loaded(names: tuple[list[str], list[str], list[str]]) -> None:
+            clip, whisper, text = names
             self._clip_names, self._whisper_names = set(clip), set(whisper)
-            for combo, values in ((self.clip_model, clip), (self.whisper_model, whisper)):
+            for combo, values in ((self.clip_model, clip), (self.whisper_model, whisper), (self.text_model, text)):
                 current = combo.currentText()
                 combo.blockSignals(True)
                 combo.clear()
@@ -666,6 +729,14 @@ class SettingsDialog(QDialog):
         changed = (self.clip_model.currentText().strip() != self.settings.clip_model
                    or self.clip_weights.text() != self.settings.clip_weights)
         self.reencode_note.setVisible(changed)
+        self.text_note.setVisible(self.text_model.currentText().strip() != self.settings.text_model)
+
+    def _choose_text_folder(self) -> None:
+        start = self.text_model.currentText().strip()
+        start = start if os.path.isdir(os.path.expanduser(start)) else os.path.expanduser("~")
+        folder = QFileDialog.getExistingDirectory(self, "Choose a text model folder", start)
+        if folder:
+            self.text_model.setCurrentText(folder)
 
     # -- values ------------------------------------------------------------------
 
@@ -676,6 +747,8 @@ class SettingsDialog(QDialog):
             "clip_weights": self.clip_weights.text(),
             "whisper_model": self.whisper_model.currentText().strip(),
             "whisper_weights": self.whisper_weights.text(),
+            "text_model": self.text_model.currentText().strip(),
+            "min_relevance": round(self.min_relevance.value(), 2),
             "device": self.device.currentData(),
             "llm_url": self.llm_url.text().strip(),
             "llm_model": self.llm_model.text().strip(),
@@ -705,6 +778,11 @@ class SettingsDialog(QDialog):
         elif self._clip_names and values["clip_model"] not in self._clip_names:
             problems["clip_model"] = (f"Shoebox does not know a CLIP model called {values['clip_model']}; "
                                       "pick one from the list.")
+        text = values["text_model"]
+        if not text:
+            problems["text_model"] = "Enter a text model's name, for example intfloat/multilingual-e5-small."
+        elif (os.sep in text or text.startswith(("~", "."))) and not Path(text).expanduser().is_dir():
+            problems["text_model"] = "There is no folder at this path; choose the folder that holds the model."
         if not values["whisper_model"]:
             problems["whisper_model"] = "Enter the name of a Whisper model, for example base."
         elif (self._whisper_names and values["whisper_model"] not in self._whisper_names

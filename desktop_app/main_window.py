@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from engine.extractors import IMAGE_EXTENSIONS
 from engine.library import Library
+from engine.calibration import DEFAULT_MIN_RELEVANCE
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
@@ -255,6 +256,8 @@ class MainWindow(QMainWindow):
         self.banner = MessageBanner()
         self.filter_panel = FilterPanel()
         self.results = ResultsView(self.thumbnails)
+        configured = self.controller.settings
+        self.results.set_threshold(configured.min_relevance if configured is not None else DEFAULT_MIN_RELEVANCE)
         self.preview = PreviewPane(lambda: self.controller.library)
 
         centre = QWidget()
@@ -462,6 +465,8 @@ class MainWindow(QMainWindow):
 
         def saved(new_settings: Any) -> None:
             self._guard(self.results.set_thumbnail_size, thumbnail_size())
+            if new_settings.min_relevance != settings.min_relevance:
+                self._guard(self.results.set_threshold, new_settings.min_relevance)
             self._guard(self.controller.apply_settings, new_settings)
             self._guard(self.statusBar().showMessage, "Settings saved.", 5000)
 
@@ -636,7 +641,8 @@ class MainWindow(QMainWindow):
             self.results.set_results(response.results)
         else:
             hint = " Try fewer filters or other words." if not self.filter_panel.filters().empty else ""
-            self.results.show_empty(f"No results.{hint}")
+            what = f"“{self._searched_text}”" if self._searched_text else "that"
+            self.results.show_empty(f"Nothing matched {what}.{hint}")
         self.result_label.setText(f"{_plural(count, 'result')} · {response.took_ms:.0f} ms")
         self.results_shown.emit(count)
 

@@ -3,8 +3,12 @@
 :class:`ResultsView` shows one :class:`engine.search.SearchResponse`: the
 photos in a :class:`QListView` in icon mode over a :class:`PhotoModel`, the
 passages and recording moments in a second list painted as cards by
-:class:`CardDelegate`.  A relevance slider hides results whose similarity is
-low, except those that matched typed words.
+:class:`CardDelegate`; a card whose file has more matching passages says so
+and opens them below itself.  A relevance slider (calibrated: 0.25 means "one
+chance in four, among the nearest items, of being what was asked for") hides
+results whose meaning is not close enough,
+except those a typed word or their name supports; it starts at the library's
+default, so a query nothing supports shows "nothing matched".
 
 Thumbnails are the JPEGs saved at index time; :class:`ThumbnailLoader` reads
 them (or, failing that, a scaled decode of the original) on the thread pool,
@@ -70,7 +74,6 @@ from PySide6.QtWidgets import (
 
 from .style import (
     format_date,
-    has_marks,
     locator_text,
     marked_html,
     mix,
@@ -81,6 +84,8 @@ from .style import (
 from .tasks import run_task
 
 ResultRole = Qt.ItemDataRole.UserRole + 1
+ExtraRole = Qt.ItemDataRole.UserRole + 2  # True for a passage opened from a card's "n more passages"
+ExpandedRole = Qt.ItemDataRole.UserRole + 3  # True for a card whose other passages are open
 THUMB_SIDE = 320  # as saved at index time
 DEFAULT_PHOTO_SIDE = 152  # the width of a thumbnail in the grid (the person can change it in the settings)
 
@@ -212,10 +217,16 @@ def result_tooltip(result: Any) -> str:
         lines.append(("Taken " if result.kind == "image" else "Dated ") + when)
     if result.tags:
         lines.append("Tags: " + ", ".join(result.tags))
-    if result.similarity is not None:
-        lines.append(f"Similarity {result.similarity:.3f}" + ("  (matched your words)" if has_marks(result.snippet) else ""))
-    elif has_marks(result.snippet):
-        lines.append("Matched your words")
+    if getattr(result, "name_match", None):
+        lines.append("Its name is what you typed" if result.name_match == "file" else "In a folder named as you typed")
+    relevance = getattr(result, "relevance", None)
+    if relevance is not None:
+        lines.append(f"Relevance {relevance:.2f} (similarity {result.similarity:.3f})")
+    elif result.similarity is not None:
+        lines.append(f"Similarity {result.similarity:.3f}")
+    matched = getattr(result, "matched", None)
+    if matched:
+        lines.append("Matched your words: " + ", ".join(matched))
     return "\n".join(lines)
 
 
@@ -295,6 +306,84 @@ class PhotoModel(ResultListModel):
             if result.file_id == file_id:
                 index = self.index(row)
                 self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class PassageModel(ResultListModel):
+    """Passages and recording moments, one card per file; a card opens its file's other passages below it."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._extra: set[int] = set()  # item ids of opened passages
+        self._expanded: set[int] = set()  # item ids of cards whose passages are open
+
+    def set_results(self, results: Sequence[Any]) -> None:
+        self._extra.clear()
+        self._expanded.clear()
+        super().set_results(results)
+
+    def results(self) -> list[Any]:
+        """The cards (not the passages opened below them)."""
+        return [r for r in self._results if r.item_id not in self._extra]
+
+    def shown_rows(self) -> list[Any]:
+        """Every row: cards and opened passages, in order."""
+        return list(self._results)
+
+    def is_extra(self, row: int) -> bool:
+        result = self.result(row)
+        return result is not None and result.item_id in self._extra
+
+    def toggle_more(self, row: int) -> bool:
+        """Open (or close) the other passages of the card at ``row``; False when it has none."""
+        result = self.result(row)
+        if result is None or result.item_id in self._extra or not getattr(result, "more", None):
+            return False
+        if result.item_id in self._expanded:
+            ids = {m["item_id"] for m in result.more}
+            count = sum(1 for r in self._results[row + 1:row + 1 + len(ids)] if r.item_id in ids)
+            self.beginRemoveRows(QModelIndex(), row + 1, row + count)
+            del self._results[row + 1:row + 1 + count]
+            self._extra -= ids
+            self._expanded.discard(result.item_id)
+            self.endRemoveRows()
+        else:
+            extras = [_passage_result(result, more) for more in result.more]
+            self.beginInsertRows(QModelIndex(), row + 1, row + len(extras))
+            self._results[row + 1:row + 1] = extras
+            self._extra.update(r.item_id for r in extras)
+            self._expanded.add(result.item_id)
+            self.endInsertRows()
+        index = self.index(row)
+        self.dataChanged.emit(index, index, [ExpandedRole])
+        return True
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == ExtraRole:
+            return self.is_extra(index.row())
+        if role == ExpandedRole:
+            result = self.result(index.row())
+            return result is not None and result.item_id in self._expanded
+        return super().data(index, role)
+
+
+def _passage_result(card: Any, more: dict[str, Any]) -> Any:
+    """A result for one of a card's other passages (same file; its own place, snippet and scores)."""
+    from dataclasses import replace
+
+    return replace(card, item_id=more["item_id"], locator=dict(more.get("locator") or {}), snippet=more.get("snippet"),
+                   score=more.get("score", 0.0), relevance=more.get("relevance"), similarity=more.get("similarity"),
+                   more=[], name_match=None)
+
+
+def more_label(result: Any, expanded: bool) -> str:
+    """The line under a card that opens its file's other passages ("" when it has none)."""
+    count = len(getattr(result, "more", None) or [])
+    if not count:
+        return ""
+    noun = "passage" if count == 1 else "passages"
+    if result.kind == "audio":
+        noun = "moment" if count == 1 else "moments"
+    return f"▾ Hide {count} more {noun}" if expanded else f"▸ {count} more {noun} in this file"
 
 
 class PhotoDelegate(QStyledItemDelegate):
@@ -389,14 +478,47 @@ class CardDelegate(QStyledItemDelegate):
     def _text_width(self, width: int) -> int:
         return width - 2 * self.MARGIN - 2 * self.PAD
 
+    INDENT = 28  # an opened passage sits under its card
+
+    def _footer(self, index: QModelIndex | QPersistentModelIndex) -> str:
+        result = index.data(ResultRole)
+        if result is None or index.data(ExtraRole):
+            return ""
+        return more_label(result, bool(index.data(ExpandedRole)))
+
+    def _card_rect(self, option_rect: QRect, index: QModelIndex | QPersistentModelIndex) -> QRect:
+        card = option_rect.adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, -self.MARGIN)
+        if index.data(ExtraRole):
+            card.setLeft(card.left() + self.INDENT)
+        return card
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         result = index.data(ResultRole)
         width = max(240, self._view.viewport().width())  # the width paint() gets: the text wraps the same
         if result is None:
             return QSize(width, 40)
-        doc = self._document(result, option.palette, option.font, self._text_width(width))
-        header = QFontMetrics(option.font).height() + 6
-        return QSize(width, int(doc.size().height()) + header + 2 * self.PAD + 2 * self.MARGIN)
+        indent = self.INDENT if index.data(ExtraRole) else 0
+        doc = self._document(result, option.palette, option.font, self._text_width(width) - indent)
+        line = QFontMetrics(option.font).height()
+        footer = line + 6 if self._footer(index) else 0
+        return QSize(width, int(doc.size().height()) + line + 6 + footer + 2 * self.PAD + 2 * self.MARGIN)
+
+    def footer_rect(self, option_rect: QRect, index: QModelIndex | QPersistentModelIndex, font: QFont) -> QRect:
+        """Where a card's "n more passages" line is (empty when it has none)."""
+        if not self._footer(index):
+            return QRect()
+        inner = self._card_rect(option_rect, index).adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
+        line = QFontMetrics(font).height()
+        width = QFontMetrics(font).horizontalAdvance(self._footer(index)) + 8
+        return QRect(inner.left(), inner.bottom() - line, min(width, inner.width()), line + 2)
+
+    def editorEvent(self, event: QEvent, model: Any, option: QStyleOptionViewItem,
+                    index: QModelIndex | QPersistentModelIndex) -> bool:
+        if (event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton
+                and self.footer_rect(option.rect, index, option.font).contains(event.position().toPoint())
+                and isinstance(model, PassageModel)):
+            return model.toggle_more(index.row())
+        return super().editorEvent(event, model, option, index)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         result = index.data(ResultRole)
@@ -404,7 +526,7 @@ class CardDelegate(QStyledItemDelegate):
             return
         palette = option.palette
         state = option.state
-        card = option.rect.adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, -self.MARGIN)
+        card = self._card_rect(option.rect, index)
         highlight = palette.color(QPalette.ColorRole.Highlight)
         base = palette.color(QPalette.ColorRole.Base)
         text_colour = palette.color(QPalette.ColorRole.Text)
@@ -451,6 +573,11 @@ class CardDelegate(QStyledItemDelegate):
             painter.drawText(QRect(inner.right() - date_width, inner.top(), date_width, line),
                              Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, date)
 
+        footer = self._footer(index)
+        if footer:
+            painter.setPen(palette.color(QPalette.ColorRole.Link))
+            painter.drawText(self.footer_rect(option.rect, index, option.font),
+                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, footer)
         doc = self._document(result, palette, option.font, inner.width())
         painter.translate(inner.left(), inner.top() + line + 6)
         context = QAbstractTextDocumentLayout.PaintContext()
@@ -545,15 +672,24 @@ class ResultsView(QWidget):
         self.relevance_slider.setRange(0, self.SLIDER_STEPS)
         self.relevance_slider.setFixedWidth(140)
         self.relevance_slider.setToolTip(
-            "Hide results that are less similar to your search.\n"
-            "Results that contain the words you typed always stay.")
+            "Hide results whose meaning is not close to your search.\n"
+            "Relevance is calibrated for each model: at 0.25 a result near the top has about one chance in four\n"
+            "of being what you asked for, at 0.50 one in two; further right asks for closer matches.\n"
+            "Results that contain the words you typed, or are named as you typed, always stay.")
         self.relevance_slider.setAccessibleName("Relevance threshold")
+        self.relevance_slider.setPageStep(10)
         self.relevance_slider.valueChanged.connect(self._apply_threshold)
         self.threshold_label = QLabel("all")
-        self.threshold_label.setMinimumWidth(QFontMetrics(self.font()).horizontalAdvance("≥ 0.000") + 4)
+        self.threshold_label.setMinimumWidth(QFontMetrics(self.font()).horizontalAdvance("≥ 0.00") + 4)
+        self.show_hidden_button = QToolButton()
+        self.show_hidden_button.setText("Show all")
+        self.show_hidden_button.setToolTip("Show the results below the relevance threshold too")
+        self.show_hidden_button.clicked.connect(lambda: self.relevance_slider.setValue(0))
+        self.show_hidden_button.hide()
         header = QHBoxLayout()
         header.setContentsMargins(8, 4, 8, 4)
         header.addWidget(self.count_label, 1)
+        header.addWidget(self.show_hidden_button)
         header.addWidget(self.relevance_label)
         header.addWidget(self.relevance_slider)
         header.addWidget(self.threshold_label)
@@ -571,7 +707,7 @@ class ResultsView(QWidget):
         self.photo_section = photos
 
         # -- passages and recording moments
-        self.passage_model = ResultListModel(self)
+        self.passage_model = PassageModel(self)
         self.passage_view = _ResultList()
         self.passage_view.setObjectName("PassageList")
         self.passage_view.setUniformItemSizes(False)
@@ -666,8 +802,8 @@ class ResultsView(QWidget):
         return list(self._all)
 
     def shown_results(self) -> list[Any]:
-        """What is on screen, photos first, in rank order within each list."""
-        return self.photo_model.results() + self.passage_model.results()
+        """What is on screen, photos first, in rank order within each list (opened passages included)."""
+        return self.photo_model.results() + self.passage_model.shown_rows()
 
     def shown_paths(self) -> list[str]:
         return [r.path for r in self.shown_results()]
@@ -680,44 +816,32 @@ class ResultsView(QWidget):
 
     # -- the relevance threshold ------------------------------------------------------
 
-    def _similarity_range(self) -> tuple[float, float] | None:
-        sims = [r.similarity for r in self._all if r.similarity is not None]
-        if len(set(sims)) < 2:
-            return None
-        return min(sims), max(sims)
+    def _judged(self) -> bool:
+        """Whether any current result has a calibrated relevance (otherwise there is nothing to threshold)."""
+        return any(getattr(r, "relevance", None) is not None for r in self._all)
 
     def threshold(self) -> float | None:
-        """The similarity below which results are hidden (None: nothing is hidden).
-
-        The slider spans the current results' similarities, so the same
-        position means "the top part" for any query.
-        """
+        """The calibrated relevance below which results are hidden (None: nothing is hidden)."""
         value = self.relevance_slider.value()
-        span = self._similarity_range()
-        if value <= 0 or span is None:
+        if value <= 0 or not self._judged():
             return None
-        low, high = span
-        return low + (high - low) * value / self.SLIDER_STEPS
+        return value / self.SLIDER_STEPS
 
-    def set_threshold(self, similarity: float | None) -> None:
-        """Move the slider to hide results less similar than ``similarity`` (None: show all)."""
-        span = self._similarity_range()
-        if similarity is None or span is None:
-            self.relevance_slider.setValue(0)
-            return
-        low, high = span
-        steps = (similarity - low) / (high - low) * self.SLIDER_STEPS
-        self.relevance_slider.setValue(max(0, min(self.SLIDER_STEPS, int(-(-steps // 1)))))  # ceil: never below
+    def set_threshold(self, relevance: float | None) -> None:
+        """Move the slider to hide results less relevant than ``relevance`` (0-1; None or 0: show all)."""
+        value = 0 if relevance is None else round(max(0.0, min(1.0, relevance)) * self.SLIDER_STEPS)
+        self.relevance_slider.setValue(value)
 
     def _configure_slider(self) -> None:
-        usable = self._similarity_range() is not None
+        usable = self._judged()
         self.relevance_slider.setEnabled(usable)
         self.relevance_label.setEnabled(usable)
 
     def _passes(self, result: Any, threshold: float | None) -> bool:
-        if threshold is None or result.similarity is None or has_marks(result.snippet):
+        relevance = getattr(result, "relevance", None)
+        if threshold is None or relevance is None or result.supported_by_words:
             return True
-        return result.similarity >= threshold - 1e-9
+        return relevance >= threshold - 1e-9
 
     def _apply_threshold(self, _value: int = 0) -> None:
         threshold = self.threshold()
@@ -727,19 +851,22 @@ class ResultsView(QWidget):
         hidden = len(self._all) - len(shown)
         total = len(self._all)
         noun = "result" if total == 1 else "results"
+        self.show_hidden_button.setVisible(bool(hidden))
         if hidden:
-            self.count_label.setText(f"{len(shown)} of {total} {noun} ({hidden} below the relevance threshold)")
+            weaker = "weaker result" if hidden == 1 else "weaker results"
+            self.count_label.setText(f"{len(shown)} {'result' if len(shown) == 1 else 'results'} "
+                                     f"({hidden} {weaker} hidden)")
         else:
             self.count_label.setText(f"{total} {noun}")
         if not self._all:
             return
         if not shown:
-            # The header (and its slider) stays on screen so the person can move it back.
-            self.count_label.setText(f"All {total} {noun} are below the relevance threshold: move the slider left")
+            # The header (and its slider) stays on screen so the person can show them anyway.
+            self.count_label.setText(f"Nothing matched closely ({hidden} weaker {noun} hidden)")
         self.stack.setCurrentIndex(1)
 
     def _update_threshold_label(self, threshold: float | None) -> None:
-        self.threshold_label.setText("all" if threshold is None else f"≥ {threshold:.3f}")
+        self.threshold_label.setText("all" if threshold is None else f"≥ {threshold:.2f}")
 
     def _set_shown(self, shown: list[Any]) -> None:
         keep = {r.item_id for r in self.selected_results()}
@@ -871,6 +998,15 @@ class ResultsView(QWidget):
             if key == Qt.Key.Key_Space and not modifiers and self._current is not None:
                 self.preview_requested.emit(self._current)
                 return True
+            if watched is self.passage_view and not modifiers and key in (Qt.Key.Key_Right, Qt.Key.Key_Left,
+                                                                          Qt.Key.Key_Plus, Qt.Key.Key_Minus):
+                # Right (or +) opens a card's other passages, Left (or -) closes them.
+                row = self.passage_view.currentIndex().row()
+                expanded = bool(self.passage_model.data(self.passage_model.index(row), ExpandedRole)) if row >= 0 else False
+                opening = key in (Qt.Key.Key_Right, Qt.Key.Key_Plus)
+                if row >= 0 and opening != expanded and self.passage_model.toggle_more(row):
+                    self._balance()
+                    return True
         return super().eventFilter(watched, event)
 
     def _context_menu(self, view: QListView, pos: QPoint) -> None:

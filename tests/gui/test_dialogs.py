@@ -218,3 +218,50 @@ def test_settings_show_the_library_folders_and_the_theme(qtbot, library, tmp_pat
         qtbot.waitUntil(lambda: dialog.clip_model.count() > 1, timeout=10_000)
     finally:
         controller.shutdown()
+
+
+def test_first_run_offers_the_text_model_too(first_run):
+    assert "Text model test-tiny" in first_run.text_box.text()
+    assert "documents and recordings" in first_run.text_box.text()
+    assert set(first_run.boxes) == {"clip", "text", "whisper"}
+    assert first_run.choose_folder_button.isEnabled()
+
+
+def test_choosing_a_text_model_folder_imports_it(qtbot, first_run, settings, tmp_path, monkeypatch):
+    from engine.models.tiny import write_tiny_text_model
+    from engine.models.weights import text_cache_dir
+
+    folder = tmp_path / "my-notes-model"
+    write_tiny_text_model(folder, 3)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    with qtbot.waitSignal(first_run.models_changed, timeout=60_000) as changed:
+        qtbot.mouseClick(first_run.choose_folder_button, Qt.MouseButton.LeftButton)
+    new = changed.args[0]
+    assert new.text_model == "my-notes-model"
+    assert (text_cache_dir(settings, "my-notes-model") / "model.safetensors").is_file()
+    assert json.loads((settings.home / "settings.json").read_text())["text_model"] == "my-notes-model"
+    assert first_run.message.message() == "Imported the Text model from my-notes-model."
+
+
+def test_settings_choose_the_text_model_and_the_relevance_default(qtbot, settings, tmp_path, monkeypatch,
+                                                                  app_settings):
+    dialog = SettingsDialog(settings, app_settings=app_settings)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.text_model.currentText() == "test-tiny" and not dialog.text_note.isVisible()
+    assert dialog.min_relevance.value() == pytest.approx(settings.min_relevance)
+    dialog.text_model.setCurrentText(str(tmp_path / "nowhere"))
+    assert dialog.text_note.isVisible()  # passages will be embedded again
+    assert not dialog.save()
+    assert "no folder at this path" in dialog.errors["text_model"].message()
+    folder = tmp_path / "model"
+    folder.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(folder)))
+    qtbot.mouseClick(dialog.text_folder_button, Qt.MouseButton.LeftButton)
+    assert dialog.text_model.currentText() == str(folder)
+    dialog.min_relevance.setValue(0.4)
+    with qtbot.waitSignal(dialog.settings_changed) as saved:
+        assert dialog.save()
+    assert saved.args[0].text_model == str(folder) and saved.args[0].min_relevance == pytest.approx(0.4)
+    stored = json.loads((settings.home / "settings.json").read_text())
+    assert stored["text_model"] == str(folder) and stored["min_relevance"] == pytest.approx(0.4)

@@ -8,7 +8,9 @@ import pytest
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPalette
 
-from desktop_app.results import CardDelegate, ResultsView, ThumbnailLoader, load_thumbnails, result_tooltip
+from desktop_app.results import (
+    CardDelegate, ExtraRole, ResultsView, ThumbnailLoader, load_thumbnails, result_tooltip,
+)
 from desktop_app.style import format_clock, has_marks, locator_text, marked_html, marked_terms
 from engine.ingest import thumbnail_path
 from engine.search import SearchResult
@@ -29,11 +31,13 @@ def result(item_id: int, path: str, kind: str, similarity: float | None, snippet
 
 
 SAMPLE = [
-    result(1, "/pics/beach.jpg", "image", 0.31),
-    result(2, "/notes/boiler.txt", "document", 0.12, "The «boiler» service is due", locator={"page": 2}),
-    result(3, "/pics/forest.jpg", "image", 0.22),
-    result(4, "/voice/memo.wav", "audio", 0.18, "call the plumber", locator={"start": 65.2, "end": 71.0}),
-    result(5, "/notes/garden.md", "document", 0.10, "tomatoes need water"),
+    result(1, "/pics/beach.jpg", "image", 0.31, relevance=0.9),
+    result(2, "/notes/boiler.txt", "document", 0.12, "The «boiler» service is due", locator={"page": 2},
+           relevance=0.1, matched=["boiler"]),
+    result(3, "/pics/forest.jpg", "image", 0.22, relevance=0.45),
+    result(4, "/voice/memo.wav", "audio", 0.18, "call the plumber", locator={"start": 65.2, "end": 71.0},
+           relevance=0.3),
+    result(5, "/notes/garden.md", "document", 0.10, "tomatoes need water", relevance=0.05),
 ]
 
 
@@ -89,8 +93,8 @@ def test_cards_and_cells_say_where_and_when(view):
     assert locator_text(SAMPLE[0]) == ""
     assert format_clock(3725) == "1:02:05"
     tip = result_tooltip(SAMPLE[3])
-    assert "memo.wav" in tip and "01:05–01:11" in tip and "Similarity 0.180" in tip
-    assert "matched your words" in result_tooltip(SAMPLE[1])
+    assert "memo.wav" in tip and "01:05–01:11" in tip and "Relevance 0.30 (similarity 0.180)" in tip
+    assert "Matched your words: boiler" in result_tooltip(SAMPLE[1])
     view.set_results(SAMPLE)
     index = view.passage_model.index(0)
     assert index.data(Qt.ItemDataRole.ToolTipRole) == result_tooltip(SAMPLE[1])
@@ -112,19 +116,30 @@ def _option(view):
     return option
 
 
-def test_the_relevance_slider_hides_low_similarity_but_keeps_word_matches(view):
+def test_the_relevance_slider_hides_low_relevance_but_keeps_word_matches(view):
     view.set_results(SAMPLE)
     assert view.threshold() is None
-    view.relevance_slider.setValue(50)  # halfway between 0.10 and 0.31
-    assert view.threshold() == pytest.approx(0.205)
-    assert view.shown_paths() == ["/pics/beach.jpg", "/pics/forest.jpg", "/notes/boiler.txt"]  # boiler: marked
-    assert view.count_label.text() == "3 of 5 results (2 below the relevance threshold)"
-    assert view.threshold_label.text() == "≥ 0.205"
+    view.relevance_slider.setValue(50)  # an even chance, among the nearest items
+    assert view.threshold() == pytest.approx(0.5)
+    assert view.shown_paths() == ["/pics/beach.jpg", "/notes/boiler.txt"]  # boiler: its word matched
+    assert view.count_label.text() == "2 results (3 weaker results hidden)"
+    assert view.threshold_label.text() == "≥ 0.50"
+    assert not view.show_hidden_button.isHidden()
     view.set_threshold(0.25)
-    assert view.shown_paths() == ["/pics/beach.jpg", "/notes/boiler.txt"]
+    assert view.shown_paths() == ["/pics/beach.jpg", "/pics/forest.jpg", "/notes/boiler.txt", "/voice/memo.wav"]
     view.relevance_slider.setValue(0)
     assert len(view.shown_paths()) == 5
-    assert view.threshold_label.text() == "all"
+    assert view.threshold_label.text() == "all" and view.show_hidden_button.isHidden()
+
+
+def test_when_nothing_is_relevant_enough_the_view_says_so_and_offers_the_rest(qtbot, view):
+    weak = [r for r in SAMPLE if not r.matched]
+    view.set_threshold(0.95)
+    view.set_results(weak)
+    assert view.shown_paths() == []
+    assert view.count_label.text() == "Nothing matched closely (4 weaker results hidden)"
+    qtbot.mouseClick(view.show_hidden_button, Qt.MouseButton.LeftButton)
+    assert len(view.shown_paths()) == 4 and view.threshold() is None
 
 
 def test_the_slider_is_off_when_similarity_is_unknown(view):
@@ -133,6 +148,40 @@ def test_the_slider_is_off_when_similarity_is_unknown(view):
     assert not view.relevance_slider.isEnabled()
     view.relevance_slider.setValue(80)
     assert len(view.shown_paths()) == 2
+
+
+def test_a_card_opens_its_files_other_passages(qtbot, view):
+    more = [{"item_id": 21, "locator": {"page": 5}, "snippet": "the «boiler» pressure", "score": 0.6,
+             "relevance": 0.2, "similarity": 0.1},
+            {"item_id": 22, "locator": {"page": 7}, "snippet": "«boiler» warranty", "score": 0.5,
+             "relevance": None, "similarity": None}]
+    card = result(2, "/notes/boiler.txt", "document", 0.12, "The «boiler» service is due", locator={"page": 2},
+                  relevance=0.1, matched=["boiler"], more=more)
+    view.set_results([card, SAMPLE[4]])
+    delegate = view.passage_view.itemDelegate()
+    option = _option(view)
+    option.rect = view.passage_view.visualRect(view.passage_model.index(0))
+    footer = delegate.footer_rect(option.rect, view.passage_model.index(0), option.font)
+    assert footer.isValid() and delegate._footer(view.passage_model.index(0)) == "▸ 2 more passages in this file"
+    # A click on the line opens them below the card, indented; a second click closes them.
+    qtbot.mouseClick(view.passage_view.viewport(), Qt.MouseButton.LeftButton, pos=footer.center())
+    assert view.passage_model.rowCount() == 4
+    assert [r.item_id for r in view.passage_model.shown_rows()] == [2, 21, 22, 5]
+    assert view.passage_model.index(1).data(ExtraRole) and not view.passage_model.index(0).data(ExtraRole)
+    assert locator_text(view.passage_model.result(1)) == "page 5"
+    assert view.passage_paths() == ["/notes/boiler.txt", "/notes/garden.md"]  # still one card per file
+    assert delegate._footer(view.passage_model.index(0)) == "▾ Hide 2 more passages"
+    qtbot.mouseClick(view.passage_view.viewport(), Qt.MouseButton.LeftButton, pos=footer.center())
+    assert [r.item_id for r in view.passage_model.shown_rows()] == [2, 5]
+    # From the keyboard: Right opens, Left closes.
+    view.passage_view.setFocus()
+    view.passage_view.setCurrentIndex(view.passage_model.index(0))
+    qtbot.keyClick(view.passage_view, Qt.Key.Key_Right)
+    assert view.passage_model.rowCount() == 4
+    qtbot.keyClick(view.passage_view, Qt.Key.Key_Left)
+    assert view.passage_model.rowCount() == 2
+    # A card of a file with no other passage has no such line.
+    assert delegate._footer(view.passage_model.index(1)) == ""
 
 
 def test_selection_spans_both_lists_and_survives_a_refresh(qtbot, view):
