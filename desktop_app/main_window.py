@@ -256,6 +256,7 @@ class MainWindow(QMainWindow):
         self.banner = MessageBanner()
         self.filter_panel = FilterPanel()
         self.results = ResultsView(self.thumbnails)
+        self.results.shown_changed.connect(self._threshold_moved)
         configured = self.controller.settings
         self.results.set_threshold(configured.min_relevance if configured is not None else DEFAULT_MIN_RELEVANCE)
         self.preview = PreviewPane(lambda: self.controller.library)
@@ -636,15 +637,24 @@ class MainWindow(QMainWindow):
         if response.warnings:
             self.banner.show_message("; ".join(response.warnings), "info")
         self.filter_panel.set_understood_dates(response.dates)
-        count = len(response.results)
-        if count:
+        if response.results:
             self.results.set_results(response.results)
         else:
             hint = " Try fewer filters or other words." if not self.filter_panel.filters().empty else ""
             what = f"“{self._searched_text}”" if self._searched_text else "that"
             self.results.show_empty(f"Nothing matched {what}.{hint}")
+        count = self._shown_count()
         self.result_label.setText(f"{_plural(count, 'result')} · {response.took_ms:.0f} ms")
         self.results_shown.emit(count)
+
+    def _shown_count(self) -> int:
+        """How many results are on screen (past the relevance slider), one per file."""
+        return len(self.results.photo_paths()) + len(self.results.passage_paths())
+
+    def _threshold_moved(self, _shown: int) -> None:
+        response = self._last_response
+        if response is not None and response.results and not self.results.showing_empty():
+            self.result_label.setText(f"{_plural(self._shown_count(), 'result')} · {response.took_ms:.0f} ms")
 
     def _search_failed(self, request: int, message: str) -> None:
         if self._closed or request != self._request:
