@@ -39,6 +39,18 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
+@pytest.fixture
+def offline_caches(tmp_path, monkeypatch):
+    """No test sees the user's real model caches (~/.cache/whisper, the Hugging Face hub) or the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
+    monkeypatch.delenv("SHOEBOX_TEXT_MODEL", raising=False)
+
+
 @pytest.fixture(scope="session")
 def models_home(tmp_path_factory) -> Path:
     """One home for the session's test-tiny weights, so they are generated once."""

@@ -42,19 +42,12 @@ JFK_WAV = Path("/work/shared/data/corpora/audio/jfk.wav")
 TINY = {"SHOEBOX_CLIP_MODEL": TEST_TINY, "SHOEBOX_WHISPER_MODEL": TEST_TINY}
 
 
+# No test sees the user's real model caches or the network (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("offline_caches")
+
+
 def make_settings(home: Path, **env: str):
     return load_settings(home=home, env={**TINY, **env})
-
-
-@pytest.fixture(autouse=True)
-def offline_caches(tmp_path, monkeypatch):
-    """No test sees the user's real caches (~/.cache/whisper, the HF hub) or the network."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -42,21 +42,13 @@ TINY_FILES = {
 ROW_FIELDS = {"kind", "name", "weights", "present", "path", "size", "source", "selected"}
 
 
+# No test sees the user's real model caches or the network (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("offline_caches")
+
+
 def make_settings(home: Path, **env: str):
     return load_settings(home=home, env={"SHOEBOX_TEXT_MODEL": TEST_TINY, "SHOEBOX_THREADS": "2",
                                          "SHOEBOX_BATCH_SIZE": "8", **env})
-
-
-@pytest.fixture(autouse=True)
-def offline_caches(tmp_path, monkeypatch):
-    """No test sees the user's real caches (the Hugging Face hub) or the network."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
-    monkeypatch.delenv("SHOEBOX_TEXT_MODEL", raising=False)
 
 
 @pytest.fixture(scope="module")
