@@ -352,8 +352,3 @@ class CalibrationBook:
         except OSError as exc:  # a read-only library measures again next time; nothing is lost
             log.warning("could not remember the calibration of %s in %s: %s", key, self.cache_file, exc)
 
-
-def logit_of(relevance: float) -> float:
-    """The log-odds of a relevance in (0, 1)."""
-    relevance = min(max(relevance, 1e-9), 1 - 1e-9)
-    return math.log(relevance / (1 - relevance))

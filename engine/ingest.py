@@ -413,15 +413,13 @@ class Indexer:
         model that is not on this computer is not checked here; it stops the run
         only if passages must be embedded.
         """
-        for space, encoder in (("clip", self.clip), ("text", self.text)):
-            recorded = self.store.model_identity(space)
-            if recorded is None or encoder is None:
+        for space in ("clip", "text"):
+            if self.store.model_identity(space) is None:
                 continue
             try:
-                identity = encoder.identity
+                self._ensure_model(space)
             except ModelUnavailableError:
                 continue
-            self.store.ensure_model(identity.name, identity.weights, identity.dim, space=space)
 
     def _ensure_model(self, space: str) -> None:
         """Record the model of ``space`` in the library (refusing another one) before encoding with it."""

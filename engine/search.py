@@ -16,7 +16,7 @@ carry a result, together they rank it higher):
   that file first.
 
 Results pass when their meaning is relevant enough (``min_relevance``, the
-calibrated default 0.5) or a typed word or the name supports them: a query
+calibrated default 0.25) or a typed word or the name supports them: a query
 that nothing supports finds nothing.  Documents and recordings come back once
 per file, with their best passage first and the others in ``more``.
 
@@ -336,7 +336,6 @@ class _Candidate:
     space: str
     similarity: float | None = None
     keyword: bool = False  # found by the keyword index (so a word may match)
-    named: bool = False  # found by the name index
 
 
 class _Query:
@@ -467,9 +466,8 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
     encoded = time.perf_counter()
 
     if not semantic and not by_example:
-        order_scored = [(item_id, 0.0) for item_id in store.latest_items(filters, k)]
-        response = _respond(store, [_Ranked(i, 0.0) for i, _ in order_scored], terms, started, warnings, k=k,
-                            per_file=False)
+        latest = [_Ranked(item_id, 0.0) for item_id in store.latest_items(filters, k)]
+        response = _respond(store, latest, terms, started, warnings, k=k, per_file=False)
         response.plan, response.query = "browse", ""
         response.dates = [p.to_json() for p in phrases]
         response.matched = store.count_passing(filters)
@@ -511,7 +509,7 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
             for item_id, ok in zip(named_items, q.passes_many(named_items)):
                 if item_id in excluded or not ok:
                     continue
-                candidates.setdefault(item_id, _Candidate(item_id, "")).named = True
+                candidates.setdefault(item_id, _Candidate(item_id, ""))
         if by_example:
             # Words narrow an example search; they do not add files of other kinds.
             candidates = {i: c for i, c in candidates.items() if c.similarity is not None}
@@ -559,8 +557,7 @@ class _Ranked:
 def _term_weights(store: LibraryStore, terms: list[Term]) -> list[float]:
     """Inverse document frequency of each term: rare words weigh more than common ones."""
     total = max(1, store.count_items())
-    cap = max(1000, total // 10)
-    counts = store.term_counts(terms, cap)
+    counts = store.term_counts(terms)
     return [math.log(1.0 + total / (1.0 + c)) for c in counts]
 
 

@@ -50,7 +50,6 @@ SPACES = ("clip", "text")
 _VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}
 _MODEL_KEY = {"clip": "model", "text": "text_model"}
 _MODALITIES = {"clip": ("image",), "text": ("text", "speech")}
-_MODEL_LABEL = {"clip": "CLIP", "text": "the text model"}
 
 
 def space_of(modality: str) -> str:
@@ -283,6 +282,7 @@ class LibraryStore:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
         self._tag_files: dict[tuple, np.ndarray] = {}
         self._item_count: dict[str | None, tuple[int, int]] = {}  # space -> (items_version, count)
+        self._match_counts: dict[tuple[str, str, bool], tuple[int, int]] = {}  # -> (items_version, count)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -636,6 +636,12 @@ class LibraryStore:
         modalities = _MODALITIES[space]
         marks = ",".join("?" * len(modalities))
         table = _VECTOR_TABLE[space]
+        if self._table_exists(table):
+            # Every item has at most one vector and no vector outlives its item, so equal counts
+            # mean nothing is missing: two counts instead of a lookup per passage.
+            items = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks})", modalities)[0][0]
+            if items == self._query(f"SELECT count(*) FROM {table}")[0][0]:
+                return []
         missing = (f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)"
                    if self._table_exists(table) else "1")
         sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
@@ -1136,7 +1142,7 @@ class LibraryStore:
         matching more terms ranks first.
         """
         cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
-        rare = [e for e in expressions if self._count_matches(table, e, cap) <= cap]
+        rare = [e for e in expressions if self._count_matches(table, e) <= cap]
         if rare:
             return self._query(
                 f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
@@ -1149,23 +1155,39 @@ class LibraryStore:
                 summed[item_id] = summed.get(item_id, 0.0) - 1.0
         return sorted(summed.items(), key=lambda r: r[1])[:limit]
 
-    def _count_matches(self, table: str, expression: str, cap: int) -> int:
-        rows = self._query(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {table} MATCH ? LIMIT ?)",
-                           (expression, cap + 1))
-        return rows[0][0]
+    def term_count_cap(self) -> int:
+        """How far :meth:`term_counts` counts: past a tenth of the items a term is simply common."""
+        return max(1000, self.count_items() // 10)
 
-    def term_counts(self, terms: Sequence[Term], cap: int) -> list[int]:
-        """How many items hold each term (counted up to ``cap``), for weighting rare terms above common ones."""
+    def _count_matches(self, table: str, expression: str, like: bool = False) -> int:
+        """Items matching an FTS5 ``expression`` (or a LIKE pattern), counted up to :meth:`term_count_cap` + 1.
+
+        Remembered until the items change: a search asks first whether a term is
+        common, then how common, and a person refining a query asks again.
+        """
+        version = self.items_version()
+        key = (table, expression, like)
+        cached = self._match_counts.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        condition = "text LIKE ? ESCAPE '\\'" if like else f"{table} MATCH ?"
+        count = self._query(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {condition} LIMIT ?)",
+                            (expression, self.term_count_cap() + 1))[0][0]
+        if len(self._match_counts) >= 4096:
+            self._match_counts.clear()
+        self._match_counts[key] = (version, count)
+        return count
+
+    def term_counts(self, terms: Sequence[Term]) -> list[int]:
+        """How many items hold each term (counted up to :meth:`term_count_cap` + 1), to weigh rare terms above common ones."""
         counts = []
         for term in terms:
             if term.kind != "substring":
-                counts.append(self._count_matches("item_words", term.fts_words(), cap))
+                counts.append(self._count_matches("item_words", term.fts_words()))
             elif len(term.keys[0]) >= 3:
-                counts.append(self._count_matches("item_text", '"' + term.keys[0] + '"', cap))
+                counts.append(self._count_matches("item_text", '"' + term.keys[0] + '"'))
             else:
-                counts.append(self._query(
-                    "SELECT count(*) FROM (SELECT 1 FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?)",
-                    (_like_pattern(term.keys[0]), cap + 1))[0][0])
+                counts.append(self._count_matches("item_text", _like_pattern(term.keys[0]), like=True))
         return counts
 
     def name_search(self, terms: Sequence[Term | str], limit: int) -> list[tuple[int, float]]:
