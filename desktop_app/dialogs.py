@@ -153,7 +153,7 @@ class _Progress(QObject):
 
 # What each model does, as the dialogs name it.
 MODEL_LABELS = {"clip": "CLIP", "text": "Text model", "whisper": "Whisper"}
-MODEL_PURPOSES = {"clip": "photos", "text": "the meaning of documents and recordings", "whisper": "voice recordings"}
+MODEL_PURPOSES = {"clip": "photos", "text": "documents and recordings", "whisper": "voice recordings"}
 MODEL_KINDS = ("clip", "text", "whisper")
 
 
