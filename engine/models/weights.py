@@ -499,14 +499,11 @@ def text_setting_folder(raw: str) -> Path | None:
     if not text:
         return None
     path = Path(text).expanduser()
-    separators = [sep for sep in (os.sep, os.altsep) if sep]
-    if text.startswith(("~", ".")) or path.is_absolute():
-        pass
-    elif any(sep in text for sep in separators):
-        if not path.exists() and is_text_model_name(text):
+    explicit = text.startswith(("~", ".")) or path.is_absolute()
+    if not explicit:
+        has_separator = any(sep in text for sep in (os.sep, os.altsep) if sep)
+        if not has_separator or (not path.exists() and is_text_model_name(text)):
             return None
-    else:
-        return None
     if not path.exists():
         raise ModelUnavailableError(
             f"SHOEBOX_TEXT_MODEL is set to the folder {path}, but there is nothing there. Fix the path, "
