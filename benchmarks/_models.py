@@ -34,7 +34,9 @@ def default_text_models(requested: list[str]) -> tuple[list[tuple[str, str]], li
     if multilingual_available():
         models.append((f"{MULTILINGUAL_DEFAULT} (real weights)", MULTILINGUAL_DEFAULT))
     else:
-        notes.append(f"{MULTILINGUAL_DEFAULT} not measured: its weights are not on this computer "
-                     f"(`shoebox models download text` fetches them where there is network)")
+        notes.append(
+            f"{MULTILINGUAL_DEFAULT} not measured: its weights are not on this computer "
+            f"(`shoebox models download text` fetches them where there is network)"
+        )
     models.append(("test-tiny (random weights)", "test-tiny"))
     return models, notes

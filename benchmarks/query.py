@@ -86,8 +86,10 @@ def build_library(home: Path, encoders: "EncodedOnce", n_items: int, seed: int =
     store.ensure_model(identity.name, identity.weights, identity.dim)
     store.ensure_model(text_identity.name, text_identity.weights, text_identity.dim, space="text")
     rng = np.random.default_rng(seed)
-    centres = {"clip": rng.normal(0, 1, (64, identity.dim)).astype(np.float32),
-               "text": rng.normal(0, 1, (64, text_identity.dim)).astype(np.float32)}
+    centres = {
+        "clip": rng.normal(0, 1, (64, identity.dim)).astype(np.float32),
+        "text": rng.normal(0, 1, (64, text_identity.dim)).astype(np.float32),
+    }
     words, freq = vocabulary(np.random.default_rng(99))
     tagged: dict[str, list[int]] = {"p1": [], "p10": [], "p50": []}
     made = 0
@@ -105,14 +107,26 @@ def build_library(home: Path, encoders: "EncodedOnce", n_items: int, seed: int =
                     items = [NewItem("image")]
                 else:
                     modality = "text" if kind == "document" else "speech"
-                    items = [NewItem(modality, text=" ".join(rng.choice(words, 25, p=freq)), char_start=0, char_end=150)
-                             for _ in range(n)]
+                    items = [
+                        NewItem(modality, text=" ".join(rng.choice(words, 25, p=freq)), char_start=0, char_end=150)
+                        for _ in range(n)
+                    ]
                 path = str(home / "files" / f"f{file_no % 50}" / f"{file_no}.{kind[:3]}")
                 file_id = store.add_file(
-                    path, size=1, mtime=1.0, content_hash=f"h{file_no}", kind=kind,
-                    media_time=T0 + rng.random() * 10 * YEAR, items=items,
-                    vectors=synthetic_vectors(rng, len(items), identity.dim if kind == "image" else text_identity.dim,
-                                              centres["clip" if kind == "image" else "text"]))
+                    path,
+                    size=1,
+                    mtime=1.0,
+                    content_hash=f"h{file_no}",
+                    kind=kind,
+                    media_time=T0 + rng.random() * 10 * YEAR,
+                    items=items,
+                    vectors=synthetic_vectors(
+                        rng,
+                        len(items),
+                        identity.dim if kind == "image" else text_identity.dim,
+                        centres["clip" if kind == "image" else "text"],
+                    ),
+                )
                 for tag, p in (("p1", 0.01), ("p10", 0.10), ("p50", 0.50)):
                     if rng.random() < p:
                         tagged[tag].append(file_id)
@@ -123,8 +137,10 @@ def build_library(home: Path, encoders: "EncodedOnce", n_items: int, seed: int =
     fill = time.perf_counter() - started
     started = time.perf_counter()
     library.update_index()
-    print(f"  {n_items} items: store filled in {fill:.0f} s, HNSW built in {time.perf_counter() - started:.0f} s",
-          file=sys.stderr)
+    print(
+        f"  {n_items} items: store filled in {fill:.0f} s, HNSW built in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
     return library
 
 
@@ -221,13 +237,21 @@ def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm:
             plans[response.plan] = plans.get(response.plan, 0) + 1
             matched = response.matched
             counts.append(len(response.results))
-        rows.append({
-            "filter": label, "matched": matched, "plan": max(plans, key=plans.get), "plans": plans,
-            "min_results": min(counts),
-            "encode_p50": pct(encode, 50), "encode_p95": pct(encode, 95),
-            "rest_p50": pct(rest, 50), "rest_p95": pct(rest, 95),
-            "total_p50": pct(total, 50), "total_p95": pct(total, 95),
-        })
+        rows.append(
+            {
+                "filter": label,
+                "matched": matched,
+                "plan": max(plans, key=plans.get),
+                "plans": plans,
+                "min_results": min(counts),
+                "encode_p50": pct(encode, 50),
+                "encode_p95": pct(encode, 95),
+                "rest_p50": pct(rest, 50),
+                "rest_p95": pct(rest, 95),
+                "total_p50": pct(total, 50),
+                "total_p95": pct(total, 95),
+            }
+        )
     return rows
 
 
@@ -251,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         real = ClipEncoder(settings, name="ViT-B-32", random_init=True)
         real.load()
         folder = minilm_folder()
-        text_settings = load_settings(home=Path(tmp) / "models", env={
-            "SHOEBOX_THREADS": str(args.threads), "SHOEBOX_TEXT_MODEL": str(folder) if folder else "test-tiny"})
+        text_settings = load_settings(
+            home=Path(tmp) / "models",
+            env={"SHOEBOX_THREADS": str(args.threads), "SHOEBOX_TEXT_MODEL": str(folder) if folder else "test-tiny"},
+        )
         text_model = build_text_encoder(text_settings)
         text_model.load()
         text_label = "all-MiniLM-L6-v2 (real weights)" if folder else "test-tiny (random weights)"
@@ -265,21 +291,34 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 library.close()
 
-    machine = {"cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-               "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    machine = {
+        "cores": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     print()
-    print(f"Search latency in ms, {args.queries} typed queries, k=20, ViT-B-32 text encoder (random init) and "
-          f"{text_label}, {machine['cores']} cores, torch threads {machine['torch_threads']}")
-    header = (f"| {'items':>7} | {'filter':<11} | {'passing':>7} | {'plan':<12} | {'encode p50':>10} | {'encode p95':>10} "
-              f"| {'rest p50':>8} | {'rest p95':>8} | {'total p95':>9} |")
+    print(
+        f"Search latency in ms, {args.queries} typed queries, k=20, ViT-B-32 text encoder (random init) and "
+        f"{text_label}, {machine['cores']} cores, torch threads {machine['torch_threads']}"
+    )
+    header = (
+        f"| {'items':>7} | {'filter':<11} | {'passing':>7} | {'plan':<12} | {'encode p50':>10} | {'encode p95':>10} "
+        f"| {'rest p50':>8} | {'rest p95':>8} | {'total p95':>9} |"
+    )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     for r in results:
         passing = "all" if r["matched"] is None else str(r["matched"])
-        print(f"| {r['items']:>7} | {r['filter']:<11} | {passing:>7} | {r['plan']:<12} | {r['encode_p50']:>10.1f} "
-              f"| {r['encode_p95']:>10.1f} | {r['rest_p50']:>8.1f} | {r['rest_p95']:>8.1f} | {r['total_p95']:>9.1f} |")
-    worst = max((r["rest_p95"] for r in results if r["items"] == max(int(s) for s in args.sizes.split(","))),
-                default=float("nan"))
+        print(
+            f"| {r['items']:>7} | {r['filter']:<11} | {passing:>7} | {r['plan']:<12} | {r['encode_p50']:>10.1f} "
+            f"| {r['encode_p95']:>10.1f} | {r['rest_p50']:>8.1f} | {r['rest_p95']:>8.1f} | {r['total_p95']:>9.1f} |"
+        )
+    worst = max(
+        (r["rest_p95"] for r in results if r["items"] == max(int(s) for s in args.sizes.split(","))),
+        default=float("nan"),
+    )
     print(f"\nworst p95 after encoding at the largest size: {worst:.1f} ms (target < 20 ms)")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

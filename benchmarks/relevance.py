@@ -71,11 +71,23 @@ def evaluate(run_query, queries: list[dict], notes: Path) -> dict:
             row["hit1"] += bool(paths[:1]) and paths[0] in expected
             row["hit3"] += any(p in expected for p in paths[:3])
             if not (paths[:1] and paths[0] in expected):
-                misses.append({"category": q["category"], "query": q["query"], "expect": q["expect"],
-                               "got": [os.path.relpath(p, notes) for p in paths[:3]]})
+                misses.append(
+                    {
+                        "category": q["category"],
+                        "query": q["query"],
+                        "expect": q["expect"],
+                        "got": [os.path.relpath(p, notes) for p in paths[:3]],
+                    }
+                )
         elif paths:
-            misses.append({"category": q["category"], "query": q["query"], "expect": [],
-                           "got": [os.path.relpath(p, notes) for p in paths[:3]]})
+            misses.append(
+                {
+                    "category": q["category"],
+                    "query": q["query"],
+                    "expect": [],
+                    "got": [os.path.relpath(p, notes) for p in paths[:3]],
+                }
+            )
     out: dict = {}
     for category, row in per.items():
         n = max(1, row["n"])
@@ -89,8 +101,12 @@ def evaluate(run_query, queries: list[dict], notes: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--text-model", action="append", default=[],
-                        help="text model to measure (repeatable; default: MiniLM from its wheel, e5-small if present, test-tiny)")
+    parser.add_argument(
+        "--text-model",
+        action="append",
+        default=[],
+        help="text model to measure (repeatable; default: MiniLM from its wheel, e5-small if present, test-tiny)",
+    )
     parser.add_argument("--k", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "relevance.json"))
     args = parser.parse_args(argv)
@@ -108,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(DATA / "notes", notes)
         baseline_done = False
         for label, model in models:
-            env = {"SHOEBOX_CLIP_MODEL": "test-tiny", "SHOEBOX_CLIP_PRETRAINED": "", "SHOEBOX_WHISPER_MODEL": "test-tiny",
-                   "SHOEBOX_TEXT_MODEL": model, "SHOEBOX_AUTOTAGS": "0"}
+            env = {
+                "SHOEBOX_CLIP_MODEL": "test-tiny",
+                "SHOEBOX_CLIP_PRETRAINED": "",
+                "SHOEBOX_WHISPER_MODEL": "test-tiny",
+                "SHOEBOX_TEXT_MODEL": model,
+                "SHOEBOX_AUTOTAGS": "0",
+            }
             settings = load_settings(home=Path(tmp) / f"home-{len(rows)}", env=env)
             try:
                 with Library(settings) as library:
@@ -125,8 +146,16 @@ def main(argv: list[str] | None = None) -> int:
                     started = time.perf_counter()
                     result = evaluate(run, queries, notes)
                     per_query_ms = (time.perf_counter() - started) * 1000 / len(queries)
-                    rows.append({"model": label, "identity": identity, "calibration": calibration.to_json(),
-                                 "index_seconds": round(index_s, 1), "ms_per_query": round(per_query_ms, 1), **result})
+                    rows.append(
+                        {
+                            "model": label,
+                            "identity": identity,
+                            "calibration": calibration.to_json(),
+                            "index_seconds": round(index_s, 1),
+                            "ms_per_query": round(per_query_ms, 1),
+                            **result,
+                        }
+                    )
                     if not baseline_done:
                         store = library.store
 
@@ -143,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"Known-item search, {len(queries)} queries, k={args.k}, --kind document where the query names a file")
     head = f"| {'model':<34} |" + "".join(
-        f" {c + ' h@1':>22} | {'h@3':>5} |" if c not in EMPTY else f" {c + ' → any':>14} |" for c in CATEGORIES)
+        f" {c + ' h@1':>22} | {'h@3':>5} |" if c not in EMPTY else f" {c + ' → any':>14} |" for c in CATEGORIES
+    )
     print(head)
     print("|" + "|".join("-" * len(c) for c in head.split("|")[1:-1]) + "|")
     for row in rows:

@@ -103,7 +103,9 @@ def main() -> int:
     else:
         temporary = tempfile.TemporaryDirectory(prefix="shoebox-startup-")
         env["SHOEBOX_HOME"] = temporary.name
-        env.update({"SHOEBOX_CLIP_MODEL": "test-tiny", "SHOEBOX_CLIP_PRETRAINED": "", "SHOEBOX_WHISPER_MODEL": "test-tiny"})
+        env.update(
+            {"SHOEBOX_CLIP_MODEL": "test-tiny", "SHOEBOX_CLIP_PRETRAINED": "", "SHOEBOX_WHISPER_MODEL": "test-tiny"}
+        )
 
     runs = [run_once(env) for _ in range(args.runs)]
     bare = statistics.median(baseline(env) for _ in range(3))
@@ -118,15 +120,22 @@ def main() -> int:
     responsive = [r["responsive_s"] for r in runs]
     median = statistics.median(responsive)
     heavy = sorted({m for r in runs for m in r["heavy_modules_at_show"]})
-    print(f"\nwindow responsive: median {median:.3f} s, min {min(responsive):.3f} s, max {max(responsive):.3f} s "
-          f"(target < {TARGET_S} s: {'met' if median < TARGET_S else 'NOT met'}); bare `python -c pass`: {bare:.3f} s")
+    print(
+        f"\nwindow responsive: median {median:.3f} s, min {min(responsive):.3f} s, max {max(responsive):.3f} s "
+        f"(target < {TARGET_S} s: {'met' if median < TARGET_S else 'NOT met'}); bare `python -c pass`: {bare:.3f} s"
+    )
     print(f"heavy modules imported before the window showed: {', '.join(heavy) or 'none'}")
 
     from PySide6 import __version__ as pyside_version
 
     result = {
-        "machine": {"cpu": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "pyside6": pyside_version, "platform": os.environ.get("QT_QPA_PLATFORM") or ("xcb" if os.environ.get("DISPLAY") else "default")},
+        "machine": {
+            "cpu": platform.machine(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "pyside6": pyside_version,
+            "platform": os.environ.get("QT_QPA_PLATFORM") or ("xcb" if os.environ.get("DISPLAY") else "default"),
+        },
         "library": "given" if args.home else "empty, test-tiny models",
         "target_s": TARGET_S,
         "median_responsive_s": median,

@@ -18,7 +18,9 @@ from typing import Any
 def create_window(argv: list[str] | None = None) -> tuple[Any, Any]:
     """The QApplication and the shown MainWindow, as ``shoebox-app`` starts them (before the event loop)."""
     argv = list(sys.argv if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="shoebox-app", description="Find things in your photos, documents and recordings.")
+    parser = argparse.ArgumentParser(
+        prog="shoebox-app", description="Find things in your photos, documents and recordings."
+    )
     parser.add_argument("--home", help="the library folder (default: SHOEBOX_HOME, or your data folder)")
     args, qt_args = parser.parse_known_args(argv[1:])
 

@@ -132,8 +132,9 @@ class AskPanel(QWidget):
     photos_shown = Signal(int)
     failed = Signal(str)
 
-    def __init__(self, controller: AppController, parent: QWidget | None = None, *,
-                 thumbnail_size: int = THUMBNAIL_SIZE):
+    def __init__(
+        self, controller: AppController, parent: QWidget | None = None, *, thumbnail_size: int = THUMBNAIL_SIZE
+    ):
         super().__init__(parent)
         self.controller = controller
         self.filters: Any = None
@@ -351,11 +352,13 @@ class AskPanel(QWidget):
             label = QLabel()
             label.setTextFormat(Qt.TextFormat.RichText)
             label.setWordWrap(True)
-            label.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse
-                                          | Qt.TextInteractionFlag.LinksAccessibleByKeyboard)
+            label.setTextInteractionFlags(
+                Qt.TextInteractionFlag.LinksAccessibleByMouse | Qt.TextInteractionFlag.LinksAccessibleByKeyboard
+            )
             snippet = snippet_html(citation.snippet)
-            label.setText(f'<a href="cite:{citation.number}">{html.escape(text)}</a>'
-                          + (f"<br>{snippet}" if snippet else ""))
+            label.setText(
+                f'<a href="cite:{citation.number}">{html.escape(text)}</a>' + (f"<br>{snippet}" if snippet else "")
+            )
             label.setToolTip(citation.path)
             label.setProperty("citation_text", text)
             label.linkActivated.connect(lambda href: self._anchor_clicked(QUrl(href)))

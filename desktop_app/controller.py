@@ -182,11 +182,22 @@ class AppController(QObject):
 
         def work() -> Any:
             # Everything comes back; the results view hides what is below its relevance slider.
-            return library.search(text, image=image, like=like, filters=filters, k=k, min_score=min_score,
-                                  min_relevance=0.0, understand_dates=understand_dates)
+            return library.search(
+                text,
+                image=image,
+                like=like,
+                filters=filters,
+                k=k,
+                min_score=min_score,
+                min_relevance=0.0,
+                understand_dates=understand_dates,
+            )
 
-        run_task(work, lambda response: self.search_done.emit(request, response),
-                 lambda exc: self.search_failed.emit(request, describe_error(exc)))
+        run_task(
+            work,
+            lambda response: self.search_done.emit(request, response),
+            lambda exc: self.search_failed.emit(request, describe_error(exc)),
+        )
         return request
 
     @property
@@ -215,8 +226,12 @@ class AppController(QObject):
             return request
 
         def work() -> Any:
-            return library.ask(question, filters=filters, on_token=lambda t: self.ask_token.emit(request, t),
-                               should_cancel=cancel.is_set)
+            return library.ask(
+                question,
+                filters=filters,
+                on_token=lambda t: self.ask_token.emit(request, t),
+                should_cancel=cancel.is_set,
+            )
 
         def failed(exc: BaseException) -> None:
             if isinstance(exc, Cancelled):

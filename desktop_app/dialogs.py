@@ -203,9 +203,12 @@ def _import_files(settings: Settings, paths: list[str]) -> tuple[Settings, list[
         if changes:
             settings = save_settings(settings, **changes)
         overridden = [env for env in map(_overridden, changes) if env]
-        note = (f" ({', '.join(overridden)} is set in the environment and takes precedence)" if overridden else "")
-        done.append(f"Imported the {kind} from {name}{note}." if kind == "Text model"
-                    else f"Imported {kind} weights from {name}{note}.")
+        note = f" ({', '.join(overridden)} is set in the environment and takes precedence)" if overridden else ""
+        done.append(
+            f"Imported the {kind} from {name}{note}."
+            if kind == "Text model"
+            else f"Imported {kind} weights from {name}{note}."
+        )
     return settings, done, failed
 
 
@@ -279,8 +282,9 @@ class FirstRunDialog(QDialog):
         self.choose_button = QPushButton("Choose weight files…")
         self.choose_button.setToolTip("Use CLIP or Whisper .safetensors, .pt or .bin files you already have")
         self.choose_folder_button = QPushButton("Choose a text model folder…")
-        self.choose_folder_button.setToolTip("Use a sentence-embedding model folder you already have "
-                                             "(config.json, model.safetensors, tokenizer.json, …)")
+        self.choose_folder_button.setToolTip(
+            "Use a sentence-embedding model folder you already have (config.json, model.safetensors, tokenizer.json, …)"
+        )
         self.close_button = QPushButton("Later")
         self.close_button.setToolTip("Keep using keyword search; you can get the models from Settings later")
 
@@ -373,6 +377,7 @@ class FirstRunDialog(QDialog):
             done = []
             shown: list[Any] = [None]  # the last (kind, permille, message) sent to the GUI thread
             for kind in kinds:
+
                 def report(received: int, total: int, message: str, kind: str = kind) -> None:
                     if cancel.is_set():  # raised inside the download, which removes its partial file
                         raise Cancelled("the download was stopped")
@@ -407,8 +412,9 @@ class FirstRunDialog(QDialog):
     def _downloaded(self, paths: list[Path]) -> None:
         self._changed = True
         self._set_busy(False)
-        self.message.show_message("The models are here. Shoebox is loading them; meaning search starts in a moment.",
-                                  error=False)
+        self.message.show_message(
+            "The models are here. Shoebox is loading them; meaning search starts in a moment.", error=False
+        )
         self.models_changed.emit(self.settings)
 
     def _download_error(self, exc: BaseException) -> None:
@@ -418,8 +424,10 @@ class FirstRunDialog(QDialog):
         else:
             text = describe_error(exc)
             if isinstance(exc, OSError):  # the engine's own errors already say what to do
-                text = (f"The download failed: {text}. Check that this computer is connected to the "
-                        "internet, or choose weight files you have.")
+                text = (
+                    f"The download failed: {text}. Check that this computer is connected to the "
+                    "internet, or choose weight files you have."
+                )
         self.download_button.setText("Try again")
         self.message.show_message(text)
         self.download_failed.emit(text)
@@ -430,8 +438,9 @@ class FirstRunDialog(QDialog):
         """Ask for weight files and import them into Shoebox's model cache."""
         if self._busy:
             return
-        paths, _ = QFileDialog.getOpenFileNames(self, "Choose CLIP or Whisper weight files",
-                                                os.path.expanduser("~"), WEIGHT_FILES)
+        paths, _ = QFileDialog.getOpenFileNames(
+            self, "Choose CLIP or Whisper weight files", os.path.expanduser("~"), WEIGHT_FILES
+        )
         if not paths:
             return
         self.import_paths(list(paths))
@@ -451,8 +460,12 @@ class FirstRunDialog(QDialog):
         self.progress_bar.setRange(0, 0)
         self._set_busy(True, "Checking and copying the model…")
         settings = self.settings
-        run_task(lambda: _import_files(settings, list(paths)), when_alive(self, self._imported),
-                 when_alive(self, self._import_error), long=True)
+        run_task(
+            lambda: _import_files(settings, list(paths)),
+            when_alive(self, self._imported),
+            when_alive(self, self._import_error),
+            long=True,
+        )
 
     def _imported(self, result: tuple[Settings, list[str], list[str]]) -> None:
         settings, done, failed = result
@@ -554,8 +567,14 @@ class SettingsDialog(QDialog):
 
     settings_changed = Signal(object)
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None, *,
-                 controller: AppController | None = None, app_settings: QSettings | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        parent: QWidget | None = None,
+        *,
+        controller: AppController | None = None,
+        app_settings: QSettings | None = None,
+    ):
         super().__init__(parent)
         self.settings = settings
         self.app_settings = app_settings if app_settings is not None else QSettings()
@@ -599,9 +618,12 @@ class SettingsDialog(QDialog):
         text_layout.setContentsMargins(0, 0, 0, 0)
         text_layout.addWidget(self.text_model, 1)
         text_layout.addWidget(self.text_folder_button)
-        self.text_note = _subtle(QLabel(
-            "Another text model means the passages of your documents and recordings are embedded again "
-            "(recordings are not transcribed again)."))
+        self.text_note = _subtle(
+            QLabel(
+                "Another text model means the passages of your documents and recordings are embedded again "
+                "(recordings are not transcribed again)."
+            )
+        )
         self.text_note.hide()
         self.min_relevance = QDoubleSpinBox()
         self.min_relevance.setRange(0.0, 0.95)
@@ -611,15 +633,17 @@ class SettingsDialog(QDialog):
         self.min_relevance.setToolTip(
             "Where the relevance slider starts. Relevance is calibrated for each model: at 0.25 a result\n"
             "near the top has about one chance in four of being what you asked for. Results that contain\n"
-            "the words you typed, or are named as you typed, are always shown. 0 shows every result.")
+            "the words you typed, or are named as you typed, are always shown. 0 shows every result."
+        )
         self.device = QComboBox()
         for value, label in DEVICES:
             self.device.addItem(label, value)
         if self.device.findData(settings.device) < 0:
             self.device.addItem(settings.device, settings.device)
         self.device.setCurrentIndex(self.device.findData(settings.device))
-        self.reencode_note = _subtle(QLabel(
-            "Another CLIP model or weights file means Shoebox reads every file in the library again."))
+        self.reencode_note = _subtle(
+            QLabel("Another CLIP model or weights file means Shoebox reads every file in the library again.")
+        )
         self.reencode_note.hide()
 
         models_box = QGroupBox("Models")
@@ -642,9 +666,14 @@ class SettingsDialog(QDialog):
         self.llm_model.setPlaceholderText("e.g. llama3.2 (leave empty for llama.cpp)")
         llm_box = QGroupBox("Answers written by a local language model (optional)")
         llm_form = QFormLayout(llm_box)
-        llm_form.addRow(_subtle(QLabel(
-            "Without one, answers are made of sentences from your files. The address must be a server "
-            "on this computer or your network that speaks the OpenAI chat-completions protocol.")))
+        llm_form.addRow(
+            _subtle(
+                QLabel(
+                    "Without one, answers are made of sentences from your files. The address must be a server "
+                    "on this computer or your network that speaks the OpenAI chat-completions protocol."
+                )
+            )
+        )
         self._row(llm_form, "Server address:", self.llm_url, "llm_url")
         self._row(llm_form, "Model name:", self.llm_model, "llm_model")
 
@@ -654,9 +683,12 @@ class SettingsDialog(QDialog):
         self.thumbnail_size.setSingleStep(16)
         self.thumbnail_size.setSuffix(" px")
         self.thumbnail_size.setValue(thumbnail_size(self.app_settings))
-        self.theme_label = _subtle(QLabel(
-            "Shoebox follows your system's appearance: light or dark mode and the accent colour come "
-            "from your operating system's settings, and change with them."))
+        self.theme_label = _subtle(
+            QLabel(
+                "Shoebox follows your system's appearance: light or dark mode and the accent colour come "
+                "from your operating system's settings, and change with them."
+            )
+        )
         look_box = QGroupBox("Appearance")
         look_form = QFormLayout(look_box)
         look_form.addRow("Thumbnail size:", self.thumbnail_size)
@@ -679,9 +711,14 @@ class SettingsDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         for edit in (self.clip_model.lineEdit(), self.clip_weights.edit, self.text_model.lineEdit()):
             edit.textChanged.connect(self._update_reencode_note)
-        for key, edit in (("llm_url", self.llm_url), ("clip_weights", self.clip_weights.edit),
-                          ("whisper_weights", self.whisper_weights.edit), ("clip_model", self.clip_model.lineEdit()),
-                          ("whisper_model", self.whisper_model.lineEdit()), ("text_model", self.text_model.lineEdit())):
+        for key, edit in (
+            ("llm_url", self.llm_url),
+            ("clip_weights", self.clip_weights.edit),
+            ("whisper_weights", self.whisper_weights.edit),
+            ("clip_model", self.clip_model.lineEdit()),
+            ("whisper_model", self.whisper_model.lineEdit()),
+            ("text_model", self.text_model.lineEdit()),
+        ):
             edit.textChanged.connect(lambda _text, key=key: self.errors[key].clear())
         self._load_names()
 
@@ -726,8 +763,10 @@ class SettingsDialog(QDialog):
         run_task(work, when_alive(self, loaded), when_alive(self, failed))
 
     def _update_reencode_note(self) -> None:
-        changed = (self.clip_model.currentText().strip() != self.settings.clip_model
-                   or self.clip_weights.text() != self.settings.clip_weights)
+        changed = (
+            self.clip_model.currentText().strip() != self.settings.clip_model
+            or self.clip_weights.text() != self.settings.clip_weights
+        )
         self.reencode_note.setVisible(changed)
         self.text_note.setVisible(self.text_model.currentText().strip() != self.settings.text_model)
 
@@ -762,8 +801,9 @@ class SettingsDialog(QDialog):
         if url:
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
-                problems["llm_url"] = ("Enter an address that starts with http:// or https://, "
-                                       "for example http://localhost:11434/v1.")
+                problems["llm_url"] = (
+                    "Enter an address that starts with http:// or https://, for example http://localhost:11434/v1."
+                )
         for key in ("clip_weights", "whisper_weights"):
             raw = values[key]
             if not raw:
@@ -776,8 +816,9 @@ class SettingsDialog(QDialog):
         if not values["clip_model"]:
             problems["clip_model"] = "Enter the name of a CLIP model, for example ViT-B-32."
         elif self._clip_names and values["clip_model"] not in self._clip_names:
-            problems["clip_model"] = (f"Shoebox does not know a CLIP model called {values['clip_model']}; "
-                                      "pick one from the list.")
+            problems["clip_model"] = (
+                f"Shoebox does not know a CLIP model called {values['clip_model']}; pick one from the list."
+            )
         text = values["text_model"]
         if not text:
             problems["text_model"] = "Enter a text model's name, for example intfloat/multilingual-e5-small."
@@ -785,10 +826,13 @@ class SettingsDialog(QDialog):
             problems["text_model"] = "There is no folder at this path; choose the folder that holds the model."
         if not values["whisper_model"]:
             problems["whisper_model"] = "Enter the name of a Whisper model, for example base."
-        elif (self._whisper_names and values["whisper_model"] not in self._whisper_names
-              and not values["whisper_weights"]):
-            problems["whisper_model"] = (f"There is no Whisper model called {values['whisper_model']}; "
-                                         "pick one from the list, or choose its weights file.")
+        elif (
+            self._whisper_names and values["whisper_model"] not in self._whisper_names and not values["whisper_weights"]
+        ):
+            problems["whisper_model"] = (
+                f"There is no Whisper model called {values['whisper_model']}; "
+                "pick one from the list, or choose its weights file."
+            )
         return problems
 
     def save(self) -> bool:

@@ -297,8 +297,17 @@ class FilterPanel(QWidget):
     def reset(self) -> None:
         """Every filter back to "everything"; one ``changed`` if anything was set."""
         before = self.filters()
-        with _Blocked([*self.kind_boxes.values(), self.tag_list, self.tags_all, self.tags_any,
-                       self.from_check, self.to_check, self.folder_combo]):
+        with _Blocked(
+            [
+                *self.kind_boxes.values(),
+                self.tag_list,
+                self.tags_all,
+                self.tags_any,
+                self.from_check,
+                self.to_check,
+                self.folder_combo,
+            ]
+        ):
             for box in self.kind_boxes.values():
                 box.setChecked(True)
                 box.setEnabled(True)
@@ -326,7 +335,9 @@ class FilterPanel(QWidget):
                 entry[1] += count
             else:
                 entry[2] += count
-        self._tag_rows = sorted(((n, u, a) for n, u, a in merged.values()), key=lambda r: (-(r[1] + r[2]), r[0].lower()))
+        self._tag_rows = sorted(
+            ((n, u, a) for n, u, a in merged.values()), key=lambda r: (-(r[1] + r[2]), r[0].lower())
+        )
         checked = {name.lower() for name in self.checked_tags()}
         muted = muted_text(self.palette())
         with QSignalBlocker(self.tag_list):
@@ -349,8 +360,9 @@ class FilterPanel(QWidget):
                 self.tag_list.addItem(item)
         self._update_tag_hint()
         rows = max(3, min(12, self.tag_list.count()))
-        self.tag_list.setFixedHeight(rows * self.tag_list.sizeHintForRow(0) + 2 * self.tag_list.frameWidth() + 4
-                                     if self.tag_list.count() else 90)
+        self.tag_list.setFixedHeight(
+            rows * self.tag_list.sizeHintForRow(0) + 2 * self.tag_list.frameWidth() + 4 if self.tag_list.count() else 90
+        )
         lost = checked - {name.lower() for name, _, _ in self._tag_rows}
         self.tags_loaded.emit()
         if lost:  # a checked tag no file carries any more: the filter did change
@@ -443,7 +455,7 @@ class FilterPanel(QWidget):
 
 def _short(path: str) -> str:
     home = os.path.expanduser("~")
-    shown = "~" + path[len(home):] if path == home or path.startswith(home + os.sep) else path
+    shown = "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
     return shown if len(shown) <= 40 else "…" + shown[-39:]
 
 

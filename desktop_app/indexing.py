@@ -429,9 +429,7 @@ class FoldersPanel(QWidget):
 
         self.add_button.clicked.connect(lambda: add_folder_dialog(self, self.controller))
         self.remove_button.clicked.connect(self.remove_selected)
-        self.list.itemSelectionChanged.connect(
-            lambda: self.remove_button.setEnabled(bool(self.list.selectedItems()))
-        )
+        self.list.itemSelectionChanged.connect(lambda: self.remove_button.setEnabled(bool(self.list.selectedItems())))
         controller.library_opened.connect(self._library_opened)
         controller.library_changed.connect(self.refresh)
         self.refresh()
@@ -482,7 +480,8 @@ class FoldersPanel(QWidget):
             self.note.setText("Wait for indexing to finish before removing a folder.")
             return
         answer = QMessageBox.question(
-            self, "Remove folder",
+            self,
+            "Remove folder",
             f"Remove {folder} from the library?\n\nShoebox forgets what it found in this folder. "
             "The files themselves stay where they are.",
         )
@@ -497,8 +496,11 @@ class FoldersPanel(QWidget):
             self.note.setText(f"Removed {folder} ({_plural(count, 'file')}) from the library.")
             self.controller.library_changed.emit()
 
-        run_task(lambda: _forget_folder(library, folder), when_alive(self, done),
-                 when_alive(self, lambda exc: self.note.setText(f"Cannot remove {folder}: {describe_error(exc)}")))
+        run_task(
+            lambda: _forget_folder(library, folder),
+            when_alive(self, done),
+            when_alive(self, lambda exc: self.note.setText(f"Cannot remove {folder}: {describe_error(exc)}")),
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -182,7 +182,11 @@ class MessageBanner(QFrame):
         if action is not None:
             self.action_button.setDefaultAction(action)
         self.action_button.setVisible(action is not None)
-        icon = QStyle.StandardPixmap.SP_MessageBoxWarning if level == "error" else QStyle.StandardPixmap.SP_MessageBoxInformation
+        icon = (
+            QStyle.StandardPixmap.SP_MessageBoxWarning
+            if level == "error"
+            else QStyle.StandardPixmap.SP_MessageBoxInformation
+        )
         self.icon.setPixmap(self.style().standardIcon(icon).pixmap(18, 18))
         self._colour()
         self.show()
@@ -293,8 +297,14 @@ class MainWindow(QMainWindow):
         self._info_timer = QTimer(self, singleShot=True, interval=0)  # coalesces counts and tags refreshes
         self._info_timer.timeout.connect(self._refresh_library_info)
 
-    def _action(self, text: str, slot: Any, shortcut: str | QKeySequence.StandardKey | None = None,
-                icon: QStyle.StandardPixmap | None = None, tip: str = "") -> QAction:
+    def _action(
+        self,
+        text: str,
+        slot: Any,
+        shortcut: str | QKeySequence.StandardKey | None = None,
+        icon: QStyle.StandardPixmap | None = None,
+        tip: str = "",
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
@@ -308,33 +318,59 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         # Actions on results: in the menus, the context menu and under the preview.
-        self.open_action = self._action("Open", self.open_selected, None, QStyle.StandardPixmap.SP_DialogOpenButton,
-                                        "Open with the default application (Enter)")
-        self.reveal_action = self._action("Show in folder", self.reveal_selected, None, QStyle.StandardPixmap.SP_DirOpenIcon,
-                                          "Open the folder that holds it")
-        self.copy_path_action = self._action("Copy path", self.copy_selected_paths, QKeySequence.StandardKey.Copy,
-                                             None, "Copy the file's path (Ctrl+C)")
+        self.open_action = self._action(
+            "Open",
+            self.open_selected,
+            None,
+            QStyle.StandardPixmap.SP_DialogOpenButton,
+            "Open with the default application (Enter)",
+        )
+        self.reveal_action = self._action(
+            "Show in folder",
+            self.reveal_selected,
+            None,
+            QStyle.StandardPixmap.SP_DirOpenIcon,
+            "Open the folder that holds it",
+        )
+        self.copy_path_action = self._action(
+            "Copy path", self.copy_selected_paths, QKeySequence.StandardKey.Copy, None, "Copy the file's path (Ctrl+C)"
+        )
         # Ctrl+C copies paths only while the results have focus; elsewhere it copies text as usual.
         self.copy_path_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.results.addAction(self.copy_path_action)
-        self.more_like_action = self._action("More like this", self.more_like_this, "Ctrl+M", None,
-                                             "Find things similar to this one")
-        self.add_tag_action = self._action("Add tag…", self.add_tag_to_selection, "Ctrl+T", None,
-                                           "Tag the selected files")
-        self.remove_tag_action = self._action("Remove tag…", self.remove_tag_from_selection, None, None,
-                                              "Remove a tag from the selected files")
-        self.result_actions = [self.open_action, self.reveal_action, self.copy_path_action, self.more_like_action,
-                               self.add_tag_action, self.remove_tag_action]
+        self.more_like_action = self._action(
+            "More like this", self.more_like_this, "Ctrl+M", None, "Find things similar to this one"
+        )
+        self.add_tag_action = self._action(
+            "Add tag…", self.add_tag_to_selection, "Ctrl+T", None, "Tag the selected files"
+        )
+        self.remove_tag_action = self._action(
+            "Remove tag…", self.remove_tag_from_selection, None, None, "Remove a tag from the selected files"
+        )
+        self.result_actions = [
+            self.open_action,
+            self.reveal_action,
+            self.copy_path_action,
+            self.more_like_action,
+            self.add_tag_action,
+            self.remove_tag_action,
+        ]
         self.preview.set_actions([self.open_action, self.reveal_action, self.more_like_action, self.add_tag_action])
 
         # Window actions; the panels of desktop_app.indexing / ask_panel / dialogs plug into these.
-        self.add_folder_action = self._action("Add folder…", self._on_add_folder, QKeySequence.StandardKey.Open,
-                                              QStyle.StandardPixmap.SP_DirIcon, "Index a folder")
+        self.add_folder_action = self._action(
+            "Add folder…",
+            self._on_add_folder,
+            QKeySequence.StandardKey.Open,
+            QStyle.StandardPixmap.SP_DirIcon,
+            "Index a folder",
+        )
         self.settings_action = self._action("Settings…", self._on_settings, QKeySequence.StandardKey.Preferences)
         if self.settings_action.shortcut().isEmpty():  # Linux desktops define no Preferences key
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        self.ask_action = self._action("Ask a question", self._on_ask, "Ctrl+Shift+A", None,
-                                       "Ask a question about your documents and recordings")
+        self.ask_action = self._action(
+            "Ask a question", self._on_ask, "Ctrl+Shift+A", None, "Ask a question about your documents and recordings"
+        )
         self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         self.focus_search_action = self._action("Search", self.focus_search, None)
         self.focus_search_action.setShortcuts([QKeySequence("Ctrl+K"), QKeySequence("Ctrl+F")])
@@ -432,20 +468,24 @@ class MainWindow(QMainWindow):
 
         self.drop_indexer = install_drop_indexing(self, self.controller)
         self.drop_indexer.paths_dropped.connect(
-            lambda paths: self.statusBar().showMessage(f"Indexing {_plural(len(paths), 'dropped item')}…", 5000))
+            lambda paths: self.statusBar().showMessage(f"Indexing {_plural(len(paths), 'dropped item')}…", 5000)
+        )
 
         self.view_menu.addAction(self.indexing_dock.toggleViewAction())
-        self.get_models_action = self._action("Get the models…", self._show_first_run, None, None,
-                                              "Download the models, or choose weight files you have")
+        self.get_models_action = self._action(
+            "Get the models…", self._show_first_run, None, None, "Download the models, or choose weight files you have"
+        )
 
     def show_citation(self, path: str, _kind: str, locator: dict) -> None:
         """An answer's citation: the cited passage in the preview, at its page or second."""
+
         def shown(result: Any) -> None:
             self._guard(self.preview.show_result, result)
             self._guard(self.citation_shown.emit, result)
 
-        self.controller.find_result(path, locator or {}, shown,
-                                    lambda message: self._guard(self.banner.show_message, message, "error"))
+        self.controller.find_result(
+            path, locator or {}, shown, lambda message: self._guard(self.banner.show_message, message, "error")
+        )
 
     def _on_add_folder(self) -> None:
         """File ▸ Add folder…: choose a folder and index it (the indexing panel shows the progress)."""
@@ -484,8 +524,11 @@ class MainWindow(QMainWindow):
     def _on_models_missing(self, message: str) -> None:
         """The CLIP weights are missing: keyword search still works; the banner offers to get them."""
         self._models_missing = message
-        self.banner.show_message(f"Searching by meaning is not available yet: {message.rstrip('. ')}. "
-                                 "Keyword search works meanwhile.", "info", self.get_models_action)
+        self.banner.show_message(
+            f"Searching by meaning is not available yet: {message.rstrip('. ')}. Keyword search works meanwhile.",
+            "info",
+            self.get_models_action,
+        )
         if self.offer_models_dialog and self.first_run_dialog is None:
             self._show_first_run()
 
@@ -543,13 +586,19 @@ class MainWindow(QMainWindow):
         if library is None or self._closed:
             return
         store = library.store
-        run_task(lambda: (store.stats(), store.tags()), lambda info: self._guard(self._library_info, *info),
-                 lambda exc: self._guard(self._show_error, describe_error(exc)))
+        run_task(
+            lambda: (store.stats(), store.tags()),
+            lambda info: self._guard(self._library_info, *info),
+            lambda exc: self._guard(self._show_error, describe_error(exc)),
+        )
 
     def _library_info(self, stats: dict, tags: list) -> None:
         files = stats["files"]
-        parts = [_plural(files["image"], "photo"), _plural(files["document"], "document"),
-                 _plural(files["audio"], "recording")]
+        parts = [
+            _plural(files["image"], "photo"),
+            _plural(files["document"], "document"),
+            _plural(files["audio"], "recording"),
+        ]
         if stats.get("failed"):
             parts.append(f"{stats['failed']} failed")
         self.library_label.setText(" · ".join(parts))
@@ -588,8 +637,12 @@ class MainWindow(QMainWindow):
         self._debounce.start()
 
     def _is_idle(self) -> bool:
-        return (not self.search_field.text().strip() and self._query_image is None and self._query_like is None
-                and self.filter_panel.filters().empty)
+        return (
+            not self.search_field.text().strip()
+            and self._query_image is None
+            and self._query_like is None
+            and self.filter_panel.filters().empty
+        )
 
     def _show_idle(self) -> None:
         action = None
@@ -624,8 +677,11 @@ class MainWindow(QMainWindow):
         self._searched_text = text
         self.result_label.setText("Searching…")
         self._request = self.controller.search(
-            text, image=self._query_image, like=self._query_like[0] if self._query_like else None,
-            filters=self.filter_panel.filters(), k=self.result_limit,
+            text,
+            image=self._query_image,
+            like=self._query_like[0] if self._query_like else None,
+            filters=self.filter_panel.filters(),
+            k=self.result_limit,
         )
 
     def _search_done(self, request: int, response: Any) -> None:
@@ -745,8 +801,10 @@ class MainWindow(QMainWindow):
         self.remove_tag_action.setEnabled(any(t.tags for t in targets))
 
     def _focus_results(self) -> None:
-        for view, model in ((self.results.photo_view, self.results.photo_model),
-                            (self.results.passage_view, self.results.passage_model)):
+        for view, model in (
+            (self.results.photo_view, self.results.photo_model),
+            (self.results.passage_view, self.results.passage_model),
+        ):
             if model.rowCount():
                 view.setFocus(Qt.FocusReason.OtherFocusReason)
                 if not view.currentIndex().isValid():
@@ -827,8 +885,9 @@ class MainWindow(QMainWindow):
         if not file_ids:
             return
         if tag is None:
-            tag, ok = QInputDialog.getItem(self, "Add tag", f"Tag {_plural(len(file_ids), 'file')} with:",
-                                           self.filter_panel.tag_names(), -1, True)
+            tag, ok = QInputDialog.getItem(
+                self, "Add tag", f"Tag {_plural(len(file_ids), 'file')} with:", self.filter_panel.tag_names(), -1, True
+            )
             if not ok:
                 return
         tag = tag.strip()
@@ -855,9 +914,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Removed “{tag}” from {_plural(len(file_ids), 'file')}", 4000)
 
     def _about(self) -> None:
-        QMessageBox.about(self, "About Shoebox",
-                          "Shoebox finds things in your own photos, documents and recordings by what they mean.\n\n"
-                          "Everything stays on this computer.")
+        QMessageBox.about(
+            self,
+            "About Shoebox",
+            "Shoebox finds things in your own photos, documents and recordings by what they mean.\n\n"
+            "Everything stays on this computer.",
+        )
 
     # -- closing ---------------------------------------------------------------------------------------
 

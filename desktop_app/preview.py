@@ -97,7 +97,9 @@ class ScaledImage(QLabel):
             return
         ratio = self.devicePixelRatioF()
         target = QSize(int(self.width() * ratio), int(self.height() * ratio))
-        scaled = self._pixmap.scaled(target, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+        scaled = self._pixmap.scaled(
+            target, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+        )
         scaled.setDevicePixelRatio(ratio)
         self.setPixmap(scaled)
 
@@ -300,8 +302,11 @@ class PreviewPane(QWidget):
         self._info(result, [format_date(result.media_time, with_time=True)])
         token = self._token
         path = result.path
-        run_task(lambda: read_scaled_image(path, PREVIEW_SIDE), lambda image: self._photo_loaded(token, image),
-                 lambda exc: self._failed(token, exc))
+        run_task(
+            lambda: read_scaled_image(path, PREVIEW_SIDE),
+            lambda image: self._photo_loaded(token, image),
+            lambda exc: self._failed(token, exc),
+        )
 
     def _photo_loaded(self, token: int, image: Any) -> None:
         if self._closed or token != self._token:
@@ -358,8 +363,11 @@ class PreviewPane(QWidget):
         store = library.store
         item_id = result.item_id
         token = self._token
-        run_task(lambda: store.item_details([item_id]).get(item_id, {}),
-                 lambda details: self._details_loaded(token, details), lambda exc: self._failed(token, exc))
+        run_task(
+            lambda: store.item_details([item_id]).get(item_id, {}),
+            lambda details: self._details_loaded(token, details),
+            lambda exc: self._failed(token, exc),
+        )
 
     def _details_loaded(self, token: int, details: dict[str, Any]) -> None:
         if self._closed or token != self._token or self._result is None:
@@ -368,7 +376,9 @@ class PreviewPane(QWidget):
         result = self._result
         meta = details.get("meta") or {}
         if result.kind == "image":
-            camera = " ".join(dict.fromkeys(str(meta[k]).strip() for k in ("camera_make", "camera_model") if meta.get(k)))
+            camera = " ".join(
+                dict.fromkeys(str(meta[k]).strip() for k in ("camera_make", "camera_model") if meta.get(k))
+            )
             # A model name often repeats the maker ("Canon" + "Canon EOS R6"): keep it once.
             if meta.get("camera_make") and str(meta.get("camera_model", "")).startswith(str(meta["camera_make"])):
                 camera = str(meta["camera_model"])
@@ -382,8 +392,14 @@ class PreviewPane(QWidget):
                 # The whole passage, with the words of the snippet marked again.
                 self._show_passage(mark_terms(" ".join(text.split()), marked_terms(result.snippet)), result)
             if result.kind == "audio" and meta.get("duration"):
-                self._info(result, [locator_text(result), f"of {format_clock(meta['duration'])}",
-                                    format_date(result.media_time, with_time=True)])
+                self._info(
+                    result,
+                    [
+                        locator_text(result),
+                        f"of {format_clock(meta['duration'])}",
+                        format_date(result.media_time, with_time=True),
+                    ],
+                )
         self._maybe_loaded()
 
     def _maybe_loaded(self) -> None:
@@ -426,8 +442,10 @@ class PreviewPane(QWidget):
         self.start_ms = start_ms
         url = QUrl.fromLocalFile(path)
         if player.source() == url and player.mediaStatus() not in (
-                QMediaPlayer.MediaStatus.NoMedia, QMediaPlayer.MediaStatus.LoadingMedia,
-                QMediaPlayer.MediaStatus.InvalidMedia):
+            QMediaPlayer.MediaStatus.NoMedia,
+            QMediaPlayer.MediaStatus.LoadingMedia,
+            QMediaPlayer.MediaStatus.InvalidMedia,
+        ):
             player.pause()
             self._pending_seek = None
             player.setPosition(start_ms)

@@ -114,7 +114,9 @@ def read_scaled_image(path: str | os.PathLike, max_side: int) -> QImage:
     return reader.read()
 
 
-def load_thumbnails(store: Any, thumbnails_dir: Path, wanted: dict[int, str], side: int = THUMB_SIDE) -> dict[int, QImage | None]:
+def load_thumbnails(
+    store: Any, thumbnails_dir: Path, wanted: dict[int, str], side: int = THUMB_SIDE
+) -> dict[int, QImage | None]:
     """Thumbnails of files (file id -> path): the saved JPEG by content hash, else the original scaled.
 
     Runs on a worker thread; returns QImages (None where nothing could be read).
@@ -186,9 +188,12 @@ class ThumbnailLoader(QObject):
         items = list(self._queue.items())
         self._queue.clear()
         for start in range(0, len(items), self.BATCH):
-            batch = dict(items[start:start + self.BATCH])
-            run_task(lambda b=batch: load_thumbnails(store, folder, b), self._loaded,
-                     lambda exc, b=batch: self._failed(b, exc))
+            batch = dict(items[start : start + self.BATCH])
+            run_task(
+                lambda b=batch: load_thumbnails(store, folder, b),
+                self._loaded,
+                lambda exc, b=batch: self._failed(b, exc),
+            )
 
     def _loaded(self, images: dict[int, QImage | None]) -> None:
         if self._closed:
@@ -340,16 +345,16 @@ class PassageModel(ResultListModel):
             return False
         if result.item_id in self._expanded:
             ids = {m["item_id"] for m in result.more}
-            count = sum(1 for r in self._results[row + 1:row + 1 + len(ids)] if r.item_id in ids)
+            count = sum(1 for r in self._results[row + 1 : row + 1 + len(ids)] if r.item_id in ids)
             self.beginRemoveRows(QModelIndex(), row + 1, row + count)
-            del self._results[row + 1:row + 1 + count]
+            del self._results[row + 1 : row + 1 + count]
             self._extra -= ids
             self._expanded.discard(result.item_id)
             self.endRemoveRows()
         else:
             extras = [_passage_result(result, more) for more in result.more]
             self.beginInsertRows(QModelIndex(), row + 1, row + len(extras))
-            self._results[row + 1:row + 1] = extras
+            self._results[row + 1 : row + 1] = extras
             self._extra.update(r.item_id for r in extras)
             self._expanded.add(result.item_id)
             self.endInsertRows()
@@ -370,9 +375,17 @@ def _passage_result(card: Any, more: dict[str, Any]) -> Any:
     """A result for one of a card's other passages (same file; its own place, snippet and scores)."""
     from dataclasses import replace
 
-    return replace(card, item_id=more["item_id"], locator=dict(more.get("locator") or {}), snippet=more.get("snippet"),
-                   score=more.get("score", 0.0), relevance=more.get("relevance"), similarity=more.get("similarity"),
-                   more=[], name_match=None)
+    return replace(
+        card,
+        item_id=more["item_id"],
+        locator=dict(more.get("locator") or {}),
+        snippet=more.get("snippet"),
+        score=more.get("score", 0.0),
+        relevance=more.get("relevance"),
+        similarity=more.get("similarity"),
+        more=[],
+        name_match=None,
+    )
 
 
 def more_label(result: Any, expanded: bool) -> str:
@@ -398,7 +411,9 @@ class PhotoDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         return photo_cell(self.side)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         result = index.data(ResultRole)
         if result is None:
             return
@@ -446,8 +461,11 @@ class PhotoDelegate(QStyledItemDelegate):
             small.setPointSizeF(max(6.0, option.font.pointSizeF() * 0.88))
             painter.setFont(small)
             painter.setPen(muted_text(palette))
-            painter.drawText(text_rect.adjusted(0, metrics.height() + 1, 0, 0),
-                             Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, date)
+            painter.drawText(
+                text_rect.adjusted(0, metrics.height() + 1, 0, 0),
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop,
+                date,
+            )
         if state & QStyle.StateFlag.State_HasFocus and option.widget is not None and option.widget.hasFocus():
             painter.setPen(QPen(highlight, 1, Qt.PenStyle.DotLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -512,15 +530,21 @@ class CardDelegate(QStyledItemDelegate):
         width = QFontMetrics(font).horizontalAdvance(self._footer(index)) + 8
         return QRect(inner.left(), inner.bottom() - line, min(width, inner.width()), line + 2)
 
-    def editorEvent(self, event: QEvent, model: Any, option: QStyleOptionViewItem,
-                    index: QModelIndex | QPersistentModelIndex) -> bool:
-        if (event.type() == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton
-                and self.footer_rect(option.rect, index, option.font).contains(event.position().toPoint())
-                and isinstance(model, PassageModel)):
+    def editorEvent(
+        self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        if (
+            event.type() == QEvent.Type.MouseButtonRelease
+            and event.button() == Qt.MouseButton.LeftButton
+            and self.footer_rect(option.rect, index, option.font).contains(event.position().toPoint())
+            and isinstance(model, PassageModel)
+        ):
             return model.toggle_more(index.row())
         return super().editorEvent(event, model, option, index)
 
-    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
+    def paint(
+        self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> None:
         result = index.data(ResultRole)
         if result is None:
             return
@@ -544,8 +568,9 @@ class CardDelegate(QStyledItemDelegate):
         metrics = QFontMetrics(option.font)
         line = metrics.height()
         style = (option.widget or self._view).style()
-        icon = style.standardIcon(QStyle.StandardPixmap.SP_MediaVolume if result.kind == "audio"
-                                  else QStyle.StandardPixmap.SP_FileIcon)
+        icon = style.standardIcon(
+            QStyle.StandardPixmap.SP_MediaVolume if result.kind == "audio" else QStyle.StandardPixmap.SP_FileIcon
+        )
         icon.paint(painter, QRect(inner.left(), inner.top() + (line - self.ICON) // 2, self.ICON, self.ICON))
 
         date = format_date(result.media_time)
@@ -558,7 +583,9 @@ class CardDelegate(QStyledItemDelegate):
         left = inner.left() + self.ICON + 6
         room = inner.right() - left - date_width - 8
         where_width = metrics.horizontalAdvance(where_text)
-        name = bold_metrics.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, max(30, room - where_width))
+        name = bold_metrics.elidedText(
+            Path(result.path).name, Qt.TextElideMode.ElideMiddle, max(30, room - where_width)
+        )
         painter.setFont(bold)
         painter.setPen(text_colour)
         header = QRect(left, inner.top(), room, line)
@@ -566,18 +593,26 @@ class CardDelegate(QStyledItemDelegate):
         painter.setFont(option.font)
         painter.setPen(muted_text(palette))
         name_width = bold_metrics.horizontalAdvance(name)
-        painter.drawText(QRect(left + name_width, inner.top(), max(0, room - name_width), line),
-                         Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-                         metrics.elidedText(where_text, Qt.TextElideMode.ElideRight, max(0, room - name_width)))
+        painter.drawText(
+            QRect(left + name_width, inner.top(), max(0, room - name_width), line),
+            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+            metrics.elidedText(where_text, Qt.TextElideMode.ElideRight, max(0, room - name_width)),
+        )
         if date:
-            painter.drawText(QRect(inner.right() - date_width, inner.top(), date_width, line),
-                             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, date)
+            painter.drawText(
+                QRect(inner.right() - date_width, inner.top(), date_width, line),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                date,
+            )
 
         footer = self._footer(index)
         if footer:
             painter.setPen(palette.color(QPalette.ColorRole.Link))
-            painter.drawText(self.footer_rect(option.rect, index, option.font),
-                             Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, footer)
+            painter.drawText(
+                self.footer_rect(option.rect, index, option.font),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                footer,
+            )
         doc = self._document(result, palette, option.font, inner.width())
         painter.translate(inner.left(), inner.top() + line + 6)
         context = QAbstractTextDocumentLayout.PaintContext()
@@ -626,7 +661,9 @@ class _PhotoGrid(_ResultList):
 
     def _fit_grid(self) -> None:
         # Sized as if the scroll bar were there, so that it appearing never drops a column.
-        width = self.width() - 2 * self.frameWidth() - self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) - 2
+        width = (
+            self.width() - 2 * self.frameWidth() - self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) - 2
+        )
         columns = max(1, width // self.cell.width())
         grid = QSize(max(self.cell.width(), width // columns), self.cell.height())
         if grid != self.gridSize():
@@ -675,7 +712,8 @@ class ResultsView(QWidget):
             "Hide results whose meaning is not close to your search.\n"
             "Relevance is calibrated for each model: at 0.25 a result near the top has about one chance in four\n"
             "of being what you asked for, at 0.50 one in two; further right asks for closer matches.\n"
-            "Results that contain the words you typed, or are named as you typed, always stay.")
+            "Results that contain the words you typed, or are named as you typed, always stay."
+        )
         self.relevance_slider.setAccessibleName("Relevance threshold")
         self.relevance_slider.setPageStep(10)
         self.relevance_slider.valueChanged.connect(self._apply_threshold)
@@ -854,8 +892,9 @@ class ResultsView(QWidget):
         self.show_hidden_button.setVisible(bool(hidden))
         if hidden:
             weaker = "weaker result" if hidden == 1 else "weaker results"
-            self.count_label.setText(f"{len(shown)} {'result' if len(shown) == 1 else 'results'} "
-                                     f"({hidden} {weaker} hidden)")
+            self.count_label.setText(
+                f"{len(shown)} {'result' if len(shown) == 1 else 'results'} ({hidden} {weaker} hidden)"
+            )
         else:
             self.count_label.setText(f"{total} {noun}")
         if not self._all:
@@ -933,7 +972,9 @@ class ResultsView(QWidget):
             return selected
         return [self._current] if self._current is not None else []
 
-    def select_items(self, item_ids: set[int] | Sequence[int], current: int | None = None, *, emit: bool = True) -> None:
+    def select_items(
+        self, item_ids: set[int] | Sequence[int], current: int | None = None, *, emit: bool = True
+    ) -> None:
         """Select the shown results with these item ids; make ``current`` the current one."""
         wanted = set(item_ids)
         for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
@@ -968,7 +1009,9 @@ class ResultsView(QWidget):
     def _selection_changed(self, view: QListView) -> None:
         if self._clearing:
             return
-        extend = QGuiApplication.keyboardModifiers() & (Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+        extend = QGuiApplication.keyboardModifiers() & (
+            Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+        )
         if not extend and view.selectionModel().hasSelection():
             other = self.passage_view if view is self.photo_view else self.photo_view
             self._clearing = True
@@ -998,11 +1041,16 @@ class ResultsView(QWidget):
             if key == Qt.Key.Key_Space and not modifiers and self._current is not None:
                 self.preview_requested.emit(self._current)
                 return True
-            if watched is self.passage_view and not modifiers and key in (Qt.Key.Key_Right, Qt.Key.Key_Left,
-                                                                          Qt.Key.Key_Plus, Qt.Key.Key_Minus):
+            if (
+                watched is self.passage_view
+                and not modifiers
+                and key in (Qt.Key.Key_Right, Qt.Key.Key_Left, Qt.Key.Key_Plus, Qt.Key.Key_Minus)
+            ):
                 # Right (or +) opens a card's other passages, Left (or -) closes them.
                 row = self.passage_view.currentIndex().row()
-                expanded = bool(self.passage_model.data(self.passage_model.index(row), ExpandedRole)) if row >= 0 else False
+                expanded = (
+                    bool(self.passage_model.data(self.passage_model.index(row), ExpandedRole)) if row >= 0 else False
+                )
                 opening = key in (Qt.Key.Key_Right, Qt.Key.Key_Plus)
                 if row >= 0 and opening != expanded and self.passage_model.toggle_more(row):
                     self._balance()
@@ -1022,6 +1070,14 @@ class ResultsView(QWidget):
 
 
 __all__ = [
-    "CardDelegate", "PhotoDelegate", "PhotoModel", "ResultListModel", "ResultRole", "ResultsView", "ThumbnailLoader",
-    "load_thumbnails", "read_scaled_image", "result_tooltip",
+    "CardDelegate",
+    "PhotoDelegate",
+    "PhotoModel",
+    "ResultListModel",
+    "ResultRole",
+    "ResultsView",
+    "ThumbnailLoader",
+    "load_thumbnails",
+    "read_scaled_image",
+    "result_tooltip",
 ]

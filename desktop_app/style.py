@@ -77,7 +77,7 @@ def marked_html(text: str | None, palette: QPalette) -> str:
     out: list[str] = []
     position = 0
     for match in _MARKED.finditer(text):
-        out.append(_plain(text[position:match.start()]))
+        out.append(_plain(text[position : match.start()]))
         out.append(f'<span style="background-color:{background}; font-weight:600">{_plain(match.group(1))}</span>')
         position = match.end()
     out.append(_plain(text[position:]))

@@ -111,10 +111,14 @@ _KOREAN_QUESTION_STOP = frozenset(
     까지 이랑 처럼 보다 이다 이야 이었 였는 었는 았는 했는 하나 하니 할까 인데 는데 던가 한가 알려 려줘 말해 해줘""".split()
 )
 # One-syllable Korean question words and particles that are not content on the question side.
-_KOREAN_SINGLE_STOP = frozenset("왜 뭐 뭘 몇 어 나 내 제 저 그 이 가 은 는 을 를 의 에 도 와 과 로 만 랑 좀 더 다 요 죠 까 니".split())
+_KOREAN_SINGLE_STOP = frozenset(
+    "왜 뭐 뭘 몇 어 나 내 제 저 그 이 가 은 는 을 를 의 에 도 와 과 로 만 랑 좀 더 다 요 죠 까 니".split()
+)
 # Particles stripped from the end of a Korean word on the question side (longest first).
 # Words in photo file names and tags that say nothing about the photo's content.
-_PHOTO_NAME_STOP = frozenset("photo photos picture pictures pic pics image images img dsc dscn dcim jpg jpeg png heic".split())
+_PHOTO_NAME_STOP = frozenset(
+    "photo photos picture pictures pic pics image images img dsc dscn dcim jpg jpeg png heic".split()
+)
 _ABBREVIATIONS = frozenset(
     """mr mrs ms dr prof sr jr st mt vs etc fig figs vol vols no nos p pp ch sec approx appt dept est govt inc ltd co corp
     jan feb mar apr jun jul aug sep sept oct nov dec e.g i.e a.m p.m u.s u.k cf al ca""".split()
@@ -126,7 +130,9 @@ _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
 _MARKER_RE = re.compile(r"\[\s*(\d{1,3}(?:\s*,\s*\d{1,3})*)\s*\]")
 _MARKER_PREFIX_RE = re.compile(r"\[\s*(?:\d{1,3}\s*(?:,\s*(?:\d{1,3}\s*)?)*)?")
-_SENTENCE_END_RE = re.compile(r"([.!?…。！？]+)[\"'’”»)\]」』）]*(?:\[\d{1,3}\])*")  # footnote marks stay with their sentence
+_SENTENCE_END_RE = re.compile(
+    r"([.!?…。！？]+)[\"'’”»)\]」』）]*(?:\[\d{1,3}\])*"
+)  # footnote marks stay with their sentence
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,8 +199,14 @@ class Citation:
     item_id: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"number": self.number, "path": self.path, "kind": self.kind, "locator": dict(self.locator),
-                "snippet": self.snippet, "item_id": self.item_id}
+        return {
+            "number": self.number,
+            "path": self.path,
+            "kind": self.kind,
+            "locator": dict(self.locator),
+            "snippet": self.snippet,
+            "item_id": self.item_id,
+        }
 
 
 @dataclass
@@ -213,8 +225,10 @@ class Answer:
         return {
             "answer": self.answer,
             "citations": [c.to_json() for c in self.citations],
-            "photos": [{"path": p.path, "media_time": p.media_time, "tags": list(p.tags or []), "item_id": p.item_id}
-                       for p in self.photos],
+            "photos": [
+                {"path": p.path, "media_time": p.media_time, "tags": list(p.tags or []), "item_id": p.item_id}
+                for p in self.photos
+            ],
             "found": self.found,
             "mode": self.mode,
             "took_ms": self.took_ms,
@@ -258,7 +272,7 @@ def _stem(word: str) -> str:
 
 
 def _bigrams(run: str) -> list[str]:
-    return [run[i:i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
 
 
 def _normalise(text: str) -> str:
@@ -330,7 +344,7 @@ def _is_abbreviation(block: str, dot: int) -> bool:
     token = block[start:dot].lower()
     if not token:
         return False
-    after = block[dot + 1:].lstrip()
+    after = block[dot + 1 :].lstrip()
     if token in _TITLES:
         return True
     if len(token) == 1 and token.isalpha() and token.isascii():
@@ -357,7 +371,7 @@ def split_sentences(text: str) -> list[str]:
         start = 0
         for m in _SENTENCE_END_RE.finditer(block):
             end = m.end()
-            following = block[end:end + 1]
+            following = block[end : end + 1]
             punct = m.group(0)
             last = block[m.start() - 1] if m.start() > 0 else ""
             if any(c in "。！？" for c in punct):
@@ -472,8 +486,9 @@ def _rank_passages(passages: list[Passage]) -> list[Passage]:
     return sorted(passages, key=lambda p: -p.score)  # stable: the caller's order breaks ties
 
 
-def _scored_sentences(question: str, q_terms: set[str], passages: list[Passage], meaning: SentenceMeaning | None,
-                      warnings: list[str]) -> tuple[list[_Sentence], list[tuple[Passage, float]]]:
+def _scored_sentences(
+    question: str, q_terms: set[str], passages: list[Passage], meaning: SentenceMeaning | None, warnings: list[str]
+) -> tuple[list[_Sentence], list[tuple[Passage, float]]]:
     """Every sentence of the text passages, scored; and each photo with its tag / name coverage."""
     sentences: list[_Sentence] = []
     photos: list[tuple[Passage, set[str]]] = []
@@ -518,7 +533,7 @@ def _pick(sentences: list[_Sentence], limit: int) -> list[_Sentence]:
 
 
 def format_date(iso: str | None) -> str | None:
-    """"2025-08-12T10:00:00" → "12 Aug 2025"; None stays None; anything unparsable is returned as given."""
+    """ "2025-08-12T10:00:00" → "12 Aug 2025"; None stays None; anything unparsable is returned as given."""
     if not iso:
         return None
     try:
@@ -576,8 +591,9 @@ class _Numbering:
             if snippet and snippet not in existing.snippet:
                 existing.snippet = f"{existing.snippet} … {snippet}"
             return existing.number
-        citation = Citation(len(self.citations) + 1, passage.path, passage.kind, dict(passage.locator or {}),
-                            snippet, passage.item_id)
+        citation = Citation(
+            len(self.citations) + 1, passage.path, passage.kind, dict(passage.locator or {}), snippet, passage.item_id
+        )
         self.citations.append(citation)
         self._by_item[passage.item_id] = citation
         return citation.number
@@ -592,8 +608,9 @@ def _check_cancel(should_cancel: Callable[[], bool] | None) -> None:
         raise Cancelled("answering was cancelled")
 
 
-def _extractive(chosen: list[_Sentence], photos: list[Passage], words: list[str],
-                on_token: Callable[[str], None] | None) -> tuple[str, list[Citation]]:
+def _extractive(
+    chosen: list[_Sentence], photos: list[Passage], words: list[str], on_token: Callable[[str], None] | None
+) -> tuple[str, list[Citation]]:
     numbering = _Numbering()
     pieces: list[str] = []
     if chosen:
@@ -671,10 +688,10 @@ class _CitationFilter:
                 if replacement is None:
                     out.append(before)
                 elif replacement == "":
-                    out.append(buf[:m.end()])
+                    out.append(buf[: m.end()])
                 else:
                     out.append(buf[:i] + replacement)
-                buf = buf[m.end():]
+                buf = buf[m.end() :]
                 continue
             prefix = _MARKER_PREFIX_RE.match(buf, i)
             if prefix and prefix.end() == len(buf) and len(buf) - i < 40:
@@ -682,8 +699,8 @@ class _CitationFilter:
                 out.append(buf[:keep])
                 buf = buf[keep:]
                 break
-            out.append(buf[:i + 1])
-            buf = buf[i + 1:]
+            out.append(buf[: i + 1])
+            buf = buf[i + 1 :]
         self._held = buf
         return self._emit("".join(out))
 
@@ -718,9 +735,16 @@ def build_messages(question: str, sources: list[Passage]) -> list[dict[str, str]
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def _llm_answer(question: str, sources: list[Passage], best_sentence: dict[int, str], words: list[str],
-                llm: "LlmClient", on_token: Callable[[str], None] | None,
-                should_cancel: Callable[[], bool] | None, warnings: list[str]) -> tuple[str, list[Citation]]:
+def _llm_answer(
+    question: str,
+    sources: list[Passage],
+    best_sentence: dict[int, str],
+    words: list[str],
+    llm: "LlmClient",
+    on_token: Callable[[str], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    warnings: list[str],
+) -> tuple[str, list[Citation]]:
     """Stream the model's answer; raises LlmError when it fails and Cancelled when asked to stop."""
     checker = _CitationFilter(len(sources))
     parts: list[str] = []
@@ -747,13 +771,18 @@ def _llm_answer(question: str, sources: list[Passage], best_sentence: dict[int, 
         raise LlmError(f"the LLM server at {getattr(llm, 'endpoint', '?')} returned an empty answer")
     if checker.invalid:
         listed = ", ".join(f"[{n}]" for n in checker.invalid)
-        warnings.append(f"the model cited {listed}, which is not one of the {len(sources)} sources it was given; "
-                        "removed from the answer")
+        warnings.append(
+            f"the model cited {listed}, which is not one of the {len(sources)} sources it was given; "
+            "removed from the answer"
+        )
 
     def citation(number: int) -> Citation:
         p = sources[number - 1]
-        snippet = (mark_terms(_photo_description(p), words) if p.kind == "image"
-                   else best_sentence.get(p.item_id) or _clip_snippet(p.text or "", words))
+        snippet = (
+            mark_terms(_photo_description(p), words)
+            if p.kind == "image"
+            else best_sentence.get(p.item_id) or _clip_snippet(p.text or "", words)
+        )
         return Citation(number, p.path, p.kind, dict(p.locator or {}), snippet, p.item_id)
 
     numbers = checker.cited
@@ -838,8 +867,7 @@ def ask(
                 on_token(piece)
 
         try:
-            text, citations = _llm_answer(question, sources, best_sentence, words, llm, relay,
-                                          should_cancel, warnings)
+            text, citations = _llm_answer(question, sources, best_sentence, words, llm, relay, should_cancel, warnings)
             return finished(text, citations, True, "llm")
         except LlmError as exc:
             warnings.append(

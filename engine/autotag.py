@@ -88,7 +88,7 @@ class AutoTagger:
             emb = np.asarray(self.clip.encode_texts(phrases), np.float32)
             rows, at = [], 0
             for t in self.vocabulary:
-                v = emb[at:at + len(t.phrases)].mean(axis=0)
+                v = emb[at : at + len(t.phrases)].mean(axis=0)
                 at += len(t.phrases)
                 rows.append(v / (np.linalg.norm(v) or 1.0))
             self._matrix = np.stack(rows)

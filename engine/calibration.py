@@ -144,14 +144,20 @@ def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
         end = start
         while end + 1 < values.size and sorted_values[end + 1] == sorted_values[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2.0 + 1.0
+        ranks[order[start : end + 1]] = (start + end) / 2.0 + 1.0
         start = end + 1
     rank_sum = ranks[: pos.size].sum()
     return float((rank_sum - pos.size * (pos.size + 1) / 2.0) / (pos.size * neg.size))
 
 
-def fit(positives: Sequence[float], negatives: Sequence[float], *, source: str = "measured",
-        positive_weights: Sequence[float] | None = None, negative_weights: Sequence[float] | None = None) -> Calibration:
+def fit(
+    positives: Sequence[float],
+    negatives: Sequence[float],
+    *,
+    source: str = "measured",
+    positive_weights: Sequence[float] | None = None,
+    negative_weights: Sequence[float] | None = None,
+) -> Calibration:
     """Fit relevance = sigmoid((cos - center) / scale) to labelled similarities, classes weighted equally.
 
     Within a class, pairs weigh the same unless weights are given (a caller
@@ -197,8 +203,9 @@ def fit(positives: Sequence[float], negatives: Sequence[float], *, source: str =
             break
     slope = a / std  # in cosine units
     center = mean - b * std / a
-    return Calibration(center=round(float(center), 5), scale=round(float(1.0 / slope), 5),
-                       source=source, auc=round(area, 4))
+    return Calibration(
+        center=round(float(center), 5), scale=round(float(1.0 / slope), 5), source=source, auc=round(area, 4)
+    )
 
 
 # ---------------------------------------------------------------------------- lookup
@@ -232,9 +239,14 @@ def shipped_calibrations() -> dict[str, dict]:
 
 def _from_entry(entry: dict) -> Calibration:
     cjk = entry.get("cjk")
-    return Calibration(center=float(entry.get("center", 1.0)), scale=float(entry.get("scale", 1.0)),
-                       informative=bool(entry.get("informative", True)), source=entry.get("source", "measured"),
-                       auc=entry.get("auc"), cjk=_from_entry(cjk) if isinstance(cjk, dict) else None)
+    return Calibration(
+        center=float(entry.get("center", 1.0)),
+        scale=float(entry.get("scale", 1.0)),
+        informative=bool(entry.get("informative", True)),
+        source=entry.get("source", "measured"),
+        auc=entry.get("auc"),
+        cjk=_from_entry(cjk) if isinstance(cjk, dict) else None,
+    )
 
 
 def load_probes() -> dict[str, Any]:
@@ -250,9 +262,11 @@ def script_group(query: str) -> str:
     return "cjk" if is_no_space_script(query) else "other"
 
 
-def probe_similarities(encode_queries: Callable[[list[str]], np.ndarray],
-                       encode_passages: Callable[[list[str]], np.ndarray],
-                       probes: dict[str, Any] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def probe_similarities(
+    encode_queries: Callable[[list[str]], np.ndarray],
+    encode_passages: Callable[[list[str]], np.ndarray],
+    probes: dict[str, Any] | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(positive, negative) cosine similarities of a text model on the probe set, per script of the query.
 
     Positives: each probe query with its own passage.  Negatives: each query
@@ -351,4 +365,3 @@ class CalibrationBook:
             tmp.replace(self.cache_file)
         except OSError as exc:  # a read-only library measures again next time; nothing is lost
             log.warning("could not remember the calibration of %s in %s: %s", key, self.cache_file, exc)
-

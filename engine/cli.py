@@ -52,8 +52,13 @@ def _period_start(text: str) -> float:
 
 def _add_filter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kind", action="append", choices=KINDS, default=[], help="only this kind (repeatable)")
-    p.add_argument("--tag", action="append", default=[], metavar="T",
-                   help="only files with this tag, yours or an auto-tag (repeatable: any of them)")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="T",
+        help="only files with this tag, yours or an auto-tag (repeatable: any of them)",
+    )
     p.add_argument("--all-tags", action="store_true", help="with several --tag: files must have all of them")
     p.add_argument("--after", metavar="DATE", help="taken or made on or after DATE (2023, 2023-06, 2023-06-30)")
     p.add_argument("--before", metavar="DATE", help="taken or made before DATE")
@@ -75,7 +80,9 @@ def _filters(args: argparse.Namespace) -> Filters:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shoebox", description="Find things in your own photos, documents and recordings by meaning.")
-    parser.add_argument("--home", metavar="DIR", help="library folder (default: $SHOEBOX_HOME or your user data folder)")
+    parser.add_argument(
+        "--home", metavar="DIR", help="library folder (default: $SHOEBOX_HOME or your user data folder)"
+    )
     parser.add_argument("--version", action="version", version=f"shoebox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -91,19 +98,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--like", metavar="FILE", help="more like this: a file in the library (itself left out)")
     _add_filter_arguments(p)
     p.add_argument("-k", type=int, default=10, metavar="N", help="number of results (default 10)")
-    p.add_argument("--min-score", type=float, metavar="S",
-                   help="leave out results less similar than S (cosine, -1..1; word matches are kept)")
-    p.add_argument("--min-relevance", type=float, metavar="R",
-                   help="leave out results whose meaning is less relevant than R (0..1, calibrated; default "
-                        "SHOEBOX_MIN_RELEVANCE, 0.25); results your words or their name support are kept; 0 shows all")
-    p.add_argument("--no-dates", action="store_true",
-                   help='search for date words ("2023", "last week") as words instead of as a time filter')
+    p.add_argument(
+        "--min-score",
+        type=float,
+        metavar="S",
+        help="leave out results less similar than S (cosine, -1..1; word matches are kept)",
+    )
+    p.add_argument(
+        "--min-relevance",
+        type=float,
+        metavar="R",
+        help="leave out results whose meaning is less relevant than R (0..1, calibrated; default "
+        "SHOEBOX_MIN_RELEVANCE, 0.25); results your words or their name support are kept; 0 shows all",
+    )
+    p.add_argument(
+        "--no-dates",
+        action="store_true",
+        help='search for date words ("2023", "last week") as words instead of as a time filter',
+    )
     p.add_argument("--json", action="store_true", help="print the results as JSON")
 
     p = sub.add_parser("ask", help="answer a question from your files, with citations")
     p.add_argument("question", metavar="QUESTION")
     _add_filter_arguments(p)
-    p.add_argument("--extractive", action="store_true", help="answer with sentences from the files even if an LLM is set")
+    p.add_argument(
+        "--extractive", action="store_true", help="answer with sentences from the files even if an LLM is set"
+    )
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
 
     p = sub.add_parser("autotag", help="tag photos again from the auto-tag vocabulary")
@@ -113,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("reembed", help="encode the library again with the configured models")
-    p.add_argument("--space", choices=("clip", "text"),
-                   help="only photos (clip) or only passages (text); default both")
+    p.add_argument("--space", choices=("clip", "text"), help="only photos (clip) or only passages (text); default both")
     p.add_argument("--json", action="store_true")
 
     tag = sub.add_parser("tag", help="add, remove and list your own tags")
@@ -137,8 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("kind", nargs="?", choices=("clip", "whisper", "text"), help="which model (default: all three)")
     m.add_argument("name", nargs="?", help="model name (default: the configured one)")
     m = models_sub.add_parser("import", help="copy a weights file or text model folder you have into the model cache")
-    m.add_argument("file", metavar="FILE_OR_FOLDER",
-                   help="a CLIP or Whisper weights file, or a sentence-transformers model folder")
+    m.add_argument(
+        "file", metavar="FILE_OR_FOLDER", help="a CLIP or Whisper weights file, or a sentence-transformers model folder"
+    )
     m.add_argument("--kind", choices=("clip", "whisper", "text"), help="what it is (guessed when left out)")
     m.add_argument("--name", help="the model name it belongs to (guessed when left out)")
     return parser
@@ -221,8 +241,10 @@ def _interruptible(run: Any) -> Any:
 
 def _print_index_summary(summary: Any) -> None:
     s = summary
-    print(f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
-          f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)")
+    print(
+        f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
+        f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)"
+    )
     if s.reembedded:
         print(f"passages of {s.reembedded} file{'s' if s.reembedded != 1 else ''} embedded again for the text model")
     for failure in s.failed:
@@ -249,13 +271,19 @@ def _run_indexing(args: argparse.Namespace, work: Any) -> int:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    return _run_indexing(args, lambda library, progress, cancel: library.index(
-        args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed))
+    return _run_indexing(
+        args,
+        lambda library, progress, cancel: library.index(
+            args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed
+        ),
+    )
 
 
 def cmd_reembed(args: argparse.Namespace) -> int:
-    return _run_indexing(args, lambda library, progress, cancel: library.reembed(
-        space=args.space, on_progress=progress, should_cancel=cancel))
+    return _run_indexing(
+        args,
+        lambda library, progress, cancel: library.reembed(space=args.space, on_progress=progress, should_cancel=cancel),
+    )
 
 
 def _locator_text(locator: dict) -> str:
@@ -273,23 +301,35 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.min_relevance is not None and not 0.0 <= args.min_relevance < 1.0:
         raise UsageError("--min-relevance is a relevance from 0 up to (not including) 1")
     with _open_library(args) as library:
-        response = library.search(args.query, image=args.image, like=args.like, filters=filters, k=args.k,
-                                  min_score=args.min_score, min_relevance=args.min_relevance,
-                                  understand_dates=not args.no_dates)
+        response = library.search(
+            args.query,
+            image=args.image,
+            like=args.like,
+            filters=filters,
+            k=args.k,
+            min_score=args.min_score,
+            min_relevance=args.min_relevance,
+            understand_dates=not args.no_dates,
+        )
     if args.json:
         _print_json(response.to_json())
         return 0
     for warning in response.warnings:
         print(f"note: {warning}", file=sys.stderr)
     for phrase in response.dates:
-        print(f"note: understood {phrase['text']!r} as {phrase['label']} (--no-dates to search it as words)",
-              file=sys.stderr)
+        print(
+            f"note: understood {phrase['text']!r} as {phrase['label']} (--no-dates to search it as words)",
+            file=sys.stderr,
+        )
     if not response.results:
         what = f" {args.query.strip()!r}" if args.query and args.query.strip() else ""
         print(f"nothing matched{what}")
         if response.hidden:
-            print(f"({response.hidden} weaker result{'s' if response.hidden != 1 else ''} left out; "
-                  f"--min-relevance 0 shows them)", file=sys.stderr)
+            print(
+                f"({response.hidden} weaker result{'s' if response.hidden != 1 else ''} left out; "
+                f"--min-relevance 0 shows them)",
+                file=sys.stderr,
+            )
     for n, r in enumerate(response.results, 1):
         where = _locator_text(r.locator)
         date = f"  {r.media_time[:10]}" if r.media_time else ""
@@ -316,8 +356,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
             sys.stdout.flush()
 
     with _open_library(args) as library:
-        answer = _interruptible(lambda cancel: library.ask(
-            args.question, filters=filters, on_token=show, should_cancel=cancel, use_llm=not args.extractive))
+        answer = _interruptible(
+            lambda cancel: library.ask(
+                args.question, filters=filters, on_token=show, should_cancel=cancel, use_llm=not args.extractive
+            )
+        )
     if args.json:
         _print_json(answer.to_json())
         return 0
@@ -352,8 +395,10 @@ def cmd_autotag(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"photos": tagged, "tags": [{"name": n, "files": c} for n, c in tags]})
     else:
-        print(f"tagged {tagged} photo{'s' if tagged != 1 else ''}; "
-              f"{len(tags)} auto-tag{'s' if len(tags) != 1 else ''} in use")
+        print(
+            f"tagged {tagged} photo{'s' if tagged != 1 else ''}; "
+            f"{len(tags)} auto-tag{'s' if len(tags) != 1 else ''} in use"
+        )
     return 0
 
 
@@ -371,17 +416,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     files = stats["files"]
     model = stats["model"]
     print(f"library   {stats['library']}")
-    print(f"files     {files['image']} photos, {files['document']} documents, {files['audio']} recordings "
-          f"({stats['items']} searchable items)")
+    print(
+        f"files     {files['image']} photos, {files['document']} documents, {files['audio']} recordings "
+        f"({stats['items']} searchable items)"
+    )
     print(f"failed    {stats['failed']}")
-    print(f"photos    CLIP {model['name']} ({model['weights']}, {model['dim']} dimensions)" if model
-          else "photos    no CLIP model yet")
+    print(
+        f"photos    CLIP {model['name']} ({model['weights']}, {model['dim']} dimensions)"
+        if model
+        else "photos    no CLIP model yet"
+    )
     text_model = stats["text_model"]
-    print(f"passages  {text_model['name']} ({text_model['weights']}, {text_model['dim']} dimensions)" if text_model
-          else "passages  no text model yet")
+    print(
+        f"passages  {text_model['name']} ({text_model['weights']}, {text_model['dim']} dimensions)"
+        if text_model
+        else "passages  no text model yet"
+    )
     if stats["passages_waiting"]:
-        print(f"          {stats['passages_waiting']} files' passages are found by words only until "
-              f"`shoebox reembed --space text` (or the next `shoebox index`) embeds them")
+        print(
+            f"          {stats['passages_waiting']} files' passages are found by words only until "
+            f"`shoebox reembed --space text` (or the next `shoebox index`) embeds them"
+        )
     print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
     for root in stats["roots"]:
         print(f"folder    {root}")

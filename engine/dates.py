@@ -171,6 +171,7 @@ def _span_days_label(first: date | datetime, last: date | datetime) -> str:
 
 # --------------------------------------------------------------------------- ranges
 
+
 @dataclass(frozen=True)
 class _Range:
     """What one core means: a closed range (or a rolling one with before=None)."""
@@ -224,7 +225,9 @@ def _week_range(monday: date, **kw) -> _Range:
 
 def _weekend_range(saturday: date, **kw) -> _Range:
     start = datetime(saturday.year, saturday.month, saturday.day)
-    return _Range(start, start + timedelta(days=2), _span_days_label(saturday, saturday + timedelta(days=1)), "week", **kw)
+    return _Range(
+        start, start + timedelta(days=2), _span_days_label(saturday, saturday + timedelta(days=1)), "week", **kw
+    )
 
 
 def _rolling(now: datetime, n: int, unit: str, label: str | None = None, **kw) -> _Range | None:
@@ -336,24 +339,106 @@ def _this_monday(now: datetime) -> date:
 # --------------------------------------------------------------------------- core patterns
 
 _MONTHS = {
-    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4, "apr": 4, "may": 5,
-    "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8, "september": 9, "sept": 9, "sep": 9,
-    "october": 10, "oct": 10, "november": 11, "nov": 11, "december": 12, "dec": 12,
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sept": 9,
+    "sep": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
 }
 # "may" (the verb) and the abbreviations ("Jan" is a name, "mar" a verb): not a month on their own.
 _AMBIGUOUS_MONTHS = {"may", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec"}
 # After these words a bare "march" reads as the verb; with a preposition in front it is still the month.
-_MARCH_VERB_NEXT = {"on", "in", "into", "to", "through", "across", "down", "up", "along", "past", "around", "with",
-                    "for", "the", "a", "an", "forward", "forwards", "away", "off", "out", "together", "band", "bands"}
+_MARCH_VERB_NEXT = {
+    "on",
+    "in",
+    "into",
+    "to",
+    "through",
+    "across",
+    "down",
+    "up",
+    "along",
+    "past",
+    "around",
+    "with",
+    "for",
+    "the",
+    "a",
+    "an",
+    "forward",
+    "forwards",
+    "away",
+    "off",
+    "out",
+    "together",
+    "band",
+    "bands",
+}
 # Months that are also first names: alone, not after "from"/"of"/"for" or words that go before a person.
 _NAME_MONTHS = {"april", "june", "august"}
-_BEFORE_A_PERSON = {"from", "of", "for", "with", "to", "by", "and", "&", "dear", "hi", "hello", "love", "met", "meet", "call", "called",
-                    "text", "email", "ask", "tell", "told", "aunt", "uncle", "grandma", "grandpa", "cousin", "friend"}
+_BEFORE_A_PERSON = {
+    "from",
+    "of",
+    "for",
+    "with",
+    "to",
+    "by",
+    "and",
+    "&",
+    "dear",
+    "hi",
+    "hello",
+    "love",
+    "met",
+    "meet",
+    "call",
+    "called",
+    "text",
+    "email",
+    "ask",
+    "tell",
+    "told",
+    "aunt",
+    "uncle",
+    "grandma",
+    "grandpa",
+    "cousin",
+    "friend",
+}
 _WEEKDAYS = {"monday": 0, "tuesday": 1, "wednesday": 2, "thursday": 3, "friday": 4, "saturday": 5, "sunday": 6}
 _KO_WEEKDAYS = {"월": 0, "화": 1, "수": 2, "목": 3, "금": 4, "토": 5, "일": 6}
 _NUMBER_WORDS = {
-    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-    "ten": 10, "eleven": 11, "twelve": 12,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
 }
 _KO_NUMBER_WORDS = {"한": 1, "두": 2, "세": 3, "네": 4, "다섯": 5, "여섯": 6, "일곱": 7, "여덟": 8, "아홉": 9, "열": 10}
 _KO_UNITS = {"일": "day", "주": "week", "주일": "week", "달": "month", "개월": "month", "년": "year", "해": "year"}
@@ -381,6 +466,7 @@ def _core(pattern: str) -> Callable[[_Handler], _Handler]:
     def register(fn: _Handler) -> _Handler:
         _CORES.append((re.compile(pattern, re.IGNORECASE), fn))
         return fn
+
     return register
 
 
@@ -392,6 +478,7 @@ def _num(text: str) -> int:
 
 
 # ---- English
+
 
 @_core(rf"(?P<y>\d{{4}})(?P<s>[-/.])(?P<m>\d{{1,2}})(?P=s)(?P<d>\d{{1,2}}){_END}")
 def _iso_day(m, now):
@@ -435,7 +522,7 @@ def _month_alone(m, now):
         return None
     ambiguous = word in _AMBIGUOUS_MONTHS
     if word == "march":  # the verb: "kids march in the parade", "march to the sea"
-        follow = re.match(r"\s+([a-z]+)", m.string[m.end():], re.IGNORECASE)
+        follow = re.match(r"\s+([a-z]+)", m.string[m.end() :], re.IGNORECASE)
         ambiguous = follow is not None and follow.group(1).lower() in _MARCH_VERB_NEXT
     return _recent_month(_MONTHS[word], now, needs_prep=ambiguous, name_like=word in _NAME_MONTHS)
 
@@ -514,8 +601,10 @@ def _rel_season(m, now):
     return _last_season(season, now, guard_det=True)
 
 
-@_core(rf"{_MON}(?:\s+(?P<d>\d{{1,2}}){_ORD})?,?\s+(?:of\s+)?(?P<w>last|this)\s+year{_END}"
-       rf"|(?:the\s+)?(?P<d2>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<mon2>{_alt(_MONTHS)}),?\s+(?:of\s+)?(?P<w2>last|this)\s+year{_END}")
+@_core(
+    rf"{_MON}(?:\s+(?P<d>\d{{1,2}}){_ORD})?,?\s+(?:of\s+)?(?P<w>last|this)\s+year{_END}"
+    rf"|(?:the\s+)?(?P<d2>\d{{1,2}}){_ORD}\s+(?:of\s+)?(?P<mon2>{_alt(_MONTHS)}),?\s+(?:of\s+)?(?P<w2>last|this)\s+year{_END}"
+)
 def _month_rel_year(m, now):
     y = now.year - (1 if (m["w"] or m["w2"]).lower() == "last" else 0)
     month = _MONTHS[(m["mon"] or m["mon2"]).lower()]
@@ -549,6 +638,7 @@ def _now(m, now):
 
 
 # ---- Korean
+
 
 @_core(rf"(?P<y>\d{{4}})\s*년(?:도)?{_KO_MD}?{_END}")
 def _ko_ymd(m, now):
@@ -612,8 +702,10 @@ def _ko_day(m, now):
     return _day_range(now.date() - timedelta(days=back))
 
 
-@_core(rf"(?:{_KO_NUM}\s*(?P<u>일|주일|주|달|개월|년)|(?P<kn>{_alt(_KO_NUMBER_WORDS)})\s*(?P<ku>주|달|해)"
-       rf"|(?P<sp>하루|이틀|사흘|나흘|일주일|보름))\s*전{_END}")
+@_core(
+    rf"(?:{_KO_NUM}\s*(?P<u>일|주일|주|달|개월|년)|(?P<kn>{_alt(_KO_NUMBER_WORDS)})\s*(?P<ku>주|달|해)"
+    rf"|(?P<sp>하루|이틀|사흘|나흘|일주일|보름))\s*전{_END}"
+)
 def _ko_ago(m, now):
     if m["sp"]:
         days = {"하루": 1, "이틀": 2, "사흘": 3, "나흘": 4, "보름": 15}
@@ -625,8 +717,10 @@ def _ko_ago(m, now):
     return _ago(now, int(m["n"]), _KO_UNITS[m["u"]])
 
 
-@_core(rf"(?:최근|지난)\s*(?:{_KO_NUM}\s*(?P<u>일|주일|주|달|개월|년)|(?P<kn>{_alt(_KO_NUMBER_WORDS)})\s*(?P<ku>주|달|해)"
-       rf"|(?P<sp>일주일))(?:\s*(?:간|동안))?{_END}")
+@_core(
+    rf"(?:최근|지난)\s*(?:{_KO_NUM}\s*(?P<u>일|주일|주|달|개월|년)|(?P<kn>{_alt(_KO_NUMBER_WORDS)})\s*(?P<ku>주|달|해)"
+    rf"|(?P<sp>일주일))(?:\s*(?:간|동안))?{_END}"
+)
 def _ko_rolling(m, now):
     if m["sp"]:
         return _rolling(now, 1, "week")
@@ -657,14 +751,29 @@ def _ko_weekday(m, now):
 _LB = re.compile(r"(?<!\w)(?<!\w[-/.:@_])(?<!\d,)(?<![#$€£₩¥+~])")
 # ... and ends where a word ends: no "2023.jpg", "2023-ish", "2023,5", "2000%".
 _RB = r"(?!\w)(?![-/.:@]\w)(?![,.]\d)(?![%$€£°×])"
-_TAIL = re.compile(
-    r"(?:['’]s|(?:쯤|경|께)?(?:에서는|에서도|에서|에는|에도|에|의|엔|은|는|도)?)" + _RB
-)
+_TAIL = re.compile(r"(?:['’]s|(?:쯤|경|께)?(?:에서는|에서도|에서|에는|에도|에|의|엔|은|는|도)?)" + _RB)
 _LEADS = {
-    "in": "plain", "on": "plain", "during": "plain", "from": "from", "of": "of", "over": "plain",
-    "throughout": "plain", "within": "plain", "for": "of", "since": "since", "after": "after", "before": "before",
-    "prior to": "before", "until": "until", "till": "until", "til": "until", "through": "until", "thru": "until",
-    "up to": "until", "up until": "until", "between": "between",
+    "in": "plain",
+    "on": "plain",
+    "during": "plain",
+    "from": "from",
+    "of": "of",
+    "over": "plain",
+    "throughout": "plain",
+    "within": "plain",
+    "for": "of",
+    "since": "since",
+    "after": "after",
+    "before": "before",
+    "prior to": "before",
+    "until": "until",
+    "till": "until",
+    "til": "until",
+    "through": "until",
+    "thru": "until",
+    "up to": "until",
+    "up until": "until",
+    "between": "between",
 }
 _LEAD = re.compile(rf"(?P<lead>{_alt(_LEADS)})\s+".replace(r"\ ", r"\s+"), re.IGNORECASE)
 # Leads that make an ambiguous core ("May", "Monday") a date.
@@ -676,29 +785,202 @@ _CONNECT = re.compile(
 )
 _KO_UNTIL = re.compile(r"\s*까지")
 _KO_MARK = re.compile(r"\s?(?P<mark>이후로|이후|이래로|이래|부터|이전까지|전까지|이전|전|까지|후)")
-_KO_MARKS = {"이후로": "since", "이후": "since", "이래로": "since", "이래": "since", "부터": "since",
-             "이전까지": "before", "전까지": "before", "이전": "before", "전": "before", "까지": "until", "후": "after"}
-_EN_MARK = re.compile(r"\s+(?P<mark>onwards?|on(?=\s*(?:$|[,.;!?)]))|and\s+(?:later|after)|or\s+later|and\s+(?:earlier|before)|or\s+earlier)"
-                      r"(?![A-Za-z0-9_])", re.IGNORECASE)
-_EN_MARKS = {"on": "since", "onward": "since", "onwards": "since", "and later": "since", "and after": "since",
-             "or later": "since", "and earlier": "until", "and before": "until", "or earlier": "until"}
-_DETERMINERS = {"the", "a", "an", "my", "our", "your", "his", "her", "their", "its", "that", "this", "those",
-                "these", "whose"}
+_KO_MARKS = {
+    "이후로": "since",
+    "이후": "since",
+    "이래로": "since",
+    "이래": "since",
+    "부터": "since",
+    "이전까지": "before",
+    "전까지": "before",
+    "이전": "before",
+    "전": "before",
+    "까지": "until",
+    "후": "after",
+}
+_EN_MARK = re.compile(
+    r"\s+(?P<mark>onwards?|on(?=\s*(?:$|[,.;!?)]))|and\s+(?:later|after)|or\s+later|and\s+(?:earlier|before)|or\s+earlier)"
+    r"(?![A-Za-z0-9_])",
+    re.IGNORECASE,
+)
+_EN_MARKS = {
+    "on": "since",
+    "onward": "since",
+    "onwards": "since",
+    "and later": "since",
+    "and after": "since",
+    "or later": "since",
+    "and earlier": "until",
+    "and before": "until",
+    "or earlier": "until",
+}
+_DETERMINERS = {
+    "the",
+    "a",
+    "an",
+    "my",
+    "our",
+    "your",
+    "his",
+    "her",
+    "their",
+    "its",
+    "that",
+    "this",
+    "those",
+    "these",
+    "whose",
+}
 # Words after which a bare 4-digit number is a count or an identifier, not a year.
 _NONYEAR_BEFORE = {
-    "room", "rm", "page", "pages", "pg", "p", "no", "nr", "number", "num", "flight", "apt", "apartment", "suite",
-    "unit", "bus", "route", "rte", "order", "invoice", "ticket", "model", "version", "ver", "v", "id", "chapter",
-    "ch", "part", "track", "episode", "ep", "item", "lot", "highway", "hwy", "gate", "platform", "seat", "exit",
-    "account", "acct", "code", "pin", "zip", "street", "st", "avenue", "ave", "road", "rd", "building", "bldg",
-    "floor", "box", "po", "file", "img", "dsc", "x", "×", "over", "under", "than", "top", "about", "around",
-    "approximately", "nearly", "almost", "only", "just", "ext", "extension", "tel", "phone", "serial",
+    "room",
+    "rm",
+    "page",
+    "pages",
+    "pg",
+    "p",
+    "no",
+    "nr",
+    "number",
+    "num",
+    "flight",
+    "apt",
+    "apartment",
+    "suite",
+    "unit",
+    "bus",
+    "route",
+    "rte",
+    "order",
+    "invoice",
+    "ticket",
+    "model",
+    "version",
+    "ver",
+    "v",
+    "id",
+    "chapter",
+    "ch",
+    "part",
+    "track",
+    "episode",
+    "ep",
+    "item",
+    "lot",
+    "highway",
+    "hwy",
+    "gate",
+    "platform",
+    "seat",
+    "exit",
+    "account",
+    "acct",
+    "code",
+    "pin",
+    "zip",
+    "street",
+    "st",
+    "avenue",
+    "ave",
+    "road",
+    "rd",
+    "building",
+    "bldg",
+    "floor",
+    "box",
+    "po",
+    "file",
+    "img",
+    "dsc",
+    "x",
+    "×",
+    "over",
+    "under",
+    "than",
+    "top",
+    "about",
+    "around",
+    "approximately",
+    "nearly",
+    "almost",
+    "only",
+    "just",
+    "ext",
+    "extension",
+    "tel",
+    "phone",
+    "serial",
 }
 _NONYEAR_AFTER = {
-    "km", "m", "mi", "mile", "miles", "meter", "meters", "metre", "metres", "kg", "g", "lb", "lbs", "pound", "pounds",
-    "feet", "ft", "foot", "calorie", "calories", "kcal", "cal", "word", "words", "page", "pages", "step", "steps",
-    "people", "persons", "dollar", "dollars", "usd", "euro", "euros", "eur", "won", "krw", "yen", "point", "points",
-    "pts", "mb", "gb", "kb", "tb", "px", "pixel", "pixels", "x", "×", "dpi", "mm", "cm", "ml", "l", "hz", "mhz",
-    "rpm", "times", "hours", "minutes", "seconds", "items", "rows", "lines", "characters", "chars", "bytes",
+    "km",
+    "m",
+    "mi",
+    "mile",
+    "miles",
+    "meter",
+    "meters",
+    "metre",
+    "metres",
+    "kg",
+    "g",
+    "lb",
+    "lbs",
+    "pound",
+    "pounds",
+    "feet",
+    "ft",
+    "foot",
+    "calorie",
+    "calories",
+    "kcal",
+    "cal",
+    "word",
+    "words",
+    "page",
+    "pages",
+    "step",
+    "steps",
+    "people",
+    "persons",
+    "dollar",
+    "dollars",
+    "usd",
+    "euro",
+    "euros",
+    "eur",
+    "won",
+    "krw",
+    "yen",
+    "point",
+    "points",
+    "pts",
+    "mb",
+    "gb",
+    "kb",
+    "tb",
+    "px",
+    "pixel",
+    "pixels",
+    "x",
+    "×",
+    "dpi",
+    "mm",
+    "cm",
+    "ml",
+    "l",
+    "hz",
+    "mhz",
+    "rpm",
+    "times",
+    "hours",
+    "minutes",
+    "seconds",
+    "items",
+    "rows",
+    "lines",
+    "characters",
+    "chars",
+    "bytes",
 }
 
 
@@ -801,7 +1083,7 @@ def _open(op: str, r: _Range) -> tuple[datetime | None, datetime | None, str]:
 
 
 def _word_before(query: str, pos: int) -> str:
-    m = re.search(r"([#\w×'’]+)[.:]?\s*$", query[max(0, pos - 64):pos])
+    m = re.search(r"([#\w×'’]+)[.:]?\s*$", query[max(0, pos - 64) : pos])
     return m.group(1).lower() if m else ""
 
 
@@ -837,7 +1119,9 @@ def _phrases_at(query: str, i: int, now: datetime, memo: dict[int, list[_Range]]
     return out
 
 
-def _make_phrase(query: str, start: int, end: int, lead: str | None, body: _Body, mark: str | None) -> DatePhrase | None:
+def _make_phrase(
+    query: str, start: int, end: int, lead: str | None, body: _Body, mark: str | None
+) -> DatePhrase | None:
     cores = body.cores
     two = len(cores) == 2
     if lead == "between" and not (two and body.connector in ("and", "dash")):
@@ -881,9 +1165,9 @@ def _select(candidates: list[DatePhrase]) -> list[DatePhrase]:
     chosen: list[DatePhrase] = []
     taken = bytearray(max((c.end for c in candidates), default=0))
     for c in sorted(candidates, key=lambda p: (-(p.end - p.start), p.start)):
-        if not any(taken[c.start:c.end]):
+        if not any(taken[c.start : c.end]):
             chosen.append(c)
-            taken[c.start:c.end] = b"\x01" * (c.end - c.start)
+            taken[c.start : c.end] = b"\x01" * (c.end - c.start)
     return sorted(chosen, key=lambda p: p.start)
 
 

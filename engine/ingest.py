@@ -250,7 +250,9 @@ class Indexer:
                     progress(done, total, "comparing with the library")
 
         vanished = [
-            row for folder in folders for row in self.store.files_under(folder)
+            row
+            for folder in folders
+            for row in self.store.files_under(folder)
             if row.path not in seen and not os.path.exists(row.path)
         ]
         vanished_by_hash: dict[str, list[FileRow]] = {}
@@ -327,14 +329,20 @@ class Indexer:
                 # its own message rather than failing every document for it.
                 self._ensure_model("text")
             if by_kind["document"] and not cancelled():
-                self._process_texts(pool, by_kind["document"], self._prepare_document, summary, step, cancelled, lookahead=8)
+                self._process_texts(
+                    pool, by_kind["document"], self._prepare_document, summary, step, cancelled, lookahead=8
+                )
             if by_kind["audio"] and not cancelled():
                 # One recording at a time: decoded audio is large and Whisper is the bottleneck.
                 self._process_texts(pool, by_kind["audio"], self._prepare_audio, summary, step, cancelled, lookahead=1)
 
     def _ordered(
-        self, pool: ThreadPoolExecutor, fn: Callable[[_Candidate], Any], cands: Sequence[_Candidate],
-        lookahead: int, cancelled: CancelCheck,
+        self,
+        pool: ThreadPoolExecutor,
+        fn: Callable[[_Candidate], Any],
+        cands: Sequence[_Candidate],
+        lookahead: int,
+        cancelled: CancelCheck,
     ) -> Iterator[tuple[_Candidate, Any, BaseException | None]]:
         """Run ``fn`` on the pool, ``lookahead`` ahead of the consumer, yielding in order."""
         pending: deque[tuple[_Candidate, Future]] = deque()
@@ -370,8 +378,12 @@ class Indexer:
         return extracted, self.clip.preprocess(extracted.image)
 
     def _process_images(
-        self, pool: ThreadPoolExecutor, cands: list[_Candidate], summary: IndexSummary,
-        step: Callable[[_Candidate], None], cancelled: CancelCheck,
+        self,
+        pool: ThreadPoolExecutor,
+        cands: list[_Candidate],
+        summary: IndexSummary,
+        step: Callable[[_Candidate], None],
+        cancelled: CancelCheck,
     ) -> None:
         import torch
 
@@ -385,9 +397,15 @@ class Indexer:
                     meta = dict(extracted.meta)
                     meta.update(width=extracted.width, height=extracted.height)
                     self.store.add_file(
-                        cand.path, size=cand.size, mtime=cand.mtime, content_hash=cand.content_hash, kind="image",
-                        media_time=_timestamp(extracted.media_time, cand.mtime), meta=meta,
-                        items=[NewItem("image")], vectors=vectors[row:row + 1],
+                        cand.path,
+                        size=cand.size,
+                        mtime=cand.mtime,
+                        content_hash=cand.content_hash,
+                        kind="image",
+                        media_time=_timestamp(extracted.media_time, cand.mtime),
+                        meta=meta,
+                        items=[NewItem("image")],
+                        vectors=vectors[row : row + 1],
                     )
                     self._count(cand, summary)
                 for cand, reason in failures:
@@ -432,8 +450,9 @@ class Indexer:
     def _passages_of_document(self, path: str) -> tuple[list[NewItem], Any]:
         from .extractors.documents import extract_document
 
-        doc = extract_document(path, token_len=self.text.count_tokens, max_tokens=self._passage_tokens(),
-                               overlap_tokens=PASSAGE_OVERLAP)
+        doc = extract_document(
+            path, token_len=self.text.count_tokens, max_tokens=self._passage_tokens(), overlap_tokens=PASSAGE_OVERLAP
+        )
         items = [
             NewItem("text", text=c.text, page=c.page, char_start=c.char_start, char_end=c.char_end)
             for c in doc.chunks
@@ -451,12 +470,20 @@ class Indexer:
 
         texts = [seg.text or "" for seg in segments]
         windows = group_segments(
-            texts, [(seg.start_s or 0.0, seg.end_s or 0.0) for seg in segments], self.text.count_tokens,
-            max_tokens=min(SPEECH_PASSAGE_TOKENS, self._passage_tokens()), max_seconds=SPEECH_PASSAGE_SECONDS,
+            texts,
+            [(seg.start_s or 0.0, seg.end_s or 0.0) for seg in segments],
+            self.text.count_tokens,
+            max_tokens=min(SPEECH_PASSAGE_TOKENS, self._passage_tokens()),
+            max_seconds=SPEECH_PASSAGE_SECONDS,
         )
         return [
-            NewItem("speech", text=" ".join(texts[i].strip() for i in range(first, last + 1)),
-                    start_s=segments[first].start_s, end_s=segments[last].end_s, language=segments[first].language)
+            NewItem(
+                "speech",
+                text=" ".join(texts[i].strip() for i in range(first, last + 1)),
+                start_s=segments[first].start_s,
+                end_s=segments[last].end_s,
+                language=segments[first].language,
+            )
             for first, last in windows
         ]
 
@@ -472,7 +499,13 @@ class Indexer:
             raise ExtractionError("speech recognition is not available (no Whisper model configured)")
         transcript = self.whisper.transcribe(audio.samples)
         segments = [
-            NewItem("speech", text=seg.text.strip(), start_s=float(seg.start), end_s=float(seg.end), language=transcript.language)
+            NewItem(
+                "speech",
+                text=seg.text.strip(),
+                start_s=float(seg.start),
+                end_s=float(seg.end),
+                language=transcript.language,
+            )
             for seg in transcript.segments
             if seg.text.strip()
         ]
@@ -481,8 +514,14 @@ class Indexer:
         return self._passages_of_transcript(segments), _timestamp(audio.media_time, cand.mtime), meta, segments
 
     def _process_texts(
-        self, pool: ThreadPoolExecutor, cands: list[_Candidate], prepare: Callable[[_Candidate], Any],
-        summary: IndexSummary, step: Callable[[_Candidate], None], cancelled: CancelCheck, lookahead: int,
+        self,
+        pool: ThreadPoolExecutor,
+        cands: list[_Candidate],
+        prepare: Callable[[_Candidate], Any],
+        summary: IndexSummary,
+        step: Callable[[_Candidate], None],
+        cancelled: CancelCheck,
+        lookahead: int,
     ) -> None:
         """Documents and recordings: their items are passages, embedded by the text model."""
         ready: list[tuple[_Candidate, list[NewItem], float, dict, list[NewItem]]] = []
@@ -495,9 +534,16 @@ class Indexer:
             with self.store.transaction():
                 for cand, items, media_time, meta, transcript in ready:
                     self.store.add_file(
-                        cand.path, size=cand.size, mtime=cand.mtime, content_hash=cand.content_hash, kind=cand.kind,
-                        media_time=media_time, meta=meta, items=items,
-                        vectors=vectors[offset:offset + len(items)] if items else None, transcript=transcript,
+                        cand.path,
+                        size=cand.size,
+                        mtime=cand.mtime,
+                        content_hash=cand.content_hash,
+                        kind=cand.kind,
+                        media_time=media_time,
+                        meta=meta,
+                        items=items,
+                        vectors=vectors[offset : offset + len(items)] if items else None,
+                        transcript=transcript,
                     )
                     offset += len(items)
                     self._count(cand, summary)
@@ -524,7 +570,10 @@ class Indexer:
     # -- the text space, filled again ---------------------------------------
 
     def fill_text_space(
-        self, summary: IndexSummary, *, on_progress: ProgressCallback | None = None,
+        self,
+        summary: IndexSummary,
+        *,
+        on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> None:
         """Cut and embed again the passages of every file that has none in the text space.
@@ -555,7 +604,7 @@ class Indexer:
             for start in range(0, total, self.batch_size):
                 if cancelled():
                     return
-                batch = files[start:start + self.batch_size]
+                batch = files[start : start + self.batch_size]
                 prepared: list[tuple[FileRow, list[NewItem]]] = []
                 for row, future in [(row, pool.submit(prepare, row)) for row in batch]:
                     try:
@@ -570,7 +619,7 @@ class Indexer:
                 offset = 0
                 with self.store.transaction():
                     for row, items in prepared:
-                        self.store.replace_items(row.id, items, vectors[offset:offset + len(items)])
+                        self.store.replace_items(row.id, items, vectors[offset : offset + len(items)])
                         offset += len(items)
                         summary.reembedded += 1
                 done += len(batch)
@@ -593,7 +642,9 @@ def _walk(root: str, skip: str | None = None, unreadable: list[dict[str, str]] |
 
     def onerror(exc: OSError) -> None:
         if unreadable is not None:
-            unreadable.append({"path": exc.filename or root, "reason": f"cannot open the folder: {exc.strerror or exc}"})
+            unreadable.append(
+                {"path": exc.filename or root, "reason": f"cannot open the folder: {exc.strerror or exc}"}
+            )
 
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True, onerror=onerror):
         try:
@@ -606,9 +657,7 @@ def _walk(root: str, skip: str | None = None, unreadable: list[dict[str, str]] |
             dirnames[:] = []
             continue
         visited.add(key)
-        dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and os.path.join(dirpath, d) != skip
-        )
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and os.path.join(dirpath, d) != skip)
         for name in sorted(filenames):
             if name.startswith("."):
                 continue

@@ -91,14 +91,16 @@ class Library:
             if any(getattr(old, f) != getattr(settings, f) for f in model_fields):
                 self._clip = None
                 self._tagger = None
-            if any(getattr(old, f) != getattr(settings, f)
-                   for f in ("text_model", "allow_download", "device", "threads")):
+            if any(
+                getattr(old, f) != getattr(settings, f) for f in ("text_model", "allow_download", "device", "threads")
+            ):
                 self._text = None
-            if any(getattr(old, f) != getattr(settings, f)
-                   for f in ("whisper_model", "whisper_weights", "allow_download", "device", "threads")):
+            if any(
+                getattr(old, f) != getattr(settings, f)
+                for f in ("whisper_model", "whisper_weights", "allow_download", "device", "threads")
+            ):
                 self._whisper = None
-            if any(getattr(old, f) != getattr(settings, f)
-                   for f in ("autotag_vocabulary", "autotag_threshold")):
+            if any(getattr(old, f) != getattr(settings, f) for f in ("autotag_vocabulary", "autotag_threshold")):
                 self._tagger = None
 
     # -- the HNSW indexes ---------------------------------------------------
@@ -106,8 +108,9 @@ class Library:
     def index_path(self, space: str = "clip") -> Path:
         return self.settings.home / INDEX_FILES[space]
 
-    def vector_index(self, space: str = "clip", *, build: str | None = None,
-                     on_progress: ProgressCallback | None = None) -> Any:
+    def vector_index(
+        self, space: str = "clip", *, build: str | None = None, on_progress: ProgressCallback | None = None
+    ) -> Any:
         """The live index of ``space`` (an HNSW graph, or a matrix while the space is small), opened
         (and synced) on first use; None before the space has a model."""
         with self._index_lock:
@@ -172,8 +175,11 @@ class Library:
         for space in SPACES:
             live = self._live.get(space)
             path = self.index_path(space)
-            out[space] = live.describe() if live is not None else {
-                "state": "not loaded", "file": str(path), "saved": path.exists()}
+            out[space] = (
+                live.describe()
+                if live is not None
+                else {"state": "not loaded", "file": str(path), "saved": path.exists()}
+            )
         return out
 
     def __enter__(self) -> "Library":
@@ -212,8 +218,12 @@ class Library:
 
     def _indexer(self) -> Indexer:
         return Indexer(
-            self.store, _Lazy(self, "clip"), _Lazy(self, "whisper"), text=_Lazy(self, "text_model"),
-            thumbnails_dir=self.settings.thumbnails_dir, batch_size=self.settings.batch_size,
+            self.store,
+            _Lazy(self, "clip"),
+            _Lazy(self, "whisper"),
+            text=_Lazy(self, "text_model"),
+            thumbnails_dir=self.settings.thumbnails_dir,
+            batch_size=self.settings.batch_size,
         )
 
     def index(
@@ -232,8 +242,9 @@ class Library:
         """
         indexer = self._indexer()
         try:
-            summary = indexer.index(paths, on_progress=on_progress, should_cancel=should_cancel,
-                                    retry_failed=retry_failed)
+            summary = indexer.index(
+                paths, on_progress=on_progress, should_cancel=should_cancel, retry_failed=retry_failed
+            )
             if not summary.cancelled and not (should_cancel and should_cancel()):
                 self._fill_text_space(indexer, summary, on_progress, should_cancel)
         finally:
@@ -241,8 +252,13 @@ class Library:
             self._after_indexing(on_progress)
         return summary
 
-    def _fill_text_space(self, indexer: Indexer, summary: IndexSummary, on_progress: ProgressCallback | None,
-                         should_cancel: CancelCheck | None) -> None:
+    def _fill_text_space(
+        self,
+        indexer: Indexer,
+        summary: IndexSummary,
+        on_progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+    ) -> None:
         if not self.store.files_missing_vectors("text", limit=1):
             return
         try:
@@ -324,10 +340,22 @@ class Library:
         live = {space: self.vector_index(space) for space in SPACES}
         if min_relevance is None:
             min_relevance = self.settings.min_relevance
-        return search(self.store, clip, text, text_model=text_model, calibrations=self._calibrations(),
-                      image=image, like=like, filters=filters, k=k, min_score=min_score,
-                      min_relevance=min_relevance, understand_dates=understand_dates, live=live,
-                      per_file=per_file)
+        return search(
+            self.store,
+            clip,
+            text,
+            text_model=text_model,
+            calibrations=self._calibrations(),
+            image=image,
+            like=like,
+            filters=filters,
+            k=k,
+            min_score=min_score,
+            min_relevance=min_relevance,
+            understand_dates=understand_dates,
+            live=live,
+            per_file=per_file,
+        )
 
     def ask(
         self,
@@ -392,17 +420,29 @@ class Library:
         keyword_rank = 0
         for r in results:
             matched = bool(r.matched)
-            passages.append(Passage(
-                item_id=r.item_id, path=r.path, kind=r.kind, locator=r.locator,
-                text=details.get(r.item_id, {}).get("text"), media_time=r.media_time, tags=r.tags,
-                score=r.score, similarity=r.similarity, keyword_rank=keyword_rank if matched else None,
-                relevance=r.relevance,
-            ))
+            passages.append(
+                Passage(
+                    item_id=r.item_id,
+                    path=r.path,
+                    kind=r.kind,
+                    locator=r.locator,
+                    text=details.get(r.item_id, {}).get("text"),
+                    media_time=r.media_time,
+                    tags=r.tags,
+                    score=r.score,
+                    similarity=r.similarity,
+                    keyword_rank=keyword_rank if matched else None,
+                    relevance=r.relevance,
+                )
+            )
             keyword_rank += matched
         return passages
 
     def reembed(
-        self, *, space: str | None = None, on_progress: ProgressCallback | None = None,
+        self,
+        *,
+        space: str | None = None,
+        on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> IndexSummary:
         """Encode the library again with the configured models: ``space`` ``"clip"`` (photos), ``"text"`` (passages) or both.

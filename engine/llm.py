@@ -137,16 +137,22 @@ class LlmClient:
             return LlmError(f"cannot find the host of {self._where()} ({exc}): check SHOEBOX_LLM_URL")
         if isinstance(exc, http.client.HTTPException):
             detail = type(exc).__name__ + (f": {exc}" if str(exc) else "")
-            return LlmError(f"{self._where()} broke off the reply ({detail}): check that it is an "
-                            "OpenAI-compatible chat-completions server and look at its log")
-        return LlmError(f"cannot talk to {self._where()} ({exc}): check that it is running and SHOEBOX_LLM_URL is right")
+            return LlmError(
+                f"{self._where()} broke off the reply ({detail}): check that it is an "
+                "OpenAI-compatible chat-completions server and look at its log"
+            )
+        return LlmError(
+            f"cannot talk to {self._where()} ({exc}): check that it is running and SHOEBOX_LLM_URL is right"
+        )
 
     def _http_error(self, status: int, reason: str, body: bytes) -> LlmError:
         message = _server_message(body) or reason or "no message"
         hint = ""
         if status == 404:
-            hint = (f"; check SHOEBOX_LLM_URL (requests go to {self._path}) and that the model "
-                    f"{self.model or '(none set)'} is available on the server (SHOEBOX_LLM_MODEL)")
+            hint = (
+                f"; check SHOEBOX_LLM_URL (requests go to {self._path}) and that the model "
+                f"{self.model or '(none set)'} is available on the server (SHOEBOX_LLM_MODEL)"
+            )
         elif status in (401, 403):
             hint = "; the server wants an API key or refuses this client"
         elif status >= 500:
@@ -154,8 +160,10 @@ class LlmClient:
         return LlmError(f"{self._where()} answered HTTP {status} {reason}: {message}{hint}")
 
     def _malformed(self, what: str) -> LlmError:
-        return LlmError(f"{self._where()} sent a reply that is not an OpenAI-compatible chat completion ({what}); "
-                        "check that SHOEBOX_LLM_URL points at a chat-completions endpoint")
+        return LlmError(
+            f"{self._where()} sent a reply that is not an OpenAI-compatible chat completion ({what}); "
+            "check that SHOEBOX_LLM_URL points at a chat-completions endpoint"
+        )
 
     # -- requests -------------------------------------------------------------------------------
 

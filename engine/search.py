@@ -137,9 +137,16 @@ class SearchResponse:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "results": [r.to_json() for r in self.results], "took_ms": self.took_ms, "warnings": self.warnings,
-            "query": self.query, "dates": self.dates, "plan": self.plan, "matched": self.matched,
-            "encode_ms": self.encode_ms, "hidden": self.hidden, "min_relevance": self.min_relevance,
+            "results": [r.to_json() for r in self.results],
+            "took_ms": self.took_ms,
+            "warnings": self.warnings,
+            "query": self.query,
+            "dates": self.dates,
+            "plan": self.plan,
+            "matched": self.matched,
+            "encode_ms": self.encode_ms,
+            "hidden": self.hidden,
+            "min_relevance": self.min_relevance,
         }
 
 
@@ -248,7 +255,9 @@ def _tighter(filters: Filters, after: float | None, before: float | None) -> Fil
     if after is None and before is None:
         return filters
     new_after = filters.after if after is None else (after if filters.after is None else max(after, filters.after))
-    new_before = filters.before if before is None else (before if filters.before is None else min(before, filters.before))
+    new_before = (
+        filters.before if before is None else (before if filters.before is None else min(before, filters.before))
+    )
     return replace(filters, after=new_after, before=new_before)
 
 
@@ -311,10 +320,23 @@ def search(
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
     """
-    run = partial(_search, store, clip, text, text_model=text_model, calibrations=calibrations or {}, image=image,
-                  like=like, filters=filters, k=k, min_score=min_score,
-                  min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
-                  live=live if isinstance(live, dict) else {"clip": live}, now=now, per_file=per_file)
+    run = partial(
+        _search,
+        store,
+        clip,
+        text,
+        text_model=text_model,
+        calibrations=calibrations or {},
+        image=image,
+        like=like,
+        filters=filters,
+        k=k,
+        min_score=min_score,
+        min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
+        live=live if isinstance(live, dict) else {"clip": live},
+        now=now,
+        per_file=per_file,
+    )
     if not (understand_dates and text and text.strip()):
         return run(understand_dates=False)
     response = run(understand_dates=True)
@@ -401,10 +423,24 @@ class _Query:
         return mask
 
 
-def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any,
-            calibrations: dict[str, Calibration], image: str | Path | None, like: str | Path | int | None,
-            filters: Filters | None, k: int, min_score: float | None, min_relevance: float,
-            understand_dates: bool, live: dict[str, Any], now: datetime | None, per_file: bool) -> SearchResponse:
+def _search(
+    store: LibraryStore,
+    clip: Any,
+    text: str | None,
+    *,
+    text_model: Any,
+    calibrations: dict[str, Calibration],
+    image: str | Path | None,
+    like: str | Path | int | None,
+    filters: Filters | None,
+    k: int,
+    min_score: float | None,
+    min_relevance: float,
+    understand_dates: bool,
+    live: dict[str, Any],
+    now: datetime | None,
+    per_file: bool,
+) -> SearchResponse:
     started = time.perf_counter()
     filters = filters or Filters()
     raw = (text or "").strip()
@@ -445,8 +481,10 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
             raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
         queries["clip"].append(embed_image_query(clip, image))
     if semantic and has_words(semantic):  # "***" or "(((" has no meaning to search for
-        encoders = {"clip": clip if store.dim is not None else None,
-                    "text": text_model if store.space_dim("text") is not None else None}
+        encoders = {
+            "clip": clip if store.dim is not None else None,
+            "text": text_model if store.space_dim("text") is not None else None,
+        }
         if by_example:
             encoders["text"] = None  # an example picks its own space; the words then rank within it
         missing: list[str] = []
@@ -454,13 +492,18 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
             if encoder is None or not _space_wanted(space, filters):
                 continue
             try:
-                vector = (encoder.encode_texts([semantic]) if space == "clip" else encoder.encode_queries([semantic]))[0]
+                vector = (encoder.encode_texts([semantic]) if space == "clip" else encoder.encode_queries([semantic]))[
+                    0
+                ]
                 queries[space].append(np.asarray(vector, np.float32))
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
         if missing:
-            warnings.append("searching by keywords only: " + " ".join(missing)
-                            if not any(queries.values()) else "some results are found by words only: " + missing[0])
+            warnings.append(
+                "searching by keywords only: " + " ".join(missing)
+                if not any(queries.values())
+                else "some results are found by words only: " + missing[0]
+            )
         elif not any(queries.values()) and not by_example:
             warnings.append("searching by keywords only: no model is set up for this library yet")
     encoded = time.perf_counter()
@@ -481,7 +524,7 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
     for space in SPACES:
         for vector in queries[space]:
             hits, plans[space] = q.vector_hits(space, vector, fetch)
-            for item_id, sim in hits[: fetch]:
+            for item_id, sim in hits[:fetch]:
                 if item_id in excluded:
                     continue
                 cand = candidates.setdefault(item_id, _Candidate(item_id, space))
@@ -531,8 +574,18 @@ def _search(store: LibraryStore, clip: Any, text: str | None, *, text_model: Any
     calibrations = {space: c.for_query(semantic) for space, c in calibrations.items()}
     prior = UNKNOWN_WORDS_PRIOR if terms and not known_words else 0.0
     ranked = _rank(store, candidates, details, terms, semantic, queries, calibrations, by_example, prior, named_files)
-    response = _respond(store, ranked, terms, started, warnings, k=k, per_file=per_file, details=details,
-                        min_score=min_score, min_relevance=min_relevance)
+    response = _respond(
+        store,
+        ranked,
+        terms,
+        started,
+        warnings,
+        k=k,
+        per_file=per_file,
+        details=details,
+        min_score=min_score,
+        min_relevance=min_relevance,
+    )
     response.plan = plans.get("clip") or plans.get("text") or "keywords"
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
@@ -561,9 +614,18 @@ def _term_weights(store: LibraryStore, terms: list[Term]) -> list[float]:
     return [math.log(1.0 + total / (1.0 + c)) for c in counts]
 
 
-def _rank(store: LibraryStore, candidates: dict[int, _Candidate], details: dict[int, dict], terms: list[Term],
-          semantic: str, queries: dict[str, list[np.ndarray]], calibrations: dict[str, Calibration],
-          by_example: bool, prior: float = 0.0, named_files: set[int] | frozenset[int] = frozenset()) -> list[_Ranked]:
+def _rank(
+    store: LibraryStore,
+    candidates: dict[int, _Candidate],
+    details: dict[int, dict],
+    terms: list[Term],
+    semantic: str,
+    queries: dict[str, list[np.ndarray]],
+    calibrations: dict[str, Calibration],
+    by_example: bool,
+    prior: float = 0.0,
+    named_files: set[int] | frozenset[int] = frozenset(),
+) -> list[_Ranked]:
     """Score every candidate from its meaning, its words and its name; best first.
 
     ``prior`` is added to the log-odds of meaning (see :data:`UNKNOWN_WORDS_PRIOR`).
@@ -610,12 +672,19 @@ def _rank(store: LibraryStore, candidates: dict[int, _Candidate], details: dict[
                 meaning = max(0.0, cand.similarity)  # uncalibrated: ranked by similarity, never thresholded
             named = NAME_FILE_CERTAINTY if name == "file" else NAME_FOLDER_CERTAINTY if name == "folder" else 0.0
             meaning = min(meaning, MEANING_RANK_CAP)
-            score = 1.0 - (1.0 - meaning) * (1.0 - WORDS_CERTAINTY * coverage ** 2) * (1.0 - named)
+            score = 1.0 - (1.0 - meaning) * (1.0 - WORDS_CERTAINTY * coverage**2) * (1.0 - named)
         spans = [span for n in found for span in found[n]]
-        out.append(_Ranked(
-            cand.item_id, score, relevance, cand.similarity,
-            matched=[terms[n].typed for n in sorted(matched_terms)], spans=spans, name_match=name,
-        ))
+        out.append(
+            _Ranked(
+                cand.item_id,
+                score,
+                relevance,
+                cand.similarity,
+                matched=[terms[n].typed for n in sorted(matched_terms)],
+                spans=spans,
+                name_match=name,
+            )
+        )
     out.sort(key=lambda r: (-r.score, -(r.similarity if r.similarity is not None else -2.0), r.item_id))
     return out
 
@@ -643,9 +712,19 @@ def _passes(r: _Ranked, min_score: float | None, min_relevance: float) -> bool:
     return True
 
 
-def _respond(store: LibraryStore, ranked: list[_Ranked], terms: list[Term], started: float, warnings: list[str],
-             *, k: int | None, per_file: bool, details: dict[int, dict] | None = None,
-             min_score: float | None = None, min_relevance: float = 0.0) -> SearchResponse:
+def _respond(
+    store: LibraryStore,
+    ranked: list[_Ranked],
+    terms: list[Term],
+    started: float,
+    warnings: list[str],
+    *,
+    k: int | None,
+    per_file: bool,
+    details: dict[int, dict] | None = None,
+    min_score: float | None = None,
+    min_relevance: float = 0.0,
+) -> SearchResponse:
     """Turn ranked items into results: the threshold, one result per file, details, snippets, tags."""
     shown = [r for r in ranked if _passes(r, min_score, min_relevance)]
     hidden = len(ranked) - len(shown)
@@ -695,21 +774,35 @@ def _respond(store: LibraryStore, ranked: list[_Ranked], terms: list[Term], star
     for group in groups:
         best = group[0]
         d = details[best.item_id]
-        results.append(SearchResult(
-            path=d["path"], kind=d["kind"], score=round(best.score, 6), locator=d["locator"],
-            snippet=snippet_of(best), media_time=_iso(d["media_time"]), tags=tags.get(d["file_id"], []),
-            item_id=best.item_id, file_id=d["file_id"],
-            similarity=None if best.similarity is None else round(best.similarity, 6),
-            auto_tags=auto.get(d["file_id"], []),
-            relevance=None if best.relevance is None else round(best.relevance, 6),
-            matched=best.matched, name_match=best.name_match,
-            more=[{
-                "item_id": r.item_id, "locator": details[r.item_id]["locator"], "snippet": snippet_of(r),
-                "score": round(r.score, 6),
-                "relevance": None if r.relevance is None else round(r.relevance, 6),
-                "similarity": None if r.similarity is None else round(r.similarity, 6),
-            } for r in group[1:]],
-        ))
+        results.append(
+            SearchResult(
+                path=d["path"],
+                kind=d["kind"],
+                score=round(best.score, 6),
+                locator=d["locator"],
+                snippet=snippet_of(best),
+                media_time=_iso(d["media_time"]),
+                tags=tags.get(d["file_id"], []),
+                item_id=best.item_id,
+                file_id=d["file_id"],
+                similarity=None if best.similarity is None else round(best.similarity, 6),
+                auto_tags=auto.get(d["file_id"], []),
+                relevance=None if best.relevance is None else round(best.relevance, 6),
+                matched=best.matched,
+                name_match=best.name_match,
+                more=[
+                    {
+                        "item_id": r.item_id,
+                        "locator": details[r.item_id]["locator"],
+                        "snippet": snippet_of(r),
+                        "score": round(r.score, 6),
+                        "relevance": None if r.relevance is None else round(r.relevance, 6),
+                        "similarity": None if r.similarity is None else round(r.similarity, 6),
+                    }
+                    for r in group[1:]
+                ],
+            )
+        )
     return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings, hidden=hidden)
 
 
@@ -754,6 +847,16 @@ def _snippet_with_spans(text: str, spans: list[tuple[int, int]], width: int = SN
 
 
 __all__ = [
-    "KINDS", "MARK_CLOSE", "MARK_OPEN", "SearchResponse", "SearchResult", "embed_image_query", "keyword_terms",
-    "make_snippet", "mark_terms", "query_terms", "result_for_items", "search",
+    "KINDS",
+    "MARK_CLOSE",
+    "MARK_OPEN",
+    "SearchResponse",
+    "SearchResult",
+    "embed_image_query",
+    "keyword_terms",
+    "make_snippet",
+    "mark_terms",
+    "query_terms",
+    "result_for_items",
+    "search",
 ]

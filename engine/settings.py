@@ -31,7 +31,9 @@ class Settings:
         "laion2b_s34b_b79k", "SHOEBOX_CLIP_PRETRAINED", "open_clip pretrained tag of the CLIP weights."
     )
     clip_weights: str = _setting("", "SHOEBOX_CLIP_WEIGHTS", "Path of a local CLIP weights file (overrides the cache).")
-    whisper_model: str = _setting("base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny.")
+    whisper_model: str = _setting(
+        "base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny."
+    )
     whisper_weights: str = _setting("", "SHOEBOX_WHISPER_WEIGHTS", "Path of a local Whisper checkpoint (.pt).")
     text_model: str = _setting(
         "intfloat/multilingual-e5-small",
@@ -39,11 +41,15 @@ class Settings:
         "Sentence-embedding model for passages: a Hugging Face name (intfloat/multilingual-e5-small, "
         "all-MiniLM-L6-v2, ...), a local folder, or test-tiny.",
     )
-    allow_download: bool = _setting(False, "SHOEBOX_ALLOW_DOWNLOAD", "Allow fetching missing model weights from the network.")
+    allow_download: bool = _setting(
+        False, "SHOEBOX_ALLOW_DOWNLOAD", "Allow fetching missing model weights from the network."
+    )
     device: str = _setting("cpu", "SHOEBOX_DEVICE", "Torch device for the models: cpu, cuda or mps.")
     threads: int = _setting(0, "SHOEBOX_THREADS", "Torch threads for the models; 0 picks the number of cores.")
     batch_size: int = _setting(32, "SHOEBOX_BATCH_SIZE", "Images or text chunks encoded together.")
-    llm_url: str = _setting("", "SHOEBOX_LLM_URL", "OpenAI-compatible chat-completions endpoint for answers (optional).")
+    llm_url: str = _setting(
+        "", "SHOEBOX_LLM_URL", "OpenAI-compatible chat-completions endpoint for answers (optional)."
+    )
     llm_model: str = _setting("", "SHOEBOX_LLM_MODEL", "Model name to ask the LLM endpoint for.")
     autotags: bool = _setting(True, "SHOEBOX_AUTOTAGS", "Tag photos automatically from the auto-tag vocabulary.")
     autotag_vocabulary: str = _setting(
@@ -53,7 +59,8 @@ class Settings:
         0.2, "SHOEBOX_AUTOTAG_THRESHOLD", "How sure CLIP must be (0-1) before a photo gets an auto-tag."
     )
     min_relevance: float = _setting(
-        0.25, "SHOEBOX_MIN_RELEVANCE",
+        0.25,
+        "SHOEBOX_MIN_RELEVANCE",
         "Calibrated relevance (0-1) a result needs when no typed word supports it; 0 shows every result.",
     )
 

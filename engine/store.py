@@ -56,6 +56,7 @@ def space_of(modality: str) -> str:
     """The vector space of an item of ``modality`` (image -> clip; text, speech -> text)."""
     return "clip" if modality == "image" else "text"
 
+
 # Keyword search leaves out a typed word found in more than this share of the
 # items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
 COMMON_TERM_SHARE = 0.01
@@ -327,7 +328,9 @@ class LibraryStore:
         for file_id, path in self._db.execute("SELECT id, path FROM files WHERE status = 'indexed'").fetchall():
             self._index_file_name(file_id, path)
         if self._table_exists("item_vectors"):
-            self._db.execute("DELETE FROM item_vectors WHERE item_id IN (SELECT id FROM items WHERE modality != 'image')")
+            self._db.execute(
+                "DELETE FROM item_vectors WHERE item_id IN (SELECT id FROM items WHERE modality != 'image')"
+            )
         # A saved HNSW graph holds the passages' CLIP vectors: mark every change
         # before now as gone from the log, so a saved graph is rebuilt, never trusted.
         version = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'").fetchall()
@@ -376,7 +379,10 @@ class LibraryStore:
         return rows[0][0] if rows else default
 
     def _set_meta(self, key: str, value: str) -> None:
-        self._exec("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+        self._exec(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     @property
     def generation(self) -> int:
@@ -465,7 +471,9 @@ class LibraryStore:
             if "clip" in spaces:
                 # Photos are found only by their vectors: they leave until encoded again.
                 self._exec("DELETE FROM items WHERE modality = 'image'")
-                self._exec("UPDATE files SET size = -1, content_hash = NULL WHERE status = 'indexed' AND kind = 'image'")
+                self._exec(
+                    "UPDATE files SET size = -1, content_hash = NULL WHERE status = 'indexed' AND kind = 'image'"
+                )
             self._bump_generation()
 
     # -- roots -------------------------------------------------------------
@@ -509,7 +517,9 @@ class LibraryStore:
         return [_file_row(r) for r in rows]
 
     def files_with_hash(self, content_hash: str) -> list[FileRow]:
-        rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE content_hash = ? AND status = 'indexed'", (content_hash,))
+        rows = self._query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE content_hash = ? AND status = 'indexed'", (content_hash,)
+        )
         return [_file_row(r) for r in rows]
 
     def failed_files(self) -> list[FileRow]:
@@ -546,8 +556,17 @@ class LibraryStore:
         self._exec(
             "INSERT INTO files (path, folder, size, mtime, content_hash, kind, status, error, media_time, meta, indexed_at) "
             "VALUES (?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?)",
-            (path, _folder_of(path), size, mtime, content_hash, kind, media_time,
-             json.dumps(meta or {}, ensure_ascii=False), time.time()),
+            (
+                path,
+                _folder_of(path),
+                size,
+                mtime,
+                content_hash,
+                kind,
+                media_time,
+                json.dumps(meta or {}, ensure_ascii=False),
+                time.time(),
+            ),
         )
         file_id = self._db.last_insert_rowid()
         self._restore_tags(file_id, tags)
@@ -570,8 +589,12 @@ class LibraryStore:
         self._bump_generation()
 
     def _insert_items(
-        self, file_id: int, kind: str | None, media_time: float | None,
-        items: Sequence[NewItem], vectors: np.ndarray | None,
+        self,
+        file_id: int,
+        kind: str | None,
+        media_time: float | None,
+        items: Sequence[NewItem],
+        vectors: np.ndarray | None,
     ) -> None:
         if not items:
             return
@@ -594,8 +617,18 @@ class LibraryStore:
                 self._db.execute(
                     "INSERT INTO items (file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (file_id, seq, item.modality, item.text, item.page, item.char_start, item.char_end,
-                     item.start_s, item.end_s, item.language),
+                    (
+                        file_id,
+                        seq,
+                        item.modality,
+                        item.text,
+                        item.page,
+                        item.char_start,
+                        item.char_end,
+                        item.start_s,
+                        item.end_s,
+                        item.language,
+                    ),
                 )
                 item_id = self._db.last_insert_rowid()
                 if item.text:
@@ -642,10 +675,11 @@ class LibraryStore:
             items = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks})", modalities)[0][0]
             if items == self._query(f"SELECT count(*) FROM {table}")[0][0]:
                 return []
-        missing = (f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)"
-                   if self._table_exists(table) else "1")
-        sql = (f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
-               f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}) ORDER BY id")
+        missing = f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)" if self._table_exists(table) else "1"
+        sql = (
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
+            f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}) ORDER BY id"
+        )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_file_row(r) for r in self._query(sql, modalities)]
@@ -695,8 +729,15 @@ class LibraryStore:
             except KeyError:
                 vectors = None  # the source waits for its vectors; so does the copy
         return self.add_file(
-            new_path, size=size, mtime=mtime, content_hash=source.content_hash, kind=source.kind,
-            media_time=source.media_time, meta=source.meta, items=items, vectors=vectors,
+            new_path,
+            size=size,
+            mtime=mtime,
+            content_hash=source.content_hash,
+            kind=source.kind,
+            media_time=source.media_time,
+            meta=source.meta,
+            items=items,
+            vectors=vectors,
             transcript=self.transcript(source_id),
         )
 
@@ -742,8 +783,9 @@ class LibraryStore:
 
     def _restore_tags(self, file_id: int, tags: Iterable[tuple[int, str]]) -> None:
         for tag_id, source in tags:
-            self._exec("INSERT OR IGNORE INTO file_tags (file_id, tag_id, source) VALUES (?, ?, ?)",
-                       (file_id, tag_id, source))
+            self._exec(
+                "INSERT OR IGNORE INTO file_tags (file_id, tag_id, source) VALUES (?, ?, ?)", (file_id, tag_id, source)
+            )
 
     def file_ids_under(self, path: str) -> list[int]:
         """Ids of the file at ``path`` or of every file inside it, if it is a folder."""
@@ -785,7 +827,9 @@ class LibraryStore:
             if tag_id is None:
                 return 0
             for file_id in file_ids:
-                self._exec("DELETE FROM file_tags WHERE file_id = ? AND tag_id = ? AND source = 'user'", (file_id, tag_id))
+                self._exec(
+                    "DELETE FROM file_tags WHERE file_id = ? AND tag_id = ? AND source = 'user'", (file_id, tag_id)
+                )
                 removed += self._db.changes()
                 self._exec(
                     "UPDATE file_tags SET source = 'rejected' WHERE file_id = ? AND tag_id = ? AND source = 'auto'",
@@ -844,8 +888,10 @@ class LibraryStore:
         if cached is not None:
             return cached
         marks = ",".join("?" * len(names))
-        sql = (f"SELECT ft.file_id FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-               f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id")
+        sql = (
+            f"SELECT ft.file_id FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
+            f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id"
+        )
         params: list[Any] = list(names)
         if mode == "all":
             sql += " HAVING count(DISTINCT t.id) = ?"
@@ -871,13 +917,16 @@ class LibraryStore:
 
     # -- auto-tags -----------------------------------------------------------
 
-    _UNTAGGED_PHOTOS = ("FROM files f JOIN items i ON i.file_id = f.id WHERE f.status = 'indexed' AND f.kind = 'image' "
-                        "AND (f.autotag_sig IS NULL OR f.autotag_sig != ?)")
+    _UNTAGGED_PHOTOS = (
+        "FROM files f JOIN items i ON i.file_id = f.id WHERE f.status = 'indexed' AND f.kind = 'image' "
+        "AND (f.autotag_sig IS NULL OR f.autotag_sig != ?)"
+    )
 
     def photos_to_autotag(self, signature: str, limit: int = 1000) -> list[tuple[int, int]]:
         """(file id, item id) of indexed photos not yet tagged with the vocabulary ``signature``."""
-        return self._query(f"SELECT f.id, min(i.id) {self._UNTAGGED_PHOTOS} GROUP BY f.id ORDER BY f.id LIMIT ?",
-                           (signature, limit))
+        return self._query(
+            f"SELECT f.id, min(i.id) {self._UNTAGGED_PHOTOS} GROUP BY f.id ORDER BY f.id LIMIT ?", (signature, limit)
+        )
 
     def count_photos_to_autotag(self, signature: str) -> int:
         return self._query(f"SELECT count(DISTINCT f.id) {self._UNTAGGED_PHOTOS}", (signature,))[0][0]
@@ -928,8 +977,10 @@ class LibraryStore:
         With ``space``, only the items that have a vector in that space.  Kind
         codes index :data:`KINDS`; an unknown media time is NaN.
         """
-        sql = ("SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 ELSE 2 END, "
-               "f.media_time FROM items i JOIN files f ON f.id = i.file_id")
+        sql = (
+            "SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 ELSE 2 END, "
+            "f.media_time FROM items i JOIN files f ON f.id = i.file_id"
+        )
         where = ""
         if space is not None:
             where = " AND i.modality IN (" + ",".join(f"'{m}'" for m in _MODALITIES[space]) + ")"
@@ -946,8 +997,12 @@ class LibraryStore:
         if not rows:
             return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
         ids, fids, kinds, times = zip(*rows)
-        return (np.array(ids, np.int64), np.array(fids, np.int64), np.array(kinds, np.int8),
-                np.array([np.nan if t is None else t for t in times], np.float64))
+        return (
+            np.array(ids, np.int64),
+            np.array(fids, np.int64),
+            np.array(kinds, np.int8),
+            np.array([np.nan if t is None else t for t in times], np.float64),
+        )
 
     def _ids_with_vectors(self, space: str, item_ids: Sequence[int] | None) -> set[int]:
         if self.space_dim(space) is None:
@@ -1003,7 +1058,9 @@ class LibraryStore:
         where, params = self._filter_sql(filters)
         if space is not None:
             where += " AND i.modality IN (" + ",".join(f"'{m}'" for m in _MODALITIES[space]) + ")"
-        rows = self._query(f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params)
+        rows = self._query(
+            f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params
+        )
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def count_passing(self, filters: Filters) -> int:
@@ -1016,7 +1073,8 @@ class LibraryStore:
         where, params = self._filter_sql(filters)
         rows = self._query(
             f"SELECT min(i.id) FROM items i JOIN files f ON f.id = i.file_id WHERE {where} "
-            f"GROUP BY f.id ORDER BY f.media_time DESC, f.id DESC LIMIT ?", [*params, limit]
+            f"GROUP BY f.id ORDER BY f.media_time DESC, f.id DESC LIMIT ?",
+            [*params, limit],
         )
         return [r[0] for r in rows]
 
@@ -1048,7 +1106,9 @@ class LibraryStore:
             cached = self._item_count[space] = (version, count)
         return cached[1]
 
-    def vector_knn(self, query: np.ndarray, k: int, kinds: Sequence[str] = (), space: str = "clip") -> list[tuple[int, float]]:
+    def vector_knn(
+        self, query: np.ndarray, k: int, kinds: Sequence[str] = (), space: str = "clip"
+    ) -> list[tuple[int, float]]:
         """The ``k`` nearest items of ``space`` to ``query`` by cosine distance (sqlite-vec exact KNN)."""
         if self.space_dim(space) is None or k <= 0:
             return []
@@ -1077,7 +1137,9 @@ class LibraryStore:
         found: dict[int, bytes] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
-            for item_id, blob in self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk):
+            for item_id, blob in self._query(
+                f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk
+            ):
                 found[item_id] = blob
         out = np.empty((len(item_ids), dim), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
@@ -1126,8 +1188,9 @@ class LibraryStore:
             key = term.keys[0]
             if len(key) >= 3:
                 continue
-            for (item_id,) in self._query("SELECT rowid FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?",
-                                          (_like_pattern(key), limit)):
+            for (item_id,) in self._query(
+                "SELECT rowid FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?", (_like_pattern(key), limit)
+            ):
                 # A short substring hit counts like a weak keyword match.
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
@@ -1151,7 +1214,9 @@ class LibraryStore:
         summed: dict[int, float] = {}
         share = max(limit, cap // (4 * len(expressions)))
         for expression in expressions:
-            for (item_id,) in self._query(f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (expression, share)):
+            for (item_id,) in self._query(
+                f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (expression, share)
+            ):
                 summed[item_id] = summed.get(item_id, 0.0) - 1.0
         return sorted(summed.items(), key=lambda r: r[1])[:limit]
 
@@ -1171,8 +1236,10 @@ class LibraryStore:
         if cached is not None and cached[0] == version:
             return cached[1]
         condition = "text LIKE ? ESCAPE '\\'" if like else f"{table} MATCH ?"
-        count = self._query(f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {condition} LIMIT ?)",
-                            (expression, self.term_count_cap() + 1))[0][0]
+        count = self._query(
+            f"SELECT count(*) FROM (SELECT 1 FROM {table} WHERE {condition} LIMIT ?)",
+            (expression, self.term_count_cap() + 1),
+        )[0][0]
         if len(self._match_counts) >= 4096:
             self._match_counts.clear()
         self._match_counts[key] = (version, count)
@@ -1203,8 +1270,10 @@ class LibraryStore:
                 hits[file_id] = rank
         for term in parsed:
             if term.kind == "substring":
-                for (file_id,) in self._query("SELECT rowid FROM file_names WHERE plain LIKE ? ESCAPE '\\' LIMIT ?",
-                                              (_like_pattern(term.keys[0]), limit)):
+                for (file_id,) in self._query(
+                    "SELECT rowid FROM file_names WHERE plain LIKE ? ESCAPE '\\' LIMIT ?",
+                    (_like_pattern(term.keys[0]), limit),
+                ):
                     hits[file_id] = hits.get(file_id, 0.0) - 1.0
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
 
@@ -1237,14 +1306,22 @@ class LibraryStore:
                 if row[9] is not None:
                     locator["start"], locator["end"] = row[9], row[10]
                 out[row[0]] = {
-                    "file_id": row[1], "path": row[2], "kind": row[3], "modality": row[4], "text": row[5],
-                    "locator": locator, "language": row[11], "media_time": row[12],
+                    "file_id": row[1],
+                    "path": row[2],
+                    "kind": row[3],
+                    "modality": row[4],
+                    "text": row[5],
+                    "locator": locator,
+                    "language": row[11],
+                    "media_time": row[12],
                     "meta": json.loads(row[13]) if row[13] else {},
                 }
         return out
 
     def first_item_of_file(self, path: str) -> int | None:
-        rows = self._query("SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE f.path = ? ORDER BY i.seq LIMIT 1", (path,))
+        rows = self._query(
+            "SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE f.path = ? ORDER BY i.seq LIMIT 1", (path,)
+        )
         return rows[0][0] if rows else None
 
     def stats(self) -> dict:
@@ -1292,4 +1369,4 @@ def _like_pattern(text: str) -> str:
 
 def _chunks(seq: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(seq), size):
-        yield seq[start:start + size]
+        yield seq[start : start + size]

@@ -49,9 +49,14 @@ STOP_WORDS = frozenset(
 )
 # Korean particles (josa) that attach to the end of a word, longest first:
 # "서울에서" is the word "서울" with "에서".
-KOREAN_PARTICLES = tuple(sorted(
-    """에서는 에서도 으로는 으로도 에게서 에게는 한테서 까지는 부터는 이라고 라고 에서 에게 한테 으로 부터 까지 하고 이랑 처럼
-    보다 마다 밖에 이나 이든 은 는 이 가 을 를 의 에 도 와 과 로 만 랑 나""".split(), key=len, reverse=True))
+KOREAN_PARTICLES = tuple(
+    sorted(
+        """에서는 에서도 으로는 으로도 에게서 에게는 한테서 까지는 부터는 이라고 라고 에서 에게 한테 으로 부터 까지 하고 이랑 처럼
+    보다 마다 밖에 이나 이든 은 는 이 가 을 를 의 에 도 와 과 로 만 랑 나""".split(),
+        key=len,
+        reverse=True,
+    )
+)
 
 # Letters, digits and combining marks; "_", "-", "." and spaces separate words.
 _WORD_RE = regex.compile(r"[\p{L}\p{N}\p{M}]+")
@@ -201,8 +206,11 @@ _POSSESSIVE_RE = regex.compile(r"(?<=\p{L})['’]s$", regex.IGNORECASE)
 def _terms_of_piece(typed: str, prefix: bool, into: list[Term]) -> None:
     # "Margaret's husband" asks about Margaret: the possessive is not a word to find.
     bare = _POSSESSIVE_RE.sub("", typed) if not prefix else typed
-    segments = [(s.group(), bool(_NO_SPACE_RE.match(s.group())))
-                for m in _WORD_RE.finditer(bare) for s in _SEGMENT_RE.finditer(m.group())]
+    segments = [
+        (s.group(), bool(_NO_SPACE_RE.match(s.group())))
+        for m in _WORD_RE.finditer(bare)
+        for s in _SEGMENT_RE.finditer(m.group())
+    ]
     keys: list[str] = []
     for n, (piece, no_space) in enumerate(segments):
         if not no_space:
@@ -274,8 +282,9 @@ def typed_words(text: str) -> list[str]:
 # -- matching ----------------------------------------------------------------------
 
 
-def find_terms(text: str | None, terms: Sequence[Term],
-               split: tuple[list[Word], list[Run]] | None = None) -> dict[int, list[tuple[int, int]]]:
+def find_terms(
+    text: str | None, terms: Sequence[Term], split: tuple[list[Word], list[Run]] | None = None
+) -> dict[int, list[tuple[int, int]]]:
     """Where each term occurs in ``text``: ``{term index: [(start, end), ...]}`` for the terms found.
 
     Spans are character offsets into ``text`` as given (not folded), so they
@@ -305,7 +314,7 @@ def find_terms(text: str | None, terms: Sequence[Term],
             want = term.keys
             width = len(want)
             for i in range(len(keys) - width + 1):
-                if keys[i:i + width - 1] != list(want[:-1]):
+                if keys[i : i + width - 1] != list(want[:-1]):
                     continue
                 last = keys[i + width - 1]
                 if last == want[-1] or (term.prefix and last.startswith(want[-1])):
@@ -326,8 +335,11 @@ _PROBES: dict[str, "regex.Pattern[str]"] = {}
 
 def _plain_for_search(text: str) -> bool:
     """Whether case folding alone gives ``text``'s folded form, letter for letter (most text does)."""
-    return (_ACCENTED_LATIN_RE.search(text) is None and unicodedata.is_normalized("NFKC", text)
-            and len(text.casefold()) == len(text))
+    return (
+        _ACCENTED_LATIN_RE.search(text) is None
+        and unicodedata.is_normalized("NFKC", text)
+        and len(text.casefold()) == len(text)
+    )
 
 
 def _probe(start: str) -> "regex.Pattern[str]":
@@ -360,16 +372,18 @@ def _find_terms_plain(text: str, terms: Sequence[Term]) -> dict[int, list[tuple[
             keys = term.keys
             first = keys[0]
             single_prefix = term.prefix and len(keys) == 1
-            start = first if single_prefix else first[:max(1, min(len(first) - 1, 4))]
+            start = first if single_prefix else first[: max(1, min(len(first) - 1, 4))]
             for match in _probe(start).finditer(low):
-                if not _key_fits(text[match.start():match.end()], first, single_prefix):
+                if not _key_fits(text[match.start() : match.end()], first, single_prefix):
                     continue
                 end = match.end()
                 for i, key in enumerate(keys[1:], start=1):
                     following = _SPACED_WORD_RE.search(low, end)  # the next word; only separators between
                     if following is None:
                         break
-                    if not _key_fits(text[following.start():following.end()], key, term.prefix and i == len(keys) - 1):
+                    if not _key_fits(
+                        text[following.start() : following.end()], key, term.prefix and i == len(keys) - 1
+                    ):
                         break
                     end = following.end()
                 else:

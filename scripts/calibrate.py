@@ -92,22 +92,44 @@ def measure_text(model: str) -> dict:
         # Queries in spaced scripts (SQuAD, English probes) make the main curve, each data set
         # weighing the same; Korean ones their own.
         spaced = [k for k in parts if k != "probes-cjk"]
-        main = fit(np.concatenate([parts[k][0] for k in spaced]), np.concatenate([parts[k][1] for k in spaced]),
-                   positive_weights=np.concatenate([np.full(parts[k][0].size, 1 / parts[k][0].size) for k in spaced]),
-                   negative_weights=np.concatenate([np.full(parts[k][1].size, 1 / parts[k][1].size) for k in spaced]))
-        cjk = fit_by_script({"other": parts["probes-other"], "cjk": parts["probes-cjk"]}).cjk \
-            if "probes-cjk" in parts else None
+        main = fit(
+            np.concatenate([parts[k][0] for k in spaced]),
+            np.concatenate([parts[k][1] for k in spaced]),
+            positive_weights=np.concatenate([np.full(parts[k][0].size, 1 / parts[k][0].size) for k in spaced]),
+            negative_weights=np.concatenate([np.full(parts[k][1].size, 1 / parts[k][1].size) for k in spaced]),
+        )
+        cjk = (
+            fit_by_script({"other": parts["probes-other"], "cjk": parts["probes-cjk"]}).cjk
+            if "probes-cjk" in parts
+            else None
+        )
         calibration = replace(main, cjk=cjk)
-        data = " + ".join(sorted({"bundled probe pairs (resources/calibration_probes.json)" if k.startswith("probes")
-                                  else "SQuAD 2.0 dev subset (answerable questions vs their paragraph / "
-                                       "other articles)" for k in parts}))
-        report = {name: _report(calibration.for_query("한" if name == "probes-cjk" else "a"), p, n)
-                  for name, (p, n) in parts.items()}
+        data = " + ".join(
+            sorted(
+                {
+                    "bundled probe pairs (resources/calibration_probes.json)"
+                    if k.startswith("probes")
+                    else "SQuAD 2.0 dev subset (answerable questions vs their paragraph / other articles)"
+                    for k in parts
+                }
+            )
+        )
+        report = {
+            name: _report(calibration.for_query("한" if name == "probes-cjk" else "a"), p, n)
+            for name, (p, n) in parts.items()
+        }
         positives = sum(p.size for p, _ in parts.values())
         negatives = sum(n.size for _, n in parts.values())
-        return {"key": calibration_key("text", identity), "identity": identity, "calibration": calibration,
-                "data": data, "report": report, "positives": int(positives), "negatives": int(negatives),
-                "command": f"{COMMAND} text --model {model if not os.path.isdir(model) else 'FOLDER'} --write"}
+        return {
+            "key": calibration_key("text", identity),
+            "identity": identity,
+            "calibration": calibration,
+            "data": data,
+            "report": report,
+            "positives": int(positives),
+            "negatives": int(negatives),
+            "command": f"{COMMAND} text --model {model if not os.path.isdir(model) else 'FOLDER'} --write",
+        }
 
 
 def shapes_similarities(encoder, seed: int = 2024, scenes: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +143,16 @@ def shapes_similarities(encoder, seed: int = 2024, scenes: int = 200) -> tuple[n
     texts = encoder.encode_texts([c for c, _ in captions])
     sims = texts @ images.T
     described = np.array([[satisfies(m, s) for s in specs] for _, m in captions])
-    nonsense = encoder.encode_texts(["qzvbrtt plonkwx", "a spreadsheet of tax returns", "the history of rome",
-                                     "xylophonequartzplinth", "a violin concerto", "mortgage interest rates"])
+    nonsense = encoder.encode_texts(
+        [
+            "qzvbrtt plonkwx",
+            "a spreadsheet of tax returns",
+            "the history of rome",
+            "xylophonequartzplinth",
+            "a violin concerto",
+            "mortgage interest rates",
+        ]
+    )
     return sims[described], np.concatenate([hardest(np.where(described, -np.inf, sims)), hardest(nonsense @ images.T)])
 
 
@@ -157,16 +187,25 @@ def measure_clip(model: str, weights: str, captions: str | None) -> dict:
             data = "generated pictures of coloured shapes with their captions (scripts/shapes_clip.py)"
         calibration = fit(positives, negatives)
         command = f"{COMMAND} clip --model {model}" + (" --weights FILE" if weights else "")
-        return {"key": calibration_key("clip", identity), "identity": identity, "calibration": calibration,
-                "data": data, "report": {"all": _report(calibration, positives, negatives)},
-                "positives": int(positives.size), "negatives": int(negatives.size), "command": command + " --write"}
+        return {
+            "key": calibration_key("clip", identity),
+            "identity": identity,
+            "calibration": calibration,
+            "data": data,
+            "report": {"all": _report(calibration, positives, negatives)},
+            "positives": int(positives.size),
+            "negatives": int(negatives.size),
+            "command": command + " --write",
+        }
 
 
 def _report(calibration, positives: np.ndarray, negatives: np.ndarray) -> dict:
     rel_pos = calibration.relevance(positives)
     rel_neg = calibration.relevance(negatives)
     return {
-        "positives": int(positives.size), "negatives": int(negatives.size), "auc": round(auc(positives, negatives), 4),
+        "positives": int(positives.size),
+        "negatives": int(negatives.size),
+        "auc": round(auc(positives, negatives), 4),
         "positives_passing": round(float(np.mean(rel_pos >= 0.5)), 4),
         "negatives_passing": round(float(np.mean(rel_neg >= 0.5)), 4),
         "cosine_positive_median": round(float(np.median(positives)), 4),
@@ -186,27 +225,43 @@ def main(argv: list[str] | None = None) -> int:
     calibration = result["calibration"]
     identity = result["identity"]
     print(f"{args.space} model {identity.name} ({identity.weights}, {identity.dim}-d) on {result['data']}")
-    print(f"  center {calibration.center}  scale {calibration.scale}  informative {calibration.informative}  "
-          f"AUC {calibration.auc}")
+    print(
+        f"  center {calibration.center}  scale {calibration.scale}  informative {calibration.informative}  "
+        f"AUC {calibration.auc}"
+    )
     if calibration.cjk is not None:
         cjk = calibration.cjk
         print(f"  CJK queries: center {cjk.center}  scale {cjk.scale}  informative {cjk.informative}  AUC {cjk.auc}")
-    print(f"  | {'data':<11} | {'pos':>5} | {'neg':>7} | {'AUC':>6} | {'pos ≥ 0.5':>9} | {'neg ≥ 0.5':>9} "
-          f"| {'cos pos':>7} | {'cos neg':>7} |")
+    print(
+        f"  | {'data':<11} | {'pos':>5} | {'neg':>7} | {'AUC':>6} | {'pos ≥ 0.5':>9} | {'neg ≥ 0.5':>9} "
+        f"| {'cos pos':>7} | {'cos neg':>7} |"
+    )
     for name, r in result["report"].items():
-        print(f"  | {name:<11} | {r['positives']:>5} | {r['negatives']:>7} | {r['auc']:>6.3f} | "
-              f"{r['positives_passing']:>9.3f} | {r['negatives_passing']:>9.3f} | "
-              f"{r['cosine_positive_median']:>7.3f} | {r['cosine_negative_median']:>7.3f} |")
+        print(
+            f"  | {name:<11} | {r['positives']:>5} | {r['negatives']:>7} | {r['auc']:>6.3f} | "
+            f"{r['positives_passing']:>9.3f} | {r['negatives_passing']:>9.3f} | "
+            f"{r['cosine_positive_median']:>7.3f} | {r['cosine_negative_median']:>7.3f} |"
+        )
     if args.write:
         shipped = json.loads(SHIPPED_FILE.read_text(encoding="utf-8")) if SHIPPED_FILE.exists() else {"models": {}}
         entry = calibration.to_json()
-        entry.update(model=identity.name, data=result["data"], measured_by=result["command"],
-                     positives=result["positives"], negatives=result["negatives"], report=result["report"])
+        entry.update(
+            model=identity.name,
+            data=result["data"],
+            measured_by=result["command"],
+            positives=result["positives"],
+            negatives=result["negatives"],
+            report=result["report"],
+        )
         shipped["models"][result["key"]] = entry
-        shipped.setdefault("about", "Calibrations measured by scripts/calibrate.py: relevance = "
-                                    "1 / (1 + exp(-(cosine - center) / scale)). See engine/calibration.py.")
-        SHIPPED_FILE.write_text(json.dumps(shipped, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
-                                encoding="utf-8")
+        shipped.setdefault(
+            "about",
+            "Calibrations measured by scripts/calibrate.py: relevance = "
+            "1 / (1 + exp(-(cosine - center) / scale)). See engine/calibration.py.",
+        )
+        SHIPPED_FILE.write_text(
+            json.dumps(shipped, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         print(f"wrote {result['key']} to {SHIPPED_FILE}")
     return 0
 

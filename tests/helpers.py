@@ -129,22 +129,40 @@ def make_v2_library(db_path: Path, roots: list[str], files: list[dict], dim: int
     for number, step in enumerate(MIGRATIONS[:2], start=1):
         conn.execute(step)
         conn.execute(f"PRAGMA user_version = {number}")
-    conn.execute("INSERT INTO meta (key, value) VALUES ('model', ?)",
-                 (json.dumps({"name": "test-tiny", "weights": "seed0", "dim": dim}),))
-    conn.execute(f"CREATE VIRTUAL TABLE item_vectors USING vec0 (item_id INTEGER PRIMARY KEY, "
-                 f"embedding float[{dim}] distance_metric=cosine, kind TEXT, media_time FLOAT)")
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('model', ?)",
+        (json.dumps({"name": "test-tiny", "weights": "seed0", "dim": dim}),),
+    )
+    conn.execute(
+        f"CREATE VIRTUAL TABLE item_vectors USING vec0 (item_id INTEGER PRIMARY KEY, "
+        f"embedding float[{dim}] distance_metric=cosine, kind TEXT, media_time FLOAT)"
+    )
     for root in roots:
         conn.execute("INSERT INTO roots (path, added_at) VALUES (?, 0)", (root,))
     item = 0
     for file_id, row in enumerate(files, start=1):
-        conn.execute("INSERT INTO files (id, path, folder, size, mtime, content_hash, kind, status, media_time, meta, "
-                     "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', 1.0, '{}', 0)",
-                     (file_id, row["path"], row["path"].rsplit("/", 1)[0], row.get("size", 1), row.get("mtime", 1.0),
-                      f"h{file_id}", row["kind"]))
+        conn.execute(
+            "INSERT INTO files (id, path, folder, size, mtime, content_hash, kind, status, media_time, meta, "
+            "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'indexed', 1.0, '{}', 0)",
+            (
+                file_id,
+                row["path"],
+                row["path"].rsplit("/", 1)[0],
+                row.get("size", 1),
+                row.get("mtime", 1.0),
+                f"h{file_id}",
+                row["kind"],
+            ),
+        )
         for seq, (modality, text, start, end) in enumerate(row["items"]):
             item += 1
-            conn.execute("INSERT INTO items (id, file_id, seq, modality, text, start_s, end_s, language) "
-                         "VALUES (?, ?, ?, ?, ?, ?, ?, 'en')", (item, file_id, seq, modality, text, start, end))
-            conn.execute("INSERT INTO item_vectors (item_id, embedding, kind, media_time) VALUES (?, ?, ?, 1.0)",
-                         (item, np.ones(dim, np.float32).tobytes(), row["kind"]))
+            conn.execute(
+                "INSERT INTO items (id, file_id, seq, modality, text, start_s, end_s, language) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 'en')",
+                (item, file_id, seq, modality, text, start, end),
+            )
+            conn.execute(
+                "INSERT INTO item_vectors (item_id, embedding, kind, media_time) VALUES (?, ?, ?, 1.0)",
+                (item, np.ones(dim, np.float32).tobytes(), row["kind"]),
+            )
     conn.close()

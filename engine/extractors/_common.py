@@ -71,9 +71,7 @@ def parse_datetime(text: object, *, to_local: bool = False) -> datetime | None:
         return None
     year, month, day, hour, minute, second, tz = m.groups()
     try:
-        value = datetime(
-            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
-        )
+        value = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
     except ValueError:
         return None
     if value.year < 1800:

@@ -271,9 +271,7 @@ def _check_complete(p: Path, size: int, fmt: str, declared: float | None, decode
     if declared is not None and names & set(_AUTHORITATIVE_LENGTH_FORMATS):
         missing = declared - decoded
         if missing > max(0.25, 0.01 * declared):
-            raise ExtractionError(
-                f"audio file is truncated: only {decoded:.1f} s of {declared:.1f} s could be decoded"
-            )
+            raise ExtractionError(f"audio file is truncated: only {decoded:.1f} s of {declared:.1f} s could be decoded")
     if "ogg" in names:
         reason = _ogg_truncation(p, size)
         if reason:

@@ -331,8 +331,11 @@ def group_segments(
     while first < n:
         last = first
         used = costs[first]
-        while (last + 1 < n and used + costs[last + 1] <= max_tokens
-               and times[last + 1][1] - times[first][0] <= max_seconds):
+        while (
+            last + 1 < n
+            and used + costs[last + 1] <= max_tokens
+            and times[last + 1][1] - times[first][0] <= max_seconds
+        ):
             last += 1
             used += costs[last]
         windows.append((first, last))

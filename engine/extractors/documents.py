@@ -96,7 +96,11 @@ class ExtractedDocument:
 
 
 def extract_document(
-    path: str | os.PathLike[str], token_len: TokenLen | None = None, *, max_tokens: int = 75, overlap_tokens: int = 15,
+    path: str | os.PathLike[str],
+    token_len: TokenLen | None = None,
+    *,
+    max_tokens: int = 75,
+    overlap_tokens: int = 15,
 ) -> ExtractedDocument:
     """Read the document at ``path`` and split its text into chunks.
 
@@ -448,10 +452,7 @@ def _read_pdf(p: Path) -> tuple[list[str], datetime | None, dict[str, Any]]:
 
 
 def _aes_message() -> str:
-    return (
-        "PDF is encrypted with AES; reading it needs the Python package 'cryptography', "
-        "which is not installed"
-    )
+    return "PDF is encrypted with AES; reading it needs the Python package 'cryptography', which is not installed"
 
 
 def _pdf_info(reader: Any, warnings: list[str]) -> dict[str, Any]:

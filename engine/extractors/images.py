@@ -141,9 +141,7 @@ def _extract(p: Path, max_side: int) -> ExtractedImage:
                 im.draft(None, (max(1, round(stored_w * scale)), max(1, round(stored_h * scale))))
                 decode_w, decode_h = im.size
         if decode_w * decode_h > MAX_DECODED_PIXELS:
-            raise ExtractionError(
-                f"image is too large to open safely ({_megapixels(stored_w * stored_h)} megapixels)"
-            )
+            raise ExtractionError(f"image is too large to open safely ({_megapixels(stored_w * stored_h)} megapixels)")
         im.load()
         # Only after load(): for PNG, getexif() loads the pixels itself to find an
         # eXIf chunk after the image data, and a failed load there would leave a
@@ -176,9 +174,7 @@ def _extract(p: Path, max_side: int) -> ExtractedImage:
             meta[key] = exif_info[key]
     if warnings:
         meta["warnings"] = warnings
-    return ExtractedImage(
-        image=rgb, width=width, height=height, media_time=exif_info.get("media_time"), meta=meta
-    )
+    return ExtractedImage(image=rgb, width=width, height=height, media_time=exif_info.get("media_time"), meta=meta)
 
 
 def _read_exif(im: Image.Image, warnings: list[str]) -> dict[str, Any]:

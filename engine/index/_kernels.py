@@ -311,8 +311,28 @@ def _greedy(q, z, vecs, codes, cnorm, use_codes, metric, up_links, up_off, cur, 
 
 
 @njit(**_INNER)
-def _search_layer(q, z, vecs, codes, cnorm, use_codes, metric, links0, up_links, up_off, level,
-                  alive, mask, entry, dentry, ef, visited, tag, cd, ci):
+def _search_layer(
+    q,
+    z,
+    vecs,
+    codes,
+    cnorm,
+    use_codes,
+    metric,
+    links0,
+    up_links,
+    up_off,
+    level,
+    alive,
+    mask,
+    entry,
+    dentry,
+    ef,
+    visited,
+    tag,
+    cd,
+    ci,
+):
     """Beam search of one layer from ``entry``.
 
     Every node is walked through; only eligible nodes (alive, and in ``mask``
@@ -324,7 +344,7 @@ def _search_layer(q, z, vecs, codes, cnorm, use_codes, metric, links0, up_links,
     unsorted max-heap.
     """
     use_mask = mask.shape[0] > 0
-    rowbytes = (codes.shape[1] if use_codes else vecs.shape[1] * 4)
+    rowbytes = codes.shape[1] if use_codes else vecs.shape[1] * 4
     pbytes = min(rowbytes, _PREFETCH_BYTES)
     rd = np.empty(ef, np.float32)
     ri = np.empty(ef, np.int32)
@@ -390,7 +410,6 @@ def _search_layer(q, z, vecs, codes, cnorm, use_codes, metric, links0, up_links,
                     if nr == ef:
                         lower = rd[0]
     return rd, ri, nr
-
 
 
 @njit(**_INLINE)
@@ -524,8 +543,28 @@ def _eligible_nodes(alive, mask, n_slots):
 
 
 @njit(**_INNER)
-def _search_impl(query, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, alive, mask, has_deleted,
-                 links0, up_links, up_off, state, visited, cd, ci, n_slots):
+def _search_impl(
+    query,
+    k,
+    ef,
+    use_codes,
+    metric,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+):
     """Whole query: greedy descent, layer-0 beam, exact re-rank.
 
     ``use_codes`` and ``metric`` arrive as compile-time constants (see
@@ -547,8 +586,9 @@ def _search_impl(query, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, a
     ef = max(ef, k)
     nr = 0
     if mask.shape[0] == 0 and not has_deleted:
-        rd, ri, n = _search_pool(q, z, vecs, codes, cnorm, use_codes, metric, links0, cur, dcur, ef,
-                                 visited, next_tag(visited))
+        rd, ri, n = _search_pool(
+            q, z, vecs, codes, cnorm, use_codes, metric, links0, cur, dcur, ef, visited, next_tag(visited)
+        )
         # Skip nodes a concurrent writer has not published or has just deleted.
         for t in range(n):
             if alive[ri[t]] != 0:
@@ -558,8 +598,28 @@ def _search_impl(query, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, a
         if not use_codes and nr >= k:
             return rd[:k].copy(), ri[:k].copy()
     if nr < k and cd.shape[0] > n_slots:  # (the caller passes a small cd when it expects the pool)
-        rd, ri, nr = _search_layer(q, z, vecs, codes, cnorm, use_codes, metric, links0, up_links, up_off, 0,
-                                   alive, mask, cur, dcur, ef, visited, next_tag(visited), cd, ci)
+        rd, ri, nr = _search_layer(
+            q,
+            z,
+            vecs,
+            codes,
+            cnorm,
+            use_codes,
+            metric,
+            links0,
+            up_links,
+            up_off,
+            0,
+            alive,
+            mask,
+            cur,
+            dcur,
+            ef,
+            visited,
+            next_tag(visited),
+            cd,
+            ci,
+        )
     if nr < k:
         nodes, m = _eligible_nodes(alive, mask, n_slots)
         if m > nr:
@@ -578,14 +638,57 @@ def _search_impl(query, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, a
 
 
 @njit(**_INNER)
-def _search_rows(queries, k, ef, use_codes, metric, qparams, vecs, codes, cnorm, labels, alive, mask,
-                 has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+def _search_rows(
+    queries,
+    k,
+    ef,
+    use_codes,
+    metric,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    labels,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+    out_labels,
+    out_dists,
+):
     """Each row of ``queries`` into out_labels/out_dists, nearest first, padded
     with -1 / inf.  Returns how many results the last row got."""
     got = 0
     for r in range(queries.shape[0]):
-        od, oi = _search_impl(queries[r], k, ef, use_codes, metric, qparams, vecs, codes, cnorm, alive, mask,
-                              has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots)
+        od, oi = _search_impl(
+            queries[r],
+            k,
+            ef,
+            use_codes,
+            metric,
+            qparams,
+            vecs,
+            codes,
+            cnorm,
+            alive,
+            mask,
+            has_deleted,
+            links0,
+            up_links,
+            up_off,
+            state,
+            visited,
+            cd,
+            ci,
+            n_slots,
+        )
         got = oi.shape[0]
         for t in range(k):
             if t < got:
@@ -602,39 +705,211 @@ def _search_rows(queries, k, ef, use_codes, metric, qparams, vecs, codes, cnorm,
 
 
 @njit(**_JIT)
-def search_l2(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-              links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+def search_l2(
+    queries,
+    k,
+    ef,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    labels,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+    out_labels,
+    out_dists,
+):
     """Search rows of ``queries``: L2, walking float32 vectors (see :func:`_search_rows`)."""
-    return _search_rows(queries, k, ef, False, METRIC_L2, qparams, vecs, codes, cnorm, labels, alive, mask,
-                        has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
-                        out_labels, out_dists)
+    return _search_rows(
+        queries,
+        k,
+        ef,
+        False,
+        METRIC_L2,
+        qparams,
+        vecs,
+        codes,
+        cnorm,
+        labels,
+        alive,
+        mask,
+        has_deleted,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+        cd,
+        ci,
+        n_slots,
+        out_labels,
+        out_dists,
+    )
 
 
 @njit(**_JIT)
-def search_cosine(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-                  links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+def search_cosine(
+    queries,
+    k,
+    ef,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    labels,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+    out_labels,
+    out_dists,
+):
     """Search rows of ``queries``: cosine, walking float32 vectors."""
-    return _search_rows(queries, k, ef, False, METRIC_COSINE, qparams, vecs, codes, cnorm, labels, alive,
-                        mask, has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
-                        out_labels, out_dists)
+    return _search_rows(
+        queries,
+        k,
+        ef,
+        False,
+        METRIC_COSINE,
+        qparams,
+        vecs,
+        codes,
+        cnorm,
+        labels,
+        alive,
+        mask,
+        has_deleted,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+        cd,
+        ci,
+        n_slots,
+        out_labels,
+        out_dists,
+    )
 
 
 @njit(**_JIT)
-def search_l2_codes(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-                    links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+def search_l2_codes(
+    queries,
+    k,
+    ef,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    labels,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+    out_labels,
+    out_dists,
+):
     """Search rows of ``queries``: L2, walking 4-bit codes, exact re-rank."""
-    return _search_rows(queries, k, ef, True, METRIC_L2, qparams, vecs, codes, cnorm, labels, alive, mask,
-                        has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
-                        out_labels, out_dists)
+    return _search_rows(
+        queries,
+        k,
+        ef,
+        True,
+        METRIC_L2,
+        qparams,
+        vecs,
+        codes,
+        cnorm,
+        labels,
+        alive,
+        mask,
+        has_deleted,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+        cd,
+        ci,
+        n_slots,
+        out_labels,
+        out_dists,
+    )
 
 
 @njit(**_JIT)
-def search_cosine_codes(queries, k, ef, qparams, vecs, codes, cnorm, labels, alive, mask, has_deleted,
-                        links0, up_links, up_off, state, visited, cd, ci, n_slots, out_labels, out_dists):
+def search_cosine_codes(
+    queries,
+    k,
+    ef,
+    qparams,
+    vecs,
+    codes,
+    cnorm,
+    labels,
+    alive,
+    mask,
+    has_deleted,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+    cd,
+    ci,
+    n_slots,
+    out_labels,
+    out_dists,
+):
     """Search rows of ``queries``: cosine, walking 4-bit codes, exact re-rank."""
-    return _search_rows(queries, k, ef, True, METRIC_COSINE, qparams, vecs, codes, cnorm, labels, alive,
-                        mask, has_deleted, links0, up_links, up_off, state, visited, cd, ci, n_slots,
-                        out_labels, out_dists)
+    return _search_rows(
+        queries,
+        k,
+        ef,
+        True,
+        METRIC_COSINE,
+        qparams,
+        vecs,
+        codes,
+        cnorm,
+        labels,
+        alive,
+        mask,
+        has_deleted,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+        cd,
+        ci,
+        n_slots,
+        out_labels,
+        out_dists,
+    )
 
 
 SEARCH = {
@@ -755,27 +1030,74 @@ def _shrink_link(vecs, metric, links, row, owner, new, mmax, sd, si, sel):
 
 
 @njit(**_JIT)
-def insert_l2(start, stop, levels, vecs, M, M0, ef_construction, has_deleted,
-              alive, links0, up_links, up_off, state, visited):
+def insert_l2(
+    start, stop, levels, vecs, M, M0, ef_construction, has_deleted, alive, links0, up_links, up_off, state, visited
+):
     """Link nodes [start, stop) into an L2 graph (see :func:`_insert_impl`)."""
-    _insert_impl(start, stop, levels, vecs, METRIC_L2, M, M0, ef_construction, has_deleted,
-                 alive, links0, up_links, up_off, state, visited)
+    _insert_impl(
+        start,
+        stop,
+        levels,
+        vecs,
+        METRIC_L2,
+        M,
+        M0,
+        ef_construction,
+        has_deleted,
+        alive,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+    )
 
 
 @njit(**_JIT)
-def insert_cosine(start, stop, levels, vecs, M, M0, ef_construction, has_deleted,
-                  alive, links0, up_links, up_off, state, visited):
+def insert_cosine(
+    start, stop, levels, vecs, M, M0, ef_construction, has_deleted, alive, links0, up_links, up_off, state, visited
+):
     """Link nodes [start, stop) into a cosine graph (see :func:`_insert_impl`)."""
-    _insert_impl(start, stop, levels, vecs, METRIC_COSINE, M, M0, ef_construction, has_deleted,
-                 alive, links0, up_links, up_off, state, visited)
+    _insert_impl(
+        start,
+        stop,
+        levels,
+        vecs,
+        METRIC_COSINE,
+        M,
+        M0,
+        ef_construction,
+        has_deleted,
+        alive,
+        links0,
+        up_links,
+        up_off,
+        state,
+        visited,
+    )
 
 
 INSERT = {METRIC_L2: insert_l2, METRIC_COSINE: insert_cosine}
 
 
 @njit(**_INNER)
-def _insert_impl(start, stop, levels, vecs, metric, M, M0, ef_construction, has_deleted,
-                 alive, links0, up_links, up_off, state, visited):
+def _insert_impl(
+    start,
+    stop,
+    levels,
+    vecs,
+    metric,
+    M,
+    M0,
+    ef_construction,
+    has_deleted,
+    alive,
+    links0,
+    up_links,
+    up_off,
+    state,
+    visited,
+):
     """Link nodes [start, stop) into the graph, one after another.
 
     Their vectors, levels and ``up_off`` rows are already written.  For each
@@ -812,17 +1134,50 @@ def _insert_impl(start, stop, levels, vecs, metric, M, M0, ef_construction, has_
         top = np.int64(packed >> 32)
         q = vecs[node]
         dcur = _dist_query(q, vecs, ep, metric)
-        cur, dcur = _greedy(q, empty_f, vecs, empty_codes, empty_f, False, metric, up_links, up_off,
-                            ep, dcur, top, level)
+        cur, dcur = _greedy(
+            q, empty_f, vecs, empty_codes, empty_f, False, metric, up_links, up_off, ep, dcur, top, level
+        )
         for l in range(min(level, top), -1, -1):
             tag = next_tag(visited)
             if l == 0 and not has_deleted:
-                od, oi, nr = _search_pool(q, empty_f, vecs, empty_codes, empty_f, False, metric, links0,
-                                          cur, dcur, ef_construction, visited, tag)
+                od, oi, nr = _search_pool(
+                    q,
+                    empty_f,
+                    vecs,
+                    empty_codes,
+                    empty_f,
+                    False,
+                    metric,
+                    links0,
+                    cur,
+                    dcur,
+                    ef_construction,
+                    visited,
+                    tag,
+                )
             else:
-                rd, ri, nr = _search_layer(q, empty_f, vecs, empty_codes, empty_f, False, metric, links0,
-                                           up_links, up_off, l, alive, empty_mask, cur, dcur,
-                                           ef_construction, visited, tag, cd, ci)
+                rd, ri, nr = _search_layer(
+                    q,
+                    empty_f,
+                    vecs,
+                    empty_codes,
+                    empty_f,
+                    False,
+                    metric,
+                    links0,
+                    up_links,
+                    up_off,
+                    l,
+                    alive,
+                    empty_mask,
+                    cur,
+                    dcur,
+                    ef_construction,
+                    visited,
+                    tag,
+                    cd,
+                    ci,
+                )
                 if nr == 0:
                     # Everything reachable is deleted: link to the entry anyway.
                     rd[0] = dcur

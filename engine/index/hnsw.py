@@ -59,12 +59,26 @@ class _Graph:
     """One consistent set of arrays; replaced as a whole, never resized in place."""
 
     __slots__ = (
-        "cap", "n", "up_used", "vecs", "codes", "cnorm", "qparams", "labels", "levels",
-        "alive", "links0", "up_links", "up_off", "state", "hkeys", "hvals", "hused",
+        "cap",
+        "n",
+        "up_used",
+        "vecs",
+        "codes",
+        "cnorm",
+        "qparams",
+        "labels",
+        "levels",
+        "alive",
+        "links0",
+        "up_links",
+        "up_off",
+        "state",
+        "hkeys",
+        "hvals",
+        "hused",
     )
 
-    def __init__(self, dim: int, M: int, M0: int, cap: int, up_cap: int, quantize: bool, hash_cap: int,
-                 l2: bool):
+    def __init__(self, dim: int, M: int, M0: int, cap: int, up_cap: int, quantize: bool, hash_cap: int, l2: bool):
         self.cap = cap
         self.n = 0
         self.up_used = 0
@@ -108,9 +122,24 @@ class _Graph:
 
     @property
     def nbytes(self) -> int:
-        return sum(getattr(self, a).nbytes for a in (
-            "vecs", "codes", "cnorm", "qparams", "labels", "levels", "alive", "links0",
-            "up_links", "up_off", "state", "hkeys", "hvals"))
+        return sum(
+            getattr(self, a).nbytes
+            for a in (
+                "vecs",
+                "codes",
+                "cnorm",
+                "qparams",
+                "labels",
+                "levels",
+                "alive",
+                "links0",
+                "up_links",
+                "up_off",
+                "state",
+                "hkeys",
+                "hvals",
+            )
+        )
 
 
 def _hash_cap_for(n: int) -> int:
@@ -191,8 +220,10 @@ class HnswIndex:
         return K.hash_lookup(g.hkeys, g.hvals, np.int64(item_id)) >= 0
 
     def __repr__(self) -> str:
-        return (f"HnswIndex(dim={self.dim}, metric={self.metric!r}, M={self.M}, "
-                f"ef_construction={self.ef_construction}, items={len(self)}, deleted={self._n_deleted})")
+        return (
+            f"HnswIndex(dim={self.dim}, metric={self.metric!r}, M={self.M}, "
+            f"ef_construction={self.ef_construction}, items={len(self)}, deleted={self._n_deleted})"
+        )
 
     @property
     def deleted_count(self) -> int:
@@ -254,7 +285,7 @@ class HnswIndex:
         lo = np.full(self.dim, np.inf, np.float32)
         hi = np.full(self.dim, -np.inf, np.float32)
         for a in range(0, total, _CHUNK):
-            v = self._prepared(vectors[a:a + _CHUNK])
+            v = self._prepared(vectors[a : a + _CHUNK])
             np.minimum(lo, v.min(axis=0), out=lo)
             np.maximum(hi, v.max(axis=0), out=hi)
         done = 0
@@ -268,8 +299,7 @@ class HnswIndex:
                 if cancel_check is not None and cancel_check():
                     raise Cancelled(f"index build cancelled after {done} of {total} items")
                 stop = min(total, done + _CHUNK)
-                self._insert_chunk(ids[done:stop], self._prepared(vectors[done:stop]), levels[done:stop],
-                                   visited)
+                self._insert_chunk(ids[done:stop], self._prepared(vectors[done:stop]), levels[done:stop], visited)
                 done = stop
                 if on_progress is not None:
                     on_progress(done, total, "linking vectors into the index")
@@ -303,8 +333,9 @@ class HnswIndex:
             g = self._g
             n = g.n
             keep = np.flatnonzero(g.alive[:n])
-            fresh = HnswIndex(self.dim, self.metric, self.M, self.ef_construction, self.ef_search,
-                              self.quantize, self.seed)
+            fresh = HnswIndex(
+                self.dim, self.metric, self.M, self.ef_construction, self.ef_search, self.quantize, self.seed
+            )
             if keep.size:
                 fresh.add(g.labels[keep], g.vecs[keep])
             self._g = fresh._g
@@ -325,7 +356,8 @@ class HnswIndex:
             vectors = vectors.reshape(1, -1)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim or vectors.shape[0] != ids.shape[0]:
             raise UsageError(
-                f"expected {ids.shape[0]} vectors of dimension {self.dim}, got an array of shape {vectors.shape}")
+                f"expected {ids.shape[0]} vectors of dimension {self.dim}, got an array of shape {vectors.shape}"
+            )
         if not (np.issubdtype(vectors.dtype, np.floating) or np.issubdtype(vectors.dtype, np.integer)):
             raise UsageError(f"vectors must be numbers, not {vectors.dtype}")
         if np.unique(ids).shape[0] != ids.shape[0]:
@@ -365,8 +397,7 @@ class HnswIndex:
         self._trained = True
 
     def _new_graph(self, cap: int, up_cap: int, hash_cap: int) -> _Graph:
-        return _Graph(self.dim, self.M, self.M0, cap, up_cap, self.quantize, hash_cap,
-                      self._metric_code == K.METRIC_L2)
+        return _Graph(self.dim, self.M, self.M0, cap, up_cap, self.quantize, hash_cap, self._metric_code == K.METRIC_L2)
 
     def _reserve(self, extra: int, extra_rows: int) -> None:
         """Make room for ``extra`` more nodes, ``extra_rows`` upper-layer rows and their ids.
@@ -400,8 +431,7 @@ class HnswIndex:
             new.hused = K.hash_insert_many(new.hkeys, new.hvals, old.labels[live], live, replaced)
         self._g = new  # one assignment: readers see the old or the new arrays, never a mix
 
-    def _insert_chunk(self, ids: np.ndarray, vecs: np.ndarray, levels: np.ndarray,
-                      visited: np.ndarray) -> None:
+    def _insert_chunk(self, ids: np.ndarray, vecs: np.ndarray, levels: np.ndarray, visited: np.ndarray) -> None:
         """Write one chunk's rows and link them (room was reserved by :meth:`_reserve`)."""
         g = self._g
         cnt = ids.shape[0]
@@ -428,9 +458,22 @@ class HnswIndex:
         if self.quantize:
             K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, start, stop, self._metric_code)
         g.up_used += rows_needed
-        K.INSERT[self._metric_code](start, stop, g.levels, g.vecs, self.M, self.M0, self.ef_construction,
-                                    self._n_deleted > 0, g.alive, g.links0, g.up_links, g.up_off, g.state,
-                                    visited)
+        K.INSERT[self._metric_code](
+            start,
+            stop,
+            g.levels,
+            g.vecs,
+            self.M,
+            self.M0,
+            self.ef_construction,
+            self._n_deleted > 0,
+            g.alive,
+            g.links0,
+            g.up_links,
+            g.up_off,
+            g.state,
+            visited,
+        )
         g.n = stop
         nodes = np.arange(start, stop, dtype=np.int32)
         replaced = np.empty(cnt, np.int32)
@@ -517,8 +560,9 @@ class HnswIndex:
         keys = np.ascontiguousarray(np.asarray(allowed, dtype=np.int64).ravel())
         return K.build_filter(keys, g.hkeys, g.hvals, g.alive, g.cap)
 
-    def search(self, query, k: int = 10, ef: int | None = None, allowed=None,
-               plan: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, query, k: int = 10, ef: int | None = None, allowed=None, plan: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The k nearest items to ``query``.
 
         Args:
@@ -550,16 +594,35 @@ class HnswIndex:
             if how == "exact":
                 return K.exact_search(q, k, self._metric_code, g.vecs, g.labels, nodes)
             if how == "scan":
-                return K.scan_search(q, k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm,
-                                     g.labels, nodes)
+                return K.scan_search(q, k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm, g.labels, nodes)
         deleted = self._n_deleted > 0
         out_ids = np.empty((1, k), np.int64)
         out_d = np.empty((1, k), np.float32)
         s = self._scratch(g.cap, deleted or allowed is not None)
         try:
-            got = self._search_fn(q[None], k, ef, g.qparams, g.vecs, g.codes, g.cnorm, g.labels,
-                                  g.alive, mask, deleted, g.links0, g.up_links, g.up_off, g.state,
-                                  s[0], s[1], s[2], g.n, out_ids, out_d)
+            got = self._search_fn(
+                q[None],
+                k,
+                ef,
+                g.qparams,
+                g.vecs,
+                g.codes,
+                g.cnorm,
+                g.labels,
+                g.alive,
+                mask,
+                deleted,
+                g.links0,
+                g.up_links,
+                g.up_off,
+                g.state,
+                s[0],
+                s[1],
+                s[2],
+                g.n,
+                out_ids,
+                out_d,
+            )
         finally:
             self._scratch_pool.append(s)
         if got == k:
@@ -577,9 +640,15 @@ class HnswIndex:
             plan = "exact"  # every passing item is a result
         return plan
 
-    def search_batch(self, queries, k: int = 10, ef: int | None = None, allowed=None,
-                     plan: str | None = None, num_threads: int | None = None
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def search_batch(
+        self,
+        queries,
+        k: int = 10,
+        ef: int | None = None,
+        allowed=None,
+        plan: str | None = None,
+        num_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`search` for each row of ``queries`` (shape (nq, dim)), in threads.
 
         Returns ``(ids, distances)`` of shape (nq, k); rows with fewer than k
@@ -610,16 +679,37 @@ class HnswIndex:
                     if how == "exact":
                         ids, d = K.exact_search(Q[r], k, self._metric_code, g.vecs, g.labels, nodes)
                     else:
-                        ids, d = K.scan_search(Q[r], k, ef, self._metric_code, g.qparams, g.vecs, g.codes,
-                                               g.cnorm, g.labels, nodes)
-                    out_ids[r, :ids.shape[0]] = ids
-                    out_d[r, :ids.shape[0]] = d
+                        ids, d = K.scan_search(
+                            Q[r], k, ef, self._metric_code, g.qparams, g.vecs, g.codes, g.cnorm, g.labels, nodes
+                        )
+                    out_ids[r, : ids.shape[0]] = ids
+                    out_d[r, : ids.shape[0]] = d
                 return
             s = self._scratch(g.cap, deleted or nodes is not None)
             try:
-                self._search_fn(Q[a:b], k, ef, g.qparams, g.vecs, g.codes, g.cnorm, g.labels, g.alive, mask,
-                                deleted, g.links0, g.up_links, g.up_off, g.state, s[0], s[1], s[2], g.n,
-                                out_ids[a:b], out_d[a:b])
+                self._search_fn(
+                    Q[a:b],
+                    k,
+                    ef,
+                    g.qparams,
+                    g.vecs,
+                    g.codes,
+                    g.cnorm,
+                    g.labels,
+                    g.alive,
+                    mask,
+                    deleted,
+                    g.links0,
+                    g.up_links,
+                    g.up_off,
+                    g.state,
+                    s[0],
+                    s[1],
+                    s[2],
+                    g.n,
+                    out_ids[a:b],
+                    out_d[a:b],
+                )
             finally:
                 self._scratch_pool.append(s)
 
@@ -659,9 +749,27 @@ class HnswIndex:
                 size += a.nbytes
             gen = self.generation if generation is None else int(generation)
             fields = _HEADER.pack(
-                _MAGIC, _VERSION, _HEADER_SIZE, self.dim, self._metric_code, int(self.quantize),
-                int(gen is not None), 0, self.M, self.M0, self.ef_construction, self.ef_search,
-                n, u, int(g.state[1]), self.seed, int(g.state[0]), int(gen or 0), size, digest.digest())
+                _MAGIC,
+                _VERSION,
+                _HEADER_SIZE,
+                self.dim,
+                self._metric_code,
+                int(self.quantize),
+                int(gen is not None),
+                0,
+                self.M,
+                self.M0,
+                self.ef_construction,
+                self.ef_search,
+                n,
+                u,
+                int(g.state[1]),
+                self.seed,
+                int(g.state[0]),
+                int(gen or 0),
+                size,
+                digest.digest(),
+            )
             header = fields + struct.pack("<I", zlib.crc32(fields))
             tmp = None
             try:
@@ -728,8 +836,8 @@ class HnswIndex:
             return None
         if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
             return None
-        fields = head[:_HEADER.size]
-        if struct.unpack("<I", head[_HEADER.size:])[0] != zlib.crc32(fields):
+        fields = head[: _HEADER.size]
+        if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
             return None
         unpacked = _HEADER.unpack(fields)
         has_gen, gen = unpacked[6], unpacked[17]
@@ -744,22 +852,49 @@ class HnswIndex:
         head = f.read(_HEADER_SIZE)
         if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
             raise corrupt("not a Shoebox HNSW file" if head[:8] != _MAGIC else "truncated header")
-        fields = head[:_HEADER.size]
-        if struct.unpack("<I", head[_HEADER.size:])[0] != zlib.crc32(fields):
+        fields = head[: _HEADER.size]
+        if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
             raise corrupt("header checksum mismatch")
-        (_, version, header_size, dim, metric, quantize, has_gen, _, M, M0, efc, efs, n, u, linked,
-         seed, entry, gen, size, sha) = _HEADER.unpack(fields)
+        (
+            _,
+            version,
+            header_size,
+            dim,
+            metric,
+            quantize,
+            has_gen,
+            _,
+            M,
+            M0,
+            efc,
+            efs,
+            n,
+            u,
+            linked,
+            seed,
+            entry,
+            gen,
+            size,
+            sha,
+        ) = _HEADER.unpack(fields)
         if version != _VERSION or header_size != _HEADER_SIZE:
             raise corrupt(f"format version {version}, this Shoebox reads version {_VERSION}")
         if expected_generation is not None and (not has_gen or gen != int(expected_generation)):
             found = gen if has_gen else "none"
             raise IndexStaleError(
                 f"the index file {path} was built from library generation {found}, "
-                f"the library is at {expected_generation}; rebuild it")
+                f"the library is at {expected_generation}; rebuild it"
+            )
         if metric not in _METRIC_NAMES or M0 != 2 * M or not 2 <= M <= 256 or not 1 <= dim <= 65536:
             raise corrupt("bad parameters")
-        shapes = [((n,), np.int64), ((n,), np.int8), ((n,), np.uint8), ((n,), np.int32),
-                  ((n, M0 + 1), np.int32), ((u, M + 1), np.int32)]
+        shapes = [
+            ((n,), np.int64),
+            ((n,), np.int8),
+            ((n,), np.uint8),
+            ((n,), np.int32),
+            ((n, M0 + 1), np.int32),
+            ((u, M + 1), np.int32),
+        ]
         if quantize:
             shapes.append(((2, dim), np.float32))
         shapes.append(((n, dim), np.float32))

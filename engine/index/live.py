@@ -72,8 +72,12 @@ class Catalog:
         base = self.without(rows[0])
         ids = np.concatenate([base.ids, rows[0]])
         order = np.argsort(ids, kind="stable")
-        return Catalog(ids[order], np.concatenate([base.file_ids, rows[1]])[order],
-                       np.concatenate([base.kinds, rows[2]])[order], np.concatenate([base.times, rows[3]])[order])
+        return Catalog(
+            ids[order],
+            np.concatenate([base.file_ids, rows[1]])[order],
+            np.concatenate([base.kinds, rows[2]])[order],
+            np.concatenate([base.times, rows[3]])[order],
+        )
 
     def mask(self, filters: Filters, store: LibraryStore) -> np.ndarray:
         """Which items pass ``filters`` (a boolean array aligned with ``ids``)."""
@@ -111,8 +115,17 @@ class LiveIndex:
     ``"ready"`` and ``"failed"`` (``error`` says why; exact search is used).
     """
 
-    def __init__(self, store: LibraryStore, path: str | Path, *, min_items: int, space: str = "clip",
-                 M: int = 16, ef_construction: int = 200, ef_search: int = 64):
+    def __init__(
+        self,
+        store: LibraryStore,
+        path: str | Path,
+        *,
+        min_items: int,
+        space: str = "clip",
+        M: int = 16,
+        ef_construction: int = 200,
+        ef_search: int = 64,
+    ):
         self.store = store
         self.path = Path(path)
         self.space = space
@@ -142,10 +155,11 @@ class LiveIndex:
     @property
     def usable(self) -> bool:
         """Whether searches go through this index: its graph, or a small space's matrix (else the caller searches)."""
-        return (self.state == "ready" and self.index is not None) or (self.state == "small" and self.catalog is not None)
+        return (self.state == "ready" and self.index is not None) or (
+            self.state == "small" and self.catalog is not None
+        )
 
-    def open(self, *, build: str = "background",
-             on_progress: Callable[[int, int, str], None] | None = None) -> None:
+    def open(self, *, build: str = "background", on_progress: Callable[[int, int, str], None] | None = None) -> None:
         """Load the saved index and catch up; rebuild it when unusable.
 
         ``build`` says what to do when the file cannot be used: ``"background"``
@@ -190,8 +204,11 @@ class LiveIndex:
         catalog = Catalog(*self.store.item_catalog(space=self.space))
         parts = list(self.store.iter_vectors(4096, space=self.space))
         ids = np.concatenate([i for i, _ in parts]) if parts else np.empty(0, np.int64)
-        vecs = np.concatenate([v for _, v in parts]) if parts else np.empty((0, self.store.space_dim(self.space)),
-                                                                           np.float32)
+        vecs = (
+            np.concatenate([v for _, v in parts])
+            if parts
+            else np.empty((0, self.store.space_dim(self.space)), np.float32)
+        )
         keep = np.isin(ids, catalog.ids)  # a vector without its item (mid-change elsewhere) is not findable
         self._small = (ids[keep], vecs[keep])
         self.catalog = catalog
@@ -284,7 +301,10 @@ class LiveIndex:
                     self._link_pending()
                 return 0
             if self.state == "small":
-                if self.store.count_items(self.space) >= self.min_items and self.store.space_dim(self.space) is not None:
+                if (
+                    self.store.count_items(self.space) >= self.min_items
+                    and self.store.space_dim(self.space) is not None
+                ):
                     self.state = "closed"
                     self.open(build="background" if link == "auto" else "now")
                 else:
@@ -414,7 +434,9 @@ class LiveIndex:
             return None
         return catalog.ids[catalog.mask(filters, self.store)]
 
-    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[list[tuple[int, float]], str]:
+    def search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[list[tuple[int, float]], str]:
         """(item id, cosine similarity) pairs best first, and the plan used ("graph", "scan", "exact").
 
         Vectors committed but not yet linked are searched exactly and merged.  A small space
@@ -468,8 +490,11 @@ class LiveIndex:
         if self.index is None and self.state == "small":
             ids, vecs = self._small
             pos = np.searchsorted(ids, np.asarray(item_ids, np.int64)) if ids.size else np.zeros(len(item_ids), int)
-            found = (pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == np.asarray(item_ids)) \
-                if ids.size else np.zeros(len(item_ids), bool)
+            found = (
+                (pos < ids.size) & (ids[np.minimum(pos, max(ids.size - 1, 0))] == np.asarray(item_ids))
+                if ids.size
+                else np.zeros(len(item_ids), bool)
+            )
             if found.all():
                 return vecs[pos]
             raise KeyError(item_ids[int(np.flatnonzero(~found)[0])])

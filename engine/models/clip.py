@@ -319,11 +319,17 @@ class ClipEncoder:
                 if self._explicit is not None:
                     fix = f"Point SHOEBOX_CLIP_WEIGHTS at an intact {self.name} weights file."
                 else:
-                    fix = ("Run `shoebox models download clip` to fetch it again, "
-                           "or import an intact copy with `shoebox models import FILE`.")
+                    fix = (
+                        "Run `shoebox models download clip` to fetch it again, "
+                        "or import an intact copy with `shoebox models import FILE`."
+                    )
                 model = load_clip_checkpoint(
-                    self.name, path, device, quick_gelu=quick_gelu_for(self.name, self._tag),
-                    label=f"CLIP {self.name}", fix=fix,
+                    self.name,
+                    path,
+                    device,
+                    quick_gelu=quick_gelu_for(self.name, self._tag),
+                    label=f"CLIP {self.name}",
+                    fix=fix,
                 )
             self._device = device
             self._model = model
@@ -390,7 +396,7 @@ class ClipEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         size = max(1, self.settings.batch_size)
         parts = [
-            self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images[i:i + size]]))
+            self.encode_image_tensors(torch.stack([self.preprocess(im) for im in images[i : i + size]]))
             for i in range(0, len(images), size)
         ]
         return np.concatenate(parts)
@@ -453,7 +459,7 @@ class ClipEncoder:
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), size):
-                tokens = tokenizer(list(texts[i:i + size])).to(self._device)
+                tokens = tokenizer(list(texts[i : i + size])).to(self._device)
                 out.append(self._model.encode_text(tokens, normalize=True).float().cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
 

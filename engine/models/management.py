@@ -259,9 +259,7 @@ def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, w
 # ---------------------------------------------------------------------------- import
 
 
-def import_model(
-    settings: Settings, path: str | os.PathLike, kind: str | None = None, name: str | None = None
-) -> Path:
+def import_model(settings: Settings, path: str | os.PathLike, kind: str | None = None, name: str | None = None) -> Path:
     """Copy a person's weights file, or text model folder, into Shoebox's cache after checking that it loads.
 
     ``kind`` (``"clip"``/``"whisper"``/``"text"``) and ``name`` are inferred when left out:
@@ -399,7 +397,11 @@ def _import_clip(settings: Settings, src: Path, content: Any, sha: str, name: st
     try:
         shutil.copyfile(src, tmp)
         load_clip_checkpoint(
-            model, tmp, "cpu", quick_gelu=quick_gelu_for(model, tag), label=f"CLIP {model}",
+            model,
+            tmp,
+            "cpu",
+            quick_gelu=quick_gelu_for(model, tag),
+            label=f"CLIP {model}",
             fix=f"Check that it holds {model} weights (name the model with --name), or import an intact copy.",
             shown_as=src,
         )
@@ -509,8 +511,17 @@ def _vit_signature(state: dict) -> tuple | None:
         found = [int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))]
         return max(found) + 1 if found else 0
 
-    return (embed_dim, int(width), int(patch), int(grid * patch), depth("visual.transformer.resblocks."),
-            int(vocab), int(text_width), int(context), depth("transformer.resblocks."))
+    return (
+        embed_dim,
+        int(width),
+        int(patch),
+        int(grid * patch),
+        depth("visual.transformer.resblocks."),
+        int(vocab),
+        int(text_width),
+        int(context),
+        depth("transformer.resblocks."),
+    )
 
 
 def _config_signature(cfg: dict) -> tuple | None:
@@ -521,18 +532,28 @@ def _config_signature(cfg: dict) -> tuple | None:
     if not isinstance(layers, int) or not isinstance(size, int):
         return None  # ResNet towers and non-square inputs are not inferred; name them instead
     # Defaults are open_clip's CLIPVisionCfg / CLIPTextCfg defaults.
-    return (cfg.get("embed_dim"), vision.get("width", 768), vision.get("patch_size", 16), size, layers,
-            text.get("vocab_size", 49408), text.get("width", 512), text.get("context_length", 77),
-            text.get("layers", 12))
+    return (
+        cfg.get("embed_dim"),
+        vision.get("width", 768),
+        vision.get("patch_size", 16),
+        size,
+        layers,
+        text.get("vocab_size", 49408),
+        text.get("width", 512),
+        text.get("context_length", 77),
+        text.get("layers", 12),
+    )
 
 
 def _infer_clip_name(state: dict, settings: Settings, src: Path) -> str:
     from .clip import clip_model_config, clip_model_names
 
     signature = _vit_signature({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
-    matches = [] if signature is None else [
-        n for n in clip_model_names() if _config_signature(clip_model_config(n)) == signature
-    ]
+    matches = (
+        []
+        if signature is None
+        else [n for n in clip_model_names() if _config_signature(clip_model_config(n)) == signature]
+    )
     if settings.clip_model in matches:
         return settings.clip_model
     # A -quickgelu variant has the same tensors as its base; the base is the usual one.
@@ -587,8 +608,15 @@ def list_models(settings: Settings) -> list[dict]:
 
     # Rows are added in resolution order, so the first candidate of a kind that matches
     # the settings is the one a model would load; later matches are not "selected".
-    def add(kind: str, name: str, weights: str, path: Path | None, source: str | None, selected: bool,
-            present: bool | None = None) -> None:
+    def add(
+        kind: str,
+        name: str,
+        weights: str,
+        path: Path | None,
+        source: str | None,
+        selected: bool,
+        present: bool | None = None,
+    ) -> None:
         if (kind, name, weights) in seen:
             return
         seen.add((kind, name, weights))
@@ -600,11 +628,18 @@ def list_models(settings: Settings) -> list[dict]:
         size = None
         if present:
             size = path.stat().st_size if path.is_file() else _folder_size(path)
-        rows.append({
-            "kind": kind, "name": name, "weights": weights, "present": present,
-            "path": str(path) if path is not None else None,
-            "size": size, "source": source, "selected": selected,
-        })
+        rows.append(
+            {
+                "kind": kind,
+                "name": name,
+                "weights": weights,
+                "present": present,
+                "path": str(path) if path is not None else None,
+                "size": size,
+                "source": source,
+                "selected": selected,
+            }
+        )
 
     def add_explicit(kind: str, name: str) -> bool:
         raw = settings.clip_weights if kind == "clip" else settings.whisper_weights
@@ -624,8 +659,14 @@ def list_models(settings: Settings) -> list[dict]:
             ckpt = find_checkpoint(tag_dir)
             if ckpt is not None:
                 tag = _tag_from_dirname(tag_dir.name)
-                add("clip", model_dir.name, tag, ckpt, "shoebox-cache",
-                    not explicit and (model_dir.name, tag) == (clip_name, clip_tag))
+                add(
+                    "clip",
+                    model_dir.name,
+                    tag,
+                    ckpt,
+                    "shoebox-cache",
+                    not explicit and (model_dir.name, tag) == (clip_name, clip_tag),
+                )
     for model, tag in open_clip.list_pretrained():
         found = _clip_standard_cache(open_clip.get_pretrained_cfg(model, tag))
         if found is not None:
@@ -637,12 +678,24 @@ def list_models(settings: Settings) -> list[dict]:
     whisper_name = settings.whisper_model
     explicit = add_explicit("whisper", whisper_name)
     for path in sorted((settings.models_dir / "whisper").glob("*.pt")):
-        add("whisper", path.stem, whisper_weights_tag(path.stem, path, settings), path, "shoebox-cache",
-            not explicit and path.stem == whisper_name)
+        add(
+            "whisper",
+            path.stem,
+            whisper_weights_tag(path.stem, path, settings),
+            path,
+            "shoebox-cache",
+            not explicit and path.stem == whisper_name,
+        )
     for name in (*WHISPER_NAMES, TEST_TINY):
         found = _whisper_standard_cache(name)
-        add("whisper", name, whisper_weights_tag(name, None, settings), found.path if found else None,
-            found.source if found else None, not explicit and name == whisper_name)
+        add(
+            "whisper",
+            name,
+            whisper_weights_tag(name, None, settings),
+            found.path if found else None,
+            found.source if found else None,
+            not explicit and name == whisper_name,
+        )
     if not explicit:
         add("whisper", whisper_name, whisper_weights_tag(whisper_name, None, settings), None, None, True)
 
@@ -685,16 +738,30 @@ def _list_text_models(settings: Settings, add: Callable[..., None]) -> None:
             continue
         name = text_name_from_cache_dir(folder.name)
         present = not text_folder_problems(folder)
-        add("text", name, _text_weights_tag(name, folder, settings) if present else "", folder, "shoebox-cache",
-            name == configured, present=present)
+        add(
+            "text",
+            name,
+            _text_weights_tag(name, folder, settings) if present else "",
+            folder,
+            "shoebox-cache",
+            name == configured,
+            present=present,
+        )
         found.add(name)
     for name in dict.fromkeys([*KNOWN_TEXT_MODELS, *([configured] if configured else [])]):
         if name == TEST_TINY:
             continue
         snapshot = hf_text_snapshot(name)
         if snapshot is not None:
-            add("text", name, _text_weights_tag(name, snapshot, settings), snapshot, "hf-cache", name == configured,
-                present=True)
+            add(
+                "text",
+                name,
+                _text_weights_tag(name, snapshot, settings),
+                snapshot,
+                "hf-cache",
+                name == configured,
+                present=True,
+            )
             found.add(name)
     if configured is not None and configured not in found:
         add("text", configured, "seed0" if configured == TEST_TINY else "", None, None, True, present=False)

@@ -67,13 +67,28 @@ _POOLING_FLAGS = (
     ("pooling_mode_weightedmean_tokens", "weightedmean"),
     ("pooling_mode_lasttoken", "lasttoken"),
 )
-_POOLING_NAMES = {"cls": "cls", "max": "max", "mean": "mean", "mean_sqrt_len_tokens": "mean_sqrt_len",
-                  "weightedmean": "weightedmean", "lasttoken": "lasttoken"}
+_POOLING_NAMES = {
+    "cls": "cls",
+    "max": "max",
+    "mean": "mean",
+    "mean_sqrt_len_tokens": "mean_sqrt_len",
+    "weightedmean": "weightedmean",
+    "lasttoken": "lasttoken",
+}
 
 # Models whose position ids start after the padding index (fairseq's convention), so two
 # of their max_position_embeddings can never be used by tokens.
-_OFFSET_POSITIONS = {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "longformer", "mpnet",
-                     "data2vec-text", "roberta-prelayernorm", "xmod"}
+_OFFSET_POSITIONS = {
+    "roberta",
+    "xlm-roberta",
+    "xlm-roberta-xl",
+    "camembert",
+    "longformer",
+    "mpnet",
+    "data2vec-text",
+    "roberta-prelayernorm",
+    "xmod",
+}
 
 # Activations a Dense module may name (torch.nn class names).
 _ACTIVATIONS = ("Identity", "Tanh", "ReLU", "GELU", "Sigmoid", "SiLU")
@@ -190,9 +205,16 @@ def read_layout(folder: Path, fix: str) -> _Layout:
     prompts = prompts_file.get("prompts") if isinstance(prompts_file.get("prompts"), dict) else {}
     max_seq = st_config.get("max_seq_length")
     return _Layout(
-        folder=folder, transformer=transformer, config=config, pooling=pooling, include_prompt=include_prompt,
-        dense=tuple(dense), max_seq_length=int(max_seq) if isinstance(max_seq, int) and max_seq > 0 else None,
-        lowercase=bool(st_config.get("do_lower_case")), prompts=prompts, dim=dim,
+        folder=folder,
+        transformer=transformer,
+        config=config,
+        pooling=pooling,
+        include_prompt=include_prompt,
+        dense=tuple(dense),
+        max_seq_length=int(max_seq) if isinstance(max_seq, int) and max_seq > 0 else None,
+        lowercase=bool(st_config.get("do_lower_case")),
+        prompts=prompts,
+        dim=dim,
     )
 
 
@@ -309,8 +331,10 @@ class TextEncoder:
     def _fix(self) -> str:
         if self._explicit is not None:
             return "Point SHOEBOX_TEXT_MODEL at a complete sentence-transformers model folder."
-        return ("Run `shoebox models download text` to fetch it again, "
-                "or `shoebox models import FOLDER --kind text` with an intact copy.")
+        return (
+            "Run `shoebox models download text` to fetch it again, "
+            "or `shoebox models import FOLDER --kind text` with an intact copy."
+        )
 
     def locate(self) -> Path:
         """The model folder :meth:`load` reads, without loading it.
@@ -588,7 +612,7 @@ class TextEncoder:
         out = []
         with torch.inference_mode():
             for start in range(0, len(texts), size):
-                encodings = batcher.encode_batch([self._prepare(prefix + t) for t in texts[start:start + size]])
+                encodings = batcher.encode_batch([self._prepare(prefix + t) for t in texts[start : start + size]])
                 ids = torch.tensor([e.ids for e in encodings], dtype=torch.long, device=self._device)
                 mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long, device=self._device)
                 inputs = {"input_ids": ids, "attention_mask": mask}

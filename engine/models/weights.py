@@ -66,8 +66,20 @@ _CLIP_FILE_NAMES = (
 # that checking a name does not import torch (the window must appear before torch loads);
 # downloads take their URL from whisper itself.
 WHISPER_NAMES = (
-    "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium",
-    "large-v1", "large-v2", "large-v3", "large", "large-v3-turbo", "turbo",
+    "tiny.en",
+    "tiny",
+    "base.en",
+    "base",
+    "small.en",
+    "small",
+    "medium.en",
+    "medium",
+    "large-v1",
+    "large-v2",
+    "large-v3",
+    "large",
+    "large-v3-turbo",
+    "turbo",
 )
 
 
@@ -277,8 +289,12 @@ def _clip_standard_cache(cfg: dict) -> WeightsLocation | None:
             candidates = [filename]
             if filename.endswith((".bin", ".pth")):
                 # open_clip prefers a safetensors twin of the pickle file when the repo has one.
-                candidates.insert(0, "open_clip_model.safetensors" if filename == "open_clip_pytorch_model.bin"
-                                  else filename[:-4] + ".safetensors")
+                candidates.insert(
+                    0,
+                    "open_clip_model.safetensors"
+                    if filename == "open_clip_pytorch_model.bin"
+                    else filename[:-4] + ".safetensors",
+                )
             for candidate in candidates:
                 found = try_to_load_from_cache(repo, candidate, cache_dir=str(_hf_hub_cache_dir()))
                 if isinstance(found, str) and os.path.isfile(found):
@@ -456,8 +472,12 @@ TEXT_DOWNLOAD_PATTERNS = [
 
 # Weights of a transformers model folder, best first.  The pickle formats are read only
 # with weights_only=True (see the text model's loader).
-TEXT_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                     "pytorch_model.bin.index.json")
+TEXT_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 TEXT_TOKENIZER_FILES = ("tokenizer.json", "sentencepiece.bpe.model", "spiece.model", "vocab.txt", "vocab.json")
 
 
@@ -609,7 +629,7 @@ def text_folder_name(folder: Path, settings: Settings | None = None) -> str | No
     """
     folder = Path(folder)
     if folder.parent.name == "snapshots" and folder.parent.parent.name.startswith("models--"):
-        return folder.parent.parent.name[len("models--"):].replace("--", "/")
+        return folder.parent.parent.name[len("models--") :].replace("--", "/")
     if settings is not None and folder.parent == (settings.models_dir / "text").resolve():
         return text_name_from_cache_dir(folder.name)
     try:
@@ -633,9 +653,7 @@ def hf_text_snapshot(name: str) -> Path | None:
     snapshots = repo / "snapshots"
     if not snapshots.is_dir():
         return None
-    candidates = sorted(
-        (p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
-    )
+    candidates = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
     try:
         main = (repo / "refs" / "main").read_text(encoding="utf-8").strip()
     except OSError:
@@ -673,11 +691,14 @@ def locate_text_model(settings: Settings, name: str) -> WeightsLocation:
         if not problems:
             return WeightsLocation(cached, "shoebox-cache")
         if name != TEST_TINY:
-            raise ModelUnavailableError(text_incomplete_message(
-                cached, problems,
-                "Run `shoebox models download text` to fetch it again, "
-                "or `shoebox models import FOLDER --kind text` with an intact copy.",
-            ))
+            raise ModelUnavailableError(
+                text_incomplete_message(
+                    cached,
+                    problems,
+                    "Run `shoebox models download text` to fetch it again, "
+                    "or `shoebox models import FOLDER --kind text` with an intact copy.",
+                )
+            )
     if name == TEST_TINY:
         return WeightsLocation(write_tiny_text_model(cached, 0), "generated")
     found = hf_text_snapshot(name)

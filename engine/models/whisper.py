@@ -182,8 +182,10 @@ class WhisperTranscriber:
             if self._explicit is not None:
                 fix = "Point SHOEBOX_WHISPER_WEIGHTS at an intact Whisper .pt file."
             else:
-                fix = ("Run `shoebox models download whisper` to fetch it again, "
-                       "or import an intact copy with `shoebox models import FILE`.")
+                fix = (
+                    "Run `shoebox models download whisper` to fetch it again, "
+                    "or import an intact copy with `shoebox models import FILE`."
+                )
             model = load_whisper_checkpoint(path, device, label=f"Whisper {self.name}", fix=fix)
             self._device = device
             self._model = model

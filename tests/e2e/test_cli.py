@@ -16,8 +16,12 @@ from tests.helpers import make_photo, make_text
 
 def shoebox(home, *args, check=True, input=None):
     proc = subprocess.run(
-        [sys.executable, "-m", "engine", *map(str, args)], env=tiny_env(home),
-        capture_output=True, text=True, timeout=300, input=input,
+        [sys.executable, "-m", "engine", *map(str, args)],
+        env=tiny_env(home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        input=input,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"shoebox {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
@@ -75,8 +79,9 @@ def test_search_filters(indexed):
     # Filters alone list what passes them; with words, --min-relevance 0 keeps even what nothing supports.
     data = json.loads(shoebox(home, "search", "--kind", "image", "--after", "2021", "--json").stdout)
     assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
-    data = json.loads(shoebox(home, "search", "x", "--kind", "image", "--after", "2021", "--min-relevance", "0",
-                              "--json").stdout)
+    data = json.loads(
+        shoebox(home, "search", "x", "--kind", "image", "--after", "2021", "--min-relevance", "0", "--json").stdout
+    )
     assert [r["path"] for r in data["results"]] == [str(root / "photos" / "c.jpg")]
     data = json.loads(shoebox(home, "search", "x", "--folder", root / "notes", "--min-relevance", "0", "--json").stdout)
     assert {r["kind"] for r in data["results"]} == {"document"} and len(data["results"]) == 2
@@ -97,7 +102,10 @@ def test_tags_from_the_command_line(indexed):
     listing = json.loads(shoebox(home, "tag", "list", "--json").stdout)
     assert {"name": "holiday", "source": "user", "files": 2} in listing["tags"]
     data = json.loads(shoebox(home, "search", "--tag", "holiday", "--json").stdout)
-    assert sorted(r["path"] for r in data["results"]) == [str(root / "photos" / "a.jpg"), str(root / "photos" / "c.jpg")]
+    assert sorted(r["path"] for r in data["results"]) == [
+        str(root / "photos" / "a.jpg"),
+        str(root / "photos" / "c.jpg"),
+    ]
     assert all([t for t in r["tags"] if t not in r["auto_tags"]] == ["holiday"] for r in data["results"])
     shoebox(home, "tag", "remove", "holiday", root / "photos")
     assert [t for t in json.loads(shoebox(home, "tag", "list", "--json").stdout)["tags"] if t["source"] == "user"] == []
@@ -119,16 +127,19 @@ def test_korean_query_from_the_command_line(indexed):
     assert data["results"][0]["path"] == str(root / "notes" / "사진 메모.txt")
 
 
-@pytest.mark.parametrize("args, words", [
-    (["index", "/no/such/folder"], "no such file or folder"),
-    (["search"], "type something to search for"),
-    (["search", "x", "--after", "last tuesday"], "cannot read the date"),
-    (["search", "x", "-k", "0"], "at least 1"),
-    (["search", "--image", "/no/such.jpg"], "no such image"),
-    (["search", "x", "--kind", "video"], "invalid choice"),
-    (["tag", "add", "x", "/not/indexed"], "not in the library"),
-    (["frobnicate"], "invalid choice"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["index", "/no/such/folder"], "no such file or folder"),
+        (["search"], "type something to search for"),
+        (["search", "x", "--after", "last tuesday"], "cannot read the date"),
+        (["search", "x", "-k", "0"], "at least 1"),
+        (["search", "--image", "/no/such.jpg"], "no such image"),
+        (["search", "x", "--kind", "video"], "invalid choice"),
+        (["tag", "add", "x", "/not/indexed"], "not in the library"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
 def test_clean_errors_without_traceback(indexed, args, words):
     home, _, _ = indexed
     proc = shoebox(home, *args, check=False)
@@ -151,8 +162,9 @@ def test_offline_without_weights_says_what_to_do(tmp_path):
     env["SHOEBOX_CLIP_MODEL"] = "ViT-B-32"
     env.pop("SHOEBOX_CLIP_PRETRAINED", None)
     make_photo(tmp_path / "p" / "x.jpg", 5)
-    proc = subprocess.run([sys.executable, "-m", "engine", "index", str(tmp_path / "p")], env=env,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine", "index", str(tmp_path / "p")], env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 1
     assert "shoebox models" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -212,7 +224,9 @@ def test_more_like_this_from_the_command_line(indexed):
     home, root, _ = indexed
     target = root / "photos" / "a.jpg"
     data = json.loads(shoebox(home, "search", "--like", target, "--kind", "image", "--json").stdout)
-    assert sorted(r["path"] for r in data["results"]) == sorted([str(root / "photos" / "b.png"), str(root / "photos" / "c.jpg")])
+    assert sorted(r["path"] for r in data["results"]) == sorted(
+        [str(root / "photos" / "b.png"), str(root / "photos" / "c.jpg")]
+    )
     proc = shoebox(home, "search", "--like", root / "notes" / "missing.jpg", check=False)
     assert proc.returncode == 2 and "no such file" in proc.stderr
 

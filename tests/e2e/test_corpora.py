@@ -16,20 +16,20 @@ FOLDERS = ("images", "pdfs", "audio", "text")
 # Flagged in a manifest, yet readable: the damage is outside the data Shoebox needs.
 RECOVERABLE = {
     "images/decompression_bomb_extents.gif",  # only the oversized second frame is a bomb
-    "pdfs/issue-297.pdf",                     # broken xref table: pypdf rebuilds it
-    "pdfs/selenium-pypdf-issue-177.pdf",      # NUL padding after %%EOF
+    "pdfs/issue-297.pdf",  # broken xref table: pypdf rebuilds it
+    "pdfs/selenium-pypdf-issue-177.pdf",  # NUL padding after %%EOF
 }
 
 # Not flagged as broken, but Shoebox cannot take anything from them, and says why.
 UNREADABLE = {
-    "images/ultrahdr.jpg": "truncated",                          # ends right after its start-of-scan marker
-    "images/bmp/b/shortfile.bmp": "truncated",                   # bmpsuite "bad", described in lower case
+    "images/ultrahdr.jpg": "truncated",  # ends right after its start-of-scan marker
+    "images/bmp/b/shortfile.bmp": "truncated",  # bmpsuite "bad", described in lower case
     "pdfs/encryption/r4-aes-user-password.pdf": "password",
     "pdfs/encryption/r6-both-passwords.pdf": "password",
     "pdfs/libreoffice-writer-password.pdf": "password",
     "pdfs/encrypted-file.pdf": "password",
     "pdfs/crazyones-encrypted-256.pdf": "password",
-    "pdfs/encrypted_doc_no_id.pdf": "no text layer",            # scanned pages only
+    "pdfs/encrypted_doc_no_id.pdf": "no text layer",  # scanned pages only
     "pdfs/imagemagick-CCITTFaxDecode.pdf": "no text layer",
     "audio/test.m4a": "no audio samples",
 }
@@ -48,7 +48,7 @@ def corpora_run(tmp_path_factory):
         rows = {}
         for folder in FOLDERS:
             for row in library.store.files_under(str(CORPORA / folder)):
-                rows[str(row.path)[len(str(CORPORA)) + 1:]] = row
+                rows[str(row.path)[len(str(CORPORA)) + 1 :]] = row
         stats = library.store.stats()
         integrity = library.store.integrity_check()
         hits = library.search(image=CORPORA / "images" / "flower.jpg", k=5, filters=Filters(kinds=("image",))).results
@@ -89,9 +89,7 @@ def test_recoverable_files_are_indexed(corpora_run):
 
 def test_exactly_the_unreadable_files_fail(corpora_run):
     _, rows, _, _, _ = corpora_run
-    broken = {
-        f"{folder}/{r['relative_path']}" for folder in FOLDERS for r in manifest(folder) if flagged_broken(r)
-    }
+    broken = {f"{folder}/{r['relative_path']}" for folder in FOLDERS for r in manifest(folder) if flagged_broken(r)}
     failed = {path for path, row in rows.items() if row.status == "failed"}
     unexpected = {path: rows[path].error for path in failed - broken - set(UNREADABLE)}
     assert unexpected == {}

@@ -33,12 +33,15 @@ def _consistent(db_path):
                 missing += store._query(f"SELECT count(*) FROM items WHERE modality {modality}")[0][0]
                 continue
             orphans += store._query(
-                f"SELECT count(*) FROM {table} v WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = v.item_id)")[0][0]
+                f"SELECT count(*) FROM {table} v WHERE NOT EXISTS (SELECT 1 FROM items i WHERE i.id = v.item_id)"
+            )[0][0]
             missing += store._query(
                 f"SELECT count(*) FROM items i WHERE i.modality {modality} "
-                f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)")[0][0]
+                f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)"
+            )[0][0]
         empty = store._query(
-            "SELECT count(*) FROM files f WHERE f.status = 'indexed' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.file_id = f.id)")[0][0]
+            "SELECT count(*) FROM files f WHERE f.status = 'indexed' AND NOT EXISTS (SELECT 1 FROM items i WHERE i.file_id = f.id)"
+        )[0][0]
         assert (orphans, missing, empty) == (0, 0, 0)
         return {r.path for folder in store.roots() for r in store.files_under(folder)}
 

@@ -51,8 +51,11 @@ def _first(library: Library, query: dict) -> str | None:
 def test_the_library_uses_the_real_model_and_its_shipped_calibration(notes_library):
     library, _ = notes_library
     identity = library.store.model_identity("text")
-    assert identity == {"name": "sentence-transformers/all-MiniLM-L6-v2", "weights": "sha256:53aa51172d142c89",
-                        "dim": 384}
+    assert identity == {
+        "name": "sentence-transformers/all-MiniLM-L6-v2",
+        "weights": "sha256:53aa51172d142c89",
+        "dim": 384,
+    }
     calibration = library.calibration("text")
     assert calibration.source == "measured" and calibration.informative
     assert not calibration.for_query("보일러 점검").informative  # an English model cannot judge Korean

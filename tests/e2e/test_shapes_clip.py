@@ -40,8 +40,9 @@ SCENES: dict[str, SceneSpec] = {
     "img-07.png": SceneSpec((Thing("triangle", "green", "centre"),), (160, 155, 150), 0.0, 107),
     "img-08.png": SceneSpec((Thing("star", "green", "left"),), (125, 135, 135), 0.0, 108),
     # Two shapes in one picture, and each of them alone.
-    "img-09.png": SceneSpec((Thing("circle", "purple", "left"), Thing("star", "orange", "right")),
-                            (140, 140, 145), 0.0, 109),
+    "img-09.png": SceneSpec(
+        (Thing("circle", "purple", "left"), Thing("star", "orange", "right")), (140, 140, 145), 0.0, 109
+    ),
     "img-10.png": SceneSpec((Thing("circle", "purple", "bottom"),), (130, 135, 125), 0.0, 110),
     "img-11.png": SceneSpec((Thing("star", "orange", "top"),), (120, 120, 125), 4.0, 111),
 }
@@ -157,15 +158,24 @@ def planned_library(tmp_path_factory):
     (folder / "pictures").mkdir()
     for name, spec in SCENES.items():
         render_scene(spec, 128).save(folder / "pictures" / name)
-    make_text(folder / "notes" / "meeting.txt",
-              "Directions for Saturday. The red circle on the map marks the meeting point by the lake.")
-    make_text(folder / "notes" / "parking.txt",
-              "The blue square on the map marks the car park; it closes at eight in the evening.")
+    make_text(
+        folder / "notes" / "meeting.txt",
+        "Directions for Saturday. The red circle on the map marks the meeting point by the lake.",
+    )
+    make_text(
+        folder / "notes" / "parking.txt",
+        "The blue square on the map marks the car park; it closes at eight in the evening.",
+    )
     vocabulary = folder / "shapes-vocabulary.txt"
     vocabulary.write_text("circle: a circle\nsquare: a square\nstar: a star\ntriangle: a triangle\n", encoding="utf-8")
-    settings = load_settings(home=tmp_path_factory.mktemp("planned-home"), clip_model="shapes-clip",
-                             clip_weights=str(CHECKPOINT), autotag_vocabulary=str(vocabulary),
-                             autotag_threshold=0.5, text_model="test-tiny")
+    settings = load_settings(
+        home=tmp_path_factory.mktemp("planned-home"),
+        clip_model="shapes-clip",
+        clip_weights=str(CHECKPOINT),
+        autotag_vocabulary=str(vocabulary),
+        autotag_threshold=0.5,
+        text_model="test-tiny",
+    )
     library = Library(settings, graph_min_items=5)
     assert library.index([folder]).failed == []
     yield library, folder

@@ -20,8 +20,9 @@ QUESTION = "When is the boiler service due?"
 @pytest.fixture
 def notes(library, tmp_path):
     folder = tmp_path / "notes"
-    make_text(folder / "boiler.txt",
-              "The boiler service is due in October. The engineer from Acme Heating comes on Tuesday.")
+    make_text(
+        folder / "boiler.txt", "The boiler service is due in October. The engineer from Acme Heating comes on Tuesday."
+    )
     make_text(folder / "garden.txt", "Plant the tulip bulbs in November. The roses need pruning in March.")
     make_text(folder / "car.txt", "The car insurance renews on 3 May. Call Bluebird Insurance to compare quotes.")
     make_photo(folder / "boiler-room.jpg", 7)
@@ -104,9 +105,15 @@ def test_an_answer_with_clickable_sources_and_photos(qtbot, panel, notes):
 def test_the_answer_streams_from_a_local_llm_in_order(qtbot, panel, library, controller):
     with FakeChatServer() as server:
         gate = server.gate()
-        server.script = [sse_event({"role": "assistant"}), sse_event({"content": "The boiler"}),
-                         sse_event({"content": " service is due"}), gate,
-                         sse_event({"content": " in October [1]."}), sse_event(finish="stop"), b"data: [DONE]\n\n"]
+        server.script = [
+            sse_event({"role": "assistant"}),
+            sse_event({"content": "The boiler"}),
+            sse_event({"content": " service is due"}),
+            gate,
+            sse_event({"content": " in October [1]."}),
+            sse_event(finish="stop"),
+            b"data: [DONE]\n\n",
+        ]
         use_llm(library, server.base_url)
         seen: list[str] = []
         controller.ask_token.connect(lambda _request, _text: seen.append(panel.answer_view.toPlainText()))
@@ -138,8 +145,14 @@ def test_the_answer_streams_from_a_local_llm_in_order(qtbot, panel, library, con
 def test_stop_keeps_what_streamed_and_ignores_the_rest(qtbot, panel, library):
     with FakeChatServer() as server:
         gate = server.gate()
-        server.script = [sse_event({"role": "assistant"}), sse_event({"content": "The boiler"}), gate,
-                         sse_event({"content": " LATE"}), sse_event(finish="stop"), b"data: [DONE]\n\n"]
+        server.script = [
+            sse_event({"role": "assistant"}),
+            sse_event({"content": "The boiler"}),
+            gate,
+            sse_event({"content": " LATE"}),
+            sse_event(finish="stop"),
+            b"data: [DONE]\n\n",
+        ]
         use_llm(library, server.base_url)
         panel.ask(QUESTION)
         qtbot.waitUntil(lambda: panel.answer_view.toPlainText() == "The boiler", timeout=60_000)

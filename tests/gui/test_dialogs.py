@@ -16,8 +16,9 @@ from engine.models.weights import clip_cache_dir, locate_clip_weights
 from engine.settings import load_settings
 from tests.conftest import TINY_ENV
 
-MISSING = ("CLIP weights for ViT-B-32 (laion2b_s34b_b79k) are not in the model cache. "
-           "Run `shoebox models download clip`.")
+MISSING = (
+    "CLIP weights for ViT-B-32 (laion2b_s34b_b79k) are not in the model cache. Run `shoebox models download clip`."
+)
 
 
 @pytest.fixture
@@ -60,8 +61,7 @@ def test_choosing_a_weights_file_imports_it(qtbot, first_run, settings, tiny_set
     assert cached.read_bytes() == tiny_weights.read_bytes()
     stored = json.loads((settings.home / "settings.json").read_text())
     assert stored["clip_pretrained"] == new.clip_pretrained
-    assert load_settings(home=settings.home, env=dict(TINY_ENV)).clip_pretrained \
-        == new.clip_pretrained
+    assert load_settings(home=settings.home, env=dict(TINY_ENV)).clip_pretrained == new.clip_pretrained
     assert first_run.message.message() == "Imported CLIP weights from open_clip_model.safetensors."
     assert first_run.close_button.text() == "Done"
     assert not first_run.is_busy()
@@ -78,13 +78,20 @@ def test_choosing_a_file_that_is_not_weights_says_so(qtbot, first_run, tmp_path,
     assert "is not a weights file" in first_run.message.message()
 
 
-@pytest.mark.parametrize("error, expected", [
-    (ModelUnavailableError("Could not download CLIP weights for ViT-B-32 (laion2b_s34b_b79k): "
-                           "[Errno -3] Temporary failure in name resolution. Check the network connection, or "
-                           "copy the weights file from another computer and run `shoebox models import FILE`."),
-     "Could not download CLIP weights for ViT-B-32"),
-    (urllib.error.URLError("[Errno 101] Network is unreachable"), "The download failed: "),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (
+            ModelUnavailableError(
+                "Could not download CLIP weights for ViT-B-32 (laion2b_s34b_b79k): "
+                "[Errno -3] Temporary failure in name resolution. Check the network connection, or "
+                "copy the weights file from another computer and run `shoebox models import FILE`."
+            ),
+            "Could not download CLIP weights for ViT-B-32",
+        ),
+        (urllib.error.URLError("[Errno 101] Network is unreachable"), "The download failed: "),
+    ],
+)
 def test_a_failing_download_shows_the_message(qtbot, first_run, monkeypatch, error, expected):
     calls = []
 
@@ -243,8 +250,7 @@ def test_choosing_a_text_model_folder_imports_it(qtbot, first_run, settings, tmp
     assert first_run.message.message() == "Imported the Text model from my-notes-model."
 
 
-def test_settings_choose_the_text_model_and_the_relevance_default(qtbot, settings, tmp_path, monkeypatch,
-                                                                  app_settings):
+def test_settings_choose_the_text_model_and_the_relevance_default(qtbot, settings, tmp_path, monkeypatch, app_settings):
     dialog = SettingsDialog(settings, app_settings=app_settings)
     qtbot.addWidget(dialog)
     dialog.show()

@@ -58,8 +58,10 @@ def test_tags_merge_sources_and_keep_their_check(panel):
     panel.set_tags([("beach", "auto", 4), ("holiday", "user", 3), ("beach", "user", 1), ("drinks", "auto", 1)])
     assert panel.tag_names() == ["beach", "holiday", "drinks"]
     assert panel.tag_counts() == {"beach": 5, "holiday": 3, "drinks": 1}
-    items = {panel.tag_list.item(r).data(Qt.ItemDataRole.UserRole + 1): panel.tag_list.item(r)
-             for r in range(panel.tag_list.count())}
+    items = {
+        panel.tag_list.item(r).data(Qt.ItemDataRole.UserRole + 1): panel.tag_list.item(r)
+        for r in range(panel.tag_list.count())
+    }
     assert items["holiday"].text() == "holiday  (3)"
     assert items["drinks"].font().italic() and not items["holiday"].font().italic()
     assert not items["beach"].font().italic()  # a name the person used is theirs
@@ -131,8 +133,14 @@ def test_folder(panel, tmp_path):
 
 
 def test_understood_dates_become_removable_chips(qtbot, panel):
-    phrase = {"text": "from 2023", "start": 6, "end": 15, "after": "2023-01-01T00:00:00",
-              "before": "2024-01-01T00:00:00", "label": "2023"}
+    phrase = {
+        "text": "from 2023",
+        "start": 6,
+        "end": 15,
+        "after": "2023-01-01T00:00:00",
+        "before": "2024-01-01T00:00:00",
+        "label": "2023",
+    }
     panel.set_understood_dates([phrase])
     assert [chip.text() for chip in panel.date_chips] == ["2023"]
     assert not panel.understood_box.isHidden()

@@ -84,8 +84,13 @@ def mime_with(*urls: QUrl) -> QMimeData:
 
 def _drag_event(cls, widget: QWidget, mime: QMimeData):
     centre = widget.rect().center()  # drag events take a QPoint, a drop a QPointF
-    event = cls(centre if cls is not QDropEvent else QPointF(centre), Qt.DropAction.CopyAction, mime,
-                Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    event = cls(
+        centre if cls is not QDropEvent else QPointF(centre),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     event.ignore()
     QApplication.sendEvent(widget, event)
     return event
@@ -115,7 +120,8 @@ def test_dropping_a_folder_indexes_it_and_shows_the_summary(qtbot, controller, l
 
     bar_values: list[tuple[int, int]] = []
     window.panel.progress_bar.valueChanged.connect(
-        lambda value: bar_values.append((value, window.panel.progress_bar.maximum())))
+        lambda value: bar_values.append((value, window.panel.progress_bar.maximum()))
+    )
     mime = mime_with(QUrl.fromLocalFile(str(folder)))
     assert drag_onto(window, mime).isAccepted()
     with qtbot.waitSignal(controller.index_started, timeout=5_000) as started:
@@ -251,15 +257,17 @@ def test_folders_panel_lists_adds_and_removes_folders(qtbot, controller, library
     second = tmp_path / "second"
     make_text(second / "b.txt", "The second folder holds a note about roses.")
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: str(second)))
-    with qtbot.waitSignal(panel.folders_shown, timeout=60_000,
-                          check_params_cb=lambda folders: str(second) in folders) as shown:
+    with qtbot.waitSignal(
+        panel.folders_shown, timeout=60_000, check_params_cb=lambda folders: str(second) in folders
+    ) as shown:
         qtbot.mouseClick(panel.add_button, Qt.MouseButton.LeftButton)
     assert shown.args == [[str(first), str(second)]]
 
     monkeypatch.setattr(QMessageBox, "question", staticmethod(lambda *a, **k: QMessageBox.StandardButton.Yes))
     panel.list.setCurrentRow(0)
-    with qtbot.waitSignal(panel.folders_shown, timeout=5_000,
-                          check_params_cb=lambda folders: str(first) not in folders) as shown:
+    with qtbot.waitSignal(
+        panel.folders_shown, timeout=5_000, check_params_cb=lambda folders: str(first) not in folders
+    ) as shown:
         qtbot.mouseClick(panel.remove_button, Qt.MouseButton.LeftButton)
     assert shown.args == [[str(second)]]
     assert library.store.files_under(str(first)) == []

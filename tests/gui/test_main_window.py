@@ -45,14 +45,22 @@ def corpus(tmp_path) -> Corpus:
     root = tmp_path / "files"
     return Corpus(
         root=root,
-        beach=make_photo(root / "photos" / "2021" / "beach.jpg", 1, size=(400, 300), taken=datetime(2021, 7, 14, 10, 30)),
+        beach=make_photo(
+            root / "photos" / "2021" / "beach.jpg", 1, size=(400, 300), taken=datetime(2021, 7, 14, 10, 30)
+        ),
         forest=make_photo(root / "photos" / "2023" / "forest.jpg", 2, taken=datetime(2023, 5, 1, 9, 0)),
         city=make_photo(root / "photos" / "2023" / "city.jpg", 3, taken=datetime(2023, 8, 20, 18, 45)),
-        boiler=_dated(make_text(root / "notes" / "boiler.txt",
-                                "The boiler service is due in October. Call the plumber about the boiler pressure."),
-                      datetime(2023, 3, 10, 12, 0)),
-        garden=_dated(make_text(root / "notes" / "garden.md", "The tomatoes in the garden need water every morning."),
-                      datetime(2022, 6, 1, 8, 0)),
+        boiler=_dated(
+            make_text(
+                root / "notes" / "boiler.txt",
+                "The boiler service is due in October. Call the plumber about the boiler pressure.",
+            ),
+            datetime(2023, 3, 10, 12, 0),
+        ),
+        garden=_dated(
+            make_text(root / "notes" / "garden.md", "The tomatoes in the garden need water every morning."),
+            datetime(2022, 6, 1, 8, 0),
+        ),
     )
 
 
@@ -172,13 +180,15 @@ def test_escape_clears_and_shortcuts_focus_the_field(qtbot, window):
 def test_dropping_an_image_on_the_field_searches_by_it(qtbot, window, corpus):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(corpus.city))])
-    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     enter.ignore()
     window.search_field.dragEnterEvent(enter)
     assert enter.isAccepted()
-    drop = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     with qtbot.waitSignal(window.results_shown, timeout=10_000):
         window.search_field.dropEvent(drop)
     assert drop.isAccepted()
@@ -194,14 +204,18 @@ def test_dropping_an_image_on_the_field_searches_by_it(qtbot, window, corpus):
 def test_dropping_something_else_is_not_an_image_search(qtbot, window, corpus):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(corpus.boiler))])
-    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     enter.ignore()
     window.search_field.dragEnterEvent(enter)
     assert not enter.isAccepted()
     before = window.controller.latest_request
-    window.search_field.dropEvent(QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime,
-                                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier))
+    window.search_field.dropEvent(
+        QDropEvent(
+            QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+        )
+    )
     qtbot.wait(50)  # the image search would start on the next loop turn
     assert window.query_chip is None
     assert window.controller.latest_request == before
@@ -349,12 +363,14 @@ def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(corpus.root))])
     # Qt delivers a drop to the widget that accepted the drag's entry, so the entry comes first.
-    enter = QDragEnterEvent(QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
-    drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    )
     with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
         QApplication.sendEvent(window, drop)
     assert drop.isAccepted()

@@ -29,11 +29,14 @@ def make_pdf(path: Path, pages: list[str]) -> Path:
     pages_id = 1 + 2 * len(pages) + 1
     page_ids = []
     for n in range(len(pages)):
-        objects.append(b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
-                       b"/Resources << /Font << /F1 1 0 R >> >> >>" % (pages_id, 2 + n))
+        objects.append(
+            b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+            b"/Resources << /Font << /F1 1 0 R >> >> >>" % (pages_id, 2 + n)
+        )
         page_ids.append(len(objects))
-    objects.append(b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids)
-                   + b"] /Count %d >>" % len(page_ids))
+    objects.append(
+        b"<< /Type /Pages /Kids [" + b" ".join(b"%d 0 R" % p for p in page_ids) + b"] /Count %d >>" % len(page_ids)
+    )
     objects.append(b"<< /Type /Catalog /Pages %d 0 R >>" % pages_id)
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -75,8 +78,10 @@ def pane(qtbot):
 def media_window(qtbot, library, tmp_path):
     root = tmp_path / "media"
     make_camera_photo(root / "party.jpg")
-    make_pdf(root / "manual.pdf", ["The first page is about apples and pears.",
-                                   "The second page explains the boiler pressure valve."])
+    make_pdf(
+        root / "manual.pdf",
+        ["The first page is about apples and pears.", "The second page explains the boiler pressure valve."],
+    )
     make_tone(root / "memo.wav", seconds=2.0)
     make_text(root / "list.txt", "Buy bread and milk.")
     summary = library.index([root])
@@ -98,7 +103,9 @@ def select(qtbot, window: MainWindow, path: Path) -> None:
 def test_a_photo_shows_large_with_date_camera_and_tags(qtbot, media_window):
     window, root = media_window
     search(qtbot, window, "party")
-    window.controller.library.store.add_tag("xmas", [window.controller.library.store.get_file(str(root / "party.jpg")).id])
+    window.controller.library.store.add_tag(
+        "xmas", [window.controller.library.store.get_file(str(root / "party.jpg")).id]
+    )
     search(qtbot, window, "party")
     select(qtbot, window, root / "party.jpg")
     preview = window.preview
@@ -111,7 +118,11 @@ def test_a_photo_shows_large_with_date_camera_and_tags(qtbot, media_window):
     assert "xmas" in preview.tags_label.text()
     assert preview.passage_view.isHidden() and not preview.image_label.isHidden()
     assert [b.defaultAction() for b in preview.action_buttons] == [
-        window.open_action, window.reveal_action, window.more_like_action, window.add_tag_action]
+        window.open_action,
+        window.reveal_action,
+        window.more_like_action,
+        window.add_tag_action,
+    ]
     assert all(b.isEnabled() for b in preview.action_buttons)
 
 
@@ -137,9 +148,18 @@ def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path):
     from PySide6.QtMultimedia import QMediaPlayer
 
     tone = make_tone(tmp_path / "memo.wav", seconds=3.0)
-    segment = SearchResult(path=str(tone), kind="audio", score=1.0, locator={"start": 1.5, "end": 2.5},
-                           snippet="call the «plumber»", media_time="2024-02-03T10:00:00", tags=[], item_id=1,
-                           file_id=1, similarity=0.3)
+    segment = SearchResult(
+        path=str(tone),
+        kind="audio",
+        score=1.0,
+        locator={"start": 1.5, "end": 2.5},
+        snippet="call the «plumber»",
+        media_time="2024-02-03T10:00:00",
+        tags=[],
+        item_id=1,
+        file_id=1,
+        similarity=0.3,
+    )
     assert pane.player is None  # nothing multimedia exists until a recording is shown
     pane.show_result(segment)
     player = pane.player
@@ -153,12 +173,34 @@ def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path):
     assert pane.time_label.text() == "00:01 / 00:03"
     assert pane.position_slider.maximum() == 3000
     # Previewing another moment of the same recording moves there without reloading.
-    pane.show_result(SearchResult(path=str(tone), kind="audio", score=1.0, locator={"start": 0.5, "end": 1.0},
-                                  snippet="hello", media_time=None, tags=[], item_id=2, file_id=1))
+    pane.show_result(
+        SearchResult(
+            path=str(tone),
+            kind="audio",
+            score=1.0,
+            locator={"start": 0.5, "end": 1.0},
+            snippet="hello",
+            media_time=None,
+            tags=[],
+            item_id=2,
+            file_id=1,
+        )
+    )
     qtbot.waitUntil(lambda: player.position() == 500, timeout=5_000)
     # A document next: the player stops playing and the pane shows the passage.
-    pane.show_result(SearchResult(path=str(tmp_path / "a.txt"), kind="document", score=1.0, locator={},
-                                  snippet="text", media_time=None, tags=[], item_id=3, file_id=2))
+    pane.show_result(
+        SearchResult(
+            path=str(tmp_path / "a.txt"),
+            kind="document",
+            score=1.0,
+            locator={},
+            snippet="text",
+            media_time=None,
+            tags=[],
+            item_id=3,
+            file_id=2,
+        )
+    )
     assert player.playbackState() != QMediaPlayer.PlaybackState.PlayingState
     assert pane.open_page_button.text() == "Open document"
 
@@ -180,8 +222,17 @@ def test_nothing_selected_shows_the_empty_state(pane):
 
 
 def test_a_missing_picture_says_so(qtbot, pane, tmp_path):
-    gone = SearchResult(path=str(tmp_path / "gone.jpg"), kind="image", score=1.0, locator={}, snippet=None,
-                        media_time=datetime(2020, 1, 1).isoformat(), tags=[], item_id=1, file_id=1)
+    gone = SearchResult(
+        path=str(tmp_path / "gone.jpg"),
+        kind="image",
+        score=1.0,
+        locator={},
+        snippet=None,
+        media_time=datetime(2020, 1, 1).isoformat(),
+        tags=[],
+        item_id=1,
+        file_id=1,
+    )
     pane.show_result(gone)
     qtbot.waitUntil(lambda: pane.image_label.text() == "This picture could not be read.", timeout=5_000)
     assert pane.info_label.text() == "1 Jan 2020, 00:00"

@@ -88,8 +88,10 @@ class Heartbeat:
                 parts.append(f"{gap * 1000:.0f} ms")
             else:
                 asleep = gap - ran - waited
-                parts.append(f"{gap * 1000:.0f} ms (GUI thread ran {ran * 1000:.0f} ms, waited for a CPU "
-                             f"{waited * 1000:.0f} ms, asleep (the timer, the GIL or a lock) {asleep * 1000:.0f} ms)")
+                parts.append(
+                    f"{gap * 1000:.0f} ms (GUI thread ran {ran * 1000:.0f} ms, waited for a CPU "
+                    f"{waited * 1000:.0f} ms, asleep (the timer, the GIL or a lock) {asleep * 1000:.0f} ms)"
+                )
         return "; ".join(parts)
 
 
@@ -155,9 +157,11 @@ def test_the_gui_thread_is_never_blocked_while_indexing_and_searching(qtbot, lib
     assert summary.added == PHOTOS + len(NOTES), summary
     assert len(sent) >= 3 and all(during), (sent, during)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    report = (f"max gap between 10 ms heartbeats {heartbeat.max_gap * 1000:.0f} ms over {len(heartbeat.gaps)} ticks, "
-              f"with {len(sent)} searches and a question sent during indexing. Worst: {heartbeat.worst()}. "
-              f"Model loading at start-up (not asserted): {startup_gap * 1000:.0f} ms. "
-              f"Load average {load:.1f} on {os.cpu_count()} CPUs.")
+    report = (
+        f"max gap between 10 ms heartbeats {heartbeat.max_gap * 1000:.0f} ms over {len(heartbeat.gaps)} ticks, "
+        f"with {len(sent)} searches and a question sent during indexing. Worst: {heartbeat.worst()}. "
+        f"Model loading at start-up (not asserted): {startup_gap * 1000:.0f} ms. "
+        f"Load average {load:.1f} on {os.cpu_count()} CPUs."
+    )
     print(report)
     assert heartbeat.max_gap < MAX_GAP_S, report

@@ -9,7 +9,12 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPalette
 
 from desktop_app.results import (
-    CardDelegate, ExtraRole, ResultsView, ThumbnailLoader, load_thumbnails, result_tooltip,
+    CardDelegate,
+    ExtraRole,
+    ResultsView,
+    ThumbnailLoader,
+    load_thumbnails,
+    result_tooltip,
 )
 from desktop_app.style import format_clock, has_marks, locator_text, marked_html, marked_terms
 from engine.ingest import thumbnail_path
@@ -24,19 +29,40 @@ indexed = shared.indexed
 window = shared.window
 
 
-def result(item_id: int, path: str, kind: str, similarity: float | None, snippet: str | None = None, **kw) -> SearchResult:
-    return SearchResult(path=path, kind=kind, score=1.0 / item_id, locator=kw.pop("locator", {}), snippet=snippet,
-                        media_time=kw.pop("media_time", "2023-05-01T09:00:00"), tags=kw.pop("tags", []),
-                        item_id=item_id, file_id=item_id, similarity=similarity, **kw)
+def result(
+    item_id: int, path: str, kind: str, similarity: float | None, snippet: str | None = None, **kw
+) -> SearchResult:
+    return SearchResult(
+        path=path,
+        kind=kind,
+        score=1.0 / item_id,
+        locator=kw.pop("locator", {}),
+        snippet=snippet,
+        media_time=kw.pop("media_time", "2023-05-01T09:00:00"),
+        tags=kw.pop("tags", []),
+        item_id=item_id,
+        file_id=item_id,
+        similarity=similarity,
+        **kw,
+    )
 
 
 SAMPLE = [
     result(1, "/pics/beach.jpg", "image", 0.31, relevance=0.9),
-    result(2, "/notes/boiler.txt", "document", 0.12, "The «boiler» service is due", locator={"page": 2},
-           relevance=0.1, matched=["boiler"]),
+    result(
+        2,
+        "/notes/boiler.txt",
+        "document",
+        0.12,
+        "The «boiler» service is due",
+        locator={"page": 2},
+        relevance=0.1,
+        matched=["boiler"],
+    ),
     result(3, "/pics/forest.jpg", "image", 0.22, relevance=0.45),
-    result(4, "/voice/memo.wav", "audio", 0.18, "call the plumber", locator={"start": 65.2, "end": 71.0},
-           relevance=0.3),
+    result(
+        4, "/voice/memo.wav", "audio", 0.18, "call the plumber", locator={"start": 65.2, "end": 71.0}, relevance=0.3
+    ),
     result(5, "/notes/garden.md", "document", 0.10, "tomatoes need water", relevance=0.05),
 ]
 
@@ -151,12 +177,35 @@ def test_the_slider_is_off_when_similarity_is_unknown(view):
 
 
 def test_a_card_opens_its_files_other_passages(qtbot, view):
-    more = [{"item_id": 21, "locator": {"page": 5}, "snippet": "the «boiler» pressure", "score": 0.6,
-             "relevance": 0.2, "similarity": 0.1},
-            {"item_id": 22, "locator": {"page": 7}, "snippet": "«boiler» warranty", "score": 0.5,
-             "relevance": None, "similarity": None}]
-    card = result(2, "/notes/boiler.txt", "document", 0.12, "The «boiler» service is due", locator={"page": 2},
-                  relevance=0.1, matched=["boiler"], more=more)
+    more = [
+        {
+            "item_id": 21,
+            "locator": {"page": 5},
+            "snippet": "the «boiler» pressure",
+            "score": 0.6,
+            "relevance": 0.2,
+            "similarity": 0.1,
+        },
+        {
+            "item_id": 22,
+            "locator": {"page": 7},
+            "snippet": "«boiler» warranty",
+            "score": 0.5,
+            "relevance": None,
+            "similarity": None,
+        },
+    ]
+    card = result(
+        2,
+        "/notes/boiler.txt",
+        "document",
+        0.12,
+        "The «boiler» service is due",
+        locator={"page": 2},
+        relevance=0.1,
+        matched=["boiler"],
+        more=more,
+    )
     view.set_results([card, SAMPLE[4]])
     delegate = view.passage_view.itemDelegate()
     option = _option(view)
@@ -271,8 +320,10 @@ def test_thumbnails_are_the_saved_ones_read_off_the_gui_thread(qtbot, library, t
 def test_the_window_grid_paints_thumbnails(qtbot, window, corpus):
     search(qtbot, window, "garden")
     model = window.results.photo_model
-    qtbot.waitUntil(lambda: all(model.index(r).data(Qt.ItemDataRole.DecorationRole) is not None
-                                for r in range(model.rowCount())), timeout=5_000)
+    qtbot.waitUntil(
+        lambda: all(model.index(r).data(Qt.ItemDataRole.DecorationRole) is not None for r in range(model.rowCount())),
+        timeout=5_000,
+    )
     first = model.index(0).data(Qt.ItemDataRole.DecorationRole)
     assert not first.isNull() and max(first.width(), first.height()) <= 320
     image = window.results.photo_view.viewport().grab().toImage()

@@ -11,7 +11,14 @@ import pytest
 
 from engine import answer as answer_module
 from engine.answer import (
-    NOT_FOUND_MESSAGE, Passage, SentenceMeaning, ask, build_messages, question_terms, split_sentences, text_terms,
+    NOT_FOUND_MESSAGE,
+    Passage,
+    SentenceMeaning,
+    ask,
+    build_messages,
+    question_terms,
+    split_sentences,
+    text_terms,
 )
 from engine.calibration import Calibration
 from engine.errors import Cancelled, ModelUnavailableError, UsageError
@@ -29,16 +36,42 @@ SEOUL = "나는 2015년부터 2019년까지 서울에 살았다. 그 후에 부�
 JEJU = "제주도 여행에서 한라산에 올랐다. 날씨가 맑아서 정상이 잘 보였어요."
 
 
-def doc(item_id: int, path: str, text: str, score: float, locator: dict | None = None,
-        similarity: float | None = None, kind: str = "document") -> Passage:
-    return Passage(item_id=item_id, path=path, kind=kind, locator=locator if locator is not None else {"page": 1},
-                   text=text, media_time=None, tags=[], score=score, similarity=similarity)
+def doc(
+    item_id: int,
+    path: str,
+    text: str,
+    score: float,
+    locator: dict | None = None,
+    similarity: float | None = None,
+    kind: str = "document",
+) -> Passage:
+    return Passage(
+        item_id=item_id,
+        path=path,
+        kind=kind,
+        locator=locator if locator is not None else {"page": 1},
+        text=text,
+        media_time=None,
+        tags=[],
+        score=score,
+        similarity=similarity,
+    )
 
 
-def photo(item_id: int, path: str, score: float, *, tags=(), taken: str | None = None,
-          similarity: float | None = None) -> Passage:
-    return Passage(item_id=item_id, path=path, kind="image", locator={}, text=None, media_time=taken,
-                   tags=list(tags), score=score, similarity=similarity)
+def photo(
+    item_id: int, path: str, score: float, *, tags=(), taken: str | None = None, similarity: float | None = None
+) -> Passage:
+    return Passage(
+        item_id=item_id,
+        path=path,
+        kind="image",
+        locator={},
+        text=None,
+        media_time=taken,
+        tags=list(tags),
+        score=score,
+        similarity=similarity,
+    )
 
 
 def unmarked(text: str) -> str:
@@ -108,8 +141,14 @@ def test_korean_question_about_a_place_finds_the_trip(library_passages):
 def test_transcript_segments_are_cited_with_their_times():
     segments = [
         doc(10, "/audio/interview.m4a", "Thanks for coming in today.", 0.05, {"start": 0.0, "end": 3.2}, kind="audio"),
-        doc(11, "/audio/interview.m4a", "Our funding came from a regional arts grant in 2021.", 0.04,
-            {"start": 12.0, "end": 17.5}, kind="audio"),
+        doc(
+            11,
+            "/audio/interview.m4a",
+            "Our funding came from a regional arts grant in 2021.",
+            0.04,
+            {"start": 12.0, "end": 17.5},
+            kind="audio",
+        ),
         doc(12, "/audio/interview.m4a", "We spent it on a new kiln.", 0.03, {"start": 17.5, "end": 20.0}, kind="audio"),
     ]
     result = ask("Where did the funding come from?", Retriever(segments))
@@ -122,24 +161,28 @@ def test_several_sentences_are_numbered_by_passage_in_order_of_first_use():
     passages = [
         doc(1, "/a.txt", "The passport expires in March 2027. Renewal takes six weeks.", 0.05),
         # An overlapping chunk repeats the first sentence: it must not be quoted twice.
-        doc(2, "/a.txt", "The passport expires in March 2027. The embassy is closed on Fridays.", 0.04,
-            {"page": 2}),
+        doc(2, "/a.txt", "The passport expires in March 2027. The embassy is closed on Fridays.", 0.04, {"page": 2}),
         doc(3, "/b.txt", "My husband's passport expires in June 2026.", 0.03),
         doc(4, "/c.txt", "The garden needs water every morning.", 0.02),
     ]
     result = ask("When does the passport expire?", Retriever(passages), max_sentences=3)
     assert result.answer.count("The passport expires in March 2027.") == 1
-    assert result.answer == ("The passport expires in March 2027. [1] "
-                             "My husband's passport expires in June 2026. [2]")
+    assert result.answer == ("The passport expires in March 2027. [1] My husband's passport expires in June 2026. [2]")
     assert [(c.number, c.path, c.item_id) for c in result.citations] == [(1, "/a.txt", 1), (2, "/b.txt", 3)]
     single = ask("When does the passport expire?", Retriever(passages), max_sentences=1)
     assert single.answer == "The passport expires in March 2027. [1]"
 
 
 def test_sentences_from_one_passage_share_its_number():
-    passages = [doc(1, "/trip.txt", "We took a flight to Lisbon on 3 May. Lisbon was sunny. "
-                                    "The flight home from Lisbon was late.", 0.05),
-                doc(2, "/other.txt", "Lisbon trams are yellow.", 0.04)]
+    passages = [
+        doc(
+            1,
+            "/trip.txt",
+            "We took a flight to Lisbon on 3 May. Lisbon was sunny. The flight home from Lisbon was late.",
+            0.05,
+        ),
+        doc(2, "/other.txt", "Lisbon trams are yellow.", 0.04),
+    ]
     result = ask("Lisbon flight", Retriever(passages), max_sentences=3)
     assert result.answer == "We took a flight to Lisbon on 3 May. [1] The flight home from Lisbon was late. [1]"
     [citation] = result.citations
@@ -162,15 +205,18 @@ def test_no_passages_finds_nothing():
 
 
 def test_photos_that_match_by_tag_are_the_answer_when_no_text_does(library_passages):
-    beach = photo(6, "/photos/beach_day.jpg", 0.028, tags=["beach", "summer"], taken="2025-08-12T10:30:00",
-                  similarity=0.11)
+    beach = photo(
+        6, "/photos/beach_day.jpg", 0.028, tags=["beach", "summer"], taken="2025-08-12T10:30:00", similarity=0.11
+    )
     dunes = photo(7, "/photos/DSC0001.jpg", 0.027, taken="2025-08-13T16:00:00", similarity=0.31)  # similar enough
     result = ask("When was I at the beach?", Retriever(library_passages + [beach, dunes]))
     assert result.found
     assert [p.item_id for p in result.photos] == [6, 7]  # the office photo is neither tagged nor similar
     assert result.answer == "Photos that match: beach_day.jpg (12 Aug 2025) [1], DSC0001.jpg (13 Aug 2025) [2]."
     assert [(c.number, c.path, c.kind, c.locator) for c in result.citations] == [
-        (1, "/photos/beach_day.jpg", "image", {}), (2, "/photos/DSC0001.jpg", "image", {})]
+        (1, "/photos/beach_day.jpg", "image", {}),
+        (2, "/photos/DSC0001.jpg", "image", {}),
+    ]
     assert "tags: beach, summer" in unmarked(result.citations[0].snippet)
 
 
@@ -193,8 +239,15 @@ def test_long_photo_lists_are_shortened():
 class ConceptEncoder:
     """A stand-in for CLIP's text encoder: words map to concepts, so synonyms embed alike."""
 
-    CONCEPTS = {"automobile": "car", "car": "car", "fix": "repair", "garage": "repair", "price": "cost",
-                "quoted": "cost", "euros": "cost"}
+    CONCEPTS = {
+        "automobile": "car",
+        "car": "car",
+        "fix": "repair",
+        "garage": "repair",
+        "price": "cost",
+        "quoted": "cost",
+        "euros": "cost",
+    }
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -231,8 +284,10 @@ def concept_meaning(encoder=None) -> SentenceMeaning:
 
 
 def test_embedding_similarity_finds_a_sentence_that_shares_no_word():
-    passages = [doc(1, "/notes/garden.txt", "Tomatoes grow best on the balcony. Water them daily.", 0.05),
-                doc(2, "/notes/car.txt", "Tomorrow is Monday. The garage quoted 420 euros for the car.", 0.04)]
+    passages = [
+        doc(1, "/notes/garden.txt", "Tomatoes grow best on the balcony. Water them daily.", 0.05),
+        doc(2, "/notes/car.txt", "Tomorrow is Monday. The garage quoted 420 euros for the car.", 0.04),
+    ]
     assert ask("automobile fix price", Retriever(passages)).found is False  # no word in common
     encoder = ConceptEncoder()
     result = ask("automobile fix price", Retriever(passages), meaning=concept_meaning(encoder))
@@ -267,8 +322,9 @@ def test_answer_to_json_is_what_the_cli_prints(library_passages):
     data = json.loads(json.dumps(result.to_json()))
     assert set(data) == {"answer", "citations", "photos", "found", "mode", "took_ms", "warnings"}
     assert set(data["citations"][0]) == {"number", "path", "kind", "locator", "snippet", "item_id"}
-    assert data["photos"] == [{"path": "/photos/beach.jpg", "media_time": "2025-08-12T10:30:00", "tags": ["beach"],
-                               "item_id": 6}]
+    assert data["photos"] == [
+        {"path": "/photos/beach.jpg", "media_time": "2025-08-12T10:30:00", "tags": ["beach"], "item_id": 6}
+    ]
     assert data["took_ms"] >= 0 and data["mode"] == "extractive"
 
 
@@ -290,27 +346,43 @@ def test_cancelled_before_retrieval_raises_and_retrieves_nothing(library_passage
 
 
 def test_sentences_split_on_ends_but_not_abbreviations_or_initials():
-    text = ("Dr. Kim met J. R. R. Tolkien at 3 p.m. on Friday. Prices rose, e.g. bread and milk. "
-            "It cost 3.50 euros! Really?\n\nA new paragraph without an end\nstill one sentence")
+    text = (
+        "Dr. Kim met J. R. R. Tolkien at 3 p.m. on Friday. Prices rose, e.g. bread and milk. "
+        "It cost 3.50 euros! Really?\n\nA new paragraph without an end\nstill one sentence"
+    )
     assert split_sentences(text) == [
-        "Dr. Kim met J. R. R. Tolkien at 3 p.m. on Friday.", "Prices rose, e.g. bread and milk.",
-        "It cost 3.50 euros!", "Really?", "A new paragraph without an end still one sentence"]
+        "Dr. Kim met J. R. R. Tolkien at 3 p.m. on Friday.",
+        "Prices rose, e.g. bread and milk.",
+        "It cost 3.50 euros!",
+        "Really?",
+        "A new paragraph without an end still one sentence",
+    ]
 
 
 def test_numbered_abbreviations_end_a_sentence_only_before_a_word():
     assert split_sentences("See No. 5 on p. 12 for more. I said no. Then we left etc. And so on.") == [
-        "See No. 5 on p. 12 for more.", "I said no.", "Then we left etc.", "And so on."]
+        "See No. 5 on p. 12 for more.",
+        "I said no.",
+        "Then we left etc.",
+        "And so on.",
+    ]
 
 
 def test_footnote_marks_in_quoted_text_do_not_look_like_citations():
-    passages = [doc(1, "/wiki.txt", "The Normans gave their name to Normandy in the 10th century.[3] Other text.", 0.05)]
+    passages = [
+        doc(1, "/wiki.txt", "The Normans gave their name to Normandy in the 10th century.[3] Other text.", 0.05)
+    ]
     result = ask("Normans Normandy", Retriever(passages))
     assert result.answer == "The Normans gave their name to Normandy in the 10th century. [1]"
 
 
 def test_korean_and_japanese_sentences_split():
     assert split_sentences("서울에 살았다.그리고 부산으로 이사했어요. 정말요? 네!") == [
-        "서울에 살았다.", "그리고 부산으로 이사했어요.", "정말요?", "네!"]
+        "서울에 살았다.",
+        "그리고 부산으로 이사했어요.",
+        "정말요?",
+        "네!",
+    ]
     assert split_sentences("東京へ行った。次に大阪。") == ["東京へ行った。", "次に大阪。"]
 
 
@@ -342,24 +414,40 @@ def chat_server():
 def llm_passages() -> list[Passage]:
     return [
         doc(1, "/docs/history/normans.pdf", NORMANS, 0.05, {"page": 3, "char_start": 1200, "char_end": 1510}),
-        doc(2, "/audio/lecture.m4a", "The Normans settled in Normandy after the treaty of 911.", 0.04,
-            {"start": 72.0, "end": 80.5}, kind="audio"),
+        doc(
+            2,
+            "/audio/lecture.m4a",
+            "The Normans settled in Normandy after the treaty of 911.",
+            0.04,
+            {"start": 72.0, "end": 80.5},
+            kind="audio",
+        ),
         photo(3, "/photos/normandy_coast.jpg", 0.03, tags=["normandy", "coast"], taken="2023-07-01T12:00:00"),
         doc(4, "/docs/recipes.txt", BREAD, 0.02),  # not relevant: never given to the model
     ]
 
 
 def test_llm_answer_streams_and_its_citations_are_checked(chat_server):
-    pieces = ["The Normans", " lived in Normandy in the 10th", " and 11th centuries [", "1], after 911 [2]",
-              " and liked bread [", "7].", " The coast is in a photo [3][", "1]."]
+    pieces = [
+        "The Normans",
+        " lived in Normandy in the 10th",
+        " and 11th centuries [",
+        "1], after 911 [2]",
+        " and liked bread [",
+        "7].",
+        " The coast is in a photo [3][",
+        "1].",
+    ]
     chat_server.script = sse_stream(pieces)
     tokens: list[str] = []
     client = LlmClient(chat_server.base_url, "test-model")
     result = ask("When were the Normans in Normandy?", Retriever(llm_passages()), llm=client, on_token=tokens.append)
 
     assert result.mode == "llm" and result.found
-    assert result.answer == ("The Normans lived in Normandy in the 10th and 11th centuries [1], after 911 [2]"
-                             " and liked bread. The coast is in a photo [3][1].")
+    assert result.answer == (
+        "The Normans lived in Normandy in the 10th and 11th centuries [1], after 911 [2]"
+        " and liked bread. The coast is in a photo [3][1]."
+    )
     assert "".join(tokens) == result.answer
     assert tokens[0] == "The Normans" and len(tokens) >= 5  # streamed piece by piece, not at the end
     assert [w for w in result.warnings if "[7]" in w]
@@ -386,10 +474,14 @@ def test_llm_answer_streams_and_its_citations_are_checked(chat_server):
 @pytest.mark.parametrize("size", [1, 2, 5])
 def test_markers_split_anywhere_in_the_stream_are_checked(chat_server, size):
     text = "  Rollo led them [1]. Nobody knows [12] why [ 2 ,9] and [x] stays [1, 2]. "
-    chat_server.script = sse_stream([text[i:i + size] for i in range(0, len(text), size)])
+    chat_server.script = sse_stream([text[i : i + size] for i in range(0, len(text), size)])
     tokens: list[str] = []
-    result = ask("Who led the Normans in Normandy?", Retriever(llm_passages()),
-                 llm=LlmClient(chat_server.base_url, "m"), on_token=tokens.append)
+    result = ask(
+        "Who led the Normans in Normandy?",
+        Retriever(llm_passages()),
+        llm=LlmClient(chat_server.base_url, "m"),
+        on_token=tokens.append,
+    )
     assert result.answer == "Rollo led them [1]. Nobody knows why [2] and [x] stays [1, 2]."
     assert "".join(tokens) == result.answer
     assert [c.number for c in result.citations] == [1, 2]
@@ -398,8 +490,9 @@ def test_markers_split_anywhere_in_the_stream_are_checked(chat_server, size):
 
 def test_an_answer_without_citations_lists_the_top_sources_and_warns(chat_server):
     chat_server.script = sse_stream(["They were there in the 10th and 11th centuries."])
-    result = ask("When were the Normans in Normandy?", Retriever(llm_passages()),
-                 llm=LlmClient(chat_server.base_url, "m"))
+    result = ask(
+        "When were the Normans in Normandy?", Retriever(llm_passages()), llm=LlmClient(chat_server.base_url, "m")
+    )
     assert result.answer == "They were there in the 10th and 11th centuries."
     assert [c.number for c in result.citations] == [1, 2, 3]
     assert any("cites none" in w for w in result.warnings)
@@ -414,8 +507,9 @@ def test_nothing_relevant_means_the_model_is_not_asked(chat_server):
 def test_unreachable_llm_falls_back_to_the_extractive_answer():
     url = closed_port_url()
     tokens: list[str] = []
-    result = ask("When were the Normans in Normandy?", Retriever(llm_passages()), llm=LlmClient(url, "m"),
-                 on_token=tokens.append)
+    result = ask(
+        "When were the Normans in Normandy?", Retriever(llm_passages()), llm=LlmClient(url, "m"), on_token=tokens.append
+    )
     assert result.mode == "extractive" and result.found
     assert "10th and 11th centuries" in result.answer and result.citations[0].path == "/docs/history/normans.pdf"
     [warning] = result.warnings
@@ -427,8 +521,9 @@ def test_a_failing_llm_falls_back_to_the_extractive_answer(chat_server):
     chat_server.status = 500
     chat_server.content_type = "application/json"
     chat_server.script = [b'{"error": {"message": "out of memory"}}']
-    result = ask("When were the Normans in Normandy?", Retriever(llm_passages()),
-                 llm=LlmClient(chat_server.base_url, "m"))
+    result = ask(
+        "When were the Normans in Normandy?", Retriever(llm_passages()), llm=LlmClient(chat_server.base_url, "m")
+    )
     assert result.mode == "extractive" and "10th and 11th centuries" in result.answer
     assert any("HTTP 500" in w and "out of memory" in w for w in result.warnings)
 
@@ -444,8 +539,13 @@ def test_cancelling_while_the_answer_streams(chat_server):
         cancel.set()  # the person presses Cancel as soon as text appears
 
     with pytest.raises(Cancelled):
-        ask("When were the Normans in Normandy?", Retriever(llm_passages()), llm=LlmClient(chat_server.base_url, "m"),
-            on_token=on_token, should_cancel=cancel.is_set)
+        ask(
+            "When were the Normans in Normandy?",
+            Retriever(llm_passages()),
+            llm=LlmClient(chat_server.base_url, "m"),
+            on_token=on_token,
+            should_cancel=cancel.is_set,
+        )
     assert tokens == ["The Normans"]
     gate.set()
     # The connection was closed when the answer was cancelled, so the server cannot finish writing.
@@ -465,8 +565,13 @@ def test_build_messages_numbers_sources_from_one():
 
 def _qa_cases(path, limit=None):
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    articles = [[(p["context"], [(q["question"], [a["text"] for a in q["answers"]]) for q in p["qas"]])
-                 for p in article["paragraphs"]] for article in data]
+    articles = [
+        [
+            (p["context"], [(q["question"], [a["text"] for a in q["answers"]]) for q in p["qas"]])
+            for p in article["paragraphs"]
+        ]
+        for article in data
+    ]
     cases = []
     for a, paragraphs in enumerate(articles):
         for p, (_, questions) in enumerate(paragraphs):
@@ -495,10 +600,13 @@ def _retrieved(paragraphs, question, gold=None, k=5):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, limit, min_found, min_first, max_found_elsewhere", [
-    ("squad_v2_dev_subset_small.json", None, 0.85, 0.55, 0.10),
-    ("KorQuAD_v1.0_dev.json", 300, 0.93, 0.75, 0.05),
-])
+@pytest.mark.parametrize(
+    "name, limit, min_found, min_first, max_found_elsewhere",
+    [
+        ("squad_v2_dev_subset_small.json", None, 0.85, 0.55, 0.10),
+        ("KorQuAD_v1.0_dev.json", 300, 0.93, 0.75, 0.05),
+    ],
+)
 def test_answers_on_squad_and_korquad(shared_data, name, limit, min_found, min_first, max_found_elsewhere):
     articles, cases = _qa_cases(shared_data / "corpora" / "qa" / name, limit)
     found = first = elsewhere = 0

@@ -6,9 +6,24 @@ import sys
 from tests.conftest import ROOT
 
 ENGINE_MODULES = [
-    "engine", "engine.cli", "engine.errors", "engine.settings", "engine.store", "engine.ingest", "engine.search",
-    "engine.library", "engine.models", "engine.extractors", "engine.extractors.images", "engine.extractors.documents",
-    "engine.extractors.audio", "engine.index", "engine.index.live", "engine.dates", "engine.answer", "engine.llm",
+    "engine",
+    "engine.cli",
+    "engine.errors",
+    "engine.settings",
+    "engine.store",
+    "engine.ingest",
+    "engine.search",
+    "engine.library",
+    "engine.models",
+    "engine.extractors",
+    "engine.extractors.images",
+    "engine.extractors.documents",
+    "engine.extractors.audio",
+    "engine.index",
+    "engine.index.live",
+    "engine.dates",
+    "engine.answer",
+    "engine.llm",
     "engine.autotag",
 ]
 
@@ -29,7 +44,10 @@ def test_engine_sources_have_no_qt_import():
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "engine").rglob("*.py")
-        if any(line.lstrip().startswith(("import PySide6", "from PySide6")) for line in path.read_text(encoding="utf-8").splitlines())
+        if any(
+            line.lstrip().startswith(("import PySide6", "from PySide6"))
+            for line in path.read_text(encoding="utf-8").splitlines()
+        )
     ]
     assert offenders == []
 

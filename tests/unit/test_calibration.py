@@ -38,8 +38,12 @@ def test_weights_let_a_small_hard_set_count_as_much_as_a_large_easy_one():
     easy_pos, easy_neg = np.full(1000, 0.8), np.full(10000, 0.0)
     pos, neg = np.concatenate([hard_pos, easy_pos]), np.concatenate([hard_neg, easy_neg])
     plain = fit(pos, neg)
-    weighted = fit(pos, neg, positive_weights=np.r_[np.full(10, 0.1), np.full(1000, 0.001)],
-                   negative_weights=np.r_[np.full(10, 0.1), np.full(10000, 0.0001)])
+    weighted = fit(
+        pos,
+        neg,
+        positive_weights=np.r_[np.full(10, 0.1), np.full(1000, 0.001)],
+        negative_weights=np.r_[np.full(10, 0.1), np.full(10000, 0.0001)],
+    )
     assert weighted.center > plain.center  # the hard negatives at 0.4 push the even odds up
 
 

@@ -112,11 +112,17 @@ ENGLISH = [
     ("winter 2023", "", [("winter 2023", D(2023, 12, 1), D(2024, 3, 1), "Winter 2023–24")]),
     ("in the summer of 2023", "", [("in the summer of 2023", D(2023, 6, 1), D(2023, 9, 1), "Summer 2023")]),
     ("summer last year", "", [("summer last year", D(2025, 6, 1), D(2025, 9, 1), "Summer 2025")]),
-    ("the kids at the beach last summer", "the kids at the beach",
-     [("last summer", D(2026, 6, 1), D(2026, 9, 1), "Summer 2026")]),
+    (
+        "the kids at the beach last summer",
+        "the kids at the beach",
+        [("last summer", D(2026, 6, 1), D(2026, 9, 1), "Summer 2026")],
+    ),
     ("what did we do last summer?", "what did we do?", [("last summer", D(2026, 6, 1), D(2026, 9, 1), "Summer 2026")]),
-    ("beach, last summer, with kids", "beach, with kids",
-     [("last summer", D(2026, 6, 1), D(2026, 9, 1), "Summer 2026")]),
+    (
+        "beach, last summer, with kids",
+        "beach, with kids",
+        [("last summer", D(2026, 6, 1), D(2026, 9, 1), "Summer 2026")],
+    ),
     # open ranges
     ("since March", "", [("since March", D(2026, 3, 1), None, "since 1 Mar 2026")]),
     ("since may", "", [("since may", D(2026, 5, 1), None, "since 1 May 2026")]),
@@ -140,8 +146,11 @@ ENGLISH = [
     ("photos from 2023 and 2024", "photos", [("from 2023 and 2024", D(2023, 1, 1), D(2025, 1, 1), "2023–2024")]),
     ("from March to June 2021", "", [("from March to June 2021", D(2021, 3, 1), D(2021, 7, 1), "Mar–Jun 2021")]),
     ("between March and May", "", [("between March and May", D(2026, 3, 1), D(2026, 6, 1), "Mar–May 2026")]),
-    ("from December to February", "",
-     [("from December to February", D(2025, 12, 1), D(2026, 3, 1), "Dec 2025 – Feb 2026")]),
+    (
+        "from December to February",
+        "",
+        [("from December to February", D(2025, 12, 1), D(2026, 3, 1), "Dec 2025 – Feb 2026")],
+    ),
     ("Jan–Mar 2023", "", [("Jan–Mar 2023", D(2023, 1, 1), D(2023, 4, 1), "Jan–Mar 2023")]),
     ("from April to June", "", [("from April to June", D(2026, 4, 1), D(2026, 7, 1), "Apr–Jun 2026")]),
     ("from May 4 to May 10 2023", "", [("from May 4 to May 10 2023", D(2023, 5, 4), D(2023, 5, 11), "4–10 May 2023")]),
@@ -241,8 +250,11 @@ EARLY_IN_YEAR = [
     ("2 months ago", "", [("2 months ago", D(2025, 12, 1), D(2026, 1, 1), "Dec 2025")]),
     ("on Tuesday", "", [("on Tuesday", D(2026, 2, 3), D(2026, 2, 4), "Tue 3 Feb 2026")]),
     ("past 3 months", "", [("past 3 months", D(2025, 11, 10, 9, 30), None, "Past 3 months")]),
-    ("from December to February", "",
-     [("from December to February", D(2025, 12, 1), D(2026, 3, 1), "Dec 2025 – Feb 2026")]),
+    (
+        "from December to February",
+        "",
+        [("from December to February", D(2025, 12, 1), D(2026, 3, 1), "Dec 2025 – Feb 2026")],
+    ),
 ]
 
 # Not dates: the text stays as typed (whitespace collapsed) and no phrase is found.
@@ -393,7 +405,11 @@ def test_combine():
 def test_to_json():
     _, _, (p,) = _run("beach since March")
     assert p.to_json() == {
-        "text": "since March", "start": 6, "end": 17, "after": "2026-03-01T00:00:00", "before": None,
+        "text": "since March",
+        "start": 6,
+        "end": 17,
+        "after": "2026-03-01T00:00:00",
+        "before": None,
         "label": "since 1 Mar 2026",
     }
     _, _, (p,) = _run("in 2023")
@@ -430,17 +446,21 @@ def test_punctuation_is_tidied_only_where_a_phrase_was_removed():
     assert extract_dates("kids – at the beach!", NOW)[0] == "kids – at the beach!"
 
 
-ALL_QUERIES = [row[0] for row in ENGLISH + KOREAN + EARLY_IN_YEAR] + NOT_DATES + [
-    "photos from 2023 since March",
-    "the kids at the beach last summer and in 2024 or maybe 2019–2021",
-    "작년 여름에 찍은 사진, 2023년 3월 5일, 최근 3개월 그리고 지난주 금요일",
-    "from 2019 to 2021 between 2019 and 2021 before 2020 after 2019 until June 2021",
-    "IMG_2023.jpg from 2023-05-04 in May 2023 and on May 4 2023",
-    "  yesterday\ttoday\nlast week  ",
-    "2023 2024 2025",
-    "May may MAY march March MARCH in may in march",
-    "🏖️ 2023 🌊 작년에",
-]
+ALL_QUERIES = (
+    [row[0] for row in ENGLISH + KOREAN + EARLY_IN_YEAR]
+    + NOT_DATES
+    + [
+        "photos from 2023 since March",
+        "the kids at the beach last summer and in 2024 or maybe 2019–2021",
+        "작년 여름에 찍은 사진, 2023년 3월 5일, 최근 3개월 그리고 지난주 금요일",
+        "from 2019 to 2021 between 2019 and 2021 before 2020 after 2019 until June 2021",
+        "IMG_2023.jpg from 2023-05-04 in May 2023 and on May 4 2023",
+        "  yesterday\ttoday\nlast week  ",
+        "2023 2024 2025",
+        "May may MAY march March MARCH in may in march",
+        "🏖️ 2023 🌊 작년에",
+    ]
+)
 
 
 def _is_subsequence(small: str, big: str) -> bool:
@@ -455,7 +475,7 @@ def test_spans_always_match_the_query(now):
         text, phrases = extract_dates(q, now)
         last_end = 0
         for p in phrases:
-            assert q[p.start:p.end] == p.text, q
+            assert q[p.start : p.end] == p.text, q
             assert p.text.strip() == p.text and p.text, q
             assert p.start >= last_end, f"overlap in {q!r}"
             last_end = p.end

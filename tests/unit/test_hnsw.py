@@ -24,10 +24,11 @@ def clustered(n: int, dim: int = DIM, seed: int = 0, clusters: int = 40) -> np.n
     return (latent @ basis + 0.1 * rng.standard_normal((n, dim))).astype(np.float32)
 
 
-def exact(base: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, metric: str,
-          allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def exact(
+    base: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, metric: str, allowed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     if metric == "l2":
-        d = (queries ** 2).sum(1)[:, None] - 2 * queries @ base.T + (base ** 2).sum(1)[None]
+        d = (queries**2).sum(1)[:, None] - 2 * queries @ base.T + (base**2).sum(1)[None]
     else:
         b = base / np.linalg.norm(base, axis=1, keepdims=True)
         q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
@@ -234,8 +235,19 @@ def _saved(tmp_path, data) -> bytes:
     return path.read_bytes()
 
 
-@pytest.mark.parametrize("damage", ["payload-bit", "header-bit", "truncated", "truncated-header",
-                                    "empty", "garbage", "extra-bytes", "rehashed-bad-links"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "payload-bit",
+        "header-bit",
+        "truncated",
+        "truncated-header",
+        "empty",
+        "garbage",
+        "extra-bytes",
+        "rehashed-bad-links",
+    ],
+)
 def test_damaged_file_is_detected(tmp_path, data, damage):
     good = bytearray(_saved(tmp_path, data))
     bad = bytearray(good)
@@ -269,7 +281,7 @@ def _rewrite_with_bad_link(good: bytearray) -> bytearray:
 
     from engine.index.hnsw import _HEADER, _HEADER_SIZE
 
-    fields = list(_HEADER.unpack(bytes(good[:_HEADER.size])))
+    fields = list(_HEADER.unpack(bytes(good[: _HEADER.size])))
     n, m0 = fields[12], fields[9]
     payload = bytearray(good[_HEADER_SIZE:])
     links_at = n * (8 + 1 + 1 + 4)
@@ -346,7 +358,7 @@ def test_concurrent_searches_during_adds(data):
         t.start()
     try:
         for a in range(200, 4000, 300):  # many small adds: capacity grows under the readers
-            index.add(ids[a:a + 300], base[a:a + 300])
+            index.add(ids[a : a + 300], base[a : a + 300])
         index.delete(ids[:100])
     finally:
         stop.set()

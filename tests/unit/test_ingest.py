@@ -15,7 +15,8 @@ from tests.helpers import CountingModels, make_photo, make_text, make_tone
 
 LONG_TEXT = " ".join(
     f"Paragraph {n} of the household notes talks about the dentist appointment, the passport renewal "
-    f"and the insurance letter that arrived on day {n}." for n in range(30)
+    f"and the insurance letter that arrived on day {n}."
+    for n in range(30)
 )
 
 
@@ -26,7 +27,11 @@ def folder(tmp_path):
     make_photo(root / "photos" / "forest.png", 2)
     make_photo(root / "photos" / "2023" / "party.webp", 3)
     make_text(root / "docs" / "notes.txt", LONG_TEXT)
-    make_text(root / "docs" / "한국어 메모.txt", "여권 갱신 신청서를 다음 주에 제출해야 합니다. 치과 예약은 목요일입니다.", "cp949")
+    make_text(
+        root / "docs" / "한국어 메모.txt",
+        "여권 갱신 신청서를 다음 주에 제출해야 합니다. 치과 예약은 목요일입니다.",
+        "cp949",
+    )
     make_text(root / "docs" / "readme.md", "# Garden\n\nThe tomatoes need water every morning.")
     return root
 
@@ -37,8 +42,16 @@ def indexer(library):
         """An indexer with the library's models, or with counting ones (:class:`CountingModels`)."""
         clip = models.clip if models is not None else library.clip
         text = models.text if models is not None else library.text_model
-        return Indexer(library.store, clip, library.whisper, text=text,
-                       thumbnails_dir=library.settings.thumbnails_dir, batch_size=4, **kw)
+        return Indexer(
+            library.store,
+            clip,
+            library.whisper,
+            text=text,
+            thumbnails_dir=library.settings.thumbnails_dir,
+            batch_size=4,
+            **kw,
+        )
+
     return make
 
 
@@ -213,7 +226,8 @@ def test_progress_and_cancel(tmp_path, indexer, library):
 
     stop_after = 5
     summary = indexer().index(
-        [root], on_progress=progress,
+        [root],
+        on_progress=progress,
         should_cancel=lambda: sum(1 for d, t, m in calls if m.endswith(".jpg")) >= stop_after,
     )
     assert summary.cancelled
@@ -284,12 +298,27 @@ def test_a_library_from_before_two_spaces_is_filled_on_the_next_run(tmp_path, ti
     home = tmp_path / "home"
     home.mkdir()
     st = os.stat(note)
-    make_v2_library(home / "library.sqlite3", [str(root)], [
-        {"path": str(note), "kind": "document", "size": st.st_size, "mtime": st.st_mtime,
-         "items": [("text", LONG_TEXT[:200], None, None), ("text", LONG_TEXT[180:400], None, None)]},
-        {"path": str(root / "gone.wav"), "kind": "audio", "size": 1, "mtime": 1.0,  # the file is gone now
-         "items": [("speech", "call the plumber", 0.0, 2.0), ("speech", "about the boiler", 2.0, 4.0)]},
-    ], dim=tiny_clip.dim)
+    make_v2_library(
+        home / "library.sqlite3",
+        [str(root)],
+        [
+            {
+                "path": str(note),
+                "kind": "document",
+                "size": st.st_size,
+                "mtime": st.st_mtime,
+                "items": [("text", LONG_TEXT[:200], None, None), ("text", LONG_TEXT[180:400], None, None)],
+            },
+            {
+                "path": str(root / "gone.wav"),
+                "kind": "audio",
+                "size": 1,
+                "mtime": 1.0,  # the file is gone now
+                "items": [("speech", "call the plumber", 0.0, 2.0), ("speech", "about the boiler", 2.0, 4.0)],
+            },
+        ],
+        dim=tiny_clip.dim,
+    )
     settings = load_settings(home=home, env=dict(TINY_ENV))
     with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text) as lib:
         assert len(lib.store.files_missing_vectors("text")) == 2

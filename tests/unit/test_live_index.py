@@ -27,10 +27,16 @@ def _add_files(store: LibraryStore, root: Path, rng: np.random.Generator, start:
         for f in range(start, start + n):
             path = str(root / f"folder{f % 3}" / f"file{f}.bin")
             vecs = _unit(rng, 2)
-            store.add_file(path, size=1, mtime=1.0, content_hash=f"h{f}", kind=KINDS[f % 3],
-                           media_time=1_600_000_000.0 + 86400.0 * (f % 100),
-                           items=[NewItem("text", text=f"file {f} a"), NewItem("text", text=f"file {f} b")],
-                           vectors=vecs)
+            store.add_file(
+                path,
+                size=1,
+                mtime=1.0,
+                content_hash=f"h{f}",
+                kind=KINDS[f % 3],
+                media_time=1_600_000_000.0 + 86400.0 * (f % 100),
+                items=[NewItem("text", text=f"file {f} a"), NewItem("text", text=f"file {f} b")],
+                vectors=vecs,
+            )
             added[path] = vecs
     return added
 
@@ -69,13 +75,16 @@ def test_built_index_agrees_with_exact_search(store, tmp_path):
     assert found / 300 >= 0.95
 
 
-@pytest.mark.parametrize("filters", [
-    Filters(kinds=("image",)),
-    Filters(kinds=("document", "audio"), after=1_600_000_000.0 + 86400.0 * 50),
-    Filters(before=1_600_000_000.0 + 86400.0 * 3),
-    Filters(tags=("keep",)),
-    Filters(folder="FOLDER1"),
-])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(kinds=("image",)),
+        Filters(kinds=("document", "audio"), after=1_600_000_000.0 + 86400.0 * 50),
+        Filters(before=1_600_000_000.0 + 86400.0 * 3),
+        Filters(tags=("keep",)),
+        Filters(folder="FOLDER1"),
+    ],
+)
 def test_filtered_search_returns_k_passing_items_like_sql_says(store, tmp_path, filters):
     rng = np.random.default_rng(2)
     _add_files(store, tmp_path, rng, 0, 600)
@@ -136,8 +145,16 @@ def test_replaced_vectors_are_found_by_their_new_value(store, tmp_path):
     path = next(iter(old))
     fresh = _unit(rng, 2)
     with store.transaction():  # the file changed: new items (maybe reusing ids) and vectors
-        store.add_file(path, size=2, mtime=2.0, content_hash="new", kind="document", media_time=None,
-                       items=[NewItem("text", text="new a"), NewItem("text", text="new b")], vectors=fresh)
+        store.add_file(
+            path,
+            size=2,
+            mtime=2.0,
+            content_hash="new",
+            kind="document",
+            media_time=None,
+            items=[NewItem("text", text="new a"), NewItem("text", text="new b")],
+            vectors=fresh,
+        )
     live.sync()
     ids = store.item_ids_of(path)
     hits, _ = live.search(fresh[0], 1)

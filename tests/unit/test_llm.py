@@ -17,15 +17,22 @@ GATE_WAIT_S = 10  # the longest a scripted reply waits for the test to open a ga
 
 
 def sse_event(delta: dict | None = None, *, finish: str | None = None, choices: bool = True) -> bytes:
-    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "test-model",
-             "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else []}
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "model": "test-model",
+        "choices": [{"index": 0, "delta": delta or {}, "finish_reason": finish}] if choices else [],
+    }
     return b"data: " + json.dumps(chunk, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
 
 def sse_stream(pieces: list[str]) -> list[bytes]:
     """A whole streamed answer: a role-only first delta, one event per piece, a finish, [DONE]."""
-    return ([sse_event({"role": "assistant"})] + [sse_event({"content": p}) for p in pieces]
-            + [sse_event(finish="stop"), b"data: [DONE]\n\n"])
+    return (
+        [sse_event({"role": "assistant"})]
+        + [sse_event({"content": p}) for p in pieces]
+        + [sse_event(finish="stop"), b"data: [DONE]\n\n"]
+    )
 
 
 class FakeChatServer:
@@ -79,8 +86,9 @@ class FakeChatServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                       name="fake-llm", daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-llm", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -135,9 +143,18 @@ def test_tokens_stream_in_order_as_they_arrive(chat_server):
     # "서" is E1 84 9C in UTF-8: the first HTTP chunk ends after its first byte.
     seoul = sse_event({"content": " 서울"})
     split = seoul.index(" 서울".encode()) + 2
-    chat_server.script = [sse_event({"role": "assistant"}), sse_event({"content": "Hello"}), gate,
-                          seoul[:split], seoul[split:], sse_event({"content": "!"}),
-                          sse_event({}, choices=False), sse_event(finish="stop"), b": keep-alive\n\n", b"data: [DONE]\n\n"]
+    chat_server.script = [
+        sse_event({"role": "assistant"}),
+        sse_event({"content": "Hello"}),
+        gate,
+        seoul[:split],
+        seoul[split:],
+        sse_event({"content": "!"}),
+        sse_event({}, choices=False),
+        sse_event(finish="stop"),
+        b": keep-alive\n\n",
+        b"data: [DONE]\n\n",
+    ]
     tokens = LlmClient(chat_server.base_url, "m").stream_chat(MESSAGES)
     # The first piece arrives while the server still holds the rest back: the reply is read as it streams.
     assert next(tokens) == "Hello"
@@ -148,24 +165,33 @@ def test_tokens_stream_in_order_as_they_arrive(chat_server):
 
 def test_a_server_that_ignores_stream_and_sends_one_completion(chat_server):
     chat_server.content_type = "application/json"
-    completion = {"id": "c1", "object": "chat.completion",
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "한 번에 전부 [1]."},
-                               "finish_reason": "stop"}]}
+    completion = {
+        "id": "c1",
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "한 번에 전부 [1]."}, "finish_reason": "stop"}
+        ],
+    }
     body = json.dumps(completion, ensure_ascii=False).encode("utf-8")
     chat_server.script = [body[:40], body[40:]]
     assert list(LlmClient(chat_server.base_url, "m").stream_chat(MESSAGES)) == ["한 번에 전부 [1]."]
 
 
 def test_multi_line_data_and_crlf_line_ends(chat_server):
-    chat_server.script = [b'data: {"choices": [{"delta":\r\ndata:  {"content": "a"}}]}\r\n\r\n',
-                          b'data: {"choices": [{"delta": {"content": "b"}}]}\r\n\r\n', b"data: [DONE]\r\n\r\n"]
+    chat_server.script = [
+        b'data: {"choices": [{"delta":\r\ndata:  {"content": "a"}}]}\r\n\r\n',
+        b'data: {"choices": [{"delta": {"content": "b"}}]}\r\n\r\n',
+        b"data: [DONE]\r\n\r\n",
+    ]
     assert LlmClient(chat_server.base_url, "m").chat(MESSAGES) == "ab"
 
 
 def test_http_error_shows_the_status_and_the_servers_message(chat_server):
     chat_server.status = 500
     chat_server.content_type = "application/json"
-    chat_server.script = [json.dumps({"error": {"message": "model 'nope' ran out of memory", "type": "server"}}).encode()]
+    chat_server.script = [
+        json.dumps({"error": {"message": "model 'nope' ran out of memory", "type": "server"}}).encode()
+    ]
     with pytest.raises(LlmError) as caught:
         LlmClient(chat_server.base_url, "nope").chat(MESSAGES)
     message = str(caught.value)
@@ -190,13 +216,16 @@ def test_connection_refused_is_an_llm_error_naming_the_address():
     assert url in str(caught.value)
 
 
-@pytest.mark.parametrize("script, expected", [
-    ([b"data: {not json\n\n", b"data: [DONE]\n\n"], "unreadable data line"),
-    ([b"data: [1, 2]\n\n"], "not a JSON object"),
-    ([b'data: {"choices": [{"delta": {"content": 5}}]}\n\n'], "content is not a string"),
-    ([b"<html><body>It works!</body></html>\n"], "unexpected line"),
-    ([], "ended without any data"),
-])
+@pytest.mark.parametrize(
+    "script, expected",
+    [
+        ([b"data: {not json\n\n", b"data: [DONE]\n\n"], "unreadable data line"),
+        ([b"data: [1, 2]\n\n"], "not a JSON object"),
+        ([b'data: {"choices": [{"delta": {"content": 5}}]}\n\n'], "content is not a string"),
+        ([b"<html><body>It works!</body></html>\n"], "unexpected line"),
+        ([], "ended without any data"),
+    ],
+)
 def test_malformed_streams_raise_llm_error(chat_server, script, expected):
     chat_server.script = script
     with pytest.raises(LlmError, match=expected) as caught:
@@ -233,13 +262,16 @@ def test_closing_the_iterator_closes_the_connection(chat_server):
     assert chat_server.aborted
 
 
-@pytest.mark.parametrize("url, expected", [
-    ("http://localhost:11434/v1", "http://localhost:11434/v1/chat/completions"),
-    ("http://localhost:11434/v1/", "http://localhost:11434/v1/chat/completions"),
-    ("http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/chat/completions"),
-    ("https://box.lan/llm/v1/chat/completions", "https://box.lan/llm/v1/chat/completions"),
-    (" http://127.0.0.1:1234/api/v1 ", "http://127.0.0.1:1234/api/v1/chat/completions"),
-])
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("http://localhost:11434/v1", "http://localhost:11434/v1/chat/completions"),
+        ("http://localhost:11434/v1/", "http://localhost:11434/v1/chat/completions"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/v1/chat/completions"),
+        ("https://box.lan/llm/v1/chat/completions", "https://box.lan/llm/v1/chat/completions"),
+        (" http://127.0.0.1:1234/api/v1 ", "http://127.0.0.1:1234/api/v1/chat/completions"),
+    ],
+)
 def test_base_urls_become_the_chat_completions_url(url, expected):
     assert chat_completions_url(url) == expected
 
@@ -263,8 +295,9 @@ def test_an_empty_model_is_left_out_of_the_request(chat_server):
 
 def test_client_from_settings(tmp_path):
     assert client_from_settings(load_settings(home=tmp_path, env={})) is None
-    settings = load_settings(home=tmp_path, env={"SHOEBOX_LLM_URL": "http://127.0.0.1:8080",
-                                                  "SHOEBOX_LLM_MODEL": "qwen2.5"})
+    settings = load_settings(
+        home=tmp_path, env={"SHOEBOX_LLM_URL": "http://127.0.0.1:8080", "SHOEBOX_LLM_MODEL": "qwen2.5"}
+    )
     client = client_from_settings(settings)
     assert client.endpoint == "http://127.0.0.1:8080/v1/chat/completions"
     assert client.model == "qwen2.5"

@@ -100,8 +100,9 @@ def test_importing_the_model_layer_loads_no_torch(tmp_path):
         "heavy = [n for n in ('torch', 'open_clip', 'whisper', 'PySide6') if n in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "library")], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "library")], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert "test-tiny (seed0, 64-d) base" in done.stdout
 
@@ -152,8 +153,14 @@ def test_tiny_models_give_the_same_results_in_another_process(tiny_clip, tiny_wh
         "                  'transcript': [t.language, [[x.start, x.end, x.text] for x in t.segments]]}))\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "other"), str(JFK_WAV)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "other"), str(JFK_WAV)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     other = json.loads(done.stdout.strip().splitlines()[-1])
     assert file_sha256(Path(other["path"])) == file_sha256(tiny_clip.locate_weights())
@@ -176,12 +183,14 @@ def test_preprocess_is_thread_safe_and_batching_does_not_change_vectors(tiny_cli
 
     small_batches = ClipEncoder(make_settings(tiny_home, SHOEBOX_BATCH_SIZE="2"))
     batch = torch.stack(sequential)
-    np.testing.assert_allclose(small_batches.encode_image_tensors(batch), tiny_clip.encode_image_tensors(batch),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        small_batches.encode_image_tensors(batch), tiny_clip.encode_image_tensors(batch), atol=1e-5
+    )
     texts = [f"photo number {i}" for i in range(7)]
     np.testing.assert_allclose(small_batches.encode_texts(texts), tiny_clip.encode_texts(texts), atol=1e-5)
-    np.testing.assert_allclose(tiny_clip.encode_image_tensors(sequential[0]), tiny_clip.encode_image_tensors(batch[:1]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_clip.encode_image_tensors(sequential[0]), tiny_clip.encode_image_tensors(batch[:1]), atol=1e-6
+    )
 
 
 def test_concurrent_first_use_loads_once(tiny_home, tiny_clip):
@@ -312,8 +321,9 @@ def test_failed_download_is_a_clear_error_and_a_good_one_fills_the_cache(tmp_pat
         return str(target)
 
     monkeypatch.setattr(open_clip, "download_pretrained", served)
-    path = download_model(load_settings(home=tmp_path / "lib", env={}), "clip", "ViT-B-32:laion2b_s34b_b79k",
-                          force_allowed=True)
+    path = download_model(
+        load_settings(home=tmp_path / "lib", env={}), "clip", "ViT-B-32:laion2b_s34b_b79k", force_allowed=True
+    )
     assert path == tmp_path / "lib" / "models" / "clip" / "ViT-B-32" / "laion2b_s34b_b79k" / source.name
     assert [p.name for p in path.parent.parent.parent.iterdir()] == ["ViT-B-32"]  # staging folder removed
     assert build_clip(load_settings(home=tmp_path / "lib", env={})).locate_weights() == path
@@ -347,8 +357,9 @@ def test_explicit_weights_files_win_and_name_the_identity(tmp_path, tiny_home):
     assert encoder.identity == ModelIdentity(TEST_TINY, f"file:{file_sha256(elsewhere)[:12]}", 64)
     assert encoder.locate_weights() == elsewhere
     seeded = ClipEncoder(make_settings(tmp_path / "lib"), pretrained="seed3")
-    np.testing.assert_allclose(encoder.encode_texts(["a red bicycle"]), seeded.encode_texts(["a red bicycle"]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        encoder.encode_texts(["a red bicycle"]), seeded.encode_texts(["a red bicycle"]), atol=1e-6
+    )
 
     whisper_file = write_tiny_whisper_weights(tmp_path / "elsewhere" / "w.pt", seed=1)
     transcriber = build_whisper(make_settings(tiny_home, SHOEBOX_WHISPER_WEIGHTS=str(whisper_file)))
@@ -384,8 +395,9 @@ def test_import_model_round_trip(tmp_path):
     torch.save(load_file(str(outside)), pt)
     tagged = import_model(settings, pt, name=f"{TEST_TINY}:seed5")
     assert tagged == settings.models_dir / "clip" / TEST_TINY / "seed5" / "open_clip_pytorch_model.bin"
-    np.testing.assert_allclose(ClipEncoder(settings, pretrained="seed5").encode_texts(["x"]),
-                               direct.encode_texts(["x"]), atol=1e-6)
+    np.testing.assert_allclose(
+        ClipEncoder(settings, pretrained="seed5").encode_texts(["x"]), direct.encode_texts(["x"]), atol=1e-6
+    )
 
     whisper_file = write_tiny_whisper_weights(tmp_path / "downloads" / "my-whisper.pt", seed=2)
     with pytest.raises(UsageError, match="--name"):
@@ -450,8 +462,9 @@ def test_a_weights_file_carrying_python_objects_is_refused(tmp_path):
     trapped_clip = tmp_path / "trapped_clip.pt"
     torch.save({"visual.proj": torch.zeros(2, 2), "payload": _Payload(marker)}, trapped_clip)
 
-    settings = make_settings(tmp_path / "lib", SHOEBOX_WHISPER_WEIGHTS=str(trapped_whisper),
-                             SHOEBOX_CLIP_WEIGHTS=str(trapped_clip))
+    settings = make_settings(
+        tmp_path / "lib", SHOEBOX_WHISPER_WEIGHTS=str(trapped_whisper), SHOEBOX_CLIP_WEIGHTS=str(trapped_clip)
+    )
     with pytest.raises(ModelUnavailableError, match=r"Refused to load .*trapped\.pt.*weights_only"):
         build_whisper(settings).load()
     with pytest.raises(ModelUnavailableError, match=r"Refused to load .*trapped_clip\.pt"):

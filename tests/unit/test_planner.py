@@ -21,8 +21,11 @@ def photos(tmp_path):
     """40 photos over four years (ten per year, June), and two notes."""
     root = tmp_path / "files"
     for n in range(40):
-        make_photo(root / "photos" / str(2020 + n // 10) / f"p{n:02}.jpg", 100 + n,
-                   taken=datetime(2020 + n // 10, 6, 1 + n % 10, 12, 0))
+        make_photo(
+            root / "photos" / str(2020 + n // 10) / f"p{n:02}.jpg",
+            100 + n,
+            taken=datetime(2020 + n // 10, 6, 1 + n % 10, 12, 0),
+        )
     make_text(root / "notes" / "boiler.txt", "The boiler service is due in October; call the plumber first.")
     make_text(root / "notes" / "tax.txt", "Tax return documents: salary statements, receipts and the bank letter.")
     return root
@@ -59,12 +62,15 @@ def test_index_is_built_saved_and_used(graph_and_exact):
     assert exact.search("boiler", k=5).plan == "exact"  # a small space: its vectors in a matrix
 
 
-@pytest.mark.parametrize("filters", [
-    Filters(),
-    Filters(kinds=("image",)),
-    Filters(after=datetime(2021, 1, 1).timestamp(), before=datetime(2022, 1, 1).timestamp()),
-    Filters(kinds=("document",)),
-])
+@pytest.mark.parametrize(
+    "filters",
+    [
+        Filters(),
+        Filters(kinds=("image",)),
+        Filters(after=datetime(2021, 1, 1).timestamp(), before=datetime(2022, 1, 1).timestamp()),
+        Filters(kinds=("document",)),
+    ],
+)
 def test_hnsw_plan_and_exact_plan_return_the_same_ranking(graph_and_exact, photos, filters):
     graph, exact = graph_and_exact
     for n in (0, 13, 27):
@@ -149,8 +155,14 @@ def test_results_stay_right_while_files_come_and_go(graph_and_exact, photos):
 def test_auto_tags_are_stored_apart_and_filterable(tmp_path, models, photos):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("# test\nalpha: a photo of alpha\nbeta\ngamma: gamma | the gamma thing\n", encoding="utf-8")
-    lib = _library(tmp_path, models, "auto", graph_min_items=10**9,
-                   SHOEBOX_AUTOTAG_VOCABULARY=str(vocab), SHOEBOX_AUTOTAG_THRESHOLD="0.34")
+    lib = _library(
+        tmp_path,
+        models,
+        "auto",
+        graph_min_items=10**9,
+        SHOEBOX_AUTOTAG_VOCABULARY=str(vocab),
+        SHOEBOX_AUTOTAG_THRESHOLD="0.34",
+    )
     try:
         lib.index([photos])
         tagger = lib.autotagger()

@@ -75,10 +75,14 @@ def test_kind_filter_returns_only_that_kind(indexed, library, kinds):
 
 def test_tag_filter(indexed, library):
     store = library.store
-    ids = store.file_ids_under(str(indexed / "photos" / "img2.jpg")) + store.file_ids_under(str(indexed / "notes" / "garden.txt"))
+    ids = store.file_ids_under(str(indexed / "photos" / "img2.jpg")) + store.file_ids_under(
+        str(indexed / "notes" / "garden.txt")
+    )
     store.add_tag("family", ids)
     results = library.search("anything", k=10, filters=Filters(tags=("family",)), min_relevance=0).results
-    assert sorted(r.path for r in results) == sorted([str(indexed / "photos" / "img2.jpg"), str(indexed / "notes" / "garden.txt")])
+    assert sorted(r.path for r in results) == sorted(
+        [str(indexed / "photos" / "img2.jpg"), str(indexed / "notes" / "garden.txt")]
+    )
     assert all([t for t in r.tags if t not in r.auto_tags] == ["family"] for r in results)
 
 
@@ -118,8 +122,16 @@ def test_keyword_only_before_any_model(tmp_path):
         # a library with vectors but weights missing: text queries still work by keywords
         lib.store.ensure_model("intfloat/multilingual-e5-small", "sha256:0123456789abcdef", 4, space="text")
         with lib.store.transaction():
-            lib.store.add_file("/d/p.txt", size=1, mtime=1.0, content_hash="h", kind="document", media_time=1.0,
-                               items=[NewItem("text", text="passport renewal")], vectors=np.ones((1, 4)))
+            lib.store.add_file(
+                "/d/p.txt",
+                size=1,
+                mtime=1.0,
+                content_hash="h",
+                kind="document",
+                media_time=1.0,
+                items=[NewItem("text", text="passport renewal")],
+                vectors=np.ones((1, 4)),
+            )
         response = lib.search("passport")
         assert [r.path for r in response.results] == ["/d/p.txt"]
         assert "keywords only" in response.warnings[0]
@@ -133,10 +145,25 @@ def test_query_terms_and_snippets():
     assert "«passport»" in snippet and snippet.startswith("…") and snippet.endswith("…")
 
 
-@pytest.mark.parametrize("typed", [
-    '"insurance', "insurance AND", "* OR -", "NEAR(a b)", "insurance'); DROP TABLE items;--", "((( ]]",
-    "🦷 dentist 🦷", "the of and", "^x:y", "작년에 ))", "2023 * last week", "in", "-", "\u0000weird",
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        '"insurance',
+        "insurance AND",
+        "* OR -",
+        "NEAR(a b)",
+        "insurance'); DROP TABLE items;--",
+        "((( ]]",
+        "🦷 dentist 🦷",
+        "the of and",
+        "^x:y",
+        "작년에 ))",
+        "2023 * last week",
+        "in",
+        "-",
+        "\u0000weird",
+    ],
+)
 def test_anything_typed_is_searched_without_error(indexed, library, typed):
     response = library.search(typed, k=5)
     assert isinstance(response.results, list) and response.took_ms >= 0
@@ -154,8 +181,10 @@ def test_snippets_mark_words_not_pieces_of_words():
     from engine.search import keyword_terms, mark_terms
 
     # Whole words and their inflections, never a piece of another word.
-    assert mark_terms("Ingredients: red beans, reds and a redder sky", ["red"]) == \
-        "Ingredients: «red» beans, «reds» and a redder sky"
+    assert (
+        mark_terms("Ingredients: red beans, reds and a redder sky", ["red"])
+        == "Ingredients: «red» beans, «reds» and a redder sky"
+    )
     assert mark_terms("가족사진을 정리", ["사진"]) == "가족«사진»을 정리"
     assert keyword_terms(["a", "red", "circle"]) == ["red", "circle"]
 
@@ -172,22 +201,29 @@ def words_library(tmp_path, library):
     make_text(root / "notes" / "band.txt", "The misﬁts started rehearsing on the starboard deck.")
     make_text(root / "notes" / "biscuits.txt", "Cut the dough with a star cutter. Ｔｏｋｙｏ sticker on the tin.")
     # A long note: several passages, one card.
-    make_text(root / "notes" / "boiler.txt", "\n\n".join(
-        f"Part {n}. The boiler pressure was checked by the engineer. " + "Routine notes follow here. " * 40
-        for n in range(4)))
+    make_text(
+        root / "notes" / "boiler.txt",
+        "\n\n".join(
+            f"Part {n}. The boiler pressure was checked by the engineer. " + "Routine notes follow here. " * 40
+            for n in range(4)
+        ),
+    )
     assert library.index([root]).failed == []
     return root
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("IMG_4242", ["Pictures/제주도 여행/IMG_4242.jpg"]),
-    ("IMG 1036", ["Pictures/IMG_1036.jpg"]),
-    ("crazyones", ["notes/crazyones.txt"]),
-    ("quarterly report draft", ["notes/QuarterlyReportDraft.md"]),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("IMG_4242", ["Pictures/제주도 여행/IMG_4242.jpg"]),
+        ("IMG 1036", ["Pictures/IMG_1036.jpg"]),
+        ("crazyones", ["notes/crazyones.txt"]),
+        ("quarterly report draft", ["notes/QuarterlyReportDraft.md"]),
+    ],
+)
 def test_a_name_finds_its_file_first(words_library, library, query, expected):
     results = library.search(query, k=5).results
-    assert [r.path for r in results[:len(expected)]] == [str(words_library / p) for p in expected]
+    assert [r.path for r in results[: len(expected)]] == [str(words_library / p) for p in expected]
     assert results[0].name_match == "file"
 
 

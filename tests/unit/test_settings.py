@@ -15,8 +15,13 @@ def test_defaults(tmp_path):
 
 
 def test_environment_overrides(tmp_path):
-    env = {"SHOEBOX_CLIP_MODEL": "xlm-roberta-base-ViT-B-32", "SHOEBOX_ALLOW_DOWNLOAD": "1",
-           "SHOEBOX_DEVICE": "cuda", "SHOEBOX_BATCH_SIZE": "4", "SHOEBOX_HOME": str(tmp_path / "x")}
+    env = {
+        "SHOEBOX_CLIP_MODEL": "xlm-roberta-base-ViT-B-32",
+        "SHOEBOX_ALLOW_DOWNLOAD": "1",
+        "SHOEBOX_DEVICE": "cuda",
+        "SHOEBOX_BATCH_SIZE": "4",
+        "SHOEBOX_HOME": str(tmp_path / "x"),
+    }
     s = load_settings(env=env)
     assert s.clip_model == "xlm-roberta-base-ViT-B-32"
     assert s.allow_download is True
@@ -37,11 +42,14 @@ def test_saved_settings_are_read_and_environment_wins(tmp_path):
     assert load_settings(home=tmp_path, env={"SHOEBOX_WHISPER_MODEL": "tiny"}).whisper_model == "tiny"
 
 
-@pytest.mark.parametrize("env, words", [
-    ({"SHOEBOX_DEVICE": "tpu"}, "SHOEBOX_DEVICE"),
-    ({"SHOEBOX_BATCH_SIZE": "many"}, "whole number"),
-    ({"SHOEBOX_ALLOW_DOWNLOAD": "perhaps"}, "expected 1 or 0"),
-])
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"SHOEBOX_DEVICE": "tpu"}, "SHOEBOX_DEVICE"),
+        ({"SHOEBOX_BATCH_SIZE": "many"}, "whole number"),
+        ({"SHOEBOX_ALLOW_DOWNLOAD": "perhaps"}, "expected 1 or 0"),
+    ],
+)
 def test_bad_values_are_clear_errors(tmp_path, env, words):
     with pytest.raises(UsageError, match=words):
         load_settings(home=tmp_path, env=env)

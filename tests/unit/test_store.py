@@ -26,8 +26,14 @@ def _vec(*values):
 def _add(store, path, text=None, kind="document", media_time=0.0, vec=(1, 0, 0, 0), content_hash=None):
     with store.transaction():
         return store.add_file(
-            path, size=10, mtime=1.0, content_hash=content_hash or path, kind=kind, media_time=media_time,
-            items=[NewItem("text" if text else "image", text=text)], vectors=_vec(*vec),
+            path,
+            size=10,
+            mtime=1.0,
+            content_hash=content_hash or path,
+            kind=kind,
+            media_time=media_time,
+            items=[NewItem("text" if text else "image", text=text)],
+            vectors=_vec(*vec),
         )
 
 
@@ -158,10 +164,25 @@ def test_filters_select_items(store):
     assert paths(folder="/pho") == []  # a folder is a whole path component, not a prefix
 
 
-@pytest.mark.parametrize("typed", [
-    'passport "renewal', "AND OR NOT", "*", "-passport", "(passport", "passport)", "'; DROP TABLE items; --",
-    "NEAR(a b)", "col:value", "😀 passport", "^start", "a + b", '""', "{x}",
-])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        'passport "renewal',
+        "AND OR NOT",
+        "*",
+        "-passport",
+        "(passport",
+        "passport)",
+        "'; DROP TABLE items; --",
+        "NEAR(a b)",
+        "col:value",
+        "😀 passport",
+        "^start",
+        "a + b",
+        '""',
+        "{x}",
+    ],
+)
 def test_keyword_search_never_raises_on_typed_text(store, typed):
     from engine.search import query_terms
 
@@ -175,16 +196,25 @@ def test_keyword_search_never_raises_on_typed_text(store, typed):
 def test_korean_matches_inside_words(store):
     _add(store, "/d/k.txt", text="여권 갱신 신청서를 제출했습니다. 만료일은 내년입니다.")
     item = store.first_item_of_file("/d/k.txt")
-    assert [h[0] for h in store.keyword_search(["신청서"], 5)] == [item]      # trigram inside a word
+    assert [h[0] for h in store.keyword_search(["신청서"], 5)] == [item]  # trigram inside a word
     assert [h[0] for h in store.keyword_search(["제출했"], 5)] == [item]
-    assert [h[0] for h in store.keyword_search(["여권"], 5)] == [item]        # two characters: substring match
+    assert [h[0] for h in store.keyword_search(["여권"], 5)] == [item]  # two characters: substring match
     assert store.keyword_search(["비행기"], 5) == []
 
 
 def test_meta_is_json(store):
     with store.transaction():
-        store.add_file("/m.jpg", size=1, mtime=1.0, content_hash="h", kind="image", media_time=1.0,
-                       meta={"camera": "캐논"}, items=[NewItem("image")], vectors=_vec(1, 1, 1, 1))
+        store.add_file(
+            "/m.jpg",
+            size=1,
+            mtime=1.0,
+            content_hash="h",
+            kind="image",
+            media_time=1.0,
+            meta={"camera": "캐논"},
+            items=[NewItem("image")],
+            vectors=_vec(1, 1, 1, 1),
+        )
     raw = store._query("SELECT meta FROM files")[0][0]
     assert json.loads(raw) == {"camera": "캐논"}
 
@@ -192,8 +222,16 @@ def test_meta_is_json(store):
 def test_rolled_back_transaction_leaves_nothing(store):
     with pytest.raises(RuntimeError):
         with store.transaction():
-            store.add_file("/x.jpg", size=1, mtime=1.0, content_hash="h", kind="image", media_time=1.0,
-                           items=[NewItem("image")], vectors=_vec(1, 0, 0, 0))
+            store.add_file(
+                "/x.jpg",
+                size=1,
+                mtime=1.0,
+                content_hash="h",
+                kind="image",
+                media_time=1.0,
+                items=[NewItem("image")],
+                vectors=_vec(1, 0, 0, 0),
+            )
             raise RuntimeError("killed")
     assert store.get_file("/x.jpg") is None
     assert store.count_items() == 0
@@ -204,8 +242,16 @@ def test_common_words_give_way_to_rare_ones(store):
     with store.transaction():
         for n in range(600):
             text = "household paperwork " + ("boiler warranty" if n % 200 == 0 else f"note {n}")
-            store.add_file(f"/d/{n}.txt", size=1, mtime=1.0, content_hash=f"h{n}", kind="document", media_time=1.0,
-                           items=[NewItem("text", text=text)], vectors=np.ones((1, 4)))
+            store.add_file(
+                f"/d/{n}.txt",
+                size=1,
+                mtime=1.0,
+                content_hash=f"h{n}",
+                kind="document",
+                media_time=1.0,
+                items=[NewItem("text", text=text)],
+                vectors=np.ones((1, 4)),
+            )
     rare = {r[0] for r in store._query("SELECT id FROM items WHERE text LIKE '%warranty%'")}
     assert len(rare) == 3
     hits = store.keyword_search(["household", "warranty"], limit=10)
@@ -216,12 +262,23 @@ def test_common_words_give_way_to_rare_ones(store):
 
 def _v2_library(path):
     """A library as Shoebox wrote it before two spaces: passages with CLIP vectors, FTS over raw text."""
-    make_v2_library(path, ["/lib"], [
-        {"path": "/lib/photos/IMG_4242.jpg", "kind": "image", "items": [("image", None, None, None)]},
-        {"path": "/lib/notes/misfits.txt", "kind": "document", "items": [("text", "The misﬁts started a band.", None, None)]},
-        {"path": "/lib/voice/memo.wav", "kind": "audio", "items": [("speech", "call the plumber", 0.0, 2.5),
-                                                                  ("speech", "about the boiler", 2.5, 5.0)]},
-    ])
+    make_v2_library(
+        path,
+        ["/lib"],
+        [
+            {"path": "/lib/photos/IMG_4242.jpg", "kind": "image", "items": [("image", None, None, None)]},
+            {
+                "path": "/lib/notes/misfits.txt",
+                "kind": "document",
+                "items": [("text", "The misﬁts started a band.", None, None)],
+            },
+            {
+                "path": "/lib/voice/memo.wav",
+                "kind": "audio",
+                "items": [("speech", "call the plumber", 0.0, 2.5), ("speech", "about the boiler", 2.5, 5.0)],
+            },
+        ],
+    )
 
 
 def test_a_library_from_before_two_spaces_is_migrated(tmp_path):
@@ -233,14 +290,20 @@ def test_a_library_from_before_two_spaces_is_migrated(tmp_path):
         # Photos keep their CLIP vectors; passages lose theirs (they were CLIP text vectors).
         assert store.count_items("clip") == 1 and store.count_items("text") == 0 and store.count_items() == 4
         # Passages are found by their words at once, in folded form, and names are words.
-        assert [store.item_details([i])[i]["path"] for i, _ in store.keyword_search(["misfits"], 5)] == \
-            ["/lib/notes/misfits.txt"]
+        assert [store.item_details([i])[i]["path"] for i, _ in store.keyword_search(["misfits"], 5)] == [
+            "/lib/notes/misfits.txt"
+        ]
         assert store.keyword_search(["star"], 5) == []  # "started" is another word
         assert [f for f, _ in store.name_search(["IMG_4242"], 5)] == [1]
         # Recordings keep what Whisper heard, to be cut into passages for the text model.
-        assert [(s.text, s.start_s, s.end_s) for s in store.transcript(3)] == \
-            [("call the plumber", 0.0, 2.5), ("about the boiler", 2.5, 5.0)]
-        assert [f.path for f in store.files_missing_vectors("text")] == ["/lib/notes/misfits.txt", "/lib/voice/memo.wav"]
+        assert [(s.text, s.start_s, s.end_s) for s in store.transcript(3)] == [
+            ("call the plumber", 0.0, 2.5),
+            ("about the boiler", 2.5, 5.0),
+        ]
+        assert [f.path for f in store.files_missing_vectors("text")] == [
+            "/lib/notes/misfits.txt",
+            "/lib/voice/memo.wav",
+        ]
         # A saved HNSW graph (which held the passages' CLIP vectors) must be rebuilt.
         assert store.items_log_start() > store.items_version()
 
@@ -249,8 +312,11 @@ def test_replacing_items_keeps_the_file_and_its_tags(store):
     fid = _add(store, "/d/a.txt", text="old words")
     store.add_tag("keep", [fid])
     with store.transaction():
-        store.replace_items(fid, [NewItem("text", text="new passage one"), NewItem("text", text="new passage two")],
-                            np.eye(4, dtype=np.float32)[:2])
+        store.replace_items(
+            fid,
+            [NewItem("text", text="new passage one"), NewItem("text", text="new passage two")],
+            np.eye(4, dtype=np.float32)[:2],
+        )
     assert store.get_file("/d/a.txt").id == fid and store.tags_of_files([fid]) == {fid: ["keep"]}
     assert store.keyword_search(["old"], 5) == []
     assert len(store.keyword_search(["passage"], 5)) == 2
@@ -259,11 +325,20 @@ def test_replacing_items_keeps_the_file_and_its_tags(store):
 
 def test_a_copy_keeps_the_transcript(store):
     with store.transaction():
-        fid = store.add_file("/v/a.wav", size=1, mtime=1.0, content_hash="w", kind="audio", media_time=1.0,
-                             items=[NewItem("speech", text="hello there", start_s=0.0, end_s=3.0)],
-                             vectors=_vec(1, 0, 0, 0),
-                             transcript=[NewItem("speech", text="hello", start_s=0.0, end_s=1.0),
-                                         NewItem("speech", text="there", start_s=1.0, end_s=3.0)])
+        fid = store.add_file(
+            "/v/a.wav",
+            size=1,
+            mtime=1.0,
+            content_hash="w",
+            kind="audio",
+            media_time=1.0,
+            items=[NewItem("speech", text="hello there", start_s=0.0, end_s=3.0)],
+            vectors=_vec(1, 0, 0, 0),
+            transcript=[
+                NewItem("speech", text="hello", start_s=0.0, end_s=1.0),
+                NewItem("speech", text="there", start_s=1.0, end_s=3.0),
+            ],
+        )
         store.copy_file(fid, "/v/b.wav", size=1, mtime=2.0)
     copy = store.get_file("/v/b.wav").id
     assert [s.text for s in store.transcript(copy)] == ["hello", "there"]

@@ -35,8 +35,14 @@ from tests.real_models import minilm_folder
 
 REPO = Path(__file__).resolve().parents[2]
 TINY_FILES = {
-    "config.json", "config_sentence_transformers.json", "model.safetensors", "modules.json",
-    "sentence_bert_config.json", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json",
+    "config.json",
+    "config_sentence_transformers.json",
+    "model.safetensors",
+    "modules.json",
+    "sentence_bert_config.json",
+    "special_tokens_map.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
     "1_Pooling/config.json",
 }
 ROW_FIELDS = {"kind", "name", "weights", "present", "path", "size", "source", "selected"}
@@ -47,8 +53,9 @@ pytestmark = pytest.mark.usefixtures("offline_caches")
 
 
 def make_settings(home: Path, **env: str):
-    return load_settings(home=home, env={"SHOEBOX_TEXT_MODEL": TEST_TINY, "SHOEBOX_THREADS": "2",
-                                         "SHOEBOX_BATCH_SIZE": "8", **env})
+    return load_settings(
+        home=home, env={"SHOEBOX_TEXT_MODEL": TEST_TINY, "SHOEBOX_THREADS": "2", "SHOEBOX_BATCH_SIZE": "8", **env}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +99,14 @@ def test_identity_and_counting_load_no_torch(tiny_text, tmp_path):
         "heavy = [n for n in ('torch', 'transformers', 'open_clip', 'whisper') if n in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "library"), str(tiny_text.locate())],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "library"), str(tiny_text.locate())],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["32 12 254 ''", "test-tiny (seed0, 32-d)"]
 
@@ -169,8 +182,9 @@ def test_count_tokens_uses_the_models_own_tokens(tiny_text):
 def test_max_tokens_and_truncation(tiny_text, tmp_path):
     assert tiny_text.max_tokens == 256 - 2  # max_seq_length less [CLS] and [SEP]
     fits = "x" * tiny_text.max_tokens
-    np.testing.assert_allclose(tiny_text.encode_passages([fits + "y" * 500]), tiny_text.encode_passages([fits]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        tiny_text.encode_passages([fits + "y" * 500]), tiny_text.encode_passages([fits]), atol=1e-6
+    )
     assert np.abs(tiny_text.encode_passages([fits[:-1] + "y"]) - tiny_text.encode_passages([fits])).max() > 1e-6
 
     # The positions limit when it is below max_seq_length; the passage prefix takes its share.
@@ -192,10 +206,12 @@ def test_prefixes_by_family_and_from_the_folders_prompts(tiny_text, tmp_path):
     assert e5.identity.name == "folder:multilingual-e5-small"
     assert e5.identity.weights.startswith("sha256:")  # a copy of test-tiny is not test-tiny
     # Same weights: e5's query is the tiny model's passage with "query: " written in front.
-    np.testing.assert_allclose(e5.encode_queries(["lost keys"]), tiny_text.encode_passages(["query: lost keys"]),
-                               atol=1e-6)
-    np.testing.assert_allclose(e5.encode_passages(["lost keys"]), tiny_text.encode_passages(["passage: lost keys"]),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        e5.encode_queries(["lost keys"]), tiny_text.encode_passages(["query: lost keys"]), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        e5.encode_passages(["lost keys"]), tiny_text.encode_passages(["passage: lost keys"]), atol=1e-6
+    )
     assert e5.max_tokens == tiny_text.max_tokens - len("passage: ")
 
     prompted = copy_tiny(tiny_text, tmp_path / "prompted")
@@ -225,16 +241,23 @@ def _token_states(tiny_text: TextEncoder, text: str) -> np.ndarray:
     return out.last_hidden_state[0].numpy()
 
 
-@pytest.mark.parametrize("modes, expected", [
-    ({"pooling_mode_cls_token": True}, lambda h: h[0]),
-    ({"pooling_mode_max_tokens": True}, lambda h: h.max(axis=0)),
-    ({"pooling_mode_lasttoken": True}, lambda h: h[-1]),
-    ({"pooling_mode_mean_sqrt_len_tokens": True}, lambda h: h.sum(axis=0) / np.sqrt(len(h))),
-    ({"pooling_mode_weightedmean_tokens": True},
-     lambda h: (h * np.arange(1, len(h) + 1)[:, None]).sum(axis=0) / np.arange(1, len(h) + 1).sum()),
-    ({"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True},
-     lambda h: np.concatenate([h[0], h.mean(axis=0)])),
-])
+@pytest.mark.parametrize(
+    "modes, expected",
+    [
+        ({"pooling_mode_cls_token": True}, lambda h: h[0]),
+        ({"pooling_mode_max_tokens": True}, lambda h: h.max(axis=0)),
+        ({"pooling_mode_lasttoken": True}, lambda h: h[-1]),
+        ({"pooling_mode_mean_sqrt_len_tokens": True}, lambda h: h.sum(axis=0) / np.sqrt(len(h))),
+        (
+            {"pooling_mode_weightedmean_tokens": True},
+            lambda h: (h * np.arange(1, len(h) + 1)[:, None]).sum(axis=0) / np.arange(1, len(h) + 1).sum(),
+        ),
+        (
+            {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": True},
+            lambda h: np.concatenate([h[0], h.mean(axis=0)]),
+        ),
+    ],
+)
 def test_pooling_modes_follow_the_pooling_config(tiny_text, tmp_path, modes, expected):
     folder = copy_tiny(tiny_text, tmp_path / "pooled")
     cfg = json.loads((folder / "1_Pooling" / "config.json").read_text())
@@ -257,10 +280,16 @@ def test_dense_modules_follow_pooling(tiny_text, tmp_path):
     modules[3]["idx"] = 3
     (folder / "modules.json").write_text(json.dumps(modules))
     (folder / "2_Dense").mkdir()
-    (folder / "2_Dense" / "config.json").write_text(json.dumps({
-        "in_features": 32, "out_features": 12, "bias": True,
-        "activation_function": "torch.nn.modules.activation.Tanh",
-    }))
+    (folder / "2_Dense" / "config.json").write_text(
+        json.dumps(
+            {
+                "in_features": 32,
+                "out_features": 12,
+                "bias": True,
+                "activation_function": "torch.nn.modules.activation.Tanh",
+            }
+        )
+    )
     rng = np.random.default_rng(7)
     weight, bias = rng.normal(size=(12, 32)).astype(np.float32), rng.normal(size=12).astype(np.float32)
     save_file({"linear.weight": weight, "linear.bias": bias}, str(folder / "2_Dense" / "model.safetensors"))
@@ -268,8 +297,9 @@ def test_dense_modules_follow_pooling(tiny_text, tmp_path):
     encoder = TextEncoder(make_settings(tmp_path), folder=folder)
     assert encoder.dim == 12 and encoder.identity.dim == 12
     pooled = _token_states(tiny_text, "receipt").mean(axis=0)
-    np.testing.assert_allclose(encoder.encode_passages(["receipt"])[0], normalise(np.tanh(weight @ pooled + bias)),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        encoder.encode_passages(["receipt"])[0], normalise(np.tanh(weight @ pooled + bias)), atol=1e-5
+    )
 
 
 def test_modules_shoebox_cannot_run_are_refused_by_name(tiny_text, tmp_path):
@@ -302,11 +332,14 @@ def test_a_folder_path_setting_is_used_as_is(tiny_text, tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     for relative in ("./models/my-model", "models/my-model"):
-        assert build_text_encoder(make_settings(tmp_path / "lib", SHOEBOX_TEXT_MODEL=relative)).locate() \
+        assert (
+            build_text_encoder(make_settings(tmp_path / "lib", SHOEBOX_TEXT_MODEL=relative)).locate()
             == folder.resolve()
+        )
     # "org/name" is a model name unless a folder of that name is here.
-    assert build_text_encoder(make_settings(tmp_path / "lib", SHOEBOX_TEXT_MODEL="acme/my-model")).name \
-        == "acme/my-model"
+    assert (
+        build_text_encoder(make_settings(tmp_path / "lib", SHOEBOX_TEXT_MODEL="acme/my-model")).name == "acme/my-model"
+    )
 
 
 def test_a_folder_path_that_leads_nowhere_is_reported(tmp_path):
@@ -369,8 +402,10 @@ def test_a_missing_model_says_what_to_do_and_downloads_only_when_allowed(tmp_pat
 
     # Allowed, but offline (HF_HUB_OFFLINE=1): a clear message and nothing half-written.
     allowed = make_settings(tmp_path, SHOEBOX_TEXT_MODEL="acme/nowhere", SHOEBOX_ALLOW_DOWNLOAD="1")
-    with pytest.raises(ModelUnavailableError,
-                       match=r"Could not download the text model acme/nowhere: HF_HUB_OFFLINE is set.*--kind text"):
+    with pytest.raises(
+        ModelUnavailableError,
+        match=r"Could not download the text model acme/nowhere: HF_HUB_OFFLINE is set.*--kind text",
+    ):
         build_text_encoder(allowed).encode_passages(["x"])
     assert list((tmp_path / "models" / "text").iterdir()) == []
     with pytest.raises(ModelUnavailableError, match="Downloading model weights is turned off"):
@@ -407,12 +442,15 @@ def test_a_download_lands_whole_in_the_cache(tiny_text, tmp_path, monkeypatch):
     assert sorted(p.name for p in (settings.models_dir / "text").iterdir()) == [dest.name]
 
 
-@pytest.mark.parametrize("remove, named", [
-    ("tokenizer.json", r"the tokenizer \(tokenizer.json\)"),
-    ("model.safetensors", r"the weights \(model.safetensors\)"),
-    ("config.json", r"the model configuration \(config.json\)"),
-    ("1_Pooling/config.json", r"the pooling settings \(1_Pooling/config.json\)"),
-])
+@pytest.mark.parametrize(
+    "remove, named",
+    [
+        ("tokenizer.json", r"the tokenizer \(tokenizer.json\)"),
+        ("model.safetensors", r"the weights \(model.safetensors\)"),
+        ("config.json", r"the model configuration \(config.json\)"),
+        ("1_Pooling/config.json", r"the pooling settings \(1_Pooling/config.json\)"),
+    ],
+)
 def test_missing_pieces_are_named_with_the_folder(tiny_text, tmp_path, remove, named):
     folder = copy_tiny(tiny_text, tmp_path / "partial")
     (folder / remove).unlink()
@@ -573,8 +611,9 @@ def test_download_kinds_and_the_models_command(tiny_text, tmp_path, monkeypatch,
 @pytest.fixture(scope="module")
 def minilm(tmp_path_factory):
     folder = minilm_folder()
-    settings = load_settings(home=tmp_path_factory.mktemp("minilm-library"),
-                             env={"SHOEBOX_TEXT_MODEL": str(folder), "SHOEBOX_THREADS": "2"})
+    settings = load_settings(
+        home=tmp_path_factory.mktemp("minilm-library"), env={"SHOEBOX_TEXT_MODEL": str(folder), "SHOEBOX_THREADS": "2"}
+    )
     return build_text_encoder(settings)
 
 

@@ -65,9 +65,7 @@ SUFFIXES = ("ing", "ies", "ied", "es", "ed", "ly", "s")
 MIN_STEM = 3
 
 # Korean particles stripped from the end of a word before comparing, longest first.
-KOREAN_PARTICLES = tuple(
-    sorted("은 는 이 가 을 를 의 에 에서 도 와 과 로 으로".split(), key=len, reverse=True)
-)
+KOREAN_PARTICLES = tuple(sorted("은 는 이 가 을 를 의 에 에서 도 와 과 로 으로".split(), key=len, reverse=True))
 # Stricter than whole-word equality: two Korean words of at least this many syllables also
 # clash when one is a prefix of the other (예약 / 예약했다), since verb and noun endings other
 # than the particles above are not stripped.
@@ -153,10 +151,7 @@ def clashes(query_words: list[str], note_words: list[str]) -> list[str]:
             for a in qf:
                 if len(a) < KOREAN_PREFIX_MIN:
                     continue
-                if any(
-                    len(b) >= KOREAN_PREFIX_MIN and (b.startswith(a) or a.startswith(b))
-                    for b in note_hangul
-                ):
+                if any(len(b) >= KOREAN_PREFIX_MIN and (b.startswith(a) or a.startswith(b)) for b in note_hangul):
                     hits.append(qw)
                     break
     return hits
@@ -312,9 +307,7 @@ def check(notes: dict[str, Note], queries: list) -> tuple[list[str], Counter]:
             # A note "holds" the query when every query word matches one of its words
             # (same rule as the clash test, so 백운대 is found in 백운대까지).
             holders = sorted(
-                r
-                for r, n in notes.items()
-                if qwords and len(clashes(qwords, n.words)) == len(set(qwords))
+                r for r, n in notes.items() if qwords and len(clashes(qwords, n.words)) == len(set(qwords))
             )
             if holders != expect:
                 problems.append(f"{where}: words occur in {holders}, expected {expect}")
@@ -324,9 +317,7 @@ def check(notes: dict[str, Note], queries: list) -> tuple[list[str], Counter]:
                 problems.append(f"{where}: expects nothing")
                 continue
             qset = (set(words(text)) | set(words(CAMEL_RE.sub(" ", text)))) - STOP_WORDS
-            by_name = sorted(
-                r for r, n in notes.items() if qset <= set(n.path_words) | set(words(r))
-            )
+            by_name = sorted(r for r, n in notes.items() if qset <= set(n.path_words) | set(words(r)))
             if by_name != sorted(expect):
                 problems.append(f"{where}: name matches {by_name}, expected {sorted(expect)}")
             for t in targets:
@@ -343,9 +334,7 @@ def check(notes: dict[str, Note], queries: list) -> tuple[list[str], Counter]:
                 problems.append(f"{where}: use a single word")
                 continue
             word = needle[0]
-            holders = sorted(
-                r for r, n in notes.items() if word in n.words or word + "s" in n.words
-            )
+            holders = sorted(r for r, n in notes.items() if word in n.words or word + "s" in n.words)
             if holders != sorted(expect) or not expect:
                 problems.append(f"{where}: word occurs in {holders}, expected {sorted(expect)}")
             raw_hit = any(word in WORD_RE.findall(t.raw.lower()) for t in targets)
@@ -370,14 +359,9 @@ def check(notes: dict[str, Note], queries: list) -> tuple[list[str], Counter]:
 
     for rel, note in notes.items():
         if note.group == "english" and paraphrase_targets[rel] != 1:
-            problems.append(
-                f"note {rel!r}: {paraphrase_targets[rel]} paraphrase queries, want exactly 1"
-            )
+            problems.append(f"note {rel!r}: {paraphrase_targets[rel]} paraphrase queries, want exactly 1")
         if note.group == "korean" and korean_paraphrase_targets[rel] != 1:
-            problems.append(
-                f"note {rel!r}: {korean_paraphrase_targets[rel]} korean-paraphrase queries, "
-                "want exactly 1"
-            )
+            problems.append(f"note {rel!r}: {korean_paraphrase_targets[rel]} korean-paraphrase queries, want exactly 1")
     return problems, by_category
 
 
@@ -387,8 +371,10 @@ def main() -> int:
     problems, by_category = check(notes, queries)
 
     groups = Counter(n.group for n in notes.values())
-    print(f"notes: {len(notes)} files  (English {groups['english']}, Korean {groups['korean']}, "
-          f"name/normalisation extras {groups['extra']})")
+    print(
+        f"notes: {len(notes)} files  (English {groups['english']}, Korean {groups['korean']}, "
+        f"name/normalisation extras {groups['extra']})"
+    )
     print()
     print(f"{'category':<20}{'queries':>8}")
     print("-" * 28)
