@@ -49,7 +49,7 @@ from engine.errors import ModelUnavailableError  # noqa: E402
 from engine.library import Library  # noqa: E402
 from engine.search import search  # noqa: E402
 from engine.settings import load_settings  # noqa: E402
-from engine.store import Filters  # noqa: E402
+from engine.query import Filters, Query  # noqa: E402
 
 DATA = ROOT / "benchmarks" / "data" / "relevance"
 CATEGORIES = ("paraphrase", "exact", "name", "korean", "korean-paraphrase", "normalisation", "nonsense", "absent")
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                         store = library.store
 
                         def words_only(text: str, filters: Filters, store=store) -> list[str]:
-                            return [r.path for r in search(store, None, text, filters=filters, k=args.k).results]
+                            return [r.path for r in search(store, Query(text, filters=filters, k=args.k)).results]
 
                         rows.append({"model": "keywords only (no model)", **evaluate(words_only, queries, notes)})
                         baseline_done = True

@@ -22,8 +22,9 @@ from PySide6.QtCore import QObject, Signal
 
 from engine.errors import Cancelled, ModelUnavailableError, ShoeboxError
 from engine.library import Library
+from engine.query import Filters, Query
 from engine.settings import Settings, load_settings
-from engine.store import SPACES, Filters
+from engine.store import SPACES
 
 from .tasks import run_task, wait_for_all
 
@@ -161,40 +162,21 @@ class AppController(QObject):
 
     # -- searching ------------------------------------------------------------
 
-    def search(
-        self,
-        text: str = "",
-        *,
-        image: str | Path | None = None,
-        like: str | Path | int | None = None,
-        filters: Filters | None = None,
-        k: int = 60,
-        min_score: float | None = None,
-        understand_dates: bool = True,
-    ) -> int:
-        """Start a search; returns its request number (answered by search_done/search_failed)."""
+    def search(self, query: Query) -> int:
+        """Start a search; returns its request number (answered by search_done/search_failed).
+
+        Everything comes back (``min_relevance`` 0): the results view hides what
+        is below its relevance slider.
+        """
         self._request += 1
         request = self._request
         library = self.library
         if library is None:
             self.search_failed.emit(request, "The library is still opening.")
             return request
-
-        def work() -> Any:
-            # Everything comes back; the results view hides what is below its relevance slider.
-            return library.search(
-                text,
-                image=image,
-                like=like,
-                filters=filters,
-                k=k,
-                min_score=min_score,
-                min_relevance=0.0,
-                understand_dates=understand_dates,
-            )
-
+        query = query.replace(min_relevance=0.0)
         run_task(
-            work,
+            lambda: library.search(query),
             lambda response: self.search_done.emit(request, response),
             lambda exc: self.search_failed.emit(request, describe_error(exc)),
         )

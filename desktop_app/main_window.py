@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.calibration import DEFAULT_MIN_RELEVANCE
 from engine.extractors import IMAGE_EXTENSIONS
 from engine.library import Library
-from engine.calibration import DEFAULT_MIN_RELEVANCE
+from engine.query import Query
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
@@ -677,11 +678,13 @@ class MainWindow(QMainWindow):
         self._searched_text = text
         self.result_label.setText("Searching…")
         self._request = self.controller.search(
-            text,
-            image=self._query_image,
-            like=self._query_like[0] if self._query_like else None,
-            filters=self.filter_panel.filters(),
-            k=self.result_limit,
+            Query(
+                text=text,
+                image=self._query_image,
+                like=self._query_like[0] if self._query_like else None,
+                filters=self.filter_panel.filters(),
+                k=self.result_limit,
+            )
         )
 
     def _search_done(self, request: int, response: Any) -> None:

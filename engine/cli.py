@@ -18,8 +18,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from .errors import Cancelled, ShoeboxError, UsageError
+from .query import Filters, Query
 from .settings import load_settings
-from .store import KINDS, Filters
+from .store import KINDS
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -301,8 +302,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.min_relevance is not None and not 0.0 <= args.min_relevance < 1.0:
         raise UsageError("--min-relevance is a relevance from 0 up to (not including) 1")
     with _open_library(args) as library:
-        response = library.search(
-            args.query,
+        query = Query(
+            text=args.query or "",
             image=args.image,
             like=args.like,
             filters=filters,
@@ -311,6 +312,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             min_relevance=args.min_relevance,
             understand_dates=not args.no_dates,
         )
+        response = library.search(query)
     if args.json:
         _print_json(response.to_json())
         return 0

@@ -21,9 +21,10 @@ from typing import Any
 from .calibration import CalibrationBook
 from .errors import ModelUnavailableError
 from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
+from .query import Filters, Query
 from .search import SearchResponse, search
 from .settings import Settings, load_settings
-from .store import SPACES, Filters, LibraryStore
+from .store import SPACES, LibraryStore
 
 log = logging.getLogger(__name__)
 
@@ -318,43 +319,26 @@ class Library:
                 out[space] = calibration
         return out
 
-    def search(
-        self,
-        text: str | None = None,
-        *,
-        image: str | Path | None = None,
-        like: str | Path | int | None = None,
-        filters: Filters | None = None,
-        k: int = 20,
-        min_score: float | None = None,
-        min_relevance: float | None = None,
-        understand_dates: bool = True,
-        per_file: bool = True,
-    ) -> SearchResponse:
+    def search(self, query: Query | str | None = None, /, **fields: Any) -> SearchResponse:
         """Search the library; see :func:`engine.search.search`.
 
-        ``min_relevance`` None means the library's setting (SHOEBOX_MIN_RELEVANCE).
+        ``query`` is a :class:`~engine.query.Query`, or the text of one whose
+        other fields are given as keywords (``library.search("beach", k=5)``).
+        Its ``min_relevance`` None means the library's setting (SHOEBOX_MIN_RELEVANCE).
         """
+        query = Query.of(query, **fields)
         clip = self.clip if self.store.dim is not None else None
         text_model = self.text_model if self.store.space_dim("text") is not None else None
         live = {space: self.vector_index(space) for space in SPACES}
-        if min_relevance is None:
-            min_relevance = self.settings.min_relevance
+        if query.min_relevance is None:
+            query = query.replace(min_relevance=self.settings.min_relevance)
         return search(
             self.store,
-            clip,
-            text,
+            query,
+            clip=clip,
             text_model=text_model,
             calibrations=self._calibrations(),
-            image=image,
-            like=like,
-            filters=filters,
-            k=k,
-            min_score=min_score,
-            min_relevance=min_relevance,
-            understand_dates=understand_dates,
             live=live,
-            per_file=per_file,
         )
 
     def ask(

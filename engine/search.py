@@ -38,7 +38,8 @@ import numpy as np
 
 from .calibration import DEFAULT_MIN_RELEVANCE, Calibration
 from .errors import ModelUnavailableError, UsageError
-from .store import KINDS, SPACES, Filters, LibraryStore, root_containing, space_of
+from .query import Filters, Query
+from .store import KINDS, SPACES, LibraryStore, root_containing, space_of
 from .text import (
     Term,
     content_terms,
@@ -279,65 +280,47 @@ def _space_wanted(space: str, filters: Filters) -> bool:
 
 def search(
     store: LibraryStore,
-    clip: Any,
-    text: str | None = None,
+    query: Query,
     *,
+    clip: Any = None,
     text_model: Any = None,
     calibrations: dict[str, Calibration] | None = None,
-    image: str | Path | None = None,
-    like: str | Path | int | None = None,
-    filters: Filters | None = None,
-    k: int = 20,
-    min_score: float | None = None,
-    min_relevance: float | None = None,
-    understand_dates: bool = True,
     live: Any = None,
     now: datetime | None = None,
-    per_file: bool = True,
 ) -> SearchResponse:
-    """Find the ``k`` best files (or items) for a text and/or image query within ``filters``.
+    """Find the ``query.k`` best files (or items) for a text and/or image query within its filters.
 
     Args:
+        query: what is searched for (see :class:`engine.query.Query`); its
+            ``min_relevance`` None means :data:`engine.calibration.DEFAULT_MIN_RELEVANCE`.
         clip: a :class:`engine.models.ClipEncoder` (photos), or None.
         text_model: a :class:`engine.models.TextEncoder` (passages), or None.
         calibrations: each space's :class:`~engine.calibration.Calibration`;
             a space without one is ranked by raw similarity and not thresholded.
-        image: an image file to search by (inside the library or not).
-        like: "more like this": an indexed file's path (or an item id); its
-            stored vector is the query and the file itself is left out.
-        min_score: drop results whose cosine similarity to the query is below
-            this (results that matched typed words are kept).
-        min_relevance: drop results whose calibrated relevance is below this
-            (results a typed word or their name supports are kept); None means
-            the default (:data:`engine.calibration.DEFAULT_MIN_RELEVANCE`), 0 keeps everything.
-        understand_dates: take phrases like "last summer" or "작년" out of the
-            text and make them a time filter (reported in ``dates``).
         live: ``{space: LiveIndex}`` (or one LiveIndex for the clip space) to
             plan over (HNSW with the catalog's filters); without, exact search.
-        per_file: one result per file, its other passages in ``more``
-            (``False``: every item on its own, as question answering wants).
+
+    Dates in the text ("last summer", "작년") become a time filter, reported in
+    ``dates``; when nothing falls in them, the words are searched at any time.
+    With ``query.per_file`` each file is one result, its other passages in ``more``.
 
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
     """
+    if query.min_relevance is None:
+        query = query.replace(min_relevance=DEFAULT_MIN_RELEVANCE)
     run = partial(
         _search,
         store,
         clip,
-        text,
+        query,
         text_model=text_model,
         calibrations=calibrations or {},
-        image=image,
-        like=like,
-        filters=filters,
-        k=k,
-        min_score=min_score,
-        min_relevance=DEFAULT_MIN_RELEVANCE if min_relevance is None else min_relevance,
         live=live if isinstance(live, dict) else {"clip": live},
         now=now,
-        per_file=per_file,
     )
-    if not (understand_dates and text and text.strip()):
+    text = query.text
+    if not (query.understand_dates and text and text.strip()):
         return run(understand_dates=False)
     response = run(understand_dates=True)
     if response.results or not response.dates:
@@ -426,21 +409,17 @@ class _Query:
 def _search(
     store: LibraryStore,
     clip: Any,
-    text: str | None,
+    query: Query,
     *,
     text_model: Any,
     calibrations: dict[str, Calibration],
-    image: str | Path | None,
-    like: str | Path | int | None,
-    filters: Filters | None,
-    k: int,
-    min_score: float | None,
-    min_relevance: float,
-    understand_dates: bool,
     live: dict[str, Any],
     now: datetime | None,
-    per_file: bool,
+    understand_dates: bool,
 ) -> SearchResponse:
+    text, image, like, filters, k = query.text, query.image, query.like, query.filters, query.k
+    min_score, per_file = query.min_score, query.per_file
+    min_relevance = DEFAULT_MIN_RELEVANCE if query.min_relevance is None else query.min_relevance
     started = time.perf_counter()
     filters = filters or Filters()
     raw = (text or "").strip()

@@ -41,6 +41,7 @@ import numpy as np
 import sqlite_vec
 
 from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
+from .query import Filters
 from .text import Term, fold, index_words, name_index, parse_query
 
 KINDS = ("image", "document", "audio")
@@ -209,22 +210,6 @@ class NewItem:
     start_s: float | None = None
     end_s: float | None = None
     language: str | None = None
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What a search may return.  Every field is optional; empty means no restriction."""
-
-    kinds: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    tags_mode: str = "any"  # any | all
-    after: float | None = None  # media time, POSIX seconds, inclusive
-    before: float | None = None  # exclusive
-    folder: str | None = None
-
-    @property
-    def empty(self) -> bool:
-        return not (self.kinds or self.tags or self.folder or self.after is not None or self.before is not None)
 
 
 _FILE_COLUMNS = "id, path, size, mtime, content_hash, kind, status, error, media_time, meta"

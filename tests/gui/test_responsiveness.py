@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 from desktop_app.ask_panel import AskPanel
 from desktop_app.controller import AppController
 from desktop_app.indexing import FoldersPanel, IndexingPanel, install_drop_indexing
+from engine.query import Query
 from tests.helpers import make_photo, make_text
 
 MAX_GAP_S = 0.100
@@ -137,7 +138,7 @@ def test_the_gui_thread_is_never_blocked_while_indexing_and_searching(qtbot, lib
 
         def search_while_indexing(done, total, message, _left):
             if os.path.isabs(message) and done % 8 == 1 and len(sent) < len(SEARCHES):
-                sent.append(controller.search(SEARCHES[len(sent)]))
+                sent.append(controller.search(Query(SEARCHES[len(sent)])))
                 during.append(controller.indexing)
                 if len(sent) == 2:
                     ask.ask("When is the boiler service due?")
