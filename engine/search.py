@@ -122,7 +122,9 @@ class SearchResponse:
     ``exact``, ``keywords`` or ``browse``); ``matched`` how many items passed
     the filters (None when unfiltered); ``encode_ms`` the part of ``took_ms``
     spent embedding the query; ``hidden`` how many candidates were left out
-    because neither their meaning nor a word supported them.
+    because neither their meaning nor a word supported them; ``keywords_only``
+    whether the words were matched without any model (none is set up or
+    loadable: ``warnings`` says why).
     """
 
     results: list[SearchResult]
@@ -135,6 +137,7 @@ class SearchResponse:
     encode_ms: float = 0.0
     hidden: int = 0
     min_relevance: float | None = None
+    keywords_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -148,6 +151,7 @@ class SearchResponse:
             "encode_ms": self.encode_ms,
             "hidden": self.hidden,
             "min_relevance": self.min_relevance,
+            "keywords_only": self.keywords_only,
         }
 
 
@@ -444,6 +448,7 @@ def _search(
     excluded: set[int] = set()
     by_example = image is not None or like is not None
     queries: dict[str, list[np.ndarray]] = {space: [] for space in SPACES}
+    keywords_only = False
     if like is not None:
         item_ids = store.item_ids_of(like)
         if not item_ids:
@@ -477,6 +482,7 @@ def _search(
                 queries[space].append(np.asarray(vector, np.float32))
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
+        keywords_only = not any(queries.values()) and not by_example
         if missing:
             warnings.append(
                 "searching by keywords only: " + " ".join(missing)
@@ -566,6 +572,7 @@ def _search(
         min_relevance=min_relevance,
     )
     response.plan = plans.get("clip") or plans.get("text") or "keywords"
+    response.keywords_only = keywords_only
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
     passing = [a for a in q.allowed.values() if a is not None]
