@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -325,21 +326,47 @@ class Library:
         ``query`` is a :class:`~engine.query.Query`, or the text of one whose
         other fields are given as keywords (``library.search("beach", k=5)``).
         Its ``min_relevance`` None means the library's setting (SHOEBOX_MIN_RELEVANCE).
+
+        The search sees one committed state of the library while indexing goes
+        on in another thread or process (see :meth:`consistent`).
         """
         query = Query.of(query, **fields)
         clip = self.clip if self.store.dim is not None else None
         text_model = self.text_model if self.store.space_dim("text") is not None else None
         live = {space: self.vector_index(space) for space in SPACES}
+        calibrations = self._calibrations()
         if query.min_relevance is None:
             query = query.replace(min_relevance=self.settings.min_relevance)
-        return search(
-            self.store,
-            query,
-            clip=clip,
-            text_model=text_model,
-            calibrations=self._calibrations(),
-            live=live,
-        )
+        with self.consistent(live):
+            return search(
+                self.store,
+                query,
+                clip=clip,
+                text_model=text_model,
+                calibrations=calibrations,
+                live=live,
+            )
+
+    @contextmanager
+    def consistent(self, live: dict[str, Any]) -> Iterator[int]:
+        """Read one committed state of the library, with each space's index in step with it.
+
+        Pins the live indexes (in a fixed order, so two searches never wait on
+        each other crosswise), opens a store snapshot, and syncs the indexes to
+        exactly that snapshot: a vector hit is always a row the snapshot has,
+        and every item the snapshot has is in the index (or searched exactly
+        while it waits to be linked).  Yields the snapshot's items version.
+        """
+        held = [live[space] for space in SPACES if live.get(space) is not None]
+        with ExitStack() as stack:
+            for index in held:
+                stack.enter_context(index.pinned())
+            # The snapshot starts after every sync that came before the pins:
+            # an index is never ahead of it.
+            version = stack.enter_context(self.store.snapshot())
+            for index in held:
+                index.sync()
+            yield version
 
     def ask(
         self,
@@ -389,12 +416,13 @@ class Library:
         from .errors import UsageError
         from .search import result_for_items
 
-        ids = self.store.item_ids_of(path)
-        if not ids:
-            raise UsageError(f"{path} is no longer in the library")
-        details = self.store.item_details(ids)
-        chosen = next((i for i in ids if locator and details[i]["locator"] == locator), ids[0])
-        return result_for_items(self.store, [chosen])[0]
+        with self.store.snapshot():
+            ids = self.store.item_ids_of(path)
+            if not ids:
+                raise UsageError(f"{path} is no longer in the library")
+            details = self.store.item_details(ids)
+            chosen = next((i for i in ids if locator and details[i]["locator"] == locator), ids[0])
+            return result_for_items(self.store, [chosen])[0]
 
     def _passages(self, results: list[Any]) -> list[Any]:
         from .answer import Passage

@@ -238,30 +238,24 @@ class LibraryStore:
     ``LibraryStore(path)`` opens (creating if needed) the database at ``path``
     and migrates it to the current schema.  Raises :class:`SchemaTooNewError`
     for a database from a newer Shoebox and :class:`LibraryError` when the file
-    is not a usable database.  One instance may be used from several threads
-    (calls are serialised); for concurrent reading while indexing runs, open a
-    second instance on the same path (WAL lets readers and one writer proceed
-    together).
+    is not a usable database.  One instance may be used from several threads:
+    writes (and reads outside a snapshot) are serialised on one connection;
+    reads inside :meth:`snapshot` go through a connection of their thread's
+    own and see one committed state while writers go on (WAL mode).
     """
 
     def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
+        self._local = threading.local()  # this thread's snapshot connection, while one is open
+        self._readers: list[apsw.Connection] = []  # every thread's read connection, closed with the store
         if not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
         try:
-            self._db = apsw.Connection(str(self.path), flags=flags)
-            self._db.enable_load_extension(True)
-            self._db.load_extension(sqlite_vec.loadable_path())
-            self._db.enable_load_extension(False)
-            self._db.set_busy_timeout(10_000)
+            self._db = self._connect(readonly)
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA foreign_keys = ON")
-            # NORMAL is durable in WAL mode except for the last transactions on
-            # power loss; it never corrupts the database.
-            self._db.execute("PRAGMA synchronous = NORMAL")
             self._dims: dict[str, int] = {}
             self._migrate(readonly)
         except apsw.Error as exc:
@@ -270,10 +264,60 @@ class LibraryStore:
         self._item_count: dict[str | None, tuple[int, int]] = {}  # space -> (items_version, count)
         self._match_counts: dict[tuple[str, str, bool], tuple[int, int]] = {}  # -> (items_version, count)
 
+    def _connect(self, readonly: bool) -> apsw.Connection:
+        flags = apsw.SQLITE_OPEN_READONLY if readonly else apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        db = apsw.Connection(str(self.path), flags=flags)
+        db.enable_load_extension(True)
+        db.load_extension(sqlite_vec.loadable_path())
+        db.enable_load_extension(False)
+        db.set_busy_timeout(10_000)
+        db.execute("PRAGMA foreign_keys = ON")
+        # NORMAL is durable in WAL mode except for the last transactions on
+        # power loss; it never corrupts the database.
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    @contextmanager
+    def snapshot(self) -> Iterator[int]:
+        """Make every read on this thread inside the block see one committed state of the library.
+
+        Yields the state's ``items_version``.  Writers (this store's own
+        connection, another thread, another process) go on committing; the
+        block sees none of it, so a search never meets an item deleted between
+        two of its reads.  The reads go through this thread's own connection
+        (WAL lets it read while another writes), so they take no lock and never
+        wait for a write transaction.  Nested blocks share the outer snapshot.
+        Keep it short: the write-ahead log cannot be checkpointed past an open snapshot.
+        """
+        if getattr(self._local, "snapshot", None) is not None:
+            yield self.items_version()
+            return
+        reader = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._connect(readonly=self.readonly)
+            self._local.reader = reader
+            with self._lock:
+                self._readers.append(reader)
+        reader.execute("BEGIN")
+        try:
+            self._local.snapshot = reader
+            yield self.items_version()  # the first read fixes the snapshot
+        finally:
+            self._local.snapshot = None
+            reader.execute("COMMIT")
+
+    @property
+    def in_snapshot(self) -> bool:
+        """Whether this thread is inside :meth:`snapshot`."""
+        return getattr(self._local, "snapshot", None) is not None
+
     # -- lifecycle ---------------------------------------------------------
 
     def close(self) -> None:
         with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
             self._db.close()
 
     def __enter__(self) -> "LibraryStore":
@@ -339,6 +383,9 @@ class LibraryStore:
                 self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[tuple]:
+        reader = getattr(self._local, "snapshot", None)
+        if reader is not None:
+            return reader.execute(sql, params).fetchall()
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
@@ -881,8 +928,7 @@ class LibraryStore:
         if mode == "all":
             sql += " HAVING count(DISTINCT t.id) = ?"
             params.append(len({n.lower() for n in names}))
-        with self._lock:
-            ids = np.fromiter((r[0] for r in self._db.execute(sql, params)), np.int64)
+        ids = np.array([r[0] for r in self._query(sql, params)], np.int64)
         ids.sort()
         if len(self._tag_files) >= 32:
             self._tag_files.clear()

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -398,6 +400,16 @@ class LiveIndex:
         self._cancel.clear()
         self._worker = threading.Thread(target=run, name="shoebox-index-link", daemon=True)
         self._worker.start()
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Hold the index still: no sync, link, build swap or compaction changes it inside the block.
+
+        A search pins every space's index, opens a store snapshot, and syncs the
+        indexes to exactly that snapshot, so the graph and the rows it reads agree.
+        """
+        with self._lock:
+            yield
 
     def wait(self, timeout: float | None = None) -> None:
         """Wait for a background build or linking to finish (tests, the CLI before saving)."""
