@@ -625,6 +625,94 @@ class Indexer:
                 done += len(batch)
                 progress(done, total, "embedding passages for the text model")
 
+    def restage(
+        self,
+        space: str,
+        summary: IndexSummary,
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> bool:
+        """Embed every item of ``space`` with the configured model beside the current vectors, then switch.
+
+        Searches go on with the current vectors (and the model that made them)
+        until every item has its new vector; then the library switches to the
+        new ones in one transaction.  Photos are read again from their files (a
+        photo that can no longer be read is recorded as failed, as indexing
+        would); passages are embedded from the text kept in the library, so no
+        document is read and Whisper does not run again.  Stopping keeps what
+        is done: the next call resumes.  Returns whether the switch was made.
+        Counts the files in ``summary.reembedded``.
+        """
+        progress = on_progress or (lambda done, total, message: None)
+        cancelled = should_cancel or (lambda: False)
+        encoder = self.clip if space == "clip" else self.text
+        identity = encoder.identity
+        self.store.begin_restage(identity.name, identity.weights, identity.dim, space)
+        what = "photos" if space == "clip" else "passages"
+        message = f"re-embedding {what} with {identity.name}"
+        total = self.store.count_items(space)
+        left = len(self.store.staged_missing(space, 1 << 62))
+        progress(total - left, total, message)
+        files: set[int] = set()
+        pool = ThreadPoolExecutor(self.workers, thread_name_prefix="shoebox-reembed")
+        try:
+            while not cancelled():
+                batch = self.store.staged_missing(space, self.batch_size)
+                if not batch:
+                    if self.store.finish_restage(space):
+                        return True
+                    continue  # items were added while switching: embed them too
+                details = self.store.item_details(batch)
+                batch = [i for i in batch if i in details]
+                if space == "clip":
+                    ids, vectors = self._restage_photos(pool, batch, details, summary)
+                else:
+                    ids, vectors = batch, self.text.encode_passages([details[i]["text"] or "" for i in batch])
+                if ids:
+                    self.store.add_staged_vectors(space, ids, vectors)
+                    files.update(details[i]["file_id"] for i in ids)
+                left = max(0, left - len(batch))
+                progress(total - left, total, message)
+            summary.cancelled = True
+            return False
+        finally:
+            pool.shutdown()
+            summary.reembedded += len(files)
+
+    def _restage_photos(
+        self, pool: ThreadPoolExecutor, batch: list[int], details: dict[int, dict], summary: IndexSummary
+    ) -> tuple[list[int], Any]:
+        """The new CLIP vectors of the photos ``batch``; photos that cannot be read are recorded as failed."""
+        import torch
+
+        from .extractors.images import extract_image
+
+        def prepare(item_id: int) -> Any:
+            return self.clip.preprocess(extract_image(details[item_id]["path"], max_side=IMAGE_SIDE).image)
+
+        ids: list[int] = []
+        tensors = []
+        futures = [(item_id, pool.submit(prepare, item_id)) for item_id in batch]
+        for item_id, future in futures:
+            try:
+                tensors.append(future.result())
+                ids.append(item_id)
+            except Exception as exc:  # a photo gone or broken since it was indexed: a failure with its reason
+                path = details[item_id]["path"]
+                reason = _reason(exc)
+                try:
+                    info = os.stat(path)
+                    size, mtime = info.st_size, info.st_mtime
+                except OSError:
+                    size, mtime = -1, 0.0
+                with self.store.transaction():
+                    self.store.record_failure(path, size=size, mtime=mtime, kind="image", reason=reason)
+                summary.failed.append({"path": path, "reason": reason})
+        if not ids:
+            return [], None
+        return ids, self.clip.encode_image_tensors(torch.stack(tensors))
+
     @staticmethod
     def _count(cand: _Candidate, summary: IndexSummary) -> None:
         if cand.is_update:

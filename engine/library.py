@@ -14,13 +14,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from .calibration import CalibrationBook
-from .errors import ModelUnavailableError
+from .errors import LibraryError, ModelMismatchError, ModelUnavailableError
 from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
 from .query import Filters, Query
 from .search import SearchResponse, search
@@ -33,6 +35,29 @@ log = logging.getLogger(__name__)
 GRAPH_MIN_ITEMS = 5000
 # Where each space's graph is saved, beside the database.
 INDEX_FILES = {"clip": "vectors.hnsw", "text": "text-vectors.hnsw"}
+
+
+@dataclass(frozen=True)
+class ModelChange:
+    """A space whose configured model is not the one that wrote its vectors.
+
+    ``recorded`` and ``configured`` are ``{name, weights, dim}``; ``staged``
+    whether a re-embed with the configured model is under way (stopped or
+    running, here or in another process): searches then use the recorded model
+    until it completes.
+    """
+
+    space: str
+    recorded: dict
+    configured: dict
+    staged: bool = False
+
+    def describe(self) -> str:
+        what = "photos" if self.space == "clip" else "passages"
+        return (
+            f"the library's {what} were embedded with {self.recorded['name']} ({self.recorded['weights']}); "
+            f"the settings name {self.configured['name']} ({self.configured['weights']})"
+        )
 
 
 class Library:
@@ -67,6 +92,7 @@ class Library:
         self.index_build = index_build
         self.graph_min_items = graph_min_items
         self._live: dict[str, Any] = {}
+        self._recorded_encoders: dict[str, Any] = {}  # space -> the encoder of the model that wrote its vectors
         self._closed = False
         self._tagger: Any = None
         self.calibrations = CalibrationBook(self.settings.models_dir / "calibration.json")
@@ -90,6 +116,11 @@ class Library:
         self.settings = settings
         model_fields = ("clip_model", "clip_pretrained", "clip_weights", "allow_download", "device", "threads")
         with self._models_lock:
+            for space, encoder in (("clip", self._clip), ("text", self._text)):
+                # The model that wrote the library's vectors keeps answering searches while
+                # they are re-embedded for the new one.
+                if encoder is not None and self._is_recorded(space, encoder):
+                    self._recorded_encoders[space] = encoder
             if any(getattr(old, f) != getattr(settings, f) for f in model_fields):
                 self._clip = None
                 self._tagger = None
@@ -108,7 +139,10 @@ class Library:
     # -- the HNSW indexes ---------------------------------------------------
 
     def index_path(self, space: str = "clip") -> Path:
-        return self.settings.home / INDEX_FILES[space]
+        """The saved graph of ``space``'s current vectors (a re-embed's new vectors get a file of their own)."""
+        table = self.store.vector_table(space)
+        default = {"clip": "item_vectors", "text": "text_vectors"}[space]
+        return self.settings.home / (INDEX_FILES[space] if table == default else f"{table}.hnsw")
 
     def vector_index(
         self, space: str = "clip", *, build: str | None = None, on_progress: ProgressCallback | None = None
@@ -117,6 +151,13 @@ class Library:
         (and synced) on first use; None before the space has a model."""
         with self._index_lock:
             live = self._live.get(space)
+            if live is not None and live.table != self.store.vector_table(space):
+                # Re-embedded (here or by another process): the old graph holds the old vectors.
+                live.close(save=False)
+                self._live.pop(space)
+                if live.path != self.index_path(space):
+                    live.path.unlink(missing_ok=True)
+                live = None
             if live is None:
                 if self.store.space_dim(space) is None:
                     return None
@@ -331,21 +372,125 @@ class Library:
         on in another thread or process (see :meth:`consistent`).
         """
         query = Query.of(query, **fields)
-        clip = self.clip if self.store.dim is not None else None
-        text_model = self.text_model if self.store.space_dim("text") is not None else None
-        live = {space: self.vector_index(space) for space in SPACES}
-        calibrations = self._calibrations()
         if query.min_relevance is None:
             query = query.replace(min_relevance=self.settings.min_relevance)
-        with self.consistent(live):
-            return search(
-                self.store,
-                query,
-                clip=clip,
-                text_model=text_model,
-                calibrations=calibrations,
-                live=live,
+        for _ in range(3):
+            recorded = {space: self.store.model_identity(space) for space in SPACES}
+            encoders = self.search_encoders()
+            live = {space: self.vector_index(space) for space in SPACES}
+            calibrations = self._calibrations()
+            with self.consistent(live):
+                if any(self.store.model_identity(space) != recorded[space] for space in SPACES):
+                    continue  # re-embedded since the encoders were chosen: choose again
+                return search(
+                    self.store,
+                    query,
+                    clip=encoders["clip"],
+                    text_model=encoders["text"],
+                    calibrations=calibrations,
+                    live=live,
+                )
+        raise LibraryError("the library's models kept changing during the search; search again")
+
+    def search_encoders(self) -> dict[str, Any]:
+        """The encoder of each space's queries: the model that wrote its vectors (None: no vectors yet).
+
+        That is the configured model, or, while the library is being re-embedded
+        with the configured model, the previous one (searches go on with the
+        vectors it made; a space whose previous model is not on this computer is
+        searched by words).  Raises :class:`ModelMismatchError` when a configured
+        model did not write the vectors and no re-embed with it is under way.
+        """
+        out: dict[str, Any] = {}
+        for space in SPACES:
+            recorded = self.store.model_identity(space)
+            if recorded is None:
+                out[space] = None
+                continue
+            encoder = self.clip if space == "clip" else self.text_model
+            if self._is_recorded(space, encoder):
+                out[space] = encoder
+                continue
+            change = self._change(space, encoder)
+            if change is None or not change.staged:
+                raise ModelMismatchError(self._mismatch_message(change or space))
+            out[space] = self._recorded_encoder(space)
+        return out
+
+    def model_changes(self) -> list[ModelChange]:
+        """The spaces whose configured model is not the one that wrote their vectors (costs no weights)."""
+        changes = []
+        for space in SPACES:
+            if self.store.model_identity(space) is None:
+                continue
+            change = self._change(space, self.clip if space == "clip" else self.text_model)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _change(self, space: str, encoder: Any) -> ModelChange | None:
+        recorded = self.store.model_identity(space)
+        try:
+            identity = encoder.identity
+        except ModelUnavailableError as exc:
+            # Not on this computer: its identity (a hash of its weights) is unknown.  Searching
+            # needs it only if it is the recorded model, which keeps its name.
+            if recorded is None or encoder.name == recorded["name"]:
+                return None
+            log.info("the configured %s model cannot be checked: %s", space, exc)
+            configured = {"name": encoder.name, "weights": "not on this computer", "dim": 0}
+            return ModelChange(space, _plain(recorded), configured, False)
+        configured = {"name": identity.name, "weights": identity.weights, "dim": int(identity.dim)}
+        if recorded is None or self.store.same_model(space, recorded, configured):
+            return None
+        staged = self.store.staged_model(space)
+        return ModelChange(space, _plain(recorded), configured, self.store.same_model(space, staged, configured))
+
+    def _is_recorded(self, space: str, encoder: Any) -> bool:
+        """Whether ``encoder`` is the model that wrote ``space``'s vectors."""
+        recorded = self.store.model_identity(space)
+        if recorded is None:
+            return True
+        try:
+            identity = encoder.identity
+        except ModelUnavailableError:
+            return encoder.name == recorded["name"]  # found when it is needed; its weights are checked then
+        return self.store.same_model(
+            space, recorded, {"name": identity.name, "weights": identity.weights, "dim": identity.dim}
+        )
+
+    def _recorded_encoder(self, space: str) -> Any:
+        """An encoder of the model that wrote ``space``'s vectors, or None when it is not on this computer."""
+        recorded = self.store.model_identity(space)
+        kept = self._recorded_encoders.get(space)
+        if kept is not None and self._is_recorded(space, kept):
+            return kept
+        from dataclasses import replace
+
+        from .models import build_clip, build_text_encoder
+
+        if space == "clip":
+            if str(recorded["weights"]).startswith("file:"):
+                return None  # a weights file of its own: only the settings that named it know where it is
+            settings = replace(
+                self.settings, clip_model=recorded["name"], clip_pretrained=recorded["weights"], clip_weights=None
             )
+            encoder = build_clip(settings)
+        else:
+            encoder = build_text_encoder(replace(self.settings, text_model=recorded["name"]))
+        if not self._is_recorded(space, encoder):
+            return None
+        self._recorded_encoders[space] = encoder
+        return encoder
+
+    def _mismatch_message(self, change: ModelChange | str) -> str:
+        if isinstance(change, str):
+            return f"the configured {change} model did not write this library's vectors; run `shoebox reembed`"
+        space_flag = "" if change.space == "clip" else " --space text"
+        return (
+            f"{change.describe()}: run `shoebox reembed{space_flag}` to re-embed the library with the new model "
+            f"(searches keep working meanwhile), or set the model back"
+        )
 
     @contextmanager
     def consistent(self, live: dict[str, Any]) -> Iterator[int]:
@@ -457,31 +602,46 @@ class Library:
         on_progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> IndexSummary:
-        """Encode the library again with the configured models: ``space`` ``"clip"`` (photos), ``"text"`` (passages) or both.
+        """Re-embed the library with the configured models: ``space`` ``"clip"`` (photos), ``"text"`` (passages), or None.
 
-        Photos are read again from their files.  Passages are cut again for the
-        text model and embedded: documents from their files, recordings from the
-        transcripts kept in the library (Whisper does not run again).
+        None means every space whose configured model did not write its vectors
+        (a stopped re-embed resumes); when there is none, every space.  The
+        new vectors are written beside the current ones, which searches go on
+        using until every item has its new vector; then the space switches at
+        once (see :meth:`engine.ingest.Indexer.restage`).  Stopping keeps what
+        is done, and the next call resumes.  A space without vectors yet is
+        left to indexing.
         """
         if space not in (None, *SPACES):
             from .errors import UsageError
 
             raise UsageError(f"the space to re-embed is clip or text, not {space!r}")
-        self.store.reset_vectors(space)
-        for live in self._live.values():
-            live.close(save=False)
-        self._live.clear()
-        if space in (None, "clip"):
-            roots = [r for r in self.store.roots() if os.path.isdir(r)]
-            return self.index(roots, on_progress=on_progress, should_cancel=should_cancel)
+        spaces = [space] if space is not None else self._spaces_to_reembed()
         indexer = self._indexer()
         summary = IndexSummary()
+        started = time.perf_counter()
         try:
-            indexer.fill_text_space(summary, on_progress=on_progress, should_cancel=should_cancel)
+            for name in spaces:
+                if self.store.model_identity(name) is None:
+                    continue
+                if name == "text" and self.store.files_missing_vectors("text", limit=1):
+                    indexer.fill_text_space(summary, on_progress=on_progress, should_cancel=should_cancel)
+                if not indexer.restage(name, summary, on_progress=on_progress, should_cancel=should_cancel):
+                    break  # stopped: the current vectors stay searchable
+                self._recorded_encoders.pop(name, None)
         finally:
             self._after_indexing(on_progress)
-        summary.cancelled = bool(should_cancel and should_cancel())
+        summary.cancelled = summary.cancelled or bool(should_cancel and should_cancel())
+        summary.seconds = round(time.perf_counter() - started, 3)
         return summary
+
+    def _spaces_to_reembed(self) -> list[str]:
+        changed = [c.space for c in self.model_changes()]
+        return changed or [s for s in SPACES if self.store.model_identity(s) is not None]
+
+
+def _plain(identity: dict) -> dict:
+    return {"name": identity["name"], "weights": identity["weights"], "dim": int(identity["dim"])}
 
 
 class _Lazy:

@@ -256,7 +256,6 @@ class LibraryStore:
             self._db = self._connect(readonly)
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
-            self._dims: dict[str, int] = {}
             self._migrate(readonly)
         except apsw.Error as exc:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
@@ -428,9 +427,121 @@ class LibraryStore:
         )
 
     def model_identity(self, space: str = "clip") -> dict | None:
-        """The model that wrote the vectors of ``space``: ``{name, weights, dim}``, or None."""
+        """The model that wrote the vectors of ``space``: ``{name, weights, dim}`` (and ``table``), or None."""
         raw = self.get_meta(_MODEL_KEY[space])
         return json.loads(raw) if raw else None
+
+    def vector_table(self, space: str) -> str:
+        """The table that holds the searchable vectors of ``space`` (a re-embed writes a new one, then switches)."""
+        identity = self.model_identity(space)
+        return (identity or {}).get("table", _VECTOR_TABLE[space])
+
+    @staticmethod
+    def same_model(space: str, a: dict | None, b: dict | None) -> bool:
+        """Whether two recorded identities are the same model (a text model by its weights: its name may be a folder)."""
+        if a is None or b is None:
+            return a is b
+        if space == "clip":
+            return (a["name"], a["weights"], int(a["dim"])) == (b["name"], b["weights"], int(b["dim"]))
+        return (a["weights"], int(a["dim"])) == (b["weights"], int(b["dim"]))
+
+    # -- re-embedding beside the current vectors -----------------------------
+
+    def staged_model(self, space: str) -> dict | None:
+        """The model a re-embed of ``space`` is writing vectors for (beside the searchable ones), or None."""
+        raw = self.get_meta(_MODEL_KEY[space] + "_next")
+        return json.loads(raw) if raw else None
+
+    def begin_restage(self, name: str, weights: str, dim: int, space: str) -> dict:
+        """Start, or resume, writing the vectors of ``space`` for another model beside the current ones.
+
+        Searches keep using the current vectors (and model) until
+        :meth:`finish_restage` switches to the new ones in one transaction.
+        Vectors already written for the same model are kept (a stopped
+        re-embed resumes); those of a different model are dropped.  Returns
+        the staged identity.
+        """
+        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        with self.transaction():
+            if self.model_identity(space) is None:
+                raise LibraryError(f"the library has no {space} vectors to re-embed yet")
+            staged = self.staged_model(space)
+            if staged is not None and self.same_model(space, staged, wanted):
+                return staged
+            if staged is not None:
+                self._exec(f"DROP TABLE IF EXISTS {staged['table']}")
+            number = int(self.get_meta("vector_tables_made", "0")) + 1
+            self._set_meta("vector_tables_made", str(number))
+            wanted["table"] = f"{_VECTOR_TABLE[space]}_{number}"
+            self._create_vector_table(wanted["table"], int(dim))
+            self._set_meta(_MODEL_KEY[space] + "_next", json.dumps(wanted, sort_keys=True))
+            return wanted
+
+    def staged_missing(self, space: str, limit: int) -> list[int]:
+        """Items of ``space`` that have no vector yet for the staged model (empty when none is staged)."""
+        staged = self.staged_model(space)
+        if staged is None:
+            return []
+        marks = ",".join("?" * len(_MODALITIES[space]))
+        rows = self._query(
+            f"SELECT i.id FROM items i WHERE i.modality IN ({marks}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {staged['table']} v WHERE v.item_id = i.id) ORDER BY i.id LIMIT ?",
+            (*_MODALITIES[space], int(limit)),
+        )
+        return [r[0] for r in rows]
+
+    def add_staged_vectors(self, space: str, item_ids: Sequence[int], vectors: np.ndarray) -> int:
+        """Write vectors for the staged model; items deleted meanwhile are skipped.  Returns how many were written."""
+        with self.transaction():
+            staged = self.staged_model(space)
+            if staged is None:
+                raise LibraryError(f"no re-embed of the {space} vectors is under way")
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            if len(item_ids) != len(vectors) or (len(vectors) and vectors.shape[1] != int(staged["dim"])):
+                raise ValueError(f"{len(item_ids)} items need as many {staged['dim']}-dimensional vectors")
+            written = 0
+            for item_id, vector in zip(item_ids, vectors):
+                rows = self._query(
+                    "SELECT f.kind, f.media_time FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = ?",
+                    (int(item_id),),
+                )
+                if not rows:
+                    continue  # deleted since it was read
+                self._exec(f"DELETE FROM {staged['table']} WHERE item_id = ?", (int(item_id),))
+                self._exec(
+                    f"INSERT INTO {staged['table']} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+                    (int(item_id), vector.tobytes(), rows[0][0], float(rows[0][1] or 0.0)),
+                )
+                written += 1
+            return written
+
+    def finish_restage(self, space: str) -> bool:
+        """Switch ``space`` to the staged vectors and model at once, if every item has one; returns whether it did."""
+        with self.transaction():
+            staged = self.staged_model(space)
+            if staged is None or self.staged_missing(space, 1):
+                return False
+            old = self.vector_table(space)
+            self._set_meta(_MODEL_KEY[space], json.dumps(staged, sort_keys=True))
+            self._exec("DELETE FROM meta WHERE key = ?", (_MODEL_KEY[space] + "_next",))
+            self._exec(f"DROP TABLE IF EXISTS {old}")
+            self._bump_generation()
+            return True
+
+    def abandon_restage(self, space: str) -> None:
+        """Drop the vectors written for a staged model (the current ones stay as they are)."""
+        with self.transaction():
+            staged = self.staged_model(space)
+            if staged is not None:
+                self._exec(f"DROP TABLE IF EXISTS {staged['table']}")
+                self._exec("DELETE FROM meta WHERE key = ?", (_MODEL_KEY[space] + "_next",))
+
+    def _create_vector_table(self, table: str, dim: int) -> None:
+        self._exec(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {table} USING vec0 ("
+            f"item_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine, "
+            f"kind TEXT, media_time FLOAT)"
+        )
 
     def ensure_model(self, name: str, weights: str, dim: int, space: str = "clip") -> None:
         """Record the model of ``space`` on first use; refuse a different one afterwards.
@@ -444,16 +555,16 @@ class LibraryStore:
             current = self.model_identity(space)
             if current is None:
                 self._set_meta(_MODEL_KEY[space], json.dumps(wanted, sort_keys=True))
-                self._exec(
-                    f"CREATE VIRTUAL TABLE IF NOT EXISTS {_VECTOR_TABLE[space]} USING vec0 ("
-                    f"item_id INTEGER PRIMARY KEY, embedding float[{int(dim)}] distance_metric=cosine, "
-                    f"kind TEXT, media_time FLOAT)"
-                )
-                self._dims[space] = int(dim)
+                self._create_vector_table(_VECTOR_TABLE[space], int(dim))
                 return
-        same = current == wanted if space == "clip" else (current["weights"], current["dim"]) == (weights, int(dim))
-        if same:
+        if self.same_model(space, current, wanted):
             return
+        staged = self.staged_model(space)
+        if staged is not None and self.same_model(space, staged, wanted):
+            raise ModelMismatchError(
+                f"this library is being re-embedded with {name} ({weights}); run `shoebox reembed` to finish "
+                f"(searches use the previous model meanwhile), then index again"
+            )
         if space == "clip":
             raise ModelMismatchError(
                 f"this library was built with CLIP {current['name']} ({current['weights']}, {current['dim']} dimensions) "
@@ -469,12 +580,8 @@ class LibraryStore:
 
     def space_dim(self, space: str) -> int | None:
         """Width of the vectors in ``space``, or None before its model is known."""
-        if space not in self._dims:
-            identity = self.model_identity(space)
-            if identity is None:
-                return None
-            self._dims[space] = identity["dim"]
-        return self._dims[space]
+        identity = self.model_identity(space)
+        return None if identity is None else int(identity["dim"])
 
     @property
     def dim(self) -> int | None:
@@ -497,9 +604,10 @@ class LibraryStore:
         spaces = SPACES if space is None else (space,)
         with self.transaction():
             for name in spaces:
-                self._exec(f"DROP TABLE IF EXISTS {_VECTOR_TABLE[name]}")
-                self._exec("DELETE FROM meta WHERE key = ?", (_MODEL_KEY[name],))
-                self._dims.pop(name, None)
+                for identity in (self.model_identity(name), self.staged_model(name)):
+                    if identity is not None:
+                        self._exec(f"DROP TABLE IF EXISTS {identity.get('table', _VECTOR_TABLE[name])}")
+                self._exec("DELETE FROM meta WHERE key IN (?, ?)", (_MODEL_KEY[name], _MODEL_KEY[name] + "_next"))
             if "clip" in spaces:
                 # Photos are found only by their vectors: they leave until encoded again.
                 self._exec("DELETE FROM items WHERE modality = 'image'")
@@ -634,7 +742,7 @@ class LibraryStore:
         if len(spaces) != 1:
             raise ValueError("a file's items are all photos or all passages")
         space = spaces.pop()
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         if vectors is not None:
             if len(vectors) != len(items):
                 raise ValueError("one vector per item is required")
@@ -700,7 +808,7 @@ class LibraryStore:
         """Indexed files with items in ``space`` that have no vector there (after a migration or a model change)."""
         modalities = _MODALITIES[space]
         marks = ",".join("?" * len(modalities))
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         if self._table_exists(table):
             # Every item has at most one vector and no vector outlives its item, so equal counts
             # mean nothing is missing: two counts instead of a lookup per passage.
@@ -790,8 +898,10 @@ class LibraryStore:
             for chunk in _chunks(ids, 500):
                 marks = ",".join("?" * len(chunk))
                 for space in SPACES:
-                    if self.space_dim(space) is not None:
-                        self._db.execute(f"DELETE FROM {_VECTOR_TABLE[space]} WHERE item_id IN ({marks})", chunk)
+                    for identity in (self.model_identity(space), self.staged_model(space)):
+                        if identity is not None:
+                            table = identity.get("table", _VECTOR_TABLE[space])
+                            self._db.execute(f"DELETE FROM {table} WHERE item_id IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_text WHERE rowid IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_words WHERE rowid IN ({marks})", chunk)
             self._db.execute("DELETE FROM items WHERE file_id = ?", (file_id,))
@@ -1038,7 +1148,7 @@ class LibraryStore:
     def _ids_with_vectors(self, space: str, item_ids: Sequence[int] | None) -> set[int]:
         if self.space_dim(space) is None:
             return set()
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         if item_ids is None:
             return {r[0] for r in self._query(f"SELECT item_id FROM {table}")}
         found: set[int] = set()
@@ -1125,7 +1235,7 @@ class LibraryStore:
 
     def count_items(self, space: str | None = None) -> int:
         """How many items the library holds, or hold vectors in ``space`` (counted again only after the item log moved)."""
-        version = self.items_version()
+        version = (self.items_version(), self.vector_table(space) if space else "")
         cached = self._item_count.get(space)
         if cached is None or cached[0] != version:
             if space is None:
@@ -1133,7 +1243,7 @@ class LibraryStore:
             elif self.space_dim(space) is None:
                 count = 0
             else:
-                count = self._query(f"SELECT count(*) FROM {_VECTOR_TABLE[space]}")[0][0]
+                count = self._query(f"SELECT count(*) FROM {self.vector_table(space)}")[0][0]
             cached = self._item_count[space] = (version, count)
         return cached[1]
 
@@ -1143,7 +1253,7 @@ class LibraryStore:
         """The ``k`` nearest items of ``space`` to ``query`` by cosine distance (sqlite-vec exact KNN)."""
         if self.space_dim(space) is None or k <= 0:
             return []
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         blob = np.ascontiguousarray(query, dtype=np.float32).tobytes()
         if len(kinds) == 1:
             rows = self._query(
@@ -1164,7 +1274,7 @@ class LibraryStore:
             if item_ids:
                 raise KeyError(item_ids[0])
             return np.empty((0, 0), np.float32)
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         found: dict[int, bytes] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
@@ -1181,7 +1291,7 @@ class LibraryStore:
         """Every stored vector of ``space`` as (ids, vectors) batches, in id order (for building indexes)."""
         if self.space_dim(space) is None:
             return
-        table = _VECTOR_TABLE[space]
+        table = self.vector_table(space)
         last = -1
         while True:
             rows = self._query(

@@ -52,7 +52,9 @@ class Churn:
         return self.photos[0]
 
     def _write_changing(self) -> None:
-        make_text(self.notes / "changing.txt", f"The {CONSTANT_WORD} note, version {self.round}: " + "words " * self.round)
+        make_text(
+            self.notes / "changing.txt", f"The {CONSTANT_WORD} note, version {self.round}: " + "words " * self.round
+        )
 
     def step(self) -> None:
         """Change the folder: new pixels, new text, one note gone and one new, one renamed."""
@@ -97,8 +99,13 @@ def check_search(library: Any, churn: Churn, n: int) -> str | None:
                 return f"{CONSTANT_WORD!r} did not find changing.txt: {[r.path for r in response.results]}"
         else:
             word = NOTE_WORDS[n // 3 % len(NOTE_WORDS)]
-            query = Query(word, k=5, min_relevance=0.0, understand_dates=False,
-                          filters=Filters(kinds=("document",), folder=str(churn.notes)))
+            query = Query(
+                word,
+                k=5,
+                min_relevance=0.0,
+                understand_dates=False,
+                filters=Filters(kinds=("document",), folder=str(churn.notes)),
+            )
             response = library.search(query)
             if not any(Path(r.path).name.startswith(word) for r in response.results):
                 return f"{word!r} did not find its note: {[r.path for r in response.results]}"

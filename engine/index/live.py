@@ -131,6 +131,7 @@ class LiveIndex:
         self.store = store
         self.path = Path(path)
         self.space = space
+        self.table = store.vector_table(space)  # the vectors it follows; a re-embed switches to another table
         self.min_items = int(min_items)
         self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         self.state = "closed"

@@ -33,8 +33,14 @@ def _library(home, tiny_clip, tiny_whisper, tiny_text, **kwargs) -> Library:
 @pytest.mark.parametrize("graph", [False, True], ids=["matrix", "hnsw"])
 def test_searches_while_a_thread_reindexes(tmp_path, tiny_clip, tiny_whisper, tiny_text, graph):
     churn = Churn(tmp_path / "folder")
-    library = _library(tmp_path / "lib", tiny_clip, tiny_whisper, tiny_text, index_build="background",
-                       graph_min_items=1 if graph else 5000)
+    library = _library(
+        tmp_path / "lib",
+        tiny_clip,
+        tiny_whisper,
+        tiny_text,
+        index_build="background",
+        graph_min_items=1 if graph else 5000,
+    )
     try:
         library.index([churn.root])
         done = threading.Event()
@@ -67,13 +73,20 @@ def test_searches_while_another_process_reindexes(tmp_path, tiny_clip, tiny_whis
     churn = Churn(tmp_path / "folder")
     home = tmp_path / "lib"
     env = tiny_env(home)
-    subprocess.run([sys.executable, "-m", "engine", "index", str(churn.root)], env=env, cwd=ROOT, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "engine", "index", str(churn.root)], env=env, cwd=ROOT, check=True, capture_output=True
+    )
     library = _library(home, tiny_clip, tiny_whisper, tiny_text, index_build="background", graph_min_items=1)
     try:
         library.search(Query("warm up", k=1))  # the index is loaded before the other process starts
-        writer = subprocess.Popen([sys.executable, "-m", "tests.stress", str(churn.root), str(PROCESS_ROUNDS)], env=env,
-                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        writer = subprocess.Popen(
+            [sys.executable, "-m", "tests.stress", str(churn.root), str(PROCESS_ROUNDS)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         done = threading.Event()
         output: list[str] = []
 
@@ -88,6 +101,8 @@ def test_searches_while_another_process_reindexes(tmp_path, tiny_clip, tiny_whis
     finally:
         library.close()
     assert writer.returncode == 0, output[0][-3000:]
-    print(f"{tally.searches} searches while `shoebox index` ran {PROCESS_ROUNDS} times in another process, "
-          f"{len(tally.failures)} failed")
+    print(
+        f"{tally.searches} searches while `shoebox index` ran {PROCESS_ROUNDS} times in another process, "
+        f"{len(tally.failures)} failed"
+    )
     assert tally.failures == [], tally.failures[:5]

@@ -332,7 +332,7 @@ def test_a_library_from_before_two_spaces_is_filled_on_the_next_run(tmp_path, ti
         assert lib.store.count_items("text") == len(ids)
 
 
-def test_reembedding_passages_cuts_recordings_again_without_whisper(tmp_path, library, monkeypatch):
+def test_reembedding_passages_runs_no_whisper_again(tmp_path, library, monkeypatch):
     make_tone(tmp_path / "rec" / "memo.wav", seconds=2.0)
     make_text(tmp_path / "rec" / "note.txt", LONG_TEXT)
     library.index([tmp_path / "rec"])
