@@ -268,8 +268,9 @@ def test_a_saved_file_over_the_threshold_is_compacted_on_load_and_saving_compact
 
 
 def test_ten_reindexes_of_a_changing_folder_keep_the_file_near_a_fresh_builds_size(
-    library, tmp_path, tiny_clip, tiny_whisper, tiny_text
+    library, tmp_path, tiny_clip, tiny_whisper, tiny_text, capsys
 ):
+    from engine.cli import main
     from engine.library import Library
     from engine.settings import load_settings
     from tests.conftest import TINY_ENV
@@ -293,6 +294,8 @@ def test_ten_reindexes_of_a_changing_folder_keep_the_file_near_a_fresh_builds_si
         else:
             assert library.index([root]).failed == []
     assert library.vector_index("clip").needs_compaction() is False
+    status = library.index_status()["clip"]
+    assert status["live"] == 17 and status["dead"] <= 0.2 * (status["live"] + status["dead"])
     library.close()
 
     settings = load_settings(home=tmp_path / "fresh", env=dict(TINY_ENV), autotags=False)
@@ -300,3 +303,10 @@ def test_ten_reindexes_of_a_changing_folder_keep_the_file_near_a_fresh_builds_si
         assert fresh.index([root]).failed == []
         fresh_size = fresh.index_path("clip").stat().st_size
     assert path.stat().st_size <= 1.5 * fresh_size
+
+    assert main(["--home", str(library.settings.home), "status", "--json"]) == 0
+    index = json.loads(capsys.readouterr().out)["vector_index"]
+    assert index["state"] == "not loaded" and index["live"] == 17 and index["file_bytes"] == path.stat().st_size
+    assert main(["--home", str(library.settings.home), "status"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("index"))
+    assert f"photos 17 live + {index['dead']} dead nodes" in line and "passages no graph file" in line
