@@ -55,8 +55,9 @@ _NO_PENDING = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
 COMPACT_DEAD_FRACTION = 0.2
 # What changed while a compaction was linking is applied to the new graph
 # outside the lock until at most this many new vectors are left; those few are
-# linked under it, just before the new graph replaces the old one.
-COMPACT_CATCH_UP_LOCKED = 256
+# linked under it, just before the new graph replaces the old one, so the lock
+# is held no longer than the background linker holds it.
+COMPACT_CATCH_UP_LOCKED = LINK_STEP
 
 
 @dataclass(frozen=True)
