@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup clean
+.PHONY: app test install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -67,6 +67,9 @@ bench-relevance: install-test
 
 bench-startup: install-test
 	$(BIN)/python benchmarks/startup.py
+
+bench-upkeep: install-test
+	$(BIN)/python benchmarks/upkeep.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache benchmarks/results

@@ -440,6 +440,16 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"`shoebox reembed --space text` (or the next `shoebox index`) embeds them"
         )
     print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
+    graphs = []
+    for space, label in (("clip", "photos"), ("text", "passages")):
+        index = indexes[space]
+        if index.get("live") is None or index.get("file_bytes") is None:
+            graphs.append(f"{label} no graph file")
+        else:
+            graphs.append(
+                f"{label} {index['live']} live + {index['dead']} dead nodes, {index['file_bytes'] / 1e3:.0f} kB"
+            )
+    print(f"index     {'; '.join(graphs)}")
     for root in stats["roots"]:
         print(f"folder    {root}")
     for failure in stats["failed_files"][:20]:

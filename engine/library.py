@@ -213,16 +213,33 @@ class Library:
                 log.warning("could not prune the change log: %s", exc)
 
     def index_status(self) -> dict:
-        """Per space: the live index's state, or whether a saved file exists."""
+        """Per space: the live index's state (see :meth:`LiveIndex.describe`), or what the saved file holds.
+
+        Either way ``live`` and ``dead`` count the graph's nodes (None when
+        there is no readable file) and ``file_bytes`` is the file's size.
+        """
+        from .index.hnsw import HnswIndex
+
         out = {}
         for space in SPACES:
             live = self._live.get(space)
+            if live is not None:
+                out[space] = live.describe()
+                continue
             path = self.index_path(space)
-            out[space] = (
-                live.describe()
-                if live is not None
-                else {"state": "not loaded", "file": str(path), "saved": path.exists()}
-            )
+            counts = HnswIndex.saved_node_counts(path)
+            try:
+                size: int | None = path.stat().st_size
+            except OSError:
+                size = None
+            out[space] = {
+                "state": "not loaded",
+                "file": str(path),
+                "saved": size is not None,
+                "live": counts[0] if counts else None,
+                "dead": counts[1] if counts else None,
+                "file_bytes": size,
+            }
         return out
 
     def __enter__(self) -> "Library":

@@ -251,6 +251,35 @@ class HnswIndex:
         n = g.n
         return g.labels[:n][g.alive[:n] != 0].copy()
 
+    @property
+    def slots(self) -> int:
+        """Node slots in use: searchable items plus deleted ones not yet reclaimed."""
+        return self._g.n
+
+    def live_nodes(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(nodes, ids, vectors)`` of the searchable items whose nodes sit at slots ``start`` to ``stop``.
+
+        A consistent copy, taken under the writer lock.  Nodes keep their slot
+        until :meth:`compact`, and new items always take slots after
+        :attr:`slots`, so a caller rebuilding the graph elsewhere can find what
+        was added since a copy (``live_nodes(old_slots)``) and what was deleted
+        since (:meth:`still_alive`).  ``stop`` defaults to :attr:`slots`.
+        """
+        with self._lock:
+            g = self._g
+            n = g.n if stop is None else min(int(stop), g.n)
+            nodes = start + np.flatnonzero(g.alive[start:n])
+            return nodes.astype(np.int64), g.labels[nodes].copy(), g.vecs[nodes].copy()
+
+    def still_alive(self, nodes: np.ndarray) -> np.ndarray:
+        """Which of ``nodes`` (from :meth:`live_nodes`) are still searchable: a boolean array.
+
+        A node that was deleted, or whose id was added again with a new vector,
+        is not (its id now lives at a later slot, if anywhere).
+        """
+        with self._lock:
+            return self._g.alive[np.asarray(nodes, np.int64)] != 0
+
     # ------------------------------------------------------------------ writing
 
     def add(
@@ -842,6 +871,32 @@ class HnswIndex:
         unpacked = _HEADER.unpack(fields)
         has_gen, gen = unpacked[6], unpacked[17]
         return int(gen) if has_gen else None
+
+    @staticmethod
+    def saved_node_counts(path) -> tuple[int, int] | None:
+        """``(live, dead)`` nodes of the index file at ``path``; None when unreadable.
+
+        Reads the header and the one-byte-per-node liveness column only (not
+        the graph or the vectors, and without checking their checksum): cheap
+        enough for a status report on a library whose index is not loaded.
+        """
+        try:
+            with open(path, "rb") as f:
+                head = f.read(_HEADER_SIZE)
+                if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+                    return None
+                fields = head[: _HEADER.size]
+                if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
+                    return None
+                n = _HEADER.unpack(fields)[12]
+                f.seek(_HEADER_SIZE + n * (8 + 1))  # past the labels (int64) and levels (int8)
+                alive = np.frombuffer(f.read(n), np.uint8)
+        except OSError:
+            return None
+        if alive.shape[0] != n:
+            return None
+        live = int(np.count_nonzero(alive))
+        return live, n - live
 
     @classmethod
     def _read(cls, f, path: Path, expected_generation: int | None) -> "HnswIndex":

@@ -10,6 +10,9 @@ SQLite is the source of truth; this is derived state.  A :class:`LiveIndex`
 * follows indexing as it happens: removals take effect at once, new vectors
   are searched exactly until they are linked into the graph (in the
   background for large batches), so a search never misses a committed item;
+* compacts the graph in the background once deleted nodes (left by removed
+  and replaced vectors) make up ``COMPACT_DEAD_FRACTION`` of it, and before
+  saving, so neither memory nor the file grows with the number of re-indexes;
 * keeps a columnar catalog of every item (file id, kind, media time) in numpy,
   so the planner counts and lists the items passing a filter in a millisecond
   instead of a SQL scan.
@@ -44,6 +47,19 @@ log = logging.getLogger(__name__)
 LINK_INLINE = 512
 LINK_STEP = 32  # vectors linked per lock hold in the background, so a sync never waits long
 _NO_PENDING = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+# Compact once deleted nodes make up this share of the graph's nodes.  Each
+# removed or replaced vector leaves its node behind as a waypoint: it costs
+# memory, file size and search time, and many of them crowd a search's beam so
+# that recall drops at a fixed ef.  A compaction links every live item again, so
+# compacting at a share f costs (1 - f) / f insertions per deleted node (4 at
+# 20 %: cheap next to the indexing that deleted it) and keeps the graph, and the
+# file saved from it, within 1 / (1 - f) = 1.25 x of a fresh build.
+COMPACT_DEAD_FRACTION = 0.2
+# What changed while a compaction was linking is applied to the new graph
+# outside the lock until at most this many new vectors are left; those few are
+# linked under it, just before the new graph replaces the old one, so the lock
+# is held no longer than the background linker holds it.
+COMPACT_CATCH_UP_LOCKED = LINK_STEP
 
 
 @dataclass(frozen=True)
@@ -148,6 +164,12 @@ class LiveIndex:
         self._worker: threading.Thread | None = None
         self._cancel = threading.Event()
         self._dirty = False  # changed since loaded or saved
+        self._compactor: threading.Thread | None = None
+        self._compact_cancel = threading.Event()  # set by close(); never cleared
+        self._compact_failed: HnswIndex | None = None  # the graph a compaction failed on: not tried again
+        # Called with "copied" and "built" as a compaction passes those points
+        # (outside the lock); tests hold a compaction there.
+        self.compaction_hook: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------- lifecycle
 
@@ -185,13 +207,20 @@ class LiveIndex:
             self.state = "ready"
             self.error = None
         self.sync()
+        self._compact_in_background()  # a saved file over the threshold (sync starts one only after changes)
 
     def close(self, *, save: bool = True, prune: bool = True) -> None:
-        """Stop a background build and save the index if it changed (see :meth:`save_if_changed` for ``prune``)."""
+        """Stop background work (a build, linking, a compaction); save the index if it changed.
+
+        See :meth:`save_if_changed` for ``prune``.  A compaction that was
+        stopped leaves the old graph in place; saving then compacts it first
+        when it is over the threshold.
+        """
         self._cancel.set()
-        worker = self._worker
-        if worker is not None:
-            worker.join()
+        self._compact_cancel.set()
+        for worker in (self._worker, self._compactor):
+            if worker is not None:
+                worker.join()
         if save:
             self.save_if_changed(prune=prune)
 
@@ -338,6 +367,7 @@ class LiveIndex:
                 self._link_pending()
             else:
                 self._link_in_background()
+            self._compact_in_background()
             return applied
 
     def _apply(self, removed: np.ndarray, added: np.ndarray) -> None:
@@ -424,8 +454,12 @@ class LiveIndex:
         """Write the index file (atomically) when it changed; prune the log it now holds unless told not to.
 
         Where several spaces share the store's change log, the caller prunes
-        only what every saved index holds (``prune=False`` here).
+        only what every saved index holds (``prune=False`` here).  A graph over
+        ``COMPACT_DEAD_FRACTION`` is compacted first (waiting for a background
+        compaction that is running), so the file stays proportional to the live
+        items.  Not to be called with the lock held.
         """
+        self._compact_before_saving()
         with self._lock:
             if not self.usable or not self._dirty:
                 return False
@@ -437,6 +471,128 @@ class LiveIndex:
         if prune:
             self.store.prune_items_log(position)
         return True
+
+    # ------------------------------------------------------------- compaction
+
+    def needs_compaction(self) -> bool:
+        """Whether deleted nodes make up ``COMPACT_DEAD_FRACTION`` or more of the graph."""
+        index = self.index
+        if index is None or self.state != "ready" or index is self._compact_failed:
+            return False
+        dead = index.deleted_count
+        return dead > 0 and dead >= COMPACT_DEAD_FRACTION * index.slots
+
+    def compact(self, *, cancel_check: Callable[[], bool] | None = None) -> bool:
+        """Rebuild the graph from its live items without holding up searches; True when it was replaced.
+
+        The live nodes' ids and vectors are copied under the lock and linked
+        into a new graph outside it; searches use the old graph meanwhile.
+        Whatever changed in the old graph since the copy (items deleted or
+        replaced by :meth:`sync`, vectors linked from the pending batch) is
+        found by node slot, which a graph never reuses, and applied to the new
+        graph, the last few under the lock just before the new graph replaces
+        the old one.  Vectors still pending stay pending, searched exactly.
+        Nothing depends on the store's change log, so pruning it is safe
+        meanwhile.  False when there is no graph, or when it was replaced
+        (reloaded or rebuilt) while compacting: the copy is dropped.
+
+        Raises:
+            Cancelled: ``cancel_check`` asked to stop; the old graph stays.
+            Exception: whatever failed; the old graph stays and is not
+                compacted again (the next load or build starts afresh).
+        """
+        stop = cancel_check or (lambda: False)
+        with self._lock:
+            old = self.index
+            if old is None or self.state != "ready":
+                return False
+            mark = old.slots
+            nodes, ids, vecs = old.live_nodes(0, mark)
+        try:
+            self._compaction_point("copied")
+            fresh = HnswIndex(old.dim, old.metric, old.M, old.ef_construction, old.ef_search, old.quantize, old.seed)
+            if ids.size:
+                fresh.add(ids, vecs, cancel_check=stop)
+            del vecs
+            self._compaction_point("built")
+            rounds = 0
+            while True:
+                if stop():
+                    raise Cancelled("compacting the vector index was stopped")
+                with self._lock:
+                    if self.index is not old or self.state != "ready":
+                        log.info("the vector index was replaced while it was compacted; the compacted copy is dropped")
+                        return False
+                    end = old.slots
+                    alive = old.still_alive(nodes)
+                    new_nodes, new_ids, new_vecs = old.live_nodes(mark, end)
+                    # Few enough (or linking keeps outrunning the catch-up): finish under the lock.
+                    if new_ids.size <= COMPACT_CATCH_UP_LOCKED or rounds == 3:
+                        _catch_up(fresh, ids[~alive], new_ids, new_vecs)
+                        fresh.generation = old.generation
+                        self.index = fresh  # one assignment: a search has read the old graph or reads this one
+                        self._dirty = True
+                        log.info(
+                            "compacted the %s vector index: %d live items, %d deleted nodes reclaimed",
+                            self.space,
+                            len(fresh),
+                            old.deleted_count,
+                        )
+                        return True
+                # Many vectors were linked meanwhile: link them outside the lock, then look again.
+                _catch_up(fresh, ids[~alive], new_ids, new_vecs)
+                nodes = np.concatenate([nodes[alive], new_nodes])
+                ids = np.concatenate([ids[alive], new_ids])
+                mark = end
+                rounds += 1
+        except Cancelled:
+            raise
+        except Exception:
+            self._compact_failed = old
+            raise
+
+    def _compaction_point(self, stage: str) -> None:
+        hook = self.compaction_hook
+        if hook is not None:
+            hook(stage)
+
+    def _compact_in_background(self) -> None:
+        """Start a compaction thread when the graph is over the threshold and none is running."""
+        if self._compact_cancel.is_set() or not self.needs_compaction():
+            return
+        running = self._compactor
+        if running is not None and running.is_alive():
+            return
+
+        def run() -> None:
+            try:
+                self.compact(cancel_check=self._compact_cancel.is_set)
+            except Cancelled:
+                log.info("compacting the %s vector index was stopped", self.space)
+            except Exception:  # a thread must report, not die silently; the old graph keeps working
+                log.exception("compacting the %s vector index failed; the old graph stays in use", self.space)
+
+        self._compactor = threading.Thread(target=run, name="shoebox-index-compact", daemon=True)
+        self._compactor.start()
+
+    def wait_compaction(self, timeout: float | None = None) -> None:
+        """Wait for a background compaction to finish (tests, benchmarks)."""
+        running = self._compactor
+        if running is not None:
+            running.join(timeout)
+
+    def _compact_before_saving(self) -> None:
+        if not (self._dirty and self.needs_compaction()):
+            return
+        running = self._compactor
+        if running is not None and running.is_alive():
+            running.join()  # it is doing what saving needs
+        if not self.needs_compaction():
+            return
+        try:
+            self.compact()
+        except Exception:  # the graph is derived: save it as it is rather than not at all
+            log.exception("compacting the %s vector index before saving failed; saving it as it is", self.space)
 
     # ------------------------------------------------------------- searching
 
@@ -530,8 +686,20 @@ class LiveIndex:
         return out
 
     def describe(self) -> dict[str, Any]:
-        """For ``shoebox status``: state, items in the graph, pending, file."""
+        """For ``shoebox status``: state, items in the graph, pending, file.
+
+        ``live`` and ``dead`` count the graph's nodes (``dead``: deleted items
+        not yet compacted away; a small space has none), ``file_bytes`` is the
+        saved file's size (None when there is none) and ``compacting`` says
+        whether a compaction is running.
+        """
         index = self.index
+        live = len(index) if index is not None else (int(self._small[0].size) if self.state == "small" else 0)
+        try:
+            file_bytes: int | None = self.path.stat().st_size
+        except OSError:
+            file_bytes = None
+        compactor = self._compactor
         return {
             "space": self.space,
             "state": self.state,
@@ -540,4 +708,15 @@ class LiveIndex:
             "pending": int(self._pending[0].size),
             "file": str(self.path),
             "position": self._position,
+            "live": live,
+            "dead": index.deleted_count if index is not None else 0,
+            "file_bytes": file_bytes,
+            "compacting": compactor is not None and compactor.is_alive(),
         }
+
+
+def _catch_up(fresh: HnswIndex, gone: np.ndarray, new_ids: np.ndarray, new_vecs: np.ndarray) -> None:
+    """Apply to a compacted copy what changed in the old graph: ``gone`` deleted, then the new vectors linked."""
+    fresh.delete(gone)  # first: a replaced item's id is in both
+    if new_ids.size:
+        fresh.add(new_ids, new_vecs)
