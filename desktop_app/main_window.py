@@ -607,7 +607,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         response = self._last_response
-        if response is not None and any("keywords only" in w for w in response.warnings):
+        if response is not None and response.keywords_only:
             self.run_search()  # the first results were keyword matches; now meaning works too
 
     def _refresh_library_info(self) -> None:
