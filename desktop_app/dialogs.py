@@ -512,8 +512,10 @@ class SettingsDialog(QDialog):
     Save validates every field (a URL must be http(s), a weights file must exist)
     and shows problems beside the field; when all is well it writes the changes
     through :func:`engine.settings.save_settings` and emits
-    ``settings_changed(Settings)``.  Changing the model or device takes effect
-    when the models are loaded again.
+    ``settings_changed(Settings)``.  Changing the device takes effect when the
+    models are loaded again; a CLIP or text model other than the one that built
+    the library is followed by the window's offer to re-embed the library (or
+    to go back to the recorded model).
 
     Methods: ``values()``, ``validate()`` (field → message), ``save()`` (True when saved).
     """
@@ -573,8 +575,9 @@ class SettingsDialog(QDialog):
         text_layout.addWidget(self.text_folder_button)
         self.text_note = _subtle(
             QLabel(
-                "Another text model means the passages of your documents and recordings are embedded again "
-                "(recordings are not transcribed again)."
+                "After saving, Shoebox offers to embed the passages of your documents and recordings again with "
+                "this model (recordings are not transcribed again), or to go back to the model the library was "
+                "built with. Search keeps working with the old model until the new one is ready."
             )
         )
         self.text_note.hide()
@@ -595,7 +598,11 @@ class SettingsDialog(QDialog):
             self.device.addItem(settings.device, settings.device)
         self.device.setCurrentIndex(self.device.findData(settings.device))
         self.reencode_note = _subtle(
-            QLabel("Another CLIP model or weights file means Shoebox reads every file in the library again.")
+            QLabel(
+                "After saving, Shoebox offers to read your photos again with this model, or to go back to the "
+                "model the library was built with. Search keeps working with the old model until the new one "
+                "is ready."
+            )
         )
         self.reencode_note.hide()
 
