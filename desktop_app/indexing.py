@@ -510,7 +510,7 @@ class FoldersPanel(QWidget):
             return
         folder = items[0].data(Qt.ItemDataRole.UserRole)
         if self.controller.job is not Job.NONE:
-            self.note.setText("Wait for indexing to finish before removing a folder.")
+            self.note.setText("Wait for indexing (or re-embedding) to finish before removing a folder.")
             return
         answer = QMessageBox.question(
             self,

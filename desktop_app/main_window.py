@@ -44,7 +44,7 @@ from engine.query import Query
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
-from .controller import AppController, model_name
+from .controller import AppController, model_name, overriding_environment, recorded_settings
 from .filters import Chip, FilterPanel
 from .indexing import IndexingPanel, add_folder_dialog, install_drop_indexing
 from .preview import PreviewPane
@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         self._models_missing = ""  # why the CLIP model could not load (for the first-run dialog)
         self._offering_reembed = False  # the banner asks whether to re-embed or go back
         self._search_after_choice = False  # a search was refused until the models agree
-        self._reembed_outcome: tuple[str, str] | None = None  # (words, level) of a stopped or failed re-embed
+        self._offer_preface: tuple[str, str] | None = None  # (words, level) said before the offer is made again
         # The app opens the first-run dialog by itself once per start when the
         # models are missing (create_window turns this on); the banner stays.
         self.offer_models_dialog = False
@@ -768,8 +768,8 @@ class MainWindow(QMainWindow):
             return  # the choice was made; the indexing panel shows the progress
         self._offering_reembed = True
         text, level = self.model_change_offer(changes), "info"
-        if self._reembed_outcome is not None:  # asked again after a stop or a failure: say what happened first
-            (outcome, level), self._reembed_outcome = self._reembed_outcome, None
+        if self._offer_preface is not None:  # asked again after a stop or a failure: say what happened first
+            (outcome, level), self._offer_preface = self._offer_preface, None
             text = f"{outcome} {text}"
         self.banner.show_message(text, level, self.reembed_action, self.restore_models_action)
         old = " and ".join(model_name(c.space, c.recorded) for c in changes)
@@ -811,6 +811,9 @@ class MainWindow(QMainWindow):
     def restore_recorded_models(self) -> None:
         """The offer's Go back: the settings name the models that built the library again."""
         changes = self.controller.model_changes()
+        settings = self.controller.settings
+        keys = list(recorded_settings(settings, changes)) if settings is not None else []
+        overridden = overriding_environment(keys)
         try:
             self.controller.restore_recorded_models()
         except (OSError, ValueError, ShoeboxError) as exc:
@@ -819,6 +822,13 @@ class MainWindow(QMainWindow):
         self._offering_reembed = False
         self.banner.hide()
         old = " and ".join(model_name(c.space, c.recorded) for c in changes)
+        if overridden:  # used now, but the environment names the new model again at the next start
+            names = ", ".join(overridden)
+            self.banner.show_message(
+                f"The settings name {old} again, but {names} {'is' if len(overridden) == 1 else 'are'} set in "
+                "the environment and will name the new model again when Shoebox next starts.",
+                "info",
+            )
         self.statusBar().showMessage(f"The settings name {old} again; the library is as it was.", 8000)
 
     def _reembed_started(self, _what: str) -> None:
@@ -832,10 +842,10 @@ class MainWindow(QMainWindow):
             return
         if summary.cancelled:
             outcome = "Re-embedding stopped. Nothing changed: searches keep using the model the library was built with."
-            self._reembed_outcome = (outcome, "info")  # the offer, asked again, starts with it
+            self._offer_preface = (outcome, "info")  # the offer, asked again, starts with it
             self.banner.show_message(outcome, "info")
             return
-        self._reembed_outcome = None
+        self._offer_preface = None
         self.thumbnails.clear()
         self.banner.show_message("The library is re-embedded: searches now use the new model.", "info")
         if not self._is_idle():
@@ -847,7 +857,7 @@ class MainWindow(QMainWindow):
         outcome = (
             f"Re-embedding failed: {message.rstrip('. ')}. Searches keep using the model the library was built with."
         )
-        self._reembed_outcome = (outcome, "error")
+        self._offer_preface = (outcome, "error")
         self.banner.show_message(outcome, "error")
 
     def search_by_image(self, path: str) -> None:

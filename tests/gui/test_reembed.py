@@ -172,3 +172,12 @@ def test_a_search_refused_for_the_model_shows_the_offer_not_the_error(qtbot, win
     assert "Re-embed the library with the new model?" in window.banner.text()
     assert "shoebox reembed" not in window.banner.text()
     assert "Searching waits for your choice" in window.results.empty_label.text()
+
+
+def test_going_back_says_when_the_environment_names_the_new_model(qtbot, window, monkeypatch):
+    monkeypatch.setattr(window.controller, "load_models", lambda: None)
+    monkeypatch.setenv("SHOEBOX_CLIP_MODEL", "test-tiny")
+    with qtbot.waitSignal(window.controller.model_changes_found, timeout=10_000):
+        window.restore_models_action.trigger()
+    assert window.controller.settings.clip_model == "ViT-B-32"
+    assert "SHOEBOX_CLIP_MODEL is set in the environment" in window.banner.text()
