@@ -10,6 +10,7 @@ import html
 import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
@@ -29,9 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .controller import AppController, describe_error
+from .controller import AppController
 from .indexing import when_alive
-from .tasks import run_task
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
 
@@ -78,29 +78,16 @@ def answer_html(text: str, numbers: Sequence[int]) -> str:
     return _MARKER.sub(link, escaped)
 
 
-def _load_thumbnails(library: Any, paths: list[str], size: int) -> list[tuple[str, QImage | None]]:
-    """Thumbnails for ``paths`` (run off the GUI thread: QImage, never QPixmap, is safe there)."""
-    from engine.ingest import thumbnail_path
-
-    out = []
-    for path in paths:
-        image: QImage | None = None
-        row = library.store.get_file(path)
-        source = path
-        if row is not None and row.content_hash:
-            cached = thumbnail_path(library.settings.thumbnails_dir, row.content_hash)
-            if cached.is_file():
-                source = str(cached)
-        reader = QImageReader(source)
-        reader.setAutoTransform(True)
-        full = reader.size()
-        if full.isValid() and full.width() > 0 and full.height() > 0:
-            reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-        loaded = reader.read()
-        if not loaded.isNull():
-            image = loaded
-        out.append((path, image))
-    return out
+def _read_thumbnail(path: str, saved: Path | None, size: int) -> QImage | None:
+    """The photo at most ``size`` pixels wide and high, from the thumbnail saved at index time when
+    there is one (runs off the GUI thread: QImage, never QPixmap, is safe there)."""
+    reader = QImageReader(str(saved) if saved is not None else path)
+    reader.setAutoTransform(True)
+    full = reader.size()
+    if full.isValid() and full.width() > 0 and full.height() > 0:
+        reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
+    image = reader.read()
+    return None if image.isNull() else image
 
 
 class AskPanel(QWidget):
@@ -112,7 +99,7 @@ class AskPanel(QWidget):
     pieces (``ask_token``) appear as they come and ``ask_done`` replaces them
     with the final text, whose ``[n]`` markers link to the sources listed below
     it.  Only the latest question's answer is shown.  Stop calls
-    ``controller.cancel_ask``.  Set ``filters`` (an ``engine.store.Filters``) to
+    ``controller.cancel_ask``.  Set ``filters`` (an ``engine.query.Filters``) to
     ask within the window's current filters.
 
     Signals: ``citation_activated(path, kind, locator)`` when a source is clicked
@@ -391,26 +378,28 @@ class AskPanel(QWidget):
             item.setToolTip(path)
             item.setData(Qt.ItemDataRole.UserRole, path)
             self.photos.addItem(item)
-        library = self.controller.library
-        if library is None:
-            return
         answer = self.answer
         size = self.thumbnail_size
 
-        def show(images: list[tuple[str, QImage | None]]) -> None:
+        def show(images: dict[int, QImage | None]) -> None:
             if self.answer is not answer:
                 return  # another question was asked meanwhile
-            for row, (path, image) in enumerate(images):
+            for row, image in images.items():
                 item = self.photos.item(row)
                 if item is None or image is None:
                     continue
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
-            self.photos_shown.emit(sum(image is not None for _, image in images))
+            self.photos_shown.emit(sum(image is not None for image in images.values()))
 
-        def failed(exc: BaseException) -> None:
-            self.status_label.setText(f"{self.status_label.text()} (No photo previews: {describe_error(exc)})")
+        def failed(message: str) -> None:
+            self.status_label.setText(f"{self.status_label.text()} (No photo previews: {message})")
 
-        run_task(lambda: _load_thumbnails(library, paths, size), when_alive(self, show), when_alive(self, failed))
+        self.controller.load_thumbnails(
+            dict(enumerate(paths)),
+            lambda path, saved: _read_thumbnail(path, saved, size),
+            when_alive(self, show),
+            when_alive(self, failed),
+        )
 
     def _photo_item(self, item: QListWidgetItem) -> None:
         path = item.data(Qt.ItemDataRole.UserRole)

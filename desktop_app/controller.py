@@ -1,10 +1,12 @@
 """The app's one connection to the engine: every engine call runs here, off the GUI thread.
 
 Widgets call the controller's methods and listen to its signals; they never
-call a slow engine function themselves.  Work runs through
-:func:`desktop_app.tasks.run_task` (searches, asks, tags) or a dedicated
-thread-pool task with progress (indexing), and every result arrives as a
-signal on the GUI thread.
+hold the :class:`~engine.library.Library` or its store, and never call a slow
+engine function themselves (``tests/unit/test_architecture.py`` checks which
+engine names a widget may import).  Work runs through
+:func:`desktop_app.tasks.run_task` (searches, asks, tags, counts, thumbnails)
+or the pool for long jobs with progress (indexing, re-embedding), and every
+result arrives on the GUI thread, as a signal or a callback the widget passed.
 
 Searches and questions carry a request number; a widget shows only the answer
 to its latest request, so a slow old query never overwrites a newer one.
@@ -12,21 +14,39 @@ to its latest request, so a slow old query never overwrites a newer one.
 
 from __future__ import annotations
 
+import enum
+import logging
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import Cancelled, ModelUnavailableError, ShoeboxError
+from engine.errors import Cancelled, ModelMismatchError, ModelUnavailableError, ShoeboxError
 from engine.library import Library
 from engine.query import Filters, Query
-from engine.settings import Settings, load_settings
+from engine.settings import Settings, load_settings, save_settings
 from engine.store import SPACES
 
 from .tasks import run_task, wait_for_all
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+OnError = Callable[[str], None]
+
+NOT_OPEN = "The library is still opening."
+
+
+class Job(enum.Enum):
+    """The long job the controller runs (one at a time): none, indexing, or re-embedding."""
+
+    NONE = "none"
+    INDEX = "index"
+    REEMBED = "reembed"
 
 
 def describe_error(exc: BaseException) -> str:
@@ -57,20 +77,105 @@ class EtaEstimator:
         return max(0.0, (total - done) * (t1 - t0) / (d1 - d0))
 
 
+def model_name(space: str, identity: dict) -> str:
+    """A model as a person reads it: "CLIP ViT-B-32 (openai)", "the text model multilingual-e5-small"."""
+    name = str(identity.get("name") or "?")
+    if space == "clip":
+        weights = identity.get("weights")
+        return f"CLIP {name} ({weights})" if weights else f"CLIP {name}"
+    if name.startswith(("/", "~", ".")) or (os.sep != "/" and os.sep in name):
+        name = Path(name).name  # a folder on this computer: its own name says enough
+    return f"the text model {name}"
+
+
+def recorded_settings(settings: Settings, changes: Sequence[Any]) -> dict[str, Any]:
+    """The settings changes that name again the models that built the library (for ``save_settings``).
+
+    ``changes`` are :class:`engine.library.ModelChange` values.  A CLIP model is
+    its architecture and its weights tag; an explicit weights file is dropped
+    when the weights differ, since it would win over the tag.  A text model is
+    named by what was recorded (a name or a folder).
+    """
+    values: dict[str, Any] = {}
+    for change in changes:
+        recorded, configured = change.recorded, change.configured
+        if change.space == "clip":
+            values["clip_model"] = recorded["name"]
+            if recorded.get("weights") != configured.get("weights"):
+                values["clip_pretrained"] = recorded["weights"]
+                values["clip_weights"] = ""
+        elif change.space == "text":
+            values["text_model"] = recorded["name"]
+    return {key: value for key, value in values.items() if getattr(settings, key) != value}
+
+
+def overriding_environment(keys: Sequence[str]) -> list[str]:
+    """The environment variables set now that override the settings ``keys`` (saving them changes nothing)."""
+    env = {f.name: f.metadata["env"] for f in fields(Settings)}
+    return [env[key] for key in keys if key in env and os.environ.get(env[key])]
+
+
+class _ModelsDiffer(Exception):
+    """A search refused by a model mismatch, with the changes found on the same worker."""
+
+    def __init__(self, error: ModelMismatchError, changes: list[Any]):
+        super().__init__(str(error))
+        self.error = error
+        self.changes = changes
+
+
+def _model_changes_of(library: Library) -> list[Any]:
+    """``library.model_changes()`` (worker side); an empty list when it cannot be told."""
+    try:
+        return list(library.model_changes())
+    except Exception as exc:  # the search or the indexing reports a real mismatch by itself
+        log.warning("could not compare the library's models with the settings: %s", exc)
+        return []
+
+
+def _forget_folder(library: Library, folder: str) -> int:
+    """Remove a folder and every file below it from the library (the files themselves are untouched)."""
+    store = library.store
+    with store.transaction():
+        rows = store.files_under(folder)
+        for row in rows:
+            store.remove_file(row.id)
+        store.remove_root(folder)
+    return len(rows)
+
+
+def _saved_thumbnails(library: Library, wanted: dict[Any, str], read: Callable[[str, Path | None], T]) -> dict[Any, T]:
+    from engine.ingest import thumbnail_path
+
+    store, folder = library.store, library.settings.thumbnails_dir
+    out = {}
+    for key, path in wanted.items():
+        row = store.get_file(path)
+        saved = thumbnail_path(folder, row.content_hash) if row is not None and row.content_hash else None
+        out[key] = read(path, saved if saved is not None and saved.is_file() else None)
+    return out
+
+
 class AppController(QObject):
     """Owns the :class:`Library`; runs its work in the background; reports by signals."""
 
-    library_opened = Signal(object)  # the Library
+    library_opened = Signal()  # the library is open: counts, folders and searches can be asked for
     library_failed = Signal(str)
     status = Signal(str)  # one line for the status bar
     models_ready = Signal()  # CLIP weights loaded: meaning search works
     models_missing = Signal(str)  # why; keyword search still works
     search_done = Signal(int, object)  # request number, engine.search.SearchResponse
     search_failed = Signal(int, str)
+    search_needs_model_choice = Signal(int)  # request number: refused while the models differ (see model_changes)
     index_started = Signal(list)  # the paths
     index_progress = Signal(int, int, str, object)  # done, total, message, seconds left (float or None)
     index_finished = Signal(object)  # engine.ingest.IndexSummary (cancelled=True when stopped)
     index_failed = Signal(str)
+    model_changes_found = Signal(list)  # engine.library.ModelChange values (empty: the models agree)
+    reembed_started = Signal(str)  # what is re-embedded with what: "the photos with CLIP ViT-B-16 (…)"
+    reembed_progress = Signal(int, int, str, object)  # done, total, message, seconds left (float or None)
+    reembed_finished = Signal(object)  # engine.ingest.IndexSummary (cancelled=True when stopped)
+    reembed_failed = Signal(str)
     ask_token = Signal(int, str)  # request number, a piece of the answer as it streams
     ask_done = Signal(int, object)  # request number, engine.answer.Answer
     ask_failed = Signal(int, str)
@@ -84,10 +189,17 @@ class AppController(QObject):
         self._request = 0
         self._ask_request = 0
         self._ask_cancel = threading.Event()
-        self._index_cancel = threading.Event()
-        self._indexing = False
+        self._job_cancel = threading.Event()
+        self._job = Job.NONE
         self._queue: list[tuple[list[str], bool]] = []
+        self._reembed_waiting: tuple[str | None] | None = None  # (space,) to re-embed when indexing ends
+        self._model_changes: list[Any] = []
+        self._model_check = 0
         self.models_loaded = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.library is not None
 
     # -- opening ------------------------------------------------------------
 
@@ -106,8 +218,9 @@ class AppController(QObject):
         self.library = library
         self.settings = library.settings
         library.index_build = "background"
-        self.library_opened.emit(library)
+        self.library_opened.emit()
         self.load_models()
+        self.check_models()
 
     def load_models(self) -> None:
         """Load CLIP (and open the vector index) in the background; report with a signal."""
@@ -154,11 +267,56 @@ class AppController(QObject):
         run_task(load, loaded, failed, long=True)
 
     def apply_settings(self, settings: Settings) -> None:
-        """Use settings saved by a dialog now: models that changed load again in the background."""
+        """Use settings saved by a dialog now: models that changed load again in the background.
+
+        A model that differs from the one that built the library is reported by
+        ``model_changes_found`` (the window then offers to re-embed).
+        """
         self.settings = settings
         if self.library is not None:
             self.library.reconfigure(settings)
             self.load_models()
+            self.check_models()
+
+    # -- the library's models ----------------------------------------------------
+
+    def check_models(self) -> None:
+        """Compare the configured models with those that built the library (in the background).
+
+        Answered by ``model_changes_found`` with the differences (an empty list when they agree).
+        """
+        library = self.library
+        if library is None:
+            return
+        self._model_check += 1
+        check = self._model_check
+
+        def found(changes: list[Any]) -> None:
+            if check == self._model_check:  # an older check would report settings since replaced
+                self._found_changes(changes)
+
+        run_task(lambda: _model_changes_of(library), found)
+
+    def _found_changes(self, changes: list[Any]) -> None:
+        self._model_changes = list(changes)
+        self.model_changes_found.emit(list(changes))
+
+    def model_changes(self) -> list[Any]:
+        """The models that differ from those that built the library, as last found (ModelChange values)."""
+        return list(self._model_changes)
+
+    def restore_recorded_models(self) -> Settings:
+        """Name again, in the settings, the models that built the library; returns the saved settings.
+
+        Raises ``OSError`` or ``ValueError`` when the settings cannot be written.
+        """
+        settings = self.settings
+        if settings is None:
+            raise ShoeboxError(NOT_OPEN)
+        values = recorded_settings(settings, self._model_changes)
+        new = save_settings(settings, **values) if values else settings
+        self.apply_settings(new)
+        return new
 
     # -- searching ------------------------------------------------------------
 
@@ -166,20 +324,33 @@ class AppController(QObject):
         """Start a search; returns its request number (answered by search_done/search_failed).
 
         Everything comes back (``min_relevance`` 0): the results view hides what
-        is below its relevance slider.
+        is below its relevance slider.  While the configured models differ from
+        those that built the library (and no re-embed runs) the engine refuses
+        to search: ``model_changes_found`` then reports the differences and
+        ``search_needs_model_choice`` the request.
         """
         self._request += 1
         request = self._request
         library = self.library
         if library is None:
-            self.search_failed.emit(request, "The library is still opening.")
+            self.search_failed.emit(request, NOT_OPEN)
             return request
         query = query.replace(min_relevance=0.0)
-        run_task(
-            lambda: library.search(query),
-            lambda response: self.search_done.emit(request, response),
-            lambda exc: self.search_failed.emit(request, describe_error(exc)),
-        )
+
+        def work() -> Any:
+            try:
+                return library.search(query)
+            except ModelMismatchError as exc:
+                raise _ModelsDiffer(exc, _model_changes_of(library)) from exc
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, _ModelsDiffer) and exc.changes:
+                self._found_changes(exc.changes)
+                self.search_needs_model_choice.emit(request)
+            else:
+                self.search_failed.emit(request, describe_error(exc))
+
+        run_task(work, lambda response: self.search_done.emit(request, response), failed)
         return request
 
     @property
@@ -188,11 +359,53 @@ class AppController(QObject):
 
     def find_result(self, path: str, locator: dict | None, on_done: Any, on_error: Any) -> None:
         """Look up the result for a cited passage (off the GUI thread); calls back on it."""
+        self._read(lambda library: library.result_at(path, locator), on_done, on_error)
+
+    # -- reading for the widgets ------------------------------------------------------
+
+    def _read(self, fn: Callable[[Library], T], on_done: Callable[[T], None], on_error: OnError) -> None:
+        """Run ``fn(library)`` on the pool; ``on_done(result)`` or ``on_error(message)`` on the GUI thread."""
         library = self.library
         if library is None:
-            on_error("The library is still opening.")
+            on_error(NOT_OPEN)
             return
-        run_task(lambda: library.result_at(path, locator), on_done, lambda exc: on_error(describe_error(exc)))
+        run_task(lambda: fn(library), on_done, lambda exc: on_error(describe_error(exc)))
+
+    def library_info(self, on_done: Callable[[dict, list], None], on_error: OnError) -> None:
+        """The library's counts (``LibraryStore.stats()``) and its tags (name, source, count rows)."""
+        self._read(lambda library: (library.store.stats(), library.store.tags()), lambda info: on_done(*info), on_error)
+
+    def folders(self, on_done: Callable[[list[tuple[str, bool]]], None], on_error: OnError) -> None:
+        """The library's folders, each with whether it is on this computer now."""
+        self._read(lambda library: [(root, os.path.isdir(root)) for root in library.store.roots()], on_done, on_error)
+
+    def forget_folder(self, folder: str, on_done: Callable[[int], None], on_error: OnError) -> None:
+        """Forget a folder and what was found in it (the files stay on disk); ``on_done(files forgotten)``."""
+
+        def done(count: int) -> None:
+            on_done(count)
+            self.library_changed.emit()
+
+        self._read(lambda library: _forget_folder(library, folder), done, on_error)
+
+    def item_details(self, item_id: int, on_done: Callable[[dict], None], on_error: OnError) -> None:
+        """An item's whole text and its file's metadata (``LibraryStore.item_details``)."""
+        self._read(lambda library: library.store.item_details([item_id]).get(item_id, {}), on_done, on_error)
+
+    def load_thumbnails(
+        self,
+        wanted: dict[Any, str],
+        read: Callable[[str, Path | None], T],
+        on_done: Callable[[dict[Any, T]], None],
+        on_error: OnError,
+    ) -> None:
+        """Thumbnails of files (key -> path), read on the pool by ``read(path, saved)``.
+
+        ``saved`` is the JPEG saved at index time (None when there is none);
+        ``read`` runs on a worker thread, so it must not touch a widget (a
+        QImage is fine).  ``on_done`` gets key -> what ``read`` returned.
+        """
+        self._read(lambda library: _saved_thumbnails(library, dict(wanted), read), on_done, on_error)
 
     # -- asking ---------------------------------------------------------------
 
@@ -204,7 +417,7 @@ class AppController(QObject):
         request = self._ask_request
         library = self.library
         if library is None:
-            self.ask_failed.emit(request, "The library is still opening.")
+            self.ask_failed.emit(request, NOT_OPEN)
             return request
 
         def work() -> Any:
@@ -229,24 +442,33 @@ class AppController(QObject):
     # -- indexing -------------------------------------------------------------
 
     @property
+    def job(self) -> Job:
+        """The long job running now."""
+        return self._job
+
+    @property
     def indexing(self) -> bool:
-        return self._indexing
+        return self._job is Job.INDEX
+
+    @property
+    def reembedding(self) -> bool:
+        return self._job is Job.REEMBED
 
     def index(self, paths: Sequence[str | Path], *, retry_failed: bool = False) -> None:
         """Index files and folders in the background (queued behind a running job)."""
         paths = [str(p) for p in paths]
         if not paths:
             return
-        if self._indexing:
+        if self._job is not Job.NONE:
             self._queue.append((paths, retry_failed))
             self.status.emit(f"Queued {len(paths)} item(s) for indexing")
             return
         library = self.library
         if library is None:
-            self.index_failed.emit("The library is still opening.")
+            self.index_failed.emit(NOT_OPEN)
             return
-        self._indexing = True
-        self._index_cancel = cancel = threading.Event()
+        self._job = Job.INDEX
+        self._job_cancel = cancel = threading.Event()
         eta = EtaEstimator()
         self.index_started.emit(paths)
 
@@ -257,21 +479,29 @@ class AppController(QObject):
             return library.index(paths, on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
 
         def finished(summary: Any) -> None:
-            self._indexing = False
+            self._job = Job.NONE
             self.index_finished.emit(summary)
             self.library_changed.emit()
             self._next_job()
 
         def failed(exc: BaseException) -> None:
-            self._indexing = False
+            self._job = Job.NONE
             self.index_failed.emit(describe_error(exc))
             self.library_changed.emit()
+            if isinstance(exc, ModelMismatchError):
+                self.check_models()  # the window offers the choice
             self._next_job()
 
         run_task(work, finished, failed, long=True)
 
     def _next_job(self) -> None:
-        if self._queue and not self._index_cancel.is_set():
+        if self._reembed_waiting is not None and not self._job_cancel.is_set():
+            (space,) = self._reembed_waiting
+            self._reembed_waiting = None
+            self.reembed(space)
+            return
+        self._reembed_waiting = None
+        if self._queue and not self._job_cancel.is_set():
             paths, retry = self._queue.pop(0)
             self.index(paths, retry_failed=retry)
         else:
@@ -280,7 +510,8 @@ class AppController(QObject):
     def cancel_indexing(self) -> None:
         """Stop after the current batch; what was indexed is kept."""
         self._queue.clear()
-        self._index_cancel.set()
+        self._reembed_waiting = None
+        self._job_cancel.set()
 
     def retry_failed(self) -> None:
         """Index again the files that failed."""
@@ -290,6 +521,72 @@ class AppController(QObject):
         paths = [f.path for f in library.store.failed_files()]
         if paths:
             self.index(paths, retry_failed=True)
+
+    # -- re-embedding -------------------------------------------------------------
+
+    def reembed(self, space: str | None = None) -> None:
+        """Encode the library again with the configured models, in the background.
+
+        ``space``: ``"clip"`` (photos), ``"text"`` (passages), or None for every
+        space whose model changed.  Reported by ``reembed_started`` /
+        ``reembed_progress`` / ``reembed_finished`` / ``reembed_failed``.  The
+        engine writes the new vectors beside the old ones: searches keep using
+        the old model until the new vectors are complete; a cancelled or failed
+        run keeps the old vectors and model.  Waits for a running indexing job.
+        """
+        if self._job is Job.REEMBED:
+            return
+        if self._job is Job.INDEX:
+            self._reembed_waiting = (space,)
+            self.status.emit("Re-embedding starts when the indexing ends")
+            return
+        library = self.library
+        if library is None:
+            self.reembed_failed.emit(NOT_OPEN)
+            return
+        changes = [c for c in self._model_changes if space in (None, c.space)]
+        if space is None and len({c.space for c in changes}) == 1:
+            space = changes[0].space  # only that model changed: leave the other space alone
+        self._job = Job.REEMBED
+        self._job_cancel = cancel = threading.Event()
+        eta = EtaEstimator()
+        self.reembed_started.emit(self._reembed_title(space, changes))
+
+        def progress(done: int, total: int, message: str) -> None:
+            self.reembed_progress.emit(done, total, message, eta.update(done, total))
+
+        def work() -> Any:
+            return library.reembed(space=space, on_progress=progress, should_cancel=cancel.is_set)
+
+        def finished(summary: Any) -> None:
+            self._job = Job.NONE
+            self.reembed_finished.emit(summary)
+            self.library_changed.emit()
+            self.check_models()
+            self._next_job()
+
+        def failed(exc: BaseException) -> None:
+            self._job = Job.NONE
+            self.reembed_failed.emit(describe_error(exc))
+            self.library_changed.emit()
+            self.check_models()
+            self._next_job()
+
+        run_task(work, finished, failed, long=True)
+
+    @staticmethod
+    def _reembed_title(space: str | None, changes: Sequence[Any]) -> str:
+        what = {"clip": "the photos", "text": "the documents and recordings"}
+        parts = [f"{what.get(c.space, c.space)} with {model_name(c.space, c.configured)}" for c in changes]
+        if parts:
+            return " and ".join(parts)
+        return f"{what[space]} with the configured model" if space in what else "the library with the configured models"
+
+    def cancel_reembed(self) -> None:
+        """Stop re-embedding after the current batch; the library keeps its old vectors and model."""
+        if self._job is Job.REEMBED:
+            self._job_cancel.set()
+        self._reembed_waiting = None
 
     # -- tags -------------------------------------------------------------------
 
@@ -310,13 +607,83 @@ class AppController(QObject):
 
         run_task(lambda: fn(library), done, lambda exc: self.status.emit(describe_error(exc)))
 
+    # -- models on this computer (no library needed; call these on a worker) ----------------------
+
+    @staticmethod
+    def list_models(settings: Settings) -> list[dict]:
+        """Every model Shoebox can see (rows of ``engine.models.management.list_models``).  Slow: imports open_clip."""
+        from engine.models import management
+
+        return management.list_models(settings)
+
+    @staticmethod
+    def model_names(settings: Settings) -> tuple[list[str], list[str], list[str]]:
+        """The CLIP, Whisper and text model names Shoebox knows, for the settings' lists."""
+        from engine.models import clip_model_names, whisper_model_names
+        from engine.models.weights import KNOWN_TEXT_MODELS
+
+        return clip_model_names(), whisper_model_names(settings), sorted(KNOWN_TEXT_MODELS)
+
+    @staticmethod
+    def download_model(settings: Settings, kind: str, on_progress: Callable[[int, int, str], None]) -> Path:
+        """Download the configured ``kind`` of model (the person asked for it); ``on_progress`` may raise Cancelled."""
+        from engine.models import management
+
+        return management.download_model(settings, kind, force_allowed=True, on_progress=on_progress)
+
+    @staticmethod
+    def import_model(settings: Settings, path: str) -> tuple[Settings, str, list[str]]:
+        """Import a weights file or text model folder and name it in the settings.
+
+        Returns the saved settings, the kind imported (``"clip"``, ``"text"``,
+        ``"whisper"``) and the environment variables that override what was saved.
+        """
+        from engine.models import management
+
+        dest = management.import_model(settings, path)
+        kind = dest.relative_to(settings.models_dir).parts[0]
+        kind = kind if kind in ("clip", "text") else "whisper"
+        changes = _settings_after_import(settings, dest)
+        if changes:
+            settings = save_settings(settings, **changes)
+        return settings, kind, overriding_environment(list(changes))
+
     # -- closing ------------------------------------------------------------------
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Stop background work, wait for it, save the index and close the library."""
         self.cancel_indexing()
+        self.cancel_reembed()
         self.cancel_ask()
         wait_for_all(timeout_ms)
         if self.library is not None:
             self.library.close()
             self.library = None
+
+
+def _settings_after_import(settings: Settings, dest: Path) -> dict[str, Any]:
+    """The settings that make the models load the file (or text model folder) just imported to ``dest``."""
+    from engine.models.weights import text_name_from_cache_dir
+
+    parts = dest.relative_to(settings.models_dir).parts
+    changes: dict[str, Any] = {}
+    if parts[0] == "text":
+        name = text_name_from_cache_dir(parts[1])
+        if name != settings.text_model:
+            changes["text_model"] = name
+    elif parts[0] == "clip":
+        model, dirname = parts[1], parts[2]
+        tag = "file:" + dirname[5:] if dirname.startswith("file-") else dirname
+        if model != settings.clip_model:
+            changes["clip_model"] = model
+        if tag != settings.clip_pretrained:
+            changes["clip_pretrained"] = tag
+        if settings.clip_weights:
+            changes["clip_weights"] = ""  # an explicit file would win over the cache
+    else:
+        name = dest.stem
+        if name != settings.whisper_model:
+            changes["whisper_model"] = name
+        if settings.whisper_weights:
+            changes["whisper_weights"] = ""
+    return changes

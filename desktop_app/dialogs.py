@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,7 +44,7 @@ from PySide6.QtWidgets import (
 from engine.errors import Cancelled
 from engine.settings import Settings, save_settings
 
-from .controller import AppController, describe_error
+from .controller import AppController, describe_error, overriding_environment
 from .indexing import FoldersPanel, when_alive
 from .tasks import run_task
 
@@ -74,17 +73,10 @@ def thumbnail_size(app_settings: QSettings | None = None) -> int:
     return min(high, max(low, value))
 
 
-def _env_name(setting: str) -> str:
-    for f in fields(Settings):
-        if f.name == setting:
-            return f.metadata["env"]
-    raise KeyError(setting)
-
-
 def _overridden(setting: str) -> str | None:
     """The environment variable that overrides ``setting`` right now, if any."""
-    name = _env_name(setting)
-    return name if os.environ.get(name) else None
+    found = overriding_environment([setting])
+    return found[0] if found else None
 
 
 class InlineMessage(QWidget):
@@ -157,57 +149,22 @@ MODEL_PURPOSES = {"clip": "photos", "text": "documents and recordings", "whisper
 MODEL_KINDS = ("clip", "text", "whisper")
 
 
-def _settings_after_import(settings: Settings, dest: Path) -> dict[str, Any]:
-    """The settings that make the models load the file (or text model folder) just imported to ``dest``."""
-    from engine.models.weights import text_name_from_cache_dir
-
-    parts = dest.relative_to(settings.models_dir).parts
-    changes: dict[str, Any] = {}
-    if parts[0] == "text":
-        name = text_name_from_cache_dir(parts[1])
-        if name != settings.text_model:
-            changes["text_model"] = name
-    elif parts[0] == "clip":
-        model, dirname = parts[1], parts[2]
-        tag = "file:" + dirname[5:] if dirname.startswith("file-") else dirname
-        if model != settings.clip_model:
-            changes["clip_model"] = model
-        if tag != settings.clip_pretrained:
-            changes["clip_pretrained"] = tag
-        if settings.clip_weights:
-            changes["clip_weights"] = ""  # an explicit file would win over the cache
-    else:
-        name = dest.stem
-        if name != settings.whisper_model:
-            changes["whisper_model"] = name
-        if settings.whisper_weights:
-            changes["whisper_weights"] = ""
-    return changes
-
-
 def _import_files(settings: Settings, paths: list[str]) -> tuple[Settings, list[str], list[str]]:
     """Import weight files (worker side); returns the new settings, what was done, what failed."""
-    from engine.models import management
-
     done: list[str] = []
     failed: list[str] = []
     for path in paths:
         name = os.path.basename(path)
         try:
-            dest = management.import_model(settings, path)
+            settings, kind, overridden = AppController.import_model(settings, path)
         except Exception as exc:  # shown beside the file's name; the other files still go in
             failed.append(f"{name}: {describe_error(exc)}")
             continue
-        kind = MODEL_LABELS.get(dest.relative_to(settings.models_dir).parts[0], "Whisper")
-        changes = _settings_after_import(settings, dest)
-        if changes:
-            settings = save_settings(settings, **changes)
-        overridden = [env for env in map(_overridden, changes) if env]
         note = f" ({', '.join(overridden)} is set in the environment and takes precedence)" if overridden else ""
         done.append(
-            f"Imported the {kind} from {name}{note}."
-            if kind == "Text model"
-            else f"Imported {kind} weights from {name}{note}."
+            f"Imported the {MODEL_LABELS[kind]} from {name}{note}."
+            if kind == "text"
+            else f"Imported {MODEL_LABELS[kind]} weights from {name}{note}."
         )
     return settings, done, failed
 
@@ -335,9 +292,7 @@ class FirstRunDialog(QDialog):
             self.message.show_message(f"Cannot tell which models are here: {describe_error(exc)}")
 
         def work() -> list[dict]:
-            from engine.models import management
-
-            return management.list_models(settings)
+            return AppController.list_models(settings)
 
         run_task(work, when_alive(self, listed), when_alive(self, failed), long=True)
 
@@ -372,8 +327,6 @@ class FirstRunDialog(QDialog):
         progress = self._progress
 
         def work() -> list[Path]:
-            from engine.models import management
-
             done = []
             shown: list[Any] = [None]  # the last (kind, permille, message) sent to the GUI thread
             for kind in kinds:
@@ -390,7 +343,7 @@ class FirstRunDialog(QDialog):
                 if cancel.is_set():
                     raise Cancelled("the download was stopped")
                 progress.changed.emit(kind, 0, 0, f"downloading {MODEL_LABELS[kind]}")
-                done.append(management.download_model(settings, kind, force_allowed=True, on_progress=report))
+                done.append(AppController.download_model(settings, kind, report))
             return done
 
         run_task(work, when_alive(self, self._downloaded), when_alive(self, self._download_error), long=True)
@@ -559,8 +512,10 @@ class SettingsDialog(QDialog):
     Save validates every field (a URL must be http(s), a weights file must exist)
     and shows problems beside the field; when all is well it writes the changes
     through :func:`engine.settings.save_settings` and emits
-    ``settings_changed(Settings)``.  Changing the model or device takes effect
-    when the models are loaded again.
+    ``settings_changed(Settings)``.  Changing the device takes effect when the
+    models are loaded again; a CLIP or text model other than the one that built
+    the library is followed by the window's offer to re-embed the library (or
+    to go back to the recorded model).
 
     Methods: ``values()``, ``validate()`` (field → message), ``save()`` (True when saved).
     """
@@ -620,8 +575,9 @@ class SettingsDialog(QDialog):
         text_layout.addWidget(self.text_folder_button)
         self.text_note = _subtle(
             QLabel(
-                "Another text model means the passages of your documents and recordings are embedded again "
-                "(recordings are not transcribed again)."
+                "After saving, Shoebox offers to embed the passages of your documents and recordings again with "
+                "this model (recordings are not transcribed again), or to go back to the model the library was "
+                "built with. Search keeps working with the old model until the new one is ready."
             )
         )
         self.text_note.hide()
@@ -642,7 +598,11 @@ class SettingsDialog(QDialog):
             self.device.addItem(settings.device, settings.device)
         self.device.setCurrentIndex(self.device.findData(settings.device))
         self.reencode_note = _subtle(
-            QLabel("Another CLIP model or weights file means Shoebox reads every file in the library again.")
+            QLabel(
+                "After saving, Shoebox offers to read your photos again with this model, or to go back to the "
+                "model the library was built with. Search keeps working with the old model until the new one "
+                "is ready."
+            )
         )
         self.reencode_note.hide()
 
@@ -741,10 +701,7 @@ class SettingsDialog(QDialog):
         settings = self.settings
 
         def work() -> tuple[list[str], list[str], list[str]]:
-            from engine.models import clip_model_names, whisper_model_names
-            from engine.models.weights import KNOWN_TEXT_MODELS
-
-            return clip_model_names(), whisper_model_names(settings), sorted(KNOWN_TEXT_MODELS)
+            return AppController.model_names(settings)
 
         def loaded(names: tuple[list[str], list[str], list[str]]) -> None:
             clip, whisper, text = names

@@ -1,7 +1,7 @@
 """The filter sidebar: kinds, tags (with counts), a date range, a folder, and the dates understood from the query.
 
 The panel holds no engine object: the window gives it the tags and folders
-(fetched off the GUI thread) and reads back an :class:`engine.store.Filters`.
+(fetched off the GUI thread) and reads back an :class:`engine.query.Filters`.
 Every change a person makes emits :attr:`FilterPanel.changed`, once.
 """
 
@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.store import Filters
+from engine.query import Filters
 
 from .style import muted_text
 

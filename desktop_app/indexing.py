@@ -14,6 +14,7 @@ and nothing else; none of them calls the engine on the GUI thread:
 
 from __future__ import annotations
 
+import enum
 import os
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -39,8 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .controller import AppController, describe_error
-from .tasks import run_task
+from .controller import AppController, Job
 
 # ---------------------------------------------------------------------------------------------
 # Words
@@ -89,6 +89,16 @@ def describe_summary(summary: Any) -> str:
     return text
 
 
+def describe_reembed(summary: Any) -> str:
+    """One line for a re-embedding run's :class:`~engine.ingest.IndexSummary`."""
+    if summary.cancelled:
+        return "Stopped. Nothing changed: searches keep using the model the library was built with."
+    text = "Done: searches now use the new model."
+    if summary.failed:
+        text += f" {_plural(len(summary.failed), 'file')} could not be read again (listed below)."
+    return text
+
+
 def readable_reason(reason: str) -> str:
     """A failure reason as a sentence: the engine's reasons are already written for a person."""
     reason = (reason or "unknown reason").strip()
@@ -133,7 +143,7 @@ class _ElidedLabel(QLabel):
     def full_text(self) -> str:
         return self._full
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+    def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._elide()
 
@@ -146,15 +156,25 @@ class _ElidedLabel(QLabel):
 # The progress panel
 
 
+class PanelState(enum.Enum):
+    """What the progress panel shows."""
+
+    IDLE = "idle"  # one quiet line; the container may hide the panel
+    RUNNING = "running"  # a job's progress, with Cancel
+    STOPPING = "stopping"  # Cancel was pressed; the job ends after its current batch
+    FINISHED = "finished"  # what the last job did
+
+
 class IndexingPanel(QWidget):
-    """Shows indexing as it runs and what it did; for a dock or a bottom bar.
+    """Shows indexing (or re-embedding) as it runs and what it did; for a dock or a bottom bar.
 
     ``IndexingPanel(controller, parent=None)``.  It follows the controller's
-    ``index_started`` / ``index_progress`` / ``index_finished`` / ``index_failed``
-    signals.  While a run goes: a progress bar, the file being read, "about 2 min
-    left" and a Cancel button (``controller.cancel_indexing``; what was done is
-    kept).  After it: a summary ("Added 120 · 3 failed"), the failed files with
-    their reason, and Retry failed (``controller.retry_failed``).
+    ``index_*`` and ``reembed_*`` signals (started / progress / finished /
+    failed).  While a run goes: a progress bar, the file being read, "about 2 min
+    left" and a Cancel button (``controller.cancel_indexing``: what was done is
+    kept; ``controller.cancel_reembed``: the old model stays).  After it: a
+    summary ("Added 120 · 3 failed"), the failed files with their reason, and
+    Retry failed (``controller.retry_failed``) after indexing.
 
     When idle it shows one quiet line and emits ``visibility_wanted(False)``; when a
     run starts, ``visibility_wanted(True)``.  Its container (a ``QDockWidget``, a
@@ -170,7 +190,8 @@ class IndexingPanel(QWidget):
     def __init__(self, controller: AppController, parent: QWidget | None = None):
         super().__init__(parent)
         self.controller = controller
-        self.state = "idle"  # idle | running | stopping | finished
+        self.state = PanelState.IDLE
+        self.job = Job.NONE  # the job shown (the one running, or the last one)
         self.last_summary: Any = None
 
         self.idle_label = QLabel("Not indexing. Drop files or folders on the window to add them to the library.")
@@ -228,7 +249,7 @@ class IndexingPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self._running)
         layout.addWidget(self._result)
-        self._show_state("idle")
+        self._show_state(PanelState.IDLE)
 
         self.cancel_button.clicked.connect(self.cancel)
         self.retry_button.clicked.connect(self.retry_failed)
@@ -237,34 +258,44 @@ class IndexingPanel(QWidget):
         controller.index_progress.connect(self._progress)
         controller.index_finished.connect(self._finished)
         controller.index_failed.connect(self._failed)
+        controller.reembed_started.connect(self._reembed_started)
+        controller.reembed_progress.connect(self._progress)
+        controller.reembed_finished.connect(self._finished)
+        controller.reembed_failed.connect(self._failed)
 
     # -- actions -----------------------------------------------------------
 
     def cancel(self) -> None:
-        """Stop the run after the batch in flight; what was indexed stays in the library."""
-        if self.state != "running":
+        """Stop the run after the batch in flight; what was indexed stays (a re-embed keeps the old model)."""
+        if self.state is not PanelState.RUNNING:
             return
-        self.controller.cancel_indexing()
-        self.state = "stopping"
+        self.state = PanelState.STOPPING
         self.cancel_button.setEnabled(False)
         self.eta_label.setText("")
-        self.message_label.set_full_text("Stopping after the current batch; what was indexed is kept…")
+        if self.job is Job.REEMBED:
+            self.controller.cancel_reembed()
+            self.message_label.set_full_text("Stopping; searches keep using the model the library was built with…")
+        else:
+            self.controller.cancel_indexing()
+            self.message_label.set_full_text("Stopping after the current batch; what was indexed is kept…")
 
     def retry_failed(self) -> None:
         """Index the files that failed again."""
         self.retry_button.setEnabled(False)
         self.controller.retry_failed()
-        if self.state == "finished":  # nothing started: no file is recorded as failed any more
+        if self.state is PanelState.FINISHED:  # nothing started: no file is recorded as failed any more
             self.retry_button.setEnabled(True)
             self.summary_label.setText(f"{self.summary_label.text()}\nNo file is waiting to be retried.")
 
     def dismiss(self) -> None:
         """Hide the summary of the last run."""
-        self._show_state("idle")
+        self._show_state(PanelState.IDLE)
 
     # -- controller signals ----------------------------------------------------
 
     def _started(self, paths: list) -> None:
+        self.job = Job.INDEX
+        self.cancel_button.setToolTip("Stop indexing; the files indexed so far are kept")
         if len(paths) == 1:
             name = os.path.basename(os.path.normpath(paths[0])) or paths[0]
             self.title.setText(f"Indexing {name}")
@@ -272,15 +303,25 @@ class IndexingPanel(QWidget):
         else:
             self.title.setText(f"Indexing {_plural(len(paths), 'item')}")
             self.title.setToolTip("\n".join(paths[:20]))
+        self._running_now("Looking for files…")
+
+    def _reembed_started(self, what: str) -> None:
+        self.job = Job.REEMBED
+        self.title.setText(f"Re-embedding {what}")
+        self.title.setToolTip("Search keeps working with the old model until the new one is ready")
+        self.cancel_button.setToolTip("Stop re-embedding; the library keeps the model it was built with")
+        self._running_now("Reading the library…")
+
+    def _running_now(self, message: str) -> None:
         self.progress_bar.setRange(0, 0)  # busy until the first count arrives
         self.progress_bar.setFormat("")
-        self.message_label.set_full_text("Looking for files…")
+        self.message_label.set_full_text(message)
         self.eta_label.setText("")
         self.cancel_button.setEnabled(True)
-        self._show_state("running")
+        self._show_state(PanelState.RUNNING)
 
     def _progress(self, done: int, total: int, message: str, seconds_left: Any) -> None:
-        if self.state not in ("running", "stopping"):
+        if self.state not in (PanelState.RUNNING, PanelState.STOPPING):
             return
         if total > 0:
             if self.progress_bar.maximum() != total:
@@ -288,7 +329,7 @@ class IndexingPanel(QWidget):
             self.progress_bar.setValue(min(done, total))
         elif self.progress_bar.maximum() != 0:
             self.progress_bar.setRange(0, 0)
-        if self.state == "stopping":
+        if self.state is PanelState.STOPPING:
             return
         if os.path.isabs(message):  # a file being read
             self.progress_bar.setFormat("%v of %m files")
@@ -305,20 +346,29 @@ class IndexingPanel(QWidget):
 
     def _finished(self, summary: Any) -> None:
         self.last_summary = summary
-        self.title.setText("Indexing stopped" if summary.cancelled else "Indexing finished")
         seconds = getattr(summary, "seconds", 0.0) or 0.0
         took = f" (in {seconds:.0f} s)" if seconds >= 1 else ""
-        self.summary_label.setText(describe_summary(summary) + took)
+        if self.job is Job.REEMBED:
+            self.title.setText("Re-embedding stopped" if summary.cancelled else "Re-embedding finished")
+            self.summary_label.setText(describe_reembed(summary) + ("" if summary.cancelled else took))
+        else:
+            self.title.setText("Indexing stopped" if summary.cancelled else "Indexing finished")
+            self.summary_label.setText(describe_summary(summary) + took)
         self._fill_failures(summary.failed)
-        self._show_state("finished")
+        self._show_state(PanelState.FINISHED)
         self.summary_shown.emit(summary)
 
     def _failed(self, message: str) -> None:
         self.last_summary = None
-        self.title.setText("Indexing stopped")
-        self.summary_label.setText(message[0].upper() + message[1:] if message else "Something went wrong.")
+        text = _phase_text(message) or "Something went wrong."
+        if self.job is Job.REEMBED:
+            self.title.setText("Re-embedding failed")
+            text = f"{text.rstrip('.')}. Searches keep using the model the library was built with."
+        else:
+            self.title.setText("Indexing stopped")
+        self.summary_label.setText(text)
         self._fill_failures([])
-        self._show_state("finished")
+        self._show_state(PanelState.FINISHED)
 
     # -- drawing -------------------------------------------------------------
 
@@ -347,18 +397,19 @@ class IndexingPanel(QWidget):
             for i in range(self.failures.topLevelItemCount())
         ]
 
-    def _show_state(self, state: str) -> None:
+    def _show_state(self, state: PanelState) -> None:
         self.state = state
-        running = state in ("running", "stopping")
+        running = state in (PanelState.RUNNING, PanelState.STOPPING)
+        finished = state is PanelState.FINISHED
         self._running.setVisible(running)
         self.eta_label.setVisible(running)
         self.cancel_button.setVisible(running)
-        self._result.setVisible(state == "finished")
-        self.dismiss_button.setVisible(state == "finished")
-        self.retry_button.setVisible(state == "finished" and self.failures.topLevelItemCount() > 0)
-        self.idle_label.setVisible(state == "idle")
-        self.title.setVisible(state != "idle")
-        self.visibility_wanted.emit(state != "idle")
+        self._result.setVisible(finished)
+        self.dismiss_button.setVisible(finished)
+        self.retry_button.setVisible(finished and self.job is Job.INDEX and self.failures.topLevelItemCount() > 0)
+        self.idle_label.setVisible(state is PanelState.IDLE)
+        self.title.setVisible(state is not PanelState.IDLE)
+        self.visibility_wanted.emit(state is not PanelState.IDLE)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -372,17 +423,6 @@ def add_folder_dialog(parent: QWidget | None, controller: AppController) -> str 
         return None
     controller.index([folder])
     return folder
-
-
-def _forget_folder(library: Any, folder: str) -> int:
-    """Remove a folder and every file below it from the library (the files themselves are untouched)."""
-    store = library.store
-    with store.transaction():
-        rows = store.files_under(folder)
-        for row in rows:
-            store.remove_file(row.id)
-        store.remove_root(folder)
-    return len(rows)
 
 
 class FoldersPanel(QWidget):
@@ -430,34 +470,27 @@ class FoldersPanel(QWidget):
         self.add_button.clicked.connect(lambda: add_folder_dialog(self, self.controller))
         self.remove_button.clicked.connect(self.remove_selected)
         self.list.itemSelectionChanged.connect(lambda: self.remove_button.setEnabled(bool(self.list.selectedItems())))
-        controller.library_opened.connect(self._library_opened)
+        controller.library_opened.connect(self.refresh)
         controller.library_changed.connect(self.refresh)
-        self.refresh()
-
-    def _library_opened(self, _library: Any) -> None:
         self.refresh()
 
     def refresh(self) -> None:
         """Read the folders again (off the GUI thread)."""
-        library = self.controller.library
-        if library is None:
+        if not self.controller.is_open:
             self.note.setText("The library is opening…")
             return
         self._generation += 1
         generation = self._generation
 
-        def read() -> list[tuple[str, bool]]:
-            return [(root, os.path.isdir(root)) for root in library.store.roots()]
-
         def show(rows: list[tuple[str, bool]]) -> None:
             if generation == self._generation:
                 self._show(rows)
 
-        def failed(exc: BaseException) -> None:
+        def failed(message: str) -> None:
             if generation == self._generation:
-                self.note.setText(f"Cannot list the folders: {describe_error(exc)}")
+                self.note.setText(f"Cannot list the folders: {message}")
 
-        run_task(read, when_alive(self, show), when_alive(self, failed))
+        self.controller.folders(when_alive(self, show), when_alive(self, failed))
 
     def _show(self, rows: list[tuple[str, bool]]) -> None:
         self.list.clear()
@@ -476,8 +509,8 @@ class FoldersPanel(QWidget):
         if not items:
             return
         folder = items[0].data(Qt.ItemDataRole.UserRole)
-        if self.controller.indexing:
-            self.note.setText("Wait for indexing to finish before removing a folder.")
+        if self.controller.job is not Job.NONE:
+            self.note.setText("Wait for indexing (or re-embedding) to finish before removing a folder.")
             return
         answer = QMessageBox.question(
             self,
@@ -487,19 +520,15 @@ class FoldersPanel(QWidget):
         )
         if answer != QMessageBox.StandardButton.Yes:
             return
-        library = self.controller.library
-        if library is None:
-            return
         self.remove_button.setEnabled(False)
 
         def done(count: int) -> None:
             self.note.setText(f"Removed {folder} ({_plural(count, 'file')}) from the library.")
-            self.controller.library_changed.emit()
 
-        run_task(
-            lambda: _forget_folder(library, folder),
+        self.controller.forget_folder(
+            folder,
             when_alive(self, done),
-            when_alive(self, lambda exc: self.note.setText(f"Cannot remove {folder}: {describe_error(exc)}")),
+            when_alive(self, lambda message: self.note.setText(f"Cannot remove {folder}: {message}")),
         )
 
 
@@ -538,7 +567,7 @@ class DropIndexer(QObject):
         self.window = window
         self.controller = controller
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
         if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
             return self._drag(event)

@@ -2,9 +2,9 @@
 
 The window appears at once.  Everything that touches the library goes
 through :class:`desktop_app.controller.AppController` (searches, tags,
-indexing) or :func:`desktop_app.tasks.run_task` (counts, thumbnails, details),
-so the GUI thread never waits for the engine, and nothing heavy (torch, the
-models, numba) is imported before the window is on screen.
+indexing, re-embedding, counts, thumbnails, details), so the GUI thread never
+waits for the engine, and nothing heavy (torch, the models, numba) is imported
+before the window is on screen.
 
 Only the answer to the latest search request is shown: typing fast starts
 several searches, and a slow early one never overwrites a newer one.
@@ -38,19 +38,18 @@ from PySide6.QtWidgets import (
 )
 
 from engine.calibration import DEFAULT_MIN_RELEVANCE
+from engine.errors import ShoeboxError
 from engine.extractors import IMAGE_EXTENSIONS
-from engine.library import Library
 from engine.query import Query
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
-from .controller import AppController, describe_error
+from .controller import AppController, model_name, overriding_environment, recorded_settings
 from .filters import Chip, FilterPanel
 from .indexing import IndexingPanel, add_folder_dialog, install_drop_indexing
 from .preview import PreviewPane
 from .results import ResultsView, ThumbnailLoader
 from .style import STYLE_SHEET, error_background, info_background, mix
-from .tasks import run_task
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
 RESULT_LIMIT = 60
@@ -151,7 +150,7 @@ class SearchField(QLineEdit):
 
 
 class MessageBanner(QFrame):
-    """A one-line message above the results (errors and warnings), closable."""
+    """A one-line message above the results (errors, warnings, offers), closable."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -164,6 +163,8 @@ class MessageBanner(QFrame):
         self.icon = QLabel()
         self.action_button = QToolButton()
         self.action_button.hide()
+        self.second_button = QToolButton()
+        self.second_button.hide()
         self.close_button = QToolButton(text="✕")
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Dismiss")
@@ -173,16 +174,20 @@ class MessageBanner(QFrame):
         layout.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.label, 1)
         layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
+        layout.addWidget(self.second_button, 0, Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
 
-    def show_message(self, text: str, level: str = "error", action: QAction | None = None) -> None:
-        """Show ``text``; ``action`` (optional) becomes a button beside it."""
+    def show_message(
+        self, text: str, level: str = "error", action: QAction | None = None, second: QAction | None = None
+    ) -> None:
+        """Show ``text``; ``action`` and ``second`` (optional) become buttons beside it."""
         self.level = level
         self.label.setText(text)
-        if action is not None:
-            self.action_button.setDefaultAction(action)
-        self.action_button.setVisible(action is not None)
+        for button, act in ((self.action_button, action), (self.second_button, second)):
+            if act is not None:
+                button.setDefaultAction(act)
+            button.setVisible(act is not None)
         icon = (
             QStyle.StandardPixmap.SP_MessageBoxWarning
             if level == "error"
@@ -212,7 +217,8 @@ class MainWindow(QMainWindow):
     search_error = Signal(str)  # the latest search failed: the message shown
     citation_shown = Signal(object)  # the SearchResult of a citation now in the preview
 
-    def __init__(self, settings: Settings | None = None, library: Library | None = None):
+    def __init__(self, settings: Settings | None = None, library: Any = None):
+        """``library``: an open :class:`engine.library.Library` for the controller (tests, scripts), or None."""
         super().__init__()
         self.setWindowTitle("Shoebox")
         self.resize(1240, 780)
@@ -229,12 +235,15 @@ class MainWindow(QMainWindow):
         self._ready_announced = False
         self._search_when_open = False
         self._models_missing = ""  # why the CLIP model could not load (for the first-run dialog)
+        self._offering_reembed = False  # the banner asks whether to re-embed or go back
+        self._search_after_choice = False  # a search was refused until the models agree
+        self._offer_preface: tuple[str, str] | None = None  # (words, level) said before the offer is made again
         # The app opens the first-run dialog by itself once per start when the
         # models are missing (create_window turns this on); the banner stays.
         self.offer_models_dialog = False
         self.first_run_dialog: Any = None
 
-        self.thumbnails = ThumbnailLoader(lambda: self.controller.library, parent=self)
+        self.thumbnails = ThumbnailLoader(self.controller, parent=self)
         self._build_widgets()
         self._build_actions()
         self._build_menus()
@@ -264,7 +273,7 @@ class MainWindow(QMainWindow):
         self.results.shown_changed.connect(self._threshold_moved)
         configured = self.controller.settings
         self.results.set_threshold(configured.min_relevance if configured is not None else DEFAULT_MIN_RELEVANCE)
-        self.preview = PreviewPane(lambda: self.controller.library)
+        self.preview = PreviewPane(self.controller)
 
         centre = QWidget()
         centre_layout = QVBoxLayout(centre)
@@ -440,6 +449,11 @@ class MainWindow(QMainWindow):
         c.models_missing.connect(self._on_models_missing)
         c.search_done.connect(self._search_done)
         c.search_failed.connect(self._search_failed)
+        c.search_needs_model_choice.connect(self._search_needs_model_choice)
+        c.model_changes_found.connect(self._model_changes_found)
+        c.reembed_started.connect(self._reembed_started)
+        c.reembed_finished.connect(self._reembed_finished)
+        c.reembed_failed.connect(self._reembed_failed)
         c.library_changed.connect(self._library_changed)
         c.tags_changed.connect(self._tags_changed)
         c.index_finished.connect(lambda _summary: self._guard(self.thumbnails.clear))
@@ -475,6 +489,20 @@ class MainWindow(QMainWindow):
         self.view_menu.addAction(self.indexing_dock.toggleViewAction())
         self.get_models_action = self._action(
             "Get the models…", self._show_first_run, None, None, "Download the models, or choose weight files you have"
+        )
+        self.reembed_action = self._action(
+            "Re-embed the library",
+            self.reembed_library,
+            None,
+            None,
+            "Encode your files again with the new model; search keeps working with the old one meanwhile",
+        )
+        self.restore_models_action = self._action(
+            "Go back to the old model",
+            self.restore_recorded_models,
+            None,
+            None,
+            "Put back in the settings the model the library was built with",
         )
 
     def show_citation(self, path: str, _kind: str, locator: dict) -> None:
@@ -561,7 +589,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self.status_label.setText(text)
 
-    def _library_opened(self, library: Library) -> None:
+    def _library_opened(self) -> None:
         if self._closed:
             return
         self._refresh_library_info()
@@ -579,18 +607,15 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         response = self._last_response
-        if response is not None and any("keywords only" in w for w in response.warnings):
+        if response is not None and response.keywords_only:
             self.run_search()  # the first results were keyword matches; now meaning works too
 
     def _refresh_library_info(self) -> None:
-        library = self.controller.library
-        if library is None or self._closed:
+        if self._closed or not self.controller.is_open:
             return
-        store = library.store
-        run_task(
-            lambda: (store.stats(), store.tags()),
-            lambda info: self._guard(self._library_info, *info),
-            lambda exc: self._guard(self._show_error, describe_error(exc)),
+        self.controller.library_info(
+            lambda stats, tags: self._guard(self._library_info, stats, tags),
+            lambda message: self._guard(self._show_error, message),
         )
 
     def _library_info(self, stats: dict, tags: list) -> None:
@@ -671,7 +696,7 @@ class MainWindow(QMainWindow):
             self.filter_panel.set_understood_dates([])
             self._show_idle()
             return
-        if self.controller.library is None:
+        if not self.controller.is_open:
             self._search_when_open = True
             self.result_label.setText("Waiting for the library…")
             return
@@ -726,6 +751,114 @@ class MainWindow(QMainWindow):
 
     def _show_error(self, message: str) -> None:
         self.banner.show_message(message, "error")
+
+    # -- a new model: re-embed, or go back ------------------------------------------------------
+
+    def _model_changes_found(self, changes: list) -> None:
+        """The configured models differ from those that built the library: offer the choice (non-modal)."""
+        if self._closed:
+            return
+        if not changes:
+            if self._offering_reembed:
+                self._offering_reembed = False
+                self.banner.hide()
+            self._search_again_after_choice()
+            return
+        if self.controller.reembedding:
+            return  # the choice was made; the indexing panel shows the progress
+        self._offering_reembed = True
+        text, level = self.model_change_offer(changes), "info"
+        if self._offer_preface is not None:  # asked again after a stop or a failure: say what happened first
+            (outcome, level), self._offer_preface = self._offer_preface, None
+            text = f"{outcome} {text}"
+        self.banner.show_message(text, level, self.reembed_action, self.restore_models_action)
+        old = " and ".join(model_name(c.space, c.recorded) for c in changes)
+        self.restore_models_action.setToolTip(f"Put {old} back in the settings; the library stays as it is")
+
+    @staticmethod
+    def model_change_offer(changes: Sequence[Any]) -> str:
+        """The banner's words for :class:`engine.library.ModelChange` values."""
+        built = " and ".join(model_name(c.space, c.recorded) for c in changes)
+        now = " and ".join(model_name(c.space, c.configured) for c in changes)
+        new = "the new models" if len(changes) > 1 else "the new model"
+        return (
+            f"Your library was built with {built}; the settings now name {now}. "
+            f"Re-embed the library with {new}? Search keeps working meanwhile."
+        )
+
+    def _search_needs_model_choice(self, request: int) -> None:
+        if self._closed or request != self._request:
+            return
+        self._last_response = None
+        self._search_after_choice = True
+        self.results.show_empty(
+            "Searching waits for your choice above: re-embed the library with the new model, or go back to the old one."
+        )
+        self.result_label.setText("")
+
+    def _search_again_after_choice(self) -> None:
+        if self._search_after_choice:
+            self._search_after_choice = False
+            if not self._is_idle():
+                self.run_search()
+
+    def reembed_library(self) -> None:
+        """The offer's Re-embed: encode the library with the configured models (progress in the indexing panel)."""
+        self._offering_reembed = False
+        self.banner.hide()
+        self.controller.reembed()
+
+    def restore_recorded_models(self) -> None:
+        """The offer's Go back: the settings name the models that built the library again."""
+        changes = self.controller.model_changes()
+        settings = self.controller.settings
+        keys = list(recorded_settings(settings, changes)) if settings is not None else []
+        overridden = overriding_environment(keys)
+        try:
+            self.controller.restore_recorded_models()
+        except (OSError, ValueError, ShoeboxError) as exc:
+            self.banner.show_message(f"Cannot change the settings back: {exc}", "error")
+            return
+        self._offering_reembed = False
+        self.banner.hide()
+        old = " and ".join(model_name(c.space, c.recorded) for c in changes)
+        if overridden:  # used now, but the environment names the new model again at the next start
+            names = ", ".join(overridden)
+            self.banner.show_message(
+                f"The settings name {old} again, but {names} {'is' if len(overridden) == 1 else 'are'} set in "
+                "the environment and will name the new model again when Shoebox next starts.",
+                "info",
+            )
+        self.statusBar().showMessage(f"The settings name {old} again; the library is as it was.", 8000)
+
+    def _reembed_started(self, _what: str) -> None:
+        if self._closed:
+            return
+        self.indexing_dock.show()
+        self._search_again_after_choice()  # searches use the old vectors until the new ones are ready
+
+    def _reembed_finished(self, summary: Any) -> None:
+        if self._closed:
+            return
+        if summary.cancelled:
+            outcome = "Re-embedding stopped. Nothing changed: searches keep using the model the library was built with."
+            self._offer_preface = (outcome, "info")  # the offer, asked again, starts with it
+            self.banner.show_message(outcome, "info")
+            return
+        self._offer_preface = None
+        self.thumbnails.clear()
+        self.banner.show_message("The library is re-embedded: searches now use the new model.", "info")
+        if not self._is_idle():
+            self._refresh.start()  # the same words may find other things with the new model
+
+    def _reembed_failed(self, message: str) -> None:
+        if self._closed:
+            return
+        outcome = (
+            f"Re-embedding failed: {message.rstrip('. ')}. Searches keep using the model the library was built with."
+        )
+        self._offer_preface = (outcome, "error")
+        self.banner.show_message(outcome, "error")
 
     def search_by_image(self, path: str) -> None:
         """Search by a picture (dropped on the field); its name shows as a removable chip."""

@@ -10,7 +10,7 @@ nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .controller import AppController
 from .results import read_scaled_image
 from .style import (
     format_clock,
@@ -125,9 +126,9 @@ class PreviewPane(QWidget):
     loaded = Signal()  # the details (and, for a photo, the large picture) arrived
     message = Signal(str)  # a problem worth a line in the status bar
 
-    def __init__(self, library: Callable[[], Any], parent: QWidget | None = None):
+    def __init__(self, controller: AppController, parent: QWidget | None = None):
         super().__init__(parent)
-        self._library = library
+        self._controller = controller
         self._result: Any = None
         self._token = 0
         self._closed = False
@@ -357,16 +358,13 @@ class PreviewPane(QWidget):
     # -- details from the library -------------------------------------------------------------
 
     def _fetch_details(self, result: Any) -> None:
-        library = self._library()
-        if library is None:
+        if not self._controller.is_open:
             return
-        store = library.store
-        item_id = result.item_id
         token = self._token
-        run_task(
-            lambda: store.item_details([item_id]).get(item_id, {}),
+        self._controller.item_details(
+            result.item_id,
             lambda details: self._details_loaded(token, details),
-            lambda exc: self._failed(token, exc),
+            lambda message: self._failed(token, message),
         )
 
     def _details_loaded(self, token: int, details: dict[str, Any]) -> None:
@@ -410,12 +408,10 @@ class PreviewPane(QWidget):
             return
         self.loaded.emit()
 
-    def _failed(self, token: int, exc: BaseException) -> None:
+    def _failed(self, token: int, message: str) -> None:
         if self._closed or token != self._token:
             return
-        from .controller import describe_error
-
-        self.message.emit(f"Preview: {describe_error(exc)}")
+        self.message.emit(f"Preview: {message}")
 
     def _open_at_page(self) -> None:
         if self._result is not None:

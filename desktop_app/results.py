@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from .controller import AppController
 from .style import (
     format_date,
     locator_text,
@@ -81,7 +82,6 @@ from .style import (
     plain_text,
     selected_background,
 )
-from .tasks import run_task
 
 ResultRole = Qt.ItemDataRole.UserRole + 1
 ExtraRole = Qt.ItemDataRole.UserRole + 2  # True for a passage opened from a card's "n more passages"
@@ -114,27 +114,15 @@ def read_scaled_image(path: str | os.PathLike, max_side: int) -> QImage:
     return reader.read()
 
 
-def load_thumbnails(
-    store: Any, thumbnails_dir: Path, wanted: dict[int, str], side: int = THUMB_SIDE
-) -> dict[int, QImage | None]:
-    """Thumbnails of files (file id -> path): the saved JPEG by content hash, else the original scaled.
+def read_thumbnail(path: str, saved: Path | None, side: int = THUMB_SIDE) -> QImage | None:
+    """A file's thumbnail: the JPEG saved at index time (``saved``), else the original scaled; None if unreadable.
 
-    Runs on a worker thread; returns QImages (None where nothing could be read).
+    Runs on a worker thread (see :meth:`AppController.load_thumbnails`), so it makes QImages only.
     """
-    from engine.ingest import thumbnail_path
-
-    out: dict[int, QImage | None] = {}
-    for file_id, path in wanted.items():
-        image = QImage()
-        row = store.get_file_by_id(file_id)
-        if row is not None and row.content_hash:
-            saved = thumbnail_path(thumbnails_dir, row.content_hash)
-            if saved.is_file():
-                image = QImage(str(saved))
-        if image.isNull() and os.path.isfile(path):
-            image = read_scaled_image(path, side)
-        out[file_id] = None if image.isNull() else image
-    return out
+    image = QImage(str(saved)) if saved is not None else QImage()
+    if image.isNull() and os.path.isfile(path):
+        image = read_scaled_image(path, side)
+    return None if image.isNull() else image
 
 
 class ThumbnailLoader(QObject):
@@ -143,9 +131,9 @@ class ThumbnailLoader(QObject):
     ready = Signal(int)  # file id
     BATCH = 12
 
-    def __init__(self, library: Callable[[], Any], capacity: int = 800, parent: QObject | None = None):
+    def __init__(self, controller: AppController, capacity: int = 800, parent: QObject | None = None):
         super().__init__(parent)
-        self._library = library
+        self._controller = controller
         self._capacity = capacity
         self._cache: OrderedDict[int, QPixmap | None] = OrderedDict()  # None: there is none, do not ask again
         self._pending: set[int] = set()
@@ -179,21 +167,15 @@ class ThumbnailLoader(QObject):
         self._queue.clear()
 
     def _flush(self) -> None:
-        library = self._library()
-        if self._closed or library is None:
+        if self._closed or not self._controller.is_open:
             self._pending.difference_update(self._queue)
             self._queue.clear()
             return
-        store, folder = library.store, library.settings.thumbnails_dir
         items = list(self._queue.items())
         self._queue.clear()
         for start in range(0, len(items), self.BATCH):
             batch = dict(items[start : start + self.BATCH])
-            run_task(
-                lambda b=batch: load_thumbnails(store, folder, b),
-                self._loaded,
-                lambda exc, b=batch: self._failed(b, exc),
-            )
+            self._controller.load_thumbnails(batch, read_thumbnail, self._loaded, lambda _m, b=batch: self._failed(b))
 
     def _loaded(self, images: dict[int, QImage | None]) -> None:
         if self._closed:
@@ -205,7 +187,7 @@ class ThumbnailLoader(QObject):
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
 
-    def _failed(self, batch: dict[int, str], exc: BaseException) -> None:
+    def _failed(self, batch: dict[int, str]) -> None:
         # The library closed or a file vanished under us: show placeholders, do not retry forever.
         if self._closed:
             return
@@ -1077,7 +1059,7 @@ __all__ = [
     "ResultRole",
     "ResultsView",
     "ThumbnailLoader",
-    "load_thumbnails",
+    "read_thumbnail",
     "read_scaled_image",
     "result_tooltip",
 ]

@@ -427,3 +427,16 @@ def test_missing_models_offer_to_get_them(qtbot, window):
 
 def test_settings_always_has_a_shortcut(qtbot, window):
     assert not window.settings_action.shortcut().isEmpty()
+
+
+def test_keyword_only_results_are_searched_again_once_the_models_load(qtbot, window):
+    from engine.search import SearchResponse
+
+    search(qtbot, window, "boiler")
+    # What a search answers before any model loaded: the field says so, whatever the warning's words.
+    window._last_response = SearchResponse(results=[], took_ms=1.0, warnings=["any wording"], keywords_only=True)
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.controller.models_ready.emit()
+    window._last_response = SearchResponse(results=[], took_ms=1.0, warnings=["keywords only"], keywords_only=False)
+    with qtbot.assertNotEmitted(window.results_shown, wait=100):
+        window.controller.models_ready.emit()

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QUrl
 
+from desktop_app.controller import AppController
 from desktop_app.main_window import MainWindow
 from desktop_app.preview import PreviewPane
 from engine.search import SearchResult
@@ -66,7 +67,7 @@ def make_camera_photo(path: Path) -> Path:
 
 @pytest.fixture
 def pane(qtbot):
-    widget = PreviewPane(lambda: None)
+    widget = PreviewPane(AppController())  # no library: what a result carries is shown
     qtbot.addWidget(widget)
     widget.resize(360, 600)
     widget.show()

@@ -8,12 +8,13 @@ import pytest
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage, QPalette
 
+from desktop_app.controller import AppController
 from desktop_app.results import (
     CardDelegate,
     ExtraRole,
     ResultsView,
     ThumbnailLoader,
-    load_thumbnails,
+    read_thumbnail,
     result_tooltip,
 )
 from desktop_app.style import format_clock, has_marks, locator_text, marked_html, marked_terms
@@ -69,7 +70,7 @@ SAMPLE = [
 
 @pytest.fixture
 def view(qtbot):
-    loader = ThumbnailLoader(lambda: None)
+    loader = ThumbnailLoader(AppController())  # no library: placeholders only
     widget = ResultsView(loader)
     qtbot.addWidget(widget)
     widget.resize(700, 600)
@@ -294,15 +295,18 @@ def test_thumbnails_are_the_saved_ones_read_off_the_gui_thread(qtbot, library, t
     row = library.store.get_file(str(big))
     saved = thumbnail_path(library.settings.thumbnails_dir, row.content_hash)
     assert saved.is_file()
-    images = load_thumbnails(library.store, library.settings.thumbnails_dir, {row.id: str(big)})
-    assert images[row.id].size() == QImage(str(saved)).size() == QSize(320, 240)
+    controller = AppController(library=library)
+    loaded = []
+    controller.load_thumbnails({row.id: str(big)}, read_thumbnail, loaded.append, pytest.fail)
+    qtbot.waitUntil(lambda: bool(loaded), timeout=5_000)
+    assert loaded[0][row.id].size() == QImage(str(saved)).size() == QSize(320, 240)
 
     # Without a saved thumbnail the original is decoded at thumbnail size.
     saved.unlink()
-    images = load_thumbnails(library.store, library.settings.thumbnails_dir, {row.id: str(big)})
-    assert images[row.id].size() == QSize(320, 240)
+    assert read_thumbnail(str(big), None).size() == QSize(320, 240)
+    assert read_thumbnail(str(tmp_path / "gone.jpg"), None) is None
 
-    loader = ThumbnailLoader(lambda: library)
+    loader = ThumbnailLoader(controller)
     assert loader.pixmap(row.id, str(big)) is None  # asked for: loading in the background
     with qtbot.waitSignal(loader.ready, timeout=5_000) as blocker:
         pass

@@ -57,3 +57,92 @@ def test_importing_the_cli_does_not_load_torch():
     code = "import sys, engine.cli, engine.library; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# -- the app reaches the engine only through its controller ------------------------------------------
+
+# What a desktop_app module other than the controller may import from the engine: value types the
+# widgets hand to the controller or read from its signals, the errors it translates, constants, and
+# pure helpers that touch neither the store nor a model.  Everything else (the Library, the store,
+# the models, ingestion) is the controller's business.  None means every name of that module.
+APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
+    "engine.errors": None,  # exception classes, to tell one failure from another
+    "engine.query": {"Query", "Filters", "TagsMode"},
+    "engine.settings": {"Settings", "save_settings"},
+    "engine.search": {"SearchResult", "SearchResponse", "mark_terms"},
+    "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
+    "engine.extractors": {"IMAGE_EXTENSIONS"},
+    "engine.ingest": {"IndexSummary"},
+}
+# Modules that may use the whole engine: the controller is the app's one connection to it.
+APP_ENGINE_GATEWAYS = {"desktop_app/controller.py"}
+# Attributes that only the controller may reach: the Library it owns and the store inside it.
+CONTROLLER_ONLY_ATTRIBUTES = {"library", "store"}
+
+
+def _app_modules():
+    import ast
+
+    for path in sorted((ROOT / "desktop_app").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative not in APP_ENGINE_GATEWAYS:
+            yield relative, ast.parse(path.read_text(encoding="utf-8"), filename=relative)
+
+
+def _engine_imports(tree):
+    """(line, module, name) for each engine import; name is None for ``import engine.x``."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name == "engine" or alias.name.startswith("engine."):
+                    yield node.lineno, alias.name, None
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and node.module
+            and (node.module == "engine" or node.module.startswith("engine."))
+        ):
+            for alias in node.names:
+                yield node.lineno, node.module, alias.name
+
+
+def test_app_widgets_import_only_allowed_engine_names():
+    offenders = []
+    for relative, tree in _app_modules():
+        for line, module, name in _engine_imports(tree):
+            allowed = APP_ENGINE_ALLOWED.get(module, set())
+            if name is None or (allowed is not None and name not in allowed):
+                offenders.append(f"{relative}:{line}: {module}" + (f".{name}" if name else ""))
+    assert offenders == [], "only desktop_app/controller.py may use these parts of the engine:\n" + "\n".join(offenders)
+
+
+def test_only_the_controller_holds_the_library():
+    import ast
+
+    offenders = [
+        f"{relative}:{node.lineno}: .{node.attr}"
+        for relative, tree in _app_modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in CONTROLLER_ONLY_ATTRIBUTES
+    ]
+    assert offenders == [], "widgets ask the AppController instead of reaching into the library:\n" + "\n".join(
+        offenders
+    )
+
+
+def test_the_import_rule_sees_a_violation(tmp_path):
+    # The rule must catch what it is about, or the two tests above pass by finding nothing.
+    import ast
+
+    tree = ast.parse(
+        "from engine.store import LibraryStore\nimport engine.library\nfrom engine.query import Query\n"
+        "def f(controller):\n    return controller.library.store\n"
+    )
+    assert [(m, n) for _, m, n in _engine_imports(tree)] == [
+        ("engine.store", "LibraryStore"),
+        ("engine.library", None),
+        ("engine.query", "Query"),
+    ]
+    assert {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} >= {"library", "store"}
