@@ -11,13 +11,19 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep clean
 
 app: install
 	$(BIN)/shoebox-app
 
 test: install-test
 	QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Style and types: ruff (rules and formatting) and mypy, configured in pyproject.toml.
+lint: install-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 install: $(APP_STAMP) source-link
 install-test: $(TEST_STAMP) source-link
@@ -72,4 +78,4 @@ bench-upkeep: install-test
 	$(BIN)/python benchmarks/upkeep.py
 
 clean:
-	rm -rf build *.egg-info .pytest_cache benchmarks/results
+	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -26,25 +26,28 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import textwrap  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import contextlib
+import gc
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from engine.index import HnswIndex  # noqa: E402
+from engine.index import HnswIndex
 
 try:
     import hnswlib
@@ -58,7 +61,7 @@ try:
     import apsw
     import sqlite_vec
 except ImportError:
-    apsw = sqlite_vec = None
+    apsw = sqlite_vec = None  # type: ignore[assignment]  # optional: its benchmark is skipped
 
 K = 10
 M = 16
@@ -80,7 +83,7 @@ class Dataset:
     base: np.ndarray
     queries: np.ndarray
     note: str = ""
-    truth: np.ndarray = field(default=None)
+    truth: np.ndarray = field(init=False)  # exact neighbours of the queries, computed on creation
     # filtered query sets: name -> (queries, list of allowed row arrays)
     filters: dict = field(default_factory=dict)
 
@@ -200,7 +203,7 @@ def load_synthetic(n: int, nq: int, nfq: int) -> Dataset:
 
 def recall_at_k(found, truth) -> float:
     hits = 0
-    for f, t in zip(found, truth):
+    for f, t in zip(found, truth, strict=True):
         hits += len(set(np.asarray(f)[:K].tolist()) & set(t[:K].tolist()))
     return hits / (K * len(truth))
 
@@ -213,6 +216,16 @@ def best_qps(run, n: int, repeat: int):
         result = run()
         best = min(best, time.perf_counter() - t)
     return result, n / best
+
+
+def search_each(index, queries, **kwargs) -> list:
+    """One ``search`` call per query from Python (what the app does); the ids each one found."""
+    return [index.search(q, K, **kwargs)[0] for q in queries]
+
+
+def search_each_filtered(index, queries, allowed_rows, **kwargs) -> list:
+    """``search_each`` with each query's own allowed ids."""
+    return [index.search(q, K, allowed=a, **kwargs)[0] for q, a in zip(queries, allowed_rows, strict=True)]
 
 
 def rss_bytes() -> int:
@@ -310,8 +323,8 @@ def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -
         idx.search(ds.queries[0], K)  # load the compiled kernels before timing
         idx.search_batch(ds.queries[:2], K, num_threads=1)
         for ef in efs:
-            res, qps = best_qps(lambda: [idx.search(q, K, ef=ef)[0] for q in ds.queries], len(ds.queries), repeat)
-            _, qps_b = best_qps(lambda: idx.search_batch(ds.queries, K, ef=ef, num_threads=1), len(ds.queries), repeat)
+            res, qps = best_qps(partial(search_each, idx, ds.queries, ef=ef), len(ds.queries), repeat)
+            _, qps_b = best_qps(partial(idx.search_batch, ds.queries, K, ef=ef, num_threads=1), len(ds.queries), repeat)
             rows.append(
                 row(
                     ds,
@@ -448,6 +461,11 @@ def bench_faiss_hnsw(ds: Dataset, efs, repeat, tmp: Path, rows: list):
     return index
 
 
+def _faiss_search_each(index, queries) -> list:
+    """One faiss ``search`` call per query; the ids each one found."""
+    return [index.search(q[None], K)[1][0] for q in queries]
+
+
 def _faiss_warm(ds: Dataset, tmp: Path) -> str:
     """A tiny faiss index file: loading it first starts faiss up in the measuring process."""
 
@@ -475,8 +493,8 @@ def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list)
         bpv = (loaded_bytes("faiss", path, _faiss_warm(ds, tmp), dim, ds.metric) or 0) / n
         for nprobe in [p for p in nprobes if p <= nlist]:
             index.nprobe = nprobe
-            res, qps = best_qps(lambda: [index.search(q[None], K)[1][0] for q in ds.queries], len(ds.queries), repeat)
-            _, qps_b = best_qps(lambda: index.search(ds.queries, K), len(ds.queries), repeat)
+            res, qps = best_qps(partial(_faiss_search_each, index, ds.queries), len(ds.queries), repeat)
+            _, qps_b = best_qps(partial(index.search, ds.queries, K), len(ds.queries), repeat)
             rows.append(
                 row(
                     ds,
@@ -491,6 +509,12 @@ def bench_faiss_ivf(ds: Dataset, nlists, nprobes, repeat, tmp: Path, rows: list)
             )
         del index, quantizer
         gc.collect()
+
+
+def _pragma_int(conn, name: str) -> int:
+    value = conn.execute(f"pragma {name}").fetchall()[0][0]
+    assert isinstance(value, int), value
+    return value
 
 
 def bench_sqlite_vec(ds: Dataset, max_queries: int, tmp: Path, rows: list):
@@ -512,7 +536,7 @@ def bench_sqlite_vec(ds: Dataset, max_queries: int, tmp: Path, rows: list):
             "insert into vecs(rowid, embedding) values (?, ?)", ((i, ds.base[i].tobytes()) for i in range(n))
         )
     build = time.perf_counter() - t
-    pages = conn.execute("pragma page_count").fetchall()[0][0] * conn.execute("pragma page_size").fetchall()[0][0]
+    pages = _pragma_int(conn, "page_count") * _pragma_int(conn, "page_size")
     queries = ds.queries[:max_queries]
     sql = "select rowid from vecs where embedding match ? and k = ? order by distance"
 
@@ -554,106 +578,112 @@ def bench_numpy(ds: Dataset, repeat: int, rows: list):
 
 
 def bench_filtered(ds: Dataset, index: HnswIndex, fh, p, efs, repeat: int, rows: list, with_hnswlib: bool):
-    base = ds.base
     for fname, (queries, allowed_rows) in ds.filters.items():
-        nq = len(queries)
-        truth = []
-        for q, rows_ok in zip(queries, allowed_rows):
-            if rows_ok.shape[0] == 0:
-                truth.append(np.empty(0, np.int64))
-                continue
-            d = exact_distances(base[rows_ok], q[None], ds.metric)[0]
-            truth.append(rows_ok[np.argsort(d, kind="stable")[:K]])
-        passing = np.array([r.shape[0] for r in allowed_rows])
-        info = {
-            "filter": fname,
-            "queries": nq,
-            "mean_pass_fraction": float(passing.mean() / base.shape[0]),
-            "queries_with_fewer_than_k_passing": int((passing < K).sum()),
-        }
+        _bench_filter(ds, fname, queries, allowed_rows, index, fh, p, efs, repeat, rows, with_hnswlib)
 
-        def frow(method, params, res, qps, **extra):
-            rec, full = _filtered_recall(res, truth)
-            rows.append(
-                dict(
-                    dataset=ds.name,
-                    method=method,
-                    params=params,
-                    recall_at_10=rec,
-                    full_k=full,
-                    qps=round(qps, 1),
-                    **info,
-                    **extra,
-                )
+
+def _bench_filter(ds: Dataset, fname, queries, allowed_rows, index: HnswIndex, fh, p, efs, repeat, rows, with_hnswlib):
+    """Every method on one filter of ``ds.filters``: each query with its own allowed rows."""
+    base = ds.base
+    nq = len(queries)
+    truth = []
+    for q, rows_ok in zip(queries, allowed_rows, strict=True):
+        if rows_ok.shape[0] == 0:
+            truth.append(np.empty(0, np.int64))
+            continue
+        d = exact_distances(base[rows_ok], q[None], ds.metric)[0]
+        truth.append(rows_ok[np.argsort(d, kind="stable")[:K]])
+    passing = np.array([r.shape[0] for r in allowed_rows])
+    info = {
+        "filter": fname,
+        "queries": nq,
+        "mean_pass_fraction": float(passing.mean() / base.shape[0]),
+        "queries_with_fewer_than_k_passing": int((passing < K).sum()),
+    }
+
+    def frow(method, params, res, qps, **extra):
+        rec, full = _filtered_recall(res, truth)
+        rows.append(
+            dict(
+                dataset=ds.name,
+                method=method,
+                params=params,
+                recall_at_10=rec,
+                full_k=full,
+                qps=round(qps, 1),
+                **info,
+                **extra,
             )
-
-        plans = [("ours (planner)", None), ("ours (graph walk)", "graph")]
-        if index.quantize:
-            plans.append(("ours (code scan + re-rank)", "scan"))
-        for ef in efs:
-            for method, plan in plans:
-                res, qps = best_qps(
-                    lambda: [index.search(q, K, ef=ef, allowed=a, plan=plan)[0] for q, a in zip(queries, allowed_rows)],
-                    nq,
-                    repeat,
-                )
-                chosen = {}
-                if plan is None:
-                    for a in allowed_rows:
-                        p_ = index.plan(a.shape[0], K, ef)
-                        chosen[p_] = chosen.get(p_, 0) + 1
-                frow(method, f"ef={ef}", res, qps, plans_chosen=chosen)
-        res, qps = best_qps(
-            lambda: [index.search(q, K, allowed=a, plan="exact")[0] for q, a in zip(queries, allowed_rows)], nq, repeat
         )
-        frow("ours (exact over passing ids)", "", res, qps)
 
-        def numpy_exact():
+    plans = [("ours (planner)", None), ("ours (graph walk)", "graph")]
+    if index.quantize:
+        plans.append(("ours (code scan + re-rank)", "scan"))
+    for ef in efs:
+        for method, plan in plans:
+            res, qps = best_qps(
+                partial(search_each_filtered, index, queries, allowed_rows, ef=ef, plan=plan), nq, repeat
+            )
+            chosen: dict[str, int] = {}
+            if plan is None:
+                for a in allowed_rows:
+                    p_ = index.plan(a.shape[0], K, ef)
+                    chosen[p_] = chosen.get(p_, 0) + 1
+            frow(method, f"ef={ef}", res, qps, plans_chosen=chosen)
+    res, qps = best_qps(partial(search_each_filtered, index, queries, allowed_rows, plan="exact"), nq, repeat)
+    frow("ours (exact over passing ids)", "", res, qps)
+
+    def numpy_exact():
+        out = []
+        for q, a in zip(queries, allowed_rows, strict=True):
+            d = exact_distances(base[a], q[None], ds.metric)[0]
+            kk = min(K, d.shape[0])
+            part = np.argpartition(d, kk - 1)[:kk] if kk else np.empty(0, np.int64)
+            out.append(a[part[np.argsort(d[part])]])
+        return out
+
+    res, qps = best_qps(numpy_exact, nq, repeat)
+    frow("numpy exact over passing rows", "", res, qps)
+    if fh is not None:
+
+        def faiss_run(ef):
             out = []
-            for q, a in zip(queries, allowed_rows):
-                d = exact_distances(base[a], q[None], ds.metric)[0]
-                kk = min(K, d.shape[0])
-                part = np.argpartition(d, kk - 1)[:kk] if kk else np.empty(0, np.int64)
-                out.append(a[part[np.argsort(d[part])]])
+            for q, a in zip(queries, allowed_rows, strict=True):
+                params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(a.astype(np.int64)), efSearch=ef)
+                labels = fh.search(q[None], K, params=params)[1][0]
+                out.append(labels[labels >= 0])
             return out
 
-        res, qps = best_qps(numpy_exact, nq, repeat)
-        frow("numpy exact over passing rows", "", res, qps)
-        if fh is not None:
-            for ef in efs:
+        for ef in efs:
+            res, qps = best_qps(partial(faiss_run, ef), nq, repeat)
+            frow("faiss HNSWFlat + IDSelectorBatch", f"ef={ef}", res, qps)
+    if p is not None and with_hnswlib:
 
-                def faiss_run():
-                    out = []
-                    for q, a in zip(queries, allowed_rows):
-                        params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(a.astype(np.int64)), efSearch=ef)
-                        labels = fh.search(q[None], K, params=params)[1][0]
-                        out.append(labels[labels >= 0])
-                    return out
+        def hnswlib_run():
+            out = []
+            for q, a in zip(queries, allowed_rows, strict=True):
+                ok = np.zeros(base.shape[0], bool)
+                ok[a] = True
+                try:
+                    out.append(p.knn_query(q, K, filter=partial(_passes, ok))[0][0])
+                except RuntimeError:  # fewer than k found: hnswlib refuses to answer
+                    out.append(np.empty(0, np.int64))
+            return out
 
-                res, qps = best_qps(faiss_run, nq, repeat)
-                frow("faiss HNSWFlat + IDSelectorBatch", f"ef={ef}", res, qps)
-        if p is not None and with_hnswlib:
-            for ef in efs:
-                p.set_ef(ef)
+        for ef in efs:
+            p.set_ef(ef)
+            res, qps = best_qps(hnswlib_run, nq, 1)
+            frow("hnswlib + Python filter", f"ef={ef}", res, qps)
 
-                def hnswlib_run():
-                    out = []
-                    for q, a in zip(queries, allowed_rows):
-                        ok = np.zeros(base.shape[0], bool)
-                        ok[a] = True
-                        try:
-                            out.append(p.knn_query(q, K, filter=lambda i: bool(ok[i]))[0][0])
-                        except RuntimeError:  # fewer than k found: hnswlib refuses to answer
-                            out.append(np.empty(0, np.int64))
-                    return out
 
-                res, qps = best_qps(hnswlib_run, nq, 1)
-                frow("hnswlib + Python filter", f"ef={ef}", res, qps)
+def _passes(ok, i) -> bool:
+    """hnswlib's filter: whether row ``i`` passes."""
+    return bool(ok[i])
 
 
 def _filtered_recall(found, truth) -> tuple[float, float]:
     hits = total = full = 0
-    for f, t in zip(found, truth):
+    for f, t in zip(found, truth, strict=True):
         f = np.asarray(f)
         hits += len(set(f[:K].tolist()) & set(t.tolist()))
         total += len(t)
@@ -687,7 +717,7 @@ def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
     path = str(tmp / "cold.hnsw")
     index.save(path)
     code = f"REPO, PATH, QUERY = {str(REPO)!r}, {path!r}, {ds.queries[0].tolist()!r}\n" + _COLD
-    out = []
+    out: list[dict[str, Any]] = []
     cache = tempfile.mkdtemp(prefix="numba-cache-", dir=tmp)
     runs = [("empty numba cache (compiles)", True), ("warm numba cache", False)]
     for label, cold in runs:
@@ -734,10 +764,11 @@ def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
 def machine() -> dict:
     cpu = platform.processor() or ""
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     try:
@@ -748,10 +779,8 @@ def machine() -> dict:
 
     versions = {"python": platform.python_version()}
     for dist in ("numpy", "numba", "llvmlite", "hnswlib", "faiss-cpu", "sqlite-vec", "apsw"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -934,7 +963,7 @@ def main(argv=None) -> int:
 
     result = {
         "machine": machine(),
-        "command": " ".join([".venv/bin/python", "benchmarks/ann.py"] + sys.argv[1:]),
+        "command": " ".join([".venv/bin/python", "benchmarks/ann.py", *sys.argv[1:]]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "wall_s": round(time.perf_counter() - t_start, 1),
         "quick": quick,

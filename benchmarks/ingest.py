@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -36,11 +37,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.extractors.images import extract_image  # noqa: E402
-from engine.ingest import IMAGE_SIDE, Indexer  # noqa: E402
-from engine.models import ClipEncoder, build_clip, configure_torch_threads  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from engine.store import LibraryStore  # noqa: E402
+from engine.extractors.images import extract_image
+from engine.ingest import IMAGE_SIDE, Indexer
+from engine.models import ClipEncoder, build_clip, configure_torch_threads
+from engine.settings import load_settings
+from engine.store import LibraryStore
 
 
 def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) -> list[Path]:
@@ -57,8 +58,8 @@ def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) 
         image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8), "RGB")
         draw = ImageDraw.Draw(image)
         for _ in range(8):
-            x0, y0 = rng.integers(0, w - 50), rng.integers(0, h - 50)
-            x1, y1 = x0 + rng.integers(20, w // 3), y0 + rng.integers(20, h // 3)
+            x0, y0 = int(rng.integers(0, w - 50)), int(rng.integers(0, h - 50))
+            x1, y1 = x0 + int(rng.integers(20, w // 3)), y0 + int(rng.integers(20, h // 3))
             draw.ellipse((x0, y0, x1, y1), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
         path = folder / f"IMG_{n:04}.jpg"
         image.save(path, quality=90)
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ingest.json"))
     args = parser.parse_args(argv)
-    size = tuple(int(v) for v in args.size.lower().split("x"))
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    size = (width, height)
 
     import torch
 
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             tensors = [clip.preprocess(extract_image(p, max_side=IMAGE_SIDE).image) for p in paths]
             time_forward(clip, tensors[: args.batch], args.batch)  # warm-up
             forward, pipeline, decode = [], [], []
-            summary = {}
+            summary: dict[str, Any] = {}
             for run in range(args.repeat):
                 forward.append(time_forward(clip, tensors, args.batch))
                 seconds, summary = time_pipeline(clip, work / "photos", work / name, args.batch, run)

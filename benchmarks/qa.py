@@ -42,11 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks._models import MULTILINGUAL_DEFAULT, multilingual_available  # noqa: E402
-from engine.library import Library  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from engine.text import content_terms, parse_query  # noqa: E402
-from scripts.real_weights import MINILM_INSTALL, minilm_folder  # noqa: E402
+from benchmarks._models import MULTILINGUAL_DEFAULT, multilingual_available
+from engine.library import Library
+from engine.settings import load_settings
+from engine.text import content_terms, parse_query
+from scripts.real_weights import MINILM_INSTALL, minilm_folder
 
 QA = ROOT.parent / "shared" / "data" / "corpora" / "qa"
 SETS = {
@@ -64,7 +64,7 @@ def load_set(path: Path) -> tuple[list[tuple[str, str]], list[dict]]:
             name = f"a{a:03}_p{p:03}.txt"
             paragraphs.append((name, para["context"]))
             for qa in para["qas"]:
-                answers = [x for x in qa.get("answers", [])]
+                answers = list(qa.get("answers", []))
                 questions.append(
                     {
                         "question": qa["question"],

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +43,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from engine.library import Library  # noqa: E402
-from engine.models import ClipEncoder, build_text_encoder, configure_torch_threads  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from engine.store import Filters, NewItem  # noqa: E402
-from scripts.real_weights import minilm_folder  # noqa: E402
+from engine.library import Library
+from engine.models import ClipEncoder, build_text_encoder, configure_torch_threads
+from engine.settings import load_settings
+from engine.store import Filters, NewItem
+from scripts.real_weights import minilm_folder
 
 WORDS = (
     "receipt dentist beach holiday garden invoice insurance meeting budget school concert birthday train "
@@ -78,7 +79,7 @@ def synthetic_vectors(rng: np.random.Generator, n: int, dim: int, centres: np.nd
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def build_library(home: Path, encoders: "EncodedOnce", n_items: int, seed: int = 0) -> Library:
+def build_library(home: Path, encoders: EncodedOnce, n_items: int, seed: int = 0) -> Library:
     settings = load_settings(home=home, env={"SHOEBOX_AUTOTAGS": "0"})
     library = Library(settings, clip=encoders, text_model=encoders.text_model, index_build="now")
     store = library.store
@@ -227,7 +228,11 @@ def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm:
     for label, filters in FILTERS:
         for q in queries[:repeat_warm]:  # warm caches and numba
             library.search(q, filters=filters, k=20, understand_dates=False, min_relevance=0)
-        rest, total, plans, matched, counts = [], [], {}, None, []
+        rest: list[float] = []
+        total: list[float] = []
+        plans: dict[str, int] = {}
+        matched = None
+        counts: list[int] = []
         for q in queries:
             t = time.perf_counter()
             response = library.search(q, filters=filters, k=20, understand_dates=False, min_relevance=0)
@@ -241,7 +246,7 @@ def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm:
             {
                 "filter": label,
                 "matched": matched,
-                "plan": max(plans, key=plans.get),
+                "plan": max(plans, key=plans.__getitem__),
                 "plans": plans,
                 "min_results": min(counts),
                 "encode_p50": pct(encode, 50),
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(7)
     words, freq = vocabulary(np.random.default_rng(99))
     queries = [" ".join(rng.choice(words, int(rng.integers(1, 5)), p=freq)) for _ in range(args.queries)]
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="shoebox-query-bench-") as tmp:
         settings = load_settings(home=Path(tmp) / "models", env={"SHOEBOX_THREADS": str(args.threads)})
         configure_torch_threads(settings)
@@ -286,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         for size in [int(s) for s in args.sizes.split(",")]:
             library = build_library(Path(tmp) / f"lib{size}", clip, size)
             try:
-                for row in run(library, queries, clip):
-                    results.append({"items": size, **row})
+                results.extend({"items": size, **row} for row in run(library, queries, clip))
             finally:
                 library.close()
 

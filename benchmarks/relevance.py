@@ -39,17 +39,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks._models import default_text_models  # noqa: E402
-from engine.errors import ModelUnavailableError  # noqa: E402
-from engine.library import Library  # noqa: E402
-from engine.search import search  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from engine.query import Filters, Query  # noqa: E402
+from benchmarks._models import default_text_models
+from engine.errors import ModelUnavailableError
+from engine.library import Library
+from engine.query import Filters, Query
+from engine.search import search
+from engine.settings import load_settings
 
 DATA = ROOT / "benchmarks" / "data" / "relevance"
 CATEGORIES = ("paraphrase", "exact", "name", "korean", "korean-paraphrase", "normalisation", "nonsense", "absent")
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes_on_models:
         print(f"relevance.py: {note}", file=sys.stderr)
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="shoebox-relevance-") as tmp:
         notes = Path(tmp) / "notes"
         # Copied so that the library's folder names are the corpus's own (the copy's root is "notes").

@@ -374,9 +374,7 @@ def split_sentences(text: str) -> list[str]:
             following = block[end : end + 1]
             punct = m.group(0)
             last = block[m.start() - 1] if m.start() > 0 else ""
-            if any(c in "。！？" for c in punct):
-                pass
-            elif following == "":
+            if any(c in "。！？" for c in punct) or following == "":
                 pass
             elif following.isspace():
                 if m.group(1) == "." and _is_abbreviation(block, m.start()):
@@ -447,7 +445,7 @@ class _Scorer:
 
     def __init__(self, q_terms: set[str], documents: list[set[str]]):
         n = max(1, len(documents))
-        df: dict[str, int] = {t: 0 for t in q_terms}
+        df: dict[str, int] = dict.fromkeys(q_terms, 0)
         for terms in documents:
             for t in q_terms & terms:
                 df[t] += 1
@@ -478,7 +476,7 @@ def _embed_scores(question: str, sentences: list[_Sentence], meaning: SentenceMe
     except ModelUnavailableError as exc:
         warnings.append(f"sentences scored by their words only: {exc}")
         return
-    for s, value in zip(chosen, relevance):
+    for s, value in zip(chosen, relevance, strict=True):
         s.meaning = float(value)
 
 
@@ -740,7 +738,7 @@ def _llm_answer(
     sources: list[Passage],
     best_sentence: dict[int, str],
     words: list[str],
-    llm: "LlmClient",
+    llm: LlmClient,
     on_token: Callable[[str], None] | None,
     should_cancel: Callable[[], bool] | None,
     warnings: list[str],
@@ -796,7 +794,7 @@ def ask(
     question: str,
     retrieve: Callable[[str], list[Passage]],
     *,
-    llm: "LlmClient | None" = None,
+    llm: LlmClient | None = None,
     on_token: Callable[[str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     meaning: SentenceMeaning | None = None,

@@ -15,9 +15,10 @@ one the user removes is remembered as rejected and never comes back.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,7 @@ def autotag_library(
         vectors = store.vectors([item_id for _, item_id in todo])
         guesses = tagger.tag(vectors)
         with store.transaction():
-            for (file_id, _), tags in zip(todo, guesses):
+            for (file_id, _), tags in zip(todo, guesses, strict=True):
                 store.set_auto_tags(file_id, tags, tagger.signature)
             store.forget_unused_tags()
         done += len(todo)

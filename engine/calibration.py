@@ -90,9 +90,9 @@ class Calibration:
     informative: bool = True
     source: str = "measured"  # measured | probes | estimated
     auc: float | None = None
-    cjk: "Calibration | None" = None  # for queries in CJK scripts, where measured apart
+    cjk: Calibration | None = None  # for queries in CJK scripts, where measured apart
 
-    def for_query(self, text: str) -> "Calibration":
+    def for_query(self, text: str) -> Calibration:
         """The calibration that applies to ``text``: the CJK one for a query in a CJK script, if any."""
         if self.cjk is not None and is_no_space_script(text):
             return self.cjk
@@ -151,12 +151,12 @@ def auc(positives: np.ndarray, negatives: np.ndarray) -> float:
 
 
 def fit(
-    positives: Sequence[float],
-    negatives: Sequence[float],
+    positives: Sequence[float] | np.ndarray,
+    negatives: Sequence[float] | np.ndarray,
     *,
     source: str = "measured",
-    positive_weights: Sequence[float] | None = None,
-    negative_weights: Sequence[float] | None = None,
+    positive_weights: Sequence[float] | np.ndarray | None = None,
+    negative_weights: Sequence[float] | np.ndarray | None = None,
 ) -> Calibration:
     """Fit relevance = sigmoid((cos - center) / scale) to labelled similarities, classes weighted equally.
 

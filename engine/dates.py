@@ -93,7 +93,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-__all__ = ["DatePhrase", "extract_dates", "combine"]
+__all__ = ["DatePhrase", "combine", "extract_dates"]
 
 
 @dataclass(frozen=True)
@@ -1139,16 +1139,23 @@ def _make_phrase(
             other = cores[1 - n] if two else None
             if other is None or other.year is None:
                 return None
-    if not two and cores[0].name_like:
-        if lead in ("from", "of") or (lead is None and _word_before(query, cores[0].start) in _BEFORE_A_PERSON):
-            return None
+    if (
+        not two
+        and cores[0].name_like
+        and (lead in ("from", "of") or (lead is None and _word_before(query, cores[0].start) in _BEFORE_A_PERSON))
+    ):
+        return None
     if lead is None:
         first = cores[0]
         if first.guard_det and _word_before(query, first.start) in _DETERMINERS:
             return None
-        if not two and first.number_like and mark is None:
-            if _word_before(query, first.start) in _NONYEAR_BEFORE or _word_after(query, first.end) in _NONYEAR_AFTER:
-                return None
+        if (
+            not two
+            and first.number_like
+            and mark is None
+            and (_word_before(query, first.start) in _NONYEAR_BEFORE or _word_after(query, first.end) in _NONYEAR_AFTER)
+        ):
+            return None
     r = _span(*cores) if two else cores[0]
     if r is None:
         return None

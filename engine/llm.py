@@ -264,7 +264,7 @@ class LlmClient:
             if line.startswith(":"):  # an SSE comment (keep-alive)
                 continue
             field, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
+            value = value.removeprefix(" ")
             if field != "data":  # "event:", "id:", "retry:"; "error:" carries a message on some servers
                 if field == "error":
                     raise LlmError(f"{self._where()} reported an error: {_server_message(value.encode())}")

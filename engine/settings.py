@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ class Settings:
     def thumbnails_dir(self) -> Path:
         return self.home / "thumbnails"
 
-    def with_overrides(self, **values: Any) -> "Settings":
+    def with_overrides(self, **values: Any) -> Settings:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
     def describe(self) -> list[tuple[str, str, Any, str]]:
@@ -115,7 +116,9 @@ def _convert(name: str, kind: Any, raw: Any) -> Any:
     return str(raw)
 
 
-def load_settings(home: str | os.PathLike | None = None, env: dict | None = None, **overrides: Any) -> Settings:
+def load_settings(
+    home: str | os.PathLike | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
     """Settings for the library at ``home`` (or ``SHOEBOX_HOME``, or the user data directory).
 
     Raises :class:`UsageError` when a value cannot be understood.

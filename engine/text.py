@@ -330,7 +330,7 @@ _SPACED_WORD_RE = regex.compile(rf"{_SPACED_CHAR}+")
 # Latin letters with diacritics (Latin-1 Supplement to Latin Extended Additional): their keys
 # drop the accent, so a word's key is then not a piece of its case-folded form.
 _ACCENTED_LATIN_RE = regex.compile(r"[\u00c0-\u024f\u1e00-\u1eff]")
-_PROBES: dict[str, "regex.Pattern[str]"] = {}
+_PROBES: dict[str, regex.Pattern[str]] = {}
 
 
 def _plain_for_search(text: str) -> bool:
@@ -342,7 +342,7 @@ def _plain_for_search(text: str) -> bool:
     )
 
 
-def _probe(start: str) -> "regex.Pattern[str]":
+def _probe(start: str) -> regex.Pattern[str]:
     pattern = _PROBES.get(start)
     if pattern is None:
         if len(_PROBES) > 10_000:

@@ -40,10 +40,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from engine.calibration import (  # noqa: E402
     SHIPPED_FILE,
     auc,
-    hardest,
     calibration_key,
     fit,
     fit_by_script,
+    hardest,
     probe_similarities,
 )
 from engine.settings import load_settings  # noqa: E402
@@ -63,9 +63,9 @@ def squad_similarities(encoder, path: Path = SQUAD) -> tuple[np.ndarray, np.ndar
             index = len(paragraphs)
             paragraphs.append(para["context"])
             article_of.append(a)
-            for qa in para["qas"]:
-                if qa.get("answers") and not qa.get("is_impossible"):
-                    questions.append((qa["question"], index))
+            questions.extend(
+                (qa["question"], index) for qa in para["qas"] if qa.get("answers") and not qa.get("is_impossible")
+            )
     q = np.asarray(encoder.encode_queries([text for text, _ in questions]), np.float32)
     d = np.asarray(encoder.encode_passages(paragraphs), np.float32)
     sims = q @ d.T

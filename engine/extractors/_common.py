@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
@@ -79,8 +80,7 @@ def parse_datetime(text: object, *, to_local: bool = False) -> datetime | None:
     if to_local and tz:
         minutes = 0 if tz == "Z" else int(tz[1:3]) * 60 + int(tz[-2:])
         zone = timezone(timedelta(minutes=-minutes if tz.startswith("-") else minutes))
-        try:
+        # Outside the platform's time range: keep the time as written.
+        with contextlib.suppress(OverflowError, OSError, ValueError):
             value = value.replace(tzinfo=zone).astimezone().replace(tzinfo=None)
-        except (OverflowError, OSError, ValueError):
-            pass  # outside the platform's time range: keep the time as written
     return value

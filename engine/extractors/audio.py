@@ -91,7 +91,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
 
     with container:
         stream = container.streams.best("audio")
-        if stream is None:
+        if not isinstance(stream, av.audio.stream.AudioStream):  # None: best() found no audio stream
             kinds = sorted({s.type for s in container.streams})
             found = f" (it has {', '.join(kinds)} streams)" if kinds else ""
             raise ExtractionError(f"file has no audio stream{found}")
@@ -110,7 +110,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
             meta["tags"] = tags
         media_time = _media_time(tags)
 
-        limit = None if max_seconds is None else int(round(max_seconds * SAMPLE_RATE))
+        limit = None if max_seconds is None else round(max_seconds * SAMPLE_RATE)
         buffer = _SampleBuffer(_initial_capacity(declared, limit))
         resampler = _Resampler(meta["channels"])
         input_samples = 0
@@ -248,7 +248,7 @@ def _resample_tiny(p: Path) -> np.ndarray:
         frames += to_float.resample(None)
         pieces = [frame.to_ndarray().mean(axis=0, dtype=np.float32) for frame in frames]
     native = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-    count = int(round(native.size * SAMPLE_RATE / rate))
+    count = round(native.size * SAMPLE_RATE / rate)
     if native.size == 0 or count == 0:
         return np.zeros(0, np.float32)
     positions = np.arange(count, dtype=np.float64) * (rate / SAMPLE_RATE)

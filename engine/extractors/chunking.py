@@ -147,7 +147,7 @@ def chunk_text(
     counter = token_len if token_len is not None else clip_token_counter()
     default_counter = isinstance(counter, ClipTokenCounter)
 
-    if default_counter:
+    if isinstance(counter, ClipTokenCounter):
         starts, ends, costs = _units(text, max_tokens, counter.count_word, _utf8_len)
     else:
         word_len = _cached(counter)

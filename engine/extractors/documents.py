@@ -14,12 +14,13 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import ExtractionError, UnsupportedFileError
 from ._common import check_file, describe, parse_datetime
@@ -481,9 +482,9 @@ def _pdf_info(reader: Any, warnings: list[str]) -> dict[str, Any]:
         out["creation_date_raw"] = raw_date
         # The standard form is compact ("D:20150604133406-06'00'"); a few
         # producers write ISO 8601 instead.
-        value = _parse_pdf_compact_date(raw_date) or parse_datetime(raw_date)
-        if value is not None:
-            out["media_time"] = value
+        when = _parse_pdf_compact_date(raw_date) or parse_datetime(raw_date)
+        if when is not None:
+            out["media_time"] = when
     return out
 
 
@@ -493,6 +494,8 @@ def _pdf_string(value: Any) -> str | None:
         return None
     if hasattr(value, "get_object"):
         value = value.get_object()
+    raw: bytes | None
+    text: str | None
     if isinstance(value, bytes):
         # pypdf hands back bytes it could not decode at all.
         raw, text = bytes(value), None

@@ -9,6 +9,7 @@ decoded safely raise :class:`~engine.errors.ExtractionError`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -255,7 +256,7 @@ def _wide_grey_to_rgb(im: Image.Image) -> Image.Image:
     if arr.dtype.kind == "f":
         finite = arr[np.isfinite(arr)]
         top = float(finite.max()) if finite.size else 1.0
-        scaled = np.nan_to_num(arr, nan=0.0) / (top if top > 1.0 else 1.0) * 255.0
+        scaled = np.nan_to_num(arr, nan=0.0) / max(1.0, top) * 255.0
     elif im.mode.startswith("I;16") or (arr.size and int(arr.max()) <= 0xFFFF):
         scaled = arr.astype(np.float32) / 257.0
     else:
@@ -331,8 +332,6 @@ def save_thumbnail(image: Image.Image, dest: str | os.PathLike[str], size: int =
         # No fsync: a thumbnail lost in a power cut is simply made again.
         os.replace(tmp_name, dest)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
         raise

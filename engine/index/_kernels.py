@@ -37,6 +37,9 @@ re-ranked with exact float32 distances.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Literal, TypedDict, cast
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -50,19 +53,28 @@ CODE_MAX = 15  # 4-bit codes: 0..15
 _EMPTY = -1  # hash slot never used
 _TOMB = -2  # hash slot of a deleted label
 
-_JIT = dict(cache=True, nogil=True, fastmath=True)
-_INNER = dict(cache=True, nogil=True, fastmath=True)
+
+class _JitOptions(TypedDict, total=False):
+    """The keyword arguments of ``njit`` used here."""
+
+    cache: bool
+    nogil: bool
+    fastmath: bool
+    inline: Literal["never", "always"]
+
+
+_JIT: _JitOptions = {"cache": True, "nogil": True, "fastmath": True}
+_INNER: _JitOptions = {"cache": True, "nogil": True, "fastmath": True}
 # Small helpers (distances, heap steps) are inlined at numba's level: calls
 # between separately compiled functions pass every array as a struct and stay
 # calls, which cost the walk nearly half its time.
-_INLINE = dict(cache=True, nogil=True, fastmath=True, inline="always")
+_INLINE: _JitOptions = {"cache": True, "nogil": True, "fastmath": True, "inline": "always"}
 
 # How much of each neighbour's row to prefetch while scanning a node's list.
 _PREFETCH_BYTES = 256
 
 
-@intrinsic
-def _prefetch(typingctx, arr, offset):
+def _prefetch_typer(typingctx, arr, offset):
     """Hint the CPU to fetch the cache line at byte ``offset`` of ``arr``."""
     if not isinstance(arr, types.Array) or not isinstance(offset, types.Integer):
         return None
@@ -82,6 +94,11 @@ def _prefetch(typingctx, arr, offset):
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+# Compiled code calls it as ``_prefetch(arr, offset)``: numba passes ``typingctx``
+# itself, which numba's stubs do not express (they type the call with all three).
+_prefetch = cast("Callable[[np.ndarray, int], None]", intrinsic(_prefetch_typer))
 
 
 # --------------------------------------------------------------------------
@@ -1111,7 +1128,6 @@ def _insert_impl(
     empty_codes = np.empty((0, dim), np.uint8)
     empty_f = np.empty(0, np.float32)
     empty_mask = np.empty(0, np.uint8)
-    qp = np.empty((2, dim), np.float32)
     sel = np.empty((32, M0 + 1), np.int32)
     nsel = np.zeros(32, np.int64)
     sd = np.empty(M0 + 2, np.float32)
@@ -1124,8 +1140,8 @@ def _insert_impl(
         packed = state[0]
         if packed < 0:
             links0[node, 0] = 0
-            for l in range(1, level + 1):
-                up_links[up_off[node] + l - 1, 0] = 0
+            for lev in range(1, level + 1):
+                up_links[up_off[node] + lev - 1, 0] = 0
             alive[node] = 1
             state[1] += 1
             state[0] = (level << 32) | node
@@ -1137,9 +1153,9 @@ def _insert_impl(
         cur, dcur = _greedy(
             q, empty_f, vecs, empty_codes, empty_f, False, metric, up_links, up_off, ep, dcur, top, level
         )
-        for l in range(min(level, top), -1, -1):
+        for lev in range(min(level, top), -1, -1):
             tag = next_tag(visited)
-            if l == 0 and not has_deleted:
+            if lev == 0 and not has_deleted:
                 od, oi, nr = _search_pool(
                     q,
                     empty_f,
@@ -1167,7 +1183,7 @@ def _insert_impl(
                     links0,
                     up_links,
                     up_off,
-                    l,
+                    lev,
                     alive,
                     empty_mask,
                     cur,
@@ -1191,26 +1207,26 @@ def _insert_impl(
                     oi[t] = ri[order[t]]
             m = _select_heuristic(vecs, metric, od, oi, nr, M, tmp)
             for j in range(m):
-                sel[l, j] = tmp[j]
-            nsel[l] = m
-            if l == 0:
+                sel[lev, j] = tmp[j]
+            nsel[lev] = m
+            if lev == 0:
                 for j in range(m):
                     links0[node, j + 1] = tmp[j]
                 links0[node, 0] = m
             else:
-                row = up_off[node] + l - 1
+                row = up_off[node] + lev - 1
                 for j in range(m):
                     up_links[row, j + 1] = tmp[j]
                 up_links[row, 0] = m
             cur = oi[0]
             dcur = od[0]
-        for l in range(top + 1, level + 1):
-            up_links[up_off[node] + l - 1, 0] = 0
+        for lev in range(top + 1, level + 1):
+            up_links[up_off[node] + lev - 1, 0] = 0
         # Publish: back links, then alive, then (maybe) the entry point.
-        for l in range(min(level, top), -1, -1):
-            for j in range(nsel[l]):
-                nb = sel[l, j]
-                if l == 0:
+        for lev in range(min(level, top), -1, -1):
+            for j in range(nsel[lev]):
+                nb = sel[lev, j]
+                if lev == 0:
                     cnt = links0[nb, 0]
                     if cnt < M0:
                         links0[nb, cnt + 1] = node
@@ -1218,7 +1234,7 @@ def _insert_impl(
                     else:
                         _shrink_link(vecs, metric, links0, nb, nb, node, M0, sd, si, tmp)
                 else:
-                    row = up_off[nb] + l - 1
+                    row = up_off[nb] + lev - 1
                     cnt = up_links[row, 0]
                     if cnt < M:
                         up_links[row, cnt + 1] = node
@@ -1343,14 +1359,14 @@ def check_structure(n, levels, up_off, n_up, links0, up_links, M, M0):
         next_row += lv
         if next_row > n_up:
             return "upper-layer rows out of range"
-        for l in range(lv):
-            row = up_off[i] + l
+        for lev in range(lv):
+            row = up_off[i] + lev
             cnt = up_links[row, 0]
             if cnt < 0 or cnt > M:
                 return "bad upper link count"
             for j in range(1, cnt + 1):
                 nb = up_links[row, j]
-                if nb < 0 or nb >= n or levels[nb] < l + 1:
+                if nb < 0 or nb >= n or levels[nb] < lev + 1:
                     return "upper link out of range"
     if next_row != n_up:
         return "unused upper-layer rows"

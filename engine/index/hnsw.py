@@ -20,6 +20,7 @@ a consistent snapshot.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -27,9 +28,9 @@ import struct
 import tempfile
 import threading
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -59,23 +60,23 @@ class _Graph:
     """One consistent set of arrays; replaced as a whole, never resized in place."""
 
     __slots__ = (
+        "alive",
         "cap",
-        "n",
-        "up_used",
-        "vecs",
-        "codes",
         "cnorm",
-        "qparams",
+        "codes",
+        "hkeys",
+        "hused",
+        "hvals",
         "labels",
         "levels",
-        "alive",
         "links0",
+        "n",
+        "qparams",
+        "state",
         "up_links",
         "up_off",
-        "state",
-        "hkeys",
-        "hvals",
-        "hused",
+        "up_used",
+        "vecs",
     )
 
     def __init__(self, dim: int, M: int, M0: int, cap: int, up_cap: int, quantize: bool, hash_cap: int, l2: bool):
@@ -98,7 +99,7 @@ class _Graph:
         self.hvals = np.full(hash_cap, -1, np.int32)
         self.hused = 0
 
-    def copy_into(self, other: "_Graph") -> None:
+    def copy_into(self, other: _Graph) -> None:
         """Copy the first ``n`` nodes (and everything shared) into a larger graph."""
         n, u = self.n, self.up_used
         other.n, other.up_used = n, u
@@ -144,7 +145,7 @@ class _Graph:
 
 def _hash_cap_for(n: int) -> int:
     """Smallest power of two keeping the id table at most three quarters full."""
-    return 1 << max(4, int(math.ceil(math.log2(max(n / 0.75, 16)))))
+    return 1 << max(4, math.ceil(math.log2(max(n / 0.75, 16))))
 
 
 class HnswIndex:
@@ -575,7 +576,7 @@ class HnswIndex:
             costs["scan"] = n_allowed * 0.5 + 2.0 * ef * exact_unit * visit
             if costs["exact"] <= 3.0 * costs["scan"]:
                 del costs["scan"]
-        return min(costs, key=costs.get)
+        return min(costs, key=costs.__getitem__)
 
     def prefers_exact(self, n_allowed: int, k: int = 10, ef: int | None = None) -> bool:
         """Whether exact search over the ``n_allowed`` passing ids is the best plan.
@@ -766,13 +767,20 @@ class HnswIndex:
         with self._lock:
             g = self._g
             n, u = g.n, g.up_used
-            parts = [g.labels[:n], g.levels[:n], g.alive[:n], g.up_off[:n], g.links0[:n], g.up_links[:u]]
+            arrays: list[np.ndarray] = [
+                g.labels[:n],
+                g.levels[:n],
+                g.alive[:n],
+                g.up_off[:n],
+                g.links0[:n],
+                g.up_links[:u],
+            ]
             if self.quantize:
-                parts.append(g.qparams)
-            parts.append(g.vecs[:n])
+                arrays.append(g.qparams)
+            arrays.append(g.vecs[:n])
             digest = hashlib.sha256()
             size = 0
-            parts = [_raw(a) for a in parts]
+            parts = [_raw(a) for a in arrays]
             for a in parts:
                 digest.update(a)
                 size += a.nbytes
@@ -816,14 +824,12 @@ class HnswIndex:
                 raise IndexFileError(f"cannot write the index file {path}: {e.strerror or e}") from e
             finally:
                 if tmp is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         os.unlink(tmp)
-                    except OSError:
-                        pass
             self.generation = gen
 
     @classmethod
-    def load(cls, path, expected_generation: int | None = None) -> "HnswIndex":
+    def load(cls, path, expected_generation: int | None = None) -> HnswIndex:
         """Read an index written by :meth:`save`.
 
         Args:
@@ -842,7 +848,7 @@ class HnswIndex:
         """
         path = Path(path)
         try:
-            f = open(path, "rb")
+            f = open(path, "rb")  # noqa: SIM115 (closed by "with f" below; opened apart to tell open from read errors)
         except OSError as e:
             raise IndexFileError(f"cannot open the index file {path}: {e.strerror or e}; rebuild it") from e
         with f:
@@ -899,7 +905,7 @@ class HnswIndex:
         return live, n - live
 
     @classmethod
-    def _read(cls, f, path: Path, expected_generation: int | None) -> "HnswIndex":
+    def _read(cls, f, path: Path, expected_generation: int | None) -> HnswIndex:
         def corrupt(why: str) -> IndexCorruptError:
             return IndexCorruptError(f"the index file {path} is damaged ({why}); rebuild it from the library")
 
@@ -942,7 +948,7 @@ class HnswIndex:
             )
         if metric not in _METRIC_NAMES or M0 != 2 * M or not 2 <= M <= 256 or not 1 <= dim <= 65536:
             raise corrupt("bad parameters")
-        shapes = [
+        shapes: list[tuple[tuple[int, ...], type[np.generic]]] = [
             ((n,), np.int64),
             ((n,), np.int8),
             ((n,), np.uint8),
@@ -960,7 +966,7 @@ class HnswIndex:
         g = index._new_graph(n, u, _hash_cap_for(n))
         digest = hashlib.sha256()
         arrays = []
-        for (shape, dtype), dest in zip(shapes, _dest_arrays(g, bool(quantize))):
+        for dest in _dest_arrays(g, bool(quantize)):  # in the order of `shapes`, one array each
             view = _raw(dest)
             if dest.size and f.readinto(view) != dest.nbytes:
                 raise corrupt("truncated")
@@ -1005,12 +1011,12 @@ def _cache_factor(working_set: float, worst: float) -> float:
 
 def _raw(a: np.ndarray) -> memoryview:
     """The bytes of an array (empty arrays included) without copying a contiguous one."""
-    return memoryview(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
 
 
 def _dest_arrays(g: _Graph, quantize: bool) -> list[np.ndarray]:
     """The arrays a file's payload is read into, in file order."""
-    out = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
+    out: list[np.ndarray] = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
     if quantize:
         out.append(g.qparams)
     out.append(g.vecs)

@@ -12,9 +12,9 @@ import importlib.util
 import json
 import threading
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -79,7 +79,7 @@ def _config_files() -> dict[str, Path]:
     return files
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read_config(name: str) -> dict | None:
     try:
         cfg = json.loads(_config_files()[name].read_text(encoding="utf-8"))
@@ -109,7 +109,9 @@ def check_clip_name(name: str) -> None:
 def clip_model_config(name: str) -> dict:
     """open_clip's architecture config of ``name`` (a copy).  Raises :class:`UsageError` for unknown names."""
     check_clip_name(name)
-    return copy.deepcopy(_read_config(name))
+    config = _read_config(name)
+    assert config is not None  # check_clip_name has just read it
+    return copy.deepcopy(config)
 
 
 def default_tag(name: str, configured: str) -> str:
@@ -151,13 +153,13 @@ def _missing_package(name: str, exc: ImportError) -> ModelUnavailableError:
 def load_clip_checkpoint(
     name: str,
     path: Path,
-    device: "torch.device | str",
+    device: torch.device | str,
     *,
     quick_gelu: bool,
     label: str,
     fix: str,
     shown_as: Path | None = None,
-) -> "torch.nn.Module":
+) -> torch.nn.Module:
     """Build CLIP ``name`` and load the weights file ``path`` into it (strictly), in eval mode.
 
     This is the one loader for every weights file: downloaded, imported, explicit, and
@@ -189,7 +191,7 @@ def load_clip_checkpoint(
     return model.to(device).eval()
 
 
-def _random_clip(name: str, seed: int, device: "torch.device") -> "torch.nn.Module":
+def _random_clip(name: str, seed: int, device: torch.device) -> torch.nn.Module:
     import open_clip
     import torch
 
@@ -205,7 +207,7 @@ def _random_clip(name: str, seed: int, device: "torch.device") -> "torch.nn.Modu
     return model.to(device).eval()
 
 
-def _to_rgb(image: "Image.Image") -> "Image.Image":
+def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
@@ -256,8 +258,8 @@ class ClipEncoder:
         # Checked now (a stat), so a wrong SHOEBOX_CLIP_WEIGHTS is reported at start-up.
         self._explicit = None if random_init else explicit_weights_file(settings, "clip")
         self._identity: ModelIdentity | None = None
-        self._model = None
-        self._device = None
+        self._model: Any = None  # an open_clip CLIP once loaded (open_clip has no type information)
+        self._device: torch.device | None = None
         self._tokenizer = None
         self._transform = None
         self._load_lock = threading.Lock()
@@ -316,6 +318,7 @@ class ClipEncoder:
                 model = _random_clip(self.name, self._seed, device)
             else:
                 path = self.locate_weights()
+                assert path is not None  # None only for random weights
                 if self._explicit is not None:
                     fix = f"Point SHOEBOX_CLIP_WEIGHTS at an intact {self.name} weights file."
                 else:
@@ -344,7 +347,7 @@ class ClipEncoder:
         return self._transform
 
     def _build_transform(self):
-        import open_clip  # noqa: F401  (registers the package before its submodules are used)
+        import open_clip  # registers the package before its submodules are used
         from open_clip.transform import (
             PreprocessCfg,
             image_transform_v2,
@@ -360,7 +363,7 @@ class ClipEncoder:
         cfg["size"] = self._config["vision_cfg"].get("image_size", 224)
         return image_transform_v2(PreprocessCfg(**cfg), is_train=False)
 
-    def preprocess(self, image: "Image.Image") -> "torch.Tensor":
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
         """The model's own transform of one PIL image: a (3, H, W) float tensor.
 
         Thread-safe and independent of :meth:`load`, so a pool of workers can decode and
@@ -368,7 +371,7 @@ class ClipEncoder:
         """
         return self._get_transform()(_to_rgb(image))
 
-    def encode_image_tensors(self, batch: "torch.Tensor") -> np.ndarray:
+    def encode_image_tensors(self, batch: torch.Tensor) -> np.ndarray:
         """Embed preprocessed images, (n, 3, H, W) or one (3, H, W), as an (n, dim) float32 array.
 
         Rows are L2-normalised.  Runs in chunks of ``settings.batch_size`` under
@@ -388,7 +391,7 @@ class ClipEncoder:
                 out.append(vectors.float().cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
 
-    def encode_images(self, images: list["Image.Image"]) -> np.ndarray:
+    def encode_images(self, images: list[Image.Image]) -> np.ndarray:
         """Preprocess and embed PIL images: an (n, dim) float32 array, rows L2-normalised."""
         import torch
 
@@ -411,7 +414,7 @@ class ClipEncoder:
         return self._tokenizer
 
     def _build_tokenizer(self):
-        import open_clip
+        import open_clip  # the package itself, before its submodules: importing it registers the model configs
 
         register_tiny_clip_config()
         hf_name = self._config["text_cfg"].get("hf_tokenizer_name")

@@ -15,8 +15,9 @@ import re
 import shutil
 import tempfile
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ModelUnavailableError, UsageError
 from ..settings import Settings
@@ -548,7 +549,7 @@ def _config_signature(cfg: dict) -> tuple | None:
 def _infer_clip_name(state: dict, settings: Settings, src: Path) -> str:
     from .clip import clip_model_config, clip_model_names
 
-    signature = _vit_signature({k[7:] if k.startswith("module.") else k: v for k, v in state.items()})
+    signature = _vit_signature({k.removeprefix("module."): v for k, v in state.items()})
     matches = (
         []
         if signature is None
@@ -626,7 +627,7 @@ def list_models(settings: Settings) -> list[dict]:
         if present is None:
             present = path is not None and path.is_file()
         size = None
-        if present:
+        if present and path is not None:
             size = path.stat().st_size if path.is_file() else _folder_size(path)
         rows.append(
             {

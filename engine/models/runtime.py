@@ -36,7 +36,7 @@ def configure_torch_threads(settings: Settings) -> None:
             torch.set_num_threads(wanted)
 
 
-def torch_device(settings: Settings) -> "torch.device":
+def torch_device(settings: Settings) -> torch.device:
     """The torch device named by ``settings.device``.
 
     Raises :class:`UsageError` when the device does not exist on this computer, so the

@@ -202,7 +202,9 @@ def read_layout(folder: Path, fix: str) -> _Layout:
         dim = int(dense_cfg.get("out_features") or 0)
     if dim <= 0:
         raise ModelUnavailableError(f"Cannot tell the embedding width of the text model in {folder}. {fix}")
-    prompts = prompts_file.get("prompts") if isinstance(prompts_file.get("prompts"), dict) else {}
+    prompts = prompts_file.get("prompts")
+    if not isinstance(prompts, dict):
+        prompts = {}
     max_seq = st_config.get("max_seq_length")
     return _Layout(
         folder=folder,
@@ -230,7 +232,7 @@ def _position_limit(config: dict) -> int | None:
 class _Dense:
     """A sentence-transformers Dense module: activation(x @ W.T + b)."""
 
-    def __init__(self, folder: Path, device: "torch.device", fix: str) -> None:
+    def __init__(self, folder: Path, device: torch.device, fix: str) -> None:
         import torch
 
         cfg = _read_json(folder / "config.json", folder.parent, fix)
@@ -252,13 +254,20 @@ class _Dense:
             raise ModelUnavailableError(f"{path} does not hold a dense layer ({exc}). {fix}") from exc
         self.activation = getattr(torch.nn, name)()
 
-    def __call__(self, x: "torch.Tensor") -> "torch.Tensor":
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
         return self.activation(F.linear(x, self.weight, self.bias))
 
 
-def _pool(hidden: "torch.Tensor", mask: "torch.Tensor", modes: tuple[str, ...]) -> "torch.Tensor":
+def _weights_file(layout: _Layout) -> Path:
+    """The folder's main weights file, which :func:`read_layout` has checked is there."""
+    weights = text_weights_file(layout.folder)
+    assert weights is not None, f"{layout.folder} has no weights file"
+    return weights
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, modes: tuple[str, ...]) -> torch.Tensor:
     """Pool (n, tokens, width) token vectors into (n, width * len(modes)); padding never counts."""
     import torch
 
@@ -316,9 +325,9 @@ class TextEncoder:
         self._identity: ModelIdentity | None = None
         self._counter: Tokenizer | None = None
         self._batcher: Tokenizer | None = None
-        self._model = None
+        self._model: Any = None  # a transformers model once loaded, whichever class the folder names
         self._dense: list[_Dense] = []
-        self._device = None
+        self._device: torch.device | None = None
         self._takes_token_types = False
         self._locate_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
@@ -377,8 +386,7 @@ class TextEncoder:
                 self._identity = ModelIdentity(TEST_TINY, "seed0", TINY_TEXT_DIM)
             else:
                 layout = self._get_layout()
-                weights = text_weights_file(layout.folder)
-                sha = file_sha256(weights, self.settings)
+                sha = file_sha256(_weights_file(layout), self.settings)
                 self._identity = ModelIdentity(self.name, f"sha256:{sha[:16]}", layout.dim)
         return self._identity
 
@@ -411,14 +419,16 @@ class TextEncoder:
 
     # -- tokens
 
-    def _tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
+    def _tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         if self._batcher is None:
             with self._tokenizer_lock:
                 if self._batcher is None:
                     self._counter, self._batcher = self._build_tokenizers()
+        # Set together (the counter first), so a batcher means a counter too.
+        assert self._counter is not None
         return self._counter, self._batcher
 
-    def _build_tokenizers(self) -> tuple["Tokenizer", "Tokenizer"]:
+    def _build_tokenizers(self) -> tuple[Tokenizer, Tokenizer]:
         from tokenizers import Tokenizer
 
         layout = self._get_layout()
@@ -444,7 +454,7 @@ class TextEncoder:
         batcher.enable_padding(pad_id=pad_id, pad_token=pad_token)
         return counter, batcher
 
-    def _convert_slow_tokenizer(self, layout: _Layout) -> "Tokenizer":
+    def _convert_slow_tokenizer(self, layout: _Layout) -> Tokenizer:
         # Folders without tokenizer.json (vocab.txt or sentencepiece only) are converted by
         # transformers, which imports torch; `shoebox models import` stores the result.
         from transformers import AutoTokenizer
@@ -466,7 +476,7 @@ class TextEncoder:
             )
         return backend
 
-    def _token_limit(self, layout: _Layout, counter: "Tokenizer") -> int:
+    def _token_limit(self, layout: _Layout, counter: Tokenizer) -> int:
         limits = [n for n in (layout.max_seq_length, _position_limit(layout.config)) if n]
         if not limits or layout.max_seq_length is None:
             # Without sentence_bert_config.json sentence-transformers also honours the tokenizer's limit.
@@ -476,14 +486,16 @@ class TextEncoder:
                 limits.append(model_max)
         return min(limits) if limits else 512
 
-    def _pad(self, layout: _Layout, counter: "Tokenizer") -> tuple[int, str]:
+    def _pad(self, layout: _Layout, counter: Tokenizer) -> tuple[int, str]:
         tok_cfg = _read_json(layout.transformer / "tokenizer_config.json", layout.folder, self._fix)
         candidates = [tok_cfg.get("pad_token"), "[PAD]", "<pad>", "<|endoftext|>"]
         for token in candidates:
             if isinstance(token, dict):
                 token = token.get("content")
-            if isinstance(token, str) and counter.token_to_id(token) is not None:
-                return counter.token_to_id(token), token
+            if isinstance(token, str):
+                token_id = counter.token_to_id(token)
+                if token_id is not None:
+                    return token_id, token
         pad_id = layout.config.get("pad_token_id")
         return (int(pad_id) if isinstance(pad_id, int) else 0), "[PAD]"
 
@@ -514,7 +526,9 @@ class TextEncoder:
         prefix.  Needs the tokenizer, as :meth:`count_tokens` does.
         """
         counter, batcher = self._tokenizers()
-        limit = batcher.truncation["max_length"]
+        truncation = batcher.truncation
+        assert truncation is not None  # _build_tokenizers enables it on the batcher
+        limit = truncation["max_length"]
         specials = counter.post_processor.num_special_tokens_to_add(False) if counter.post_processor else 0
         prefix = self.passage_prefix
         prefix_tokens = len(counter.encode(self._prepare(prefix), add_special_tokens=False).ids) if prefix else 0
@@ -543,10 +557,10 @@ class TextEncoder:
             self._device = device
             self._model = model
 
-    def _load_transformer(self, layout: _Layout, device: "torch.device"):
+    def _load_transformer(self, layout: _Layout, device: torch.device):
         from transformers import AutoModel, PreTrainedModel
 
-        weights = text_weights_file(layout.folder)
+        weights = _weights_file(layout)
         label = f"text model {self.name}"
         kwargs: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
         if weights.name.startswith("model.safetensors"):

@@ -19,6 +19,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TypedDict
 
 TEST_TINY = "test-tiny"
 
@@ -40,29 +41,29 @@ LOCAL_CLIP_CONFIGS = {TEST_TINY: TINY_CLIP_CONFIG, SHAPES_CLIP: SHAPES_CLIP_CONF
 # n_mels, n_audio_ctx and n_vocab must stay those of the real multilingual models:
 # the mel front end, the 30 s window and the tokenizer (language detection included)
 # are fixed by them.  Only the widths and depths shrink.
-TINY_WHISPER_DIMS = dict(
-    n_mels=80,
-    n_audio_ctx=1500,
-    n_audio_state=64,
-    n_audio_head=2,
-    n_audio_layer=2,
-    n_vocab=51865,
-    n_text_ctx=448,
-    n_text_state=64,
-    n_text_head=2,
-    n_text_layer=2,
-)
+TINY_WHISPER_DIMS = {
+    "n_mels": 80,
+    "n_audio_ctx": 1500,
+    "n_audio_state": 64,
+    "n_audio_head": 2,
+    "n_audio_layer": 2,
+    "n_vocab": 51865,
+    "n_text_ctx": 448,
+    "n_text_state": 64,
+    "n_text_head": 2,
+    "n_text_layer": 2,
+}
 
 # Random weights never emit an end-of-text token, so the decoder would run to its limit
 # and the temperature fallback would retry five more times.  Eight tokens at
 # temperature 0 keeps a 10 s clip at about a second while running the real decoder.
-TINY_WHISPER_DECODE = dict(
-    temperature=0.0,
-    sample_len=8,
-    compression_ratio_threshold=None,
-    logprob_threshold=None,
-    condition_on_previous_text=False,
-)
+TINY_WHISPER_DECODE = {
+    "temperature": 0.0,
+    "sample_len": 8,
+    "compression_ratio_threshold": None,
+    "logprob_threshold": None,
+    "condition_on_previous_text": False,
+}
 
 DEFAULT_TINY_TAG = "seed0"
 _SEED_TAG = re.compile(r"^seed(\d{1,9})$")
@@ -110,15 +111,25 @@ def write_tiny_whisper_weights(path: Path, seed: int) -> Path:
     return path
 
 
+class _BertSize(TypedDict):
+    """The size arguments of transformers' ``BertConfig``."""
+
+    hidden_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    intermediate_size: int
+    max_position_embeddings: int
+
+
 # The tiny text model is a BERT small enough to generate in well under a second, with the
 # positions of a real one (512) so truncation and chunking behave as with real models.
-TINY_TEXT_BERT = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=512,
-)
+TINY_TEXT_BERT: _BertSize = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 512,
+}
 TINY_TEXT_MAX_SEQ_LENGTH = 256
 TINY_TEXT_DIM = TINY_TEXT_BERT["hidden_size"]
 # Special tokens come first, then one token per byte value: ids 5 .. 260.

@@ -30,6 +30,7 @@ and safetensors files are read with safetensors.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -182,10 +183,9 @@ def file_sha256(path: Path, settings: Settings | None = None) -> str:
     sha = digest.hexdigest()
     if cache_file is not None:
         cache[str(path)] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha}
-        try:
+        # A read-only library still works; it only hashes again next time.
+        with contextlib.suppress(OSError):
             _write_text_atomic(cache_file, json.dumps(cache, indent=1, sort_keys=True))
-        except OSError:
-            pass  # a read-only library still works; it only hashes again next time
     return sha
 
 
@@ -280,8 +280,8 @@ def _clip_standard_cache(cfg: dict) -> WeightsLocation | None:
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
+            pass
+        else:
             repo, filename = hub.rstrip("/"), ""
             if not hub.endswith("/"):
                 repo, filename = os.path.split(hub)

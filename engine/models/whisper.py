@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -88,7 +88,7 @@ def whisper_weights_tag(name: str, path: Path | None, settings: Settings) -> str
 
 
 def load_whisper_checkpoint(
-    path: Path, device: "torch.device | str", *, label: str, fix: str, shown_as: Path | None = None
+    path: Path, device: torch.device | str, *, label: str, fix: str, shown_as: Path | None = None
 ):
     """Build a Whisper model from a whisper-format checkpoint file, in eval mode on ``device``.
 
@@ -132,8 +132,8 @@ class WhisperTranscriber:
         self._explicit = explicit_weights_file(settings, "whisper")
         if self._explicit is None:
             check_whisper_name(self.name, settings)
-        self._model = None
-        self._device = None
+        self._model: Any = None  # a whisper model once loaded (whisper has no type information)
+        self._device: torch.device | None = None
         self._weights: str | None = None
         self._load_lock = threading.Lock()
         # whisper's decoder hooks a key/value cache onto the shared modules for the length
@@ -209,12 +209,14 @@ class WhisperTranscriber:
         audio = np.ascontiguousarray(audio)
         self.load()
         options = dict(TINY_WHISPER_DECODE) if self.name == TEST_TINY else {}
+        # fp16 is a GPU speed-up; on CPU whisper would warn and fall back.
+        fp16 = self._device is not None and self._device.type == "cuda"
         with self._run_lock:
             result = whisper.transcribe(
                 self._model,
                 audio,
                 verbose=None,  # no console output from a library
-                fp16=self._device.type == "cuda",  # fp16 is a GPU speed-up; on CPU whisper would warn and fall back
+                fp16=fp16,
                 **options,
             )
         duration = audio.size / SAMPLE_RATE

@@ -112,7 +112,7 @@ def test_tags_from_the_command_line(indexed):
 
 
 def test_status(indexed):
-    home, root, _ = indexed
+    home, _root, _ = indexed
     stats = json.loads(shoebox(home, "status", "--json").stdout)
     assert stats["files"] == {"image": 3, "document": 2, "audio": 0}
     assert stats["model"]["name"] == "test-tiny"
@@ -128,7 +128,7 @@ def test_korean_query_from_the_command_line(indexed):
 
 
 @pytest.mark.parametrize(
-    "args, words",
+    ("args", "words"),
     [
         (["index", "/no/such/folder"], "no such file or folder"),
         (["search"], "type something to search for"),

@@ -62,7 +62,7 @@ def _supported(relative: str) -> bool:
 
 
 def test_run_completes_and_database_is_sound(corpora_run):
-    summary, rows, stats, integrity, _ = corpora_run
+    summary, _rows, stats, integrity, _ = corpora_run
     assert integrity == "ok"
     assert not summary.cancelled
     assert stats["files"]["image"] > 40 and stats["files"]["document"] > 20 and stats["files"]["audio"] > 15

@@ -66,7 +66,7 @@ def test_paraphrases_that_share_no_word_find_their_note_first(notes_library):
     queries = _queries("paraphrase")
     hits = [_first(library, q) == str(notes / q["expect"][0]) for q in queries]
     assert len(queries) == 60
-    assert sum(hits) / len(hits) >= 0.85, [q["query"] for q, hit in zip(queries, hits) if not hit]
+    assert sum(hits) / len(hits) >= 0.85, [q["query"] for q, hit in zip(queries, hits, strict=True) if not hit]
 
 
 @pytest.mark.parametrize("query", [q["query"] for q in _queries("nonsense", "absent")])

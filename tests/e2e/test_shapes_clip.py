@@ -135,13 +135,13 @@ def test_image_filter_keeps_only_pictures(shapes_library):
 
 def test_missing_weights_file_is_reported(tmp_path):
     missing = tmp_path / "nowhere" / "shapes-clip.safetensors"
-    with pytest.raises(ModelUnavailableError, match="SHOEBOX_CLIP_WEIGHTS is set to .* but there is no file there"):
+    with pytest.raises(ModelUnavailableError, match=r"SHOEBOX_CLIP_WEIGHTS is set to .* but there is no file there"):
         build_clip(shapes_settings(tmp_path / "home", missing))
 
 
 def test_without_a_weights_file_says_how_to_get_one(tmp_path):
     encoder = build_clip(shapes_settings(tmp_path / "home", ""))
-    with pytest.raises(UsageError, match="open_clip publishes no weights for shapes-clip.*SHOEBOX_CLIP_WEIGHTS"):
+    with pytest.raises(UsageError, match=r"open_clip publishes no weights for shapes-clip.*SHOEBOX_CLIP_WEIGHTS"):
         encoder.load()
 
 

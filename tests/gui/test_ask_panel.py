@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pytest
 from PySide6.QtCore import QPoint, Qt, QThreadPool
@@ -136,7 +137,7 @@ def test_the_answer_streams_from_a_local_llm_in_order(qtbot, panel, library, con
     assert answer.answer == "The boiler service is due in October [1]."
     assert seen[:2] == ["The boiler", "The boiler service is due"]
     assert seen[-1] == answer.answer
-    assert all(later.startswith(earlier) for earlier, later in zip(seen, seen[1:]))
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(seen))
     assert panel.answer_view.toPlainText() == answer.answer
     assert panel.citation_texts() == ["[1] boiler.txt"]
     assert "local language model" in panel.status_label.text()

@@ -79,7 +79,7 @@ def test_choosing_a_file_that_is_not_weights_says_so(qtbot, first_run, tmp_path,
 
 
 @pytest.mark.parametrize(
-    "error, expected",
+    ("error", "expected"),
     [
         (
             ModelUnavailableError(

@@ -46,13 +46,13 @@ class PhotoField(QLineEdit):
         self.setAcceptDrops(True)
         self.dropped: list[str] = []
 
-    def dragEnterEvent(self, event):  # noqa: N802
+    def dragEnterEvent(self, event):
         if any(u.toLocalFile().endswith(".jpg") for u in event.mimeData().urls()):
             event.acceptProposedAction()
         else:
             event.ignore()
 
-    def dropEvent(self, event):  # noqa: N802
+    def dropEvent(self, event):
         self.dropped += [u.toLocalFile() for u in event.mimeData().urls()]
         event.acceptProposedAction()
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -209,7 +211,7 @@ def test_photos_that_match_by_tag_are_the_answer_when_no_text_does(library_passa
         6, "/photos/beach_day.jpg", 0.028, tags=["beach", "summer"], taken="2025-08-12T10:30:00", similarity=0.11
     )
     dunes = photo(7, "/photos/DSC0001.jpg", 0.027, taken="2025-08-13T16:00:00", similarity=0.31)  # similar enough
-    result = ask("When was I at the beach?", Retriever(library_passages + [beach, dunes]))
+    result = ask("When was I at the beach?", Retriever([*library_passages, beach, dunes]))
     assert result.found
     assert [p.item_id for p in result.photos] == [6, 7]  # the office photo is neither tagged nor similar
     assert result.answer == "Photos that match: beach_day.jpg (12 Aug 2025) [1], DSC0001.jpg (13 Aug 2025) [2]."
@@ -222,7 +224,7 @@ def test_photos_that_match_by_tag_are_the_answer_when_no_text_does(library_passa
 
 def test_matching_photos_are_listed_beside_a_text_answer(library_passages):
     normandy = photo(8, "/photos/normandy_coast.jpg", 0.028, tags=["normandy", "coast"], taken="2023-07-01")
-    result = ask("When were the Normans in Normandy?", Retriever(library_passages + [normandy]))
+    result = ask("When were the Normans in Normandy?", Retriever([*library_passages, normandy]))
     assert "10th and 11th centuries" in result.answer
     assert [p.path for p in result.photos] == ["/photos/normandy_coast.jpg"]
     assert [c.kind for c in result.citations] == ["document"]
@@ -239,7 +241,7 @@ def test_long_photo_lists_are_shortened():
 class ConceptEncoder:
     """A stand-in for CLIP's text encoder: words map to concepts, so synonyms embed alike."""
 
-    CONCEPTS = {
+    CONCEPTS: ClassVar[dict[str, str]] = {
         "automobile": "car",
         "car": "car",
         "fix": "repair",
@@ -254,9 +256,9 @@ class ConceptEncoder:
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         self.calls.append(list(texts))
-        names = sorted(set(self.CONCEPTS.values())) + ["other"]
+        names = [*sorted(set(self.CONCEPTS.values())), "other"]
         rows = np.zeros((len(texts), len(names)), dtype=np.float32)
-        for row, text in zip(rows, texts):
+        for row, text in zip(rows, texts, strict=True):
             for word in text.lower().replace("?", " ").replace(".", " ").split():
                 row[names.index(self.CONCEPTS.get(word, "other"))] += 1.0 if word in self.CONCEPTS else 0.2
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
@@ -318,7 +320,7 @@ def test_a_missing_text_model_falls_back_to_words():
 
 def test_answer_to_json_is_what_the_cli_prints(library_passages):
     beach = photo(6, "/photos/beach.jpg", 0.02, tags=["beach"], taken="2025-08-12T10:30:00")
-    result = ask("Normans in Normandy at the beach", Retriever(library_passages + [beach]))
+    result = ask("Normans in Normandy at the beach", Retriever([*library_passages, beach]))
     data = json.loads(json.dumps(result.to_json()))
     assert set(data) == {"answer", "citations", "photos", "found", "mode", "took_ms", "warnings"}
     assert set(data["citations"][0]) == {"number", "path", "kind", "locator", "snippet", "item_id"}
@@ -396,7 +398,7 @@ def test_overlong_sentences_are_cut_at_word_boundaries():
 
 def test_question_terms_drop_stop_words_and_korean_particles():
     assert question_terms("When were the Normans in Normandy?")[0] == {"norman", "normandy"}
-    terms, words = question_terms("서울에서 언제 살았어?")
+    terms, _words = question_terms("서울에서 언제 살았어?")
     assert "서울" in terms and "언제" not in terms and "에서" not in terms
     assert "서울" in text_terms("2019년에 서울로 이사했다.")
     assert "집" in question_terms("집에 언제 왔어?")[0] and "집" in text_terms("집에서 쉬었다.")
@@ -459,7 +461,7 @@ def test_llm_answer_streams_and_its_citations_are_checked(chat_server):
     assert "10th and 11th centuries" in unmarked(result.citations[0].snippet)
     assert [p.item_id for p in result.photos] == [3]
 
-    [(path, _, body)] = chat_server.requests
+    [(_path, _, body)] = chat_server.requests
     assert body["model"] == "test-model" and body["stream"] is True
     system, user = body["messages"]
     assert system["role"] == "system" and "only" in system["content"] and "[1]" in system["content"]
@@ -530,7 +532,7 @@ def test_a_failing_llm_falls_back_to_the_extractive_answer(chat_server):
 
 def test_cancelling_while_the_answer_streams(chat_server):
     gate = chat_server.gate()
-    chat_server.script = sse_stream(["The Normans"])[:2] + [gate] + sse_stream([" lived" * 200] * 200)[1:]
+    chat_server.script = [*sse_stream(["The Normans"])[:2], gate, *sse_stream([" lived" * 200] * 200)[1:]]
     tokens: list[str] = []
     cancel = threading.Event()
 
@@ -601,7 +603,7 @@ def _retrieved(paragraphs, question, gold=None, k=5):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name, limit, min_found, min_first, max_found_elsewhere",
+    ("name", "limit", "min_found", "min_first", "max_found_elsewhere"),
     [
         ("squad_v2_dev_subset_small.json", None, 0.85, 0.55, 0.10),
         ("KorQuAD_v1.0_dev.json", 300, 0.93, 0.75, 0.05),
@@ -611,11 +613,11 @@ def test_answers_on_squad_and_korquad(shared_data, name, limit, min_found, min_f
     articles, cases = _qa_cases(shared_data / "corpora" / "qa" / name, limit)
     found = first = elsewhere = 0
     for a, p, question, answers in cases:
-        result = ask(question, lambda q: _retrieved(articles[a], q, gold=p))
+        result = ask(question, functools.partial(_retrieved, articles[a], gold=p))
         found += result.found
         first += result.found and any(t in result.answer.split(" [")[0] for t in answers)
         other = articles[(a + 1) % len(articles)]  # paragraphs about something else
-        elsewhere += ask(question, lambda q: _retrieved(other, q)).found
+        elsewhere += ask(question, functools.partial(_retrieved, other)).found
     n = len(cases)
     assert found / n >= min_found
     assert first / n >= min_first  # the first quoted sentence holds the gold answer

@@ -55,7 +55,7 @@ def test_random_similarities_are_not_evidence():
 
 
 def test_too_few_pairs_is_an_error():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least three positive and three negative pairs"):
         fit([0.5, 0.6], [0.1, 0.2, 0.3])
 
 
@@ -96,7 +96,7 @@ class _Concepts:
 
     def _encode(self, texts):
         out = np.zeros((len(texts), 26), np.float32)
-        for row, text in zip(out, texts):
+        for row, text in zip(out, texts, strict=True):
             for ch in text.lower():
                 if "a" <= ch <= "z":
                     row[ord(ch) - 97] += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import unicodedata
@@ -31,7 +32,7 @@ def _check_invariants(text: str, spans: list[tuple[int, int]], max_tokens: int =
         assert _count(piece) <= max_tokens, piece
         covered[start:end] = b"\x01" * (end - start)
     assert all(covered[i] or ch.isspace() for i, ch in enumerate(text))
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (s1, e1), (s2, e2) in itertools.pairwise(spans):
         assert s1 < s2 and e1 < e2  # in order, and every span adds new text
 
 
@@ -53,7 +54,7 @@ def test_english_prose_breaks_at_sentences_and_overlaps() -> None:
     assert len(spans) > 5
     # Spans end where sentences end, except when a sentence is too long to fit.
     assert sum(text[e - 1] in ".!?" for _, e in spans) >= len(spans) - 1
-    for (s1, e1), (s2, e2) in zip(spans, spans[1:]):
+    for (_s1, e1), (s2, _e2) in itertools.pairwise(spans):
         assert s2 < e1  # they overlap ...
         assert 0 < _count(text[s2:e1]) <= 15  # ... by at most overlap_tokens
         assert text[s2 - 1].isspace()  # and the next one starts at a word
@@ -71,7 +72,7 @@ def test_zero_overlap_spans_do_not_overlap() -> None:
     text = ENGLISH * 6
     spans = chunk_text(text, overlap_tokens=0)
     _check_invariants(text, spans)
-    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))
+    assert all(e1 <= s2 for (_, e1), (s2, _) in itertools.pairwise(spans))
 
 
 def test_korean_corpus_text_fits_clip() -> None:
@@ -135,11 +136,11 @@ def test_custom_token_len_and_limits() -> None:
 
 
 def test_invalid_arguments() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_tokens must be at least 1"):
         chunk_text("text", max_tokens=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="overlap_tokens must be in"):
         chunk_text("text", max_tokens=10, overlap_tokens=10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="overlap_tokens must be in"):
         chunk_text("text", overlap_tokens=-1)
 
 

@@ -485,7 +485,9 @@ def test_spans_always_match_the_query(now):
             assert p.label
             found += 1
         # the cleaned text only keeps characters from outside the phrases, in order
-        rest = "".join(q[a:b] for a, b in zip([0] + [p.end for p in phrases], [p.start for p in phrases] + [len(q)]))
+        rest = "".join(
+            q[a:b] for a, b in zip([0] + [p.end for p in phrases], [p.start for p in phrases] + [len(q)], strict=True)
+        )
         assert _is_subsequence(text.replace(" ", ""), rest.replace(" ", "")), q
         assert text == " ".join(text.split())
     assert found > 150

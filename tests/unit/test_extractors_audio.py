@@ -69,7 +69,7 @@ def _aligned_correlation(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _tone(seconds: float, rate: int, freq: float = 440.0) -> np.ndarray:
-    t = np.arange(int(round(seconds * rate))) / rate
+    t = np.arange(round(seconds * rate)) / rate
     return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
@@ -325,5 +325,5 @@ def test_video_without_sound_has_no_audio_stream(tmp_path: Path) -> None:
 
 
 def test_bad_max_seconds_is_a_programming_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_seconds must be positive"):
         decode_audio(tmp_path / "x.wav", max_seconds=0)

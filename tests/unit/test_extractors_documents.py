@@ -92,7 +92,7 @@ def _assert_chunks_are_consistent(doc: ExtractedDocument, *, is_pdf: bool) -> No
         assert chunk.text == chunk.text.strip() and chunk.text
         assert count(chunk.text) <= 75
         covered[page_index][chunk.char_start : chunk.char_end] = b"\x01" * (chunk.char_end - chunk.char_start)
-    for page, marks in zip(doc.pages, covered):
+    for page, marks in zip(doc.pages, covered, strict=True):
         assert all(marks[i] or ch.isspace() for i, ch in enumerate(page))
 
 
@@ -156,7 +156,7 @@ def test_longer_korean_passage_round_trips_through_cp949(tmp_path: Path) -> None
 
 
 def test_decode_text_prefers_bom_then_utf8() -> None:
-    assert decode_text("naïve café".encode("utf-8")) == ("naïve café", "utf-8")
+    assert decode_text("naïve café".encode()) == ("naïve café", "utf-8")
     assert decode_text(b"\xef\xbb\xbfhello") == ("hello", "utf-8")
     assert decode_text(b"\xfe\xff" + "hello".encode("utf-16-be")) == ("hello", "utf-16-be")
 

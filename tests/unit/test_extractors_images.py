@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import ExtractionError, UnsupportedFileError
-from engine.extractors import AUDIO_EXTENSIONS, DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, kind_for_path
-from engine.extractors import images
+from engine.extractors import AUDIO_EXTENSIONS, DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, images, kind_for_path
 from engine.extractors.images import ExtractedImage, extract_image, save_thumbnail
 
 from ._data import corpus_dir, flagged_broken, manifest
@@ -384,7 +383,7 @@ def test_unreadable_file_says_permission_denied(tmp_path: Path, monkeypatch: pyt
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(images.Image, "open", refuse)  # tests run as root, where chmod 000 does not stop reads
-    with pytest.raises(ExtractionError, match="^permission denied"):
+    with pytest.raises(ExtractionError, match=r"^permission denied"):
         extract_image(path)
 
 
@@ -394,7 +393,7 @@ def test_heic_is_reported_as_unsupported() -> None:
 
 
 def test_bad_max_side_is_a_programming_error(tmp_path: Path) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="max_side must be at least 1"):
         extract_image(tmp_path / "whatever.jpg", max_side=0)
 
 

@@ -41,7 +41,7 @@ def exact(
 
 def recall(found, truth) -> float:
     k = truth.shape[1]
-    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found, truth, strict=True)]))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_recall_against_exact_search(data, metric, quantize):
     truth, truth_d = exact(base, ids, queries, 10, metric)
     found = [index.search(q, 10, ef=64) for q in queries]
     assert recall([f for f, _ in found], truth) >= 0.95
-    for (f_ids, f_d), t_d in zip(found, truth_d):
+    for (f_ids, f_d), t_d in zip(found, truth_d, strict=True):
         assert f_ids.dtype == np.int64 and f_d.dtype == np.float32
         assert np.all(np.diff(f_d) >= 0), "nearest first"
         assert f_d[0] == pytest.approx(t_d[0], rel=1e-3, abs=1e-3)  # exact distances
@@ -106,7 +106,7 @@ def test_filtered_recall(data, built, fraction, plan):
 
 
 def test_filter_with_fewer_than_k_passing(data, built):
-    base, ids, queries = data
+    _base, ids, queries = data
     allowed = np.array([ids[5], ids[17], ids[3000], 999_999_999])  # one unknown id
     for plan in (None, "graph", "scan"):
         found, dist = built.search(queries[0], 10, allowed=allowed, plan=plan)

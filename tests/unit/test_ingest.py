@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from datetime import datetime
@@ -267,7 +268,7 @@ def test_documents_are_cut_into_passages_of_the_text_models_size(folder, indexer
     counts = [library.text_model.count_tokens(details[i]["text"]) for i in ids]
     assert len(ids) > 1 and max(counts) <= limit and min(counts) >= limit // 4
     spans = [(details[i]["locator"]["char_start"], details[i]["locator"]["char_end"]) for i in ids]
-    assert all(b[0] < a[1] for a, b in zip(spans, spans[1:]))  # consecutive passages overlap
+    assert all(b[0] < a[1] for a, b in itertools.pairwise(spans))  # consecutive passages overlap
     # Passages are in the text space, photos in the clip space.
     assert store.count_items("text") == len(store.item_catalog(space="text")[0]) >= 3
     assert store.count_items("clip") == 3

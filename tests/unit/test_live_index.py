@@ -179,7 +179,7 @@ def test_saved_index_is_loaded_and_catches_up(store, tmp_path):
     assert again.state == "ready" and len(again.index) == 606
     path, vecs = next(iter(new.items()))
     assert again.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
-    for q, old in zip(queries, before):
+    for q, old in zip(queries, before, strict=True):
         hits = again.search(q, 10)[0]
         assert [h[0] for h in hits if h[0] < 601] == [h[0] for h in old][: len([h for h in hits if h[0] < 601])]
 

@@ -99,7 +99,7 @@ class FakeChatServer:
         self.gates.append(event)
         return event
 
-    def __enter__(self) -> "FakeChatServer":
+    def __enter__(self) -> FakeChatServer:
         self.thread.start()
         return self
 
@@ -217,7 +217,7 @@ def test_connection_refused_is_an_llm_error_naming_the_address():
 
 
 @pytest.mark.parametrize(
-    "script, expected",
+    ("script", "expected"),
     [
         ([b"data: {not json\n\n", b"data: [DONE]\n\n"], "unreadable data line"),
         ([b"data: [1, 2]\n\n"], "not a JSON object"),
@@ -263,7 +263,7 @@ def test_closing_the_iterator_closes_the_connection(chat_server):
 
 
 @pytest.mark.parametrize(
-    "url, expected",
+    ("url", "expected"),
     [
         ("http://localhost:11434/v1", "http://localhost:11434/v1/chat/completions"),
         ("http://localhost:11434/v1/", "http://localhost:11434/v1/chat/completions"),

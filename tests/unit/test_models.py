@@ -308,7 +308,7 @@ def test_failed_download_is_a_clear_error_and_a_good_one_fills_the_cache(tmp_pat
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(open_clip, "download_pretrained", unreachable)
-    with pytest.raises(ModelUnavailableError, match="Could not download CLIP weights for ViT-B-32.*unreachable"):
+    with pytest.raises(ModelUnavailableError, match=r"Could not download CLIP weights for ViT-B-32.*unreachable"):
         build_clip(settings).load()
 
     # A download that works lands in Shoebox's own cache and is found there from then on.
@@ -367,7 +367,7 @@ def test_explicit_weights_files_win_and_name_the_identity(tmp_path, tiny_home):
     assert transcriber.weights == f"file:{file_sha256(whisper_file)[:12]}"
     transcriber.load()
 
-    with pytest.raises(ModelUnavailableError, match="SHOEBOX_CLIP_WEIGHTS is set to .*no file there"):
+    with pytest.raises(ModelUnavailableError, match=r"SHOEBOX_CLIP_WEIGHTS is set to .*no file there"):
         build_clip(make_settings(tiny_home, SHOEBOX_CLIP_WEIGHTS=str(tmp_path / "nope.safetensors")))
 
 

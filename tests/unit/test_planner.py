@@ -195,8 +195,8 @@ def test_autotagger_threshold_and_vocabulary_errors(tmp_path, tiny_clip):
     from engine.autotag import AutoTagger, read_vocabulary
     from engine.errors import UsageError
 
+    (tmp_path / "empty.txt").write_text("# nothing\n")
     with pytest.raises(UsageError, match="no tags"):
-        (tmp_path / "empty.txt").write_text("# nothing\n")
         read_vocabulary(tmp_path / "empty.txt")
     with pytest.raises(UsageError, match="cannot read"):
         read_vocabulary(tmp_path / "missing.txt")

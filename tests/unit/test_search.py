@@ -110,10 +110,11 @@ def test_empty_query_is_a_usage_error(library):
 
 
 def test_keyword_only_before_any_model(tmp_path):
+    import numpy as np
+
     from engine.library import Library
     from engine.settings import load_settings
     from engine.store import NewItem
-    import numpy as np
 
     lib = Library(load_settings(home=tmp_path / "nomodel", env={}))
     try:
@@ -213,7 +214,7 @@ def words_library(tmp_path, library):
 
 
 @pytest.mark.parametrize(
-    "query, expected",
+    ("query", "expected"),
     [
         ("IMG_4242", ["Pictures/제주도 여행/IMG_4242.jpg"]),
         ("IMG 1036", ["Pictures/IMG_1036.jpg"]),

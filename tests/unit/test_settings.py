@@ -43,7 +43,7 @@ def test_saved_settings_are_read_and_environment_wins(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "env, words",
+    ("env", "words"),
     [
         ({"SHOEBOX_DEVICE": "tpu"}, "SHOEBOX_DEVICE"),
         ({"SHOEBOX_BATCH_SIZE": "many"}, "whole number"),

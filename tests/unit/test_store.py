@@ -220,7 +220,7 @@ def test_meta_is_json(store):
 
 
 def test_rolled_back_transaction_leaves_nothing(store):
-    with pytest.raises(RuntimeError):
+    def add_then_die():
         with store.transaction():
             store.add_file(
                 "/x.jpg",
@@ -233,6 +233,9 @@ def test_rolled_back_transaction_leaves_nothing(store):
                 vectors=_vec(1, 0, 0, 0),
             )
             raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        add_then_die()
     assert store.get_file("/x.jpg") is None
     assert store.count_items() == 0
 

@@ -33,7 +33,7 @@ def test_folding_makes_ligatures_full_width_and_case_one_form():
 
 
 @pytest.mark.parametrize(
-    "text, query, expected",
+    ("text", "query", "expected"),
     [
         ("She started the engine by the starboard light", "star", []),
         ("The sourdough starter and a star biscuit", "star", ["star"]),
@@ -114,7 +114,7 @@ def test_the_quick_path_finds_exactly_what_reading_every_word_finds():
         "happily happy dry dries cafe café ＴＯＫＹＯ misﬁts Straße"
     ).split()
     separators = [" ", "  ", ", ", ". ", "\n", " - ", "_", "(", ")", "'", "’", "«", "—", "/"]
-    queries = vocab + ['"boiler service"', "recei*", "star*", "run*", "dry", "happily"]
+    queries = [*vocab, '"boiler service"', "recei*", "star*", "run*", "dry", "happily"]
     rng = random.Random(1)
     for _ in range(2000):
         text = "".join(rng.choice(vocab) + rng.choice(separators) for _ in range(rng.randint(1, 30)))

@@ -258,8 +258,7 @@ def check(notes: dict[str, Note], queries: list) -> tuple[list[str], Counter]:
         if len(set(expect)) != len(expect):
             problems.append(f"{where}: duplicate expected path")
         missing = [e for e in expect if e not in notes]
-        for e in missing:
-            problems.append(f"{where}: expected file notes/{e} does not exist")
+        problems.extend(f"{where}: expected file notes/{e} does not exist" for e in missing)
         if missing:
             continue
         targets = [notes[e] for e in expect]
