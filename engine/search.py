@@ -517,8 +517,9 @@ def _search(
     known_words = False  # does any typed word occur anywhere in the library?
     named_files: set[int] = set()
     if terms:
-        limit = pool if not q.filtered() else 2000
-        keyword_hits = store.keyword_search(terms, limit=limit)
+        # The filters go into the word and name lookups, so the best matches are the best of those that pass.
+        within = filters if q.filtered() else None
+        keyword_hits = store.keyword_search(terms, limit=pool + len(excluded), filters=within)
         passing = q.passes_many([item_id for item_id, _ in keyword_hits])
         kept = 0
         for (item_id, _), ok in zip(keyword_hits, passing):
@@ -528,7 +529,7 @@ def _search(
                 continue
             candidates.setdefault(item_id, _Candidate(item_id, "")).keyword = True
             kept += 1
-        named = store.name_search(terms, limit=pool)
+        named = store.name_search(terms, limit=pool, filters=within)
         named_files = {f for f, _ in named}
         known_words = bool(keyword_hits or named)
         if named:

@@ -1304,7 +1304,9 @@ class LibraryStore:
             yield ids, vecs
             last = int(ids[-1])
 
-    def keyword_search(self, terms: Sequence[Term | str], limit: int) -> list[tuple[int, float]]:
+    def keyword_search(
+        self, terms: Sequence[Term | str], limit: int, filters: Filters | None = None
+    ) -> list[tuple[int, float]]:
         """Items whose text holds the terms, best first, as (item id, rank; lower is better).
 
         ``terms`` come from :func:`engine.text.parse_query` (a plain string is
@@ -1312,51 +1314,66 @@ class LibraryStore:
         the word index (whole words and stems, ranked by bm25); substrings
         (CJK) in the trigram index, or, under three characters, by a scan.
         Nothing a person types can be an FTS5 syntax error: keys hold only
-        letters and digits and every one is quoted.
+        letters and digits and every one is quoted.  With ``filters``, only
+        items passing them are matched, so the ``limit`` best are the best
+        of those (a filter applied afterwards would lose matches beyond it).
         """
         parsed = _as_terms(terms)
         words = [t for t in parsed if t.kind != "substring"]
         substrings = [t for t in parsed if t.kind == "substring"]
+        within = self._items_within(filters)
         hits: dict[int, float] = {}
         if words:
-            for item_id, rank in self._ranked_matches("item_words", [t.fts_words() for t in words], limit):
+            for item_id, rank in self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within):
                 hits[item_id] = rank
         long_subs = [t.keys[0] for t in substrings if len(t.keys[0]) >= 3]
         if long_subs:
-            for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit):
+            for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit, within):
                 hits[item_id] = hits.get(item_id, 0.0) + rank
         for term in substrings:
             key = term.keys[0]
             if len(key) >= 3:
                 continue
             for (item_id,) in self._query(
-                "SELECT rowid FROM item_text WHERE text LIKE ? ESCAPE '\\' LIMIT ?", (_like_pattern(key), limit)
+                f"SELECT rowid FROM item_text WHERE text LIKE ? ESCAPE '\\'{within[0]} LIMIT ?",
+                (_like_pattern(key), *within[1], limit),
             ):
                 # A short substring hit counts like a weak keyword match.
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
 
-    def _ranked_matches(self, table: str, expressions: list[str], limit: int) -> list[tuple[int, float]]:
+    def _items_within(self, filters: Filters | None) -> tuple[str, list[Any]]:
+        """An ``AND rowid IN (...)`` clause (and its parameters) keeping the items that pass ``filters``."""
+        if filters is None or filters.empty:
+            return "", []
+        where, params = self._filter_sql(filters)
+        return f" AND rowid IN (SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})", params
+
+    def _ranked_matches(
+        self, table: str, expressions: list[str], limit: int, within: tuple[str, list[Any]] = ("", [])
+    ) -> list[tuple[int, float]]:
         """bm25-ranked matches of any of the FTS5 ``expressions`` in ``table``, leaving out common ones.
 
         A term in a large share of the items says almost nothing about
         relevance (its IDF is near zero) but costs the most to rank, so such
         terms are left out while a rarer one remains; when every term is that
         common, each contributes its first matches unranked, and an item
-        matching more terms ranks first.
+        matching more terms ranks first.  ``within`` restricts the rows (see
+        :meth:`_items_within`).
         """
+        clause, params = within
         cap = max(COMMON_TERM_MIN, int(COMMON_TERM_SHARE * self.count_items()))
         rare = [e for e in expressions if self._count_matches(table, e) <= cap]
         if rare:
             return self._query(
-                f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ? ORDER BY rank LIMIT ?",
-                (" OR ".join(rare), limit),
+                f"SELECT rowid, bm25({table}) FROM {table} WHERE {table} MATCH ?{clause} ORDER BY rank LIMIT ?",
+                (" OR ".join(rare), *params, limit),
             )
         summed: dict[int, float] = {}
         share = max(limit, cap // (4 * len(expressions)))
         for expression in expressions:
             for (item_id,) in self._query(
-                f"SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?", (expression, share)
+                f"SELECT rowid FROM {table} WHERE {table} MATCH ?{clause} LIMIT ?", (expression, *params, share)
             ):
                 summed[item_id] = summed.get(item_id, 0.0) - 1.0
         return sorted(summed.items(), key=lambda r: r[1])[:limit]
@@ -1398,22 +1415,31 @@ class LibraryStore:
                 counts.append(self._count_matches("item_text", _like_pattern(term.keys[0]), like=True))
         return counts
 
-    def name_search(self, terms: Sequence[Term | str], limit: int) -> list[tuple[int, float]]:
-        """Indexed files whose name or folders hold the terms, best first, as (file id, rank; lower is better)."""
+    def name_search(
+        self, terms: Sequence[Term | str], limit: int, filters: Filters | None = None
+    ) -> list[tuple[int, float]]:
+        """Indexed files whose name or folders hold the terms, best first, as (file id, rank; lower is better).
+
+        With ``filters``, only files with an item passing them are matched.
+        """
         parsed = _as_terms(terms)
         hits: dict[int, float] = {}
+        clause, params = "", []
+        if filters is not None and not filters.empty:
+            where, params = self._filter_sql(filters)
+            clause = f" AND rowid IN (SELECT i.file_id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})"
         words = [t.fts_words() for t in parsed if t.kind != "substring"]
         if words:
             for file_id, rank in self._query(
-                "SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ? ORDER BY rank LIMIT ?",
-                ("words : (" + " OR ".join(words) + ")", limit),
+                f"SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ?{clause} ORDER BY rank LIMIT ?",
+                ("words : (" + " OR ".join(words) + ")", *params, limit),
             ):
                 hits[file_id] = rank
         for term in parsed:
             if term.kind == "substring":
                 for (file_id,) in self._query(
-                    "SELECT rowid FROM file_names WHERE plain LIKE ? ESCAPE '\\' LIMIT ?",
-                    (_like_pattern(term.keys[0]), limit),
+                    f"SELECT rowid FROM file_names WHERE plain LIKE ? ESCAPE '\\'{clause} LIMIT ?",
+                    (_like_pattern(term.keys[0]), *params, limit),
                 ):
                     hits[file_id] = hits.get(file_id, 0.0) - 1.0
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]

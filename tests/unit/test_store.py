@@ -355,3 +355,53 @@ def test_adding_a_folder_makes_its_name_a_word_of_the_files_inside(store):
     store.add_root("/trips")
     assert [f for f, _ in store.name_search(["trips"], 5)] == [store.get_file("/trips/제주도 여행/day1.txt").id]
     assert len(store.name_search(["제주도"], 5)) == 1
+
+
+def _many_invoices(store, n_big=2600, n_small=3):
+    """``n_big`` notes saying "invoice" in /big (named invoice-N), then ``n_small`` in /small."""
+    with store.transaction():
+        for n in range(n_big):
+            store.add_file(
+                f"/big/invoice-{n}.txt",
+                size=10,
+                mtime=1.0,
+                content_hash=f"b{n}",
+                kind="document",
+                media_time=0.0,
+                items=[NewItem("text", text=f"invoice number {n}")],
+                vectors=_vec(1, 0, 0, 0),
+            )
+        for n in range(n_small):
+            store.add_file(
+                f"/small/invoice-{n}.txt",
+                size=10,
+                mtime=1.0,
+                content_hash=f"s{n}",
+                kind="document",
+                media_time=0.0,
+                items=[NewItem("text", text=f"invoice for the dentist {n}")],
+                vectors=_vec(0, 1, 0, 0),
+            )
+
+
+def test_a_selective_filter_keeps_every_keyword_and_name_match(store):
+    # "invoice" is in every item (a common word) and in every name; the few passing the filter
+    # come last.  Filtering after a cap (2,000 hits) lost them.
+    _many_invoices(store)
+    small = Filters(folder="/small")
+    hits = store.keyword_search(["invoice"], limit=60, filters=small)
+    assert sorted(store.item_details([i for i, _ in hits])[i]["path"] for i, _ in hits) == [
+        f"/small/invoice-{n}.txt" for n in range(3)
+    ]
+    named = store.name_search(["invoice"], limit=60, filters=small)
+    assert sorted(store.get_file_by_id(f).path for f, _ in named) == [f"/small/invoice-{n}.txt" for n in range(3)]
+    assert len(store.keyword_search(["invoice"], limit=60)) == 60  # unfiltered: the limit holds
+
+
+def test_a_filtered_search_finds_keyword_matches_past_any_cap(store):
+    from engine.query import Query
+    from engine.search import search
+
+    _many_invoices(store)
+    response = search(store, Query("invoice", filters=Filters(folder="/small"), k=10, min_relevance=0.0))
+    assert sorted(r.path for r in response.results) == [f"/small/invoice-{n}.txt" for n in range(3)]
