@@ -412,6 +412,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         stats["vector_index"] = indexes["clip"]  # the photos' index, as before there were two
         stats["vector_indexes"] = indexes
         stats["passages_waiting"] = len(library.store.files_missing_vectors("text"))
+        stats["model_changes"] = [
+            {"space": c.space, "recorded": c.recorded, "configured": c.configured, "staged": c.staged}
+            for c in library.model_changes()
+        ]
     if args.json:
         _print_json(stats)
         return 0
@@ -438,6 +442,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(
             f"          {stats['passages_waiting']} files' passages are found by words only until "
             f"`shoebox reembed --space text` (or the next `shoebox index`) embeds them"
+        )
+    for change in stats["model_changes"]:
+        what = "photos" if change["space"] == "clip" else "passages"
+        doing = "a re-embed is under way or was stopped" if change["staged"] else "searching is refused"
+        print(
+            f"model     the {what} were embedded with {change['recorded']['name']} ({change['recorded']['weights']}); "
+            f"the settings name {change['configured']['name']} ({change['configured']['weights']}): {doing} "
+            f"until `shoebox reembed` finishes"
         )
     print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
     graphs = []

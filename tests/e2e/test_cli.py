@@ -117,6 +117,7 @@ def test_status(indexed):
     assert stats["files"] == {"image": 3, "document": 2, "audio": 0}
     assert stats["model"]["name"] == "test-tiny"
     assert stats["failed_files"][0]["path"].endswith("broken.jpg")
+    assert stats["model_changes"] == []
     text = shoebox(home, "status").stdout
     assert "3 photos, 2 documents" in text
 

@@ -124,3 +124,33 @@ def test_items_indexed_during_a_reembed_get_new_vectors_before_the_switch(built,
         lib.reembed(space="clip")
         assert lib.store.count_items("clip") == PHOTOS + 1
         assert str(root / "photo-new.png") in _like(lib, root)
+
+
+def test_the_command_line_refuses_and_reports_another_model(built, tiny_text):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, tiny_env
+
+    home, _root = built
+    env = dict(tiny_env(home), SHOEBOX_CLIP_PRETRAINED="seed1")
+    search = subprocess.run(
+        [sys.executable, "-m", "engine", "search", "boiler"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert search.returncode == 1 and "shoebox reembed" in search.stderr and "Traceback" not in search.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "engine", "status", "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [change] = json.loads(status.stdout)["model_changes"]
+    assert (change["space"], change["recorded"]["weights"], change["configured"]["weights"], change["staged"]) == (
+        "clip",
+        "seed0",
+        "seed1",
+        False,
+    )
