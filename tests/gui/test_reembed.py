@@ -181,3 +181,38 @@ def test_going_back_says_when_the_environment_names_the_new_model(qtbot, window,
         window.restore_models_action.trigger()
     assert window.controller.settings.clip_model == "ViT-B-32"
     assert "SHOEBOX_CLIP_MODEL is set in the environment" in window.banner.text()
+
+
+def test_the_window_reembeds_a_real_library_and_searches_throughout(qtbot, tmp_path, corpus, tiny_whisper, tiny_text):
+    """No stand-ins: a library written by test-tiny seed 0, opened with seed 1 configured."""
+    from engine.library import Library
+    from engine.settings import load_settings
+    from tests.conftest import TINY_ENV
+
+    home = tmp_path / "real-lib"
+    with Library(load_settings(home=home, env=dict(TINY_ENV)), text_model=tiny_text, whisper=tiny_whisper) as old:
+        assert old.index([corpus.root]).added == 5
+    settings = load_settings(home=home, env=dict(TINY_ENV, SHOEBOX_CLIP_PRETRAINED="seed1"))
+    library = Library(settings, text_model=tiny_text, whisper=tiny_whisper)
+    w = MainWindow(library=library)
+    w.results.set_threshold(None)
+    qtbot.addWidget(w)
+    with qtbot.waitSignal(w.controller.model_changes_found, timeout=20_000) as found:
+        w.show()
+    [change] = found.args[0]
+    assert (change.space, change.recorded["weights"], change.configured["weights"]) == ("clip", "seed0", "seed1")
+    assert "Re-embed the library with the new model?" in w.banner.text()
+
+    c = w.controller
+    with qtbot.waitSignal(c.reembed_finished, timeout=60_000) as finished:
+        w.banner.action_button.click()
+        search(qtbot, w, "boiler")  # meanwhile: searches go on (with the old model's vectors)
+        assert str(corpus.boiler) in w.results.passage_paths()
+    assert not finished.args[0].cancelled and finished.args[0].reembedded == 3
+    qtbot.waitUntil(lambda: c.model_changes() == [] and not c.reembedding, timeout=20_000)
+    assert library.store.model_identity("clip")["weights"] == "seed1"
+    assert w.banner.text() == "The library is re-embedded: searches now use the new model."
+    search(qtbot, w, "boiler")
+    assert str(corpus.boiler) in w.results.passage_paths()
+    w.close()
+    library.close()
