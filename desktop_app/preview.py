@@ -5,12 +5,18 @@ full passage, the camera, the full-size picture) is read on the thread pool.
 The recording player (QtMultimedia) is created only when a recording is first
 previewed, and its audio output only when the person presses Play, so the
 window never loads the multimedia stack, nor opens an audio device, for
-nothing.
+nothing.  Where QtMultimedia cannot load (Linux without PulseAudio's client
+library), a recording shows its transcript and a line saying what playback needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import importlib
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +50,8 @@ from .tasks import run_task
 
 PREVIEW_SIDE = 1600  # the longest side a previewed photo is decoded at
 
+log = logging.getLogger(__name__)
+
 
 def _quiet_multimedia_probes() -> None:
     # QtMultimedia's FFmpeg backend looks for optional system libraries
@@ -54,6 +62,29 @@ def _quiet_multimedia_probes() -> None:
 
 
 _quiet_multimedia_probes()
+
+
+def playback_unavailable_text(error: str, platform: str = sys.platform) -> str:
+    """What a recording's preview says when QtMultimedia cannot be imported; ``error`` is the ImportError's text."""
+    if platform.startswith("linux"):
+        missing = re.search(r"\b(lib[\w+-]+\.so[\w.]*)", error)
+        if missing and not missing.group(1).startswith("libpulse"):
+            return f"Audio playback needs a system library that is not installed ({missing.group(1)})."
+        # PySide6's QtMultimedia links PulseAudio's client library, which minimal systems leave out.
+        return "Audio playback needs the system's audio library (on Debian/Ubuntu: sudo apt install libpulse0)."
+    return (
+        "Audio playback is not available: Qt's multimedia library could not be loaded (reinstalling Shoebox may help)."
+    )
+
+
+@functools.cache
+def qt_multimedia() -> tuple[Any, str | None]:
+    """``(PySide6.QtMultimedia, None)``, imported on first use, or ``(None, what to tell the person)``."""
+    try:
+        return importlib.import_module("PySide6.QtMultimedia"), None
+    except ImportError as exc:
+        log.info("audio playback is not available: %s", exc)
+        return None, playback_unavailable_text(str(exc))
 
 
 class ScaledImage(QLabel):
@@ -185,6 +216,10 @@ class PreviewPane(QWidget):
         self.from_start_button = QPushButton("Back to the moment")
         self.from_start_button.setToolTip("Go back to where the words were found")
         self.from_start_button.clicked.connect(self.seek_to_moment)
+        self.playback_note = QLabel()  # why the recording cannot be played here, where it cannot
+        self.playback_note.setWordWrap(True)
+        self.playback_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.playback_note.hide()
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
         controls.addWidget(self.play_button)
@@ -193,6 +228,7 @@ class PreviewPane(QWidget):
         recording_page = QWidget()
         recording_layout = QVBoxLayout(recording_page)
         recording_layout.setContentsMargins(0, 0, 0, 0)
+        recording_layout.addWidget(self.playback_note)
         recording_layout.addLayout(controls)
         recording_layout.addWidget(self.from_start_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.recording_page = recording_page
@@ -420,10 +456,16 @@ class PreviewPane(QWidget):
     # -- the recording player -------------------------------------------------------------------
 
     def _ensure_player(self) -> Any:
+        """The player, created for the first recording; None where QtMultimedia cannot load."""
         if self.player is None:
-            from PySide6.QtMultimedia import QMediaPlayer
-
-            self.player = QMediaPlayer(self)
+            multimedia, problem = qt_multimedia()
+            for control in (self.play_button, self.position_slider, self.from_start_button):
+                control.setEnabled(multimedia is not None)
+            self.playback_note.setText(problem or "")
+            self.playback_note.setVisible(multimedia is None)
+            if multimedia is None:
+                return None
+            self.player = multimedia.QMediaPlayer(self)
             self.player.mediaStatusChanged.connect(self._media_status)
             self.player.positionChanged.connect(self._position_changed)
             self.player.durationChanged.connect(self._duration_changed)
@@ -432,15 +474,16 @@ class PreviewPane(QWidget):
         return self.player
 
     def _load_recording(self, path: str, start_ms: int) -> None:
-        player = self._ensure_player()
-        from PySide6.QtMultimedia import QMediaPlayer
-
         self.start_ms = start_ms
+        player = self._ensure_player()
+        if player is None:
+            self.time_label.setText(format_clock(start_ms / 1000))  # where the words are; there is no length
+            return
         url = QUrl.fromLocalFile(path)
         if player.source() == url and player.mediaStatus() not in (
-            QMediaPlayer.MediaStatus.NoMedia,
-            QMediaPlayer.MediaStatus.LoadingMedia,
-            QMediaPlayer.MediaStatus.InvalidMedia,
+            player.MediaStatus.NoMedia,
+            player.MediaStatus.LoadingMedia,
+            player.MediaStatus.InvalidMedia,
         ):
             player.pause()
             self._pending_seek = None
@@ -453,9 +496,7 @@ class PreviewPane(QWidget):
         self._update_time(start_ms, player.duration())
 
     def _media_status(self, status: Any) -> None:
-        from PySide6.QtMultimedia import QMediaPlayer
-
-        if status == QMediaPlayer.MediaStatus.LoadedMedia and self._pending_seek is not None:
+        if status == self.player.MediaStatus.LoadedMedia and self._pending_seek is not None:
             position, self._pending_seek = self._pending_seek, None
             self.player.setPosition(position)
 
@@ -463,13 +504,11 @@ class PreviewPane(QWidget):
         """Play from the found moment (the first time), or pause / resume."""
         if self.player is None or self._result is None or self._result.kind != "audio":
             return
-        from PySide6.QtMultimedia import QAudioOutput, QMediaPlayer
-
-        if self.player.playbackState() == QMediaPlayer.PlaybackState.PlayingState:
+        if self.player.playbackState() == self.player.PlaybackState.PlayingState:
             self.player.pause()
             return
         if self.audio_output is None:
-            self.audio_output = QAudioOutput(self)
+            self.audio_output = qt_multimedia()[0].QAudioOutput(self)
             self.player.setAudioOutput(self.audio_output)
         self.player.play()
 
@@ -495,9 +534,7 @@ class PreviewPane(QWidget):
         self._update_time(self.player.position(), duration)
 
     def _playback_state(self, state: Any) -> None:
-        from PySide6.QtMultimedia import QMediaPlayer
-
-        playing = state == QMediaPlayer.PlaybackState.PlayingState
+        playing = state == self.player.PlaybackState.PlayingState
         icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
         self.play_button.setIcon(self.style().standardIcon(icon))
         self.play_button.setAccessibleName("Pause" if playing else "Play")

@@ -1,4 +1,4 @@
-"""Shared fixtures: a library in tmp_path, the test-tiny models, the shared corpora.
+"""Shared fixtures: a library in tmp_path and the test-tiny models.
 
 Tests never touch the user's real library: SHOEBOX_HOME points into a
 temporary folder for every test, and HF_HUB_OFFLINE makes any stray download
@@ -16,7 +16,6 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("SHOEBOX_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 TINY_ENV = {
     "SHOEBOX_CLIP_MODEL": "test-tiny",
@@ -95,13 +94,6 @@ def library(tmp_path, tiny_clip, tiny_whisper, tiny_text):
     lib = Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text)
     yield lib
     lib.close()
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_DATA}")
-    return SHARED_DATA
 
 
 def tiny_env(home: Path) -> dict[str, str]:

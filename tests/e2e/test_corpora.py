@@ -1,7 +1,8 @@
-"""Index the shared real-world corpora: broken files are failed with a reason, the rest indexed.
+"""Index the real-world test corpora: broken files are failed with a reason, the rest indexed.
 
-The corpora (../shared/data/corpora) hold real photos, PDFs, recordings and text files from
-public repositories, many of them broken on purpose.  Indexing all of them must never crash.
+The corpora (tests/data/corpora, or the full shared set named by SHOEBOX_SHARED_DATA) hold real
+photos, PDFs, recordings and text files from public repositories, many of them broken on purpose.
+Indexing all of them must never crash.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from engine.store import Filters
-from tests.unit._data import CORPORA, flagged_broken, manifest
+from tests.unit._data import CORPORA, corpus_dir, flagged_broken, manifest
 
 FOLDERS = ("images", "pdfs", "audio", "text")
 
@@ -37,8 +38,8 @@ UNREADABLE = {
 
 @pytest.fixture(scope="module")
 def corpora_run(tmp_path_factory):
-    if not CORPORA.is_dir():
-        pytest.skip(f"shared corpora not found at {CORPORA}")
+    for folder in FOLDERS:
+        corpus_dir(folder)
     from engine.library import Library
     from engine.settings import load_settings
     from tests.conftest import TINY_ENV
@@ -65,6 +66,11 @@ def test_run_completes_and_database_is_sound(corpora_run):
     summary, _rows, stats, integrity, _ = corpora_run
     assert integrity == "ok"
     assert not summary.cancelled
+    # Every file of a supported type in the manifests was seen, and all but the failed ones indexed.
+    listed = {f"{folder}/{r['relative_path']}" for folder in FOLDERS for r in manifest(folder)}
+    assert set(rows) == {path for path in listed if _supported(path)}
+    indexed = [path for path, row in rows.items() if row.status == "indexed"]
+    assert sum(stats["files"].values()) == len(indexed)
     assert stats["files"]["image"] > 40 and stats["files"]["document"] > 20 and stats["files"]["audio"] > 15
 
 

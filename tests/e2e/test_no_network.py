@@ -11,6 +11,7 @@ from engine.library import Library
 from engine.settings import load_settings
 from tests.conftest import TINY_ENV
 from tests.helpers import make_photo, make_text
+from tests.unit._data import corpus_dir
 
 
 class NetworkUsed(AssertionError):
@@ -33,13 +34,13 @@ def test_network_really_is_blocked(no_network):
         socket.create_connection(("example.org", 80))
 
 
-def test_indexing_and_searching_offline(tmp_path, no_network, shared_data):
+def test_indexing_and_searching_offline(tmp_path, no_network):
     root = tmp_path / "files"
     make_photo(root / "a.jpg", 1)
     make_photo(root / "b.png", 2)
     make_text(root / "n.txt", "offline notes about the attic")
-    shutil.copy(shared_data / "corpora" / "audio" / "jfk.flac", root / "jfk.flac")
-    shutil.copy(shared_data / "corpora" / "pdfs" / "crazyones.pdf", root / "crazyones.pdf")
+    shutil.copy(corpus_dir("audio") / "jfk.mp3", root / "jfk.mp3")
+    shutil.copy(corpus_dir("pdfs") / "crazyones.pdf", root / "crazyones.pdf")
     # A fresh home: the models are built and their weights resolved with the network blocked.
     with Library(load_settings(home=tmp_path / "home", env=dict(TINY_ENV))) as library:
         summary = library.index([root])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from PySide6.QtCore import QUrl
 
 from desktop_app.controller import AppController
 from desktop_app.main_window import MainWindow
-from desktop_app.preview import PreviewPane
+from desktop_app.preview import PreviewPane, playback_unavailable_text, qt_multimedia
 from engine.search import SearchResult
 from tests.gui import test_main_window as shared
 from tests.gui.test_main_window import search
@@ -73,6 +75,40 @@ def pane(qtbot):
     widget.show()
     yield widget
     widget.shutdown()
+
+
+@pytest.fixture
+def playback():
+    """QtMultimedia, for the tests of real playback."""
+    multimedia, problem = qt_multimedia()
+    if multimedia is None:
+        # Not data that could be copied into the repository: a library of the system.
+        pytest.skip(f"QtMultimedia cannot be loaded on this machine: {problem}")
+    return multimedia
+
+
+@pytest.fixture
+def no_multimedia(monkeypatch):
+    """QtMultimedia fails to import, as it does on Linux without libpulse0."""
+    monkeypatch.setitem(sys.modules, "PySide6.QtMultimedia", None)
+    qt_multimedia.cache_clear()
+    yield
+    qt_multimedia.cache_clear()  # the next test imports the real module again
+
+
+def recording_result(path: Path, start: float = 1.5, end: float = 2.5, snippet: str = "call the «plumber»"):
+    return SearchResult(
+        path=str(path),
+        kind="audio",
+        score=1.0,
+        locator={"start": start, "end": end},
+        snippet=snippet,
+        media_time="2024-02-03T10:00:00",
+        tags=[],
+        item_id=1,
+        file_id=1,
+        similarity=0.3,
+    )
 
 
 @pytest.fixture
@@ -145,26 +181,16 @@ def test_a_pdf_passage_opens_at_its_page(qtbot, media_window, opened):
     assert "page 2" in window.statusBar().currentMessage()
 
 
-def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path):
-    from PySide6.QtMultimedia import QMediaPlayer
+def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path, playback):
+    QMediaPlayer = playback.QMediaPlayer  # noqa: N806
 
     tone = make_tone(tmp_path / "memo.wav", seconds=3.0)
-    segment = SearchResult(
-        path=str(tone),
-        kind="audio",
-        score=1.0,
-        locator={"start": 1.5, "end": 2.5},
-        snippet="call the «plumber»",
-        media_time="2024-02-03T10:00:00",
-        tags=[],
-        item_id=1,
-        file_id=1,
-        similarity=0.3,
-    )
     assert pane.player is None  # nothing multimedia exists until a recording is shown
-    pane.show_result(segment)
+    pane.show_result(recording_result(tone))
     player = pane.player
     assert player is not None and player.source() == QUrl.fromLocalFile(str(tone))
+    assert pane.play_button.isEnabled() and pane.position_slider.isEnabled()
+    assert pane.playback_note.isHidden()
     assert pane.start_ms == 1500
     qtbot.waitUntil(lambda: player.mediaStatus() == QMediaPlayer.MediaStatus.LoadedMedia, timeout=10_000)
     qtbot.waitUntil(lambda: player.position() == 1500, timeout=5_000)
@@ -206,7 +232,7 @@ def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path):
     assert pane.open_page_button.text() == "Open document"
 
 
-def test_a_recording_result_in_the_window_gets_a_player(qtbot, media_window):
+def test_a_recording_result_in_the_window_gets_a_player(qtbot, media_window, playback):
     window, root = media_window
     search(qtbot, window, "memo")
     recording = next(r for r in window.results.shown_results() if r.kind == "audio")
@@ -215,6 +241,67 @@ def test_a_recording_result_in_the_window_gets_a_player(qtbot, media_window):
     assert window.preview.player.source() == QUrl.fromLocalFile(str(root / "memo.wav"))
     assert window.preview.start_ms == round(recording.locator["start"] * 1000)
     assert not window.preview.recording_page.isHidden()
+
+
+def test_without_qt_multimedia_a_recording_shows_its_words_and_what_playback_needs(
+    qtbot, pane, tmp_path, no_multimedia, caplog
+):
+    tone = make_tone(tmp_path / "memo.wav", seconds=3.0)
+    with caplog.at_level(logging.INFO, logger="desktop_app.preview"):
+        pane.show_result(recording_result(tone))
+    assert pane.player is None
+    note = pane.playback_note.text()
+    assert note == playback_unavailable_text("import of PySide6.QtMultimedia halted; None in sys.modules")
+    assert note.startswith("Audio playback") and "Error" not in note and "Traceback" not in note
+    assert pane.playback_note.isVisibleTo(pane)
+    assert not pane.play_button.isEnabled()
+    assert not pane.position_slider.isEnabled() and not pane.from_start_button.isEnabled()
+    # Everything else is shown as with a player.
+    assert pane.passage_view.toPlainText() == "call the plumber"
+    assert pane.info_label.text().startswith("00:01–00:03")
+    assert pane.time_label.text() == "00:01"
+    [record] = [r for r in caplog.records if r.name == "desktop_app.preview"]
+    assert record.levelno == logging.INFO and "PySide6.QtMultimedia" in record.getMessage()
+    pane.toggle_playback()  # a click that reaches it anyway does nothing
+    pane.seek_to_moment()
+    assert pane.player is None
+    # The next recording says the same, without trying the import again.
+    pane.show_result(recording_result(tone, start=0.5, end=1.0, snippet="hello"))
+    assert pane.playback_note.text() == note and not pane.play_button.isEnabled()
+    assert pane.time_label.text() == "00:00"
+    assert len([r for r in caplog.records if r.name == "desktop_app.preview"]) == 1
+
+
+def test_without_qt_multimedia_a_recording_in_the_window_shows_its_transcript(qtbot, media_window, no_multimedia):
+    window, root = media_window
+    search(qtbot, window, "memo")
+    recording = next(r for r in window.results.shown_results() if r.kind == "audio")
+    with qtbot.waitSignal(window.preview.loaded, timeout=10_000):
+        window.results.select_items([recording.item_id], recording.item_id)
+    preview = window.preview
+    assert preview.title_label.text() == "memo.wav"
+    assert preview.player is None and not preview.play_button.isEnabled()
+    assert preview.playback_note.isVisibleTo(preview) and preview.playback_note.text().startswith("Audio playback")
+    assert preview.passage_view.isVisibleTo(preview) and preview.passage_view.toPlainText()
+
+
+@pytest.mark.parametrize(
+    ("platform", "error", "expected"),
+    [
+        ("linux", "libpulse.so.0: cannot open shared object file: No such file or directory",
+         "Audio playback needs the system's audio library (on Debian/Ubuntu: sudo apt install libpulse0)."),
+        ("linux", "libpulse-mainloop-glib.so.0: cannot open shared object file",
+         "Audio playback needs the system's audio library (on Debian/Ubuntu: sudo apt install libpulse0)."),
+        ("linux", "libva.so.2: cannot open shared object file: No such file or directory",
+         "Audio playback needs a system library that is not installed (libva.so.2)."),
+        ("darwin", "dlopen(QtMultimedia.abi3.so, 2): Library not loaded",
+         "Audio playback is not available: Qt's multimedia library could not be loaded (reinstalling Shoebox may help)."),
+        ("win32", "DLL load failed while importing QtMultimedia",
+         "Audio playback is not available: Qt's multimedia library could not be loaded (reinstalling Shoebox may help)."),
+    ],
+)  # fmt: skip
+def test_what_playback_needs_is_said_in_words_for_each_system(platform, error, expected):
+    assert playback_unavailable_text(error, platform) == expected
 
 
 def test_nothing_selected_shows_the_empty_state(pane):

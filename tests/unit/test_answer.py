@@ -26,6 +26,7 @@ from engine.calibration import Calibration
 from engine.errors import Cancelled, ModelUnavailableError, UsageError
 from engine.llm import LlmClient
 from engine.search import MARK_CLOSE, MARK_OPEN
+from tests.unit._data import qa_json
 from tests.unit.test_llm import FakeChatServer, closed_port_url, sse_stream
 
 NORMANS = (
@@ -565,8 +566,8 @@ def test_build_messages_numbers_sources_from_one():
 # --- measured on real question-answering data -----------------------------------------------
 
 
-def _qa_cases(path, limit=None):
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
+def _qa_cases(name, limit=None):
+    data = qa_json(name)["data"]
     articles = [
         [
             (p["context"], [(q["question"], [a["text"] for a in q["answers"]]) for q in p["qas"]])
@@ -609,8 +610,8 @@ def _retrieved(paragraphs, question, gold=None, k=5):
         ("KorQuAD_v1.0_dev.json", 300, 0.93, 0.75, 0.05),
     ],
 )
-def test_answers_on_squad_and_korquad(shared_data, name, limit, min_found, min_first, max_found_elsewhere):
-    articles, cases = _qa_cases(shared_data / "corpora" / "qa" / name, limit)
+def test_answers_on_squad_and_korquad(name, limit, min_found, min_first, max_found_elsewhere):
+    articles, cases = _qa_cases(name, limit)
     found = first = elsewhere = 0
     for a, p, question, answers in cases:
         result = ask(question, functools.partial(_retrieved, articles[a], gold=p))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import time
 import unicodedata
 
@@ -11,7 +10,7 @@ import pytest
 
 from engine.extractors.chunking import chunk_text, clip_token_counter
 
-from ._data import CORPORA, corpus_dir
+from ._data import corpus_dir, qa_json
 
 ENGLISH = (
     "The dentist's receipt came in March. It listed a cleaning, two X-rays and a check-up, "
@@ -155,12 +154,8 @@ def test_word_counts_add_up_to_the_tokenizer_count() -> None:
 
 def test_a_megabyte_of_text_takes_seconds_not_minutes() -> None:
     clip_token_counter()("warm up")  # building the tokenizer is not what is measured
-    squad = CORPORA / "qa" / "squad_v2_dev_subset_small.json"
-    if squad.is_file():
-        paragraphs = [p["context"] for d in json.loads(squad.read_text())["data"] for p in d["paragraphs"]]
-        text = "\n\n".join(paragraphs)
-    else:
-        text = ENGLISH * 100
+    squad = qa_json("squad_v2_dev_subset_small.json")
+    text = "\n\n".join(p["context"] for d in squad["data"] for p in d["paragraphs"])
     text = (text * (1_000_000 // len(text) + 1))[:1_000_000]
     started = time.perf_counter()
     spans = chunk_text(text)

@@ -1,4 +1,4 @@
-"""Document extraction: legacy-encoded text, HTML and PDFs from the shared corpus and made here."""
+"""Document extraction: legacy-encoded text, HTML and PDFs from the test corpus (tests/data) and made here."""
 
 from __future__ import annotations
 
@@ -222,10 +222,10 @@ def test_korean_html_without_charset_from_corpus() -> None:
 
 
 def test_expected_pdf_failures_cover_every_flagged_pdf() -> None:
-    if not PDF_ROWS:
-        pytest.skip("PDF corpus not found")
     flagged = {row["relative_path"] for row in PDF_ROWS if flagged_broken(row)}
     assert flagged <= set(EXPECTED_PDF_FAILURES) | set(FLAGGED_BUT_READABLE)
+    # Every refused and every recovered PDF is in the test corpus.
+    assert set(EXPECTED_PDF_FAILURES) | set(FLAGGED_BUT_READABLE) <= {row["relative_path"] for row in PDF_ROWS}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PDF_FAILURES))

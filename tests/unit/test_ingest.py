@@ -14,6 +14,8 @@ from engine.ingest import Indexer, content_hash, thumbnail_path
 from engine.store import Filters
 from tests.helpers import CountingModels, make_photo, make_text, make_tone
 
+from ._data import corpus_dir
+
 LONG_TEXT = " ".join(
     f"Paragraph {n} of the household notes talks about the dentist appointment, the passport renewal "
     f"and the insurance letter that arrived on day {n}."
@@ -242,10 +244,10 @@ def test_progress_and_cancel(tmp_path, indexer, library):
     assert file_progress[0][:2] == (1, 12)
 
 
-def test_recordings_become_timed_segments(tmp_path, indexer, library, shared_data):
+def test_recordings_become_timed_segments(tmp_path, indexer, library):
     root = tmp_path / "audio"
     root.mkdir()
-    shutil.copy(shared_data / "corpora" / "audio" / "jfk.wav", root / "jfk.wav")
+    shutil.copy(corpus_dir("audio") / "jfk.wav", root / "jfk.wav")
     make_tone(root / "tone.wav")
     summary = indexer().index([root])
     assert summary.failed == [] and summary.added == 2

@@ -37,8 +37,10 @@ from engine.models.tiny import write_tiny_clip_weights, write_tiny_whisper_weigh
 from engine.models.weights import file_sha256
 from engine.settings import load_settings
 
+from ._data import CORPORA
+
 REPO = Path(__file__).resolve().parents[2]
-JFK_WAV = Path("/work/shared/data/corpora/audio/jfk.wav")
+JFK_WAV = CORPORA / "audio" / "jfk.wav"
 TINY = {"SHOEBOX_CLIP_MODEL": TEST_TINY, "SHOEBOX_WHISPER_MODEL": TEST_TINY}
 
 
