@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -76,6 +76,9 @@ bench-startup: install-test
 
 bench-upkeep: install-test
 	$(BIN)/python benchmarks/upkeep.py
+
+bench-concurrency: install-test
+	$(BIN)/python benchmarks/concurrency.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

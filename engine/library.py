@@ -388,7 +388,10 @@ class Library:
         The search sees one committed state of the library while indexing goes
         on in another thread or process (see :meth:`consistent`).
         """
-        query = Query.of(query, **fields)
+        return self._search(Query.of(query, **fields))[0]
+
+    def _search(self, query: Query, then: Callable[[SearchResponse], Any] | None = None) -> tuple[SearchResponse, Any]:
+        """:meth:`search`, and ``then(response)`` called inside the same snapshot (None without it)."""
         if query.min_relevance is None:
             query = query.replace(min_relevance=self.settings.min_relevance)
         for _ in range(3):
@@ -399,7 +402,7 @@ class Library:
             with self.consistent(live):
                 if any(self.store.model_identity(space) != recorded[space] for space in SPACES):
                     continue  # re-embedded since the encoders were chosen: choose again
-                return search(
+                response = search(
                     self.store,
                     query,
                     clip=encoders["clip"],
@@ -407,6 +410,7 @@ class Library:
                     calibrations=calibrations,
                     live=live,
                 )
+                return response, (then(response) if then is not None else None)
         raise LibraryError("the library's models kept changing during the search; search again")
 
     def search_encoders(self) -> dict[str, Any]:
@@ -551,15 +555,21 @@ class Library:
         from .answer import SentenceMeaning, ask
         from .llm import client_from_settings
 
+        def texts(response: SearchResponse) -> dict[int, dict]:
+            # Read in the search's own snapshot: a passage deleted since is still the one found.
+            return self.store.item_details([r.item_id for r in response.results])
+
         def retrieve(text: str) -> list[Any]:
-            response = self.search(text, filters=filters, k=k, per_file=False)
+            query = Query(text, filters=filters or Filters(), k=k, per_file=False)
+            response, details = self._search(query, then=texts)
             if len(response.results) < k and response.dates:
                 # The question's date words may be about the content ("What changed
                 # in 2019?"), not when a file was made: also look at any date.
-                wider = self.search(text, filters=filters, k=k, understand_dates=False, per_file=False)
+                wider, more = self._search(query.replace(understand_dates=False), then=texts)
                 seen = {r.item_id for r in response.results}
                 response.results += [r for r in wider.results if r.item_id not in seen][: k - len(response.results)]
-            return self._passages(response.results)
+                details = {**more, **details}
+            return self._passages(response.results, details)
 
         meaning = None
         if self.store.space_dim("text") is not None:
@@ -586,10 +596,9 @@ class Library:
             chosen = next((i for i in ids if locator and details[i]["locator"] == locator), ids[0])
             return result_for_items(self.store, [chosen])[0]
 
-    def _passages(self, results: list[Any]) -> list[Any]:
+    def _passages(self, results: list[Any], details: dict[int, dict]) -> list[Any]:
         from .answer import Passage
 
-        details = self.store.item_details([r.item_id for r in results])
         passages = []
         keyword_rank = 0
         for r in results:
