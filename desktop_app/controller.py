@@ -231,6 +231,7 @@ class AppController(QObject):
 
         def load() -> None:
             missing: list[str] = []
+            library.warm_up()
             try:
                 library.clip.load()
                 # The tokenizers take ~0.3 s of GIL-holding work to build; done here

@@ -11,6 +11,7 @@ space) and Whisper for speech.  Each space has its own HNSW graph.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -34,6 +35,18 @@ log = logging.getLogger(__name__)
 # Below this many items no HNSW graph is kept: exact search is as fast and exact.
 GRAPH_MIN_ITEMS = 5000
 # Where each space's graph is saved, beside the database.
+# Imported on first use (the command line starts fast without them); the app imports them at start-up.
+_LAZY_MODULES = (
+    "engine.index.live",
+    "engine.dates",
+    "engine.answer",
+    "engine.llm",
+    "engine.autotag",
+    "engine.extractors.images",
+    "engine.extractors.documents",
+    "engine.extractors.chunking",
+    "engine.extractors.audio",
+)
 INDEX_FILES = {"clip": "vectors.hnsw", "text": "text-vectors.hnsw"}
 
 
@@ -137,6 +150,19 @@ class Library:
                 self._tagger = None
 
     # -- the HNSW indexes ---------------------------------------------------
+
+    @staticmethod
+    def warm_up() -> None:
+        """Import now what the first search, question or indexing run would otherwise stop to import.
+
+        The vector index's kernels (numba and llvmlite), the date grammar and
+        the extractors take hundreds of milliseconds to import (to compile,
+        where no bytecode is cached), most of it holding the interpreter lock,
+        which freezes the window if it happens while indexing runs; the app
+        calls this from its start-up worker instead.
+        """
+        for module in _LAZY_MODULES:
+            importlib.import_module(module)
 
     def index_path(self, space: str = "clip") -> Path:
         """The saved graph of ``space``'s current vectors (a re-embed's new vectors get a file of their own)."""

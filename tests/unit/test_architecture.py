@@ -146,3 +146,17 @@ def test_the_import_rule_sees_a_violation(tmp_path):
         ("engine.query", "Query"),
     ]
     assert {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)} >= {"library", "store"}
+
+
+def test_warm_up_imports_what_a_first_search_would_stop_for():
+    # The app's start-up worker calls Library.warm_up so that a first search during indexing
+    # never compiles the date grammar or loads numba while holding the GIL (tests/gui/test_responsiveness.py).
+    code = (
+        "import sys\n"
+        "from engine.library import Library, _LAZY_MODULES\n"
+        "before = [m for m in _LAZY_MODULES if m in sys.modules]\n"
+        "Library.warm_up()\n"
+        "print(before, all(m in sys.modules for m in _LAZY_MODULES), 'engine.dates' in _LAZY_MODULES)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] True True"
