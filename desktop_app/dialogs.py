@@ -109,7 +109,7 @@ class InlineMessage(QWidget):
             if hint.height() > window.height() or hint.width() > window.width():
                 window.resize(max(window.width(), hint.width()), max(window.height(), hint.height()))
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+    def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._fit()
 
@@ -453,7 +453,7 @@ class FirstRunDialog(QDialog):
             return
         super().reject()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
             self._close_clicked()
             event.ignore()

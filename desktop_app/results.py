@@ -88,6 +88,8 @@ ExtraRole = Qt.ItemDataRole.UserRole + 2  # True for a passage opened from a car
 ExpandedRole = Qt.ItemDataRole.UserRole + 3  # True for a card whose other passages are open
 THUMB_SIDE = 320  # as saved at index time
 DEFAULT_PHOTO_SIDE = 152  # the width of a thumbnail in the grid (the person can change it in the settings)
+# The invalid index, a model's root: the default parent of rowCount(), made once as a default argument would be.
+_ROOT = QModelIndex()
 
 
 def photo_frame(side: int) -> QSize:
@@ -191,7 +193,7 @@ class ThumbnailLoader(QObject):
         # The library closed or a file vanished under us: show placeholders, do not retry forever.
         if self._closed:
             return
-        self._loaded({file_id: None for file_id in batch})
+        self._loaded(dict.fromkeys(batch))
 
 
 def result_tooltip(result: Any) -> str:
@@ -241,7 +243,7 @@ class ResultListModel(QAbstractListModel):
                 return row
         return -1
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._results)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -1059,7 +1061,7 @@ __all__ = [
     "ResultRole",
     "ResultsView",
     "ThumbnailLoader",
-    "read_thumbnail",
     "read_scaled_image",
+    "read_thumbnail",
     "result_tooltip",
 ]

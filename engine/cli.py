@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any
 
 from . import __version__
 from .errors import Cancelled, ShoeboxError, UsageError

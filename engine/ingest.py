@@ -229,10 +229,15 @@ class Indexer:
         to_hash: list[_Candidate] = []
         for cand in candidates:
             row = cand.row
-            if cand.error is None and row is not None and row.size == cand.size and row.mtime == cand.mtime:
-                if row.status == "indexed" or not retry_failed:
-                    summary.unchanged += 1
-                    continue
+            if (
+                cand.error is None
+                and row is not None
+                and row.size == cand.size
+                and row.mtime == cand.mtime
+                and (row.status == "indexed" or not retry_failed)
+            ):
+                summary.unchanged += 1
+                continue
             to_hash.append(cand)
 
         # Hash in parallel: it is I/O and hashlib releases the GIL.

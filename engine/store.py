@@ -319,7 +319,7 @@ class LibraryStore:
             self._readers.clear()
             self._db.close()
 
-    def __enter__(self) -> "LibraryStore":
+    def __enter__(self) -> LibraryStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -500,7 +500,7 @@ class LibraryStore:
             if len(item_ids) != len(vectors) or (len(vectors) and vectors.shape[1] != int(staged["dim"])):
                 raise ValueError(f"{len(item_ids)} items need as many {staged['dim']}-dimensional vectors")
             written = 0
-            for item_id, vector in zip(item_ids, vectors):
+            for item_id, vector in zip(item_ids, vectors, strict=True):
                 rows = self._query(
                     "SELECT f.kind, f.media_time FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = ?",
                     (int(item_id),),
@@ -1137,7 +1137,7 @@ class LibraryStore:
             rows = [r for r in rows if r[0] in with_vectors]
         if not rows:
             return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
-        ids, fids, kinds, times = zip(*rows)
+        ids, fids, kinds, times = zip(*rows, strict=True)
         return (
             np.array(ids, np.int64),
             np.array(fids, np.int64),
@@ -1278,10 +1278,7 @@ class LibraryStore:
         found: dict[int, bytes] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
-            for item_id, blob in self._query(
-                f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk
-            ):
-                found[item_id] = blob
+            found.update(self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk))
         out = np.empty((len(item_ids), dim), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
             out[row] = np.frombuffer(found[item_id], dtype=np.float32)
@@ -1324,8 +1321,7 @@ class LibraryStore:
         within = self._items_within(filters)
         hits: dict[int, float] = {}
         if words:
-            for item_id, rank in self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within):
-                hits[item_id] = rank
+            hits.update(self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within))
         long_subs = [t.keys[0] for t in substrings if len(t.keys[0]) >= 3]
         if long_subs:
             for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit, within):
@@ -1430,11 +1426,12 @@ class LibraryStore:
             clause = f" AND rowid IN (SELECT i.file_id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})"
         words = [t.fts_words() for t in parsed if t.kind != "substring"]
         if words:
-            for file_id, rank in self._query(
-                f"SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ?{clause} ORDER BY rank LIMIT ?",
-                ("words : (" + " OR ".join(words) + ")", *params, limit),
-            ):
-                hits[file_id] = rank
+            hits.update(
+                self._query(
+                    f"SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ?{clause} ORDER BY rank LIMIT ?",
+                    ("words : (" + " OR ".join(words) + ")", *params, limit),
+                )
+            )
         for term in parsed:
             if term.kind == "substring":
                 for (file_id,) in self._query(
@@ -1449,10 +1446,7 @@ class LibraryStore:
         out: dict[int, int] = {}
         for chunk in _chunks([int(i) for i in file_ids], 500):
             marks = ",".join("?" * len(chunk))
-            for file_id, item_id in self._query(
-                f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk
-            ):
-                out[file_id] = item_id
+            out.update(self._query(f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk))
         return out
 
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
@@ -1493,7 +1487,7 @@ class LibraryStore:
 
     def stats(self) -> dict:
         """Counts for ``shoebox status``."""
-        by_kind = {k: 0 for k in KINDS}
+        by_kind = dict.fromkeys(KINDS, 0)
         for kind, n in self._query("SELECT kind, count(*) FROM files WHERE status = 'indexed' GROUP BY kind"):
             if kind in by_kind:
                 by_kind[kind] = n

@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -75,16 +75,16 @@ class Catalog:
         return int(self.ids.shape[0])
 
     @classmethod
-    def empty(cls) -> "Catalog":
+    def empty(cls) -> Catalog:
         return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
 
-    def without(self, removed: np.ndarray) -> "Catalog":
+    def without(self, removed: np.ndarray) -> Catalog:
         if removed.size == 0 or len(self) == 0:
             return self
         keep = ~np.isin(self.ids, removed)
         return Catalog(self.ids[keep], self.file_ids[keep], self.kinds[keep], self.times[keep])
 
-    def plus(self, rows: tuple[np.ndarray, ...]) -> "Catalog":
+    def plus(self, rows: tuple[np.ndarray, ...]) -> Catalog:
         if rows[0].size == 0:
             return self
         base = self.without(rows[0])
@@ -354,9 +354,7 @@ class LiveIndex:
                 changes = self.store.item_changes(self._position)
                 if not changes:
                     break
-                last: dict[int, int] = {}
-                for _, item_id, op in changes:
-                    last[item_id] = op
+                last: dict[int, int] = {item_id: op for _, item_id, op in changes}  # an item's last change wins
                 self._position = changes[-1][0]
                 applied += len(changes)
                 removed = np.array([i for i, op in last.items() if op == 0], np.int64)
@@ -626,7 +624,7 @@ class LiveIndex:
         else:
             plan = index.plan(allowed.shape[0], k, ef)
             ids, dists = index.search(query, k, ef=ef, allowed=allowed, plan=plan)
-        hits = [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists)]
+        hits = [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
         if pending_ids.size:
             if allowed is not None:
                 keep = np.isin(pending_ids, allowed)

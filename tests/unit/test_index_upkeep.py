@@ -87,7 +87,7 @@ def test_dead_nodes_past_the_fraction_trigger_a_background_compaction(store, tmp
     rng = np.random.default_rng(11)
     _add_files(store, tmp_path, rng, 0, 300)
     live = _live(store, tmp_path)
-    _replace_files(store, tmp_path, rng, range(0, 50))  # 100 dead of 700 nodes: 14 %
+    _replace_files(store, tmp_path, rng, range(50))  # 100 dead of 700 nodes: 14 %
     live.sync(link="inline")
     live.wait_compaction()
     state = live.describe()
@@ -112,7 +112,7 @@ def test_searches_during_a_compaction_agree_with_exact_search(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built")
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")  # 300 dead of 1500: starts compacting
     assert hold.reached.wait(60)
     old = live.index
@@ -134,7 +134,7 @@ def test_changes_made_during_a_compaction_are_not_lost(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built")
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
@@ -175,7 +175,7 @@ def test_closing_during_a_compaction_stops_it_cleanly(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built", until=live._compact_cancel)  # released by close() itself
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
@@ -197,7 +197,7 @@ def test_closing_without_saving_leaves_the_old_graph(store, tmp_path):
     _add_files(store, tmp_path, rng, 0, 300)
     live = _live(store, tmp_path)
     live.compaction_hook = hold = Hold("copied", until=live._compact_cancel)
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
@@ -215,7 +215,7 @@ def test_a_failed_compaction_is_logged_and_the_old_graph_keeps_working(store, tm
             raise MemoryError("no room for a second graph")
 
     live.compaction_hook = fail
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     old = live.index  # sync changes it in place
     with caplog.at_level(logging.ERROR, logger="engine.index.live"):
         live.sync(link="inline")
@@ -258,7 +258,7 @@ def test_a_saved_file_over_the_threshold_is_compacted_on_load_and_saving_compact
     monkeypatch.setattr(live_module, "COMPACT_DEAD_FRACTION", 2.0)
     again = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")
-    _replace_files(store, tmp_path, rng, range(0, 200))
+    _replace_files(store, tmp_path, rng, range(200))
     again.sync(link="inline")
     monkeypatch.setattr(live_module, "COMPACT_DEAD_FRACTION", 0.2)
     assert again.describe()["dead"] == 400

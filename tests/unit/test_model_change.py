@@ -95,9 +95,8 @@ def test_reembedding_keeps_search_on_the_old_vectors_until_it_switches(built, ti
         assert sorted(after) == sorted(before)  # every photo is found with the new vectors
         assert lib.vector_index("clip").table == lib.store.vector_table("clip")
         assert [r.path for r in lib.search("boiler", k=1).results] == [str(root / "boiler.txt")]
-    with _open(home, 0, tiny_text) as lib:  # the old model is now the other one
-        with pytest.raises(ModelMismatchError):
-            lib.search("boiler")
+    with _open(home, 0, tiny_text) as lib, pytest.raises(ModelMismatchError):  # the old model is now the other one
+        lib.search("boiler")
 
 
 def test_a_photo_gone_since_indexing_is_recorded_as_failed(built, tiny_text):
