@@ -306,7 +306,7 @@ class PreviewPane(QWidget):
         run_task(
             lambda: read_scaled_image(path, PREVIEW_SIDE),
             lambda image: self._photo_loaded(token, image),
-            lambda exc: self._failed(token, exc),
+            lambda exc: self._failed(token, str(exc)),
         )
 
     def _photo_loaded(self, token: int, image: Any) -> None:

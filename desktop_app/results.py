@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QImageReader,
+    QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPalette,
     QPen,
@@ -177,7 +180,7 @@ class ThumbnailLoader(QObject):
         self._queue.clear()
         for start in range(0, len(items), self.BATCH):
             batch = dict(items[start : start + self.BATCH])
-            self._controller.load_thumbnails(batch, read_thumbnail, self._loaded, lambda _m, b=batch: self._failed(b))
+            self._controller.load_thumbnails(batch, read_thumbnail, self._loaded, partial(self._failed, batch))
 
     def _loaded(self, images: dict[int, QImage | None]) -> None:
         if self._closed:
@@ -189,7 +192,7 @@ class ThumbnailLoader(QObject):
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
 
-    def _failed(self, batch: dict[int, str]) -> None:
+    def _failed(self, batch: dict[int, str], _message: str) -> None:
         # The library closed or a file vanished under us: show placeholders, do not retry forever.
         if self._closed:
             return
@@ -518,7 +521,8 @@ class CardDelegate(QStyledItemDelegate):
         self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> bool:
         if (
-            event.type() == QEvent.Type.MouseButtonRelease
+            isinstance(event, QMouseEvent)
+            and event.type() == QEvent.Type.MouseButtonRelease
             and event.button() == Qt.MouseButton.LeftButton
             and self.footer_rect(option.rect, index, option.font).contains(event.position().toPoint())
             and isinstance(model, PassageModel)
@@ -1016,7 +1020,11 @@ class ResultsView(QWidget):
     # -- keys and menus -------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.KeyPress and watched in (self.photo_view, self.passage_view):
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and watched in (self.photo_view, self.passage_view)
+        ):
             key = event.key()
             modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not modifiers and self._current is not None:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -180,8 +180,9 @@ def keyword_terms(terms: list[str]) -> list[str]:
 
 def _as_terms(terms: list[str] | list[Term]) -> list[Term]:
     if terms and isinstance(terms[0], Term):
-        return list(terms)  # type: ignore[arg-type]
-    return content_terms(parse_query(" ".join(terms)))  # type: ignore[arg-type]
+        return list(terms)
+    # Callers pass either terms or words, never a mix: these are words.
+    return content_terms(parse_query(" ".join(cast("list[str]", terms))))
 
 
 def _marked(text: str, spans: list[tuple[int, int]]) -> str:
@@ -576,8 +577,8 @@ def _search(
     response.keywords_only = keywords_only
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
-    passing = [a for a in q.allowed.values() if a is not None]
-    response.matched = int(sum(a.shape[0] for a in passing)) if q.filtered() else None
+    allowed_sets = [a for a in q.allowed.values() if a is not None]
+    response.matched = int(sum(a.shape[0] for a in allowed_sets)) if q.filtered() else None
     response.encode_ms = round((encoded - started) * 1000, 2)
     response.min_relevance = min_relevance
     return response

@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import apsw
 import numpy as np
@@ -260,7 +260,8 @@ class LibraryStore:
         except apsw.Error as exc:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
         self._tag_files: dict[tuple, np.ndarray] = {}
-        self._item_count: dict[str | None, tuple[int, int]] = {}  # space -> (items_version, count)
+        # space -> ((items_version, vector table), count)
+        self._item_count: dict[str | None, tuple[tuple[int, str], int]] = {}
         self._match_counts: dict[tuple[str, str, bool], tuple[int, int]] = {}  # -> (items_version, count)
 
     def _connect(self, readonly: bool) -> apsw.Connection:
@@ -326,7 +327,7 @@ class LibraryStore:
         self.close()
 
     def _migrate(self, readonly: bool) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._query("PRAGMA user_version")[0][0]
         if version > SCHEMA_VERSION:
             raise SchemaTooNewError(
                 f"the library at {self.path} was written by a newer Shoebox (schema {version}, "
@@ -350,10 +351,10 @@ class LibraryStore:
         Passages keep their text (keyword search finds them at once) and get
         text-space vectors when the library is next indexed or re-embedded.
         """
-        rows = self._db.execute("SELECT id, text FROM items WHERE text IS NOT NULL AND text != ''").fetchall()
+        rows = self._query("SELECT id, text FROM items WHERE text IS NOT NULL AND text != ''")
         for item_id, text in rows:
             self._index_item_text(item_id, text)
-        for file_id, path in self._db.execute("SELECT id, path FROM files WHERE status = 'indexed'").fetchall():
+        for file_id, path in self._query("SELECT id, path FROM files WHERE status = 'indexed'"):
             self._index_file_name(file_id, path)
         if self._table_exists("item_vectors"):
             self._db.execute(
@@ -361,7 +362,7 @@ class LibraryStore:
             )
         # A saved HNSW graph holds the passages' CLIP vectors: mark every change
         # before now as gone from the log, so a saved graph is rebuilt, never trusted.
-        version = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'").fetchall()
+        version = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'")
         self._set_meta("items_log_pruned", str((version[0][0] if version else 0) + 1))
         self._bump_generation()
 
@@ -405,6 +406,10 @@ class LibraryStore:
 
     # -- meta and model ----------------------------------------------------
 
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+    @overload
+    def get_meta(self, key: str, default: str) -> str: ...
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else default
@@ -461,7 +466,7 @@ class LibraryStore:
         re-embed resumes); those of a different model are dropped.  Returns
         the staged identity.
         """
-        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        wanted: dict[str, Any] = {"name": name, "weights": weights, "dim": int(dim)}
         with self.transaction():
             if self.model_identity(space) is None:
                 raise LibraryError(f"the library has no {space} vectors to re-embed yet")
@@ -550,7 +555,7 @@ class LibraryStore:
         may be a folder's).  Raises :class:`ModelMismatchError` naming the
         command that re-embeds the library.
         """
-        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        wanted: dict[str, Any] = {"name": name, "weights": weights, "dim": int(dim)}
         with self.transaction():
             current = self.model_identity(space)
             if current is None:
@@ -1112,7 +1117,9 @@ class LibraryStore:
                 (str(through),),
             )
 
-    def item_catalog(self, item_ids: Sequence[int] | None = None, space: str | None = None) -> tuple[np.ndarray, ...]:
+    def item_catalog(
+        self, item_ids: Sequence[int] | np.ndarray | None = None, space: str | None = None
+    ) -> tuple[np.ndarray, ...]:
         """(item ids, file ids, kind codes, media times) of every item (or of ``item_ids``), by item id.
 
         With ``space``, only the items that have a vector in that space.  Kind
@@ -1266,7 +1273,7 @@ class LibraryStore:
             )
         return [(r[0], r[1]) for r in rows]
 
-    def vectors(self, item_ids: Sequence[int], space: str = "clip") -> np.ndarray:
+    def vectors(self, item_ids: Sequence[int] | np.ndarray, space: str = "clip") -> np.ndarray:
         """Stored vectors of ``item_ids`` in ``space``, in that order (missing ids raise KeyError)."""
         item_ids = [int(i) for i in item_ids]  # numpy integers do not bind as SQLite integers
         dim = self.space_dim(space)
@@ -1420,7 +1427,8 @@ class LibraryStore:
         """
         parsed = _as_terms(terms)
         hits: dict[int, float] = {}
-        clause, params = "", []
+        clause = ""
+        params: list[Any] = []
         if filters is not None and not filters.empty:
             where, params = self._filter_sql(filters)
             clause = f" AND rowid IN (SELECT i.file_id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})"

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -60,6 +60,14 @@ COMPACT_DEAD_FRACTION = 0.2
 # linked under it, just before the new graph replaces the old one, so the lock
 # is held no longer than the background linker holds it.
 COMPACT_CATCH_UP_LOCKED = LINK_STEP
+
+
+class GraphParams(TypedDict):
+    """How a graph is built and searched: :class:`HnswIndex`'s keyword arguments."""
+
+    M: int
+    ef_construction: int
+    ef_search: int
 
 
 @dataclass(frozen=True)
@@ -149,7 +157,7 @@ class LiveIndex:
         self.space = space
         self.table = store.vector_table(space)  # the vectors it follows; a re-embed switches to another table
         self.min_items = int(min_items)
-        self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
+        self.params: GraphParams = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         self.state = "closed"
         self.error: str | None = None
         self.index: HnswIndex | None = None
@@ -229,18 +237,15 @@ class LiveIndex:
         self.index = None
         self._pending = _NO_PENDING
         self._position = self.store.items_version()
-        if self.store.space_dim(self.space) is None:
+        dim = self.store.space_dim(self.space)
+        if dim is None:
             self.catalog = None
             self._small = _NO_PENDING
             return
         catalog = Catalog(*self.store.item_catalog(space=self.space))
         parts = list(self.store.iter_vectors(4096, space=self.space))
         ids = np.concatenate([i for i, _ in parts]) if parts else np.empty(0, np.int64)
-        vecs = (
-            np.concatenate([v for _, v in parts])
-            if parts
-            else np.empty((0, self.store.space_dim(self.space)), np.float32)
-        )
+        vecs = np.concatenate([v for _, v in parts]) if parts else np.empty((0, dim), np.float32)
         keep = np.isin(ids, catalog.ids)  # a vector without its item (mid-change elsewhere) is not findable
         self._small = (ids[keep], vecs[keep])
         self.catalog = catalog
