@@ -99,7 +99,7 @@ def test_dead_nodes_past_the_fraction_trigger_a_background_compaction(store, tmp
     live.wait_compaction()
     state = live.describe()
     assert (state["live"], state["dead"]) == (600, 0)
-    assert set(live.index.ids().tolist()) == _stored_ids(store)
+    assert live.index is not None and set(live.index.ids().tolist()) == _stored_ids(store)
     assert _recall(live, store, _unit(rng, 20)) >= 0.95
     assert live.save_if_changed()  # the compacted graph changed the file
     assert HnswIndex.saved_node_counts(live.path) == (600, 0)
@@ -123,7 +123,7 @@ def test_searches_during_a_compaction_agree_with_exact_search(store, tmp_path):
         assert live.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
     hold.release.set()
     live.wait_compaction()
-    assert live.index is not old and live.index.deleted_count == 0
+    assert live.index is not old and live.index is not None and live.index.deleted_count == 0
     assert _recall(live, store, queries) >= 0.95
     live.close()
 
@@ -156,7 +156,7 @@ def test_changes_made_during_a_compaction_are_not_lost(store, tmp_path):
 
     hold.release.set()
     live.wait_compaction()
-    assert live.index is not old
+    assert live.index is not old and live.index is not None
     assert set(live.index.ids().tolist()) | set(live._pending[0].tolist()) == _stored_ids(store)
     for gone in removed_ids:
         assert gone not in live.index
@@ -181,13 +181,13 @@ def test_closing_during_a_compaction_stops_it_cleanly(store, tmp_path):
     old = live.index
 
     live.close()  # stops the compaction; saving compacts in this thread instead
-    assert not live._compactor.is_alive()
+    assert live._compactor is not None and not live._compactor.is_alive()
     assert not [t for t in threading.enumerate() if t.name.startswith("shoebox-index")]
-    assert live.index is not old and live.index.deleted_count == 0
+    assert live.index is not old and live.index is not None and live.index.deleted_count == 0
     assert HnswIndex.saved_node_counts(live.path) == (600, 0)
     again = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")
-    assert again.state == "ready" and len(again.index) == 600
+    assert again.state == "ready" and again.index is not None and len(again.index) == 600
     assert _recall(again, store, _unit(rng, 10)) >= 0.95
     again.close()
 
@@ -202,7 +202,9 @@ def test_closing_without_saving_leaves_the_old_graph(store, tmp_path):
     assert hold.reached.wait(60)
     old = live.index
     live.close(save=False)
-    assert live.index is old and not live._compactor.is_alive() and not live.path.exists()
+    assert (
+        live.index is old and live._compactor is not None and not live._compactor.is_alive() and not live.path.exists()
+    )
 
 
 def test_a_failed_compaction_is_logged_and_the_old_graph_keeps_working(store, tmp_path, caplog):
@@ -222,8 +224,8 @@ def test_a_failed_compaction_is_logged_and_the_old_graph_keeps_working(store, tm
         live.wait_compaction()
     assert "compacting the text vector index failed" in caplog.text
     assert "no room for a second graph" in caplog.text
-    assert live.state == "ready" and live.index.deleted_count == 300
-    assert live.index is old and set(old.ids().tolist()) == _stored_ids(store)
+    assert live.state == "ready" and live.index is not None and live.index.deleted_count == 300
+    assert live.index is old and set(live.index.ids().tolist()) == _stored_ids(store)
     assert _recall(live, store, _unit(rng, 10)) >= 0.95
     assert not live.needs_compaction()  # not tried again on every sync
     live.close(save=False)
@@ -246,7 +248,7 @@ def test_a_saved_file_over_the_threshold_is_compacted_on_load_and_saving_compact
     loaded = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     loaded.open(build="never")
     loaded.wait_compaction()
-    assert loaded.describe()["dead"] == 0 and len(loaded.index) == 600
+    assert loaded.describe()["dead"] == 0 and loaded.index is not None and len(loaded.index) == 600
     assert loaded.save_if_changed()
     built = LiveIndex(store, fresh_path, min_items=100, ef_search=64, space=SPACE)
     built.open(build="now")  # no file there: built afresh from the store
