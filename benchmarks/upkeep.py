@@ -36,9 +36,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import engine.index.live as live_module  # noqa: E402
-from engine.index.live import COMPACT_DEAD_FRACTION, LiveIndex  # noqa: E402
-from engine.store import LibraryStore, NewItem  # noqa: E402
+import engine.index.live as live_module
+from engine.index.live import COMPACT_DEAD_FRACTION, LiveIndex
+from engine.store import LibraryStore, NewItem
 
 SPACE = "text"
 K = 10
@@ -151,7 +151,7 @@ def timed_searches(live: LiveIndex, queries: np.ndarray, truth: list[set[int]], 
     """Search every query once (or cycling, for as long as ``while_()`` holds); latency and recall@10."""
     latencies, found, n = [], 0, 0
     while True:
-        for q, want in zip(queries, truth):
+        for q, want in zip(queries, truth, strict=True):
             if while_ is not None and not while_():
                 break
             t = time.perf_counter()
@@ -239,7 +239,7 @@ def main() -> int:
         f"{'round':>5}  {'live':>6} {'dead':>6} {'file kB':>9} {'fresh kB':>9} {'ratio':>6} {'sync+save s':>11}"
         f"  {'dead':>6} {'file kB':>9} {'ratio':>6}"
     )
-    for a, b in zip(with_, without):
+    for a, b in zip(with_, without, strict=True):
         b["fresh_bytes"] = a["fresh_bytes"]
         b["ratio"] = b["file_bytes"] / a["fresh_bytes"]
         print(

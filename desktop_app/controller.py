@@ -457,12 +457,12 @@ class AppController(QObject):
 
     def index(self, paths: Sequence[str | Path], *, retry_failed: bool = False) -> None:
         """Index files and folders in the background (queued behind a running job)."""
-        paths = [str(p) for p in paths]
-        if not paths:
+        targets = [str(p) for p in paths]
+        if not targets:
             return
         if self._job is not Job.NONE:
-            self._queue.append((paths, retry_failed))
-            self.status.emit(f"Queued {len(paths)} item(s) for indexing")
+            self._queue.append((targets, retry_failed))
+            self.status.emit(f"Queued {len(targets)} item(s) for indexing")
             return
         library = self.library
         if library is None:
@@ -471,13 +471,13 @@ class AppController(QObject):
         self._job = Job.INDEX
         self._job_cancel = cancel = threading.Event()
         eta = EtaEstimator()
-        self.index_started.emit(paths)
+        self.index_started.emit(targets)
 
         def progress(done: int, total: int, message: str) -> None:
             self.index_progress.emit(done, total, message, eta.update(done, total))
 
         def work() -> Any:
-            return library.index(paths, on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
+            return library.index(targets, on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
 
         def finished(summary: Any) -> None:
             self._job = Job.NONE

@@ -66,7 +66,8 @@ def thumbnail_size(app_settings: QSettings | None = None) -> int:
     """The thumbnail size the person chose (pixels), from ``QSettings``."""
     store = app_settings if app_settings is not None else QSettings()
     try:
-        value = int(store.value(THUMBNAIL_SIZE_KEY, DEFAULT_THUMBNAIL_SIZE))
+        stored: Any = store.value(THUMBNAIL_SIZE_KEY, DEFAULT_THUMBNAIL_SIZE)  # whatever was saved there
+        value = int(stored)
     except (TypeError, ValueError):
         return DEFAULT_THUMBNAIL_SIZE
     low, high = THUMBNAIL_SIZE_RANGE
@@ -102,14 +103,14 @@ class InlineMessage(QWidget):
         self.show()
         self._fit()
         window = self.window()
-        if window is not self and window.isVisible() and window.layout() is not None:
+        if window is not self and window.isVisible() and (layout := window.layout()) is not None:
             # A shown window keeps its size when a message appears in it: make room.
-            window.layout().activate()
+            layout.activate()
             hint = window.sizeHint()
             if hint.height() > window.height() or hint.width() > window.width():
                 window.resize(max(window.width(), hint.width()), max(window.height(), hint.height()))
 
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+    def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._fit()
 
@@ -131,6 +132,13 @@ def _subtle(label: QLabel) -> QLabel:
     label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
     label.setWordWrap(True)
     return label
+
+
+def _line_edit(combo: QComboBox) -> QLineEdit:
+    """The text field of an editable combo box."""
+    edit = combo.lineEdit()
+    assert edit is not None, "the combo box is not editable"
+    return edit
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,7 +461,7 @@ class FirstRunDialog(QDialog):
             return
         super().reject()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
             self._close_clicked()
             event.ignore()
@@ -669,15 +677,15 @@ class SettingsDialog(QDialog):
 
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
-        for edit in (self.clip_model.lineEdit(), self.clip_weights.edit, self.text_model.lineEdit()):
+        for edit in (_line_edit(self.clip_model), self.clip_weights.edit, _line_edit(self.text_model)):
             edit.textChanged.connect(self._update_reencode_note)
         for key, edit in (
             ("llm_url", self.llm_url),
             ("clip_weights", self.clip_weights.edit),
             ("whisper_weights", self.whisper_weights.edit),
-            ("clip_model", self.clip_model.lineEdit()),
-            ("whisper_model", self.whisper_model.lineEdit()),
-            ("text_model", self.text_model.lineEdit()),
+            ("clip_model", _line_edit(self.clip_model)),
+            ("whisper_model", _line_edit(self.whisper_model)),
+            ("text_model", _line_edit(self.text_model)),
         ):
             edit.textChanged.connect(lambda _text, key=key: self.errors[key].clear())
         self._load_names()

@@ -8,8 +8,8 @@ Every change a person makes emits :attr:`FilterPanel.changed`, once.
 from __future__ import annotations
 
 import os
-from datetime import datetime, time, timedelta
-from typing import Any
+from datetime import date, datetime, time, timedelta
+from typing import Any, cast
 
 from PySide6.QtCore import QDate, QSignalBlocker, Qt, Signal
 from PySide6.QtGui import QFont, QPalette
@@ -54,7 +54,8 @@ class Chip(QFrame):
         self.setObjectName("Chip")
         self.label = QLabel(text)
         self.label.setTextFormat(Qt.TextFormat.PlainText)
-        self.close_button = QToolButton(text="✕")
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
         self.close_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.close_button.setToolTip("Remove")
         self.close_button.setAccessibleName(f"Remove {text}")
@@ -79,7 +80,7 @@ def _title(text: str) -> QLabel:
 
 
 def _day_start(day: QDate) -> float:
-    return datetime.combine(day.toPython(), time()).timestamp()
+    return datetime.combine(cast(date, day.toPython()), time()).timestamp()  # typed as object in PySide6's stubs
 
 
 class FilterPanel(QWidget):
@@ -359,9 +360,11 @@ class FilterPanel(QWidget):
                     item.setToolTip(f"“{name}”: {user} file(s) tagged by you")
                 self.tag_list.addItem(item)
         self._update_tag_hint()
-        rows = max(3, min(12, self.tag_list.count()))
+        shown = max(3, min(12, self.tag_list.count()))
         self.tag_list.setFixedHeight(
-            rows * self.tag_list.sizeHintForRow(0) + 2 * self.tag_list.frameWidth() + 4 if self.tag_list.count() else 90
+            shown * self.tag_list.sizeHintForRow(0) + 2 * self.tag_list.frameWidth() + 4
+            if self.tag_list.count()
+            else 90
         )
         lost = checked - {name.lower() for name, _, _ in self._tag_rows}
         self.tags_loaded.emit()

@@ -392,10 +392,12 @@ class IndexingPanel(QWidget):
 
     def failure_rows(self) -> list[tuple[str, str]]:
         """(path, reason) of each failure listed."""
-        return [
-            (self.failures.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole), self.failures.topLevelItem(i).text(1))
-            for i in range(self.failures.topLevelItemCount())
-        ]
+        rows = []
+        for i in range(self.failures.topLevelItemCount()):
+            item = self.failures.topLevelItem(i)
+            assert item is not None  # i < topLevelItemCount()
+            rows.append((item.data(0, Qt.ItemDataRole.UserRole), item.text(1)))
+        return rows
 
     def _show_state(self, state: PanelState) -> None:
         self.state = state
@@ -569,9 +571,9 @@ class DropIndexer(QObject):
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         kind = event.type()
-        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove) and isinstance(event, QDragMoveEvent):
             return self._drag(event)
-        if kind == QEvent.Type.Drop:
+        if kind == QEvent.Type.Drop and isinstance(event, QDropEvent):
             return self._drop(event)
         return False
 

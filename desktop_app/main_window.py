@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +166,8 @@ class MessageBanner(QFrame):
         self.action_button.hide()
         self.second_button = QToolButton()
         self.second_button.hide()
-        self.close_button = QToolButton(text="✕")
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Dismiss")
         self.close_button.clicked.connect(self.hide)
@@ -198,7 +200,9 @@ class MessageBanner(QFrame):
         self.show()
 
     def text(self) -> str:
-        return self.label.text() if self.isVisibleTo(self.parentWidget()) else ""
+        parent = self.parentWidget()
+        shown = self.isVisibleTo(parent) if parent is not None else self.isVisible()  # as isVisibleTo(nullptr) is
+        return self.label.text() if shown else ""
 
     def _colour(self) -> None:
         palette = self.palette()
@@ -972,7 +976,7 @@ class MainWindow(QMainWindow):
         remove = menu.addMenu("Remove tag")
         remove.setEnabled(bool(tags))
         for tag in tags:
-            remove.addAction(tag, lambda t=tag: self.remove_tag_from_selection(t))
+            remove.addAction(tag, partial(self.remove_tag_from_selection, tag))
         return menu
 
     def _context_menu(self, position: Any) -> None:

@@ -342,7 +342,7 @@ class PreviewPane(QWidget):
         run_task(
             lambda: read_scaled_image(path, PREVIEW_SIDE),
             lambda image: self._photo_loaded(token, image),
-            lambda exc: self._failed(token, exc),
+            lambda exc: self._failed(token, str(exc)),
         )
 
     def _photo_loaded(self, token: int, image: Any) -> None:
@@ -370,7 +370,7 @@ class PreviewPane(QWidget):
         self._info(result, [locator_text(result), format_date(result.media_time, with_time=True)])
         self._show_passage(result.snippet, result)
         self.from_start_button.setText(f"Back to {format_clock(start)}")
-        self._load_recording(result.path, int(round(start * 1000)))
+        self._load_recording(result.path, round(start * 1000))
 
     def _text_layout(self) -> None:
         self.image_label.hide()

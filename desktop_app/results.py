@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ from PySide6.QtGui import (
     QGuiApplication,
     QImage,
     QImageReader,
+    QKeyEvent,
+    QMouseEvent,
     QPainter,
     QPalette,
     QPen,
@@ -88,6 +91,8 @@ ExtraRole = Qt.ItemDataRole.UserRole + 2  # True for a passage opened from a car
 ExpandedRole = Qt.ItemDataRole.UserRole + 3  # True for a card whose other passages are open
 THUMB_SIDE = 320  # as saved at index time
 DEFAULT_PHOTO_SIDE = 152  # the width of a thumbnail in the grid (the person can change it in the settings)
+# The invalid index, a model's root: the default parent of rowCount(), made once as a default argument would be.
+_ROOT = QModelIndex()
 
 
 def photo_frame(side: int) -> QSize:
@@ -175,7 +180,7 @@ class ThumbnailLoader(QObject):
         self._queue.clear()
         for start in range(0, len(items), self.BATCH):
             batch = dict(items[start : start + self.BATCH])
-            self._controller.load_thumbnails(batch, read_thumbnail, self._loaded, lambda _m, b=batch: self._failed(b))
+            self._controller.load_thumbnails(batch, read_thumbnail, self._loaded, partial(self._failed, batch))
 
     def _loaded(self, images: dict[int, QImage | None]) -> None:
         if self._closed:
@@ -187,11 +192,11 @@ class ThumbnailLoader(QObject):
         while len(self._cache) > self._capacity:
             self._cache.popitem(last=False)
 
-    def _failed(self, batch: dict[int, str]) -> None:
+    def _failed(self, batch: dict[int, str], _message: str) -> None:
         # The library closed or a file vanished under us: show placeholders, do not retry forever.
         if self._closed:
             return
-        self._loaded({file_id: None for file_id in batch})
+        self._loaded(dict.fromkeys(batch))
 
 
 def result_tooltip(result: Any) -> str:
@@ -241,7 +246,7 @@ class ResultListModel(QAbstractListModel):
                 return row
         return -1
 
-    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._results)
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -516,7 +521,8 @@ class CardDelegate(QStyledItemDelegate):
         self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> bool:
         if (
-            event.type() == QEvent.Type.MouseButtonRelease
+            isinstance(event, QMouseEvent)
+            and event.type() == QEvent.Type.MouseButtonRelease
             and event.button() == Qt.MouseButton.LeftButton
             and self.footer_rect(option.rect, index, option.font).contains(event.position().toPoint())
             and isinstance(model, PassageModel)
@@ -1014,7 +1020,11 @@ class ResultsView(QWidget):
     # -- keys and menus -------------------------------------------------------------------
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.KeyPress and watched in (self.photo_view, self.passage_view):
+        if (
+            isinstance(event, QKeyEvent)
+            and event.type() == QEvent.Type.KeyPress
+            and watched in (self.photo_view, self.passage_view)
+        ):
             key = event.key()
             modifiers = event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
             if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and not modifiers and self._current is not None:
@@ -1059,7 +1069,7 @@ __all__ = [
     "ResultRole",
     "ResultsView",
     "ThumbnailLoader",
-    "read_thumbnail",
     "read_scaled_image",
+    "read_thumbnail",
     "result_tooltip",
 ]

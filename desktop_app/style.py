@@ -53,7 +53,7 @@ def info_background(palette: QPalette) -> QColor:
 
 def has_marks(snippet: str | None) -> bool:
     """Whether a snippet holds words the person typed (marked « »)."""
-    return bool(snippet) and MARK_OPEN in snippet and MARK_CLOSE in snippet
+    return bool(snippet and MARK_OPEN in snippet and MARK_CLOSE in snippet)
 
 
 def marked_terms(snippet: str | None) -> list[str]:

@@ -13,8 +13,9 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import Cancelled, ShoeboxError, UsageError
@@ -28,7 +29,7 @@ EXIT_INTERRUPTED = 130
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+    def error(self, message: str) -> NoReturn:  # argparse's own errors: one line, exit 2
         self.print_usage(sys.stderr)
         raise UsageError(message)
 

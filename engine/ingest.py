@@ -229,10 +229,15 @@ class Indexer:
         to_hash: list[_Candidate] = []
         for cand in candidates:
             row = cand.row
-            if cand.error is None and row is not None and row.size == cand.size and row.mtime == cand.mtime:
-                if row.status == "indexed" or not retry_failed:
-                    summary.unchanged += 1
-                    continue
+            if (
+                cand.error is None
+                and row is not None
+                and row.size == cand.size
+                and row.mtime == cand.mtime
+                and (row.status == "indexed" or not retry_failed)
+            ):
+                summary.unchanged += 1
+                continue
             to_hash.append(cand)
 
         # Hash in parallel: it is I/O and hashlib releases the GIL.
@@ -394,6 +399,7 @@ class Indexer:
             vectors = self.clip.encode_image_tensors(torch.stack([t for _, _, t in batch])) if batch else None
             with self.store.transaction():
                 for row, (cand, extracted, _) in enumerate(batch):
+                    assert vectors is not None  # the batch is not empty: it was encoded above
                     meta = dict(extracted.meta)
                     meta.update(width=extracted.width, height=extracted.height)
                     self.store.add_file(
@@ -542,7 +548,8 @@ class Indexer:
                         media_time=media_time,
                         meta=meta,
                         items=items,
-                        vectors=vectors[offset : offset + len(items)] if items else None,
+                        # vectors is None only when no file in the batch has passages
+                        vectors=vectors[offset : offset + len(items)] if items and vectors is not None else None,
                         transcript=transcript,
                     )
                     offset += len(items)
@@ -619,6 +626,7 @@ class Indexer:
                 offset = 0
                 with self.store.transaction():
                     for row, items in prepared:
+                        assert vectors is not None  # prepared holds only files with passages: encoded above
                         self.store.replace_items(row.id, items, vectors[offset : offset + len(items)])
                         offset += len(items)
                         summary.reembedded += 1

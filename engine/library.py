@@ -16,11 +16,11 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .calibration import CalibrationBook
 from .errors import LibraryError, ModelMismatchError, ModelUnavailableError
@@ -29,6 +29,10 @@ from .query import Filters, Query
 from .search import SearchResponse, search
 from .settings import Settings, load_settings
 from .store import SPACES, LibraryStore
+
+if TYPE_CHECKING:
+    from .models.clip import ClipEncoder
+    from .models.text import TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +272,7 @@ class Library:
             }
         return out
 
-    def __enter__(self) -> "Library":
+    def __enter__(self) -> Library:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -516,11 +520,13 @@ class Library:
 
         from .models import build_clip, build_text_encoder
 
+        assert recorded is not None, f"no model wrote the {space} vectors"  # callers check first
+        encoder: ClipEncoder | TextEncoder
         if space == "clip":
             if str(recorded["weights"]).startswith("file:"):
                 return None  # a weights file of its own: only the settings that named it know where it is
             settings = replace(
-                self.settings, clip_model=recorded["name"], clip_pretrained=recorded["weights"], clip_weights=None
+                self.settings, clip_model=recorded["name"], clip_pretrained=recorded["weights"], clip_weights=""
             )
             encoder = build_clip(settings)
         else:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -173,7 +173,7 @@ class LlmClient:
 
     def stream_chat(
         self, messages: list[dict], *, temperature: float = 0.2, max_tokens: int | None = None
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Send a chat and yield the answer's text pieces as the server produces them.
 
         POSTs ``{"model", "messages", "stream": true, "temperature"[, "max_tokens"]}``

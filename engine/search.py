@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -180,8 +180,9 @@ def keyword_terms(terms: list[str]) -> list[str]:
 
 def _as_terms(terms: list[str] | list[Term]) -> list[Term]:
     if terms and isinstance(terms[0], Term):
-        return list(terms)  # type: ignore[arg-type]
-    return content_terms(parse_query(" ".join(terms)))  # type: ignore[arg-type]
+        return list(terms)
+    # Callers pass either terms or words, never a mix: these are words.
+    return content_terms(parse_query(" ".join(cast("list[str]", terms))))
 
 
 def _marked(text: str, spans: list[tuple[int, int]]) -> str:
@@ -393,11 +394,11 @@ class _Query:
         index = self.live.get(space)
         if index is not None:
             try:
-                return dict(zip(item_ids, index.vectors(item_ids)))
+                return dict(zip(item_ids, index.vectors(item_ids), strict=True))
             except KeyError:
                 pass  # some have no vector yet: ask the store which do
         present = [int(i) for i in self.store.item_catalog(item_ids, space=space)[0]]
-        return dict(zip(present, self.store.vectors(present, space=space))) if present else {}
+        return dict(zip(present, self.store.vectors(present, space=space), strict=True)) if present else {}
 
     def passes_many(self, item_ids: list[int]) -> np.ndarray:
         """Which of the items pass the filters (in whichever space each is)."""
@@ -522,7 +523,7 @@ def _search(
         keyword_hits = store.keyword_search(terms, limit=pool + len(excluded), filters=within)
         passing = q.passes_many([item_id for item_id, _ in keyword_hits])
         kept = 0
-        for (item_id, _), ok in zip(keyword_hits, passing):
+        for (item_id, _), ok in zip(keyword_hits, passing, strict=True):
             if kept >= pool:
                 break
             if item_id in excluded or not ok:
@@ -535,7 +536,7 @@ def _search(
         if named:
             firsts = store.first_items([f for f, _ in named])
             named_items = [firsts[f] for f, _ in named if f in firsts]
-            for item_id, ok in zip(named_items, q.passes_many(named_items)):
+            for item_id, ok in zip(named_items, q.passes_many(named_items), strict=True):
                 if item_id in excluded or not ok:
                     continue
                 candidates.setdefault(item_id, _Candidate(item_id, ""))
@@ -576,8 +577,8 @@ def _search(
     response.keywords_only = keywords_only
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
-    passing = [a for a in q.allowed.values() if a is not None]
-    response.matched = int(sum(a.shape[0] for a in passing)) if q.filtered() else None
+    allowed_sets = [a for a in q.allowed.values() if a is not None]
+    response.matched = int(sum(a.shape[0] for a in allowed_sets)) if q.filtered() else None
     response.encode_ms = round((encoded - started) * 1000, 2)
     response.min_relevance = min_relevance
     return response
@@ -694,9 +695,8 @@ def _passes(r: _Ranked, min_score: float | None, min_relevance: float) -> bool:
         return False
     if min_relevance > 0 and not supported and r.relevance is not None and r.relevance < min_relevance:
         return False
-    if min_relevance > 0 and not supported and r.relevance is None and r.similarity is None:
-        return False  # found by nothing but a stop word or a filter
-    return True
+    # Nor what was found by nothing but a stop word or a filter.
+    return not (min_relevance > 0 and not supported and r.relevance is None and r.similarity is None)
 
 
 def _respond(

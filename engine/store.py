@@ -34,7 +34,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import apsw
 import numpy as np
@@ -260,7 +260,8 @@ class LibraryStore:
         except apsw.Error as exc:
             raise LibraryError(f"cannot open the library at {self.path}: {exc}") from None
         self._tag_files: dict[tuple, np.ndarray] = {}
-        self._item_count: dict[str | None, tuple[int, int]] = {}  # space -> (items_version, count)
+        # space -> ((items_version, vector table), count)
+        self._item_count: dict[str | None, tuple[tuple[int, str], int]] = {}
         self._match_counts: dict[tuple[str, str, bool], tuple[int, int]] = {}  # -> (items_version, count)
 
     def _connect(self, readonly: bool) -> apsw.Connection:
@@ -319,14 +320,14 @@ class LibraryStore:
             self._readers.clear()
             self._db.close()
 
-    def __enter__(self) -> "LibraryStore":
+    def __enter__(self) -> LibraryStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _migrate(self, readonly: bool) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        version = self._query("PRAGMA user_version")[0][0]
         if version > SCHEMA_VERSION:
             raise SchemaTooNewError(
                 f"the library at {self.path} was written by a newer Shoebox (schema {version}, "
@@ -350,10 +351,10 @@ class LibraryStore:
         Passages keep their text (keyword search finds them at once) and get
         text-space vectors when the library is next indexed or re-embedded.
         """
-        rows = self._db.execute("SELECT id, text FROM items WHERE text IS NOT NULL AND text != ''").fetchall()
+        rows = self._query("SELECT id, text FROM items WHERE text IS NOT NULL AND text != ''")
         for item_id, text in rows:
             self._index_item_text(item_id, text)
-        for file_id, path in self._db.execute("SELECT id, path FROM files WHERE status = 'indexed'").fetchall():
+        for file_id, path in self._query("SELECT id, path FROM files WHERE status = 'indexed'"):
             self._index_file_name(file_id, path)
         if self._table_exists("item_vectors"):
             self._db.execute(
@@ -361,7 +362,7 @@ class LibraryStore:
             )
         # A saved HNSW graph holds the passages' CLIP vectors: mark every change
         # before now as gone from the log, so a saved graph is rebuilt, never trusted.
-        version = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'").fetchall()
+        version = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'items_log'")
         self._set_meta("items_log_pruned", str((version[0][0] if version else 0) + 1))
         self._bump_generation()
 
@@ -405,6 +406,10 @@ class LibraryStore:
 
     # -- meta and model ----------------------------------------------------
 
+    @overload
+    def get_meta(self, key: str) -> str | None: ...
+    @overload
+    def get_meta(self, key: str, default: str) -> str: ...
     def get_meta(self, key: str, default: str | None = None) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
         return rows[0][0] if rows else default
@@ -461,7 +466,7 @@ class LibraryStore:
         re-embed resumes); those of a different model are dropped.  Returns
         the staged identity.
         """
-        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        wanted: dict[str, Any] = {"name": name, "weights": weights, "dim": int(dim)}
         with self.transaction():
             if self.model_identity(space) is None:
                 raise LibraryError(f"the library has no {space} vectors to re-embed yet")
@@ -500,7 +505,7 @@ class LibraryStore:
             if len(item_ids) != len(vectors) or (len(vectors) and vectors.shape[1] != int(staged["dim"])):
                 raise ValueError(f"{len(item_ids)} items need as many {staged['dim']}-dimensional vectors")
             written = 0
-            for item_id, vector in zip(item_ids, vectors):
+            for item_id, vector in zip(item_ids, vectors, strict=True):
                 rows = self._query(
                     "SELECT f.kind, f.media_time FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = ?",
                     (int(item_id),),
@@ -550,7 +555,7 @@ class LibraryStore:
         may be a folder's).  Raises :class:`ModelMismatchError` naming the
         command that re-embeds the library.
         """
-        wanted = {"name": name, "weights": weights, "dim": int(dim)}
+        wanted: dict[str, Any] = {"name": name, "weights": weights, "dim": int(dim)}
         with self.transaction():
             current = self.model_identity(space)
             if current is None:
@@ -1112,7 +1117,9 @@ class LibraryStore:
                 (str(through),),
             )
 
-    def item_catalog(self, item_ids: Sequence[int] | None = None, space: str | None = None) -> tuple[np.ndarray, ...]:
+    def item_catalog(
+        self, item_ids: Sequence[int] | np.ndarray | None = None, space: str | None = None
+    ) -> tuple[np.ndarray, ...]:
         """(item ids, file ids, kind codes, media times) of every item (or of ``item_ids``), by item id.
 
         With ``space``, only the items that have a vector in that space.  Kind
@@ -1137,7 +1144,7 @@ class LibraryStore:
             rows = [r for r in rows if r[0] in with_vectors]
         if not rows:
             return (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
-        ids, fids, kinds, times = zip(*rows)
+        ids, fids, kinds, times = zip(*rows, strict=True)
         return (
             np.array(ids, np.int64),
             np.array(fids, np.int64),
@@ -1266,7 +1273,7 @@ class LibraryStore:
             )
         return [(r[0], r[1]) for r in rows]
 
-    def vectors(self, item_ids: Sequence[int], space: str = "clip") -> np.ndarray:
+    def vectors(self, item_ids: Sequence[int] | np.ndarray, space: str = "clip") -> np.ndarray:
         """Stored vectors of ``item_ids`` in ``space``, in that order (missing ids raise KeyError)."""
         item_ids = [int(i) for i in item_ids]  # numpy integers do not bind as SQLite integers
         dim = self.space_dim(space)
@@ -1278,10 +1285,7 @@ class LibraryStore:
         found: dict[int, bytes] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
-            for item_id, blob in self._query(
-                f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk
-            ):
-                found[item_id] = blob
+            found.update(self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk))
         out = np.empty((len(item_ids), dim), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
             out[row] = np.frombuffer(found[item_id], dtype=np.float32)
@@ -1324,8 +1328,7 @@ class LibraryStore:
         within = self._items_within(filters)
         hits: dict[int, float] = {}
         if words:
-            for item_id, rank in self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within):
-                hits[item_id] = rank
+            hits.update(self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within))
         long_subs = [t.keys[0] for t in substrings if len(t.keys[0]) >= 3]
         if long_subs:
             for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit, within):
@@ -1424,17 +1427,19 @@ class LibraryStore:
         """
         parsed = _as_terms(terms)
         hits: dict[int, float] = {}
-        clause, params = "", []
+        clause = ""
+        params: list[Any] = []
         if filters is not None and not filters.empty:
             where, params = self._filter_sql(filters)
             clause = f" AND rowid IN (SELECT i.file_id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})"
         words = [t.fts_words() for t in parsed if t.kind != "substring"]
         if words:
-            for file_id, rank in self._query(
-                f"SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ?{clause} ORDER BY rank LIMIT ?",
-                ("words : (" + " OR ".join(words) + ")", *params, limit),
-            ):
-                hits[file_id] = rank
+            hits.update(
+                self._query(
+                    f"SELECT rowid, bm25(file_names) FROM file_names WHERE file_names MATCH ?{clause} ORDER BY rank LIMIT ?",
+                    ("words : (" + " OR ".join(words) + ")", *params, limit),
+                )
+            )
         for term in parsed:
             if term.kind == "substring":
                 for (file_id,) in self._query(
@@ -1449,10 +1454,7 @@ class LibraryStore:
         out: dict[int, int] = {}
         for chunk in _chunks([int(i) for i in file_ids], 500):
             marks = ",".join("?" * len(chunk))
-            for file_id, item_id in self._query(
-                f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk
-            ):
-                out[file_id] = item_id
+            out.update(self._query(f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk))
         return out
 
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
@@ -1493,7 +1495,7 @@ class LibraryStore:
 
     def stats(self) -> dict:
         """Counts for ``shoebox status``."""
-        by_kind = {k: 0 for k in KINDS}
+        by_kind = dict.fromkeys(KINDS, 0)
         for kind, n in self._query("SELECT kind, count(*) FROM files WHERE status = 'indexed' GROUP BY kind"):
             if kind in by_kind:
                 by_kind[kind] = n

@@ -35,7 +35,7 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("SHOEBOX_HOME", str(home))
     for name in ("SHOEBOX_CLIP_WEIGHTS", "SHOEBOX_WHISPER_WEIGHTS", "SHOEBOX_ALLOW_DOWNLOAD", "SHOEBOX_DEVICE"):
         monkeypatch.delenv(name, raising=False)
-    yield home
+    return home
 
 
 @pytest.fixture

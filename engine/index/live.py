@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -62,6 +62,14 @@ COMPACT_DEAD_FRACTION = 0.2
 COMPACT_CATCH_UP_LOCKED = LINK_STEP
 
 
+class GraphParams(TypedDict):
+    """How a graph is built and searched: :class:`HnswIndex`'s keyword arguments."""
+
+    M: int
+    ef_construction: int
+    ef_search: int
+
+
 @dataclass(frozen=True)
 class Catalog:
     """Every item's file, kind code (index into KINDS) and media time, sorted by item id."""
@@ -75,16 +83,16 @@ class Catalog:
         return int(self.ids.shape[0])
 
     @classmethod
-    def empty(cls) -> "Catalog":
+    def empty(cls) -> Catalog:
         return cls(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8), np.empty(0, np.float64))
 
-    def without(self, removed: np.ndarray) -> "Catalog":
+    def without(self, removed: np.ndarray) -> Catalog:
         if removed.size == 0 or len(self) == 0:
             return self
         keep = ~np.isin(self.ids, removed)
         return Catalog(self.ids[keep], self.file_ids[keep], self.kinds[keep], self.times[keep])
 
-    def plus(self, rows: tuple[np.ndarray, ...]) -> "Catalog":
+    def plus(self, rows: tuple[np.ndarray, ...]) -> Catalog:
         if rows[0].size == 0:
             return self
         base = self.without(rows[0])
@@ -149,7 +157,7 @@ class LiveIndex:
         self.space = space
         self.table = store.vector_table(space)  # the vectors it follows; a re-embed switches to another table
         self.min_items = int(min_items)
-        self.params = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
+        self.params: GraphParams = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
         self.state = "closed"
         self.error: str | None = None
         self.index: HnswIndex | None = None
@@ -229,18 +237,15 @@ class LiveIndex:
         self.index = None
         self._pending = _NO_PENDING
         self._position = self.store.items_version()
-        if self.store.space_dim(self.space) is None:
+        dim = self.store.space_dim(self.space)
+        if dim is None:
             self.catalog = None
             self._small = _NO_PENDING
             return
         catalog = Catalog(*self.store.item_catalog(space=self.space))
         parts = list(self.store.iter_vectors(4096, space=self.space))
         ids = np.concatenate([i for i, _ in parts]) if parts else np.empty(0, np.int64)
-        vecs = (
-            np.concatenate([v for _, v in parts])
-            if parts
-            else np.empty((0, self.store.space_dim(self.space)), np.float32)
-        )
+        vecs = np.concatenate([v for _, v in parts]) if parts else np.empty((0, dim), np.float32)
         keep = np.isin(ids, catalog.ids)  # a vector without its item (mid-change elsewhere) is not findable
         self._small = (ids[keep], vecs[keep])
         self.catalog = catalog
@@ -354,9 +359,7 @@ class LiveIndex:
                 changes = self.store.item_changes(self._position)
                 if not changes:
                     break
-                last: dict[int, int] = {}
-                for _, item_id, op in changes:
-                    last[item_id] = op
+                last: dict[int, int] = {item_id: op for _, item_id, op in changes}  # an item's last change wins
                 self._position = changes[-1][0]
                 applied += len(changes)
                 removed = np.array([i for i, op in last.items() if op == 0], np.int64)
@@ -626,7 +629,7 @@ class LiveIndex:
         else:
             plan = index.plan(allowed.shape[0], k, ef)
             ids, dists = index.search(query, k, ef=ef, allowed=allowed, plan=plan)
-        hits = [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists)]
+        hits = [(int(i), 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
         if pending_ids.size:
             if allowed is not None:
                 keep = np.isin(pending_ids, allowed)

@@ -67,7 +67,7 @@ def test_sigkill_during_indexing_then_resume(tmp_path):
     db_path = home / "library.sqlite3"
     cmd = [sys.executable, "-m", "engine", "index", str(root), "--json"]
 
-    committed_before = set()
+    committed_before: set[str] = set()
     kills = 0
     for threshold in (8, 40, 100):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

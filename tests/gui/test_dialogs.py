@@ -217,6 +217,7 @@ def test_settings_show_the_library_folders_and_the_theme(qtbot, library, tmp_pat
     try:
         dialog = SettingsDialog(library.settings, controller=controller, app_settings=app_settings)
         qtbot.addWidget(dialog)
+        assert dialog.folders is not None
         with qtbot.waitSignal(dialog.folders.folders_shown, timeout=5_000) as shown:
             dialog.show()
         assert shown.args == [[str(tmp_path / "docs")]]

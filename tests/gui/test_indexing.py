@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.controller import AppController
 from desktop_app.indexing import (
+    DropIndexer,
     FoldersPanel,
     IndexingPanel,
     describe_summary,
@@ -57,8 +58,15 @@ class PhotoField(QLineEdit):
         event.acceptProposedAction()
 
 
+class _Window(QMainWindow):
+    field: PhotoField
+    label: QLabel
+    panel: IndexingPanel
+    dropper: DropIndexer
+
+
 def make_window(qtbot, controller):
-    window = QMainWindow()
+    window = _Window()
     central = QWidget()
     layout = QVBoxLayout(central)
     window.field = PhotoField()

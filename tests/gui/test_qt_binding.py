@@ -23,7 +23,7 @@ def test_void_calls_and_signals_keep_reference_counts(qtbot):
     label = QLabel()
     qtbot.addWidget(label)
     emitter = _Emitter()
-    received = []
+    received: list[object] = []
     emitter.fired.connect(received.append)
     none_before, true_before = sys.getrefcount(None), sys.getrefcount(True)
     for _ in range(2000):

@@ -85,7 +85,7 @@ class Heartbeat:
     def worst(self, n: int = 3) -> str:
         parts = []
         for gap, ran, waited in sorted(self.gaps, key=lambda g: g[0], reverse=True)[:n]:
-            if ran is None:
+            if ran is None or waited is None:  # both or neither
                 parts.append(f"{gap * 1000:.0f} ms")
             else:
                 asleep = gap - ran - waited

@@ -296,14 +296,16 @@ def test_thumbnails_are_the_saved_ones_read_off_the_gui_thread(qtbot, library, t
     saved = thumbnail_path(library.settings.thumbnails_dir, row.content_hash)
     assert saved.is_file()
     controller = AppController(library=library)
-    loaded = []
+    loaded: list[dict[int, QImage | None]] = []
     controller.load_thumbnails({row.id: str(big)}, read_thumbnail, loaded.append, pytest.fail)
     qtbot.waitUntil(lambda: bool(loaded), timeout=5_000)
-    assert loaded[0][row.id].size() == QImage(str(saved)).size() == QSize(320, 240)
+    image = loaded[0][row.id]
+    assert image is not None and image.size() == QImage(str(saved)).size() == QSize(320, 240)
 
     # Without a saved thumbnail the original is decoded at thumbnail size.
     saved.unlink()
-    assert read_thumbnail(str(big), None).size() == QSize(320, 240)
+    image = read_thumbnail(str(big), None)
+    assert image is not None and image.size() == QSize(320, 240)
     assert read_thumbnail(str(tmp_path / "gone.jpg"), None) is None
 
     loader = ThumbnailLoader(controller)
@@ -311,12 +313,14 @@ def test_thumbnails_are_the_saved_ones_read_off_the_gui_thread(qtbot, library, t
     with qtbot.waitSignal(loader.ready, timeout=5_000) as blocker:
         pass
     assert blocker.args == [row.id]
-    assert loader.pixmap(row.id, str(big)).width() == 320
+    pixmap = loader.pixmap(row.id, str(big))
+    assert pixmap is not None and pixmap.width() == 320
     # A file that cannot be read gives a placeholder, once.
     assert loader.pixmap(9999, str(tmp_path / "gone.jpg")) is None
     with qtbot.waitSignal(loader.ready, timeout=5_000):
         pass
-    assert loader.pixmap(9999, str(tmp_path / "gone.jpg")).isNull()
+    pixmap = loader.pixmap(9999, str(tmp_path / "gone.jpg"))
+    assert pixmap is not None and pixmap.isNull()
     assert loader.loading() == 0
     loader.close()
 

@@ -575,7 +575,7 @@ def _qa_cases(name, limit=None):
         ]
         for article in data
     ]
-    cases = []
+    cases: list[tuple[int, int, str, list[str]]] = []
     for a, paragraphs in enumerate(articles):
         for p, (_, questions) in enumerate(paragraphs):
             cases.extend((a, p, q, answers) for q, answers in questions if answers)

@@ -85,8 +85,8 @@ def _assert_chunks_are_consistent(doc: ExtractedDocument, *, is_pdf: bool) -> No
     count = clip_token_counter()
     covered = [bytearray(len(page)) for page in doc.pages]
     for chunk in doc.chunks:
-        page_index = chunk.page - 1 if is_pdf else 0
         assert (chunk.page is None) is (not is_pdf)
+        page_index = chunk.page - 1 if chunk.page is not None else 0
         page = doc.pages[page_index]
         assert chunk.text == page[chunk.char_start : chunk.char_end]
         assert chunk.text == chunk.text.strip() and chunk.text
@@ -266,7 +266,7 @@ def test_pdf_pages_are_numbered_from_one() -> None:
     doc = extract_document(corpus_dir("pdfs") / "pdflatex-outline.pdf")
     assert len(doc.pages) == 4
     assert {chunk.page for chunk in doc.chunks} == {1, 2, 3, 4}
-    assert [c.page for c in doc.chunks] == sorted(c.page for c in doc.chunks)
+    assert [c.page for c in doc.chunks] == sorted(c.page for c in doc.chunks if c.page is not None)
 
 
 def test_pdf_information_dictionary() -> None:

@@ -87,7 +87,7 @@ def test_dead_nodes_past_the_fraction_trigger_a_background_compaction(store, tmp
     rng = np.random.default_rng(11)
     _add_files(store, tmp_path, rng, 0, 300)
     live = _live(store, tmp_path)
-    _replace_files(store, tmp_path, rng, range(0, 50))  # 100 dead of 700 nodes: 14 %
+    _replace_files(store, tmp_path, rng, range(50))  # 100 dead of 700 nodes: 14 %
     live.sync(link="inline")
     live.wait_compaction()
     state = live.describe()
@@ -99,7 +99,7 @@ def test_dead_nodes_past_the_fraction_trigger_a_background_compaction(store, tmp
     live.wait_compaction()
     state = live.describe()
     assert (state["live"], state["dead"]) == (600, 0)
-    assert set(live.index.ids().tolist()) == _stored_ids(store)
+    assert live.index is not None and set(live.index.ids().tolist()) == _stored_ids(store)
     assert _recall(live, store, _unit(rng, 20)) >= 0.95
     assert live.save_if_changed()  # the compacted graph changed the file
     assert HnswIndex.saved_node_counts(live.path) == (600, 0)
@@ -112,7 +112,7 @@ def test_searches_during_a_compaction_agree_with_exact_search(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built")
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")  # 300 dead of 1500: starts compacting
     assert hold.reached.wait(60)
     old = live.index
@@ -123,7 +123,7 @@ def test_searches_during_a_compaction_agree_with_exact_search(store, tmp_path):
         assert live.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
     hold.release.set()
     live.wait_compaction()
-    assert live.index is not old and live.index.deleted_count == 0
+    assert live.index is not old and live.index is not None and live.index.deleted_count == 0
     assert _recall(live, store, queries) >= 0.95
     live.close()
 
@@ -134,7 +134,7 @@ def test_changes_made_during_a_compaction_are_not_lost(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built")
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
@@ -156,7 +156,7 @@ def test_changes_made_during_a_compaction_are_not_lost(store, tmp_path):
 
     hold.release.set()
     live.wait_compaction()
-    assert live.index is not old
+    assert live.index is not old and live.index is not None
     assert set(live.index.ids().tolist()) | set(live._pending[0].tolist()) == _stored_ids(store)
     for gone in removed_ids:
         assert gone not in live.index
@@ -175,19 +175,19 @@ def test_closing_during_a_compaction_stops_it_cleanly(store, tmp_path):
     live = _live(store, tmp_path)
     hold = Hold("built", until=live._compact_cancel)  # released by close() itself
     live.compaction_hook = hold
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
 
     live.close()  # stops the compaction; saving compacts in this thread instead
-    assert not live._compactor.is_alive()
+    assert live._compactor is not None and not live._compactor.is_alive()
     assert not [t for t in threading.enumerate() if t.name.startswith("shoebox-index")]
-    assert live.index is not old and live.index.deleted_count == 0
+    assert live.index is not old and live.index is not None and live.index.deleted_count == 0
     assert HnswIndex.saved_node_counts(live.path) == (600, 0)
     again = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")
-    assert again.state == "ready" and len(again.index) == 600
+    assert again.state == "ready" and again.index is not None and len(again.index) == 600
     assert _recall(again, store, _unit(rng, 10)) >= 0.95
     again.close()
 
@@ -197,12 +197,14 @@ def test_closing_without_saving_leaves_the_old_graph(store, tmp_path):
     _add_files(store, tmp_path, rng, 0, 300)
     live = _live(store, tmp_path)
     live.compaction_hook = hold = Hold("copied", until=live._compact_cancel)
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     live.sync(link="inline")
     assert hold.reached.wait(60)
     old = live.index
     live.close(save=False)
-    assert live.index is old and not live._compactor.is_alive() and not live.path.exists()
+    assert (
+        live.index is old and live._compactor is not None and not live._compactor.is_alive() and not live.path.exists()
+    )
 
 
 def test_a_failed_compaction_is_logged_and_the_old_graph_keeps_working(store, tmp_path, caplog):
@@ -215,15 +217,15 @@ def test_a_failed_compaction_is_logged_and_the_old_graph_keeps_working(store, tm
             raise MemoryError("no room for a second graph")
 
     live.compaction_hook = fail
-    _replace_files(store, tmp_path, rng, range(0, 150))
+    _replace_files(store, tmp_path, rng, range(150))
     old = live.index  # sync changes it in place
     with caplog.at_level(logging.ERROR, logger="engine.index.live"):
         live.sync(link="inline")
         live.wait_compaction()
     assert "compacting the text vector index failed" in caplog.text
     assert "no room for a second graph" in caplog.text
-    assert live.state == "ready" and live.index.deleted_count == 300
-    assert live.index is old and set(old.ids().tolist()) == _stored_ids(store)
+    assert live.state == "ready" and live.index is not None and live.index.deleted_count == 300
+    assert live.index is old and set(live.index.ids().tolist()) == _stored_ids(store)
     assert _recall(live, store, _unit(rng, 10)) >= 0.95
     assert not live.needs_compaction()  # not tried again on every sync
     live.close(save=False)
@@ -246,7 +248,7 @@ def test_a_saved_file_over_the_threshold_is_compacted_on_load_and_saving_compact
     loaded = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     loaded.open(build="never")
     loaded.wait_compaction()
-    assert loaded.describe()["dead"] == 0 and len(loaded.index) == 600
+    assert loaded.describe()["dead"] == 0 and loaded.index is not None and len(loaded.index) == 600
     assert loaded.save_if_changed()
     built = LiveIndex(store, fresh_path, min_items=100, ef_search=64, space=SPACE)
     built.open(build="now")  # no file there: built afresh from the store
@@ -258,7 +260,7 @@ def test_a_saved_file_over_the_threshold_is_compacted_on_load_and_saving_compact
     monkeypatch.setattr(live_module, "COMPACT_DEAD_FRACTION", 2.0)
     again = LiveIndex(store, live.path, min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")
-    _replace_files(store, tmp_path, rng, range(0, 200))
+    _replace_files(store, tmp_path, rng, range(200))
     again.sync(link="inline")
     monkeypatch.setattr(live_module, "COMPACT_DEAD_FRACTION", 0.2)
     assert again.describe()["dead"] == 400

@@ -341,7 +341,12 @@ def test_reembedding_passages_runs_no_whisper_again(tmp_path, library, monkeypat
     library.index([tmp_path / "rec"])
     calls: list[int] = []
     original = library.whisper.transcribe
-    monkeypatch.setattr(library.whisper, "transcribe", lambda samples: calls.append(1) or original(samples))
+
+    def transcribe(samples):
+        calls.append(1)
+        return original(samples)
+
+    monkeypatch.setattr(library.whisper, "transcribe", transcribe)
     summary = library.reembed(space="text")
     assert summary.reembedded == 2 and calls == []
     assert library.store.files_missing_vectors("text") == []

@@ -66,7 +66,7 @@ def test_built_index_agrees_with_exact_search(store, tmp_path):
     rng = np.random.default_rng(1)
     _add_files(store, tmp_path, rng, 0, 600)
     live = _live(store, tmp_path)
-    assert live.state == "ready" and len(live.index) == 1200
+    assert live.state == "ready" and live.index is not None and len(live.index) == 1200
     found = 0
     for q in _unit(rng, 30):
         hits, plan = live.search(q, 10)
@@ -93,6 +93,7 @@ def test_filtered_search_returns_k_passing_items_like_sql_says(store, tmp_path, 
         filters = Filters(folder=str(tmp_path / "folder1"))
     live = _live(store, tmp_path)
     allowed = live.allowed(filters)
+    assert allowed is not None
     assert np.array_equal(allowed, store.allowed_item_ids(filters))  # the catalog agrees with SQL
     assert allowed.size > 0
     k = min(10, allowed.size)
@@ -122,7 +123,7 @@ def test_new_items_are_found_at_once_and_removed_ones_never(store, tmp_path):
     live.sync()
     hits, _ = live.search(new[gone][0], 50)
     assert not gone_ids & {h[0] for h in hits}
-    assert len(live.index) == 610 - 2
+    assert live.index is not None and len(live.index) == 610 - 2
 
 
 def test_a_large_batch_is_searched_exactly_until_linked_in_the_background(store, tmp_path):
@@ -135,7 +136,7 @@ def test_a_large_batch_is_searched_exactly_until_linked_in_the_background(store,
         hits, _ = live.search(vecs[1], 1)
         assert hits[0][0] == store.item_ids_of(path)[1]
     live.wait()
-    assert live.describe()["pending"] == 0 and len(live.index) == 400 + 2 * LINK_INLINE
+    assert live.describe()["pending"] == 0 and live.index is not None and len(live.index) == 400 + 2 * LINK_INLINE
 
 
 def test_replaced_vectors_are_found_by_their_new_value(store, tmp_path):
@@ -176,7 +177,7 @@ def test_saved_index_is_loaded_and_catches_up(store, tmp_path):
 
     again = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, ef_search=64, space=SPACE)
     again.open(build="never")  # the file is usable: no rebuild needed
-    assert again.state == "ready" and len(again.index) == 606
+    assert again.state == "ready" and again.index is not None and len(again.index) == 606
     path, vecs = next(iter(new.items()))
     assert again.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
     for q, old in zip(queries, before, strict=True):
@@ -191,9 +192,9 @@ def test_damaged_or_foreign_index_files_are_rebuilt_never_trusted(store, tmp_pat
     path.write_bytes(b"SHBXHNSW" + b"\0" * 100)
     broken = LiveIndex(store, path, min_items=100, space=SPACE)
     broken.open(build="never")
-    assert broken.state == "failed" and "not built" in broken.error and not broken.usable
+    assert broken.state == "failed" and broken.error is not None and "not built" in broken.error and not broken.usable
     rebuilt = _live(store, tmp_path)
-    assert rebuilt.state == "ready" and len(rebuilt.index) == 400
+    assert rebuilt.state == "ready" and rebuilt.index is not None and len(rebuilt.index) == 400
 
     # A file from another library (its log position is ahead of this one's) is refused.
     rebuilt.save_if_changed()
@@ -215,7 +216,7 @@ def test_an_index_behind_a_pruned_log_reloads(store, tmp_path):
     second.sync()
     second.save_if_changed()  # prunes changes ``first`` has not seen
     first.sync(link="inline")
-    assert first.state == "ready" and len(first.index) == 408
+    assert first.state == "ready" and first.index is not None and len(first.index) == 408
     path, vecs = next(iter(new.items()))
     assert first.search(vecs[0], 1)[0][0][0] == store.item_ids_of(path)[0]
 
@@ -235,7 +236,7 @@ def test_small_libraries_have_no_graph_and_are_searched_exactly(store, tmp_path)
     np.testing.assert_allclose(live.vectors(ids), store.vectors(ids, space=SPACE))
     _add_files(store, tmp_path, rng, 20, 10)  # still small: the matrix follows
     live.sync()
-    assert live.state == "small" and len(live.catalog) == 60
+    assert live.state == "small" and live.catalog is not None and len(live.catalog) == 60
     _add_files(store, tmp_path, rng, 30, 30)  # now past min_items
     live.sync(link="inline")
-    assert live.state == "ready" and len(live.index) == 120
+    assert live.state == "ready" and live.index is not None and len(live.index) == 120

@@ -48,7 +48,7 @@ class FakeChatServer:
         self.requests: list[tuple[str, dict[str, str], dict]] = []
         self.status = 200
         self.content_type = "text/event-stream"
-        self.script: list[bytes | threading.Event] = sse_stream(["ok"])
+        self.script: list[bytes | threading.Event] = [*sse_stream(["ok"])]
         self.gates: list[threading.Event] = []
         self.finished = threading.Event()  # set when a reply has been written to the end (or broke off)
         self.aborted = False  # a reply's writes failed: the client hung up before the end
@@ -299,5 +299,6 @@ def test_client_from_settings(tmp_path):
         home=tmp_path, env={"SHOEBOX_LLM_URL": "http://127.0.0.1:8080", "SHOEBOX_LLM_MODEL": "qwen2.5"}
     )
     client = client_from_settings(settings)
+    assert client is not None
     assert client.endpoint == "http://127.0.0.1:8080/v1/chat/completions"
     assert client.model == "qwen2.5"

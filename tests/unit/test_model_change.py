@@ -81,23 +81,24 @@ def test_reembedding_keeps_search_on_the_old_vectors_until_it_switches(built, ti
         stopped = lib.reembed(on_progress=progress, should_cancel=lambda: len(seen) >= 2)
         assert stopped.cancelled
         assert lib.model_changes()[0].staged  # what was done is kept
-        assert lib.store.model_identity("clip")["weights"] == "seed0"
+        identity = lib.store.model_identity("clip")
+        assert identity is not None and identity["weights"] == "seed0"
         assert _like(lib, root) == before  # stopped: everything as it was
         assert all(s == before for s in seen)
 
         summary = lib.reembed(on_progress=progress)  # resumes and switches
         assert not summary.cancelled and summary.failed == []
         assert lib.model_changes() == [] and lib.store.staged_model("clip") is None
-        assert lib.store.model_identity("clip")["weights"] == "seed1"
+        identity = lib.store.model_identity("clip")
+        assert identity is not None and identity["weights"] == "seed1"
         assert lib.store.vector_table("clip") != old_table
         assert lib.store.count_items("clip") == PHOTOS
         after = _like(lib, root)
         assert sorted(after) == sorted(before)  # every photo is found with the new vectors
         assert lib.vector_index("clip").table == lib.store.vector_table("clip")
         assert [r.path for r in lib.search("boiler", k=1).results] == [str(root / "boiler.txt")]
-    with _open(home, 0, tiny_text) as lib:  # the old model is now the other one
-        with pytest.raises(ModelMismatchError):
-            lib.search("boiler")
+    with _open(home, 0, tiny_text) as lib, pytest.raises(ModelMismatchError):  # the old model is now the other one
+        lib.search("boiler")
 
 
 def test_a_photo_gone_since_indexing_is_recorded_as_failed(built, tiny_text):
@@ -106,7 +107,8 @@ def test_a_photo_gone_since_indexing_is_recorded_as_failed(built, tiny_text):
     with _open(home, 1, tiny_text) as lib:
         summary = lib.reembed(space="clip")
         assert [f["path"] for f in summary.failed] == [str(root / "photo-3.png")]
-        assert lib.store.model_identity("clip")["weights"] == "seed1"
+        identity = lib.store.model_identity("clip")
+        assert identity is not None and identity["weights"] == "seed1"
         assert str(root / "photo-3.png") in {f.path for f in lib.store.failed_files()}
         assert len(_like(lib, root)) == PHOTOS - 2
 

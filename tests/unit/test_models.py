@@ -417,6 +417,7 @@ def test_import_model_round_trip(tmp_path):
 def test_a_corrupted_weights_file_is_named_in_the_error(tmp_path):
     settings = make_settings(tmp_path)
     checkpoint = build_clip(settings).locate_weights()  # generates the test-tiny file
+    assert checkpoint is not None
     checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
     with pytest.raises(ModelUnavailableError) as caught:
         build_clip(settings).load()

@@ -173,7 +173,9 @@ def test_auto_tags_are_stored_apart_and_filterable(tmp_path, models, photos):
         photo = photos / "photos" / "2020" / "p00.jpg"
         item = store.item_ids_of(photo)[0]
         expected = [name for name, p in tagger.tag(store.vectors([item]))[0]]
-        file_id = store.get_file(str(photo)).id
+        row = store.get_file(str(photo))
+        assert row is not None
+        file_id = row.id
         assert sorted(store.tags_of_files([file_id], source="auto")[file_id]) == sorted(expected)
         name = next(iter(auto))
         filtered = lib.search("x", filters=Filters(tags=(name,)), k=50, min_relevance=0)

@@ -143,7 +143,7 @@ def test_keyword_only_before_any_model(tmp_path):
 def test_query_terms_and_snippets():
     assert query_terms('"passport" AND (renewal) -x') == ["passport", "AND", "renewal", "x"]
     snippet = make_snippet("word " * 100 + "the passport is here " + "word " * 100, ["passport"])
-    assert "«passport»" in snippet and snippet.startswith("…") and snippet.endswith("…")
+    assert snippet is not None and "«passport»" in snippet and snippet.startswith("…") and snippet.endswith("…")
 
 
 @pytest.mark.parametrize(
