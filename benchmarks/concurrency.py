@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -127,7 +128,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "concurrency.json")
     args = parser.parse_args()
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="shoebox-concurrency-") as tmp:
         tmp_path = Path(tmp)
         churn = Churn(tmp_path / "folder", photos=args.photos)
@@ -159,22 +160,22 @@ def main() -> int:
     table = []
     print(f"\n{'run':<10} {'rounds':>6} {'searches':>9} {'failed':>7} {'per s':>8} {'vs reference':>13}")
     for row in rows:
-        tally: Tally = row["tally"]
-        ratio = tally.per_second / reference.per_second if reference.per_second else 0.0
+        seen: Tally = row["tally"]
+        ratio = seen.per_second / reference.per_second if reference.per_second else 0.0
         print(
-            f"{row['run']:<10} {row['rounds']:>6} {tally.searches:>9} {len(tally.failures):>7} "
-            f"{tally.per_second:>8.1f} {ratio:>12.2f}x"
+            f"{row['run']:<10} {row['rounds']:>6} {seen.searches:>9} {len(seen.failures):>7} "
+            f"{seen.per_second:>8.1f} {ratio:>12.2f}x"
         )
         table.append(
             {
                 "run": row["run"],
                 "rounds": row["rounds"],
-                "searches": tally.searches,
-                "failed": len(tally.failures),
-                "seconds": round(tally.seconds, 2),
-                "searches_per_second": round(tally.per_second, 2),
+                "searches": seen.searches,
+                "failed": len(seen.failures),
+                "seconds": round(seen.seconds, 2),
+                "searches_per_second": round(seen.per_second, 2),
                 "vs_reference": round(ratio, 3),
-                "failures": tally.failures[:10],
+                "failures": seen.failures[:10],
             }
         )
     result = {

@@ -647,8 +647,9 @@ class Indexer:
         until every item has its new vector; then the library switches to the
         new ones in one transaction.  Photos are read again from their files (a
         photo that can no longer be read is recorded as failed, as indexing
-        would); passages are embedded from the text kept in the library, so no
-        document is read and Whisper does not run again.  Stopping keeps what
+        would, and one deleted leaves the library); passages are embedded from
+        the text kept in the library, so no document is read and Whisper does
+        not run again.  Stopping keeps what
         is done: the next call resumes.  Returns whether the switch was made.
         Counts the files in ``summary.reembedded``.
         """
@@ -706,16 +707,27 @@ class Indexer:
             try:
                 tensors.append(future.result())
                 ids.append(item_id)
-            except Exception as exc:  # a photo gone or broken since it was indexed: a failure with its reason
+            except Exception as exc:  # a photo gone or broken since it was indexed
                 path = details[item_id]["path"]
-                reason = _reason(exc)
                 try:
                     info = os.stat(path)
-                    size, mtime = info.st_size, info.st_mtime
+                except FileNotFoundError:
+                    # Deleted since it was indexed: it leaves the library, as the next index run would do.
+                    with self.store.transaction():
+                        self.store.remove_file(details[item_id]["file_id"])
+                    summary.removed += 1
+                    continue
                 except OSError:
-                    size, mtime = -1, 0.0
+                    info = None
+                reason = _reason(exc)
                 with self.store.transaction():
-                    self.store.record_failure(path, size=size, mtime=mtime, kind="image", reason=reason)
+                    self.store.record_failure(
+                        path,
+                        size=info.st_size if info else -1,
+                        mtime=info.st_mtime if info else 0.0,
+                        kind="image",
+                        reason=reason,
+                    )
                 summary.failed.append({"path": path, "reason": reason})
         if not ids:
             return [], None

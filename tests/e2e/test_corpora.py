@@ -63,7 +63,7 @@ def _supported(relative: str) -> bool:
 
 
 def test_run_completes_and_database_is_sound(corpora_run):
-    summary, _rows, stats, integrity, _ = corpora_run
+    summary, rows, stats, integrity, _ = corpora_run
     assert integrity == "ok"
     assert not summary.cancelled
     # Every file of a supported type in the manifests was seen, and all but the failed ones indexed.

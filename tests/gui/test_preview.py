@@ -182,7 +182,7 @@ def test_a_pdf_passage_opens_at_its_page(qtbot, media_window, opened):
 
 
 def test_a_recording_plays_from_the_found_second(qtbot, pane, tmp_path, playback):
-    QMediaPlayer = playback.QMediaPlayer  # noqa: N806
+    QMediaPlayer = playback.QMediaPlayer
 
     tone = make_tone(tmp_path / "memo.wav", seconds=3.0)
     assert pane.player is None  # nothing multimedia exists until a recording is shown
@@ -273,7 +273,7 @@ def test_without_qt_multimedia_a_recording_shows_its_words_and_what_playback_nee
 
 
 def test_without_qt_multimedia_a_recording_in_the_window_shows_its_transcript(qtbot, media_window, no_multimedia):
-    window, root = media_window
+    window, _root = media_window
     search(qtbot, window, "memo")
     recording = next(r for r in window.results.shown_results() if r.kind == "audio")
     with qtbot.waitSignal(window.preview.loaded, timeout=10_000):

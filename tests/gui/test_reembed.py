@@ -210,7 +210,8 @@ def test_the_window_reembeds_a_real_library_and_searches_throughout(qtbot, tmp_p
         assert str(corpus.boiler) in w.results.passage_paths()
     assert not finished.args[0].cancelled and finished.args[0].reembedded == 3
     qtbot.waitUntil(lambda: c.model_changes() == [] and not c.reembedding, timeout=20_000)
-    assert library.store.model_identity("clip")["weights"] == "seed1"
+    recorded = library.store.model_identity("clip")
+    assert recorded is not None and recorded["weights"] == "seed1"
     assert w.banner.text() == "The library is re-embedded: searches now use the new model."
     search(qtbot, w, "boiler")
     assert str(corpus.boiler) in w.results.passage_paths()

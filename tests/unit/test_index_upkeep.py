@@ -283,7 +283,6 @@ def test_ten_reindexes_of_a_changing_folder_keep_the_file_near_a_fresh_builds_si
     for n in range(16):
         make_photo(root / f"p{n:02}.jpg", n, size=(32, 24))
     assert library.index([root]).failed == []
-    path = library.index_path("clip")
     for round_ in range(10):
         edited = [root / f"p{(round_ * 4 + n) % 16:02}.jpg" for n in range(4)]  # a quarter of the photos
         for n, photo in enumerate(edited):
@@ -298,7 +297,9 @@ def test_ten_reindexes_of_a_changing_folder_keep_the_file_near_a_fresh_builds_si
     assert library.vector_index("clip").needs_compaction() is False
     status = library.index_status()["clip"]
     assert status["live"] == 17 and status["dead"] <= 0.2 * (status["live"] + status["dead"])
+    path = library.index_path("clip")  # a re-embed writes its vectors, and their graph, anew
     library.close()
+    assert [p.name for p in library.settings.home.glob("*.hnsw")] == [path.name]  # no old graph left behind
 
     settings = load_settings(home=tmp_path / "fresh", env=dict(TINY_ENV), autotags=False)
     with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text, graph_min_items=10) as fresh:

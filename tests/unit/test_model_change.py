@@ -156,3 +156,13 @@ def test_the_command_line_refuses_and_reports_another_model(built, tiny_text):
         "seed1",
         False,
     )
+
+
+def test_a_photo_deleted_since_indexing_leaves_the_library_on_reembed(built, tiny_text):
+    home, root = built
+    (root / "photo-4.png").unlink()
+    with _open(home, 1, tiny_text) as lib:
+        summary = lib.reembed(space="clip")
+        assert summary.failed == [] and summary.removed == 1
+        assert lib.store.get_file(str(root / "photo-4.png")) is None
+        assert lib.store.count_items("clip") == PHOTOS - 1
