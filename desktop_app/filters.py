@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.query import Filters
+from engine.query import Filters, TagsMode
 
 from .style import muted_text
 
@@ -231,7 +231,7 @@ class FilterPanel(QWidget):
         return Filters(
             kinds=kinds,
             tags=tuple(self.checked_tags()),
-            tags_mode="all" if self.tags_all.isChecked() else "any",
+            tags_mode=TagsMode.ALL if self.tags_all.isChecked() else TagsMode.ANY,
             after=after,
             before=before,
             folder=self._folder,

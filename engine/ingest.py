@@ -33,7 +33,7 @@ from typing import Any
 
 from .errors import ExtractionError, ModelUnavailableError, ShoeboxError, UsageError
 from .extractors import kind_for_path
-from .store import FileRow, LibraryStore, NewItem
+from .store import FileRow, FileStatus, LibraryStore, NewItem
 
 # Photos are decoded at this longest side: enough for CLIP's 224-pixel input
 # (short side >= 224 up to 2:1) and the 320-pixel thumbnail, and small enough
@@ -234,7 +234,7 @@ class Indexer:
                 and row is not None
                 and row.size == cand.size
                 and row.mtime == cand.mtime
-                and (row.status == "indexed" or not retry_failed)
+                and (row.status is FileStatus.INDEXED or not retry_failed)
             ):
                 summary.unchanged += 1
                 continue
@@ -262,7 +262,7 @@ class Indexer:
         ]
         vanished_by_hash: dict[str, list[FileRow]] = {}
         for row in vanished:
-            if row.content_hash and row.status == "indexed":
+            if row.content_hash and row.status is FileStatus.INDEXED:
                 vanished_by_hash.setdefault(row.content_hash, []).append(row)
 
         work: list[_Candidate] = []
@@ -272,11 +272,11 @@ class Indexer:
                 if cand.error is not None:
                     self._fail(cand, cand.error, summary)
                     continue
-                if row is not None and row.status == "indexed" and row.content_hash == cand.content_hash:
+                if row is not None and row.status is FileStatus.INDEXED and row.content_hash == cand.content_hash:
                     self.store.touch_file(row.id, size=cand.size, mtime=cand.mtime)
                     summary.unchanged += 1
                     continue
-                if row is None or row.status == "failed":
+                if row is None or row.status is FileStatus.FAILED:
                     source = self._moved_from(cand, vanished_by_hash)
                     if source is not None:
                         self.store.move_file(source.id, cand.path, size=cand.size, mtime=cand.mtime)
@@ -289,7 +289,7 @@ class Indexer:
                         self.store.copy_file(twins[0].id, cand.path, size=cand.size, mtime=cand.mtime)
                         summary.added += 1
                         continue
-                cand.is_update = row is not None and row.status == "indexed"
+                cand.is_update = row is not None and row.status is FileStatus.INDEXED
                 work.append(cand)
             for row in vanished:
                 self.store.remove_file(row.id)

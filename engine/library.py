@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .calibration import CalibrationBook
 from .errors import LibraryError, ModelMismatchError, ModelUnavailableError
+from .index.state import IndexState
 from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
 from .query import Filters, Query
 from .search import SearchResponse, search
@@ -196,8 +197,8 @@ class Library:
                 live = LiveIndex(self.store, self.index_path(space), min_items=self.graph_min_items, space=space)
                 live.open(build=build or self.index_build, on_progress=on_progress)
                 self._live[space] = live
-            elif build == "now" and live.state in ("failed", "closed"):
-                live.state = "closed"
+            elif build == "now" and live.state in (IndexState.FAILED, IndexState.CLOSED):
+                live.state = IndexState.CLOSED
                 live.open(build="now", on_progress=on_progress)
         live.sync(link="inline" if build == "now" else "auto")
         return live
@@ -207,7 +208,7 @@ class Library:
         states: dict[str, dict] = {}
         for space in SPACES:
             live = self.vector_index(space, build="now", on_progress=on_progress)
-            if live is None or live.state == "small":
+            if live is None or live.state == IndexState.SMALL:
                 states[space] = {"state": "small", "items": self.store.count_items(space)}
                 continue
             live.wait()
@@ -228,7 +229,7 @@ class Library:
         positions = []
         for space in SPACES:
             live = self._live.get(space)
-            if live is not None and live.state == "small":
+            if live is not None and live.state == IndexState.SMALL:
                 continue
             saved = HnswIndex.saved_generation(self.index_path(space))
             if saved is None:

@@ -28,7 +28,7 @@ class Filters:
 
     kinds: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
-    tags_mode: str = TagsMode.ANY.value  # any | all
+    tags_mode: str = TagsMode.ANY  # TagsMode (or its value, "any" or "all")
     after: float | None = None  # media time, POSIX seconds, inclusive
     before: float | None = None  # exclusive
     folder: str | None = None

@@ -26,6 +26,7 @@ killed at any moment leaves either all of a file's rows or none of them.
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import threading
@@ -41,7 +42,7 @@ import numpy as np
 import sqlite_vec
 
 from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
-from .query import Filters
+from .query import Filters, TagsMode
 from .text import Term, fold, index_words, name_index, parse_query
 
 KINDS = ("image", "document", "audio")
@@ -184,6 +185,13 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+class FileStatus(str, enum.Enum):
+    """What became of a file the library knows (the ``files.status`` column)."""
+
+    INDEXED = "indexed"  # its items are searchable
+    FAILED = "failed"  # it could not be read; ``error`` says why
+
+
 @dataclass(frozen=True)
 class FileRow:
     id: int
@@ -192,7 +200,7 @@ class FileRow:
     mtime: float
     content_hash: str | None
     kind: str | None
-    status: str
+    status: FileStatus
     error: str | None
     media_time: float | None
     meta: dict = field(default_factory=dict)
@@ -217,7 +225,7 @@ _FILE_COLUMNS = "id, path, size, mtime, content_hash, kind, status, error, media
 
 def _file_row(row: Sequence[Any]) -> FileRow:
     meta = json.loads(row[9]) if row[9] else {}
-    return FileRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], meta)
+    return FileRow(row[0], row[1], row[2], row[3], row[4], row[5], FileStatus(row[6]), row[7], row[8], meta)
 
 
 def _folder_of(path: str) -> str:
@@ -1021,7 +1029,7 @@ class LibraryStore:
                 result[file_id].append(name)
         return result
 
-    def file_ids_with_tags(self, names: Sequence[str], mode: str = "any") -> np.ndarray:
+    def file_ids_with_tags(self, names: Sequence[str], mode: str = TagsMode.ANY) -> np.ndarray:
         """Ids of the indexed files carrying any (or all) of the tags, user or auto (sorted int64).
 
         Remembered until files or tags change, so a tag filter over half the
@@ -1040,7 +1048,7 @@ class LibraryStore:
             f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id"
         )
         params: list[Any] = list(names)
-        if mode == "all":
+        if mode == TagsMode.ALL:
             sql += " HAVING count(DISTINCT t.id) = ?"
             params.append(len({n.lower() for n in names}))
         ids = np.array([r[0] for r in self._query(sql, params)], np.int64)
@@ -1186,7 +1194,7 @@ class LibraryStore:
         if filters.tags:
             names = [t.strip() for t in filters.tags]
             marks = ",".join("?" * len(names))
-            if filters.tags_mode == "all":
+            if filters.tags_mode == TagsMode.ALL:
                 where.append(
                     f"(SELECT count(DISTINCT t.id) FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
                     f"WHERE ft.file_id = f.id AND t.name IN ({marks}) AND ft.source IN ('user', 'auto')) = ?"

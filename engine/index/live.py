@@ -39,6 +39,7 @@ from engine.errors import Cancelled, IndexFileError
 from engine.store import KINDS, Filters, LibraryStore
 
 from .hnsw import HnswIndex
+from .state import IndexState
 
 log = logging.getLogger(__name__)
 
@@ -134,11 +135,7 @@ class Catalog:
 class LiveIndex:
     """HNSW + catalog over the vectors of one space of ``store`` (``"clip"`` or ``"text"``), saved at ``path``.
 
-    ``state`` is one of ``"closed"`` (not opened yet), ``"small"`` (no graph:
-    the space is small, its vectors held in a matrix and searched exactly, or it
-    has no vectors), ``"building"`` (a graph is being
-    built in the background; searches use exact search meanwhile),
-    ``"ready"`` and ``"failed"`` (``error`` says why; exact search is used).
+    ``state`` is an :class:`IndexState`; ``error`` says why when it is ``FAILED``.
     """
 
     def __init__(
@@ -158,7 +155,7 @@ class LiveIndex:
         self.table = store.vector_table(space)  # the vectors it follows; a re-embed switches to another table
         self.min_items = int(min_items)
         self.params: GraphParams = {"M": M, "ef_construction": ef_construction, "ef_search": ef_search}
-        self.state = "closed"
+        self.state = IndexState.CLOSED
         self.error: str | None = None
         self.index: HnswIndex | None = None
         self.catalog: Catalog | None = None
@@ -188,8 +185,8 @@ class LiveIndex:
     @property
     def usable(self) -> bool:
         """Whether searches go through this index: its graph, or a small space's matrix (else the caller searches)."""
-        return (self.state == "ready" and self.index is not None) or (
-            self.state == "small" and self.catalog is not None
+        return (self.state == IndexState.READY and self.index is not None) or (
+            self.state == IndexState.SMALL and self.catalog is not None
         )
 
     def open(self, *, build: str = "background", on_progress: Callable[[int, int, str], None] | None = None) -> None:
@@ -212,7 +209,7 @@ class LiveIndex:
                 self.index = None
                 self._start_build(build, str(exc), on_progress)
                 return
-            self.state = "ready"
+            self.state = IndexState.READY
             self.error = None
         self.sync()
         self._compact_in_background()  # a saved file over the threshold (sync starts one only after changes)
@@ -233,7 +230,7 @@ class LiveIndex:
             self.save_if_changed(prune=prune)
 
     def _become_small(self) -> None:
-        self.state = "small"
+        self.state = IndexState.SMALL
         self.index = None
         self._pending = _NO_PENDING
         self._position = self.store.items_version()
@@ -267,11 +264,11 @@ class LiveIndex:
 
     def _start_build(self, build: str, why: str, on_progress) -> None:
         if build == "never":
-            self.state = "failed"
+            self.state = IndexState.FAILED
             self.error = f"the vector index is not built ({why}); searching exactly"
             self.catalog = None
             return
-        self.state = "building"
+        self.state = IndexState.BUILDING
         self.error = None
         if build == "now":
             self._build(on_progress)
@@ -284,11 +281,11 @@ class LiveIndex:
         try:
             self._build(None)
         except Cancelled:
-            self.state = "failed"
+            self.state = IndexState.FAILED
             self.error = "building the vector index was stopped"
         except Exception as exc:  # a thread must report, not die silently
             log.exception("building the vector index failed")
-            self.state = "failed"
+            self.state = IndexState.FAILED
             self.error = f"building the vector index failed: {exc}"
 
     def _build(self, on_progress) -> None:
@@ -317,7 +314,7 @@ class LiveIndex:
             self._position = start
             self._pending = _NO_PENDING
             self._dirty = True
-            self.state = "ready"
+            self.state = IndexState.READY
             self.error = None
         self.sync(link="inline")
 
@@ -330,28 +327,28 @@ class LiveIndex:
         background, ``"inline"`` links all of them before returning.
         """
         with self._lock:
-            if self.state in ("closed", "failed"):
+            if self.state in (IndexState.CLOSED, IndexState.FAILED):
                 return 0
             version = self.store.items_version()
             if version == self._position:
                 if link == "inline" and self.index is not None:
                     self._link_pending()
                 return 0
-            if self.state == "small":
+            if self.state == IndexState.SMALL:
                 if (
                     self.store.count_items(self.space) >= self.min_items
                     and self.store.space_dim(self.space) is not None
                 ):
-                    self.state = "closed"
+                    self.state = IndexState.CLOSED
                     self.open(build="background" if link == "auto" else "now")
                 else:
                     self._become_small()  # a few thousand vectors: read again
                 return 0
-            if self.state == "building":
+            if self.state == IndexState.BUILDING:
                 return 0  # the build catches up when it finishes
             if self._position < self.store.items_log_start():
                 # Another process pruned changes this index has not seen.
-                self.state = "closed"
+                self.state = IndexState.CLOSED
                 self.open(build="background" if link == "auto" else "now")
                 return 0
             applied = 0
@@ -428,7 +425,7 @@ class LiveIndex:
                             return
             except Exception as exc:  # a thread must report, not die silently
                 log.exception("linking new vectors into the index failed")
-                self.state = "failed"
+                self.state = IndexState.FAILED
                 self.error = f"updating the vector index failed: {exc}"
 
         self._cancel.clear()
@@ -480,7 +477,7 @@ class LiveIndex:
     def needs_compaction(self) -> bool:
         """Whether deleted nodes make up ``COMPACT_DEAD_FRACTION`` or more of the graph."""
         index = self.index
-        if index is None or self.state != "ready" or index is self._compact_failed:
+        if index is None or self.state != IndexState.READY or index is self._compact_failed:
             return False
         dead = index.deleted_count
         return dead > 0 and dead >= COMPACT_DEAD_FRACTION * index.slots
@@ -507,7 +504,7 @@ class LiveIndex:
         stop = cancel_check or (lambda: False)
         with self._lock:
             old = self.index
-            if old is None or self.state != "ready":
+            if old is None or self.state != IndexState.READY:
                 return False
             mark = old.slots
             nodes, ids, vecs = old.live_nodes(0, mark)
@@ -523,7 +520,7 @@ class LiveIndex:
                 if stop():
                     raise Cancelled("compacting the vector index was stopped")
                 with self._lock:
-                    if self.index is not old or self.state != "ready":
+                    if self.index is not old or self.state != IndexState.READY:
                         log.info("the vector index was replaced while it was compacted; the compacted copy is dropped")
                         return False
                     end = old.slots
@@ -659,7 +656,7 @@ class LiveIndex:
 
     def vectors(self, item_ids: list[int]) -> np.ndarray:
         """Vectors of ``item_ids`` from memory (the graph, the pending batch or a small space's matrix), else the store."""
-        if self.index is None and self.state == "small":
+        if self.index is None and self.state == IndexState.SMALL:
             ids, vecs = self._small
             pos = np.searchsorted(ids, np.asarray(item_ids, np.int64)) if ids.size else np.zeros(len(item_ids), int)
             found = (
@@ -697,7 +694,7 @@ class LiveIndex:
         whether a compaction is running.
         """
         index = self.index
-        live = len(index) if index is not None else (int(self._small[0].size) if self.state == "small" else 0)
+        live = len(index) if index is not None else (int(self._small[0].size) if self.state == IndexState.SMALL else 0)
         try:
             file_bytes: int | None = self.path.stat().st_size
         except OSError:
@@ -705,7 +702,7 @@ class LiveIndex:
         compactor = self._compactor
         return {
             "space": self.space,
-            "state": self.state,
+            "state": self.state.value,
             "error": self.error,
             "items": len(index) if index is not None else 0,
             "pending": int(self._pending[0].size),
