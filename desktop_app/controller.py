@@ -133,17 +133,6 @@ def _model_changes_of(library: Library) -> list[Any]:
         return []
 
 
-def _forget_folder(library: Library, folder: str) -> int:
-    """Remove a folder and every file below it from the library (the files themselves are untouched)."""
-    store = library.store
-    with store.transaction():
-        rows = store.files_under(folder)
-        for row in rows:
-            store.remove_file(row.id)
-        store.remove_root(folder)
-    return len(rows)
-
-
 def _saved_thumbnails(library: Library, wanted: dict[Any, str], read: Callable[[str, Path | None], T]) -> dict[Any, T]:
     from engine.ingest import thumbnail_path
 
@@ -387,7 +376,7 @@ class AppController(QObject):
             on_done(count)
             self.library_changed.emit()
 
-        self._read(lambda library: _forget_folder(library, folder), done, on_error)
+        self._read(lambda library: library.forget_folder(folder), done, on_error)
 
     def item_details(self, item_id: int, on_done: Callable[[dict], None], on_error: OnError) -> None:
         """An item's whole text and its file's metadata (``LibraryStore.item_details``)."""

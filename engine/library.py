@@ -367,6 +367,19 @@ class Library:
             log.warning("photos were not auto-tagged: %s", exc)
         self.update_index(on_progress=on_progress)
 
+    def forget_folder(self, folder: str) -> int:
+        """Remove a library folder and every file found in it (the files on disk are untouched); returns how many.
+
+        One transaction: a search sees the folder whole or gone.
+        """
+        store = self.store
+        with store.transaction():
+            rows = store.files_under(folder)
+            for row in rows:
+                store.remove_file(row.id)
+            store.remove_root(folder)
+        return len(rows)
+
     def autotagger(self) -> Any:
         from .autotag import AutoTagger, read_vocabulary
 

@@ -351,3 +351,14 @@ def test_reembedding_passages_runs_no_whisper_again(tmp_path, library, monkeypat
     assert summary.reembedded == 2 and calls == []
     assert library.store.files_missing_vectors("text") == []
     assert library.store.count_items("clip") == 0  # photos untouched (there are none)
+
+
+def test_forgetting_a_folder_removes_its_files_and_keeps_the_others(tmp_path, library):
+    make_text(tmp_path / "a" / "boiler.txt", "The boiler service is due in October.")
+    make_text(tmp_path / "b" / "garden.txt", "The tomatoes in the garden need water.")
+    library.index([tmp_path / "a", tmp_path / "b"])
+    assert library.forget_folder(str(tmp_path / "a")) == 1
+    assert library.store.roots() == [str(tmp_path / "b")]
+    assert [f.path for f in library.store.files_under(str(tmp_path))] == [str(tmp_path / "b" / "garden.txt")]
+    assert library.search("boiler", k=3).results == []
+    assert (tmp_path / "a" / "boiler.txt").exists()  # only the library forgets it
