@@ -19,7 +19,7 @@ from engine.settings import load_settings
 from tests.conftest import ROOT, TINY_ENV, tiny_env
 from tests.stress import Churn, search_until
 
-ROUNDS = 12
+ROUNDS = 40
 PROCESS_ROUNDS = 6  # each round in the other process also re-opens the library and its models
 
 pytestmark = pytest.mark.slow
