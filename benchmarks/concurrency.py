@@ -46,7 +46,7 @@ from engine.library import Library
 from engine.query import Query
 from engine.settings import load_settings
 from tests.conftest import TINY_ENV, tiny_env
-from tests.stress import Churn, Tally, search_until
+from tests.stress import Churn, Tally, search_until, search_while_another_process_reindexes
 
 
 def _library(home: Path) -> Library:
@@ -98,26 +98,8 @@ def run_thread(home: Path, churn: Churn, seconds: float) -> tuple[Tally, int]:
 def run_process(home: Path, churn: Churn, rounds: int) -> tuple[Tally, int, str]:
     with _library(home) as library:
         library.search(Query("warm up", k=1))
-        writer = subprocess.Popen(
-            [sys.executable, "-m", "tests.stress", str(churn.root), str(rounds)],
-            env=tiny_env(home),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        done = threading.Event()
-        output: list[str] = []
-
-        def wait() -> None:
-            output.append(writer.communicate()[0])
-            done.set()
-
-        waiter = threading.Thread(target=wait)
-        waiter.start()
-        tally = search_until(library, churn, done)
-        waiter.join()
-    return tally, rounds if writer.returncode == 0 else -1, output[0][-2000:]
+        tally, status, output = search_while_another_process_reindexes(library, churn, tiny_env(home), rounds)
+    return tally, rounds if status == 0 else -1, output
 
 
 def main() -> int:

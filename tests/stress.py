@@ -127,6 +127,41 @@ def search_until(library: Any, churn: Churn, done: threading.Event, *, at_least:
     return tally
 
 
+def search_while_another_process_reindexes(
+    library: Any, churn: Churn, env: dict[str, str], rounds: int, *, at_least: int = 0
+) -> tuple[Tally, int, str]:
+    """Search ``library`` while another process runs ``shoebox index`` on ``churn``'s folder ``rounds`` times.
+
+    ``churn`` must be unchanged since it was made (the other process changes it from there).
+    Returns what the searches saw, the other process's exit status and the end of its output.
+    """
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "tests.stress", str(churn.root), str(rounds)],
+        env=env,
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    done = threading.Event()
+    output: list[str] = []
+
+    def wait() -> None:
+        output.append(writer.communicate()[0])
+        done.set()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    try:
+        tally = search_until(library, churn, done, at_least=at_least)
+    finally:
+        waiter.join()
+    return tally, writer.returncode, output[0][-3000:]
+
+
 def reindex_rounds(root: Path, rounds: int) -> None:
     """Change ``root`` (made by :class:`Churn`, unchanged since) and run ``shoebox index`` on it, ``rounds`` times.
 

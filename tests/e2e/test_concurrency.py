@@ -17,7 +17,7 @@ from engine.library import Library
 from engine.query import Query
 from engine.settings import load_settings
 from tests.conftest import ROOT, TINY_ENV, tiny_env
-from tests.stress import Churn, search_until
+from tests.stress import Churn, search_until, search_while_another_process_reindexes
 
 ROUNDS = 40
 PROCESS_ROUNDS = 6  # each round in the other process also re-opens the library and its models
@@ -79,28 +79,10 @@ def test_searches_while_another_process_reindexes(tmp_path, tiny_clip, tiny_whis
     library = _library(home, tiny_clip, tiny_whisper, tiny_text, index_build="background", graph_min_items=1)
     try:
         library.search(Query("warm up", k=1))  # the index is loaded before the other process starts
-        writer = subprocess.Popen(
-            [sys.executable, "-m", "tests.stress", str(churn.root), str(PROCESS_ROUNDS)],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        done = threading.Event()
-        output: list[str] = []
-
-        def wait() -> None:
-            output.append(writer.communicate()[0])
-            done.set()
-
-        waiter = threading.Thread(target=wait)
-        waiter.start()
-        tally = search_until(library, churn, done, at_least=30)
-        waiter.join()
+        tally, status, output = search_while_another_process_reindexes(library, churn, env, PROCESS_ROUNDS, at_least=30)
     finally:
         library.close()
-    assert writer.returncode == 0, output[0][-3000:]
+    assert status == 0, output
     print(
         f"{tally.searches} searches while `shoebox index` ran {PROCESS_ROUNDS} times in another process, "
         f"{len(tally.failures)} failed"

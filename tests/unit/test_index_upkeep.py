@@ -17,15 +17,8 @@ from engine.index.hnsw import HnswIndex
 from engine.index.live import LiveIndex
 from engine.store import LibraryStore, NewItem
 from tests.helpers import make_photo
-from tests.unit.test_live_index import DIM, SPACE, _add_files, _exact, _unit
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = LibraryStore(tmp_path / "lib.sqlite3")
-    store.ensure_model("synthetic", "seed", DIM, space=SPACE)
-    yield store
-    store.close()
+from tests.unit.test_live_index import SPACE, _add_files, _exact, _unit
+from tests.unit.test_live_index import store as store  # the same synthetic store fixture
 
 
 def _live(store: LibraryStore, tmp_path: Path) -> LiveIndex:

@@ -359,28 +359,19 @@ def test_adding_a_folder_makes_its_name_a_word_of_the_files_inside(store):
 
 def _many_invoices(store, n_big=2600, n_small=3):
     """``n_big`` notes saying "invoice" in /big (named invoice-N), then ``n_small`` in /small."""
+    notes = [("big", n, f"invoice number {n}", (1, 0, 0, 0)) for n in range(n_big)]
+    notes += [("small", n, f"invoice for the dentist {n}", (0, 1, 0, 0)) for n in range(n_small)]
     with store.transaction():
-        for n in range(n_big):
+        for folder, n, text, vec in notes:
             store.add_file(
-                f"/big/invoice-{n}.txt",
+                f"/{folder}/invoice-{n}.txt",
                 size=10,
                 mtime=1.0,
-                content_hash=f"b{n}",
+                content_hash=f"{folder}{n}",
                 kind="document",
                 media_time=0.0,
-                items=[NewItem("text", text=f"invoice number {n}")],
-                vectors=_vec(1, 0, 0, 0),
-            )
-        for n in range(n_small):
-            store.add_file(
-                f"/small/invoice-{n}.txt",
-                size=10,
-                mtime=1.0,
-                content_hash=f"s{n}",
-                kind="document",
-                media_time=0.0,
-                items=[NewItem("text", text=f"invoice for the dentist {n}")],
-                vectors=_vec(0, 1, 0, 0),
+                items=[NewItem("text", text=text)],
+                vectors=_vec(*vec),
             )
 
 
