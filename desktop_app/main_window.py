@@ -174,18 +174,39 @@ class MessageBanner(QFrame):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 6, 6, 6)
         layout.addWidget(self.icon, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addWidget(self.second_button, 0, Qt.AlignmentFlag.AlignTop)
+        text_column = QVBoxLayout()
+        text_column.addWidget(self.label)
+        # An offer of two choices puts its buttons under the text, which then has the width
+        # to read as a sentence; a single action sits beside it.
+        self._choices = QHBoxLayout()
+        self._choices.setContentsMargins(0, 2, 0, 0)
+        self._choices.addStretch(1)
+        text_column.addLayout(self._choices)
+        layout.addLayout(text_column, 1)
+        self._beside = QHBoxLayout()
+        layout.addLayout(self._beside)
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
+        self._place_buttons(under=False)
         self.hide()
+
+    def _place_buttons(self, *, under: bool) -> None:
+        for button in (self.action_button, self.second_button):
+            self._choices.removeWidget(button)
+            self._beside.removeWidget(button)
+        if under:
+            self._choices.insertWidget(0, self.action_button)
+            self._choices.insertWidget(1, self.second_button)
+        else:
+            self._beside.addWidget(self.action_button, 0, Qt.AlignmentFlag.AlignTop)
+            self._beside.addWidget(self.second_button, 0, Qt.AlignmentFlag.AlignTop)
 
     def show_message(
         self, text: str, level: str = "error", action: QAction | None = None, second: QAction | None = None
     ) -> None:
-        """Show ``text``; ``action`` and ``second`` (optional) become buttons beside it."""
+        """Show ``text``; ``action`` becomes a button beside it, or, with ``second``, both go under it."""
         self.level = level
         self.label.setText(text)
+        self._place_buttons(under=second is not None)
         for button, act in ((self.action_button, action), (self.second_button, second)):
             if act is not None:
                 button.setDefaultAction(act)
