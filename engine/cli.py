@@ -241,14 +241,23 @@ def _interruptible(run: Any) -> Any:
             signal.signal(signal.SIGINT, previous)
 
 
-def _print_index_summary(summary: Any) -> None:
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _print_index_summary(summary: Any, reembedding: bool = False) -> None:
     s = summary
-    print(
-        f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
-        f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)"
-    )
-    if s.reembedded:
-        print(f"passages of {s.reembedded} file{'s' if s.reembedded != 1 else ''} embedded again for the text model")
+    if reembedding:
+        print(
+            f"{_count(s.reembedded, 'file')} embedded again, removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)"
+        )
+    else:
+        print(
+            f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, moved {s.moved}, "
+            f"removed {s.removed}, failed {len(s.failed)} ({s.seconds:.1f} s)"
+        )
+        if s.reembedded:
+            print(f"passages of {_count(s.reembedded, 'file')} cut again and embedded for the text model")
     for failure in s.failed:
         print(f"  skipped {failure['path']}: {failure['reason']}")
     for warning in s.warnings:
@@ -268,7 +277,7 @@ def _run_indexing(args: argparse.Namespace, work: Any) -> int:
     if args.json:
         _print_json(summary.to_json())
     else:
-        _print_index_summary(summary)
+        _print_index_summary(summary, reembedding=args.command == "reembed")
     return EXIT_INTERRUPTED if summary.cancelled else 0
 
 
@@ -424,7 +433,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     model = stats["model"]
     print(f"library   {stats['library']}")
     print(
-        f"files     {files['image']} photos, {files['document']} documents, {files['audio']} recordings "
+        f"files     {_count(files['image'], 'photo')}, {_count(files['document'], 'document')}, "
+        f"{_count(files['audio'], 'recording')} "
         f"({stats['items']} searchable items)"
     )
     print(f"failed    {stats['failed']}")

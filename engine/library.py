@@ -554,9 +554,16 @@ class Library:
         if isinstance(change, str):
             return f"the configured {change} model did not write this library's vectors; run `shoebox reembed`"
         space_flag = "" if change.space == "clip" else " --space text"
+        recorded = change.recorded
+        if change.space == "text":
+            back = f" (SHOEBOX_TEXT_MODEL={recorded['name']})"
+        elif not str(recorded["weights"]).startswith("file:"):
+            back = f" (SHOEBOX_CLIP_MODEL={recorded['name']} SHOEBOX_CLIP_PRETRAINED={recorded['weights']})"
+        else:
+            back = " (the weights file it was built with)"
         return (
             f"{change.describe()}: run `shoebox reembed{space_flag}` to re-embed the library with the new model "
-            f"(searches keep working meanwhile), or set the model back"
+            f"(searches keep working meanwhile), or set the model back{back}"
         )
 
     @contextmanager

@@ -1516,13 +1516,20 @@ class LibraryStore:
             "failed": failed,
             "items": items,
             "tags": len(self.tags()),
-            "model": self.model_identity(),
-            "text_model": self.model_identity("text"),
+            "model": _public_identity(self.model_identity()),
+            "text_model": _public_identity(self.model_identity("text")),
             "roots": self.roots(),
             "schema_version": SCHEMA_VERSION,
             "generation": self.generation,
             "database_bytes": size,
         }
+
+
+def _public_identity(identity: dict | None) -> dict | None:
+    """A model identity as ``shoebox status --json`` shows it: name, weights, dim (not where its vectors are)."""
+    return (
+        None if identity is None else {"name": identity["name"], "weights": identity["weights"], "dim": identity["dim"]}
+    )
 
 
 def root_containing(path: str, roots: Sequence[str]) -> str | None:

@@ -190,6 +190,9 @@ def test_reembed_encodes_the_library_again(indexed):
     assert text["reembedded"] == 2 and text["updated"] == 0
     data = json.loads(shoebox(home, "search", "boiler", "--json", "-k", "1").stdout)
     assert data["results"][0]["path"] == str(root / "notes" / "boiler.txt")
+    status = json.loads(shoebox(home, "status", "--json").stdout)
+    assert set(status["model"]) == set(status["text_model"]) == {"name", "weights", "dim"}  # the contract
+    assert "3 files embedded again, removed 0, failed 0" in shoebox(home, "reembed", "--space", "clip").stdout
 
 
 def test_ask_answers_with_citations_as_json(indexed):
