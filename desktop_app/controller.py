@@ -444,14 +444,24 @@ class AppController(QObject):
     def reembedding(self) -> bool:
         return self._job is Job.REEMBED
 
+    def rescan(self) -> None:
+        """Bring every folder of the library up to date in the background (File ▸ Rescan).
+
+        Reported like indexing; ``index_started`` carries no paths.
+        """
+        self._index_job([], retry_failed=False)
+
     def index(self, paths: Sequence[str | Path], *, retry_failed: bool = False) -> None:
         """Index files and folders in the background (queued behind a running job)."""
         targets = [str(p) for p in paths]
-        if not targets:
-            return
+        if targets:
+            self._index_job(targets, retry_failed=retry_failed)
+
+    def _index_job(self, targets: list[str], *, retry_failed: bool) -> None:
+        """Index ``targets`` (every folder of the library when empty), or queue it behind the running job."""
         if self._job is not Job.NONE:
             self._queue.append((targets, retry_failed))
-            self.status.emit(f"Queued {len(targets)} item(s) for indexing")
+            self.status.emit(f"Queued {len(targets)} item(s) for indexing" if targets else "Rescan queued")
             return
         library = self.library
         if library is None:
@@ -466,6 +476,8 @@ class AppController(QObject):
             self.index_progress.emit(done, total, message, eta.update(done, total))
 
         def work() -> Any:
+            if not targets:
+                return library.rescan(on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
             return library.index(targets, on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
 
         def finished(summary: Any) -> None:
@@ -493,7 +505,7 @@ class AppController(QObject):
         self._reembed_waiting = None
         if self._queue and not self._job_cancel.is_set():
             paths, retry = self._queue.pop(0)
-            self.index(paths, retry_failed=retry)
+            self._index_job(paths, retry_failed=retry)
         else:
             self._queue.clear()
 

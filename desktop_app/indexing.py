@@ -296,7 +296,10 @@ class IndexingPanel(QWidget):
     def _started(self, paths: list) -> None:
         self.job = Job.INDEX
         self.cancel_button.setToolTip("Stop indexing; the files indexed so far are kept")
-        if len(paths) == 1:
+        if not paths:
+            self.title.setText("Rescanning every folder")
+            self.title.setToolTip("Finding new, changed, moved and deleted files in the library's folders")
+        elif len(paths) == 1:
             name = os.path.basename(os.path.normpath(paths[0])) or paths[0]
             self.title.setText(f"Indexing {name}")
             self.title.setToolTip(paths[0])

@@ -393,6 +393,13 @@ class MainWindow(QMainWindow):
         self.preview.set_actions([self.open_action, self.reveal_action, self.more_like_action, self.add_tag_action])
 
         # Window actions; the panels of desktop_app.indexing / ask_panel / dialogs plug into these.
+        self.rescan_action = self._action(
+            "Rescan folders",
+            self.controller.rescan,
+            QKeySequence.StandardKey.Refresh,
+            QStyle.StandardPixmap.SP_BrowserReload,
+            "Find new, changed, moved and deleted files in the library's folders",
+        )
         self.add_folder_action = self._action(
             "Add folder…",
             self._on_add_folder,
@@ -416,6 +423,7 @@ class MainWindow(QMainWindow):
         menu_bar = self.menuBar()
         file_menu = menu_bar.addMenu("&File")
         file_menu.addAction(self.add_folder_action)
+        file_menu.addAction(self.rescan_action)
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
         file_menu.addSeparator()

@@ -89,8 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("index", help="add files and folders to the library, or bring them up to date")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+    p = sub.add_parser(
+        "index", help="add files and folders to the library; without a PATH, bring every folder of it up to date"
+    )
+    p.add_argument("paths", nargs="*", metavar="PATH")
     p.add_argument("--retry-failed", action="store_true", help="try again the files that failed before")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
@@ -284,8 +286,10 @@ def _run_indexing(args: argparse.Namespace, work: Any) -> int:
 def cmd_index(args: argparse.Namespace) -> int:
     return _run_indexing(
         args,
-        lambda library, progress, cancel: library.index(
-            args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed
+        lambda library, progress, cancel: (
+            library.index(args.paths, on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed)
+            if args.paths
+            else library.rescan(on_progress=progress, should_cancel=cancel, retry_failed=args.retry_failed)
         ),
     )
 

@@ -343,6 +343,38 @@ class Library:
             self._after_indexing(on_progress)
         return summary
 
+    def rescan(
+        self,
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        retry_failed: bool = False,
+    ) -> IndexSummary:
+        """Bring every folder of the library up to date: new, changed, moved and deleted files.
+
+        A folder that is not there (an unplugged drive, a network share that is
+        down) is left as it was, its files still in the library, and the
+        summary's warnings say so.  Raises :class:`UsageError` when the library
+        has no folders yet.
+        """
+        from .errors import UsageError
+
+        roots = self.store.roots()
+        if not roots:
+            raise UsageError("the library has no folders yet: give a folder to index")
+        present = [root for root in roots if os.path.isdir(root)]
+        summary = (
+            self.index(present, on_progress=on_progress, should_cancel=should_cancel, retry_failed=retry_failed)
+            if present
+            else IndexSummary()
+        )
+        summary.warnings += [
+            f"{root} is not there (an unplugged drive?): its files stay in the library as they were"
+            for root in roots
+            if root not in present
+        ]
+        return summary
+
     def _fill_text_space(
         self,
         indexer: Indexer,

@@ -178,6 +178,17 @@ def test_installed_console_script_runs():
     assert proc.returncode == 0 and proc.stdout.startswith("shoebox ")
 
 
+def test_index_without_a_path_rescans_every_folder(tmp_path):
+    home, root = tmp_path / "rescan-home", tmp_path / "rescan-files"
+    make_text(root / "boiler.txt", "The boiler service is due in October.")
+    empty = shoebox(home, "index", check=False)
+    assert empty.returncode == 2 and "no folders yet" in empty.stderr  # a usage error, said plainly
+    shoebox(home, "index", root)
+    make_text(root / "dentist.txt", "The dentist appointment is on Tuesday.")
+    summary = json.loads(shoebox(home, "index", "--json").stdout)
+    assert (summary["added"], summary["unchanged"]) == (1, 1)
+
+
 def test_reembed_encodes_the_library_again(indexed):
     # Runs last in this module: it re-encodes the shared library.
     home, root, _ = indexed

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QApplication, QInputDialog
 
 from desktop_app import main_window as main_window_module
@@ -440,3 +440,18 @@ def test_keyword_only_results_are_searched_again_once_the_models_load(qtbot, win
     window._last_response = SearchResponse(results=[], took_ms=1.0, warnings=["keywords only"], keywords_only=False)
     with qtbot.assertNotEmitted(window.results_shown, wait=100):
         window.controller.models_ready.emit()
+
+
+def test_file_rescan_finds_what_changed_in_the_library_folders(qtbot, window, corpus):
+    assert window.rescan_action in window.menuBar().actions()[0].menu().actions()
+    assert window.rescan_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Refresh)
+    make_text(corpus.root / "notes" / "dentist.txt", "The dentist appointment is on Tuesday.")
+    c = window.controller
+    with qtbot.waitSignal(c.index_finished, timeout=60_000) as finished:
+        with qtbot.waitSignal(c.index_started, timeout=5_000) as started:
+            window.rescan_action.trigger()
+        assert started.args == [[]]
+        assert window.indexing_panel.title.text() == "Rescanning every folder"
+    assert (finished.args[0].added, finished.args[0].unchanged) == (1, 5)
+    search(qtbot, window, "dentist")
+    assert str(corpus.root / "notes" / "dentist.txt") in window.results.passage_paths()

@@ -362,3 +362,36 @@ def test_forgetting_a_folder_removes_its_files_and_keeps_the_others(tmp_path, li
     assert [f.path for f in library.store.files_under(str(tmp_path))] == [str(tmp_path / "b" / "garden.txt")]
     assert library.search("boiler", k=3).results == []
     assert (tmp_path / "a" / "boiler.txt").exists()  # only the library forgets it
+
+
+def test_rescan_brings_every_folder_up_to_date(tmp_path, library):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_text(a / "boiler.txt", "The boiler service is due in October.")
+    make_text(a / "old.txt", "A note that will be deleted.")
+    make_text(b / "garden.txt", "The tomatoes in the garden need water.")
+    library.index([a, b])
+    make_text(a / "dentist.txt", "The dentist appointment is on Tuesday.")  # added
+    (a / "old.txt").unlink()  # deleted
+    (b / "garden.txt").rename(b / "tomatoes.txt")  # moved
+    summary = library.rescan()
+    assert (summary.added, summary.removed, summary.moved, summary.warnings) == (1, 1, 1, [])
+    assert [r.path for r in library.search("dentist", k=1).results] == [str(a / "dentist.txt")]
+    assert [r.path for r in library.search("tomatoes", k=1).results] == [str(b / "tomatoes.txt")]
+
+
+def test_rescan_leaves_a_folder_that_is_not_there_as_it_was(tmp_path, library):
+    make_text(tmp_path / "drive" / "boiler.txt", "The boiler service is due in October.")
+    make_text(tmp_path / "home" / "garden.txt", "The tomatoes in the garden need water.")
+    library.index([tmp_path / "drive", tmp_path / "home"])
+    (tmp_path / "drive").rename(tmp_path / "unplugged")
+    summary = library.rescan()
+    assert summary.removed == 0
+    assert summary.warnings == [
+        f"{tmp_path / 'drive'} is not there (an unplugged drive?): its files stay in the library as they were"
+    ]
+    assert [r.path for r in library.search("boiler", k=1).results] == [str(tmp_path / "drive" / "boiler.txt")]
+
+
+def test_rescan_of_a_library_without_folders_says_what_to_do(library):
+    with pytest.raises(UsageError, match="no folders yet"):
+        library.rescan()
