@@ -127,6 +127,18 @@ def test_office_types_are_documents() -> None:
     ]  # fmt: skip
 
 
+def test_slides_and_sections_are_named_so_where_a_passage_is_described() -> None:
+    from engine.answer import Passage, describe_location
+    from engine.cli import _locator_text
+
+    where = {"page": 3, "char_start": 0, "char_end": 9}
+    assert [_locator_text(where, f"/x/talk{s}") for s in (".pdf", ".pptx", ".epub")] == [
+        " p.3", " slide 3", " section 3",
+    ]  # fmt: skip
+    passage = Passage(1, "/x/talk.pptx", "document", where, "text", None, [], 1.0, None)
+    assert describe_location(passage) == "slide 3"
+
+
 def test_docx_keeps_headings_paragraphs_tables_and_properties(tmp_path: Path) -> None:
     doc = extract_document(make_docx(tmp_path / "harbour.docx"))
     assert len(doc.pages) == 1
