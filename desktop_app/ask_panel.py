@@ -30,6 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.extractors.documents import page_unit
+
 from .controller import AppController
 from .indexing import when_alive
 
@@ -55,7 +57,7 @@ def citation_label(citation: Any) -> str:
     if citation.kind == "audio" and locator.get("start") is not None:
         where = f" at {format_clock(locator['start'])}"
     elif locator.get("page") is not None:
-        where = f", page {locator['page']}"
+        where = f", {page_unit(citation.path)} {locator['page']}"
     elif citation.kind == "image":
         where = " (photo)"
     return f"[{citation.number}] {name}{where}"

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from engine.calibration import DEFAULT_MIN_RELEVANCE
 from engine.errors import ShoeboxError
 from engine.extractors import IMAGE_EXTENSIONS
+from engine.extractors.documents import page_unit
 from engine.query import Query
 from engine.settings import Settings
 
@@ -1019,7 +1020,7 @@ class MainWindow(QMainWindow):
         if not open_url(QUrl.fromLocalFile(path)):
             self.banner.show_message(f"No application could open {Path(path).name}.", "error")
             return False
-        where = f": the passage is on page {page}" if page else ""
+        where = f": the passage is on {page_unit(path)} {page}" if page else ""
         self.statusBar().showMessage(f"Opened {Path(path).name}{where}", 8000)
         return True
 

@@ -36,6 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.extractors.documents import page_unit
+
 from .controller import AppController
 from .results import read_scaled_image
 from .style import (
@@ -358,7 +360,7 @@ class PreviewPane(QWidget):
         self.kind_stack.setCurrentWidget(self.document_page)
         self._text_layout()
         page = (result.locator or {}).get("page")
-        self.open_page_button.setText(f"Open at page {page}" if page else "Open document")
+        self.open_page_button.setText(f"Open at {page_unit(result.path)} {page}" if page else "Open document")
         self._info(result, [locator_text(result).capitalize(), format_date(result.media_time)])
         self._show_passage(result.snippet, result)
 

@@ -14,6 +14,8 @@ from datetime import datetime
 
 from PySide6.QtGui import QColor, QPalette
 
+from engine.extractors.documents import page_unit
+
 MARK_OPEN, MARK_CLOSE = "«", "»"  # as engine.search writes them (not imported: keeps this module light)
 _MARKED = re.compile(f"{MARK_OPEN}(.*?){MARK_CLOSE}", re.DOTALL)
 
@@ -122,7 +124,7 @@ def format_date(iso: str | None, *, with_time: bool = False) -> str:
 
 
 def locator_text(result: object) -> str:
-    """Where in the file a result is: ``page 3``, ``01:05–01:20``, or ''."""
+    """Where in the file a result is: ``page 3``, ``slide 3``, ``section 3``, ``01:05–01:20``, or ''."""
     locator = getattr(result, "locator", None) or {}
     if "start" in locator:
         start, end = float(locator.get("start") or 0.0), locator.get("end")
@@ -130,7 +132,7 @@ def locator_text(result: object) -> str:
         last = format_clock(math.ceil(end)) if end is not None else first
         return f"{first}–{last}" if last != first else first
     if "page" in locator:
-        return f"page {locator['page']}"
+        return f"{page_unit(getattr(result, 'path', ''))} {locator['page']}"
     return ""
 
 

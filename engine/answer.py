@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import Cancelled, LlmError, ModelUnavailableError, UsageError
+from .extractors.documents import page_unit
 from .search import SNIPPET_CHARS, mark_terms
 from .text import STOP_WORDS, strip_particle
 
@@ -551,7 +552,7 @@ def describe_location(passage: Passage) -> str:
     """Where in its file a passage is, for a person: "page 3", "0:12–0:17", or ""."""
     loc = passage.locator or {}
     if loc.get("page") is not None:
-        return f"page {loc['page']}"
+        return f"{page_unit(passage.path)} {loc['page']}"
     if loc.get("start") is not None:
         end = f"–{_clock(loc['end'])}" if loc.get("end") is not None else ""
         return f"{_clock(loc['start'])}{end}"

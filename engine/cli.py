@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .errors import Cancelled, ShoeboxError, UsageError
+from .extractors.documents import page_unit
 from .query import Filters, Query
 from .settings import load_settings
 from .store import KINDS
@@ -301,9 +302,10 @@ def cmd_reembed(args: argparse.Namespace) -> int:
     )
 
 
-def _locator_text(locator: dict) -> str:
+def _locator_text(locator: dict, path: str) -> str:
     if "page" in locator:
-        return f" p.{locator['page']}"
+        unit = page_unit(path)
+        return f" p.{locator['page']}" if unit == "page" else f" {unit} {locator['page']}"
     if "start" in locator:
         return f" at {timedelta(seconds=int(locator['start']))}"
     return ""
@@ -347,7 +349,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     for n, r in enumerate(response.results, 1):
-        where = _locator_text(r.locator)
+        where = _locator_text(r.locator, r.path)
         date = f"  {r.media_time[:10]}" if r.media_time else ""
         tags = f"  [{', '.join(r.tags)}]" if r.tags else ""
         print(f"{n:>3}. {r.path}{where}  ({r.kind}){date}{tags}")
@@ -355,7 +357,9 @@ def cmd_search(args: argparse.Namespace) -> int:
             print(f"     {r.snippet}")
         if r.more:
             noun = "passage" if len(r.more) == 1 else "passages"
-            places = ", ".join(_locator_text(m["locator"]).strip() for m in r.more[:5] if _locator_text(m["locator"]))
+            places = ", ".join(
+                _locator_text(m["locator"], r.path).strip() for m in r.more[:5] if _locator_text(m["locator"], r.path)
+            )
             print(f"     + {len(r.more)} more {noun}" + (f" ({places})" if places else ""))
     return 0
 
@@ -389,7 +393,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print()
     for c in answer.citations:
-        print(f"[{c.number}] {c.path}{_locator_text(c.locator)}")
+        print(f"[{c.number}] {c.path}{_locator_text(c.locator, c.path)}")
     if answer.photos:
         print()
         print("photos:")

@@ -17,7 +17,7 @@ import os
 from pathlib import PurePath
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-DOCUMENT_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm"}
+DOCUMENT_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx", ".odt", ".pptx", ".epub"}
 # .wma: PyAV's bundled FFmpeg always has the asf demuxer and the wmav1/wmav2 decoders.
 AUDIO_EXTENSIONS = {".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
 

@@ -1,10 +1,11 @@
-"""Documents: text files, Markdown, HTML and PDF into page texts and passage-sized chunks.
+"""Documents: text files, Markdown, HTML, PDF and office files into page texts and passage-sized chunks.
 
 Text is never assumed to be UTF-8: a byte-order mark wins, then strict UTF-8,
 then (for HTML) a declared charset, then ``charset_normalizer``'s guess, so
 EUC-KR, Shift_JIS, Big5 or Windows-1252 files read as their authors wrote them.
 PDFs are read with pypdf, one text per page; encrypted PDFs are opened when
-they need no password.
+they need no password.  Word, OpenDocument, PowerPoint and EPUB files are
+read by :mod:`.office`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 
 _TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 _HTML_SUFFIXES = {".html", ".htm"}
+_OFFICE_SUFFIXES = {".docx", ".odt", ".pptx", ".epub"}
+# Formats whose texts are numbered units, and what a person calls one.  Their
+# chunks carry the unit's number as ``page``; the others are one text.
+PAGE_UNITS = {".pdf": "page", ".pptx": "slide", ".epub": "section"}
 
 # Legacy encodings whose superset decodes the same bytes identically and also
 # the extra characters real files use (the WHATWG encoding standard does the
@@ -67,9 +72,10 @@ _META_CHARSET_RE = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.
 class TextChunk:
     """A span of one page's text, small enough for one embedding.
 
-    ``text == pages[page - 1][char_start:char_end]`` for PDFs (``page`` is
-    1-based) and ``pages[0][char_start:char_end]`` for other documents
-    (``page`` is ``None``).
+    ``text == pages[page - 1][char_start:char_end]`` for PDFs, presentations
+    and e-books (``page`` is the 1-based page, slide or spine section; see
+    :func:`page_unit`) and ``pages[0][char_start:char_end]`` for other
+    documents (``page`` is ``None``).
     """
 
     text: str
@@ -82,9 +88,11 @@ class TextChunk:
 class ExtractedDocument:
     """The text of one document and its chunks.
 
-    ``pages`` holds one string for text, Markdown and HTML files and one per
-    page for PDFs (blank pages are empty strings, so indexes match page
-    numbers).  ``media_time`` is the PDF's creation date as written, else
+    ``pages`` holds one string for text, Markdown, HTML, Word and OpenDocument
+    files, one per page for PDFs, one per slide for presentations and one per
+    spine section (cover, chapter, notes ...) for e-books; blank ones are
+    empty strings, so indexes match their numbers.  ``media_time`` is the
+    PDF's, Word, OpenDocument or PowerPoint file's creation date, else
     ``None``.  ``meta`` is JSON-serialisable: ``format``, ``encoding`` (text and
     HTML), ``page_count``, ``title``/``author``/``subject`` when present, and
     ``warnings`` for problems that did not stop the extraction.
@@ -108,20 +116,25 @@ def extract_document(
     ``token_len``, ``max_tokens`` and ``overlap_tokens`` are passed to
     :func:`~engine.extractors.chunking.chunk_text` (by default CLIP's tokenizer
     and context; indexing passes the text model's).  The format is chosen by extension: ``.txt``,
-    ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``.
+    ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``, ``.docx``, ``.odt``, ``.pptx``, ``.epub``.
 
     Raises :class:`UnsupportedFileError` for any other extension and
     :class:`ExtractionError` with a reason for a person when the file is
-    missing, empty, binary, has no text, is a damaged PDF, a PDF that needs a
-    password, or a PDF with no text layer (scanned pages).
+    missing, empty, binary, has no text, is damaged or cut off, needs a
+    password (or is DRM-protected), or is a PDF with no text layer (scanned
+    pages).
     """
     suffix = Path(os.fspath(path)).suffix.lower()
-    if suffix not in _TEXT_SUFFIXES | _HTML_SUFFIXES | {".pdf"}:
+    if suffix not in _TEXT_SUFFIXES | _HTML_SUFFIXES | _OFFICE_SUFFIXES | {".pdf"}:
         raise UnsupportedFileError(f"{suffix or 'files without an extension'} is not a document type Shoebox reads")
     p, size = check_file(path)
     try:
         if suffix == ".pdf":
             pages, media_time, meta = _read_pdf(p)
+        elif suffix in _OFFICE_SUFFIXES:
+            from .office import read_office_document
+
+            pages, media_time, meta = read_office_document(p)
         else:
             pages, media_time, meta = _read_text_file(p, size, html=suffix in _HTML_SUFFIXES)
     except ExtractionError:
@@ -133,12 +146,21 @@ def extract_document(
     except Exception as exc:
         raise ExtractionError(f"document could not be read ({type(exc).__name__}: {describe(exc)})") from exc
 
-    is_pdf = suffix == ".pdf"
+    numbered = suffix in PAGE_UNITS
     chunks: list[TextChunk] = []
     for number, page_text in enumerate(pages, start=1):
         for start, end in chunk_text(page_text, max_tokens, min(overlap_tokens, max_tokens - 1), token_len=token_len):
-            chunks.append(TextChunk(page_text[start:end], number if is_pdf else None, start, end))
+            chunks.append(TextChunk(page_text[start:end], number if numbered else None, start, end))
     return ExtractedDocument(pages=pages, chunks=chunks, media_time=media_time, meta=meta)
+
+
+def page_unit(path: str | os.PathLike[str]) -> str:
+    """What a document's locator ``page`` counts, for a person: ``"slide"``, ``"section"`` or ``"page"``.
+
+    Decided by the file name's extension, as extraction is; ``"page"`` for
+    anything else.
+    """
+    return PAGE_UNITS.get(Path(os.fspath(path)).suffix.lower(), "page")
 
 
 # --------------------------------------------------------------------------- text

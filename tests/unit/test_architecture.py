@@ -73,6 +73,7 @@ APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.search": {"SearchResult", "SearchResponse", "mark_terms"},
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
     "engine.extractors": {"IMAGE_EXTENSIONS"},
+    "engine.extractors.documents": {"page_unit"},
     "engine.ingest": {"IndexSummary"},
 }
 # Modules that may use the whole engine: the controller is the app's one connection to it.

@@ -338,9 +338,9 @@ def test_empty_blank_and_binary_text_files(tmp_path: Path) -> None:
 
 
 def test_unsupported_extension(tmp_path: Path) -> None:
-    path = tmp_path / "letter.docx"
-    path.write_bytes(b"PK\x03\x04")
-    with pytest.raises(UnsupportedFileError, match=r"\.docx"):
+    path = tmp_path / "letter.doc"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+    with pytest.raises(UnsupportedFileError, match=r"\.doc is not"):
         extract_document(path)
 
 
