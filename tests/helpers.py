@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import types
 import wave
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -10,20 +14,64 @@ import numpy as np
 from PIL import Image
 
 
-def make_photo(path: Path, seed: int, size=(96, 72), taken: datetime | None = None, fmt: str | None = None) -> Path:
-    """A noisy, colourful picture unlike any other seed's; EXIF DateTimeOriginal when ``taken``."""
+def make_photo(
+    path: Path,
+    seed: int,
+    size=(96, 72),
+    taken: datetime | None = None,
+    fmt: str | None = None,
+    orientation: int | None = None,
+) -> Path:
+    """A noisy, colourful picture unlike any other seed's; EXIF DateTimeOriginal when ``taken``.
+
+    ``orientation`` is written as the EXIF Orientation; a ``.heic``/``.heif`` name
+    is written as HEIC through pillow-heif, which turns the stored picture as an
+    iPhone does (the container's rotation, the EXIF value kept).
+    """
     rng = np.random.default_rng(seed)
     base = rng.integers(0, 255, size=3)
     pixels = (rng.normal(0, 60, size=(size[1], size[0], 3)) + base).clip(0, 255).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
-    kwargs = {}
-    if taken is not None:
+    kwargs: dict[str, Image.Exif | bytes] = {}
+    if taken is not None or orientation is not None:
         exif = Image.Exif()
-        exif.get_ifd(0x8769)[0x9003] = taken.strftime("%Y:%m:%d %H:%M:%S")  # DateTimeOriginal
+        if taken is not None:
+            exif.get_ifd(0x8769)[0x9003] = taken.strftime("%Y:%m:%d %H:%M:%S")  # DateTimeOriginal
+        if orientation is not None:
+            exif[0x0112] = orientation
         kwargs["exif"] = exif
+    if path.suffix.lower() in (".heic", ".heif"):
+        enable_heif_writing()
+        fmt = fmt or "HEIF"
+        exif_given = kwargs.get("exif")
+        if isinstance(exif_given, Image.Exif):
+            # As bytes: only then does pillow-heif write the container's rotation beside the EXIF value.
+            kwargs["exif"] = exif_given.tobytes()
     image.save(path, format=fmt, **kwargs)
     return path
+
+
+def enable_heif_writing() -> None:
+    """Let Pillow write HEIC (pillow-heif's encoder); Pillow's own plugins stay first, as in the engine."""
+    from pillow_heif import register_heif_opener
+
+    Image.init()
+    register_heif_opener()
+
+
+@contextlib.contextmanager
+def pillow_heif_missing(monkeypatch, instead: types.ModuleType | None = None) -> Iterator[None]:
+    """As if pillow-heif were not installed (its import fails), or were ``instead``; the engine asks again."""
+    from engine.extractors import images
+
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "pillow_heif", instead)  # None: import raises ModuleNotFoundError
+        images._heif_reader_problem.cache_clear()
+        try:
+            yield
+        finally:
+            images._heif_reader_problem.cache_clear()
 
 
 def make_text(path: Path, text: str, encoding: str = "utf-8") -> Path:

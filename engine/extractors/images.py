@@ -2,14 +2,16 @@
 
 Everything a camera or an editor writes is accepted when Pillow can decode it:
 CMYK and grey JPEGs, 16-bit PNG and TIFF, palette images with transparency,
-animations (the first frame is used), EXIF or XMP orientation.  Files that are
-truncated, corrupt, not images at all, or that claim more pixels than can be
-decoded safely raise :class:`~engine.errors.ExtractionError`.
+animations (the first frame is used), EXIF or XMP orientation, and HEIC/HEIF
+(iPhone photos) through pillow-heif.  Files that are truncated, corrupt, not
+images at all, or that claim more pixels than can be decoded safely raise
+:class:`~engine.errors.ExtractionError`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import tempfile
@@ -49,6 +51,10 @@ _TRANSPOSE_FOR_ORIENTATION = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
+
+# ftyp major brands of HEIF files whose pictures are HEVC-coded (HEIC) or may be
+# (mif1/msf1: the generic HEIF brands); AVIF's own brands are Pillow's.
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
 
 # First bytes of the formats Pillow reads; used only to word the error message
 # ("corrupt PNG" versus "this .png is not an image at all").
@@ -112,7 +118,7 @@ def extract_image(path: str | os.PathLike[str], max_side: int = 768) -> Extracte
         raise ExtractionError("not enough memory to decode this image") from exc
     except UnidentifiedImageError as exc:
         message = _unidentified_message(p)
-        if message.startswith("HEIC"):
+        if message.startswith("HEIC/HEIF photos need"):
             raise UnsupportedFileError(message) from exc
         raise ExtractionError(message) from exc
     except Exception as exc:
@@ -121,7 +127,37 @@ def extract_image(path: str | os.PathLike[str], max_side: int = 768) -> Extracte
         raise ExtractionError(_damaged_message(exc)) from exc
 
 
+@functools.cache
+def _heif_reader_problem() -> str | None:
+    """Register pillow-heif's HEIC/HEIF reader with Pillow (once); ``None`` when it is ready.
+
+    Otherwise the reason HEIC/HEIF photos cannot be read, written for a person
+    and saying how to enable them.  Called on the first image decoded rather
+    than at import, so that nothing pays for pillow-heif before a photo is read.
+    """
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError as exc:
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "pillow_heif":
+            state, command = "which is not installed", "pip install pillow-heif"
+        else:
+            state, command = f"which cannot be loaded ({describe(exc)})", "pip install --force-reinstall pillow-heif"
+        return (
+            f"HEIC/HEIF photos need the pillow-heif package, {state}: run `{command}` in Shoebox's "
+            "Python environment, then retry the failed files (Retry failed, or `shoebox index --retry-failed`)"
+        )
+    # Pillow's own plugins first: its AVIF reader then keeps the AVIF files that
+    # share HEIF's generic mif1 brand (this pillow-heif wheel decodes HEVC only).
+    Image.init()
+    # Depth maps and auxiliary images are never used: do not hold them in memory.
+    register_heif_opener(depth_images=False, aux_images=False)
+    return None
+
+
 def _extract(p: Path, max_side: int) -> ExtractedImage:
+    problem = _heif_reader_problem()
+    if problem is not None and p.suffix.lower() in (".heic", ".heif"):
+        raise UnsupportedFileError(problem)
     with Image.open(p) as im:
         fmt = im.format or "unknown"
         original_mode = im.mode
@@ -149,6 +185,13 @@ def _extract(p: Path, max_side: int) -> ExtractedImage:
         # half-decoded image behind that a second load() no longer rejects.
         warnings: list[str] = []
         exif_info = _read_exif(im, warnings)
+        # libheif turns a HEIF picture upright itself (the container's irot/imir
+        # boxes) and pillow-heif resets the EXIF orientation to 1 so that it is not
+        # applied twice; the camera's value is recorded as for any photo.
+        already_upright = fmt == "HEIF"
+        camera_orientation = im.info.get("original_orientation") if already_upright else None
+        if isinstance(camera_orientation, int) and 1 <= camera_orientation <= 8:
+            exif_info["orientation"] = camera_orientation
         rgb = _to_rgb(im)
 
     if max(rgb.size) > max_side:
@@ -157,7 +200,9 @@ def _extract(p: Path, max_side: int) -> ExtractedImage:
         # decoding shares the CPU with the model while indexing.
         rgb.thumbnail((max_side, max_side), Image.Resampling.BICUBIC, reducing_gap=2.0)
     orientation = exif_info.get("orientation")
-    transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+    transpose = None
+    if isinstance(orientation, int) and not already_upright:
+        transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
     width, height = stored_w, stored_h
     if transpose is not None:
         rgb = rgb.transpose(transpose)
@@ -292,8 +337,11 @@ def _unidentified_message(p: Path) -> str:
         return f"file cannot be read: {exc.strerror or exc}"
     if head.startswith(_IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image data is truncated or corrupt (the header cannot be parsed)"
-    if head[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftyphevc"):
-        return "HEIC/HEIF images are not supported yet (no decoder installed)"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        problem = _heif_reader_problem()
+        if problem is not None:
+            return problem
+        return "HEIC/HEIF image is corrupt or uses a coding this pillow-heif cannot decode"
     suffix = p.suffix.lower() or "no extension"
     return f"file ends with {suffix} but is not an image"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import types
 from datetime import datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from PIL import Image
 from engine.errors import ExtractionError, UnsupportedFileError
 from engine.extractors import AUDIO_EXTENSIONS, DOCUMENT_EXTENSIONS, IMAGE_EXTENSIONS, images, kind_for_path
 from engine.extractors.images import ExtractedImage, extract_image, save_thumbnail
+from tests.helpers import enable_heif_writing, make_photo, pillow_heif_missing
 
 from ._data import corpus_dir, flagged_broken, manifest
 
@@ -36,8 +38,6 @@ EXPECTED_FAILURES = {
     # of the main image's scan: there are no pixels at all (Pillow's own tests
     # only read its metadata).
     "ultrahdr.jpg": "truncated",
-    # Pillow has no HEIC decoder; pillow-heif would add one.
-    "avif/hopper.heif": "HEIC",
 }
 
 
@@ -81,6 +81,8 @@ def test_kind_for_path_by_extension_case_insensitive(tmp_path: Path) -> None:
     assert kind_for_path(".bashrc") is None
     assert not (IMAGE_EXTENSIONS & DOCUMENT_EXTENSIONS or IMAGE_EXTENSIONS & AUDIO_EXTENSIONS)
     assert {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"} <= IMAGE_EXTENSIONS
+    assert kind_for_path("DCIM/IMG_4021.HEIC") == "image"
+    assert kind_for_path("export.heif") == "image"
 
 
 # --------------------------------------------------------------------- corpus
@@ -386,9 +388,64 @@ def test_unreadable_file_says_permission_denied(tmp_path: Path, monkeypatch: pyt
         extract_image(path)
 
 
-def test_heic_is_reported_as_unsupported() -> None:
-    with pytest.raises(UnsupportedFileError, match="HEIC"):
-        extract_image(corpus_dir("images") / "avif" / "hopper.heif")
+# --------------------------------------------------------------------- HEIC/HEIF
+
+
+def test_corpus_heif_is_decoded_through_pillow_heif() -> None:
+    heif = extract_image(corpus_dir("images") / "avif" / "hopper.heif")
+    assert heif.meta["format"] == "HEIF"
+    assert (heif.width, heif.height) == heif.image.size == (128, 128)
+    # The same picture as hopper.jpg, up to the two codecs' losses.
+    assert np.abs(_rgb(heif) - _rgb(extract_image(corpus_dir("images") / "hopper.jpg"))).mean() < 10
+
+
+def test_heic_photo_time_camera_and_orientation(tmp_path: Path) -> None:
+    path = tmp_path / "IMG_4021.HEIC"
+    enable_heif_writing()
+    # Stored 64 x 32, left red and right blue; orientation 6 shows it turned a quarter clockwise.
+    # EXIF as bytes: only then does pillow-heif also write the container's rotation, as an iPhone does.
+    exif = _exif(orientation=6, original="2023:08:19 18:42:07").tobytes()
+    _solid_halves((64, 32)).save(path, format="HEIF", quality=90, exif=exif)
+    extracted = extract_image(path)
+    assert extracted.meta["format"] == "HEIF"
+    assert extracted.media_time == datetime(2023, 8, 19, 18, 42, 7)
+    assert extracted.meta["camera_make"] == "Shoebox" and extracted.meta["camera_model"] == "Test Camera 1"
+    assert extracted.meta["orientation"] == 6
+    # Turned exactly once (libheif turns it; turning it again would lay it on its side).
+    assert (extracted.width, extracted.height) == extracted.image.size == (32, 64)
+    top, bottom = _rgb(extracted)[2, 16], _rgb(extracted)[61, 16]
+    assert top[0] > 200 and top[2] < 60, top
+    assert bottom[2] > 200 and bottom[0] < 60, bottom
+
+
+def test_heic_without_pillow_heif_says_how_to_enable_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_photo(tmp_path / "IMG_4022.heic", 5)
+    with pillow_heif_missing(monkeypatch), pytest.raises(UnsupportedFileError) as info:
+        extract_image(path)
+    reason = str(info.value)
+    assert reason.startswith("HEIC/HEIF photos need the pillow-heif package, which is not installed")
+    assert "`pip install pillow-heif`" in reason and "retry" in reason
+    assert "Error" not in reason and "Traceback" not in reason
+    assert extract_image(path).meta["format"] == "HEIF"  # and it is read once the package is back
+
+
+def test_heic_with_a_broken_pillow_heif_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = make_photo(tmp_path / "IMG_4023.heic", 6)
+    # A module that imports but lacks what Shoebox uses: a damaged or foreign install.
+    broken = types.ModuleType("pillow_heif")
+    reason = r"cannot be loaded .*`pip install --force-reinstall pillow-heif`"
+    with pillow_heif_missing(monkeypatch, instead=broken), pytest.raises(UnsupportedFileError, match=reason):
+        extract_image(path)
+
+
+def test_a_damaged_heic_is_refused_with_a_reason(tmp_path: Path) -> None:
+    whole = make_photo(tmp_path / "whole.heic", 7, size=(256, 192))
+    cut = tmp_path / "cut.heic"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ExtractionError) as info:
+        extract_image(cut)
+    assert not isinstance(info.value, UnsupportedFileError)
+    assert "corrupt" in str(info.value) or "truncated" in str(info.value)
 
 
 def test_bad_max_side_is_a_programming_error(tmp_path: Path) -> None:
