@@ -8,11 +8,12 @@ import shutil
 from datetime import datetime
 
 import pytest
+from PIL import Image
 
 from engine.errors import UsageError
 from engine.ingest import Indexer, content_hash, thumbnail_path
 from engine.store import Filters
-from tests.helpers import CountingModels, make_photo, make_text, make_tone
+from tests.helpers import CountingModels, make_photo, make_text, make_tone, pillow_heif_missing
 
 from ._data import corpus_dir
 
@@ -395,3 +396,44 @@ def test_rescan_leaves_a_folder_that_is_not_there_as_it_was(tmp_path, library):
 def test_rescan_of_a_library_without_folders_says_what_to_do(library):
     with pytest.raises(UsageError, match="no folders yet"):
         library.rescan()
+
+
+def test_an_iphone_heic_is_indexed_upright_with_its_date_and_thumbnail(tmp_path, library):
+    root = tmp_path / "iphone"
+    # Stored 96 x 72 and turned a quarter by its orientation, as an iPhone held upright writes it.
+    heic = make_photo(root / "IMG_0042.HEIC", 21, taken=datetime(2024, 5, 3, 8, 15, 30), orientation=6)
+    twin = make_photo(root / "IMG_0042 export.jpg", 21, orientation=6)  # the same picture as a JPEG
+    for n in range(3):
+        make_photo(root / f"other{n}.jpg", 30 + n)
+    summary = library.index([root])
+    assert summary.failed == [] and summary.added == 5
+
+    row = library.store.get_file(str(heic))
+    assert row.kind == "image"
+    assert datetime.fromtimestamp(row.media_time) == datetime(2024, 5, 3, 8, 15, 30)
+    assert row.meta["format"] == "HEIF" and row.meta["orientation"] == 6
+    assert (row.meta["width"], row.meta["height"]) == (72, 96)
+    thumb = thumbnail_path(library.settings.thumbnails_dir, row.content_hash)
+    with Image.open(thumb) as im:
+        assert im.format == "JPEG" and im.size == (72, 96)
+
+    by_file = library.search(image=heic, k=2).results  # `shoebox search --image IMG_0042.HEIC`
+    assert by_file[0].path == str(heic) and by_file[0].similarity == pytest.approx(1.0, abs=1e-4)
+    assert by_file[1].path == str(twin)
+    # "More like this" from either copy finds the other first.
+    assert library.search(like=str(heic), k=2).results[0].path == str(twin)
+    assert library.search(like=str(twin), k=2).results[0].path == str(heic)
+
+
+def test_heic_without_pillow_heif_is_a_failure_with_the_fix_not_a_skip(tmp_path, library, monkeypatch):
+    root = tmp_path / "iphone"
+    heic = make_photo(root / "IMG_0043.heic", 22)
+    make_photo(root / "fine.jpg", 23)
+    with pillow_heif_missing(monkeypatch):
+        summary = library.index([root])
+    assert summary.added == 1
+    assert [f["path"] for f in summary.failed] == [str(heic)]
+    assert "pip install pillow-heif" in summary.failed[0]["reason"]
+    assert [(f.path, f.error) for f in library.store.failed_files()] == [(str(heic), summary.failed[0]["reason"])]
+    # Once the package is there, retrying the failed files indexes it.
+    assert library.index([root], retry_failed=True).added == 1
