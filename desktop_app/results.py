@@ -109,14 +109,30 @@ def read_scaled_image(path: str | os.PathLike, max_side: int) -> QImage:
     """Decode ``path`` at most ``max_side`` pixels on its longest side, EXIF orientation applied.
 
     Meant for worker threads (QImage is safe off the GUI thread; QPixmap is not).
-    JPEGs are decoded at reduced scale directly.  A null image when unreadable.
+    JPEGs are decoded at reduced scale directly.  What Qt cannot decode (HEIC:
+    Qt has no reader for it on Linux or Windows) is decoded as indexing decodes
+    it, through the engine.  A null image when unreadable.
     """
     reader = QImageReader(str(path))
     reader.setAutoTransform(True)
     size = reader.size()
     if size.isValid() and max(size.width(), size.height()) > max_side:
         reader.setScaledSize(size.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio))
-    return reader.read()
+    image = reader.read()
+    return image if not image.isNull() else _read_through_engine(path, max_side)
+
+
+def _read_through_engine(path: str | os.PathLike, max_side: int) -> QImage:
+    from engine.errors import ExtractionError
+    from engine.extractors.images import extract_image
+
+    try:
+        rgb = extract_image(path, max_side=max_side).image
+    except ExtractionError:
+        return QImage()
+    data = rgb.tobytes()
+    # copy(): the QImage must own its pixels, not borrow ``data``, which is freed on return.
+    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
 
 
 def read_thumbnail(path: str, saved: Path | None, side: int = THUMB_SIDE) -> QImage | None:
