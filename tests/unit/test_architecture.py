@@ -74,6 +74,8 @@ APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
     "engine.extractors": {"IMAGE_EXTENSIONS"},
     "engine.extractors.documents": {"page_unit"},
+    # The pure decoder (a file in, pixels out), for pictures Qt cannot read: HEIC in the preview.
+    "engine.extractors.images": {"extract_image"},
     "engine.ingest": {"IndexSummary"},
 }
 # Modules that may use the whole engine: the controller is the app's one connection to it.
