@@ -34,6 +34,7 @@ from engine.extractors.documents import page_unit
 
 from .controller import AppController
 from .indexing import when_alive
+from .results import read_scaled_image
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
 
@@ -89,6 +90,8 @@ def _read_thumbnail(path: str, saved: Path | None, size: int) -> QImage | None:
     if full.isValid() and full.width() > 0 and full.height() > 0:
         reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
     image = reader.read()
+    if image.isNull() and saved is None:
+        image = read_scaled_image(path, size)  # what Qt cannot decode (HEIC), through the engine
     return None if image.isNull() else image
 
 

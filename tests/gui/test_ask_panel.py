@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QThreadPool
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.ask_panel import AskPanel, answer_html, citation_label, format_clock
+from desktop_app.ask_panel import AskPanel, _read_thumbnail, answer_html, citation_label, format_clock
 from desktop_app.controller import AppController
 from engine.answer import NOT_FOUND_MESSAGE, Citation
 from tests.helpers import make_photo, make_text
@@ -221,3 +221,9 @@ def test_asking_before_the_library_is_open_says_so(qtbot):
         assert panel._request is None  # nothing is left waiting for an answer
     finally:
         controller.shutdown()
+
+
+def test_a_heic_photo_without_a_saved_thumbnail_is_decoded_through_the_engine(qtbot, tmp_path):
+    heic = make_photo(tmp_path / "IMG_0060.HEIC", 10, size=(400, 300), orientation=6)
+    image = _read_thumbnail(str(heic), None, 96)
+    assert image is not None and (image.width(), image.height()) == (72, 96)
