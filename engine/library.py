@@ -29,7 +29,7 @@ from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
 from .query import Filters, Query
 from .search import SearchResponse, search
 from .settings import Settings, load_settings
-from .store import SPACES, LibraryStore
+from .store import SPACES, LibraryStore, public_identity
 
 if TYPE_CHECKING:
     from .models.clip import ClipEncoder
@@ -171,9 +171,9 @@ class Library:
 
     def index_path(self, space: str = "clip") -> Path:
         """The saved graph of ``space``'s current vectors (a re-embed's new vectors get a file of their own)."""
-        table = self.store.vector_table(space)
-        default = {"clip": "item_vectors", "text": "text_vectors"}[space]
-        return self.settings.home / (INDEX_FILES[space] if table == default else f"{table}.hnsw")
+        if self.store.vector_table_is_first(space):
+            return self.settings.home / INDEX_FILES[space]
+        return self.settings.home / f"{self.store.vector_table(space)}.hnsw"
 
     def vector_index(
         self, space: str = "clip", *, build: str | None = None, on_progress: ProgressCallback | None = None
@@ -505,13 +505,13 @@ class Library:
                 out[space] = None
                 continue
             encoder = self.clip if space == "clip" else self.text_model
-            if self._is_recorded(space, encoder):
-                out[space] = encoder
-                continue
             change = self._change(space, encoder)
-            if change is None or not change.staged:
-                raise ModelMismatchError(self._mismatch_message(change or space))
-            out[space] = self._recorded_encoder(space)
+            if change is None:
+                out[space] = encoder
+            elif change.staged:
+                out[space] = self._recorded_encoder(space)
+            else:
+                raise ModelMismatchError(self._mismatch_message(change))
         return out
 
     def model_changes(self) -> list[ModelChange]:
@@ -526,35 +526,28 @@ class Library:
         return changes
 
     def _change(self, space: str, encoder: Any) -> ModelChange | None:
-        recorded = self.store.model_identity(space)
+        """How ``encoder`` differs from the model that wrote ``space``'s vectors (None: it is that model, or none did)."""
+        recorded = public_identity(self.store.model_identity(space))
+        if recorded is None:
+            return None
         try:
             identity = encoder.identity
         except ModelUnavailableError as exc:
             # Not on this computer: its identity (a hash of its weights) is unknown.  Searching
             # needs it only if it is the recorded model, which keeps its name.
-            if recorded is None or encoder.name == recorded["name"]:
+            if encoder.name == recorded["name"]:
                 return None
             log.info("the configured %s model cannot be checked: %s", space, exc)
-            configured = {"name": encoder.name, "weights": "not on this computer", "dim": 0}
-            return ModelChange(space, _plain(recorded), configured, False)
+            return ModelChange(space, recorded, {"name": encoder.name, "weights": "not on this computer", "dim": 0})
         configured = {"name": identity.name, "weights": identity.weights, "dim": int(identity.dim)}
-        if recorded is None or self.store.same_model(space, recorded, configured):
+        if self.store.same_model(space, recorded, configured):
             return None
-        staged = self.store.staged_model(space)
-        return ModelChange(space, _plain(recorded), configured, self.store.same_model(space, staged, configured))
+        staged = self.store.same_model(space, self.store.staged_model(space), configured)
+        return ModelChange(space, recorded, configured, staged)
 
     def _is_recorded(self, space: str, encoder: Any) -> bool:
         """Whether ``encoder`` is the model that wrote ``space``'s vectors."""
-        recorded = self.store.model_identity(space)
-        if recorded is None:
-            return True
-        try:
-            identity = encoder.identity
-        except ModelUnavailableError:
-            return encoder.name == recorded["name"]  # found when it is needed; its weights are checked then
-        return self.store.same_model(
-            space, recorded, {"name": identity.name, "weights": identity.weights, "dim": identity.dim}
-        )
+        return self._change(space, encoder) is None
 
     def _recorded_encoder(self, space: str) -> Any:
         """An encoder of the model that wrote ``space``'s vectors, or None when it is not on this computer."""
@@ -582,9 +575,7 @@ class Library:
         self._recorded_encoders[space] = encoder
         return encoder
 
-    def _mismatch_message(self, change: ModelChange | str) -> str:
-        if isinstance(change, str):
-            return f"the configured {change} model did not write this library's vectors; run `shoebox reembed`"
+    def _mismatch_message(self, change: ModelChange) -> str:
         space_flag = "" if change.space == "clip" else " --space text"
         recorded = change.recorded
         if change.space == "text":
@@ -749,10 +740,6 @@ class Library:
     def _spaces_to_reembed(self) -> list[str]:
         changed = [c.space for c in self.model_changes()]
         return changed or [s for s in SPACES if self.store.model_identity(s) is not None]
-
-
-def _plain(identity: dict) -> dict:
-    return {"name": identity["name"], "weights": identity["weights"], "dim": int(identity["dim"])}
 
 
 class _Lazy:

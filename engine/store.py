@@ -49,7 +49,7 @@ KINDS = ("image", "document", "audio")
 # The vector spaces: which table holds them, which meta key names their model,
 # and which items (by modality) belong to each.
 SPACES = ("clip", "text")
-_VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}
+_VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}  # each space's table until its first re-embed
 _MODEL_KEY = {"clip": "model", "text": "text_model"}
 _MODALITIES = {"clip": ("image",), "text": ("text", "speech")}
 
@@ -446,8 +446,11 @@ class LibraryStore:
 
     def vector_table(self, space: str) -> str:
         """The table that holds the searchable vectors of ``space`` (a re-embed writes a new one, then switches)."""
-        identity = self.model_identity(space)
-        return (identity or {}).get("table", _VECTOR_TABLE[space])
+        return _table_of(space, self.model_identity(space))
+
+    def vector_table_is_first(self, space: str) -> bool:
+        """Whether ``space``'s vectors are still in the table its first model made (never re-embedded)."""
+        return self.vector_table(space) == _VECTOR_TABLE[space]
 
     @staticmethod
     def same_model(space: str, a: dict | None, b: dict | None) -> bool:
@@ -619,7 +622,7 @@ class LibraryStore:
             for name in spaces:
                 for identity in (self.model_identity(name), self.staged_model(name)):
                     if identity is not None:
-                        self._exec(f"DROP TABLE IF EXISTS {identity.get('table', _VECTOR_TABLE[name])}")
+                        self._exec(f"DROP TABLE IF EXISTS {_table_of(name, identity)}")
                 self._exec("DELETE FROM meta WHERE key IN (?, ?)", (_MODEL_KEY[name], _MODEL_KEY[name] + "_next"))
             if "clip" in spaces:
                 # Photos are found only by their vectors: they leave until encoded again.
@@ -913,7 +916,7 @@ class LibraryStore:
                 for space in SPACES:
                     for identity in (self.model_identity(space), self.staged_model(space)):
                         if identity is not None:
-                            table = identity.get("table", _VECTOR_TABLE[space])
+                            table = _table_of(space, identity)
                             self._db.execute(f"DELETE FROM {table} WHERE item_id IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_text WHERE rowid IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_words WHERE rowid IN ({marks})", chunk)
@@ -1516,8 +1519,8 @@ class LibraryStore:
             "failed": failed,
             "items": items,
             "tags": len(self.tags()),
-            "model": _public_identity(self.model_identity()),
-            "text_model": _public_identity(self.model_identity("text")),
+            "model": public_identity(self.model_identity()),
+            "text_model": public_identity(self.model_identity("text")),
             "roots": self.roots(),
             "schema_version": SCHEMA_VERSION,
             "generation": self.generation,
@@ -1525,11 +1528,16 @@ class LibraryStore:
         }
 
 
-def _public_identity(identity: dict | None) -> dict | None:
-    """A model identity as ``shoebox status --json`` shows it: name, weights, dim (not where its vectors are)."""
-    return (
-        None if identity is None else {"name": identity["name"], "weights": identity["weights"], "dim": identity["dim"]}
-    )
+def public_identity(identity: dict | None) -> dict | None:
+    """A recorded model identity as people see it: name, weights, dim (not the table that holds its vectors)."""
+    if identity is None:
+        return None
+    return {"name": identity["name"], "weights": identity["weights"], "dim": int(identity["dim"])}
+
+
+def _table_of(space: str, identity: dict | None) -> str:
+    """The vector table named in a recorded identity (one recorded before re-embedding existed names none)."""
+    return (identity or {}).get("table", _VECTOR_TABLE[space])
 
 
 def root_containing(path: str, roots: Sequence[str]) -> str | None:
