@@ -19,7 +19,7 @@ from pathlib import PurePath
 # .heic/.heif are listed even when pillow-heif cannot be imported: such a photo is
 # then recorded as failed with how to enable it, never skipped without a word.
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"}
-DOCUMENT_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx", ".odt", ".pptx", ".epub"}
+DOCUMENT_EXTENSIONS = {".txt", ".md", ".markdown", ".pdf", ".html", ".htm", ".docx", ".odt", ".pptx", ".epub", ".eml"}
 # .wma: PyAV's bundled FFmpeg always has the asf demuxer and the wmav1/wmav2 decoders.
 AUDIO_EXTENSIONS = {".mp3", ".wav", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".aiff", ".aif", ".wma"}
 

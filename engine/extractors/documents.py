@@ -5,7 +5,7 @@ then (for HTML) a declared charset, then ``charset_normalizer``'s guess, so
 EUC-KR, Shift_JIS, Big5 or Windows-1252 files read as their authors wrote them.
 PDFs are read with pypdf, one text per page; encrypted PDFs are opened when
 they need no password.  Word, OpenDocument, PowerPoint and EPUB files are
-read by :mod:`.office`.
+read by :mod:`.office`, mail messages (``.eml``) by :mod:`.mail`.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ MAX_TEXT_BYTES = 64 * 1024 * 1024
 _TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 _HTML_SUFFIXES = {".html", ".htm"}
 _OFFICE_SUFFIXES = {".docx", ".odt", ".pptx", ".epub"}
+_MAIL_SUFFIXES = {".eml"}
 # Formats whose texts are numbered units, and what a person calls one.  Their
 # chunks carry the unit's number as ``page``; the others are one text.
 PAGE_UNITS = {".pdf": "page", ".pptx": "slide", ".epub": "section"}
@@ -89,12 +90,12 @@ class ExtractedDocument:
     """The text of one document and its chunks.
 
     ``pages`` holds one string for text, Markdown, HTML, Word and OpenDocument
-    files, one per page for PDFs, one per slide for presentations and one per
-    spine section (cover, chapter, notes ...) for e-books; blank ones are
+    files and mail messages, one per page for PDFs, one per slide for
+    presentations and one per spine section (cover, chapter, notes ...) for e-books; blank ones are
     empty strings, so indexes match their numbers.  ``media_time`` is the
-    PDF's, Word, OpenDocument or PowerPoint file's creation date, else
-    ``None``.  ``meta`` is JSON-serialisable: ``format``, ``encoding`` (text and
-    HTML), ``page_count``, ``title``/``author``/``subject`` when present, and
+    PDF's, Word, OpenDocument or PowerPoint file's creation date or a mail
+    message's Date, else ``None``.  ``meta`` is JSON-serialisable: ``format``,
+    ``encoding`` (text and HTML), ``page_count``, ``title``/``author``/``subject`` when present, and
     ``warnings`` for problems that did not stop the extraction.
     """
 
@@ -116,7 +117,8 @@ def extract_document(
     ``token_len``, ``max_tokens`` and ``overlap_tokens`` are passed to
     :func:`~engine.extractors.chunking.chunk_text` (by default CLIP's tokenizer
     and context; indexing passes the text model's).  The format is chosen by extension: ``.txt``,
-    ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``, ``.docx``, ``.odt``, ``.pptx``, ``.epub``.
+    ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``, ``.docx``, ``.odt``, ``.pptx``, ``.epub``,
+    ``.eml`` (see :func:`~engine.extractors.mail.read_mail`).
 
     Raises :class:`UnsupportedFileError` for any other extension and
     :class:`ExtractionError` with a reason for a person when the file is
@@ -125,7 +127,7 @@ def extract_document(
     pages).
     """
     suffix = Path(os.fspath(path)).suffix.lower()
-    if suffix not in _TEXT_SUFFIXES | _HTML_SUFFIXES | _OFFICE_SUFFIXES | {".pdf"}:
+    if suffix not in _TEXT_SUFFIXES | _HTML_SUFFIXES | _OFFICE_SUFFIXES | _MAIL_SUFFIXES | {".pdf"}:
         raise UnsupportedFileError(f"{suffix or 'files without an extension'} is not a document type Shoebox reads")
     p, size = check_file(path)
     try:
@@ -135,6 +137,10 @@ def extract_document(
             from .office import read_office_document
 
             pages, media_time, meta = read_office_document(p)
+        elif suffix in _MAIL_SUFFIXES:
+            from .mail import read_mail
+
+            pages, media_time, meta = read_mail(p, size)
         else:
             pages, media_time, meta = _read_text_file(p, size, html=suffix in _HTML_SUFFIXES)
     except ExtractionError:
