@@ -30,9 +30,12 @@ from ..errors import ExtractionError
 from ._common import describe
 from .documents import _python_codec, decode_text, html_to_text
 
-# A message this large is mostly attachments; the parser holds all of it (and
-# a decoded copy) in memory, though only the text parts are read.
-MAX_MAIL_BYTES = 128 * 1024 * 1024
+# The parser holds a whole message in memory several times over (about nine
+# times its size at the peak: a 41 MB message with a 30 MB attachment took
+# 360 MB), attachments included, though only the text parts are read.  64 MB
+# holds a message with the 25 MB of attachments mail services allow, base64
+# encoded, with room to spare.
+MAX_MAIL_BYTES = 64 * 1024 * 1024
 # Forwarded mail inside forwarded mail; deeper trees are no message a person wrote.
 MAX_DEPTH = 24
 
@@ -75,7 +78,7 @@ def read_mail(p: Path, size: int) -> Pages:
     data = p.read_bytes()
     message = BytesParser(policy=_POLICY).parsebytes(data)
     names = {key.lower() for key, _ in message.raw_items()}
-    if not names & _MAIL_HEADERS or b"\x00" in _header_section(data):
+    if not names & _MAIL_HEADERS:
         raise ExtractionError("this file is not a mail message (it has no mail headers such as From, To or Subject)")
 
     reader = _MailReader(_declared_charsets(message))
@@ -102,13 +105,8 @@ def read_mail(p: Path, size: int) -> Pages:
         if media_time is None:
             collected.warnings.append(f"the Date header cannot be read as a date ({raw_date!r})")
     if collected.warnings:
-        meta["warnings"] = collected.warnings
+        meta["warnings"] = list(dict.fromkeys(collected.warnings))
     return [text], media_time, meta
-
-
-def _header_section(data: bytes) -> bytes:
-    end = min((i for i in (data.find(b"\r\n\r\n"), data.find(b"\n\n")) if i >= 0), default=len(data))
-    return data[: min(end, 64 * 1024)]
 
 
 def _declared_charsets(message: Message) -> list[str]:
@@ -165,7 +163,7 @@ class _MailReader:
             value = str(_POLICY.header_factory(name, text))
         except Exception:  # the header parser gives up on some malformed headers; decode what we can
             value = _decode_words(text)
-        value = " ".join(value.split())
+        value = " ".join(value.replace("\x00", "").split())
         return value or None
 
     def _decode_8bit(self, raw: bytes) -> str:
@@ -301,7 +299,10 @@ def _declared_codec(charset: str | None) -> str | None:
     """
     if not charset or charset.strip().lower() in ("us-ascii", "ascii", "us_ascii", "ansi_x3.4-1968"):
         return None
-    return _python_codec(charset)
+    try:
+        return _python_codec(charset)
+    except ValueError:  # a label with a NUL in it names no codec
+        return None
 
 
 def _decode_words(value: str) -> str:
@@ -331,7 +332,9 @@ def _decode_body(data: bytes, charset: str | None, *, html: bool, warnings: list
     try:
         return decode_text(data, html=html)[0]
     except ExtractionError as exc:
-        warnings.append(f"a text part's characters could not be decoded ({describe(exc)}); undecodable bytes were replaced")
+        warnings.append(
+            f"a text part's characters could not be decoded ({describe(exc)}); undecodable bytes were replaced"
+        )
         return data.decode(declared or "utf-8", "replace")
 
 

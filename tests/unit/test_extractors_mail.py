@@ -57,14 +57,14 @@ def test_eml_is_a_document_without_page_numbers(tmp_path: Path) -> None:
 
 def test_plain_message_is_its_headers_then_its_body(tmp_path: Path) -> None:
     doc = extract_document(make_plain(tmp_path / "plain.eml"))
-    assert doc.pages == [
+    assert doc.pages[0] == (
         "From: Mira Okafor <mira@example.org>\n"
         "To: Tomas Reyes <tomas@example.org>, 김민수 <minsu@example.kr>\n"
         "Cc: ines@example.org\n"
         "Date: Tue, 05 Mar 2024 14:03:09 +0900\n"
         "Subject: Harbour survey\n\n"
         "The keeper counted forty gannets on the breakwater.\n\nSee you at the pier."
-    ]
+    )
     assert doc.media_time == datetime(2024, 3, 5, 14, 3, 9)  # the wall clock as written, offset dropped
     assert doc.meta == {
         "format": "email",
@@ -165,10 +165,10 @@ def test_legacy_charsets_and_unquoted_or_raw_names_are_decoded(tmp_path: Path) -
     assert doc.media_time == datetime(2024, 3, 5, 14, 3)
 
 
-def test_body_declared_ascii_but_written_in_utf8_reads_right(tmp_path: Path) -> None:
+@pytest.mark.parametrize("declared", ["us-ascii", "iso-8859-1"])
+def test_body_declared_wrongly_but_written_in_utf8_reads_right(tmp_path: Path, declared: str) -> None:
     raw = (
-        "Subject: note\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
-        f"Café au lait, {KOREAN_BODY}\r\n"
+        f"Subject: note\r\nContent-Type: text/plain; charset={declared}\r\n\r\nCafé au lait, {KOREAN_BODY}\r\n"
     ).encode()
     path = tmp_path / "ascii.eml"
     path.write_bytes(raw)
@@ -209,6 +209,8 @@ def test_malformed_messages_are_read_as_far_as_they_go(tmp_path: Path) -> None:
         # An unknown charset and a broken address header.
         "odd.eml": b'From: "unterminated <<@@\r\nSubject: odd\r\nContent-Type: text/plain; charset=x-no-such\r\n\r\n'
         b"plain words\r\n",
+        # A charset label with a NUL byte in it, which names no codec at all.
+        "nul.eml": b'Subject: nul\r\nContent-Type: text/plain; charset="ut\x00f-8"\r\n\r\nstill read\r\n',
     }
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
@@ -216,6 +218,7 @@ def test_malformed_messages_are_read_as_far_as_they_go(tmp_path: Path) -> None:
     assert cut.startswith("Subject: cut\n\n") and cut.endswith("second part survives")
     odd = extract_document(tmp_path / "odd.eml").pages[0]
     assert odd.endswith("Subject: odd\n\nplain words") and odd.startswith("From: ")
+    assert extract_document(tmp_path / "nul.eml").pages == ["Subject: nul\n\nstill read"]
 
 
 def test_too_large_messages_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
