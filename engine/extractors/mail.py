@@ -75,8 +75,8 @@ def read_mail(p: Path, size: int) -> Pages:
             f"this mail message is too large to index ({size / 2**20:,.0f} MB; "
             f"the limit is {MAX_MAIL_BYTES // 2**20} MB)"
         )
-    data = p.read_bytes()
-    message = BytesParser(policy=_POLICY).parsebytes(data)
+    # The bytes are not kept: the parsed message holds its own copy.
+    message = BytesParser(policy=_POLICY).parsebytes(p.read_bytes())
     names = {key.lower() for key, _ in message.raw_items()}
     if not names & _MAIL_HEADERS:
         raise ExtractionError("this file is not a mail message (it has no mail headers such as From, To or Subject)")
