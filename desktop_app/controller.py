@@ -180,7 +180,7 @@ class AppController(QObject):
         self._ask_cancel = threading.Event()
         self._job_cancel = threading.Event()
         self._job = Job.NONE
-        self._queue: list[tuple[list[str], bool]] = []
+        self._queue: list[tuple[list[str] | None, bool]] = []
         self._reembed_waiting: tuple[str | None] | None = None  # (space,) to re-embed when indexing ends
         self._model_changes: list[Any] = []
         self._model_check = 0
@@ -244,6 +244,7 @@ class AppController(QObject):
             self.models_loaded = True
             self.status.emit("Ready")
             self.models_ready.emit()
+            self.finish_waiting()
 
         def failed(exc: BaseException) -> None:
             self.models_loaded = False
@@ -251,6 +252,7 @@ class AppController(QObject):
             self.status.emit("Some of the models are not here: what they find is found by its words meanwhile")
             if isinstance(exc, ModelUnavailableError):
                 self.models_missing.emit(message)
+                self.finish_waiting()  # some other model may be here now
             else:
                 self.library_failed.emit(message)
 
@@ -362,8 +364,15 @@ class AppController(QObject):
         run_task(lambda: fn(library), on_done, lambda exc: on_error(describe_error(exc)))
 
     def library_info(self, on_done: Callable[[dict, list], None], on_error: OnError) -> None:
-        """The library's counts (``LibraryStore.stats()``) and its tags (name, source, count rows)."""
-        self._read(lambda library: (library.store.stats(), library.store.tags()), lambda info: on_done(*info), on_error)
+        """The library's counts (``LibraryStore.stats()`` and ``ocr``: whether text in pictures is
+        recognised) and its tags (name, source, count rows)."""
+
+        def read(library: Library) -> tuple[dict, list]:
+            stats = library.store.stats()
+            stats["ocr"] = library.ocr_status()
+            return stats, library.store.tags()
+
+        self._read(read, lambda info: on_done(*info), on_error)
 
     def folders(self, on_done: Callable[[list[tuple[str, bool]]], None], on_error: OnError) -> None:
         """The library's folders, each with whether it is on this computer now."""
@@ -451,17 +460,37 @@ class AppController(QObject):
         """
         self._index_job([], retry_failed=False)
 
+    def finish_waiting(self) -> None:
+        """Finish, in the background, files indexed before a model was here, now that it is.
+
+        Reported like indexing (``index_started`` with no paths); does nothing
+        when no file waits for a model that is here.
+        """
+
+        def found(waiting: bool) -> None:
+            if waiting:
+                self._index_job(None, retry_failed=False)
+
+        def failed(message: str) -> None:
+            log.warning("could not look for files that wait for a model: %s", message)
+
+        self._read(lambda library: library.has_waiting(), found, failed)
+
     def index(self, paths: Sequence[str | Path], *, retry_failed: bool = False) -> None:
         """Index files and folders in the background (queued behind a running job)."""
         targets = [str(p) for p in paths]
         if targets:
             self._index_job(targets, retry_failed=retry_failed)
 
-    def _index_job(self, targets: list[str], *, retry_failed: bool) -> None:
-        """Index ``targets`` (every folder of the library when empty), or queue it behind the running job."""
+    def _index_job(self, targets: list[str] | None, *, retry_failed: bool) -> None:
+        """Index ``targets`` (every folder of the library when empty; None: finish the files that
+        waited for a model), or queue it behind the running job."""
         if self._job is not Job.NONE:
+            if targets is None and (None, False) in self._queue:
+                return
             self._queue.append((targets, retry_failed))
-            self.status.emit(f"Queued {len(targets)} item(s) for indexing" if targets else "Rescan queued")
+            if targets is not None:
+                self.status.emit(f"Queued {len(targets)} item(s) for indexing" if targets else "Rescan queued")
             return
         library = self.library
         if library is None:
@@ -470,12 +499,14 @@ class AppController(QObject):
         self._job = Job.INDEX
         self._job_cancel = cancel = threading.Event()
         eta = EtaEstimator()
-        self.index_started.emit(targets)
+        self.index_started.emit(targets or [])
 
         def progress(done: int, total: int, message: str) -> None:
             self.index_progress.emit(done, total, message, eta.update(done, total))
 
         def work() -> Any:
+            if targets is None:
+                return library.finish_waiting(on_progress=progress, should_cancel=cancel.is_set)
             if not targets:
                 return library.rescan(on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)
             return library.index(targets, on_progress=progress, should_cancel=cancel.is_set, retry_failed=retry_failed)

@@ -89,6 +89,41 @@ def describe_summary(summary: Any) -> str:
     return text
 
 
+# What files that wait for a model are found by now, and by what once it is set up.
+_WAITING_TEXT = (
+    (
+        "clip",
+        "photo or video",
+        "photos and videos",
+        "their names, dates and any text in them",
+        "what they show",
+        "the CLIP model",
+    ),
+    (
+        "speech",
+        "recording or video",
+        "recordings and videos",
+        "their names and dates",
+        "what is said in them",
+        "the speech model",
+    ),
+    ("text", "file", "files", "their words", "their meaning", "the text model"),
+)
+
+
+def describe_waiting(waiting: dict[str, int]) -> list[str]:
+    """Sentences for files indexed before a model was here: what works now and what follows."""
+    lines = []
+    for what, one, many, now, later, model in _WAITING_TEXT:
+        n = waiting.get(what, 0)
+        if n:
+            lines.append(
+                f"{_plural(n, one, many)}: found by {now} now, and by {later} once {model} is set up "
+                f"(File ▸ Settings); {'it is' if n == 1 else 'they are'} finished then without indexing again."
+            )
+    return lines
+
+
 def describe_reembed(summary: Any) -> str:
     """One line for a re-embedding run's :class:`~engine.ingest.IndexSummary`."""
     if summary.cancelled:
@@ -356,7 +391,10 @@ class IndexingPanel(QWidget):
             self.summary_label.setText(describe_reembed(summary) + ("" if summary.cancelled else took))
         else:
             self.title.setText("Indexing stopped" if summary.cancelled else "Indexing finished")
-            self.summary_label.setText(describe_summary(summary) + took)
+            lines = [describe_summary(summary) + took, *describe_waiting(getattr(summary, "waiting", {}) or {})]
+            if getattr(summary, "completed", 0):
+                lines.append(f"Finished {_plural(summary.completed, 'file')} that waited for a model.")
+            self.summary_label.setText("\n".join(lines))
         self._fill_failures(summary.failed)
         self._show_state(PanelState.FINISHED)
         self.summary_shown.emit(summary)

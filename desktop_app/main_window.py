@@ -48,7 +48,7 @@ from engine.settings import Settings
 from .ask_panel import AskPanel
 from .controller import AppController, model_name, overriding_environment, recorded_settings
 from .filters import Chip, FilterPanel
-from .indexing import IndexingPanel, add_folder_dialog, install_drop_indexing
+from .indexing import IndexingPanel, add_folder_dialog, describe_waiting, install_drop_indexing, readable_reason
 from .preview import PreviewPane
 from .results import ResultsView, ThumbnailLoader
 from .style import STYLE_SHEET, error_background, info_background, mix
@@ -661,8 +661,13 @@ class MainWindow(QMainWindow):
         ]
         if stats.get("failed"):
             parts.append(f"{stats['failed']} failed")
+        tips = [f"Library: {stats['library']}", *describe_waiting(stats.get("waiting") or {})]
+        ocr = stats.get("ocr") or {}
+        if ocr and not ocr.get("available"):
+            parts.append("text in pictures not read")
+            tips.append(readable_reason(ocr.get("reason") or ""))
         self.library_label.setText(" · ".join(parts))
-        self.library_label.setToolTip(f"Library: {stats['library']}")
+        self.library_label.setToolTip("\n".join(tips))
         self.filter_panel.set_tags(tags)
         self.filter_panel.set_roots(stats.get("roots") or [])
         self._library_items = stats["items"]

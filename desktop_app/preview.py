@@ -152,6 +152,10 @@ def _text_label(selectable: bool = True, bold: bool = False) -> QLabel:
     return label
 
 
+# Above text that was read from pixels (a photo, a scanned page): it may hold reading errors.
+RECOGNISED_NOTE = "Text recognised in the picture (it may hold reading errors):"
+
+
 class PreviewPane(QWidget):
     """Shows the current result; its buttons act on it (and on the rest of the selection)."""
 
@@ -339,6 +343,10 @@ class PreviewPane(QWidget):
         self.image_label.set_image(None)
         self.image_label.show()
         self._info(result, [format_date(result.media_time, with_time=True)])
+        if getattr(result, "modality", "") == "ocr":  # found by the text in the picture: show it below
+            self.filler.hide()
+            self.passage_view.show()
+            self._show_passage(result.snippet, result)
         token = self._token
         path = result.path
         run_task(
@@ -383,7 +391,10 @@ class PreviewPane(QWidget):
     def _show_passage(self, text: str | None, result: Any) -> None:
         if not text:
             text = "(no words were heard here)" if result.kind == "audio" else "(no text)"
-        self.passage_view.setHtml(marked_html(text, self.passage_view.palette()))
+        html = marked_html(text, self.passage_view.palette())
+        if getattr(result, "modality", "") == "ocr":
+            html = f"<p><i>{RECOGNISED_NOTE}</i></p>{html}"
+        self.passage_view.setHtml(html)
         self._fit_passage()
 
     def _fit_passage(self) -> None:
@@ -420,6 +431,10 @@ class PreviewPane(QWidget):
                 camera = str(meta["camera_model"])
             size = f"{meta['width']} × {meta['height']}" if meta.get("width") and meta.get("height") else ""
             self._info(result, [format_date(result.media_time, with_time=True), camera, size])
+            if getattr(result, "modality", "") == "ocr" and details.get("text"):
+                from engine.search import mark_terms
+
+                self._show_passage(mark_terms(details["text"], marked_terms(result.snippet)), result)
         else:
             text = details.get("text")
             if text:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .errors import Cancelled, ShoeboxError, UsageError
 from .extractors.documents import page_unit
+from .ingest import describe_waiting
 from .query import Filters, Query
 from .settings import load_settings
 from .store import KINDS
@@ -429,7 +430,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         indexes = library.index_status()
         stats["vector_index"] = indexes["clip"]  # the photos' index, as before there were two
         stats["vector_indexes"] = indexes
-        stats["passages_waiting"] = len(library.store.files_missing_vectors("text"))
+        # Passages cut for an older Shoebox (files that wait for a model are listed under "waiting").
+        stats["passages_waiting"] = sum(
+            1
+            for row in library.store.files_missing_vectors("text")
+            if row.kind in ("document", "audio") and not row.meta.get("waiting")
+        )
+        stats["ocr"] = library.ocr_status()
         stats["model_changes"] = [
             {"space": c.space, "recorded": c.recorded, "configured": c.configured, "staged": c.staged}
             for c in library.model_changes()
@@ -442,10 +449,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"library   {stats['library']}")
     print(
         f"files     {_count(files['image'], 'photo')}, {_count(files['document'], 'document')}, "
-        f"{_count(files['audio'], 'recording')} "
+        f"{_count(files['audio'], 'recording')}, {_count(files.get('video', 0), 'video')} "
         f"({stats['items']} searchable items)"
     )
     print(f"failed    {stats['failed']}")
+    for n, line in enumerate(describe_waiting(stats["waiting"])):
+        print(("waiting   " if n == 0 else "          ") + line + " (`shoebox models`)")
+    ocr = stats["ocr"]
+    print("text      recognised in pictures and scanned pages" if ocr["available"] else f"text      {ocr['reason']}")
     print(
         f"photos    CLIP {model['name']} ({model['weights']}, {model['dim']} dimensions)"
         if model

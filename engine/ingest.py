@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import time
 from collections import deque
@@ -31,9 +32,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ExtractionError, ModelUnavailableError, ShoeboxError, UsageError
+from .errors import ExtractionError, ModelMismatchError, ModelUnavailableError, ShoeboxError, UsageError
 from .extractors import kind_for_path
-from .store import FileRow, FileStatus, LibraryStore, NewItem
+from .store import FileRow, FileStatus, LibraryStore, NewItem, space_of
 
 # Photos are decoded at this longest side: enough for CLIP's 224-pixel input
 # (short side >= 224 up to 2:1) and the 320-pixel thumbnail, and small enough
@@ -53,6 +54,63 @@ SPEECH_PASSAGE_SECONDS = 40.0
 ProgressCallback = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
 
+# A file indexed before a model was here lists in its meta, under this key, what
+# it still waits for: "clip" (a photo's or video's picture), "speech" (a
+# recording's or video's sound) and/or "text" (vectors for its passages).
+WAITING = "waiting"
+_MODEL_NAMES = {"clip": "CLIP model", "text": "text model", "speech": "speech model"}
+# (what, one file, many files, how they are found now, how once the model is here)
+WAITING_MESSAGES = (
+    ("clip", "photo or video", "photos and videos", "name, date and any text in them", "what they show"),
+    ("speech", "recording or video", "recordings and videos", "name and date", "what is said in them"),
+    ("text", "file", "files", "words", "meaning"),
+)
+
+
+def describe_waiting(counts: dict[str, int]) -> list[str]:
+    """One line per model that files wait for: "3 photos and videos: found by ... now, by ... once ..."."""
+    lines = []
+    for what, one, many, now, later in WAITING_MESSAGES:
+        n = counts.get(what, 0)
+        if n:
+            lines.append(
+                f"{n} {one if n == 1 else many}: found by {now} now, by {later} once the {_MODEL_NAMES[what]} is set up"
+            )
+    return lines
+
+
+def approximate_tokens(text: str) -> int:
+    """A generous count of a sentence-embedding model's tokens, for cutting passages before it is here.
+
+    Word-piece tokenizers give a common English word one token and a rare one
+    a few; each CJK character may be one token, punctuation is one.  Counting
+    a word as one token per four letters (at least one) and every CJK
+    character and punctuation mark as one stays at or above the real count
+    for ordinary prose, so a passage cut with it fits the model later.
+    """
+    count = 0
+    for match in _TOKEN_RE.finditer(text):
+        piece = match.group()
+        if piece[0].isalnum() and not _is_cjk(piece[0]):
+            count += max(1, -(-len(piece) // 4))
+        else:
+            count += len(piece) if _is_cjk(piece[0]) else 1
+    return count
+
+
+_TOKEN_RE = re.compile(r"[^\W\d_]+|\d+|[^\w\s]", re.UNICODE)
+
+
+def _is_cjk(ch: str) -> bool:
+    code = ord(ch)
+    return (
+        0x3040 <= code <= 0x30FF  # kana
+        or 0x3400 <= code <= 0x9FFF  # CJK ideographs
+        or 0xAC00 <= code <= 0xD7A3  # Hangul syllables
+        or 0x1100 <= code <= 0x11FF  # Hangul jamo
+        or 0xF900 <= code <= 0xFAFF
+    )
+
 
 @dataclass
 class IndexSummary:
@@ -68,6 +126,9 @@ class IndexSummary:
     seconds: float = 0.0
     reembedded: int = 0  # files whose passages were cut again and embedded for the text model
     warnings: list[str] = field(default_factory=list)
+    # Files of this run stored without a model they need, per model ("clip", "speech", "text").
+    waiting: dict[str, int] = field(default_factory=dict)
+    completed: int = 0  # files that waited for a model and were finished now
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -83,6 +144,19 @@ class _Candidate:
     content_hash: str | None = None
     error: str | None = None
     is_update: bool = False
+
+
+@dataclass
+class _Prepared:
+    """One file read and ready to encode: its items in order (pictures first) and CLIP inputs."""
+
+    cand: _Candidate
+    items: list[NewItem]
+    media_time: float | None
+    meta: dict[str, Any]
+    transcript: list[NewItem] = field(default_factory=list)
+    tensors: list[Any] = field(default_factory=list)  # one per picture item, when CLIP is here
+    sound: bool = False  # a video with a sound track
 
 
 def content_hash(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -147,6 +221,13 @@ class Indexer:
         self.thumbnails_dir = Path(thumbnails_dir) if thumbnails_dir else None
         self.batch_size = max(1, batch_size)
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        # Which models this run can use, found out once, without loading weights (see _check_ready).
+        self._ready_checked = False
+        self._ready: set[str] = set()
+        self._missing: dict[str, str] = {}
+        self._ocr = False
+        self._ocr_reason: str | None = None
+        self._ocr_problems: list[str] = []
 
     # -- public ------------------------------------------------------------
 
@@ -161,9 +242,12 @@ class Indexer:
         """Bring the library up to date with the files at ``paths`` (files or folders).
 
         Returns an :class:`IndexSummary`.  Raises :class:`UsageError` when a
-        path does not exist, and model errors (:class:`ModelUnavailableError`)
-        when new content must be encoded but the weights are missing; files
-        finished before that stay committed.
+        path does not exist.  A model whose weights are missing does not stop
+        the run: files are stored with what needs no model and wait for it
+        (``summary.waiting`` and ``warnings`` say which); files that waited
+        and whose model is here now are finished (:meth:`complete_waiting`).
+        A model that cannot be loaded although its weights are there raises
+        :class:`ModelUnavailableError`; files finished before that stay committed.
         """
         started = time.perf_counter()
         progress = on_progress or (lambda done, total, message: None)
@@ -178,6 +262,8 @@ class Indexer:
         work = self._compare(candidates, folders, summary, retry_failed, progress, cancelled)
         if not cancelled():
             self._process(work, summary, progress, cancelled)
+        if not cancelled() and self.store.has_waiting():
+            self.complete_waiting(summary, on_progress=progress, should_cancel=cancelled)
         summary.cancelled = cancelled()
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
@@ -324,22 +410,78 @@ class Indexer:
             counter[0] += 1
             progress(counter[0], total, cand.path)
 
-        by_kind = {k: [c for c in work if c.kind == k] for k in ("image", "document", "audio")}
+        by_kind = {k: [c for c in work if c.kind == k] for k in ("image", "document", "audio", "video")}
+        if any(by_kind.values()):
+            self.check_ready()
+        # Record each model in the library (refusing another) before anything is encoded with it.
+        if "clip" in self._ready and (by_kind["image"] or by_kind["video"]):
+            self._ensure_model("clip")
+        if "text" in self._ready and (by_kind["document"] or by_kind["audio"] or by_kind["video"] or by_kind["image"]):
+            self._ensure_model("text")
         with ThreadPoolExecutor(self.workers, thread_name_prefix="shoebox-extract") as pool:
-            if by_kind["image"]:
-                self._ensure_model("clip")
-                self._process_images(pool, by_kind["image"], summary, step, cancelled)
-            if (by_kind["document"] or by_kind["audio"]) and not cancelled():
-                # Before any file is read: a missing text model stops the run with
-                # its own message rather than failing every document for it.
-                self._ensure_model("text")
-            if by_kind["document"] and not cancelled():
-                self._process_texts(
-                    pool, by_kind["document"], self._prepare_document, summary, step, cancelled, lookahead=8
-                )
-            if by_kind["audio"] and not cancelled():
-                # One recording at a time: decoded audio is large and Whisper is the bottleneck.
-                self._process_texts(pool, by_kind["audio"], self._prepare_audio, summary, step, cancelled, lookahead=1)
+            plan: list[tuple[str, Callable[[_Candidate], _Prepared], int]] = [
+                ("image", self._prepare_image, 2 * self.batch_size),
+                ("document", self._prepare_document, 8),
+                # One recording or video at a time: decoded audio is large and Whisper is the bottleneck.
+                ("audio", self._prepare_audio, 1),
+                ("video", self._prepare_video, 1),
+            ]
+            for kind, prepare, lookahead in plan:
+                if by_kind[kind] and not cancelled():
+                    self._process_files(pool, by_kind[kind], prepare, summary, step, cancelled, lookahead)
+        self._report_waiting(work, summary)
+
+    # -- which models are here ----------------------------------------------
+
+    def check_ready(self) -> None:
+        """Find out, without loading any weights, which models this run can use.
+
+        A model that is not on this computer does not stop the run: what needs
+        no model is stored at once (names, dates, document text, recognised
+        text, transcripts when Whisper is here) and the file remembers what it
+        waits for (``meta["waiting"]``); :meth:`complete_waiting` finishes it
+        once the model is set up.
+        """
+        if self._ready_checked:
+            return
+        self._ready_checked = True
+        checks = {
+            "clip": (self.clip, "locate_weights"),
+            "text": (self.text, "locate"),
+            "speech": (self.whisper, "locate_weights"),
+        }
+        for what, (model, method) in checks.items():
+            if model is None:
+                self._missing[what] = f"no {_MODEL_NAMES[what]} is configured"
+                continue
+            locate = getattr(model, method, None)
+            try:
+                if locate is not None:
+                    locate()
+            except ModelUnavailableError as exc:
+                self._missing[what] = str(exc)
+                continue
+            self._ready.add(what)
+        from .extractors.ocr import ocr_status
+
+        status = ocr_status()
+        self._ocr = status.available
+        self._ocr_reason = status.reason
+
+    @property
+    def ready(self) -> set[str]:
+        """The models this run can use ("clip", "text", "speech"), once :meth:`check_ready` ran."""
+        return set(self._ready)
+
+    def _token_len(self) -> Callable[[str], int]:
+        return self.text.count_tokens if "text" in self._ready else approximate_tokens
+
+    def _passage_tokens(self) -> int:
+        if "text" not in self._ready:
+            return PASSAGE_TOKENS
+        return max(16, min(PASSAGE_TOKENS, int(self.text.max_tokens)))
+
+    # -- extract, encode, store ------------------------------------------------
 
     def _ordered(
         self,
@@ -372,63 +514,411 @@ class Indexer:
             for _, future in pending:
                 future.cancel()
 
-    def _prepare_image(self, cand: _Candidate) -> tuple[Any, Any]:
-        from .extractors.images import extract_image, save_thumbnail
+    def _save_thumbnail(self, image: Any, digest: str | None) -> None:
+        from .extractors.images import save_thumbnail
+
+        if self.thumbnails_dir is not None and digest:
+            dest = thumbnail_path(self.thumbnails_dir, digest)
+            if not dest.exists():
+                save_thumbnail(image, dest)
+
+    def _recognised_passages(self, text: str) -> list[NewItem]:
+        """Text recognised in a picture, cut into passages (``ocr`` items)."""
+        from .extractors.chunking import chunk_text
+
+        tokens = self._passage_tokens()
+        spans = chunk_text(text, tokens, min(PASSAGE_OVERLAP, tokens - 1), token_len=self._token_len())
+        return [
+            NewItem("ocr", text=text[start:end], char_start=start, char_end=end)
+            for start, end in spans
+            if text[start:end].strip()
+        ]
+
+    def _photo_text(self, path: str, image: Any) -> str:
+        if not self._ocr:
+            return ""
+        from .extractors.ocr import photo_text
+
+        try:
+            return photo_text(path, image)
+        except ExtractionError as exc:
+            # The photo itself was read: it is indexed without its text, and the run says why.
+            self._ocr_problems.append(f"{path}: its text could not be recognised ({exc})")
+            return ""
+
+    def _prepare_image(self, cand: _Candidate) -> _Prepared:
+        from .extractors.images import extract_image
 
         extracted = extract_image(cand.path, max_side=IMAGE_SIDE)
-        if self.thumbnails_dir is not None and cand.content_hash:
-            dest = thumbnail_path(self.thumbnails_dir, cand.content_hash)
-            if not dest.exists():
-                save_thumbnail(extracted.image, dest)
-        return extracted, self.clip.preprocess(extracted.image)
+        self._save_thumbnail(extracted.image, cand.content_hash)
+        meta = dict(extracted.meta)
+        meta.update(width=extracted.width, height=extracted.height)
+        items = [NewItem("image")]
+        recognised = self._photo_text(cand.path, extracted.image)
+        if recognised:
+            items += self._recognised_passages(recognised)
+            meta["recognised_text"] = True
+        tensors = [self.clip.preprocess(extracted.image)] if "clip" in self._ready else []
+        return _Prepared(cand, items, _timestamp(extracted.media_time, cand.mtime), meta, tensors=tensors)
 
-    def _process_images(
+    def _passages_of_document(self, path: str) -> tuple[list[NewItem], Any]:
+        from .extractors.documents import extract_document
+
+        doc = extract_document(
+            path,
+            token_len=self._token_len(),
+            max_tokens=self._passage_tokens(),
+            overlap_tokens=PASSAGE_OVERLAP,
+        )
+        items = [
+            NewItem(
+                "ocr" if getattr(c, "recognised", False) else "text",
+                text=c.text,
+                page=c.page,
+                char_start=c.char_start,
+                char_end=c.char_end,
+            )
+            for c in doc.chunks
+            if c.text.strip()
+        ]
+        if not items:
+            raise ExtractionError("no text found in the document")
+        return items, doc
+
+    def _passages_of_transcript(self, segments: Sequence[NewItem]) -> list[NewItem]:
+        from .extractors.chunking import group_segments
+
+        texts = [seg.text or "" for seg in segments]
+        windows = group_segments(
+            texts,
+            [(seg.start_s or 0.0, seg.end_s or 0.0) for seg in segments],
+            self._token_len(),
+            max_tokens=min(SPEECH_PASSAGE_TOKENS, self._passage_tokens()),
+            max_seconds=SPEECH_PASSAGE_SECONDS,
+        )
+        return [
+            NewItem(
+                "speech",
+                text=" ".join(texts[i].strip() for i in range(first, last + 1)),
+                start_s=segments[first].start_s,
+                end_s=segments[last].end_s,
+                language=segments[first].language,
+            )
+            for first, last in windows
+        ]
+
+    def _prepare_document(self, cand: _Candidate) -> _Prepared:
+        items, doc = self._passages_of_document(cand.path)
+        return _Prepared(cand, items, _timestamp(doc.media_time, cand.mtime), dict(doc.meta))
+
+    def _transcribe(self, samples: Any) -> tuple[list[NewItem], str | None]:
+        """Whisper's segments of ``samples`` as speech items, and the language heard."""
+        transcript = self.whisper.transcribe(samples)
+        segments = [
+            NewItem(
+                "speech",
+                text=seg.text.strip(),
+                start_s=float(seg.start),
+                end_s=float(seg.end),
+                language=transcript.language,
+            )
+            for seg in transcript.segments
+            if seg.text.strip()
+        ]
+        return segments, transcript.language
+
+    def _prepare_audio(self, cand: _Candidate) -> _Prepared:
+        from .extractors.audio import decode_audio
+
+        if "speech" not in self._ready:
+            # Checked without decoding it all: a broken file fails now, not when Whisper arrives.
+            audio = decode_audio(cand.path, max_seconds=1.0)
+            meta = dict(audio.meta)
+            # Found by its name and date until it is transcribed; the placeholder has no text.
+            return _Prepared(cand, [NewItem("speech", start_s=0.0)], _timestamp(audio.media_time, cand.mtime), meta)
+        audio = decode_audio(cand.path)
+        segments, language = self._transcribe(audio.samples)
+        meta = dict(audio.meta)
+        meta.update(duration=audio.duration, language=language, segments=len(segments))
+        return _Prepared(
+            cand,
+            self._passages_of_transcript(segments),
+            _timestamp(audio.media_time, cand.mtime),
+            meta,
+            transcript=segments,
+        )
+
+    def _frames(self, path: str) -> tuple[Any, list[NewItem], list[Any]]:
+        """A video's sampled frames: the extraction, one image item per frame and their CLIP inputs."""
+        from .extractors.video import extract_video
+
+        video = extract_video(path, max_side=IMAGE_SIDE)
+        times = [frame.time_s for frame in video.frames]
+        ends = [*times[1:], max(video.duration, times[-1] if times else 0.0)]
+        items = [NewItem("image", start_s=t, end_s=end) for t, end in zip(times, ends, strict=True)]
+        tensors = [self.clip.preprocess(f.image) for f in video.frames] if "clip" in self._ready else []
+        return video, items, tensors
+
+    def _prepare_video(self, cand: _Candidate) -> _Prepared:
+        from .extractors.video import video_sound
+
+        video, items, tensors = self._frames(cand.path)
+        if video.frames:
+            self._save_thumbnail(video.frames[0].image, cand.content_hash)
+        meta = dict(video.meta)
+        meta.update(width=video.width, height=video.height, duration=video.duration)
+        segments: list[NewItem] = []
+        if video.has_audio and "speech" in self._ready:
+            sound = video_sound(cand.path)
+            if sound is not None:
+                segments, meta["language"] = self._transcribe(sound.samples)
+                meta["segments"] = len(segments)
+        return _Prepared(
+            cand,
+            items + self._passages_of_transcript(segments),
+            _timestamp(video.media_time, cand.mtime),
+            meta,
+            transcript=segments,
+            tensors=tensors,
+            sound=video.has_audio,
+        )
+
+    def _waiting_for(self, prepared: _Prepared) -> list[str]:
+        """What a prepared file still needs a model for: "clip", "speech" and/or "text"."""
+        kind = prepared.cand.kind
+        waits = []
+        if kind in ("image", "video") and "clip" not in self._ready:
+            waits.append("clip")
+        if (kind == "audio" or (kind == "video" and prepared.sound)) and "speech" not in self._ready:
+            waits.append("speech")
+        if "text" not in self._ready and any(space_of(i.modality) == "text" and i.text for i in prepared.items):
+            waits.append("text")
+        return waits
+
+    def _process_files(
         self,
         pool: ThreadPoolExecutor,
         cands: list[_Candidate],
+        prepare: Callable[[_Candidate], _Prepared],
         summary: IndexSummary,
         step: Callable[[_Candidate], None],
         cancelled: CancelCheck,
+        lookahead: int,
     ) -> None:
-        import torch
-
-        batch: list[tuple[_Candidate, Any, Any]] = []
+        """Prepare files on the pool, encode them in batches on this thread, store each batch in one transaction."""
+        ready: list[_Prepared] = []
         failures: list[tuple[_Candidate, str]] = []
 
         def flush() -> None:
-            vectors = self.clip.encode_image_tensors(torch.stack([t for _, _, t in batch])) if batch else None
+            vectors = self._encode(ready)
             with self.store.transaction():
-                for row, (cand, extracted, _) in enumerate(batch):
-                    assert vectors is not None  # the batch is not empty: it was encoded above
-                    meta = dict(extracted.meta)
-                    meta.update(width=extracted.width, height=extracted.height)
+                for prepared, rows in zip(ready, vectors, strict=True):
+                    cand = prepared.cand
+                    meta = dict(prepared.meta)
+                    waiting = self._waiting_for(prepared)
+                    if waiting:
+                        meta[WAITING] = waiting
                     self.store.add_file(
                         cand.path,
                         size=cand.size,
                         mtime=cand.mtime,
                         content_hash=cand.content_hash,
-                        kind="image",
-                        media_time=_timestamp(extracted.media_time, cand.mtime),
+                        kind=cand.kind,
+                        media_time=prepared.media_time,
                         meta=meta,
-                        items=[NewItem("image")],
-                        vectors=vectors[row : row + 1],
+                        items=prepared.items,
+                        vectors=rows,
+                        transcript=prepared.transcript,
                     )
                     self._count(cand, summary)
                 for cand, reason in failures:
                     self._fail(cand, reason, summary)
-            batch.clear()
+            ready.clear()
             failures.clear()
 
-        for cand, prepared, exc in self._ordered(pool, self._prepare_image, cands, 2 * self.batch_size, cancelled):
+        pending = 0
+        for cand, prepared, exc in self._ordered(pool, prepare, cands, lookahead, cancelled):
             if exc is not None:
                 failures.append((cand, _reason(exc)))
             else:
-                batch.append((cand, prepared[0], prepared[1]))
+                ready.append(prepared)
+                pending += max(len(prepared.tensors), len(prepared.items))
             step(cand)
-            if len(batch) >= self.batch_size:
+            if pending >= self.batch_size or len(ready) + len(failures) >= self.batch_size:
                 flush()
+                pending = 0
         if not cancelled() or failures:
             flush()
+
+    def _encode(self, batch: Sequence[_Prepared]) -> list[dict[str, Any]]:
+        """Each prepared file's vectors per space, encoded for the whole batch at once (one model call per space)."""
+        out: list[dict[str, Any]] = [{} for _ in batch]
+        if "clip" in self._ready and any(p.tensors for p in batch):
+            import torch
+
+            tensors = [t for p in batch for t in p.tensors]
+            clip_rows = self.clip.encode_image_tensors(torch.stack(tensors))
+            offset = 0
+            for rows, prepared in zip(out, batch, strict=True):
+                if prepared.tensors:
+                    rows["clip"] = clip_rows[offset : offset + len(prepared.tensors)]
+                    offset += len(prepared.tensors)
+        if "text" in self._ready:
+            texts = [[i.text or "" for i in p.items if space_of(i.modality) == "text"] for p in batch]
+            flat = [t for file_texts in texts for t in file_texts]
+            # A recording's placeholder (no text yet) has no vector; a file's passages all have text.
+            if flat and all(flat):
+                text_rows = self.text.encode_passages(flat)
+                offset = 0
+                for rows, file_texts in zip(out, texts, strict=True):
+                    if file_texts:
+                        rows["text"] = text_rows[offset : offset + len(file_texts)]
+                        offset += len(file_texts)
+            elif flat:
+                for rows, file_texts in zip(out, texts, strict=True):
+                    if file_texts and all(file_texts):
+                        rows["text"] = self.text.encode_passages(file_texts)
+        return out
+
+    def _report_waiting(self, work: Sequence[_Candidate], summary: IndexSummary) -> None:
+        """Say what works now and what follows, for the files of this run that wait for a model."""
+        if self._ocr_problems:
+            summary.warnings += self._ocr_problems
+            self._ocr_problems = []
+        paths = [c.path for c in work]
+        if not paths or not self._missing:
+            return
+        counts = self.store.count_waiting(paths)
+        summary.waiting = {what: n for what, n in counts.items() if n}
+        for what, line in zip(
+            [w for w, *_ in WAITING_MESSAGES if counts.get(w)], describe_waiting(counts), strict=True
+        ):
+            summary.warnings.append(f"{line} ({self._missing.get(what, 'it is not set up')})")
+
+    # -- files that wait for a model ----------------------------------------
+
+    def complete_waiting(
+        self,
+        summary: IndexSummary,
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> None:
+        """Finish files that were indexed before a model was here, now that it is.
+
+        Photos are read once more for CLIP (their recognised text stays);
+        videos give their frames again; recordings and videos are transcribed;
+        passages stored without vectors are embedded from their stored text,
+        so no document is read again.  Each file is one transaction; a file
+        that cannot be read now keeps waiting, and the summary says so.
+        Counts finished files in ``summary.completed``.
+        """
+        progress = on_progress or (lambda done, total, message: None)
+        cancelled = should_cancel or (lambda: False)
+        self.check_ready()
+        order = [w for w in ("clip", "speech", "text") if w in self._ready]
+        rows: dict[int, FileRow] = {}
+        for what in order:
+            for row in self.store.files_waiting(what):
+                rows.setdefault(row.id, row)
+        if not rows:
+            return
+        for space in ("clip", "text"):
+            if space in self._ready:
+                self._ensure_model(space)
+        total = len(rows)
+        for done, row in enumerate(sorted(rows.values(), key=lambda r: r.id), 1):
+            if cancelled():
+                summary.cancelled = True
+                return
+            progress(done - 1, total, f"finishing {os.path.basename(row.path)}")
+            try:
+                self._complete(row)
+            except (ModelUnavailableError, ModelMismatchError):
+                raise
+            except Exception as exc:  # unreadable now: it keeps waiting, found as before
+                summary.warnings.append(f"{row.path}: still waits ({_reason(exc)})")
+                continue
+            summary.completed += 1
+        progress(total, total, "finishing files that waited for a model")
+
+    def _complete(self, row: FileRow) -> None:
+        waiting = [w for w in row.meta.get(WAITING, []) if w in self._ready]
+        meta = dict(row.meta)
+        still = [w for w in meta.get(WAITING, []) if w not in waiting]
+        new_items: list[NewItem] = []
+        new_vectors: dict[str, Any] = {}
+        clip_for: list[int] = []
+        clip_rows: Any = None
+        replace: list[str] = []
+        transcript: list[NewItem] | None = None
+        if "clip" in waiting:
+            import torch
+
+            if row.kind == "video":
+                _, frames, tensors = self._frames(row.path)
+                new_items += frames
+                replace.append("image")
+                if tensors:
+                    new_vectors["clip"] = self.clip.encode_image_tensors(torch.stack(tensors))
+            else:
+                from .extractors.images import extract_image
+
+                image = extract_image(row.path, max_side=IMAGE_SIDE).image
+                clip_for = [item_id for item_id, _ in self.store.items_missing_vectors(row.id, "clip")]
+                if clip_for:
+                    clip_rows = self.clip.encode_image_tensors(
+                        torch.stack([self.clip.preprocess(image)] * len(clip_for))
+                    )
+        if "speech" in waiting:
+            if row.kind == "video":
+                from .extractors.video import video_sound
+
+                sound = video_sound(row.path)
+                samples = sound.samples if sound is not None else None
+            else:
+                from .extractors.audio import decode_audio
+
+                audio = decode_audio(row.path)
+                samples = audio.samples
+                meta["duration"] = audio.duration
+            segments, language = self._transcribe(samples) if samples is not None else ([], None)
+            meta.update(language=language, segments=len(segments))
+            passages = self._passages_of_transcript(segments)
+            new_items += passages
+            replace.append("speech")
+            transcript = segments
+            if passages and "text" in self._ready:
+                new_vectors["text"] = self.text.encode_passages([p.text or "" for p in passages])
+            elif passages:
+                still.append("text")
+        text_for: list[tuple[int, NewItem]] = []
+        text_rows: Any = None
+        if "text" in self._ready:
+            text_for = [(i, item) for i, item in self.store.items_missing_vectors(row.id, "text") if item.text]
+            if "speech" in replace:
+                text_for = [(i, item) for i, item in text_for if item.modality != "speech"]
+            if text_for:
+                text_rows = self.text.encode_passages([item.text or "" for _, item in text_for])
+        if still:
+            meta[WAITING] = sorted(set(still))
+        else:
+            meta.pop(WAITING, None)
+        with self.store.transaction():
+            if self.store.get_file_by_id(row.id) is None:
+                return  # removed meanwhile
+            if transcript is not None:
+                self.store.set_transcript(row.id, transcript)
+            if replace:
+                ordered = [i for i in new_items if i.modality == "image"] + [
+                    i for i in new_items if i.modality != "image"
+                ]
+                self.store.replace_items(row.id, ordered, new_vectors or None, modalities=replace)
+            if clip_for:
+                self.store.add_vectors("clip", clip_for, clip_rows)
+            if text_for:
+                self.store.add_vectors("text", [i for i, _ in text_for], text_rows)
+            self.store.set_file_meta(row.id, meta)
 
     def _check_models(self) -> None:
         """Refuse to start when a configured model is not the one that wrote a space's vectors.
@@ -453,127 +943,6 @@ class Indexer:
         identity = encoder.identity
         self.store.ensure_model(identity.name, identity.weights, identity.dim, space=space)
 
-    def _passages_of_document(self, path: str) -> tuple[list[NewItem], Any]:
-        from .extractors.documents import extract_document
-
-        doc = extract_document(
-            path, token_len=self.text.count_tokens, max_tokens=self._passage_tokens(), overlap_tokens=PASSAGE_OVERLAP
-        )
-        items = [
-            NewItem("text", text=c.text, page=c.page, char_start=c.char_start, char_end=c.char_end)
-            for c in doc.chunks
-            if c.text.strip()
-        ]
-        if not items:
-            raise ExtractionError("no text found in the document")
-        return items, doc
-
-    def _passage_tokens(self) -> int:
-        return max(16, min(PASSAGE_TOKENS, int(self.text.max_tokens)))
-
-    def _passages_of_transcript(self, segments: Sequence[NewItem]) -> list[NewItem]:
-        from .extractors.chunking import group_segments
-
-        texts = [seg.text or "" for seg in segments]
-        windows = group_segments(
-            texts,
-            [(seg.start_s or 0.0, seg.end_s or 0.0) for seg in segments],
-            self.text.count_tokens,
-            max_tokens=min(SPEECH_PASSAGE_TOKENS, self._passage_tokens()),
-            max_seconds=SPEECH_PASSAGE_SECONDS,
-        )
-        return [
-            NewItem(
-                "speech",
-                text=" ".join(texts[i].strip() for i in range(first, last + 1)),
-                start_s=segments[first].start_s,
-                end_s=segments[last].end_s,
-                language=segments[first].language,
-            )
-            for first, last in windows
-        ]
-
-    def _prepare_document(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict, list[NewItem]]:
-        items, doc = self._passages_of_document(cand.path)
-        return items, _timestamp(doc.media_time, cand.mtime), dict(doc.meta), []
-
-    def _prepare_audio(self, cand: _Candidate) -> tuple[list[NewItem], float | None, dict, list[NewItem]]:
-        from .extractors.audio import decode_audio
-
-        audio = decode_audio(cand.path)
-        if self.whisper is None:
-            raise ExtractionError("speech recognition is not available (no Whisper model configured)")
-        transcript = self.whisper.transcribe(audio.samples)
-        segments = [
-            NewItem(
-                "speech",
-                text=seg.text.strip(),
-                start_s=float(seg.start),
-                end_s=float(seg.end),
-                language=transcript.language,
-            )
-            for seg in transcript.segments
-            if seg.text.strip()
-        ]
-        meta = dict(audio.meta)
-        meta.update(duration=audio.duration, language=transcript.language, segments=len(segments))
-        return self._passages_of_transcript(segments), _timestamp(audio.media_time, cand.mtime), meta, segments
-
-    def _process_texts(
-        self,
-        pool: ThreadPoolExecutor,
-        cands: list[_Candidate],
-        prepare: Callable[[_Candidate], Any],
-        summary: IndexSummary,
-        step: Callable[[_Candidate], None],
-        cancelled: CancelCheck,
-        lookahead: int,
-    ) -> None:
-        """Documents and recordings: their items are passages, embedded by the text model."""
-        ready: list[tuple[_Candidate, list[NewItem], float, dict, list[NewItem]]] = []
-        failures: list[tuple[_Candidate, str]] = []
-
-        def flush() -> None:
-            texts = [item.text for _, items, _, _, _ in ready for item in items]
-            vectors = self.text.encode_passages(texts) if texts else None
-            offset = 0
-            with self.store.transaction():
-                for cand, items, media_time, meta, transcript in ready:
-                    self.store.add_file(
-                        cand.path,
-                        size=cand.size,
-                        mtime=cand.mtime,
-                        content_hash=cand.content_hash,
-                        kind=cand.kind,
-                        media_time=media_time,
-                        meta=meta,
-                        items=items,
-                        # vectors is None only when no file in the batch has passages
-                        vectors=vectors[offset : offset + len(items)] if items and vectors is not None else None,
-                        transcript=transcript,
-                    )
-                    offset += len(items)
-                    self._count(cand, summary)
-                for cand, reason in failures:
-                    self._fail(cand, reason, summary)
-            ready.clear()
-            failures.clear()
-
-        pending_items = 0
-        for cand, prepared, exc in self._ordered(pool, prepare, cands, lookahead, cancelled):
-            if exc is not None:
-                failures.append((cand, _reason(exc)))
-            else:
-                items, media_time, meta, transcript = prepared
-                ready.append((cand, items, media_time, meta, transcript))
-                pending_items += len(items)
-            step(cand)
-            if pending_items >= self.batch_size or len(ready) + len(failures) >= self.batch_size:
-                flush()
-                pending_items = 0
-        if not cancelled() or failures:
-            flush()
-
     # -- the text space, filled again ---------------------------------------
 
     def fill_text_space(
@@ -595,7 +964,12 @@ class Indexer:
         """
         progress = on_progress or (lambda done, total, message: None)
         cancelled = should_cancel or (lambda: False)
-        files = self.store.files_missing_vectors("text")
+        # Pictures' recognised text and files that wait for a model are finished by complete_waiting.
+        files = [
+            row
+            for row in self.store.files_missing_vectors("text")
+            if row.kind in ("document", "audio") and not row.meta.get(WAITING)
+        ]
         if not files:
             return
         self._ensure_model("text")

@@ -375,6 +375,30 @@ class Library:
         ]
         return summary
 
+    def finish_waiting(
+        self, *, on_progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None
+    ) -> IndexSummary:
+        """Finish the files indexed before a model was here, for every model that is here now.
+
+        See :meth:`engine.ingest.Indexer.complete_waiting`; ``summary.completed`` counts them.
+        """
+        started = time.perf_counter()
+        summary = IndexSummary()
+        try:
+            self._indexer().complete_waiting(summary, on_progress=on_progress, should_cancel=should_cancel)
+        finally:
+            self._after_indexing(on_progress)
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
+    def has_waiting(self) -> bool:
+        """Whether files wait for a model that is here now (so :meth:`finish_waiting` has work)."""
+        if not self.store.has_waiting():
+            return False
+        indexer = self._indexer()
+        indexer.check_ready()
+        return any(self.store.files_waiting(what) for what in indexer.ready)
+
     def _fill_text_space(
         self,
         indexer: Indexer,
@@ -398,6 +422,14 @@ class Library:
         except ModelUnavailableError as exc:
             log.warning("photos were not auto-tagged: %s", exc)
         self.update_index(on_progress=on_progress)
+
+    @staticmethod
+    def ocr_status() -> dict[str, Any]:
+        """Whether text in pictures and scanned pages is recognised: ``{available, reason, languages}``."""
+        from .extractors.ocr import ocr_status
+
+        status = ocr_status()
+        return {"available": status.available, "reason": status.reason, "languages": list(status.languages)}
 
     def forget_folder(self, folder: str) -> int:
         """Remove a library folder and every file found in it (the files on disk are untouched); returns how many.
@@ -679,11 +711,18 @@ class Library:
         keyword_rank = 0
         for r in results:
             matched = bool(r.matched)
+            # Answers read recognised text as a document's, a video's words as a recording's
+            # and its frames as photos.
+            kind = r.kind
+            if r.modality == "ocr":
+                kind = "document"
+            elif r.kind == "video":
+                kind = "audio" if r.modality == "speech" else "image"
             passages.append(
                 Passage(
                     item_id=r.item_id,
                     path=r.path,
-                    kind=r.kind,
+                    kind=kind,
                     locator=r.locator,
                     text=details.get(r.item_id, {}).get("text"),
                     media_time=r.media_time,

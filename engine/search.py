@@ -69,8 +69,9 @@ MEANING_RANK_CAP = 0.95
 # asked for ("xylophonequartzplinth", topics it has nothing on): the log-odds of meaning are
 # lowered by this much, so meaning must be surer to carry a result alone.
 UNKNOWN_WORDS_PRIOR = -2.0
-# Kinds of files in each vector space.
-_SPACE_KINDS = {"clip": ("image",), "text": ("document", "audio")}
+# Kinds of files with items in each vector space (photos' recognised text and
+# videos' sound tracks are passages too).
+_SPACE_KINDS = {"clip": ("image", "video"), "text": ("document", "audio", "image", "video")}
 
 
 @dataclass
@@ -101,6 +102,9 @@ class SearchResult:
     matched: list[str] = field(default_factory=list)
     name_match: str | None = None
     more: list[dict[str, Any]] = field(default_factory=list)
+    # What the best item is: "image" (a photo, or a video's frame), "text", "speech" (a
+    # recording's or video's words) or "ocr" (text recognised in a picture or a scanned page).
+    modality: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -777,9 +781,11 @@ def _respond(
                 relevance=None if best.relevance is None else round(best.relevance, 6),
                 matched=best.matched,
                 name_match=best.name_match,
+                modality=d["modality"],
                 more=[
                     {
                         "item_id": r.item_id,
+                        "modality": details[r.item_id]["modality"],
                         "locator": details[r.item_id]["locator"],
                         "snippet": snippet_of(r),
                         "score": round(r.score, 6),

@@ -26,6 +26,7 @@ killed at any moment leaves either all of a file's rows or none of them.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import os
@@ -45,17 +46,17 @@ from .errors import LibraryError, ModelMismatchError, SchemaTooNewError
 from .query import Filters, TagsMode
 from .text import Term, fold, index_words, name_index, parse_query
 
-KINDS = ("image", "document", "audio")
+KINDS = ("image", "document", "audio", "video")
 # The vector spaces: which table holds them, which meta key names their model,
 # and which items (by modality) belong to each.
 SPACES = ("clip", "text")
 _VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}  # each space's table until its first re-embed
 _MODEL_KEY = {"clip": "model", "text": "text_model"}
-_MODALITIES = {"clip": ("image",), "text": ("text", "speech")}
+_MODALITIES = {"clip": ("image",), "text": ("text", "speech", "ocr")}
 
 
 def space_of(modality: str) -> str:
-    """The vector space of an item of ``modality`` (image -> clip; text, speech -> text)."""
+    """The vector space of an item of ``modality`` (image -> clip; text, speech, ocr -> text)."""
     return "clip" if modality == "image" else "text"
 
 
@@ -181,8 +182,66 @@ MIGRATIONS: list[str] = [
         words, plain, tokenize = 'unicode61 remove_diacritics 0'
     );
     """,
+    # 4: videos (a file kind) and text recognised in pictures (an item
+    # modality).  SQLite cannot change a CHECK constraint in place, so both
+    # tables are rebuilt with the same rows and ids (foreign keys are off
+    # meanwhile: see _migrate).
+    """
+    CREATE TABLE files_new (
+        id           INTEGER PRIMARY KEY,
+        path         TEXT NOT NULL UNIQUE,
+        folder       TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        mtime        REAL NOT NULL,
+        content_hash TEXT,
+        kind         TEXT CHECK (kind IN ('image', 'document', 'audio', 'video')),
+        status       TEXT NOT NULL CHECK (status IN ('indexed', 'failed')),
+        error        TEXT,
+        media_time   REAL,
+        meta         TEXT,
+        indexed_at   REAL NOT NULL,
+        autotag_sig  TEXT
+    );
+    INSERT INTO files_new (id, path, folder, size, mtime, content_hash, kind, status, error, media_time, meta,
+                           indexed_at, autotag_sig)
+        SELECT id, path, folder, size, mtime, content_hash, kind, status, error, media_time, meta,
+               indexed_at, autotag_sig FROM files;
+    DROP TABLE files;
+    ALTER TABLE files_new RENAME TO files;
+    CREATE INDEX files_hash ON files (content_hash);
+    CREATE INDEX files_kind_time ON files (kind, media_time);
+    CREATE INDEX files_time ON files (media_time);
+    CREATE INDEX files_folder ON files (folder);
+    CREATE INDEX files_status ON files (status);
+    CREATE TABLE items_new (
+        id         INTEGER PRIMARY KEY,
+        file_id    INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
+        seq        INTEGER NOT NULL,
+        modality   TEXT NOT NULL CHECK (modality IN ('image', 'text', 'speech', 'ocr')),
+        text       TEXT,
+        page       INTEGER,
+        char_start INTEGER,
+        char_end   INTEGER,
+        start_s    REAL,
+        end_s      REAL,
+        language   TEXT
+    );
+    INSERT INTO items_new (id, file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language)
+        SELECT id, file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language FROM items;
+    DROP TABLE items;
+    ALTER TABLE items_new RENAME TO items;
+    CREATE INDEX items_file ON items (file_id, seq);
+    CREATE TRIGGER items_log_insert AFTER INSERT ON items BEGIN
+        INSERT INTO items_log (item_id, op) VALUES (new.id, 1);
+    END;
+    CREATE TRIGGER items_log_delete AFTER DELETE ON items BEGIN
+        INSERT INTO items_log (item_id, op) VALUES (old.id, 0);
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# Migrations that rebuild a table others refer to run with foreign keys off.
+_REBUILDING_MIGRATIONS = {4}
 
 
 class FileStatus(str, enum.Enum):
@@ -210,7 +269,7 @@ class FileRow:
 class NewItem:
     """One findable piece of a file, before it is stored."""
 
-    modality: str  # image | text | speech
+    modality: str  # image (a photo or a video frame) | text | speech | ocr (text recognised in a picture)
     text: str | None = None
     page: int | None = None
     char_start: int | None = None
@@ -218,6 +277,11 @@ class NewItem:
     start_s: float | None = None
     end_s: float | None = None
     language: str | None = None
+
+
+# Vectors for a file's items: None (none yet), one array (every item is in one
+# space), or one array per space, its rows in the order of that space's items.
+VectorRows = np.ndarray | dict[str, np.ndarray] | None
 
 
 _FILE_COLUMNS = "id, path, size, mtime, content_hash, kind, status, error, media_time, meta"
@@ -346,12 +410,24 @@ class LibraryStore:
         if readonly:
             raise LibraryError(f"the library at {self.path} needs an upgrade; open it once for writing")
         for number in range(version + 1, SCHEMA_VERSION + 1):
-            with self.transaction():
-                self._db.execute(MIGRATIONS[number - 1])
-                follow_up = getattr(self, f"_migrate_{number}", None)
-                if follow_up is not None:
-                    follow_up()
-                self._db.execute(f"PRAGMA user_version = {number}")
+            rebuilding = number in _REBUILDING_MIGRATIONS
+            if rebuilding:
+                # Dropping a table that others refer to would cascade its deletes
+                # (SQLite's documented way to rebuild a table: foreign keys off,
+                # outside the transaction, and checked before committing).
+                self._db.execute("PRAGMA foreign_keys = OFF")
+            try:
+                with self.transaction():
+                    self._db.execute(MIGRATIONS[number - 1])
+                    follow_up = getattr(self, f"_migrate_{number}", None)
+                    if follow_up is not None:
+                        follow_up()
+                    if rebuilding and self._query("PRAGMA foreign_key_check"):
+                        raise LibraryError(f"the library at {self.path} could not be upgraded: its rows do not agree")
+                    self._db.execute(f"PRAGMA user_version = {number}")
+            finally:
+                if rebuilding:
+                    self._db.execute("PRAGMA foreign_keys = ON")
 
     def _migrate_3(self) -> None:
         """Fill the folded word, substring and name indexes; clear CLIP vectors of passages.
@@ -693,16 +769,16 @@ class LibraryStore:
         media_time: float | None,
         meta: dict | None = None,
         items: Sequence[NewItem] = (),
-        vectors: np.ndarray | None = None,
+        vectors: VectorRows = None,
         transcript: Sequence[NewItem] = (),
     ) -> int:
         """Store an indexed file with its items and their vectors; replaces any row at ``path``.
 
         Call inside :meth:`transaction` so the file and its items land together.
-        ``vectors`` has one row per item, in order, in the items' space (a
-        file's items are all photos or all passages); None stores the items
-        without vectors (found by keywords until :meth:`replace_items` gives
-        them some).  ``transcript`` holds a recording's segments as Whisper
+        ``vectors`` has one row per item, in order, when the items are all in
+        one space, else one array per space (a photo and the text recognised
+        in it); a space left out, or None, stores those items without vectors
+        (found by keywords until :meth:`add_vectors` gives them some).  ``transcript`` holds a recording's segments as Whisper
         heard them (``start_s``, ``end_s``, ``text``, ``language``), kept so
         its passages can be cut again.  Tags already on ``path`` are kept.
         """
@@ -732,17 +808,36 @@ class LibraryStore:
         self._insert_items(file_id, kind, media_time, items, vectors)
         return file_id
 
-    def replace_items(self, file_id: int, items: Sequence[NewItem], vectors: np.ndarray | None) -> None:
+    def replace_items(
+        self,
+        file_id: int,
+        items: Sequence[NewItem],
+        vectors: VectorRows,
+        *,
+        modalities: Sequence[str] | None = None,
+    ) -> None:
         """Give an indexed file new items (passages cut again for another model); its row and tags stay.
 
-        Call inside :meth:`transaction`.
+        With ``modalities``, only the file's items of those modalities are
+        replaced (a video's speech passages once it is transcribed; its frames
+        stay).  Call inside :meth:`transaction`.
         """
         row = self.get_file_by_id(file_id)
         if row is None:
             raise LibraryError(f"file #{file_id} is not in the library")
-        self._delete_items_of(file_id)
-        self._insert_items(file_id, row.kind, row.media_time, items, vectors)
+        self._delete_items_of(file_id, modalities)
+        first = self._query("SELECT coalesce(max(seq) + 1, 0) FROM items WHERE file_id = ?", (file_id,))[0][0]
+        self._insert_items(file_id, row.kind, row.media_time, items, vectors, first_seq=first)
         self._bump_generation()
+
+    def set_file_meta(self, file_id: int, meta: dict) -> None:
+        """Replace an indexed file's metadata (what it still waits for, its duration...)."""
+        self._exec("UPDATE files SET meta = ? WHERE id = ?", (json.dumps(meta, ensure_ascii=False), file_id))
+
+    def set_transcript(self, file_id: int, segments: Sequence[NewItem]) -> None:
+        """Keep a recording's or video's segments as Whisper heard them.  Call inside :meth:`transaction`."""
+        with self._lock:
+            self._set_transcript(file_id, segments)
 
     def _insert_items(
         self,
@@ -750,26 +845,23 @@ class LibraryStore:
         kind: str | None,
         media_time: float | None,
         items: Sequence[NewItem],
-        vectors: np.ndarray | None,
+        vectors: VectorRows,
+        *,
+        first_seq: int = 0,
     ) -> None:
         if not items:
             return
-        spaces = {space_of(item.modality) for item in items}
-        if len(spaces) != 1:
-            raise ValueError("a file's items are all photos or all passages")
-        space = spaces.pop()
-        table = self.vector_table(space)
-        if vectors is not None:
-            if len(vectors) != len(items):
-                raise ValueError("one vector per item is required")
+        by_space = _vectors_by_space(items, vectors)
+        for space, rows in by_space.items():
             dim = self.space_dim(space)
             if dim is None:
                 raise LibraryError(f"the library has no model recorded yet for its {space} vectors")
-            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-            if vectors.shape[1] != dim:
-                raise ValueError(f"vectors have {vectors.shape[1]} dimensions, the library's {space} space {dim}")
+            if rows.shape[1] != dim:
+                raise ValueError(f"vectors have {rows.shape[1]} dimensions, the library's {space} space {dim}")
+        tables = {space: self.vector_table(space) for space in by_space}
+        taken = dict.fromkeys(by_space, 0)  # the next row of each space's vectors
         with self._lock:
-            for seq, item in enumerate(items):
+            for seq, item in enumerate(items, first_seq):
                 self._db.execute(
                     "INSERT INTO items (file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -789,12 +881,63 @@ class LibraryStore:
                 item_id = self._db.last_insert_rowid()
                 if item.text:
                     self._index_item_text(item_id, item.text)
-                if vectors is not None:
+                space = space_of(item.modality)
+                if space in by_space:
                     self._db.execute(
-                        f"INSERT INTO {table} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
-                        (item_id, vectors[seq].tobytes(), kind, float(media_time or 0.0)),
+                        f"INSERT INTO {tables[space]} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+                        (item_id, by_space[space][taken[space]].tobytes(), kind, float(media_time or 0.0)),
                     )
+                    taken[space] += 1
         self._bump_generation()
+
+    def add_vectors(self, space: str, item_ids: Sequence[int], vectors: np.ndarray) -> int:
+        """Give items that were stored without one their vector in ``space`` (the model came later).
+
+        Call inside :meth:`transaction`.  Items deleted meanwhile, or that have
+        a vector already, are skipped.  Returns how many vectors were written.
+        """
+        dim = self.space_dim(space)
+        if dim is None:
+            raise LibraryError(f"the library has no model recorded yet for its {space} vectors")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(item_ids) != len(vectors) or (len(vectors) and vectors.shape[1] != dim):
+            raise ValueError(f"{len(item_ids)} items need as many {dim}-dimensional vectors")
+        table = self.vector_table(space)
+        written = 0
+        with self._lock:
+            for item_id, vector in zip(item_ids, vectors, strict=True):
+                rows = self._db.execute(
+                    f"SELECT f.kind, f.media_time, i.modality, EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id) "
+                    "FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = ?",
+                    (int(item_id),),
+                ).fetchall()
+                if not rows or rows[0][3] or space_of(str(rows[0][2])) != space:
+                    continue
+                self._db.execute(
+                    f"INSERT INTO {table} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+                    (int(item_id), vector.tobytes(), rows[0][0], float(rows[0][1] or 0.0)),
+                )
+                # The vector indexes follow the item log: the item is new to them.
+                self._db.execute("INSERT INTO items_log (item_id, op) VALUES (?, 1)", (int(item_id),))
+                written += 1
+        if written:
+            self._bump_generation()
+        return written
+
+    def items_missing_vectors(self, file_id: int, space: str) -> list[tuple[int, NewItem]]:
+        """A file's items of ``space`` that have no vector there, in order: ``[(item id, item)]``."""
+        modalities = _MODALITIES[space]
+        marks = ",".join("?" * len(modalities))
+        table = self.vector_table(space)
+        missing = (
+            f"AND NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)" if self._table_exists(table) else ""
+        )
+        rows = self._query(
+            "SELECT i.id, i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, i.language "
+            f"FROM items i WHERE i.file_id = ? AND i.modality IN ({marks}) {missing} ORDER BY i.seq",
+            (file_id, *modalities),
+        )
+        return [(r[0], NewItem(*r[1:])) for r in rows]
 
     def _index_item_text(self, item_id: int, text: str) -> None:
         self._db.execute("INSERT INTO item_text (rowid, text) VALUES (?, ?)", (item_id, fold(text)))
@@ -824,21 +967,51 @@ class LibraryStore:
         """Indexed files with items in ``space`` that have no vector there (after a migration or a model change)."""
         modalities = _MODALITIES[space]
         marks = ",".join("?" * len(modalities))
+        # A passage needs text to be embedded: a recording that waits for Whisper has a placeholder without.
+        with_text = " AND text IS NOT NULL AND text != ''" if space == "text" else ""
         table = self.vector_table(space)
         if self._table_exists(table):
             # Every item has at most one vector and no vector outlives its item, so equal counts
             # mean nothing is missing: two counts instead of a lookup per passage.
-            items = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks})", modalities)[0][0]
+            items = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks}){with_text}", modalities)[0][0]
             if items == self._query(f"SELECT count(*) FROM {table}")[0][0]:
                 return []
         missing = f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)" if self._table_exists(table) else "1"
         sql = (
             f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
-            f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}) ORDER BY id"
+            f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}{with_text}) ORDER BY id"
         )
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return [_file_row(r) for r in self._query(sql, modalities)]
+
+    def files_waiting(self, what: str) -> list[FileRow]:
+        """Indexed files that wait for a model (``"clip"``, ``"speech"`` or ``"text"``; see ``engine.ingest.WAITING``)."""
+        rows = self._query(
+            f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND json_valid(meta) AND EXISTS "
+            "(SELECT 1 FROM json_each(files.meta, '$.waiting') w WHERE w.value = ?) ORDER BY id",
+            (what,),
+        )
+        return [_file_row(r) for r in rows]
+
+    def has_waiting(self) -> bool:
+        """Whether any indexed file waits for a model."""
+        return bool(self._query("SELECT 1 FROM files WHERE status = 'indexed' AND meta LIKE '%\"waiting\"%' LIMIT 1"))
+
+    def count_waiting(self, paths: Sequence[str] | None = None) -> dict[str, int]:
+        """How many indexed files wait for each model (of ``paths``, else of the whole library)."""
+        sql = (
+            "SELECT w.value, count(*) FROM files f, json_each(f.meta, '$.waiting') w "
+            "WHERE f.status = 'indexed' AND json_valid(f.meta) AND f.meta LIKE '%\"waiting\"%'"
+        )
+        counts: dict[str, int] = {}
+        if paths is None:
+            return dict(self._query(sql + " GROUP BY w.value"))
+        for chunk in _chunks(list(paths), 500):
+            marks = ",".join("?" * len(chunk))
+            for what, n in self._query(sql + f" AND f.path IN ({marks}) GROUP BY w.value", chunk):
+                counts[what] = counts.get(what, 0) + n
+        return counts
 
     def record_failure(
         self, path: str, *, size: int, mtime: float, kind: str | None, reason: str, content_hash: str | None = None
@@ -877,13 +1050,11 @@ class LibraryStore:
         columns = "i.modality, i.text, i.page, i.char_start, i.char_end, i.start_s, i.end_s, i.language"
         rows = self._query(f"SELECT i.id, {columns} FROM items i WHERE i.file_id = ? ORDER BY i.seq", (source_id,))
         items = [NewItem(*r[1:]) for r in rows]
-        vectors = None
-        if items:
-            space = space_of(items[0].modality)
-            try:
-                vectors = self.vectors([r[0] for r in rows], space=space)
-            except KeyError:
-                vectors = None  # the source waits for its vectors; so does the copy
+        vectors: dict[str, np.ndarray] = {}
+        for space in {space_of(item.modality) for item in items}:
+            # KeyError: the source waits for vectors of this space; so does the copy.
+            with contextlib.suppress(KeyError):
+                vectors[space] = self.vectors([r[0] for r in rows if space_of(r[1]) == space], space=space)
         return self.add_file(
             new_path,
             size=size,
@@ -905,10 +1076,22 @@ class LibraryStore:
         if rows:
             self._delete_file_id(rows[0][0])
 
-    def _delete_items_of(self, file_id: int) -> int:
-        """Delete a file's items with their vectors and text index rows; returns how many there were."""
+    def _delete_items_of(self, file_id: int, modalities: Sequence[str] | None = None) -> int:
+        """Delete a file's items (of ``modalities``, else all) with their vectors and text index rows.
+
+        Returns how many there were.
+        """
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM items WHERE file_id = ?", (file_id,))]
+            if modalities is None:
+                ids = [r[0] for r in self._db.execute("SELECT id FROM items WHERE file_id = ?", (file_id,))]
+            else:
+                marks = ",".join("?" * len(modalities))
+                ids = [
+                    r[0]
+                    for r in self._db.execute(
+                        f"SELECT id FROM items WHERE file_id = ? AND modality IN ({marks})", (file_id, *modalities)
+                    )
+                ]
             if not ids:
                 return 0
             for chunk in _chunks(ids, 500):
@@ -920,7 +1103,7 @@ class LibraryStore:
                             self._db.execute(f"DELETE FROM {table} WHERE item_id IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_text WHERE rowid IN ({marks})", chunk)
                 self._db.execute(f"DELETE FROM item_words WHERE rowid IN ({marks})", chunk)
-            self._db.execute("DELETE FROM items WHERE file_id = ?", (file_id,))
+                self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", chunk)
             return len(ids)
 
     def _delete_file_id(self, file_id: int) -> None:
@@ -1137,7 +1320,7 @@ class LibraryStore:
         codes index :data:`KINDS`; an unknown media time is NaN.
         """
         sql = (
-            "SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 ELSE 2 END, "
+            "SELECT i.id, i.file_id, CASE f.kind WHEN 'image' THEN 0 WHEN 'document' THEN 1 WHEN 'audio' THEN 2 ELSE 3 END, "
             "f.media_time FROM items i JOIN files f ON f.id = i.file_id"
         )
         where = ""
@@ -1465,7 +1648,13 @@ class LibraryStore:
         out: dict[int, int] = {}
         for chunk in _chunks([int(i) for i in file_ids], 500):
             marks = ",".join("?" * len(chunk))
-            out.update(self._query(f"SELECT file_id, id FROM items WHERE file_id IN ({marks}) AND seq = 0", chunk))
+            # The bare column takes the row of min(seq): a file's first item, even after some were replaced.
+            out.update(
+                (r[0], r[1])
+                for r in self._query(
+                    f"SELECT file_id, id, min(seq) FROM items WHERE file_id IN ({marks}) GROUP BY file_id", chunk
+                )
+            )
         return out
 
     def item_details(self, item_ids: Sequence[int]) -> dict[int, dict]:
@@ -1522,10 +1711,32 @@ class LibraryStore:
             "model": public_identity(self.model_identity()),
             "text_model": public_identity(self.model_identity("text")),
             "roots": self.roots(),
+            "waiting": self.count_waiting(),
             "schema_version": SCHEMA_VERSION,
             "generation": self.generation,
             "database_bytes": size,
         }
+
+
+def _vectors_by_space(items: Sequence[NewItem], vectors: VectorRows) -> dict[str, np.ndarray]:
+    """``vectors`` as {space: rows}, checked against the items of each space."""
+    if vectors is None:
+        return {}
+    counts: dict[str, int] = {}
+    for item in items:
+        space = space_of(item.modality)
+        counts[space] = counts.get(space, 0) + 1
+    if not isinstance(vectors, dict):
+        if len(counts) != 1:
+            raise ValueError("items of two spaces need their vectors per space")
+        vectors = {next(iter(counts)): vectors}
+    out = {}
+    for space, rows in vectors.items():
+        rows = np.ascontiguousarray(rows, dtype=np.float32)
+        if len(rows) != counts.get(space, 0):
+            raise ValueError(f"one vector per item is required ({counts.get(space, 0)} {space} items)")
+        out[space] = rows
+    return out
 
 
 def public_identity(identity: dict | None) -> dict | None:

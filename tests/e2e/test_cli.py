@@ -114,7 +114,7 @@ def test_tags_from_the_command_line(indexed):
 def test_status(indexed):
     home, _root, _ = indexed
     stats = json.loads(shoebox(home, "status", "--json").stdout)
-    assert stats["files"] == {"image": 3, "document": 2, "audio": 0}
+    assert stats["files"] == {"image": 3, "document": 2, "audio": 0, "video": 0}
     assert stats["model"]["name"] == "test-tiny"
     assert stats["failed_files"][0]["path"].endswith("broken.jpg")
     assert stats["model_changes"] == []

@@ -69,7 +69,7 @@ def test_index_a_folder(folder, indexer, library):
     assert summary.failed == []
     assert (summary.added, summary.updated, summary.moved, summary.removed) == (6, 0, 0, 0)
     stats = library.store.stats()
-    assert stats["files"] == {"image": 3, "document": 3, "audio": 0}
+    assert stats["files"] == {"image": 3, "document": 3, "audio": 0, "video": 0}
     assert stats["items"] > 6  # the long note is several chunks
     assert library.store.integrity_check() == "ok"
     assert library.store.roots() == [str(folder)]
@@ -153,7 +153,7 @@ def test_deleted_files_leave_the_library(folder, indexer, library):
     shutil.rmtree(folder / "docs")
     summary = indexer().index([folder])
     assert summary.removed == 4
-    assert library.store.stats()["files"] == {"image": 2, "document": 0, "audio": 0}
+    assert library.store.stats()["files"] == {"image": 2, "document": 0, "audio": 0, "video": 0}
     kept = library.store.allowed_item_ids(Filters())
     assert len(kept) == 2
     assert library.store._query("SELECT count(*) FROM item_vectors")[0][0] == 2

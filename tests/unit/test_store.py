@@ -311,6 +311,99 @@ def test_a_library_from_before_two_spaces_is_migrated(tmp_path):
         assert store.items_log_start() > store.items_version()
 
 
+def test_the_upgrade_to_videos_and_recognised_text_keeps_every_row_and_its_links(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    _v2_library(path)
+    with LibraryStore(path) as store:
+        store.add_tag("plumbing", [3])
+        before = store._query("SELECT id, file_id, seq, modality, text FROM items ORDER BY id")
+    with LibraryStore(path) as store:
+        assert store._query("SELECT id, file_id, seq, modality, text FROM items ORDER BY id") == before
+        assert store._query("PRAGMA foreign_key_check") == []
+        assert store._query("PRAGMA foreign_keys")[0][0] == 1
+        assert store.tags_of_files([3]) == {3: ["plumbing"]}
+        # The new kind and modality are accepted, and deleting a file still takes its items and tags along.
+        store.ensure_model("test-tiny", "seed0", 4, space="text")
+        with store.transaction():
+            store.add_file(
+                "/lib/clips/beach.mp4",
+                size=1,
+                mtime=1.0,
+                content_hash="v",
+                kind="video",
+                media_time=1.0,
+                items=[NewItem("image", start_s=0.0), NewItem("ocr", text="SURF SCHOOL")],
+            )
+            store.remove_file(3)
+        assert store._query("SELECT count(*) FROM items WHERE file_id = 3")[0][0] == 0
+        assert store._query("SELECT count(*) FROM file_tags WHERE file_id = 3")[0][0] == 0
+        assert store.stats()["files"]["video"] == 1
+
+
+def test_a_file_may_hold_items_of_both_spaces(store):
+    """A photo with the text recognised in it: its picture in the CLIP space, its text in the text space."""
+    with store.transaction():
+        fid = store.add_file(
+            "/p/receipt.jpg",
+            size=1,
+            mtime=1.0,
+            content_hash="r",
+            kind="image",
+            media_time=1.0,
+            items=[NewItem("image"), NewItem("ocr", text="DENTAL CARE total 120"), NewItem("ocr", text="thank you")],
+            vectors={"clip": _vec(1, 0, 0, 0)},
+        )
+    ids = store.item_ids_of("/p/receipt.jpg")
+    assert store.count_items("clip") == 1 and store.count_items("text") == 0
+    assert [i for i, _ in store.items_missing_vectors(fid, "text")] == ids[1:]
+    with store.transaction():
+        assert store.add_vectors("text", ids[1:], np.eye(4, dtype=np.float32)[:2]) == 2
+        assert store.add_vectors("text", ids[1:], np.eye(4, dtype=np.float32)[:2]) == 0  # already there
+    assert store.count_items("text") == 2 and store.items_missing_vectors(fid, "text") == []
+    assert store.first_items([fid]) == {fid: ids[0]}
+    with pytest.raises(ValueError, match="per space"), store.transaction():
+        store.add_file(
+            "/p/bad.jpg",
+            size=1,
+            mtime=1.0,
+            content_hash="b",
+            kind="image",
+            media_time=1.0,
+            items=[NewItem("image"), NewItem("ocr", text="x")],
+            vectors=_vec(1, 0, 0, 0),  # one array for items of two spaces
+        )
+    # A copy takes both spaces' vectors along.
+    with store.transaction():
+        copy = store.copy_file(fid, "/p/receipt copy.jpg", size=1, mtime=2.0)
+    assert store.items_missing_vectors(copy, "text") == [] and store.items_missing_vectors(copy, "clip") == []
+
+
+def test_replacing_one_modality_keeps_the_others(store):
+    with store.transaction():
+        fid = store.add_file(
+            "/v/clip.mp4",
+            size=1,
+            mtime=1.0,
+            content_hash="c",
+            kind="video",
+            media_time=1.0,
+            items=[NewItem("image", start_s=0.0), NewItem("speech", start_s=0.0)],
+            vectors={"clip": _vec(1, 0, 0, 0)},
+        )
+    frame = store.item_ids_of("/v/clip.mp4")[0]
+    with store.transaction():
+        store.replace_items(
+            fid,
+            [NewItem("speech", text="hello there", start_s=0.0, end_s=2.0)],
+            _vec(0, 1, 0, 0),
+            modalities=["speech"],
+        )
+    ids = store.item_ids_of("/v/clip.mp4")
+    assert ids[0] == frame and len(ids) == 2
+    assert store.item_details([ids[1]])[ids[1]]["text"] == "hello there"
+    assert store.first_items([fid]) == {fid: frame}
+
+
 def test_replacing_items_keeps_the_file_and_its_tags(store):
     fid = _add(store, "/d/a.txt", text="old words")
     store.add_tag("keep", [fid])
