@@ -93,12 +93,17 @@ class ExtractedVideo:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def poster(self) -> VideoFrame:
-        """The frame to show for the video: the first that is not blank (a fade from black), else the first."""
+        """The frame to show for the video (its thumbnail): the first that is not blank, else the first."""
         for frame in self.frames[:8]:
-            small = np.asarray(frame.image.convert("L").resize((32, 18)), dtype=np.float32)
-            if small.std() > 6.0 or 24.0 < small.mean() < 232.0:
+            if not _is_blank(frame.image):
                 return frame
         return self.frames[0]
+
+
+def _is_blank(image: Image.Image) -> bool:
+    """Nearly one dark or one light colour: a fade from black, a white title card before the picture."""
+    small = np.asarray(image.convert("L").resize((32, 18)), dtype=np.float32)
+    return bool(small.std() <= 6.0 and not 24.0 < small.mean() < 232.0)
 
 
 def extract_video(
@@ -132,6 +137,39 @@ def extract_video(
         raise
     except MemoryError as exc:
         raise ExtractionError("not enough memory to decode this video") from exc
+    except Exception as exc:
+        raise ExtractionError(f"video could not be decoded ({type(exc).__name__}: {describe(exc)})") from exc
+
+
+def video_poster(path: str | os.PathLike[str], max_side: int = 320, within_s: float = 5.0) -> Image.Image:
+    """The picture to show for a video: its first keyframe within ``within_s`` seconds that is not blank.
+
+    Cheap: only keyframes near the start are decoded.  Rotation applied; the
+    longest side at most ``max_side``.  Raises :class:`ExtractionError` (or
+    :class:`NoPictureError`) as :func:`extract_video` does.
+    """
+    p, _size = check_file(path)
+    try:
+        container = _open(p)
+        with container:
+            stream = _video_stream(container)
+            stream.codec_context.skip_frame = "NONKEY"
+            sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+            rotation = _rotation_tag(stream)
+            reader = _Reader(container, stream, keyframes_only=True)
+            first: Image.Image | None = None
+            for frame, time_s in reader.frames():
+                if first is None:
+                    rotation = _frame_rotation(frame, rotation)
+                picture = _picture(frame, max_side, sar, rotation)
+                first = first or picture
+                if not _is_blank(picture) or time_s > within_s:
+                    return picture
+            if first is None:
+                raise ExtractionError("video contains no pictures (headers only, or the video data is missing)")
+            return first
+    except ExtractionError:
+        raise
     except Exception as exc:
         raise ExtractionError(f"video could not be decoded ({type(exc).__name__}: {describe(exc)})") from exc
 
@@ -504,4 +542,12 @@ def _ffmpeg_reason(exc: BaseException) -> str:
     return describe(exc)
 
 
-__all__ = ["DEFAULT_EVERY_S", "DEFAULT_MAX_FRAMES", "ExtractedVideo", "VideoFrame", "extract_video", "video_sound"]
+__all__ = [
+    "DEFAULT_EVERY_S",
+    "DEFAULT_MAX_FRAMES",
+    "ExtractedVideo",
+    "VideoFrame",
+    "extract_video",
+    "video_poster",
+    "video_sound",
+]

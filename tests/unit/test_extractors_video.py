@@ -12,7 +12,7 @@ from PIL import Image
 from engine.errors import ExtractionError, NoPictureError
 from engine.extractors import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, kind_for_path
 from engine.extractors.audio import SAMPLE_RATE
-from engine.extractors.video import extract_video, video_sound
+from engine.extractors.video import extract_video, video_poster, video_sound
 from tests.media import make_video, speech_samples
 
 RED, GREEN, BLUE, BLACK = (230, 20, 20), (20, 200, 40), (20, 40, 230), (0, 0, 0)
@@ -138,6 +138,15 @@ def test_the_poster_is_the_first_frame_that_is_not_black(tmp_path):
     assert near(colour_of(video.frames[0].image), BLACK)
     poster = video.poster()
     assert near(colour_of(poster.image), GREEN) and poster.time_s == pytest.approx(1.0, abs=0.05)
+    # The same picture without choosing all the frames (a thumbnail the window makes itself).
+    quick = video_poster(path, max_side=160)
+    assert quick.size == (160, 120) and near(colour_of(quick), GREEN)
+    upright = make_video(tmp_path / "upright.mp4", [(RED, 1.0)], rotation=-90)
+    assert video_poster(upright, max_side=160).size == (120, 160)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"x" * 999)
+    with pytest.raises(ExtractionError, match="not a video file"):
+        video_poster(garbage)
 
 
 def test_a_file_with_only_sound_says_it_has_no_picture(tmp_path):
