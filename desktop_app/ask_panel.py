@@ -55,7 +55,7 @@ def citation_label(citation: Any) -> str:
     name = os.path.basename(citation.path) or citation.path
     locator = citation.locator or {}
     where = ""
-    if citation.kind == "audio" and locator.get("start") is not None:
+    if citation.kind in ("audio", "video") and locator.get("start") is not None:
         where = f" at {format_clock(locator['start'])}"
     elif locator.get("page") is not None:
         where = f", {page_unit(citation.path)} {locator['page']}"

@@ -38,7 +38,7 @@ from engine.query import Filters, TagsMode
 
 from .style import muted_text
 
-KIND_LABELS = (("image", "Photos"), ("document", "Documents"), ("audio", "Recordings"))
+KIND_LABELS = (("image", "Photos"), ("document", "Documents"), ("audio", "Recordings"), ("video", "Videos"))
 _CHOOSE = "\x00choose"  # the folder box's "Choose a folder…" entry
 TagRole = Qt.ItemDataRole.UserRole + 1
 _OPEN = QDate(1800, 1, 1)  # a date edit at this day shows "any": that side of the range is open

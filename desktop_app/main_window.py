@@ -655,10 +655,12 @@ class MainWindow(QMainWindow):
     def _library_info(self, stats: dict, tags: list) -> None:
         files = stats["files"]
         parts = [
-            _plural(files["image"], "photo"),
-            _plural(files["document"], "document"),
-            _plural(files["audio"], "recording"),
+            _plural(files.get("image", 0), "photo"),
+            _plural(files.get("document", 0), "document"),
+            _plural(files.get("audio", 0), "recording"),
         ]
+        if files.get("video"):  # a library from before videos were read has no such count
+            parts.append(_plural(files["video"], "video"))
         if stats.get("failed"):
             parts.append(f"{stats['failed']} failed")
         tips = [f"Library: {stats['library']}", *describe_waiting(stats.get("waiting") or {})]
@@ -992,7 +994,7 @@ class MainWindow(QMainWindow):
             self.splitter.setSizes([sizes[0], max(200, sizes[1] - 360), 360])
         if self.preview.result() is not result:
             self.preview.show_result(result)
-        elif result.kind == "audio":
+        elif result.kind in ("audio", "video"):
             self.preview.toggle_playback()
 
     def context_menu(self) -> QMenu | None:

@@ -1,12 +1,14 @@
-"""The preview pane: a large photo, a passage in context, or a recording that plays from the found moment.
+"""The preview pane: a large photo, a passage in context, or a recording or video that plays from the found moment.
 
 What it shows comes from a :class:`engine.search.SearchResult`; the rest (the
 full passage, the camera, the full-size picture) is read on the thread pool.
-The recording player (QtMultimedia) is created only when a recording is first
-previewed, and its audio output only when the person presses Play, so the
-window never loads the multimedia stack, nor opens an audio device, for
-nothing.  Where QtMultimedia cannot load (Linux without PulseAudio's client
-library), a recording shows its transcript and a line saying what playback needs.
+The player (QtMultimedia) is created only when a recording or video is first
+previewed, the video surface (QtMultimediaWidgets) only for the first video,
+and the audio output only when the person presses Play, so the window never
+loads the multimedia stack, nor opens an audio device, for nothing.  Where
+QtMultimedia cannot load (Linux without PulseAudio's client library), a
+recording shows its transcript and a video its thumbnail and transcript, with
+a line saying what playback needs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from PySide6.QtWidgets import (
 from engine.extractors.documents import page_unit
 
 from .controller import AppController
-from .results import read_scaled_image
+from .results import read_scaled_image, read_thumbnail
 from .style import (
     format_clock,
     format_date,
@@ -51,6 +53,7 @@ from .style import (
 from .tasks import run_task
 
 PREVIEW_SIDE = 1600  # the longest side a previewed photo is decoded at
+PLAYING_KINDS = ("audio", "video")  # results the player plays from their second
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,24 @@ def qt_multimedia() -> tuple[Any, str | None]:
     except ImportError as exc:
         log.info("audio playback is not available: %s", exc)
         return None, playback_unavailable_text(str(exc))
+
+
+@functools.cache
+def qt_video_widgets() -> tuple[Any, str | None]:
+    """``(PySide6.QtMultimediaWidgets, None)``, imported for the first video, or ``(None, what to tell the person)``."""
+    multimedia, problem = qt_multimedia()
+    if multimedia is None:
+        return None, video_note(problem or "")
+    try:
+        return importlib.import_module("PySide6.QtMultimediaWidgets"), None
+    except ImportError as exc:
+        log.info("video playback is not available: %s", exc)
+        return None, video_note(playback_unavailable_text(str(exc)))
+
+
+def video_note(audio_note: str) -> str:
+    """What a video's preview says where playback is unavailable: the recording's note, said of video."""
+    return audio_note.replace("Audio playback", "Video playback", 1)
 
 
 class ScaledImage(QLabel):
@@ -170,8 +191,9 @@ class PreviewPane(QWidget):
         self._token = 0
         self._closed = False
         self.details: dict[str, Any] = {}
-        self.player: Any = None  # QMediaPlayer, created for the first recording
+        self.player: Any = None  # QMediaPlayer, created for the first recording or video
         self.audio_output: Any = None  # QAudioOutput, created on the first Play
+        self.video_widget: Any = None  # QVideoWidget, created for the first video
         self.start_ms = 0  # where the recording preview starts
         self._pending_seek: int | None = None
         self._seeking = False
@@ -257,6 +279,7 @@ class PreviewPane(QWidget):
         body_layout.setContentsMargins(10, 10, 10, 10)
         body_layout.setSpacing(6)
         body_layout.addWidget(self.image_label)
+        self._body_layout = body_layout  # the video surface goes in above the title, when first needed
         body_layout.addWidget(self.title_label)
         body_layout.addWidget(self.info_label)
         body_layout.addWidget(self.tags_label)
@@ -302,8 +325,10 @@ class PreviewPane(QWidget):
         self._token += 1
         self._result = result
         self.details = {}
-        if self.player is not None and (result is None or result.kind != "audio"):
+        if self.player is not None and (result is None or result.kind not in PLAYING_KINDS):
             self.player.pause()
+        if self.video_widget is not None and (result is None or result.kind != "video"):
+            self.video_widget.hide()
         if result is None:
             self.stack.setCurrentWidget(self.empty_label)
             return
@@ -316,6 +341,8 @@ class PreviewPane(QWidget):
             self._show_photo(result)
         elif result.kind == "audio":
             self._show_recording(result)
+        elif result.kind == "video":
+            self._show_video(result)
         else:
             self._show_document(result)
         self._fetch_details(result)
@@ -380,7 +407,64 @@ class PreviewPane(QWidget):
         self._info(result, [locator_text(result), format_date(result.media_time, with_time=True)])
         self._show_passage(result.snippet, result)
         self.from_start_button.setText(f"Back to {format_clock(start)}")
+        if self.player is not None:
+            self.playback_note.hide()  # a video's note about its picture does not apply to a recording
         self._load_recording(result.path, round(start * 1000))
+
+    def _show_video(self, result: Any) -> None:
+        """The video at the found second (paused until Play), the words heard there below it."""
+        self.kind_stack.setCurrentWidget(self.recording_page)
+        self._text_layout()
+        start = float((result.locator or {}).get("start") or 0.0)
+        self._info(result, [locator_text(result), format_date(result.media_time, with_time=True)])
+        self._show_passage(result.snippet, result)
+        self.from_start_button.setText(f"Back to {format_clock(start)}")
+        self.play_button.setToolTip("Play from the found moment")
+        surface = self._ensure_video_widget()
+        if surface is not None:
+            surface.show()
+            self.player.setVideoOutput(surface)
+        self._load_recording(result.path, round(start * 1000))
+        if surface is None:
+            self._show_poster(result)
+            # Said of the video (the player's own note speaks of audio): no player, or no picture from it.
+            problem = qt_video_widgets()[1]
+            self.playback_note.setText(problem or "")
+            self.playback_note.setVisible(bool(problem))
+
+    def _ensure_video_widget(self) -> Any:
+        """The video surface, created for the first video; None where it cannot be made."""
+        player = self._ensure_player()
+        widgets, _problem = qt_video_widgets()
+        if player is None or widgets is None:
+            return None  # no player, nothing plays; or a player without the video library: only the sound plays
+        self.playback_note.hide()
+        if self.video_widget is None:
+            self.video_widget = widgets.QVideoWidget()
+            self.video_widget.setMinimumHeight(160)
+            self.video_widget.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+            self._body_layout.insertWidget(self._body_layout.indexOf(self.title_label), self.video_widget, 3)
+        return self.video_widget
+
+    def _show_poster(self, result: Any) -> None:
+        """Where the video cannot play here: its picture instead."""
+        self.image_label.set_image(None)
+        self.image_label.show()
+        token = self._token
+        path = result.path
+        run_task(
+            lambda: read_thumbnail(path, None, PREVIEW_SIDE // 2),
+            lambda image: self._poster_loaded(token, image),
+            lambda exc: self._failed(token, str(exc)),
+        )
+
+    def _poster_loaded(self, token: int, image: Any) -> None:
+        if self._closed or token != self._token:
+            return
+        if image is None or image.isNull():
+            self.image_label.setText("This video's picture could not be read.")
+        else:
+            self.image_label.set_image(QPixmap.fromImage(image))
 
     def _text_layout(self) -> None:
         self.image_label.hide()
@@ -390,7 +474,10 @@ class PreviewPane(QWidget):
 
     def _show_passage(self, text: str | None, result: Any) -> None:
         if not text:
-            text = "(no words were heard here)" if result.kind == "audio" else "(no text)"
+            text = {
+                "audio": "(no words were heard here)",
+                "video": "(found in the picture; no words were heard here)",
+            }.get(result.kind, "(no text)")
         html = marked_html(text, self.passage_view.palette())
         if getattr(result, "modality", "") == "ocr":
             html = f"<p><i>{RECOGNISED_NOTE}</i></p>{html}"
@@ -442,7 +529,7 @@ class PreviewPane(QWidget):
 
                 # The whole passage, with the words of the snippet marked again.
                 self._show_passage(mark_terms(" ".join(text.split()), marked_terms(result.snippet)), result)
-            if result.kind == "audio" and meta.get("duration"):
+            if result.kind in PLAYING_KINDS and meta.get("duration"):
                 self._info(
                     result,
                     [
@@ -519,7 +606,7 @@ class PreviewPane(QWidget):
 
     def toggle_playback(self) -> None:
         """Play from the found moment (the first time), or pause / resume."""
-        if self.player is None or self._result is None or self._result.kind != "audio":
+        if self.player is None or self._result is None or self._result.kind not in PLAYING_KINDS:
             return
         if self.player.playbackState() == self.player.PlaybackState.PlayingState:
             self.player.pause()
@@ -558,7 +645,8 @@ class PreviewPane(QWidget):
         self.play_button.setToolTip("Pause" if playing else "Play")
 
     def _player_error(self, _error: Any, text: str) -> None:
-        self.message.emit(f"Cannot play this recording: {text}")
+        what = "video" if self._result is not None and self._result.kind == "video" else "recording"
+        self.message.emit(f"Cannot play this {what}: {text}")
 
     def _update_time(self, position: int, duration: int) -> None:
         self.time_label.setText(f"{format_clock(position / 1000)} / {format_clock(max(0, duration) / 1000)}")

@@ -1,9 +1,10 @@
-"""Search results: photos as a thumbnail grid, document passages and recording moments as cards.
+"""Search results: photos as a thumbnail grid; document passages, recording and video moments as cards.
 
 :class:`ResultsView` shows one :class:`engine.search.SearchResponse`: the
 photos in a :class:`QListView` in icon mode over a :class:`PhotoModel`, the
-passages and recording moments in a second list painted as cards by
-:class:`CardDelegate`; a card whose file has more matching passages says so
+passages, recording and video moments in a second list painted as cards by
+:class:`CardDelegate` (a video's card shows its thumbnail and the second it
+opens at); a card whose file has more matching passages says so
 and opens them below itself.  A relevance slider (calibrated: 0.25 means "one
 chance in four, among the nearest items, of being what was asked for") hides
 results whose meaning is not close enough,
@@ -75,8 +76,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.extractors import VIDEO_EXTENSIONS
+
 from .controller import AppController
 from .style import (
+    format_clock,
     format_date,
     locator_text,
     marked_html,
@@ -130,20 +134,38 @@ def _read_through_engine(path: str | os.PathLike, max_side: int) -> QImage:
         rgb = extract_image(path, max_side=max_side).image
     except ExtractionError:
         return QImage()
-    data = rgb.tobytes()
-    # copy(): the QImage must own its pixels, not borrow ``data``, which is freed on return.
-    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
+    return _qimage(rgb)
 
 
 def read_thumbnail(path: str, saved: Path | None, side: int = THUMB_SIDE) -> QImage | None:
     """A file's thumbnail: the JPEG saved at index time (``saved``), else the original scaled; None if unreadable.
 
+    A video without a saved thumbnail shows its first frame that is not blank.
     Runs on a worker thread (see :meth:`AppController.load_thumbnails`), so it makes QImages only.
     """
     image = QImage(str(saved)) if saved is not None else QImage()
     if image.isNull() and os.path.isfile(path):
-        image = read_scaled_image(path, side)
+        is_video = Path(path).suffix.lower() in VIDEO_EXTENSIONS
+        image = _video_poster(path, side) if is_video else read_scaled_image(path, side)
     return None if image.isNull() else image
+
+
+def _video_poster(path: str | os.PathLike, max_side: int) -> QImage:
+    from engine.errors import ExtractionError
+    from engine.extractors.video import video_poster
+
+    try:
+        rgb = video_poster(path, max_side=max_side)
+    except ExtractionError:
+        return QImage()
+    return _qimage(rgb)
+
+
+def _qimage(rgb: Any) -> QImage:
+    """A PIL RGB picture as a QImage that owns its pixels."""
+    data = rgb.tobytes()
+    # copy(): the QImage must own its pixels, not borrow ``data``, which is freed on return.
+    return QImage(data, rgb.width, rgb.height, 3 * rgb.width, QImage.Format.Format_RGB888).copy()
 
 
 class ThumbnailLoader(QObject):
@@ -218,11 +240,11 @@ class ThumbnailLoader(QObject):
 def result_tooltip(result: Any) -> str:
     lines = [Path(result.path).name, result.path]
     where = locator_text(result)
-    when = format_date(result.media_time, with_time=result.kind == "image")
+    when = format_date(result.media_time, with_time=result.kind in ("image", "video"))
     if where:
         lines.append(where[0].upper() + where[1:])
     if when:
-        lines.append(("Taken " if result.kind == "image" else "Dated ") + when)
+        lines.append({"image": "Taken ", "video": "Filmed "}.get(result.kind, "Dated ") + when)
     if result.tags:
         lines.append("Tags: " + ", ".join(result.tags))
     if getattr(result, "name_match", None):
@@ -317,12 +339,24 @@ class PhotoModel(ResultListModel):
 
 
 class PassageModel(ResultListModel):
-    """Passages and recording moments, one card per file; a card opens its file's other passages below it."""
+    """Passages, recording and video moments, one card per file; a card opens its file's other passages below it.
 
-    def __init__(self, parent: QObject | None = None):
+    A video's decoration is its thumbnail (from ``thumbnails``, when given).
+    """
+
+    def __init__(self, parent: QObject | None = None, thumbnails: ThumbnailLoader | None = None):
         super().__init__(parent)
         self._extra: set[int] = set()  # item ids of opened passages
         self._expanded: set[int] = set()  # item ids of cards whose passages are open
+        self.thumbnails = thumbnails
+        if thumbnails is not None:
+            thumbnails.ready.connect(self._thumbnail_ready)
+
+    def _thumbnail_ready(self, file_id: int) -> None:
+        for row, result in enumerate(self._results):
+            if result.file_id == file_id and result.kind == "video":
+                index = self.index(row)
+                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
     def set_results(self, results: Sequence[Any]) -> None:
         self._extra.clear()
@@ -366,6 +400,11 @@ class PassageModel(ResultListModel):
         return True
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == Qt.ItemDataRole.DecorationRole:
+            result = self.result(index.row())
+            if result is None or result.kind != "video" or self.thumbnails is None:
+                return None
+            return self.thumbnails.pixmap(result.file_id, result.path)
         if role == ExtraRole:
             return self.is_extra(index.row())
         if role == ExpandedRole:
@@ -391,13 +430,30 @@ def _passage_result(card: Any, more: dict[str, Any]) -> Any:
     )
 
 
+def card_place_text(result: Any) -> str:
+    """What a card says after the file name: ``page 3``, ``01:05–01:20``, or ``Video · 01:23`` (where it opens)."""
+    if result.kind == "video":
+        start = (result.locator or {}).get("start")
+        return f"Video · {format_clock(float(start))}" if start is not None else "Video"
+    return locator_text(result)
+
+
+def card_snippet(result: Any) -> str:
+    """The text of a card; what stands in for it when nothing was said or written there."""
+    if result.snippet:
+        return str(result.snippet)
+    if result.kind == "video":
+        return "(found in the picture)"
+    return "(no words heard)" if result.kind == "audio" else "(no text)"
+
+
 def more_label(result: Any, expanded: bool) -> str:
     """The line under a card that opens its file's other passages ("" when it has none)."""
     count = len(getattr(result, "more", None) or [])
     if not count:
         return ""
     noun = "passage" if count == 1 else "passages"
-    if result.kind == "audio":
+    if result.kind in ("audio", "video"):
         noun = "moment" if count == 1 else "moments"
     return f"▾ Hide {count} more {noun}" if expanded else f"▸ {count} more {noun} in this file"
 
@@ -491,13 +547,18 @@ class CardDelegate(QStyledItemDelegate):
         doc = QTextDocument()
         doc.setDefaultFont(font)
         doc.setDocumentMargin(0)
-        snippet = result.snippet or ("(no words heard)" if result.kind == "audio" else "(no text)")
-        doc.setHtml(marked_html(snippet, palette))
+        doc.setHtml(marked_html(card_snippet(result), palette))
         doc.setTextWidth(max(40, width))
         return doc
 
     def _text_width(self, width: int) -> int:
         return width - 2 * self.MARGIN - 2 * self.PAD
+
+    THUMB = QSize(112, 63)  # a video card's picture (16:9)
+
+    def _thumb_room(self, result: Any) -> int:
+        """How much of a card's width its video thumbnail takes (0 for other cards)."""
+        return self.THUMB.width() + self.PAD if result.kind == "video" else 0
 
     INDENT = 28  # an opened passage sits under its card
 
@@ -519,10 +580,14 @@ class CardDelegate(QStyledItemDelegate):
         if result is None:
             return QSize(width, 40)
         indent = self.INDENT if index.data(ExtraRole) else 0
-        doc = self._document(result, option.palette, option.font, self._text_width(width) - indent)
+        thumb = self._thumb_room(result)
+        doc = self._document(result, option.palette, option.font, self._text_width(width) - indent - thumb)
         line = QFontMetrics(option.font).height()
         footer = line + 6 if self._footer(index) else 0
-        return QSize(width, int(doc.size().height()) + line + 6 + footer + 2 * self.PAD + 2 * self.MARGIN)
+        content = int(doc.size().height()) + line + 6
+        if thumb:
+            content = max(content, self.THUMB.height())
+        return QSize(width, content + footer + 2 * self.PAD + 2 * self.MARGIN)
 
     def footer_rect(self, option_rect: QRect, index: QModelIndex | QPersistentModelIndex, font: QFont) -> QRect:
         """Where a card's "n more passages" line is (empty when it has none)."""
@@ -569,17 +634,22 @@ class CardDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(card.adjusted(0, 0, -1, -1), 7, 7)
 
         inner = card.adjusted(self.PAD, self.PAD, -self.PAD, -self.PAD)
+        if result.kind == "video":
+            self._paint_thumbnail(painter, index, QRect(inner.topLeft(), self.THUMB), palette)
+            inner.setLeft(inner.left() + self._thumb_room(result))
         metrics = QFontMetrics(option.font)
         line = metrics.height()
         style = (option.widget or self._view).style()
         icon = style.standardIcon(
-            QStyle.StandardPixmap.SP_MediaVolume if result.kind == "audio" else QStyle.StandardPixmap.SP_FileIcon
+            {"audio": QStyle.StandardPixmap.SP_MediaVolume, "video": QStyle.StandardPixmap.SP_MediaPlay}.get(
+                result.kind, QStyle.StandardPixmap.SP_FileIcon
+            )
         )
         icon.paint(painter, QRect(inner.left(), inner.top() + (line - self.ICON) // 2, self.ICON, self.ICON))
 
         date = format_date(result.media_time)
         date_width = metrics.horizontalAdvance(date) + 4 if date else 0
-        where = locator_text(result)
+        where = card_place_text(result)
         where_text = f"  ·  {where}" if where else ""
         bold = QFont(option.font)
         bold.setWeight(QFont.Weight.DemiBold)
@@ -623,6 +693,27 @@ class CardDelegate(QStyledItemDelegate):
         context.palette = QPalette(palette)
         context.palette.setColor(QPalette.ColorRole.Text, text_colour)
         doc.documentLayout().draw(painter, context)
+        painter.restore()
+
+    def _paint_thumbnail(
+        self, painter: QPainter, index: QModelIndex | QPersistentModelIndex, frame: QRect, palette: QPalette
+    ) -> None:
+        """A video's picture fitted in ``frame`` (a placeholder while it loads or when there is none)."""
+        base = palette.color(QPalette.ColorRole.Base)
+        painter.save()
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(mix(palette.color(QPalette.ColorRole.Text), base, 0.07))
+        painter.drawRoundedRect(frame, 4, 4)
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+            size = pixmap.size().scaled(frame.size(), Qt.AspectRatioMode.KeepAspectRatio)
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(frame.center())
+            painter.drawPixmap(target, pixmap)
+        else:
+            painter.setPen(muted_text(palette))
+            painter.drawText(frame, Qt.AlignmentFlag.AlignCenter, "…" if pixmap is None else "no preview")
         painter.restore()
 
 
@@ -749,7 +840,7 @@ class ResultsView(QWidget):
         self.photo_section = photos
 
         # -- passages and recording moments
-        self.passage_model = PassageModel(self)
+        self.passage_model = PassageModel(self, thumbnails)
         self.passage_view = _ResultList()
         self.passage_view.setObjectName("PassageList")
         self.passage_view.setUniformItemSizes(False)
@@ -925,7 +1016,8 @@ class ResultsView(QWidget):
         self.photo_section.setVisible(bool(photos))
         self.passage_section.setVisible(bool(passages))
         self.photo_title.setText(f"Photos · {len(photos)}")
-        self.passage_title.setText(f"Documents and recordings · {len(passages)}")
+        noun = "Documents, recordings and videos" if any(r.kind == "video" for r in passages) else None
+        self.passage_title.setText(f"{noun or 'Documents and recordings'} · {len(passages)}")
         self._user_split = False
         self._balance()
         self.select_items(keep, current_id, emit=False)
@@ -1085,6 +1177,7 @@ __all__ = [
     "ResultRole",
     "ResultsView",
     "ThumbnailLoader",
+    "card_place_text",
     "read_scaled_image",
     "read_thumbnail",
     "result_tooltip",

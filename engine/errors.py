@@ -40,6 +40,10 @@ class UnsupportedFileError(ExtractionError):
     """The file's type is not one Shoebox indexes."""
 
 
+class NoPictureError(ExtractionError):
+    """A video file holds sound but no picture; it can be read as a recording instead."""
+
+
 class IndexFileError(ShoeboxError):
     """An on-disk vector index cannot be used; rebuild it from the store."""
 

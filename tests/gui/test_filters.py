@@ -42,10 +42,12 @@ def test_nothing_set_means_everything(panel):
 
 def test_kinds(panel):
     seen = changes(panel)
+    assert [box.text() for box in panel.kind_boxes.values()] == ["Photos", "Documents", "Recordings", "Videos"]
     panel.kind_boxes["image"].setChecked(False)
-    assert panel.filters().kinds == ("document", "audio")
+    assert panel.filters().kinds == ("document", "audio", "video")
     assert len(seen) == 1
     panel.kind_boxes["audio"].setChecked(False)
+    panel.kind_boxes["video"].setChecked(False)
     assert panel.filters().kinds == ("document",)
     # The last kind left cannot be unchecked: a search for nothing is never useful.
     assert not panel.kind_boxes["document"].isEnabled()

@@ -19,6 +19,7 @@ ENGINE_MODULES = [
     "engine.extractors.images",
     "engine.extractors.documents",
     "engine.extractors.audio",
+    "engine.extractors.video",
     "engine.index",
     "engine.index.live",
     "engine.dates",
@@ -72,10 +73,12 @@ APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.settings": {"Settings", "save_settings"},
     "engine.search": {"SearchResult", "SearchResponse", "mark_terms"},
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
-    "engine.extractors": {"IMAGE_EXTENSIONS"},
+    "engine.extractors": {"IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"},
     "engine.extractors.documents": {"page_unit"},
     # The pure decoder (a file in, pixels out), for pictures Qt cannot read: HEIC in the preview.
     "engine.extractors.images": {"extract_image"},
+    # The same for a video without a saved thumbnail: its first picture that is not blank.
+    "engine.extractors.video": {"video_poster"},
     "engine.ingest": {"IndexSummary"},
 }
 # Modules that may use the whole engine: the controller is the app's one connection to it.
