@@ -660,11 +660,17 @@ class Indexer:
         return video, items, tensors
 
     def _prepare_video(self, cand: _Candidate) -> _Prepared:
+        from .errors import NoPictureError
         from .extractors.video import video_sound
 
-        video, items, tensors = self._frames(cand.path)
+        try:
+            video, items, tensors = self._frames(cand.path)
+        except NoPictureError:
+            # Sound without a picture (an .mp4 that is a voice memo): it is a recording.
+            cand.kind = "audio"
+            return self._prepare_audio(cand)
         if video.frames:
-            self._save_thumbnail(video.frames[0].image, cand.content_hash)
+            self._save_thumbnail(video.poster().image, cand.content_hash)
         meta = dict(video.meta)
         meta.update(width=video.width, height=video.height, duration=video.duration)
         segments: list[NewItem] = []
@@ -1071,8 +1077,28 @@ class Indexer:
 
         from .extractors.images import extract_image
 
+        frames: dict[str, Future] = {}  # a video's frames, decoded once for all of its items in the batch
+
+        def video_frames(path: str) -> list[Any]:
+            from .extractors.video import extract_video
+
+            return extract_video(path, max_side=IMAGE_SIDE).frames
+
         def prepare(item_id: int) -> Any:
-            return self.clip.preprocess(extract_image(details[item_id]["path"], max_side=IMAGE_SIDE).image)
+            d = details[item_id]
+            if d["kind"] == "video":
+                # The same frames are chosen again; the one nearest the item's time is its picture.
+                start = float(d["locator"].get("start") or 0.0)
+                found = frames[d["path"]].result()
+                if not found:
+                    raise ExtractionError("the video shows no picture any more")
+                frame = min(found, key=lambda f: abs(f.time_s - start))
+                return self.clip.preprocess(frame.image)
+            return self.clip.preprocess(extract_image(d["path"], max_side=IMAGE_SIDE).image)
+
+        for item_id in batch:
+            if details[item_id]["kind"] == "video" and details[item_id]["path"] not in frames:
+                frames[details[item_id]["path"]] = pool.submit(video_frames, details[item_id]["path"])
 
         ids: list[int] = []
         tensors = []
@@ -1099,7 +1125,7 @@ class Indexer:
                         path,
                         size=info.st_size if info else -1,
                         mtime=info.st_mtime if info else 0.0,
-                        kind="image",
+                        kind=details[item_id]["kind"],
                         reason=reason,
                     )
                 summary.failed.append({"path": path, "reason": reason})

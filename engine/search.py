@@ -761,6 +761,12 @@ def _respond(
             r.spans = [span for spans in found.values() for span in spans]
         return _snippet_with_spans(text, r.spans)
 
+    def locator_of(r: _Ranked) -> dict[str, Any]:
+        d = details[r.item_id]
+        if d["modality"] != "speech" or not r.spans or d["locator"].get("start") is None:
+            return d["locator"]
+        return _spoken_at(store, d, r.spans[0][0])
+
     results = []
     for group in groups:
         best = group[0]
@@ -770,7 +776,7 @@ def _respond(
                 path=d["path"],
                 kind=d["kind"],
                 score=round(best.score, 6),
-                locator=d["locator"],
+                locator=locator_of(best),
                 snippet=snippet_of(best),
                 media_time=_iso(d["media_time"]),
                 tags=tags.get(d["file_id"], []),
@@ -786,7 +792,7 @@ def _respond(
                     {
                         "item_id": r.item_id,
                         "modality": details[r.item_id]["modality"],
-                        "locator": details[r.item_id]["locator"],
+                        "locator": locator_of(r),
                         "snippet": snippet_of(r),
                         "score": round(r.score, 6),
                         "relevance": None if r.relevance is None else round(r.relevance, 6),
@@ -797,6 +803,30 @@ def _respond(
             )
         )
     return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings, hidden=hidden)
+
+
+def _spoken_at(store: LibraryStore, detail: dict[str, Any], offset: int) -> dict[str, Any]:
+    """A speech passage's locator, starting at the transcript segment that holds character ``offset``.
+
+    A passage joins several of Whisper's segments (up to half a minute); a
+    typed word found late in it should play from where it is said, not from
+    the passage's start.  ``passage`` keeps the passage's own start and end.
+    """
+    locator = detail["locator"]
+    start, end = float(locator["start"]), float(locator.get("end") or locator["start"])
+    segments = [
+        seg
+        for seg in store.transcript(detail["file_id"])
+        if (seg.start_s or 0.0) >= start - 1e-6 and (seg.end_s or 0.0) <= end + 1e-6
+    ]
+    position = 0
+    for seg in segments:
+        position += len((seg.text or "").strip()) + 1  # joined with one space
+        if offset < position:
+            if seg.start_s is None or seg.start_s <= start:
+                return locator
+            return {**locator, "start": float(seg.start_s), "passage": [start, end]}
+    return locator
 
 
 def _snippet_with_spans(text: str, spans: list[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:
