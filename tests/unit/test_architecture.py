@@ -25,6 +25,7 @@ ENGINE_MODULES = [
     "engine.answer",
     "engine.llm",
     "engine.autotag",
+    "engine.watch",
 ]
 
 
