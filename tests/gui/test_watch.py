@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import replace
 
 import pytest
+from PySide6.QtCore import QSettings
 
 from desktop_app.controller import AppController, Job, describe_update
+from desktop_app.dialogs import SettingsDialog
 from engine.ingest import IndexSummary
+from engine.settings import load_settings
+from tests.conftest import TINY_ENV
 from tests.gui import test_main_window as shared
 from tests.gui.test_main_window import search
 from tests.helpers import make_text
@@ -108,3 +113,17 @@ def test_the_status_line_says_what_changed_where():
     assert describe_update(summary, ["/home/me/Pictures"]) == "Updated 3 files in Pictures"
     summary = IndexSummary(moved=1, failed=[{"path": "/a/b.jpg", "reason": "empty"}])
     assert describe_update(summary, ["/a", "/b"]) == "Updated 1 file in 2 folders (1 could not be read)"
+
+
+def test_the_settings_dialog_turns_watching_off(qtbot, tmp_path):
+    settings = load_settings(home=tmp_path / "library", env=dict(TINY_ENV))
+    dialog = SettingsDialog(settings, app_settings=QSettings(str(tmp_path / "app.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(dialog)
+    assert dialog.watch_folders.isChecked()
+    dialog.watch_folders.setChecked(False)
+    with qtbot.waitSignal(dialog.settings_changed, timeout=2_000) as changed:
+        assert dialog.save()
+    assert changed.args[0].watch_folders is False
+    assert json.loads((settings.home / "settings.json").read_text()) == {"watch_folders": False}
+    assert load_settings(home=settings.home, env=dict(TINY_ENV)).watch_folders is False
+    assert load_settings(home=settings.home, env={**TINY_ENV, "SHOEBOX_WATCH": "1"}).watch_folders is True

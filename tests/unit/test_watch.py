@@ -75,12 +75,12 @@ def wait_for(condition, timeout: float = 10.0) -> bool:
 
 
 def test_a_burst_of_changes_is_one_batch(watch, root):
-    _watcher, batches = watch()
+    _watcher, batches = watch(quiet_seconds=0.5)
     written = [root / "notes" / f"note {n}.txt" for n in range(20)]
     for path in written:
         path.write_text("a note", encoding="utf-8")
     assert batches.wait(lambda b: b.batches)
-    time.sleep(0.6)  # longer than the quiet period: a second batch would be out by now
+    time.sleep(1.0)  # longer than the quiet period: a second batch would be out by now
     assert len(batches.batches) == 1
     assert batches.batches[0] == sorted(str(p) for p in written)
 
@@ -136,8 +136,9 @@ def test_folder_events_are_reported_for_moves_and_deletions(watch, root):
     assert batches.wait(lambda b: str(root / "trip" / "beach.jpg") in b.seen())
     (root / "trip").rename(root / "holiday")
     assert batches.wait(lambda b: {str(root / "trip"), str(root / "holiday")} <= b.seen())
+    moved = len(batches.batches)
     shutil.rmtree(root / "holiday")
-    assert batches.wait(lambda b: len(b.batches) >= 3 and str(root / "holiday") in b.batches[-1])
+    assert batches.wait(lambda b: any(str(root / "holiday") in batch for batch in b.batches[moved:]))
 
 
 def test_a_root_deleted_and_made_again_is_watched_again(watch, root):
