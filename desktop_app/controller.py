@@ -10,6 +10,10 @@ result arrives on the GUI thread, as a signal or a callback the widget passed.
 
 Searches and questions carry a request number; a widget shows only the answer
 to its latest request, so a slow old query never overwrites a newer one.
+
+While the library is open its folders are watched (unless the settings say
+not to): what changes in them is brought up to date as a quiet background job,
+one batch at a time, behind any job that runs, and reported in the status bar.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from engine.library import Library
 from engine.query import Filters, Query
 from engine.settings import Settings, load_settings, save_settings
 from engine.store import SPACES
+from engine.watch import FolderWatcher
 
 from .tasks import run_task, wait_for_all
 
@@ -42,11 +47,13 @@ NOT_OPEN = "The library is still opening."
 
 
 class Job(enum.Enum):
-    """The long job the controller runs (one at a time): none, indexing, or re-embedding."""
+    """The long job the controller runs (one at a time): none, indexing, re-embedding, or
+    bringing up to date what changed in the watched folders (quiet: no progress is shown)."""
 
     NONE = "none"
     INDEX = "index"
     REEMBED = "reembed"
+    WATCH = "watch"
 
 
 def describe_error(exc: BaseException) -> str:
@@ -75,6 +82,23 @@ class EtaEstimator:
         if total <= 0 or d1 <= d0 or t1 <= t0:
             return None
         return max(0.0, (total - done) * (t1 - t0) / (d1 - d0))
+
+
+def describe_update(summary: Any, folders: Sequence[str]) -> str:
+    """One quiet line for what a watched batch changed: "Updated 3 files in Pictures"."""
+    changed = summary.added + summary.updated + summary.moved + summary.removed
+    if len(folders) == 1:
+        where = f" in {Path(folders[0]).name or folders[0]}"
+    else:
+        where = f" in {len(folders)} folders" if folders else ""
+    text = f"Updated {changed} file{'' if changed == 1 else 's'}{where}"
+    if summary.failed:
+        text += f" ({len(summary.failed)} could not be read)"
+    return text
+
+
+def _changed(summary: Any) -> bool:
+    return bool(summary.added or summary.updated or summary.moved or summary.removed or summary.failed)
 
 
 def model_name(space: str, identity: dict) -> str:
@@ -170,6 +194,9 @@ class AppController(QObject):
     ask_failed = Signal(int, str)
     tags_changed = Signal()
     library_changed = Signal()  # files were indexed or tags changed: counts and filters may differ
+    folders_updated = Signal(object)  # engine.ingest.IndexSummary of changes found in the watched folders
+    _changes_seen = Signal(list)  # the watcher's batch of paths, from its thread
+    _watch_warning = Signal(str)  # the watcher cannot watch a folder (from its thread)
 
     def __init__(self, settings: Settings | None = None, library: Library | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -185,6 +212,13 @@ class AppController(QObject):
         self._model_changes: list[Any] = []
         self._model_check = 0
         self.models_loaded = False
+        self._watcher: FolderWatcher | None = None
+        self._watch_pending: set[str] = set()  # changed paths waiting for the running job to end
+        self._watch_check = 0
+        self._closing = False
+        self._changes_seen.connect(self._on_changes_seen)
+        self._watch_warning.connect(self.status.emit)
+        self.library_changed.connect(self._update_watching)  # folders may have been added or forgotten
 
     @property
     def is_open(self) -> bool:
@@ -210,6 +244,7 @@ class AppController(QObject):
         self.library_opened.emit()
         self.load_models()
         self.check_models()
+        self._update_watching()
 
     def load_models(self) -> None:
         """Load CLIP (and open the vector index) in the background; report with a signal."""
@@ -269,6 +304,7 @@ class AppController(QObject):
             self.library.reconfigure(settings)
             self.load_models()
             self.check_models()
+            self._update_watching()
 
     # -- the library's models ----------------------------------------------------
 
@@ -537,8 +573,10 @@ class AppController(QObject):
         if self._queue and not self._job_cancel.is_set():
             paths, retry = self._queue.pop(0)
             self._index_job(paths, retry_failed=retry)
-        else:
-            self._queue.clear()
+            return
+        self._queue.clear()
+        if self._watch_pending:
+            self._watch_job()
 
     def cancel_indexing(self) -> None:
         """Stop after the current batch; what was indexed is kept."""
@@ -555,6 +593,93 @@ class AppController(QObject):
         if paths:
             self.index(paths, retry_failed=True)
 
+    # -- watching the folders -------------------------------------------------------
+
+    @property
+    def watching(self) -> list[str]:
+        """The folders watched for changes now (empty when watching is off or no folder is there)."""
+        return self._watcher.watched() if self._watcher is not None else []
+
+    def _update_watching(self) -> None:
+        """Watch the library's folders as they are now, or stop when the settings say not to."""
+        library = self.library
+        if library is None or self._closing:
+            return
+        settings = self.settings or library.settings
+        if not settings.watch_folders:
+            self._stop_watching()
+            return
+        self._watch_check += 1
+        check = self._watch_check
+
+        def watch(roots: list[str]) -> None:
+            if check != self._watch_check or self._closing or self.library is not library:
+                return  # a newer look at the folders, or the app is closing
+            if self._watcher is None:
+                self._watcher = FolderWatcher(
+                    self._changes_seen.emit,
+                    roots,
+                    ignore=[library.settings.home],
+                    on_warning=self._watch_warning.emit,
+                )
+                self._watcher.start()
+            else:
+                self._watcher.set_roots(roots)
+
+        def failed(exc: BaseException) -> None:
+            log.warning("could not read the library's folders to watch them: %s", exc)
+
+        run_task(library.store.roots, watch, failed)
+
+    def _stop_watching(self) -> None:
+        watcher, self._watcher = self._watcher, None
+        self._watch_pending.clear()
+        if watcher is not None:
+            watcher.stop()
+
+    def _on_changes_seen(self, paths: list[str]) -> None:
+        if self._closing or self.library is None or self._watcher is None:
+            return
+        self._watch_pending.update(paths)
+        if self._job is Job.NONE:
+            self._watch_job()
+
+    def _watch_job(self) -> None:
+        """Bring the changed paths up to date in the background, quietly (one writer at a time)."""
+        library = self.library
+        paths = sorted(self._watch_pending)
+        self._watch_pending.clear()
+        if library is None or not paths or self._closing:
+            return
+        self._job = Job.WATCH
+        self._job_cancel = cancel = threading.Event()
+
+        def work() -> tuple[Any, list[str]]:
+            summary = library.update_paths(paths, should_cancel=cancel.is_set)
+            roots = library.store.roots()
+            folders = {path if path in roots else library.store.root_of(path) for path in paths}
+            return summary, sorted(f for f in folders if f is not None)
+
+        def finished(result: tuple[Any, list[str]]) -> None:
+            summary, folders = result
+            self._job = Job.NONE
+            if summary.cancelled and not self._closing:
+                self._watch_pending.update(paths)  # stopped for another reason than quitting: done next
+            if _changed(summary):
+                self.status.emit(describe_update(summary, folders))
+                self.folders_updated.emit(summary)
+                self.library_changed.emit()
+            self._next_job()
+
+        def failed(exc: BaseException) -> None:
+            self._job = Job.NONE
+            self.status.emit(f"The changes in the library's folders could not be indexed: {describe_error(exc)}")
+            if isinstance(exc, ModelMismatchError):
+                self.check_models()
+            self._next_job()
+
+        run_task(work, finished, failed, long=True)
+
     # -- re-embedding -------------------------------------------------------------
 
     def reembed(self, space: str | None = None) -> None:
@@ -569,7 +694,7 @@ class AppController(QObject):
         """
         if self._job is Job.REEMBED:
             return
-        if self._job is Job.INDEX:
+        if self._job in (Job.INDEX, Job.WATCH):
             self._reembed_waiting = (space,)
             self.status.emit("Re-embedding starts when the indexing ends")
             return
@@ -684,7 +809,9 @@ class AppController(QObject):
     # -- closing ------------------------------------------------------------------
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
-        """Stop background work, wait for it, save the index and close the library."""
+        """Stop watching and background work, wait for it, save the index and close the library."""
+        self._closing = True
+        self._stop_watching()
         self.cancel_indexing()
         self.cancel_reembed()
         self.cancel_ask()

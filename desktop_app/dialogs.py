@@ -556,6 +556,18 @@ class SettingsDialog(QDialog):
         else:
             self.folders = None
             folders_layout.addWidget(_subtle(QLabel("The folders are listed here once the library is open.")))
+        self.watch_folders = QCheckBox("Watch these folders while Shoebox runs, and index what changes in them")
+        self.watch_folders.setChecked(settings.watch_folders)
+        self.watch_folders.setToolTip(
+            "New, changed, moved and deleted files are found within seconds.\n"
+            "Without it, File ▸ Rescan folders (F5) finds them."
+        )
+        folders_layout.addWidget(self.watch_folders)
+        env = _overridden("watch_folders")
+        if env:
+            note = _subtle(QLabel(f"{env} is set in the environment; it takes precedence over what is saved here."))
+            self.notes["watch_folders"] = note
+            folders_layout.addWidget(note)
 
         # Models
         self.clip_model = QComboBox()
@@ -756,6 +768,7 @@ class SettingsDialog(QDialog):
             "device": self.device.currentData(),
             "llm_url": self.llm_url.text().strip(),
             "llm_model": self.llm_model.text().strip(),
+            "watch_folders": self.watch_folders.isChecked(),
         }
 
     def validate(self) -> dict[str, str]:

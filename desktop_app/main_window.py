@@ -491,6 +491,7 @@ class MainWindow(QMainWindow):
         c.library_changed.connect(self._library_changed)
         c.tags_changed.connect(self._tags_changed)
         c.index_finished.connect(lambda _summary: self._guard(self.thumbnails.clear))
+        c.folders_updated.connect(lambda _summary: self._guard(self.thumbnails.clear))  # a photo may have changed
 
     # -- hooks for the other panels ----------------------------------------------------------
 

@@ -268,6 +268,66 @@ class Indexer:
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
+    def update(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> IndexSummary:
+        """Bring the library up to date with paths that changed (what a folder watcher saw).
+
+        A path that is there is indexed as :meth:`index` would (a folder is
+        walked, and the files the library has below it that are gone leave it),
+        but no folder becomes a library folder, and a file of a kind Shoebox
+        does not index is left out.  A path that is not there leaves the
+        library: the file at it, or every file below it.  Both happen in one
+        run, so a file moved (gone at one path, new at another) is recognised by
+        its content and keeps its items and vectors.  Never raises for a path
+        that vanished meanwhile; raises model errors as :meth:`index` does.
+        """
+        started = time.perf_counter()
+        progress = on_progress or (lambda done, total, message: None)
+        cancelled = should_cancel or (lambda: False)
+        summary = IndexSummary()
+        self._check_models()
+
+        progress(0, 0, "looking for files")
+        library_dir = os.path.abspath(self.store.path.parent)
+        files: dict[str, _Candidate] = {}
+        folders: list[str] = []
+        gone: list[str] = []
+        for path in dict.fromkeys(os.path.abspath(os.fspath(p)) for p in paths):
+            if os.path.isdir(path):
+                folders.append(path)
+                for file_path in _walk(path, skip=library_dir, unreadable=summary.failed):
+                    files.setdefault(file_path, self._candidate(file_path))
+            elif os.path.isfile(path):
+                if kind_for_path(path) is not None:
+                    files.setdefault(path, self._candidate(path))
+            elif not os.path.exists(path):
+                gone.append(path)
+        # A file that vanished between the walk and its stat is gone, not failed.
+        for path, cand in list(files.items()):
+            if cand.error is not None and not os.path.lexists(path):
+                del files[path]
+                gone.append(path)
+        work = self._compare(list(files.values()), folders, summary, False, progress, cancelled)
+        # After the comparison: what moved away has been found at its new path already.
+        with self.store.transaction():
+            for path in gone:
+                rows = self.store.files_under(path)
+                row = self.store.get_file(path)
+                for vanished in [row, *rows] if row is not None else rows:
+                    if not os.path.exists(vanished.path):
+                        self.store.remove_file(vanished.id)
+                        summary.removed += 1
+        if not cancelled():
+            self._process(work, summary, progress, cancelled)
+        summary.cancelled = cancelled()
+        summary.seconds = round(time.perf_counter() - started, 3)
+        return summary
+
     # -- scan --------------------------------------------------------------
 
     def _scan(

@@ -399,6 +399,53 @@ class Library:
         indexer.check_ready()
         return any(self.store.files_waiting(what) for what in indexer.ready)
 
+    def update_paths(
+        self,
+        paths: Iterable[str | os.PathLike],
+        *,
+        on_progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> IndexSummary:
+        """Bring up to date the files at ``paths``, which changed in the library's folders (a watcher's batch).
+
+        Files there are indexed (new or changed; a moved file keeps its vectors),
+        paths no longer there leave the library (a deleted folder takes every
+        file below it), all in one run; see :meth:`engine.ingest.Indexer.update`.
+        Only paths inside the library's folders count: others, hidden ones, those
+        in the library's own folder and those of a folder that is not there now
+        (an unplugged drive: its files stay as they were, as :meth:`rescan` does)
+        are left alone, so a batch that arrives after its folder was forgotten
+        changes nothing.
+        """
+        from .store import root_containing
+
+        roots = self.store.roots()
+        home = os.path.abspath(self.settings.home)
+        wanted: list[str] = []
+        for raw in paths:
+            path = os.path.abspath(os.fspath(raw))
+            root = path if path in roots else root_containing(path, roots)
+            if root is None or not os.path.isdir(root):
+                continue
+            if path == home or path.startswith(home.rstrip(os.sep) + os.sep):
+                continue
+            if any(part.startswith(".") for part in Path(os.path.relpath(path, root)).parts if part != "."):
+                continue
+            wanted.append(path)
+        if not wanted:
+            return IndexSummary()
+        indexer = self._indexer()
+        summary: IndexSummary | None = None
+        try:
+            summary = indexer.update(wanted, on_progress=on_progress, should_cancel=should_cancel)
+            if not summary.cancelled and not (should_cancel and should_cancel()):
+                self._fill_text_space(indexer, summary, on_progress, should_cancel)
+        finally:
+            changed = summary is None or summary.added or summary.updated or summary.moved or summary.removed
+            if changed or (summary is not None and summary.reembedded):
+                self._after_indexing(on_progress)  # a batch of unchanged files leaves nothing to tag or link
+        return summary
+
     def _fill_text_space(
         self,
         indexer: Indexer,

@@ -59,6 +59,11 @@ class Settings:
     autotag_threshold: float = _setting(
         0.2, "SHOEBOX_AUTOTAG_THRESHOLD", "How sure CLIP must be (0-1) before a photo gets an auto-tag."
     )
+    watch_folders: bool = _setting(
+        True,
+        "SHOEBOX_WATCH",
+        "While the app runs, watch the library's folders and index what changes in them.",
+    )
     min_relevance: float = _setting(
         0.25,
         "SHOEBOX_MIN_RELEVANCE",

@@ -194,6 +194,28 @@ def test_index_without_a_path_rescans_every_folder(tmp_path):
     assert (summary["added"], summary["unchanged"]) == (1, 1)
 
 
+def test_index_without_a_path_finds_additions_changes_moves_and_deletions(tmp_path):
+    home, root = tmp_path / "rescan-home", tmp_path / "rescan-files"
+    make_text(root / "notes" / "boiler.txt", "The boiler service is due in October.")
+    make_text(root / "notes" / "garden.txt", "The tomatoes in the garden need water.")
+    make_text(root / "notes" / "old.txt", "A note that will be deleted.")
+    make_photo(root / "photos" / "beach.jpg", 1)
+    make_text(tmp_path / "second" / "recipe.txt", "Bake the bread for forty minutes.")
+    shoebox(home, "index", root, tmp_path / "second")
+    make_text(root / "notes" / "dentist.txt", "The dentist appointment is on Tuesday.")  # added
+    make_text(root / "notes" / "garden.txt", "The roses in the garden need pruning in March.")  # changed
+    (root / "archive").mkdir()
+    (root / "photos" / "beach.jpg").rename(root / "archive" / "holiday.jpg")  # moved
+    (root / "notes" / "old.txt").unlink()  # deleted
+    (tmp_path / "second" / "recipe.txt").rename(tmp_path / "second" / "bread.txt")  # moved, in another folder
+    summary = json.loads(shoebox(home, "index", "--json").stdout)
+    counts = {key: summary[key] for key in ("added", "updated", "moved", "removed", "unchanged")}
+    assert counts == {"added": 1, "updated": 1, "moved": 2, "removed": 1, "unchanged": 1}
+    assert summary["failed"] == [] and summary["warnings"] == []
+    found = json.loads(shoebox(home, "search", "roses", "--json", "-k", "1").stdout)
+    assert [r["path"] for r in found["results"]] == [str(root / "notes" / "garden.txt")]
+
+
 def test_reembed_encodes_the_library_again(indexed):
     # Runs last in this module: it re-encodes the shared library.
     home, root, _ = indexed

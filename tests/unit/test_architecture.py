@@ -26,6 +26,7 @@ ENGINE_MODULES = [
     "engine.answer",
     "engine.llm",
     "engine.autotag",
+    "engine.watch",
 ]
 
 

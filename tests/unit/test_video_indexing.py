@@ -9,8 +9,8 @@ import pytest
 
 from engine.ingest import thumbnail_path
 from engine.library import Library
-from engine.query import Filters
 from engine.models.whisper import Segment, Transcript
+from engine.query import Filters
 from engine.settings import load_settings
 from tests.conftest import TINY_ENV
 from tests.media import make_video, speech_samples
