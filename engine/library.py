@@ -362,18 +362,35 @@ class Library:
         roots = self.store.roots()
         if not roots:
             raise UsageError("the library has no folders yet: give a folder to index")
-        present = [root for root in roots if os.path.isdir(root)]
+        present = [root for root in roots if self._root_is_there(root)]
         summary = (
             self.index(present, on_progress=on_progress, should_cancel=should_cancel, retry_failed=retry_failed)
             if present
             else IndexSummary()
         )
         summary.warnings += [
-            f"{root} is not there (an unplugged drive?): its files stay in the library as they were"
+            f"{root} is not there or is empty (an unplugged drive?): its files stay in the library as they were"
             for root in roots
             if root not in present
         ]
         return summary
+
+    def _root_is_there(self, root: str) -> bool:
+        """Whether a library folder can be trusted to show its files now.
+
+        A drive that is not mounted often leaves its mount point behind as an
+        empty folder: an empty folder that held indexed files counts as not
+        there, so its files are kept rather than removed from the library.
+        """
+        if not os.path.isdir(root):
+            return False
+        try:
+            with os.scandir(root) as entries:
+                if next(entries, None) is not None:
+                    return True
+        except OSError:
+            return False
+        return not self.store.has_files_under(root)
 
     def finish_waiting(
         self, *, on_progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None
@@ -425,7 +442,7 @@ class Library:
         for raw in paths:
             path = os.path.abspath(os.fspath(raw))
             root = path if path in roots else root_containing(path, roots)
-            if root is None or not os.path.isdir(root):
+            if root is None or not self._root_is_there(root):
                 continue
             if path == home or path.startswith(home.rstrip(os.sep) + os.sep):
                 continue

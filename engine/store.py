@@ -748,6 +748,13 @@ class LibraryStore:
         rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE path >= ? AND path < ?", (lo, hi))
         return [_file_row(r) for r in rows]
 
+    def has_files_under(self, folder: str) -> bool:
+        """Whether the library holds any indexed file inside ``folder``."""
+        lo, hi = _under(folder)
+        return bool(
+            self._query("SELECT 1 FROM files WHERE path >= ? AND path < ? AND status = 'indexed' LIMIT 1", (lo, hi))
+        )
+
     def files_with_hash(self, content_hash: str) -> list[FileRow]:
         rows = self._query(
             f"SELECT {_FILE_COLUMNS} FROM files WHERE content_hash = ? AND status = 'indexed'", (content_hash,)

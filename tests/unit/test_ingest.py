@@ -388,7 +388,7 @@ def test_rescan_leaves_a_folder_that_is_not_there_as_it_was(tmp_path, library):
     summary = library.rescan()
     assert summary.removed == 0
     assert summary.warnings == [
-        f"{tmp_path / 'drive'} is not there (an unplugged drive?): its files stay in the library as they were"
+        f"{tmp_path / 'drive'} is not there or is empty (an unplugged drive?): its files stay in the library as they were"
     ]
     assert [r.path for r in library.search("boiler", k=1).results] == [str(tmp_path / "drive" / "boiler.txt")]
 

@@ -130,6 +130,22 @@ def test_a_root_that_is_not_there_keeps_its_files(folder, library, tmp_path):
     assert len(library.store.files_under(str(folder))) == 4
 
 
+def test_an_empty_mount_point_keeps_its_files(folder, library, tmp_path):
+    # An unmounted drive leaves its (empty) mount point: the files are not gone, the drive is.
+    folder.rename(tmp_path / "unplugged")
+    folder.mkdir()
+    summary = library.update_paths([folder])
+    assert summary.removed == 0 and len(library.store.files_under(str(folder))) == 4
+    rescan = library.rescan()
+    assert rescan.removed == 0 and len(library.store.files_under(str(folder))) == 4
+    assert any("is empty" in w for w in rescan.warnings)
+    # A library folder that was always empty is simply empty.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    library.index([empty])
+    assert not any(str(empty) in w for w in library.rescan().warnings)
+
+
 def test_a_root_reported_whole_is_rescanned(folder, library):
     (folder / "notes" / "boiler.txt").unlink()
     make_text(folder / "notes" / "dentist.txt", "The dentist appointment is on Tuesday.")
