@@ -89,37 +89,37 @@ def describe_summary(summary: Any) -> str:
     return text
 
 
-# What files that wait for a model are found by now, and by what once it is set up.
+# What files that wait for a model are found by now, and by what once it is set up:
+# (what, one file, many files, found now (one, many), found then (one, many), the model).
 _WAITING_TEXT = (
     (
         "clip",
-        "photo or video",
-        "photos and videos",
-        "their names, dates and any text in them",
-        "what they show",
+        ("photo or video", "photos and videos"),
+        ("its name, date and any text in it", "their names, dates and any text in them"),
+        ("what it shows", "what they show"),
         "the CLIP model",
     ),
     (
         "speech",
-        "recording or video",
-        "recordings and videos",
-        "their names and dates",
-        "what is said in them",
+        ("recording or video", "recordings and videos"),
+        ("its name and date", "their names and dates"),
+        ("what is said in it", "what is said in them"),
         "the speech model",
     ),
-    ("text", "file", "files", "their words", "their meaning", "the text model"),
+    ("text", ("file", "files"), ("its words", "their words"), ("its meaning", "their meaning"), "the text model"),
 )
 
 
 def describe_waiting(waiting: dict[str, int]) -> list[str]:
     """Sentences for files indexed before a model was here: what works now and what follows."""
     lines = []
-    for what, one, many, now, later, model in _WAITING_TEXT:
+    for what, nouns, now, later, model in _WAITING_TEXT:
         n = waiting.get(what, 0)
         if n:
+            many = int(n != 1)
             lines.append(
-                f"{_plural(n, one, many)}: found by {now} now, and by {later} once {model} is set up "
-                f"(File ▸ Settings); {'it is' if n == 1 else 'they are'} finished then without indexing again."
+                f"{n} {nouns[many]}: found by {now[many]} now, and by {later[many]} once {model} is set up "
+                f"(File ▸ Settings); {'they are' if many else 'it is'} finished then without indexing again."
             )
     return lines
 

@@ -24,6 +24,7 @@ from desktop_app.indexing import (
     FoldersPanel,
     IndexingPanel,
     describe_summary,
+    describe_waiting,
     format_time_left,
     install_drop_indexing,
     paths_from_mime,
@@ -292,3 +293,26 @@ def test_words():
     assert describe_summary(IndexSummary(added=120, failed=three_failed)) == "Added 120 · 3 failed"
     assert describe_summary(IndexSummary(unchanged=4)) == "4 files already up to date"
     assert describe_summary(IndexSummary(added=2, cancelled=True)) == "Stopped. What was indexed is kept: added 2"
+
+
+def test_files_that_wait_for_a_model_are_said_with_what_works_now(qtbot, controller):
+    lines = describe_waiting({"clip": 3, "speech": 1})
+    assert lines == [
+        (
+            "3 photos and videos: found by their names, dates and any text in them now, and by what they show "
+            "once the CLIP model is set up (File ▸ Settings); they are finished then without indexing again."
+        ),
+        (
+            "1 recording or video: found by its name and date now, and by what is said in it once the "
+            "speech model is set up (File ▸ Settings); it is finished then without indexing again."
+        ),
+    ]
+    panel = IndexingPanel(controller)
+    qtbot.addWidget(panel)
+    controller.index_started.emit([])
+    controller.index_finished.emit(IndexSummary(added=4, waiting={"clip": 3, "speech": 1}))
+    text = panel.summary_label.text()
+    assert text.splitlines()[0] == "Added 4" and text.splitlines()[1:] == lines
+    controller.index_started.emit([])
+    controller.index_finished.emit(IndexSummary(unchanged=4, completed=4))
+    assert panel.summary_label.text().splitlines()[-1] == "Finished 4 files that waited for a model."
