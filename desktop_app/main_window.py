@@ -589,7 +589,8 @@ class MainWindow(QMainWindow):
         """The CLIP weights are missing: keyword search still works; the banner offers to get them."""
         self._models_missing = message
         self.banner.show_message(
-            f"Searching by meaning is not available yet: {message.rstrip('. ')}. Keyword search works meanwhile.",
+            f"Searching by meaning is not available yet: {message.rstrip('. ')}. Files are indexed and found by "
+            "their names, dates and words meanwhile.",
             "info",
             self.get_models_action,
         )

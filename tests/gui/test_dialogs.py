@@ -37,7 +37,7 @@ def first_run(qtbot, settings):
 
 def test_first_run_explains_the_choice(first_run):
     text = first_run.explanation.text()
-    assert "Keyword search works meanwhile" in text
+    assert "found by their names, dates and words straight away" in text
     assert "download the models now" in text
     assert "choose them" in text
     assert first_run.reason_label.text() == f"Details: {MISSING}"
