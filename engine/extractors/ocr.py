@@ -319,20 +319,36 @@ def recognise(image: Image.Image, *, dpi: int | None = None, sparse: bool = Fals
     import tesserocr
 
     api = _api()
-    try:
-        api.SetPageSegMode(tesserocr.PSM.SPARSE_TEXT if sparse else tesserocr.PSM.AUTO)
-        api.SetImage(image if image.mode in ("RGB", "L") else image.convert("RGB"))
-        # Photos carry no useful resolution; 300 keeps Tesseract from guessing (and saying so).
-        api.SetSourceResolution(int(dpi or 300))
-        api.Recognize()
-        words = list(_words(api.GetIterator(), tesserocr))
-    except ExtractionError:
-        raise
-    except Exception as exc:
-        raise ExtractionError(f"text recognition failed ({describe(exc)})") from exc
-    finally:
-        api.Clear()
-    return _layout(words, paragraphs=not sparse)
+    picture = image if image.mode in ("RGB", "L") else image.convert("RGB")
+
+    def read(mode: int) -> str:
+        try:
+            api.SetPageSegMode(mode)
+            api.SetImage(picture)
+            # Photos carry no useful resolution; 300 keeps Tesseract from guessing (and saying so).
+            api.SetSourceResolution(int(dpi or 300))
+            api.Recognize()
+            words = list(_words(api.GetIterator(), tesserocr))
+        except Exception as exc:
+            raise ExtractionError(f"text recognition failed ({describe(exc)})") from exc
+        finally:
+            api.Clear()
+        return _layout(words, paragraphs=not sparse)
+
+    if sparse:
+        return read(tesserocr.PSM.SPARSE_TEXT)
+    text = read(tesserocr.PSM.AUTO)
+    if any(_is_hangul(ch) for ch in text):
+        # Tesseract's page layout analysis takes whole lines of Hangul for pictures
+        # and drops them; read as one block of text, such a page keeps them.
+        block = read(tesserocr.PSM.SINGLE_BLOCK)
+        if _credible_characters(block) > _credible_characters(text):
+            return block
+    return text
+
+
+def _credible_characters(text: str) -> int:
+    return sum(ch.isalnum() for ch in text)
 
 
 @dataclass
@@ -349,7 +365,10 @@ def _words(iterator: Any, tesserocr: Any) -> Iterable[_Word]:
         return
     level = tesserocr.RIL.WORD
     while True:
-        text = iterator.GetUTF8Text(level)
+        try:
+            text = iterator.GetUTF8Text(level)
+        except RuntimeError:  # tesserocr's way of saying the word is empty
+            text = ""
         if text:
             yield _Word(
                 text=text.strip(),
@@ -388,7 +407,7 @@ def _layout(words: Sequence[_Word], *, paragraphs: bool = True) -> str:
             out.append("")
         out.append(_join_line(line))
     text = "\n".join(out).strip()
-    if sum(ch.isalnum() for ch in text) < MIN_TEXT_CHARACTERS:
+    if _credible_characters(text) < MIN_TEXT_CHARACTERS:
         return ""
     return text
 
