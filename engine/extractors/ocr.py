@@ -276,6 +276,11 @@ def _grey(image: Image.Image) -> np.ndarray:
 # --------------------------------------------------------------------------- recognition
 
 _local = threading.local()
+# Tesseract runs at most on a quarter of the cores at once (one on a laptop):
+# indexing decodes on every core and the CLIP model's thread team slows far
+# more than its share when other threads crowd its cores.
+MAX_CONCURRENT_RECOGNITIONS = max(1, (os.cpu_count() or 1) // 4)
+_running = threading.BoundedSemaphore(MAX_CONCURRENT_RECOGNITIONS)
 
 
 def _api() -> Any:
@@ -311,7 +316,8 @@ def recognise(image: Image.Image, *, dpi: int | None = None, sparse: bool = Fals
     for text scattered anywhere in the picture (signs, labels, a receipt on a
     table) instead of analysing it as a page of columns and paragraphs: on
     photos it finds more, on scanned pages it may lose the reading order.  Each
-    thread keeps its own Tesseract, so threads may call this at once.
+    thread keeps its own Tesseract, so threads may call this at once (at most
+    :data:`MAX_CONCURRENT_RECOGNITIONS` recognise together; the others wait).
 
     Raises :class:`ExtractionError` with a reason for a person when text
     recognition is off (see :func:`ocr_status`) or Tesseract fails.
@@ -335,6 +341,11 @@ def recognise(image: Image.Image, *, dpi: int | None = None, sparse: bool = Fals
             api.Clear()
         return _layout(words, paragraphs=not sparse)
 
+    with _running:
+        return _read_with(read, tesserocr, sparse)
+
+
+def _read_with(read: Any, tesserocr: Any, sparse: bool) -> str:
     if sparse:
         return read(tesserocr.PSM.SPARSE_TEXT)
     text = read(tesserocr.PSM.AUTO)
