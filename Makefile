@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -79,6 +79,9 @@ bench-upkeep: install-test
 
 bench-concurrency: install-test
 	$(BIN)/python benchmarks/concurrency.py
+
+bench-ocr: install-test
+	$(BIN)/python benchmarks/ocr.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

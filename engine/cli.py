@@ -456,7 +456,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     for n, line in enumerate(describe_waiting(stats["waiting"])):
         print(("waiting   " if n == 0 else "          ") + line + " (`shoebox models`)")
     ocr = stats["ocr"]
-    print("text      recognised in pictures and scanned pages" if ocr["available"] else f"text      {ocr['reason']}")
+    if ocr["available"]:
+        names = {"eng": "English", "kor": "Korean"}
+        languages = ", ".join(names.get(code, code) for code in ocr["languages"])
+        print(f"text      recognised in pictures and scanned pages ({languages})")
+        if ocr["reason"]:
+            print(f"          {ocr['reason']}")
+    else:
+        print(f"text      {ocr['reason']}")
     print(
         f"photos    CLIP {model['name']} ({model['weights']}, {model['dim']} dimensions)"
         if model

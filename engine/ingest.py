@@ -629,10 +629,11 @@ class Indexer:
             token_len=self._token_len(),
             max_tokens=self._passage_tokens(),
             overlap_tokens=PASSAGE_OVERLAP,
+            ocr=self._ocr,
         )
         items = [
             NewItem(
-                "ocr" if getattr(c, "recognised", False) else "text",
+                "ocr" if c.recognised else "text",
                 text=c.text,
                 page=c.page,
                 char_start=c.char_start,

@@ -489,7 +489,10 @@ class Library:
 
     @staticmethod
     def ocr_status() -> dict[str, Any]:
-        """Whether text in pictures and scanned pages is recognised: ``{available, reason, languages}``."""
+        """Whether text in pictures and scanned pages is recognised: ``{available, reason, languages}``.
+
+        ``reason`` says why it is off, or which language's data is missing while it is on.
+        """
         from .extractors.ocr import ocr_status
 
         status = ocr_status()

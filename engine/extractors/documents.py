@@ -76,13 +76,15 @@ class TextChunk:
     ``text == pages[page - 1][char_start:char_end]`` for PDFs, presentations
     and e-books (``page`` is the 1-based page, slide or spine section; see
     :func:`page_unit`) and ``pages[0][char_start:char_end]`` for other
-    documents (``page`` is ``None``).
+    documents (``page`` is ``None``).  ``recognised`` is True for chunks of a
+    scanned page whose text was recognised by OCR (it may hold misread words).
     """
 
     text: str
     page: int | None
     char_start: int
     char_end: int
+    recognised: bool = False
 
 
 @dataclass
@@ -95,14 +97,18 @@ class ExtractedDocument:
     empty strings, so indexes match their numbers.  ``media_time`` is the
     PDF's, Word, OpenDocument or PowerPoint file's creation date or a mail
     message's Date, else ``None``.  ``meta`` is JSON-serialisable: ``format``,
-    ``encoding`` (text and HTML), ``page_count``, ``title``/``author``/``subject`` when present, and
+    ``encoding`` (text and HTML), ``page_count``, ``title``/``author``/``subject`` when present,
+    ``recognised_pages`` when some pages' text was recognised by OCR, and
     ``warnings`` for problems that did not stop the extraction.
+    ``recognised_pages`` lists the 1-based PDF pages without a text layer whose
+    text was recognised by OCR.
     """
 
     pages: list[str]
     chunks: list[TextChunk]
     media_time: datetime | None
     meta: dict[str, Any] = field(default_factory=dict)
+    recognised_pages: list[int] = field(default_factory=list)
 
 
 def extract_document(
@@ -111,6 +117,7 @@ def extract_document(
     *,
     max_tokens: int = 75,
     overlap_tokens: int = 15,
+    ocr: bool = True,
 ) -> ExtractedDocument:
     """Read the document at ``path`` and split its text into chunks.
 
@@ -119,20 +126,24 @@ def extract_document(
     and context; indexing passes the text model's).  The format is chosen by extension: ``.txt``,
     ``.md``, ``.markdown``, ``.html``, ``.htm``, ``.pdf``, ``.docx``, ``.odt``, ``.pptx``, ``.epub``,
     ``.eml`` (see :func:`~engine.extractors.mail.read_mail`).
+    PDF pages without a text layer (scans) are read by OCR when ``ocr`` is true
+    and text recognition is available (:func:`~engine.extractors.ocr.ocr_status`).
 
     Raises :class:`UnsupportedFileError` for any other extension and
     :class:`ExtractionError` with a reason for a person when the file is
     missing, empty, binary, has no text, is damaged or cut off, needs a
     password (or is DRM-protected), or is a PDF with no text layer (scanned
-    pages).
+    pages) whose text cannot be recognised: the reason then says why (text
+    recognition is off, and what to install, or it found no text).
     """
     suffix = Path(os.fspath(path)).suffix.lower()
     if suffix not in _TEXT_SUFFIXES | _HTML_SUFFIXES | _OFFICE_SUFFIXES | _MAIL_SUFFIXES | {".pdf"}:
         raise UnsupportedFileError(f"{suffix or 'files without an extension'} is not a document type Shoebox reads")
     p, size = check_file(path)
+    recognised: list[int] = []
     try:
         if suffix == ".pdf":
-            pages, media_time, meta = _read_pdf(p)
+            pages, media_time, meta, recognised = _read_pdf(p, ocr=ocr)
         elif suffix in _OFFICE_SUFFIXES:
             from .office import read_office_document
 
@@ -155,9 +166,10 @@ def extract_document(
     numbered = suffix in PAGE_UNITS
     chunks: list[TextChunk] = []
     for number, page_text in enumerate(pages, start=1):
+        by_ocr = number in recognised
         for start, end in chunk_text(page_text, max_tokens, min(overlap_tokens, max_tokens - 1), token_len=token_len):
-            chunks.append(TextChunk(page_text[start:end], number if numbered else None, start, end))
-    return ExtractedDocument(pages=pages, chunks=chunks, media_time=media_time, meta=meta)
+            chunks.append(TextChunk(page_text[start:end], number if numbered else None, start, end, by_ocr))
+    return ExtractedDocument(pages=pages, chunks=chunks, media_time=media_time, meta=meta, recognised_pages=recognised)
 
 
 def page_unit(path: str | os.PathLike[str]) -> str:
@@ -404,7 +416,7 @@ def _quiet_pypdf() -> Iterator[None]:
                 logger.setLevel(_pypdf_saved_level)
 
 
-def _read_pdf(p: Path) -> tuple[list[str], datetime | None, dict[str, Any]]:
+def _read_pdf(p: Path, *, ocr: bool) -> tuple[list[str], datetime | None, dict[str, Any], list[int]]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
@@ -466,18 +478,65 @@ def _read_pdf(p: Path) -> tuple[list[str], datetime | None, dict[str, Any]]:
 
         info = _pdf_info(reader, warnings)
 
-    if not any(page.strip() for page in pages):
-        if failed_pages and len(failed_pages) == page_count:
-            raise ExtractionError(f"PDF is damaged: no page's text could be extracted ({warnings[0]})")
-        raise ExtractionError("PDF has no text layer (scanned pages?)")
+    if failed_pages and len(failed_pages) == page_count:
+        raise ExtractionError(f"PDF is damaged: no page's text could be extracted ({warnings[0]})")
+    recognised = _recognise_scanned_pages(p, pages, failed_pages, warnings, ocr=ocr)
     meta: dict[str, Any] = {"format": "pdf", "page_count": page_count}
     if reader.is_encrypted:
         meta["encrypted"] = True
     media_time = info.pop("media_time", None)
     meta.update(info)
+    if recognised:
+        meta["recognised_pages"] = recognised
     if warnings:
         meta["warnings"] = warnings
-    return pages, media_time, meta
+    return pages, media_time, meta, recognised
+
+
+# A page with fewer visible characters than this has no real text layer: a scan
+# often carries a stamped page number or a scanner app's name and nothing else.
+_SCANNED_PAGE_CHARACTERS = 16
+
+
+def _recognise_scanned_pages(
+    p: Path, pages: list[str], failed_pages: list[int], warnings: list[str], *, ocr: bool
+) -> list[int]:
+    """Put OCR text into ``pages`` (in place) for pages without a text layer; return their numbers.
+
+    Raises :class:`ExtractionError` when no page has text and none can be
+    recognised, saying why.
+    """
+    scanned = [
+        number
+        for number, text in enumerate(pages, start=1)
+        if number not in failed_pages and sum(not ch.isspace() for ch in text) < _SCANNED_PAGE_CHARACTERS
+    ]
+    has_text = any(page.strip() for page in pages)
+    if not scanned:
+        return []
+    from .ocr import ocr_status, pdf_pages_text
+
+    status = ocr_status()
+    if not ocr or not status.available:
+        why = status.reason if ocr else "text recognition was not asked for"
+        if not has_text:
+            raise ExtractionError(f"PDF has no text layer (scanned pages?) and {why}")
+        warnings.append(f"{_page_list(scanned)} without a text layer not read: {why}")
+        return []
+    recognised: list[int] = []
+    for number, text in pdf_pages_text(p, scanned).items():
+        if sum(ch.isalnum() for ch in text) > sum(ch.isalnum() for ch in pages[number - 1]):
+            pages[number - 1] = text
+            recognised.append(number)
+    if not any(page.strip() for page in pages):
+        raise ExtractionError("PDF has no text layer (scanned pages?) and text recognition found no text on its pages")
+    return recognised
+
+
+def _page_list(numbers: list[int]) -> str:
+    if len(numbers) == 1:
+        return f"page {numbers[0]}"
+    return "pages " + ", ".join(str(n) for n in numbers)
 
 
 def _aes_message() -> str:

@@ -127,6 +127,16 @@ def extract_image(path: str | os.PathLike[str], max_side: int = 768) -> Extracte
         raise ExtractionError(_damaged_message(exc)) from exc
 
 
+def open_image(path: str | os.PathLike[str], max_side: int) -> Image.Image:
+    """The picture at ``path`` as RGB, upright, its longest side at most ``max_side``.
+
+    Decoded exactly as :func:`extract_image` does (EXIF orientation, HEIC,
+    transparency on white), for callers that need only the pixels at another
+    size, such as text recognition.  Raises what :func:`extract_image` raises.
+    """
+    return extract_image(path, max_side=max_side).image
+
+
 @functools.cache
 def _heif_reader_problem() -> str | None:
     """Register pillow-heif's HEIC/HEIF reader with Pillow (once); ``None`` when it is ready.

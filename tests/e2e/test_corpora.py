@@ -30,8 +30,7 @@ UNREADABLE = {
     "pdfs/libreoffice-writer-password.pdf": "password",
     "pdfs/encrypted-file.pdf": "password",
     "pdfs/crazyones-encrypted-256.pdf": "password",
-    "pdfs/encrypted_doc_no_id.pdf": "no text layer",  # scanned pages only
-    "pdfs/imagemagick-CCITTFaxDecode.pdf": "no text layer",
+    "pdfs/imagemagick-CCITTFaxDecode.pdf": "no text layer",  # a 16-pixel fax image, nothing to recognise
     "audio/test.m4a": "no audio samples",
 }
 

@@ -35,8 +35,8 @@ EXPECTED_PDF_FAILURES = {
     "encrypted-file.pdf": _NEEDS_PASSWORD,
     "encryption/r6-both-passwords.pdf": _NEEDS_PASSWORD if HAVE_AES else _NEEDS_CRYPTOGRAPHY,
     "crazyones-encrypted-256.pdf": _NEEDS_PASSWORD if HAVE_AES else _NEEDS_CRYPTOGRAPHY,
-    "encrypted_doc_no_id.pdf": "no text layer",  # empty password opens it: fax images only
-    "imagemagick-CCITTFaxDecode.pdf": "no text layer",
+    # A 16-pixel fax image: no text layer, and nothing for text recognition to read.
+    "imagemagick-CCITTFaxDecode.pdf": "no text layer (scanned pages?) and text recognition found no text",
 }
 if not HAVE_AES:
     # AES-256 with an empty password (and, it turns out, an empty owner password
@@ -292,6 +292,115 @@ def test_scanned_pdf_with_ocr_layer_is_read() -> None:
     doc = extract_document(corpus_dir("pdfs") / "Seige_of_Vicksburg_Sample_OCR.pdf")
     assert len(doc.pages) == 6
     assert "VICKSBURG" in doc.pages[0]
+
+
+def test_scanned_pdf_without_text_layer_is_read_by_ocr() -> None:
+    # Empty password opens it; its pages are CCITT fax images, the second a patent's front page.
+    doc = extract_document(corpus_dir("pdfs") / "encrypted_doc_no_id.pdf")
+    assert doc.recognised_pages == [2] and doc.meta["recognised_pages"] == [2]
+    assert "PCT Gazette" in doc.pages[1]
+    assert doc.chunks and all(chunk.recognised and chunk.page == 2 for chunk in doc.chunks)
+
+
+def _scanned_pdf(path: Path, *pages: list[str]) -> Path:
+    from tests.helpers import text_picture
+
+    try:
+        pictures = [text_picture(lines) for lines in pages]
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], resolution=150)
+    return path
+
+
+SCAN_ENGLISH = ["Lease agreement for the flat on Elm Street", "Monthly rent: 950 pounds, due on the first"]
+SCAN_KOREAN = ["임대차 계약서", "월세는 매월 1일에 납부합니다"]
+
+
+@pytest.fixture
+def ocr_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.extractors.ocr import OCR_ENV, ocr_status
+
+    monkeypatch.delenv(OCR_ENV, raising=False)
+    status = ocr_status()
+    if not status.available or status.languages != ("eng", "kor"):
+        pytest.fail(f"the OCR tests need Tesseract with English and Korean: {status.describe()}", pytrace=False)
+
+
+def test_scanned_pdf_pages_are_recognised(tmp_path: Path, ocr_on: None) -> None:
+    pdf = _scanned_pdf(tmp_path / "lease.pdf", SCAN_ENGLISH, SCAN_KOREAN)
+    doc = extract_document(pdf)
+    assert doc.recognised_pages == [1, 2]
+    english, korean = doc.pages[0].casefold(), "".join(doc.pages[1].split())
+    for word in ("lease", "agreement", "elm", "street", "rent", "950", "pounds"):
+        assert word in english, doc.pages[0]
+    for word in ("임대차", "계약서", "월세는", "매월", "납부합니다"):
+        assert word in korean, doc.pages[1]
+    assert {chunk.page for chunk in doc.chunks} == {1, 2}
+    assert all(chunk.recognised for chunk in doc.chunks)
+    _assert_chunks_are_consistent(doc, is_pdf=True)
+    json.dumps(doc.meta)
+
+
+def test_pdf_with_a_text_layer_is_not_recognised_again(tmp_path: Path, ocr_on: None) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    scan = _scanned_pdf(tmp_path / "scan.pdf", SCAN_ENGLISH)
+    writer = PdfWriter()
+    for source in (corpus_dir("pdfs") / "crazyones.pdf", scan):
+        for page in PdfReader(source).pages:
+            writer.add_page(page)
+    mixed = tmp_path / "mixed.pdf"
+    with open(mixed, "wb") as f:
+        writer.write(f)
+    doc = extract_document(mixed)
+    assert doc.recognised_pages == [2]
+    assert "The Crazy Ones" in doc.pages[0] and "lease" in doc.pages[1].casefold()
+    assert {chunk.page for chunk in doc.chunks if chunk.recognised} == {2}
+    assert {chunk.page for chunk in doc.chunks if not chunk.recognised} == {1}
+
+
+def test_scanned_pdf_with_ocr_off_fails_saying_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.extractors.ocr import OCR_ENV
+
+    pdf = _scanned_pdf(tmp_path / "lease.pdf", SCAN_ENGLISH)
+    monkeypatch.setenv(OCR_ENV, "off")
+    with pytest.raises(ExtractionError) as info:
+        extract_document(pdf)
+    assert str(info.value) == (
+        "PDF has no text layer (scanned pages?) and text recognition is off: "
+        "SHOEBOX_OCR=off is set (unset it to read text in pictures)"
+    )
+
+
+def test_scanned_pdf_without_language_data_fails_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.extractors import ocr
+
+    pdf = _scanned_pdf(tmp_path / "lease.pdf", SCAN_ENGLISH)
+    monkeypatch.delenv(ocr.OCR_ENV, raising=False)
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path / "empty"))
+    monkeypatch.setattr(ocr, "TESSDATA_CANDIDATES", ())
+    with pytest.raises(ExtractionError, match=r"no text layer .* language data was not found .*tesseract-ocr-eng"):
+        extract_document(pdf)
+
+
+def test_mixed_pdf_with_ocr_not_asked_for_keeps_its_text_pages(tmp_path: Path) -> None:
+    from pypdf import PdfReader, PdfWriter
+
+    scan = _scanned_pdf(tmp_path / "scan.pdf", SCAN_ENGLISH)
+    writer = PdfWriter()
+    for source in (corpus_dir("pdfs") / "crazyones.pdf", scan):
+        writer.add_page(PdfReader(source).pages[0])
+    mixed = tmp_path / "mixed.pdf"
+    with open(mixed, "wb") as f:
+        writer.write(f)
+    doc = extract_document(mixed, ocr=False)
+    assert doc.recognised_pages == [] and doc.pages[1] == ""
+    assert doc.meta["warnings"] == ["page 2 without a text layer not read: text recognition was not asked for"]
+    with pytest.raises(ExtractionError, match=r"no text layer \(scanned pages\?\) and text recognition was not asked"):
+        extract_document(scan, ocr=False)
 
 
 def test_pypdf_warnings_do_not_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
