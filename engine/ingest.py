@@ -629,7 +629,7 @@ class Indexer:
             token_len=self._token_len(),
             max_tokens=self._passage_tokens(),
             overlap_tokens=PASSAGE_OVERLAP,
-            ocr=self._ocr,
+            ocr=True,  # scanned pages are read when OCR is on; when it is off the reason says why
         )
         items = [
             NewItem(
