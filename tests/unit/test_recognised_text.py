@@ -6,7 +6,7 @@ import pytest
 
 from engine.extractors import ocr
 from engine.ingest import WAITING
-from tests.helpers import make_photo, text_picture, text_photo
+from tests.helpers import make_photo, text_photo, text_picture
 
 
 @pytest.fixture(autouse=True)
