@@ -32,7 +32,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ExtractionError, ModelMismatchError, ModelUnavailableError, ShoeboxError, UsageError
+from .errors import (
+    Cancelled,
+    ExtractionError,
+    ModelMismatchError,
+    ModelUnavailableError,
+    ShoeboxError,
+    UsageError,
+)
 from .extractors import kind_for_path
 from .store import FileRow, FileStatus, LibraryStore, NewItem, space_of
 
@@ -228,6 +235,7 @@ class Indexer:
         self._ocr = False
         self._ocr_reason: str | None = None
         self._ocr_problems: list[str] = []
+        self._cancelled: CancelCheck = lambda: False  # the running call's should_cancel
 
     # -- public ------------------------------------------------------------
 
@@ -253,6 +261,7 @@ class Indexer:
         progress = on_progress or (lambda done, total, message: None)
         cancelled = should_cancel or (lambda: False)
         summary = IndexSummary()
+        self._cancelled = cancelled
         self._check_models()
 
         progress(0, 0, "looking for files")
@@ -290,6 +299,7 @@ class Indexer:
         progress = on_progress or (lambda done, total, message: None)
         cancelled = should_cancel or (lambda: False)
         summary = IndexSummary()
+        self._cancelled = cancelled
         self._check_models()
 
         progress(0, 0, "looking for files")
@@ -674,7 +684,8 @@ class Indexer:
 
     def _transcribe(self, samples: Any) -> tuple[list[NewItem], str | None]:
         """Whisper's segments of ``samples`` as speech items, and the language heard."""
-        transcript = self.whisper.transcribe(samples)
+        # Whisper may take minutes on a long recording: a cancelled run stops it between segments.
+        transcript = self.whisper.transcribe(samples, should_cancel=self._cancelled)
         segments = [
             NewItem(
                 "speech",
@@ -805,6 +816,8 @@ class Indexer:
 
         pending = 0
         for cand, prepared, exc in self._ordered(pool, prepare, cands, lookahead, cancelled):
+            if isinstance(exc, Cancelled):
+                break  # stopped while Whisper listened: the file is indexed by the next run
             if exc is not None:
                 failures.append((cand, _reason(exc)))
             else:
@@ -882,6 +895,7 @@ class Indexer:
         """
         progress = on_progress or (lambda done, total, message: None)
         cancelled = should_cancel or (lambda: False)
+        self._cancelled = cancelled
         self.check_ready()
         order = [w for w in ("clip", "speech", "text") if w in self._ready]
         rows: dict[int, FileRow] = {}
@@ -901,6 +915,9 @@ class Indexer:
             progress(done - 1, total, f"finishing {os.path.basename(row.path)}")
             try:
                 self._complete(row)
+            except Cancelled:
+                summary.cancelled = True
+                return
             except (ModelUnavailableError, ModelMismatchError):
                 raise
             except Exception as exc:  # unreadable now: it keeps waiting, found as before

@@ -148,7 +148,7 @@ class Library:
                 self._text = None
             if any(
                 getattr(old, f) != getattr(settings, f)
-                for f in ("whisper_model", "whisper_weights", "allow_download", "device", "threads")
+                for f in ("whisper_model", "whisper_weights", "whisper_backend", "allow_download", "device", "threads")
             ):
                 self._whisper = None
             if any(getattr(old, f) != getattr(settings, f) for f in ("autotag_vocabulary", "autotag_threshold")):

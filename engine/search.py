@@ -765,7 +765,7 @@ def _respond(
         d = details[r.item_id]
         if d["modality"] != "speech" or not r.spans or d["locator"].get("start") is None:
             return d["locator"]
-        return _spoken_at(store, d, r.spans[0][0])
+        return _spoken_at(store, d, r.spans)
 
     results = []
     for group in groups:
@@ -805,12 +805,14 @@ def _respond(
     return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings, hidden=hidden)
 
 
-def _spoken_at(store: LibraryStore, detail: dict[str, Any], offset: int) -> dict[str, Any]:
-    """A speech passage's locator, starting at the transcript segment that holds character ``offset``.
+def _spoken_at(store: LibraryStore, detail: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
+    """A speech passage's locator, starting at the transcript segment where the typed words are said.
 
-    A passage joins several of Whisper's segments (up to half a minute); a
+    A passage joins several of Whisper's segments (up to 40 seconds); a
     typed word found late in it should play from where it is said, not from
-    the passage's start.  ``passage`` keeps the passage's own start and end.
+    the passage's start.  The segment holding most of the matched words
+    wins (the earliest of equals).  ``passage`` keeps the passage's own
+    ``[start, end]``.
     """
     locator = detail["locator"]
     start, end = float(locator["start"]), float(locator.get("end") or locator["start"])
@@ -819,14 +821,16 @@ def _spoken_at(store: LibraryStore, detail: dict[str, Any], offset: int) -> dict
         for seg in store.transcript(detail["file_id"])
         if (seg.start_s or 0.0) >= start - 1e-6 and (seg.end_s or 0.0) <= end + 1e-6
     ]
-    position = 0
+    best, best_count, position = None, 0, 0
     for seg in segments:
-        position += len((seg.text or "").strip()) + 1  # joined with one space
-        if offset < position:
-            if seg.start_s is None or seg.start_s <= start:
-                return locator
-            return {**locator, "start": float(seg.start_s), "passage": [start, end]}
-    return locator
+        length = len((seg.text or "").strip())
+        count = sum(1 for first, _ in spans if position <= first < position + length)
+        if count > best_count:
+            best, best_count = seg, count
+        position += length + 1  # joined with one space
+    if best is None or best.start_s is None or best.start_s <= start:
+        return locator
+    return {**locator, "start": float(best.start_s), "passage": [start, end]}
 
 
 def _snippet_with_spans(text: str, spans: list[tuple[int, int]], width: int = SNIPPET_CHARS) -> str:

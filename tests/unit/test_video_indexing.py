@@ -33,7 +33,7 @@ class ScheduledWhisper:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def transcribe(self, samples: np.ndarray) -> Transcript:
+    def transcribe(self, samples: np.ndarray, *, should_cancel=None) -> Transcript:
         self.heard.append(len(samples))
         segments = [
             Segment(start, min(start + 3.0, self.duration), text)
@@ -125,3 +125,32 @@ def test_reembedding_a_video_reads_its_frames_again(tmp_path, video_folder, tiny
         summary = library.reembed(space="clip")
         assert summary.failed == [] and summary.reembedded == 1
         assert library.store.count_items("clip") == before
+
+
+def test_stopping_while_whisper_listens_records_no_failure(tmp_path, tiny_clip, tiny_text, tiny_whisper):
+    from engine.errors import Cancelled
+    from tests.helpers import make_tone
+
+    root = tmp_path / "memos"
+    make_tone(root / "a.wav", seconds=1.0)
+    make_tone(root / "b.wav", seconds=1.0, freq=660.0)
+    stop = {"now": False}
+
+    class StoppedWhisper:
+        """The person presses Cancel while the first recording is being transcribed."""
+
+        def __getattr__(self, name):
+            return getattr(tiny_whisper, name)
+
+        def transcribe(self, samples, *, should_cancel=None):
+            stop["now"] = True
+            assert should_cancel is not None and should_cancel()
+            raise Cancelled("stopped")
+
+    settings = load_settings(home=tmp_path / "lib", env=dict(TINY_ENV, SHOEBOX_HOME=str(tmp_path / "lib")))
+    with Library(settings, clip=tiny_clip, whisper=StoppedWhisper(), text_model=tiny_text) as library:
+        summary = library.index([root], should_cancel=lambda: stop["now"])
+        assert summary.cancelled and summary.failed == [] and summary.added == 0
+        assert library.store.failed_files() == []
+    with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text) as library:
+        assert library.index([root]).added == 2
