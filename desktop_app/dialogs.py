@@ -248,9 +248,10 @@ class FirstRunDialog(QDialog):
         self.download_button.setToolTip("Connect to the internet and fetch the checked models")
         self.choose_button = QPushButton("Choose weight files…")
         self.choose_button.setToolTip("Use CLIP or Whisper .safetensors, .pt or .bin files you already have")
-        self.choose_folder_button = QPushButton("Choose a text model folder…")
+        self.choose_folder_button = QPushButton("Choose a model folder…")
         self.choose_folder_button.setToolTip(
-            "Use a sentence-embedding model folder you already have (config.json, model.safetensors, tokenizer.json, …)"
+            "Use a model folder you already have: a sentence-embedding text model (config.json, "
+            "model.safetensors, tokenizer.json, …) or a faster-whisper model (model.bin, config.json, …)"
         )
         self.close_button = QPushButton("Later")
         self.close_button.setToolTip("Keep using keyword search; you can get the models from Settings later")
@@ -409,10 +410,10 @@ class FirstRunDialog(QDialog):
         self.import_paths(list(paths))
 
     def choose_folder(self) -> None:
-        """Ask for a text model folder and import it into Shoebox's model cache."""
+        """Ask for a model folder (a text model, or a faster-whisper model) and import it into Shoebox's model cache."""
         if self._busy:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose a text model folder", os.path.expanduser("~"))
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder", os.path.expanduser("~"))
         if not folder:
             return
         self.import_paths([folder])
@@ -487,9 +488,10 @@ def _megabytes(n: Any) -> str:
 class _PathField(QWidget):
     """A path in a line edit with a Browse… button."""
 
-    def __init__(self, value: str, caption: str, parent: QWidget | None = None):
+    def __init__(self, value: str, caption: str, parent: QWidget | None = None, *, folder_caption: str = ""):
         super().__init__(parent)
         self.caption = caption
+        self.folder_caption = folder_caption
         self.edit = QLineEdit(value)
         self.edit.setPlaceholderText("None: use Shoebox's model cache")
         self.edit.setClearButtonEnabled(True)
@@ -499,6 +501,18 @@ class _PathField(QWidget):
         layout.addWidget(self.edit, 1)
         layout.addWidget(self.browse)
         self.browse.clicked.connect(self._browse)
+        self.browse_folder: QPushButton | None = None
+        if folder_caption:  # the weights may also be a model folder
+            self.browse_folder = QPushButton("Folder…")
+            self.browse_folder.setToolTip(folder_caption)
+            layout.addWidget(self.browse_folder)
+            self.browse_folder.clicked.connect(self._browse_folder)
+
+    def _browse_folder(self) -> None:
+        start = self.edit.text() or os.path.expanduser("~")
+        path = QFileDialog.getExistingDirectory(self, self.folder_caption, start)
+        if path:
+            self.edit.setText(path)
 
     def _browse(self) -> None:
         start = os.path.dirname(self.edit.text()) or os.path.expanduser("~")
@@ -581,7 +595,11 @@ class SettingsDialog(QDialog):
         self.whisper_model.setEditable(True)
         self.whisper_model.addItem(settings.whisper_model)
         self.whisper_model.setCurrentText(settings.whisper_model)
-        self.whisper_weights = _PathField(settings.whisper_weights, "Choose a Whisper weights file (.pt)")
+        self.whisper_weights = _PathField(
+            settings.whisper_weights,
+            "Choose a Whisper weights file (.pt)",
+            folder_caption="Choose a faster-whisper (CTranslate2) model folder: model.bin, config.json, …",
+        )
         self.text_model = QComboBox()
         self.text_model.setEditable(True)
         self.text_model.setToolTip("A sentence-embedding model's name, or a folder that holds one")
@@ -789,7 +807,13 @@ class SettingsDialog(QDialog):
             if not raw:
                 continue
             path = Path(raw).expanduser()
-            if path.is_dir():
+            if path.is_dir() and key == "whisper_weights":
+                if not ((path / "model.bin").is_file() and (path / "config.json").is_file()):
+                    problems[key] = (
+                        "This folder holds no faster-whisper model (model.bin and config.json); "
+                        "choose such a folder or a Whisper .pt file."
+                    )
+            elif path.is_dir():
                 problems[key] = "This is a folder; choose the weights file inside it."
             elif not path.is_file():
                 problems[key] = "There is no file at this path."

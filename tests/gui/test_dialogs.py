@@ -189,7 +189,11 @@ def test_bad_values_are_refused_beside_their_field(qtbot, settings_dialog, setti
     assert settings_dialog.errors["llm_url"].message().startswith("Enter an address that starts with http://")
     assert settings_dialog.errors["llm_url"].isVisible()
     assert settings_dialog.errors["clip_weights"].message() == "There is no file at this path."
-    assert settings_dialog.errors["whisper_weights"].message() == "This is a folder; choose the weights file inside it."
+    assert (
+        settings_dialog.errors["whisper_weights"]
+        .message()
+        .startswith("This folder holds no faster-whisper model (model.bin and config.json)")
+    )
     assert "ViT-Q-99" in settings_dialog.errors["clip_model"].message()
     assert settings_dialog.reencode_note.isVisible()
     assert not settings_dialog.errors["device"].isVisible()
@@ -272,3 +276,17 @@ def test_settings_choose_the_text_model_and_the_relevance_default(qtbot, setting
     assert saved.args[0].text_model == str(folder) and saved.args[0].min_relevance == pytest.approx(0.4)
     stored = json.loads((settings.home / "settings.json").read_text())
     assert stored["text_model"] == str(folder) and stored["min_relevance"] == pytest.approx(0.4)
+
+
+def test_a_faster_whisper_folder_is_accepted_as_whisper_weights(qtbot, settings_dialog, tmp_path):
+    folder = tmp_path / "faster-whisper-base"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"\0" * 16)
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    assert settings_dialog.whisper_weights.browse_folder is not None
+    settings_dialog.whisper_weights.edit.setText(str(folder))
+    settings_dialog.clip_weights.edit.setText(str(folder))  # a folder is no CLIP weights file
+    with qtbot.assertNotEmitted(settings_dialog.settings_changed):
+        qtbot.mouseClick(settings_dialog.save_button, Qt.MouseButton.LeftButton)
+    assert not settings_dialog.errors["whisper_weights"].isVisible()
+    assert settings_dialog.errors["clip_weights"].message() == "This is a folder; choose the weights file inside it."
