@@ -72,3 +72,34 @@ def test_the_locator_starts_within_a_second_of_the_spoken_phrase(indexed):
     top = library.search("lighthouse keeper repaired the broken lamp", k=1).results[0]
     assert abs(top.locator["start"] - spoken_at) <= 1.0, top.locator
     assert top.locator["passage"][0] <= top.locator["start"] <= top.locator["passage"][1]
+
+
+def test_a_video_is_found_by_a_phrase_spoken_in_it_at_its_second(tmp_path):
+    """An MP4 with three scenes and a spoken sound track (espeak-ng), through real Whisper base."""
+    from tests.media import make_video
+
+    whisper, minilm = whisper_base_folder(), minilm_folder()
+    folder = tmp_path / "videos"
+    make_video(
+        folder / "boat trip.mp4",
+        [((30, 90, 160), 6.0), ((200, 180, 90), 6.0), ((40, 140, 60), 8.0)],
+        speech=[
+            (0.5, "We are leaving the harbour on a sunny morning."),
+            (13.0, "Look, the dolphins are swimming next to the boat."),
+        ],
+    )
+    env = {**TINY_ENV, "SHOEBOX_WHISPER_WEIGHTS": str(whisper), "SHOEBOX_TEXT_MODEL": str(minilm)}
+    env["SHOEBOX_AUTOTAGS"] = "0"
+    with Library(load_settings(home=tmp_path / "home", env=env)) as library:
+        summary = library.index([folder])
+        assert summary.failed == [] and summary.added == 1
+        top = library.search("dolphins swimming next to the boat", k=1).results[0]
+        assert top.path == str(folder / "boat trip.mp4") and top.kind == "video" and top.modality == "speech"
+        assert abs(top.locator["start"] - 13.0) <= 1.0, top.locator
+        # Its pictures are there too: one per scene at least, each at its second.
+        frames = [
+            d["locator"]["start"]
+            for d in library.store.item_details(library.store.item_ids_of(top.path)).values()
+            if d["modality"] == "image"
+        ]
+        assert len(frames) >= 3 and min(frames) == 0.0
