@@ -6,7 +6,7 @@ import pytest
 
 from engine.extractors import ocr
 from engine.ingest import WAITING
-from tests.helpers import make_photo, text_photo, text_picture
+from tests.helpers import enable_heif_writing, make_photo, text_photo, text_picture
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +28,20 @@ def pictures(tmp_path):
     text_picture(["서울 치과 영수증", "진료비 합계"]).save(root / "scan-002.png")
     text_photo(["PARKING PERMIT", "ZONE B RESIDENTS"], "page", seed=4).save(root / "IMG_2001.jpg", quality=92)
     make_photo(root / "IMG_2002.jpg", seed=9, size=(640, 480))  # an ordinary photo: no text
-    pages = [text_picture(["Tenancy agreement for the flat"]), text_picture(["The deposit is returned in June"])]
+    enable_heif_writing()
+    text_photo(["MUSEUM OPENING HOURS", "Closed on Mondays"], "screenshot", seed=2).save(root / "IMG_3001.heic")
+    pages = [
+        text_picture(["Tenancy agreement for the flat"]),
+        text_picture(["The deposit is returned in June"]),
+        text_picture(["보증금은 유월에 돌려받습니다"]),
+    ]
     pages[0].save(root / "lease.pdf", save_all=True, append_images=pages[1:], resolution=150)
     return root
 
 
 def test_pictures_are_found_by_the_text_they_show(library, pictures):
     summary = library.index([pictures])
-    assert summary.failed == [] and summary.added == 5
+    assert summary.failed == [] and summary.added == 6
     store = library.store
 
     english = library.search("harbourside dental invoice")
@@ -48,6 +54,9 @@ def test_pictures_are_found_by_the_text_they_show(library, pictures):
 
     permit = library.search("parking permit")
     assert permit.results[0].path == str(pictures / "IMG_2001.jpg")
+
+    heic = library.search("museum opening hours")
+    assert heic.results[0].path == str(pictures / "IMG_3001.heic")
 
     # The photo keeps its picture item first (more like this, thumbnails) and its text after it.
     ids = store.item_ids_of(str(pictures / "scan-001.png"))
@@ -66,6 +75,8 @@ def test_a_scanned_pdf_opens_at_the_page_that_holds_the_phrase(library, pictures
     result = library.search("deposit returned in June").results[0]
     assert result.path == str(pictures / "lease.pdf")
     assert result.modality == "ocr" and result.locator["page"] == 2
+    korean = library.search("보증금").results[0]
+    assert korean.path == str(pictures / "lease.pdf") and korean.locator["page"] == 3
 
 
 def test_with_ocr_off_pictures_are_indexed_and_scanned_pdfs_say_why(library, pictures, monkeypatch):
@@ -74,7 +85,7 @@ def test_with_ocr_off_pictures_are_indexed_and_scanned_pdfs_say_why(library, pic
     summary = library.index([pictures])
     assert [f["path"] for f in summary.failed] == [str(pictures / "lease.pdf")]
     assert "text recognition is off" in summary.failed[0]["reason"]
-    assert summary.added == 4
+    assert summary.added == 5
     assert library.search("harbourside dental invoice").results == []
     assert library.ocr_status()["available"] is False
     # Turned on again, retrying reads the scan.
