@@ -66,22 +66,33 @@ CancelCheck = Callable[[], bool]
 # recording's or video's sound) and/or "text" (vectors for its passages).
 WAITING = "waiting"
 _MODEL_NAMES = {"clip": "CLIP model", "text": "text model", "speech": "speech model"}
-# (what, one file, many files, how they are found now, how once the model is here)
+# (what, (one file, many files), how they are found now (one, many), how once the model is here (one, many))
 WAITING_MESSAGES = (
-    ("clip", "photo or video", "photos and videos", "name, date and any text in them", "what they show"),
-    ("speech", "recording or video", "recordings and videos", "name and date", "what is said in them"),
-    ("text", "file", "files", "words", "meaning"),
+    (
+        "clip",
+        ("photo or video", "photos and videos"),
+        ("its name, date and any text in it", "name, date and any text in them"),
+        ("what it shows", "what they show"),
+    ),
+    (
+        "speech",
+        ("recording or video", "recordings and videos"),
+        ("its name and date", "name and date"),
+        ("what is said in it", "what is said in them"),
+    ),
+    ("text", ("file", "files"), ("its words", "their words"), ("meaning", "meaning")),
 )
 
 
 def describe_waiting(counts: dict[str, int]) -> list[str]:
     """One line per model that files wait for: "3 photos and videos: found by ... now, by ... once ..."."""
     lines = []
-    for what, one, many, now, later in WAITING_MESSAGES:
+    for what, nouns, now, later in WAITING_MESSAGES:
         n = counts.get(what, 0)
         if n:
+            many = int(n != 1)
             lines.append(
-                f"{n} {one if n == 1 else many}: found by {now} now, by {later} once the {_MODEL_NAMES[what]} is set up"
+                f"{n} {nouns[many]}: found by {now[many]} now, by {later[many]} once the {_MODEL_NAMES[what]} is set up"
             )
     return lines
 

@@ -347,7 +347,7 @@ def test_library_and_model_problems_show_as_messages(qtbot, window):
     assert "disk I/O error" in window.banner.text()
     window.controller.models_missing.emit("CLIP weights are missing; run `shoebox models download clip`.")
     assert "shoebox models download clip" in window.banner.text()
-    assert "Keyword search works" in window.banner.text()
+    assert "found by their names, dates and words meanwhile" in window.banner.text()
     assert ".." not in window.banner.text()
 
 

@@ -33,9 +33,15 @@ def test_indexing_without_weights_stores_what_needs_no_model(offline_caches, tmp
         assert summary.failed == []
         assert summary.added == 3
         assert summary.waiting == {"clip": 1, "text": 1, "speech": 1}
-        # Each waiting kind is named with what works now and what follows.
-        assert any("photos and videos" not in w and "wait" in w for w in summary.warnings)
-        assert any(w.startswith("1 photo and video waits") or "waits for the CLIP model" in w for w in summary.warnings)
+        # Each model waited for gets one line: what works now, what follows, and why it is not here.
+        lines = {w.split(":")[0]: w for w in summary.warnings}
+        assert lines.keys() >= {"1 photo or video", "1 recording or video", "1 file"}
+        photo_line = lines["1 photo or video"]
+        assert (
+            "found by its name, date and any text in it now, by what it shows once the CLIP model is set up"
+            in photo_line
+        )
+        assert "shoebox models" in photo_line  # the model's own message says how to get it
         store = library.store
         assert store.count_waiting() == {"clip": 1, "text": 1, "speech": 1}
         assert store.stats()["waiting"] == {"clip": 1, "text": 1, "speech": 1}
