@@ -159,3 +159,19 @@ def make_video(
             for packet in audio.encode(None):
                 out.mux(packet)
     return path
+
+
+def make_sound_only_video(path: Path, text: str) -> Path:
+    """An .mp4 holding only a spoken AAC sound track (a phone's voice memo): no picture."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = speech_samples(text)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("aac", rate=SPEECH_RATE)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
+        frame.sample_rate, frame.pts = SPEECH_RATE, 0
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path

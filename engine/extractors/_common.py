@@ -8,6 +8,7 @@ import re
 import stat
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from ..errors import ExtractionError
 
@@ -84,3 +85,21 @@ def parse_datetime(text: object, *, to_local: bool = False) -> datetime | None:
         with contextlib.suppress(OverflowError, OSError, ValueError):
             value = value.replace(tzinfo=zone).astimezone().replace(tzinfo=None)
     return value
+
+
+def container_tags(container: Any, stream: Any, keys: tuple[str, ...]) -> dict[str, str]:
+    """PyAV metadata of a file and one of its streams (the container's first), lower-cased, for ``keys``."""
+    merged: dict[str, str] = {}
+    for source in (container.metadata, stream.metadata):
+        for key, value in dict(source).items():
+            if isinstance(value, str) and value.strip():
+                merged.setdefault(key.lower(), value.strip())
+    return {key: merged[key] for key in keys if key in merged}
+
+
+def ffmpeg_reason(exc: BaseException) -> str:
+    """FFmpeg's message without the errno and file name PyAV adds."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
+    return describe(exc)

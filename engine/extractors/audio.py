@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExtractionError
-from ._common import check_file, describe, parse_datetime
+from ._common import check_file, container_tags, describe, ffmpeg_reason, parse_datetime
 
 SAMPLE_RATE = 16000
 
@@ -87,7 +87,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
     except av.error.EOFError as exc:
         raise ExtractionError("audio file is truncated: it ends inside its own headers") from exc
     except av.error.FFmpegError as exc:
-        raise ExtractionError(f"not an audio file PyAV can decode: {_ffmpeg_reason(exc)}") from exc
+        raise ExtractionError(f"not an audio file PyAV can decode: {ffmpeg_reason(exc)}") from exc
 
     with container:
         stream = container.streams.best("audio")
@@ -128,7 +128,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
                     # FFmpeg itself skips an occasional damaged packet; so do we,
                     # but count them (too many means the file is corrupt).
                     bad_packets += 1
-                    first_error = first_error or _ffmpeg_reason(exc)
+                    first_error = first_error or ffmpeg_reason(exc)
                     continue
                 for frame in frames:
                     input_samples += frame.samples
@@ -144,7 +144,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
             # The container itself breaks off: data missing or garbage mid-file.
             got = len(buffer) / SAMPLE_RATE
             raise ExtractionError(
-                f"audio data is truncated or corrupt (decoding stopped after {got:.1f} s: {_ffmpeg_reason(exc)})"
+                f"audio data is truncated or corrupt (decoding stopped after {got:.1f} s: {ffmpeg_reason(exc)})"
             ) from exc
 
     samples = buffer.result()
@@ -333,12 +333,7 @@ def _wav_truncation(p: Path, size: int) -> str | None:
 
 
 def _tags(container: Any, stream: Any) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for source in (container.metadata, stream.metadata):
-        for key, value in dict(source).items():
-            if isinstance(value, str) and value.strip():
-                merged.setdefault(key.lower(), value.strip())
-    return {key: merged[key] for key in _TAG_KEYS if key in merged}
+    return container_tags(container, stream, _TAG_KEYS)
 
 
 def _media_time(tags: dict[str, str]) -> datetime | None:
@@ -353,11 +348,3 @@ def _media_time(tags: dict[str, str]) -> datetime | None:
         if value is not None and value.year > 1971:
             return value
     return None
-
-
-def _ffmpeg_reason(exc: BaseException) -> str:
-    """FFmpeg's message without the errno and file name PyAV adds."""
-    strerror = getattr(exc, "strerror", None)
-    if isinstance(strerror, str) and strerror:
-        return strerror
-    return describe(exc)

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ExtractionError, NoPictureError
-from ._common import check_file, describe, parse_datetime
+from ._common import check_file, container_tags, describe, ffmpeg_reason, parse_datetime
 from .audio import DecodedAudio, decode_audio
 
 DEFAULT_EVERY_S = 4.0
@@ -203,7 +203,7 @@ def _open(p: Path) -> Any:
             raise ExtractionError(
                 "video file is truncated or was never finished: its index (the 'moov' box) is missing"
             ) from exc
-        raise ExtractionError(f"not a video file, or too damaged to read (FFmpeg: {_ffmpeg_reason(exc)})") from exc
+        raise ExtractionError(f"not a video file, or too damaged to read (FFmpeg: {ffmpeg_reason(exc)})") from exc
 
 
 def _mp4_without_index(p: Path) -> bool:
@@ -409,13 +409,13 @@ class _Reader:
                 except av.error.FFmpegError as exc:
                     # FFmpeg skips an occasional damaged packet; so do we, counting them.
                     self.bad_packets += 1
-                    self.first_error = self.first_error or _ffmpeg_reason(exc)
+                    self.first_error = self.first_error or ffmpeg_reason(exc)
                     continue
                 for frame in decoded:
                     yield frame, self._time_of(frame)
         except av.error.FFmpegError as exc:
             raise ExtractionError(
-                f"video data is truncated or corrupt (reading stopped at {self.end_time:.1f} s: {_ffmpeg_reason(exc)})"
+                f"video data is truncated or corrupt (reading stopped at {self.end_time:.1f} s: {ffmpeg_reason(exc)})"
             ) from exc
 
 
@@ -516,12 +516,7 @@ def _picture(frame: Any, max_side: int, sar: Any, rotation: int) -> Image.Image:
 
 
 def _tags(container: Any, stream: Any) -> dict[str, str]:
-    merged: dict[str, str] = {}
-    for source in (container.metadata, stream.metadata):
-        for key, value in dict(source).items():
-            if isinstance(value, str) and value.strip():
-                merged.setdefault(key.lower(), value.strip())
-    return {key: merged[key] for key in (*_TAG_KEYS, "com.apple.quicktime.creationdate") if key in merged}
+    return container_tags(container, stream, (*_TAG_KEYS, "com.apple.quicktime.creationdate"))
 
 
 def _media_time(tags: dict[str, str]) -> datetime | None:
@@ -532,14 +527,6 @@ def _media_time(tags: dict[str, str]) -> datetime | None:
         if value is not None and value.year > 1971:
             return value
     return None
-
-
-def _ffmpeg_reason(exc: BaseException) -> str:
-    """FFmpeg's message without the errno and file name PyAV adds."""
-    strerror = getattr(exc, "strerror", None)
-    if isinstance(strerror, str) and strerror:
-        return strerror
-    return describe(exc)
 
 
 __all__ = [

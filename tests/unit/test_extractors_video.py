@@ -13,7 +13,7 @@ from engine.errors import ExtractionError, NoPictureError
 from engine.extractors import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, kind_for_path
 from engine.extractors.audio import SAMPLE_RATE
 from engine.extractors.video import extract_video, video_poster, video_sound
-from tests.media import make_video, speech_samples
+from tests.media import make_sound_only_video, make_video
 
 RED, GREEN, BLUE, BLACK = (230, 20, 20), (20, 200, 40), (20, 40, 230), (0, 0, 0)
 
@@ -150,17 +150,7 @@ def test_the_poster_is_the_first_frame_that_is_not_black(tmp_path):
 
 
 def test_a_file_with_only_sound_says_it_has_no_picture(tmp_path):
-    import av
-
-    path = tmp_path / "voice-memo.mp4"
-    samples = speech_samples("hello")
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("aac", rate=22050)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate, frame.pts = 22050, 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
+    path = make_sound_only_video(tmp_path / "voice-memo.mp4", "hello")
     with pytest.raises(NoPictureError, match="no picture, only sound"):
         extract_video(path)
     assert video_sound(path) is not None  # what a caller indexes instead

@@ -13,7 +13,7 @@ from engine.models.whisper import Segment, Transcript
 from engine.query import Filters
 from engine.settings import load_settings
 from tests.conftest import TINY_ENV
-from tests.media import make_video, speech_samples
+from tests.media import make_sound_only_video, make_video
 
 SPOKEN = [(1.0, "Welcome to the harbour."), (7.0, "The ferry to the lighthouse leaves at noon.")]
 
@@ -85,18 +85,8 @@ def test_a_video_is_found_by_what_is_said_and_opens_at_that_second(tmp_path, vid
 
 
 def test_an_mp4_without_a_picture_is_a_recording(tmp_path, tiny_clip, tiny_text, tiny_whisper):
-    import av
-
     root = tmp_path / "memos"
-    root.mkdir()
-    samples = speech_samples("Remember the milk.")
-    with av.open(str(root / "memo.mp4"), "w") as out:
-        stream = out.add_stream("aac", rate=22050)
-        stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="flt", layout="mono")
-        frame.sample_rate, frame.pts = 22050, 0
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
-            out.mux(packet)
+    make_sound_only_video(root / "memo.mp4", "Remember the milk.")
     settings = load_settings(home=tmp_path / "lib", env=dict(TINY_ENV, SHOEBOX_HOME=str(tmp_path / "lib")))
     with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text) as library:
         summary = library.index([root])
