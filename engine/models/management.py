@@ -15,7 +15,7 @@ import re
 import shutil
 import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,80 +200,89 @@ def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCal
     return dest_dir / name
 
 
-def _download_text(settings: Settings, model: str, report: ProgressCallback) -> Path:
+def _download_folder(
+    repo: str,
+    dest: Path,
+    patterns: Sequence[str],
+    *,
+    failed: Callable[[str], str],
+    problems_of: Callable[[Path], list[str]],
+    incomplete: Callable[[list[str]], str],
+) -> None:
+    """Download the Hugging Face repository ``repo`` (files matching ``patterns``) into the folder ``dest``.
+
+    Fetched into a hidden folder beside ``dest`` and moved into place when whole, so an
+    interrupted download never leaves a half model where the loader looks.  A failed
+    download raises :class:`ModelUnavailableError` with ``failed(reason)``; a download
+    that lacks what ``problems_of`` asks for, with ``incomplete(problems)``.
+    """
     from huggingface_hub import snapshot_download
 
-    root = settings.models_dir / "text"
-    root.mkdir(parents=True, exist_ok=True)
-    # Fetched into a hidden folder beside the cache folder and renamed into place when
-    # whole, so an interrupted download never leaves a half model where the loader looks.
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=root))
-    report(0, 0, f"downloading text model {model}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     try:
         folder = staging / "model"
         try:
             snapshot_download(
-                model, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=TEXT_DOWNLOAD_PATTERNS
+                repo, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=list(patterns)
             )
         except Exception as exc:
             reason = _short_reason(exc)
             if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
                 # huggingface_hub's own wording is long and cut short here; this is what it means.
                 reason = "HF_HUB_OFFLINE is set, which turns Hugging Face downloads off"
-            raise ModelUnavailableError(
-                f"Could not download the text model {model}: {reason}. Check the network connection "
-                f"and the model's name, or copy the model folder from another computer and run "
-                f"`shoebox models import FOLDER --kind text`."
-            ) from exc
+            raise ModelUnavailableError(failed(reason)) from exc
         shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
-        problems = text_folder_problems(folder)
+        problems = problems_of(folder)
         if problems:
-            raise ModelUnavailableError(
-                f"The text model {model} could not be downloaded whole: it lacks {', '.join(problems)}. "
-                f"Shoebox downloads sentence-transformers models with safetensors weights; choose another "
-                f"model with SHOEBOX_TEXT_MODEL, or import a folder you have with `shoebox models import FOLDER`."
-            )
-        dest = text_cache_dir(settings, model)
+            raise ModelUnavailableError(incomplete(problems))
         install_folder(folder, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _download_text(settings: Settings, model: str, report: ProgressCallback) -> Path:
+    (settings.models_dir / "text").mkdir(parents=True, exist_ok=True)
+    dest = text_cache_dir(settings, model)
+    report(0, 0, f"downloading text model {model}")
+    _download_folder(
+        model,
+        dest,
+        TEXT_DOWNLOAD_PATTERNS,
+        failed=lambda reason: (
+            f"Could not download the text model {model}: {reason}. Check the network connection "
+            f"and the model's name, or copy the model folder from another computer and run "
+            f"`shoebox models import FOLDER --kind text`."
+        ),
+        problems_of=text_folder_problems,
+        incomplete=lambda problems: (
+            f"The text model {model} could not be downloaded whole: it lacks {', '.join(problems)}. "
+            f"Shoebox downloads sentence-transformers models with safetensors weights; choose another "
+            f"model with SHOEBOX_TEXT_MODEL, or import a folder you have with `shoebox models import FOLDER`."
+        ),
+    )
     report(1, 1, f"downloaded text model {model}")
     return dest
 
 
 def _download_ct2_whisper(settings: Settings, model: str, report: ProgressCallback) -> Path:
-    from huggingface_hub import snapshot_download
-
     repo = CT2_WHISPER_REPOS[model]
     dest = whisper_cache_folder(settings, model)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    # Fetched into a hidden folder and renamed into place when whole (as text models are).
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     report(0, 0, f"downloading Whisper {model} (CTranslate2, {repo})")
-    try:
-        folder = staging / "model"
-        try:
-            snapshot_download(
-                repo, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=CT2_WHISPER_PATTERNS
-            )
-        except Exception as exc:
-            reason = _short_reason(exc)
-            if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-                reason = "HF_HUB_OFFLINE is set, which turns Hugging Face downloads off"
-            raise ModelUnavailableError(
-                f"Could not download Whisper {model} from {repo}: {reason}. Check the network connection, "
-                f"or copy a faster-whisper model folder from another computer and run "
-                f"`shoebox models import FOLDER --kind whisper`."
-            ) from exc
-        shutil.rmtree(folder / ".cache", ignore_errors=True)
-        problems = ct2_whisper_problems(folder)
-        if problems:
-            raise ModelUnavailableError(
-                f"Whisper {model} could not be downloaded whole from {repo}: it lacks {', '.join(problems)}."
-            )
-        install_folder(folder, dest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    _download_folder(
+        repo,
+        dest,
+        CT2_WHISPER_PATTERNS,
+        failed=lambda reason: (
+            f"Could not download Whisper {model} from {repo}: {reason}. Check the network connection, "
+            f"or copy a faster-whisper model folder from another computer and run "
+            f"`shoebox models import FOLDER --kind whisper`."
+        ),
+        problems_of=ct2_whisper_problems,
+        incomplete=lambda problems: (
+            f"Whisper {model} could not be downloaded whole from {repo}: it lacks {', '.join(problems)}."
+        ),
+    )
     report(1, 1, f"downloaded Whisper {model}")
     return dest
 
