@@ -271,3 +271,31 @@ def test_word_error_rate_counts_edits_per_reference_word():
     assert word_error_rate("the cat sat", "the cat") == pytest.approx(1 / 3)
     assert word_error_rate("the cat sat", "the cat sat down there") == pytest.approx(2 / 3)
     assert np.isclose(word_error_rate("a b c d", ""), 1.0)
+
+
+def test_a_faster_whisper_download_lands_whole_in_the_cache(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from engine.models import download_model
+
+    source = whisper_tiny_en_folder()
+    fetched: list[str] = []
+
+    def snapshot_download(repo_id, *, local_dir, allow_patterns, **kwargs):
+        # Stands in for the hub: the repository's files, and huggingface_hub's bookkeeping folder.
+        fetched.append(repo_id)
+        shutil.copytree(source, local_dir)
+        (Path(local_dir) / ".cache" / "huggingface").mkdir(parents=True)
+        if len(fetched) > 1:
+            (Path(local_dir) / "model.bin").unlink()  # the second download comes without its weights
+        return local_dir
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    settings = load_settings(home=tmp_path / "home", env={"SHOEBOX_HOME": str(tmp_path / "home")})
+    dest = download_model(settings, "whisper", "tiny.en", force_allowed=True, whisper_format="ct2")
+    assert fetched == ["Systran/faster-whisper-tiny.en"]
+    assert ct2_whisper_problems(dest) == [] and not (dest / ".cache").exists()
+    with pytest.raises(ModelUnavailableError, match=r"could not be downloaded whole .* it lacks model.bin"):
+        download_model(settings, "whisper", "tiny", force_allowed=True, whisper_format="ct2")
+    # Nothing half-downloaded is left where the loader looks, and the first model is untouched.
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
