@@ -364,3 +364,19 @@ def test_a_missing_picture_says_so(qtbot, pane, tmp_path):
     pane.show_result(gone)
     qtbot.waitUntil(lambda: pane.image_label.text() == "This picture could not be read.", timeout=5_000)
     assert pane.info_label.text() == "1 Jan 2020, 00:00"
+
+
+def test_a_photo_found_by_its_text_shows_the_text_marked_as_recognised(qtbot, pane, tmp_path):
+    from desktop_app.preview import RECOGNISED_NOTE
+
+    path = make_photo(tmp_path / "receipt.jpg", 4, size=(400, 300))
+    result = photo_result(path)
+    result.modality, result.snippet = "ocr", "Harbourside «Dental» Clinic, total 120"
+    pane.show_result(result)
+    qtbot.waitUntil(lambda: not pane.image_label.image().isNull(), timeout=10_000)
+    assert pane.image_label.isVisible() and pane.passage_view.isVisible()
+    text = pane.passage_view.toPlainText()
+    assert text.startswith(RECOGNISED_NOTE) and "Harbourside Dental Clinic, total 120" in text
+    # A photo found by what it shows has no text below it.
+    pane.show_result(photo_result(path))
+    assert not pane.passage_view.isVisible()
