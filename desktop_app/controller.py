@@ -503,6 +503,9 @@ class AppController(QObject):
         when no file waits for a model that is here.
         """
 
+        if self.library is None:
+            return
+
         def found(waiting: bool) -> None:
             if waiting:
                 self._index_job(None, retry_failed=False)

@@ -422,11 +422,12 @@ class PreviewPane(QWidget):
         self.play_button.setToolTip("Play from the found moment")
         surface = self._ensure_video_widget()
         if surface is not None:
-            surface.show()
+            # The picture at the found second stands in until Play: a paused player may show nothing.
+            surface.hide()
             self.player.setVideoOutput(surface)
         self._load_recording(result.path, round(start * 1000))
+        self._show_poster(result, start)
         if surface is None:
-            self._show_poster(result)
             # Said of the video (the player's own note speaks of audio): no player, or no picture from it.
             problem = qt_video_widgets()[1]
             self.playback_note.setText(problem or "")
@@ -446,14 +447,14 @@ class PreviewPane(QWidget):
             self._body_layout.insertWidget(self._body_layout.indexOf(self.title_label), self.video_widget, 3)
         return self.video_widget
 
-    def _show_poster(self, result: Any) -> None:
-        """Where the video cannot play here: its picture instead."""
+    def _show_poster(self, result: Any, at_s: float = 0.0) -> None:
+        """The video's picture at the found second, until it plays (or where it cannot play here)."""
         self.image_label.set_image(None)
         self.image_label.show()
         token = self._token
         path = result.path
         run_task(
-            lambda: read_thumbnail(path, None, PREVIEW_SIDE // 2),
+            lambda: read_thumbnail(path, None, PREVIEW_SIDE // 2, at_s=at_s),
             lambda image: self._poster_loaded(token, image),
             lambda exc: self._failed(token, str(exc)),
         )
@@ -639,6 +640,9 @@ class PreviewPane(QWidget):
 
     def _playback_state(self, state: Any) -> None:
         playing = state == self.player.PlaybackState.PlayingState
+        if playing and self.video_widget is not None and self._result is not None and self._result.kind == "video":
+            self.image_label.hide()  # the picture stood in for the player until now
+            self.video_widget.show()
         icon = QStyle.StandardPixmap.SP_MediaPause if playing else QStyle.StandardPixmap.SP_MediaPlay
         self.play_button.setIcon(self.style().standardIcon(icon))
         self.play_button.setAccessibleName("Pause" if playing else "Play")

@@ -137,25 +137,26 @@ def _read_through_engine(path: str | os.PathLike, max_side: int) -> QImage:
     return _qimage(rgb)
 
 
-def read_thumbnail(path: str, saved: Path | None, side: int = THUMB_SIDE) -> QImage | None:
+def read_thumbnail(path: str, saved: Path | None, side: int = THUMB_SIDE, *, at_s: float = 0.0) -> QImage | None:
     """A file's thumbnail: the JPEG saved at index time (``saved``), else the original scaled; None if unreadable.
 
-    A video without a saved thumbnail shows its first frame that is not blank.
+    A video without a saved thumbnail shows its first frame that is not blank
+    (with ``at_s``, its picture at that second).
     Runs on a worker thread (see :meth:`AppController.load_thumbnails`), so it makes QImages only.
     """
     image = QImage(str(saved)) if saved is not None else QImage()
     if image.isNull() and os.path.isfile(path):
         is_video = Path(path).suffix.lower() in VIDEO_EXTENSIONS
-        image = _video_poster(path, side) if is_video else read_scaled_image(path, side)
+        image = _video_poster(path, side, at_s) if is_video else read_scaled_image(path, side)
     return None if image.isNull() else image
 
 
-def _video_poster(path: str | os.PathLike, max_side: int) -> QImage:
+def _video_poster(path: str | os.PathLike, max_side: int, at_s: float = 0.0) -> QImage:
     from engine.errors import ExtractionError
     from engine.extractors.video import video_poster
 
     try:
-        rgb = video_poster(path, max_side=max_side)
+        rgb = video_poster(path, max_side=max_side, at_s=at_s)
     except ExtractionError:
         return QImage()
     return _qimage(rgb)

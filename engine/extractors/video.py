@@ -141,18 +141,25 @@ def extract_video(
         raise ExtractionError(f"video could not be decoded ({type(exc).__name__}: {describe(exc)})") from exc
 
 
-def video_poster(path: str | os.PathLike[str], max_side: int = 320, within_s: float = 5.0) -> Image.Image:
+def video_poster(
+    path: str | os.PathLike[str], max_side: int = 320, within_s: float = 5.0, *, at_s: float = 0.0
+) -> Image.Image:
     """The picture to show for a video: its first keyframe within ``within_s`` seconds that is not blank.
 
-    Cheap: only keyframes near the start are decoded.  Rotation applied; the
-    longest side at most ``max_side``.  Raises :class:`ExtractionError` (or
-    :class:`NoPictureError`) as :func:`extract_video` does.
+    With ``at_s``, the keyframe at or just before that second (what a result
+    found there shows).  Cheap: only keyframes near there are decoded.
+    Rotation applied; the longest side at most ``max_side``.  Raises
+    :class:`ExtractionError` (or :class:`NoPictureError`) as :func:`extract_video` does.
     """
     p, _size = check_file(path)
     try:
         container = _open(p)
         with container:
             stream = _video_stream(container)
+            if at_s > 0:
+                # In FFmpeg's microseconds; backward: the keyframe at or before the second.
+                container.seek(int(at_s * 1_000_000), backward=True, any_frame=False)
+                within_s += at_s
             stream.codec_context.skip_frame = "NONKEY"
             sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
             rotation = _rotation_tag(stream)

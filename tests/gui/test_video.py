@@ -87,7 +87,11 @@ def test_a_video_plays_in_the_preview_from_the_found_second(qtbot, pane, clip, t
     widgets, problem = qt_video_widgets()
     assert widgets is not None and problem is None
     assert isinstance(pane.video_widget, widgets.QVideoWidget)
-    assert player.videoOutput() is pane.video_widget and pane.video_widget.isVisibleTo(pane)
+    assert player.videoOutput() is pane.video_widget
+    # Until Play, the picture at the found second stands in for the player (a paused player may show nothing).
+    assert not pane.video_widget.isVisibleTo(pane) and pane.image_label.isVisibleTo(pane)
+    qtbot.waitUntil(lambda: not pane.image_label.image().isNull(), timeout=10_000)
+    assert near(mean_colour(pane.image_label.image().toImage()), BLUE)  # 4 s is in the blue scene
     assert pane.start_ms == 4000
     qtbot.waitUntil(lambda: player.mediaStatus() == QMediaPlayer.MediaStatus.LoadedMedia, timeout=10_000)
     qtbot.waitUntil(lambda: player.position() == 4000, timeout=5_000)
@@ -98,7 +102,9 @@ def test_a_video_plays_in_the_preview_from_the_found_second(qtbot, pane, clip, t
     assert pane.from_start_button.text() == "Back to 00:04"
     assert pane.position_slider.maximum() == 7000 and pane.time_label.text() == "00:04 / 00:07"
     assert pane.play_button.isEnabled() and pane.playback_note.isHidden()
-    assert pane.image_label.isHidden()  # the player shows the picture, not a still
+    # Playing, the player shows the picture and the still goes (the state change as Qt reports it).
+    pane._playback_state(QMediaPlayer.PlaybackState.PlayingState)
+    assert pane.video_widget.isVisibleTo(pane) and pane.image_label.isHidden()
 
     # A frame found by its picture: no words there, the same video moves to that second without reloading.
     pane.show_result(video_result(clip, 1.0, item_id=8))
@@ -138,9 +144,9 @@ def test_without_qt_multimedia_a_video_shows_its_picture_words_and_what_playback
         assert note.startswith("Video playback") and "Traceback" not in note
         assert pane.playback_note.isVisibleTo(pane) and not pane.play_button.isEnabled()
         assert pane.passage_view.toPlainText() == "we lit the barbecue"
-        # The picture instead of the player: the video's first frame.
+        # The picture instead of the player: the video's picture at the found second.
         qtbot.waitUntil(lambda: not pane.image_label.image().isNull(), timeout=10_000)
-        assert near(mean_colour(pane.image_label.image().toImage()), GREEN)
+        assert near(mean_colour(pane.image_label.image().toImage()), BLUE)
     finally:
         qt_video_widgets.cache_clear()
 
@@ -238,7 +244,8 @@ def test_a_video_result_selected_in_the_window_plays_in_its_preview(qtbot, windo
     preview = window.preview
     assert preview.result() is found
     assert preview.player.source() == QUrl.fromLocalFile(str(clip)) and preview.start_ms == 4000
-    assert preview.video_widget.isVisibleTo(preview) and not preview.recording_page.isHidden()
+    assert preview.player.videoOutput() is preview.video_widget and not preview.recording_page.isHidden()
+    assert preview.image_label.isVisibleTo(preview)  # the picture at 4 s until Play
 
 
 def test_the_library_counts_name_videos_when_there_are_some(window):

@@ -224,3 +224,11 @@ def test_every_listed_container_is_one_pyav_can_open():
     }  # fmt: skip
     assert set(demuxers) == VIDEO_EXTENSIONS
     assert {name for name in demuxers.values() if name not in av.formats_available} == set()
+
+
+def test_the_poster_at_a_second_shows_that_scene(tmp_path):
+    path = make_video(tmp_path / "scenes.mp4", [((220, 30, 30), 4.0), ((30, 30, 220), 4.0)], keyframe_every_s=1.0)
+    first = np.asarray(video_poster(path, max_side=64)).reshape(-1, 3).mean(axis=0)
+    later = np.asarray(video_poster(path, max_side=64, at_s=5.0)).reshape(-1, 3).mean(axis=0)
+    assert first[0] > 150 > first[2]  # red: the first scene
+    assert later[2] > 150 > later[0]  # blue: the scene at 5 s
