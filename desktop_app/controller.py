@@ -626,10 +626,6 @@ class AppController(QObject):
                     on_warning=self._watch_warning.emit,
                 )
                 self._watcher.start()
-                # What changed while Shoebox was closed: each folder is looked through once, quietly.
-                present = [root for root in roots if os.path.isdir(root)]
-                if present:
-                    self._on_changes_seen(present)
             else:
                 self._watcher.set_roots(roots)
 

@@ -37,22 +37,6 @@ def test_a_file_added_to_a_watched_folder_is_found_within_seconds(qtbot, window,
     qtbot.waitUntil(lambda: window.library_label.text() == "3 photos · 3 documents · 0 recordings", timeout=10_000)
 
 
-def test_what_changed_while_the_app_was_closed_is_found_when_it_opens(qtbot, indexed, corpus):
-    from desktop_app.main_window import MainWindow
-
-    added = make_text(corpus.root / "notes" / "visa.txt", "The visa appointment is at the embassy on Monday.")
-    (corpus.root / "notes" / "boiler.txt").unlink()
-    w = MainWindow(library=indexed)
-    w.results.set_threshold(None)
-    qtbot.addWidget(w)
-    with qtbot.waitSignal(w.controller.folders_updated, timeout=20_000) as updated:
-        w.show()
-    assert (updated.args[0].added, updated.args[0].removed) == (1, 1)
-    assert indexed.store.get_file(str(added)) is not None
-    assert indexed.store.get_file(str(corpus.root / "notes" / "boiler.txt")) is None
-    w.close()
-
-
 def test_a_deleted_file_leaves_the_results(qtbot, window, corpus):
     c = window.controller
     qtbot.waitUntil(lambda: c.watching == [str(corpus.root)], timeout=10_000)
