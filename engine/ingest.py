@@ -247,6 +247,9 @@ class Indexer:
         self._ocr_reason: str | None = None
         self._ocr_problems: list[str] = []
         self._cancelled: CancelCheck = lambda: False  # the running call's should_cancel
+        # update() stores only files still inside a library folder when their batch commits: a
+        # folder forgotten while a watcher's batch was read must not come back with it.
+        self._within_roots = False
 
     # -- public ------------------------------------------------------------
 
@@ -311,6 +314,7 @@ class Indexer:
         cancelled = should_cancel or (lambda: False)
         summary = IndexSummary()
         self._cancelled = cancelled
+        self._within_roots = True
         self._check_models()
 
         progress(0, 0, "looking for files")
@@ -803,6 +807,8 @@ class Indexer:
             with self.store.transaction():
                 for prepared, rows in zip(ready, vectors, strict=True):
                     cand = prepared.cand
+                    if self._within_roots and self.store.root_of(cand.path) is None:
+                        continue  # its folder was forgotten while it was read
                     meta = dict(prepared.meta)
                     waiting = self._waiting_for(prepared)
                     if waiting:
@@ -821,7 +827,8 @@ class Indexer:
                     )
                     self._count(cand, summary)
                 for cand, reason in failures:
-                    self._fail(cand, reason, summary)
+                    if not (self._within_roots and self.store.root_of(cand.path) is None):
+                        self._fail(cand, reason, summary)
             ready.clear()
             failures.clear()
 

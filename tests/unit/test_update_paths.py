@@ -152,3 +152,20 @@ def test_a_root_reported_whole_is_rescanned(folder, library):
     summary = library.update_paths([folder])
     assert (summary.added, summary.removed, summary.unchanged) == (1, 1, 3)
     assert library.store.roots() == [str(folder)]
+
+
+def test_a_folder_forgotten_while_a_batch_is_read_does_not_come_back(folder, library, monkeypatch):
+    from engine.ingest import Indexer
+
+    new = make_text(folder / "notes" / "dentist.txt", "The dentist appointment is on Tuesday.")
+    real_prepare = Indexer._prepare_document
+
+    def forget_meanwhile(self, cand):
+        prepared = real_prepare(self, cand)
+        library.forget_folder(str(folder))  # the person removes the folder while the batch is read
+        return prepared
+
+    monkeypatch.setattr(Indexer, "_prepare_document", forget_meanwhile)
+    summary = library.update_paths([new])
+    assert summary.added == 0 and summary.failed == []
+    assert library.store.files_under(str(folder)) == [] and library.store.roots() == []
