@@ -212,6 +212,8 @@ class AppController(QObject):
         self._model_changes: list[Any] = []
         self._model_check = 0
         self.models_loaded = False
+        self._models_loading = 0  # the number of the load under way (0: none)
+        self._loads = 0
         self._watcher: FolderWatcher | None = None
         self._watch_pending: set[str] = set()  # changed paths waiting for the running job to end
         self._watch_check = 0
@@ -251,6 +253,8 @@ class AppController(QObject):
         library = self.library
         if library is None:
             return
+        self._loads += 1
+        self._models_loading = number = self._loads
         self.status.emit("Loading the models… (keyword search works meanwhile)")
 
         def load() -> None:
@@ -275,13 +279,19 @@ class AppController(QObject):
             if missing:
                 raise ModelUnavailableError(" ".join(missing))
 
+        def done_loading() -> None:
+            if self._models_loading == number:  # a later load (new settings) may still be under way
+                self._models_loading = 0
+
         def loaded(_: Any) -> None:
+            done_loading()
             self.models_loaded = True
             self.status.emit("Ready")
             self.models_ready.emit()
             self.finish_waiting()
 
         def failed(exc: BaseException) -> None:
+            done_loading()
             self.models_loaded = False
             message = describe_error(exc)
             self.status.emit("Some of the models are not here: what they find is found by its words meanwhile")
@@ -292,6 +302,11 @@ class AppController(QObject):
                 self.library_failed.emit(message)
 
         run_task(load, loaded, failed, long=True)
+
+    @property
+    def models_loading(self) -> bool:
+        """Whether the models are loading in the background now (searches then do not wait for them)."""
+        return bool(self._models_loading)
 
     def apply_settings(self, settings: Settings) -> None:
         """Use settings saved by a dialog now: models that changed load again in the background.
@@ -355,7 +370,10 @@ class AppController(QObject):
         is below its relevance slider.  While the configured models differ from
         those that built the library (and no re-embed runs) the engine refuses
         to search: ``model_changes_found`` then reports the differences and
-        ``search_needs_model_choice`` the request.
+        ``search_needs_model_choice`` the request.  While the models load, a
+        search does not wait for them: it answers from words and names, and
+        its response's ``meaning_pending`` says to search again once
+        ``models_ready`` is emitted.
         """
         self._request += 1
         request = self._request
@@ -363,7 +381,7 @@ class AppController(QObject):
         if library is None:
             self.search_failed.emit(request, NOT_OPEN)
             return request
-        query = query.replace(min_relevance=0.0)
+        query = query.replace(min_relevance=0.0, wait_for_models=not self.models_loading)
 
         def work() -> Any:
             try:

@@ -43,6 +43,7 @@ from engine.errors import ShoeboxError
 from engine.extractors import IMAGE_EXTENSIONS
 from engine.extractors.documents import page_unit
 from engine.query import Query
+from engine.search import MEANING_PENDING
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
@@ -55,6 +56,8 @@ from .style import STYLE_SHEET, error_background, info_background, mix
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
 RESULT_LIMIT = 60
+# Beside the result count while those results were found by their words and names only.
+MEANING_NOTE = "More by meaning once the models have loaded…"
 
 
 def open_url(url: QUrl) -> bool:
@@ -453,9 +456,16 @@ class MainWindow(QMainWindow):
         self.result_label.setTextFormat(Qt.TextFormat.PlainText)
         self.library_label = QLabel("")
         self.library_label.setTextFormat(Qt.TextFormat.PlainText)
-        for label in (self.status_label, self.result_label, self.library_label):
+        # Said quietly while the results shown were found by their words and names only, the models
+        # still loading: the search runs again by meaning once they have loaded.
+        self.meaning_note = QLabel(MEANING_NOTE)
+        self.meaning_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.meaning_note.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.meaning_note.hide()
+        for label in (self.status_label, self.meaning_note, self.result_label, self.library_label):
             label.setContentsMargins(6, 0, 10, 0)
         bar.addWidget(self.status_label, 1)
+        bar.addPermanentWidget(self.meaning_note)
         bar.addPermanentWidget(self.result_label)
         bar.addPermanentWidget(self.library_label)
 
@@ -588,6 +598,7 @@ class MainWindow(QMainWindow):
     def _on_models_missing(self, message: str) -> None:
         """The CLIP weights are missing: keyword search still works; the banner offers to get them."""
         self._models_missing = message
+        self.meaning_note.hide()  # no meaning results are on their way
         self.banner.show_message(
             f"Searching by meaning is not available yet: {message.rstrip('. ')}. Files are indexed and found by "
             "their names, dates and words meanwhile.",
@@ -643,7 +654,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         response = self._last_response
-        if response is not None and response.keywords_only:
+        if response is not None and (response.keywords_only or response.meaning_pending):
             self.run_search()  # the first results were keyword matches; now meaning works too
 
     def _refresh_library_info(self) -> None:
@@ -736,6 +747,7 @@ class MainWindow(QMainWindow):
             self._request = -1  # an answer still on its way is no longer wanted
             self._searched_text = ""
             self._last_response = None
+            self.meaning_note.hide()
             self.filter_panel.set_understood_dates([])
             self._show_idle()
             return
@@ -759,10 +771,13 @@ class MainWindow(QMainWindow):
         if self._closed or request != self._request:
             return  # an older query: a newer one is on its way
         self._last_response = response
-        if self.banner.level == "error" or response.warnings:
+        # That meaning follows is said quietly beside the count, not in the banner.
+        warnings = [w for w in response.warnings if w != MEANING_PENDING]
+        if self.banner.level == "error" or warnings:
             self.banner.hide()
-        if response.warnings:
-            self.banner.show_message("; ".join(response.warnings), "info")
+        if warnings:
+            self.banner.show_message("; ".join(warnings), "info")
+        self.meaning_note.setVisible(response.meaning_pending and self.controller.models_loading)
         self.filter_panel.set_understood_dates(response.dates)
         if response.results:
             self.results.set_results(response.results)
@@ -773,6 +788,8 @@ class MainWindow(QMainWindow):
         count = self._shown_count()
         self.result_label.setText(f"{_plural(count, 'result')} · {response.took_ms:.0f} ms")
         self.results_shown.emit(count)
+        if response.meaning_pending and not self.controller.models_loading:
+            self.run_search()  # the models finished loading (or failed) while this search ran
 
     def _shown_count(self) -> int:
         """How many results are on screen (past the relevance slider), one per file."""
@@ -787,6 +804,7 @@ class MainWindow(QMainWindow):
         if self._closed or request != self._request:
             return
         self._last_response = None
+        self.meaning_note.hide()
         self.results.show_empty("The search did not run: see the message above.")
         self.banner.show_message(message, "error")
         self.result_label.setText("Search failed")

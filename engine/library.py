@@ -27,7 +27,7 @@ from .errors import LibraryError, ModelMismatchError, ModelUnavailableError
 from .index.state import IndexState
 from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
 from .query import Filters, Query
-from .search import SearchResponse, search
+from .search import SearchResponse, is_loaded, search
 from .settings import Settings, load_settings
 from .store import SPACES, LibraryStore, public_identity
 
@@ -527,12 +527,14 @@ class Library:
 
         return autotag_library(self.store, self.autotagger(), on_progress=on_progress, should_cancel=should_cancel)
 
-    def calibration(self, space: str) -> Any:
+    def calibration(self, space: str, *, measure: bool = True) -> Any:
         """The calibration of the model whose vectors fill ``space`` (None before that space has a model).
 
         A text model without a shipped calibration is measured on the bundled
         probes the first time (loading the model); raises
-        :class:`ModelUnavailableError` when that model cannot be loaded.
+        :class:`ModelUnavailableError` when that model cannot be loaded.  With
+        ``measure`` False an unloaded text model is not loaded to measure one:
+        None then, when none is shipped or remembered.
         """
         from .models import ModelIdentity
 
@@ -540,18 +542,32 @@ class Library:
         if recorded is None:
             return None
         identity = ModelIdentity(recorded["name"], recorded["weights"], recorded["dim"])
+        if space == "text" and not measure and not is_loaded(self.text_model):
+            try:
+                return self.calibrations.get(space, identity)
+            except ValueError:  # none without measuring: the space is not searched by meaning meanwhile
+                return None
         return self.calibrations.get(space, identity, self.text_model if space == "text" else None)
 
-    def _calibrations(self) -> dict[str, Any]:
+    def _calibrations(self, *, measure: bool = True) -> tuple[dict[str, Any], float]:
+        """Each space's calibration, and the seconds spent loading the text model to measure one."""
         out = {}
+        loading = 0.0
         for space in SPACES:
+            unloaded = (
+                space == "text" and self.store.model_identity(space) is not None and not is_loaded(self.text_model)
+            )
+            began = time.perf_counter()
             try:
-                calibration = self.calibration(space)
+                calibration = self.calibration(space, measure=measure)
             except ModelUnavailableError:
                 continue  # searched by words only; the search says so
+            finally:
+                if unloaded and is_loaded(self.text_model):
+                    loading += time.perf_counter() - began
             if calibration is not None:
                 out[space] = calibration
-        return out
+        return out, loading
 
     def search(self, query: Query | str | None = None, /, **fields: Any) -> SearchResponse:
         """Search the library; see :func:`engine.search.search`.
@@ -561,7 +577,11 @@ class Library:
         Its ``min_relevance`` None means the library's setting (SHOEBOX_MIN_RELEVANCE).
 
         The search sees one committed state of the library while indexing goes
-        on in another thread or process (see :meth:`consistent`).
+        on in another thread or process (see :meth:`consistent`).  Loading the
+        models (and measuring a text model's calibration the first time) is
+        reported in ``load_ms``, never in ``took_ms``; with
+        ``wait_for_models=False`` a model that has not loaded is not waited for
+        (see :class:`~engine.query.Query`).
         """
         return self._search(Query.of(query, **fields))[0]
 
@@ -573,7 +593,7 @@ class Library:
             recorded = {space: self.store.model_identity(space) for space in SPACES}
             encoders = self.search_encoders()
             live = {space: self.vector_index(space) for space in SPACES}
-            calibrations = self._calibrations()
+            calibrations, loading = self._calibrations(measure=query.wait_for_models)
             with self.consistent(live):
                 if any(self.store.model_identity(space) != recorded[space] for space in SPACES):
                     continue  # re-embedded since the encoders were chosen: choose again
@@ -585,6 +605,7 @@ class Library:
                     calibrations=calibrations,
                     live=live,
                 )
+                response.load_ms = round(response.load_ms + loading * 1000, 2)
                 return response, (then(response) if then is not None else None)
         raise LibraryError("the library's models kept changing during the search; search again")
 

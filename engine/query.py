@@ -48,7 +48,10 @@ class Query:
     ``filters``: what may be returned; ``k``: how many files (or items, with
     ``per_file=False``); ``min_score``: drop results whose cosine similarity is
     below it; ``min_relevance``: drop results whose calibrated relevance is
-    below it (None: the library's setting, 0: keep everything).
+    below it (None: the library's setting, 0: keep everything);
+    ``wait_for_models``: False answers from the words and names at once when a
+    text encoder's weights are not loaded yet (the response's
+    ``meaning_pending`` says so) instead of loading them inside the search.
     """
 
     text: str = ""
@@ -60,6 +63,7 @@ class Query:
     min_relevance: float | None = None
     understand_dates: bool = True
     per_file: bool = True
+    wait_for_models: bool = True
 
     def replace(self, **changes: Any) -> Query:
         """A copy with ``changes`` applied (a Query is never changed in place)."""

@@ -21,7 +21,10 @@ that nothing supports finds nothing.  Documents and recordings come back once
 per file, with their best passage first and the others in ``more``.
 
 Keyword search works before any model is present: a text query without models
-falls back to words alone and says so in ``warnings``.
+falls back to words alone and says so in ``warnings``.  Loading a model's weights
+is never search time: a search that loads one reports it apart (``load_ms``), and
+one that may not wait for it (``Query.wait_for_models`` False, the app while its
+models load) answers from words and names at once (``meaning_pending``).
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ MEANING_RANK_CAP = 0.95
 # asked for ("xylophonequartzplinth", topics it has nothing on): the log-odds of meaning are
 # lowered by this much, so meaning must be surer to carry a result alone.
 UNKNOWN_WORDS_PRIOR = -2.0
+# Said when a search answers from words and names while the models it needs are still loading.
+MEANING_PENDING = "searching by meaning as soon as the models are loaded"
 # Kinds of files with items in each vector space (photos' recognised text and
 # videos' sound tracks are passages too).
 _SPACE_KINDS = {"clip": ("image", "video"), "text": ("document", "audio", "image", "video")}
@@ -128,7 +133,12 @@ class SearchResponse:
     spent embedding the query; ``hidden`` how many candidates were left out
     because neither their meaning nor a word supported them; ``keywords_only``
     whether the words were matched without any model (none is set up or
-    loadable: ``warnings`` says why).
+    loadable: ``warnings`` says why); ``load_ms`` the time spent loading model
+    weights for this search, which ``took_ms`` and ``encode_ms`` leave out;
+    ``meaning_pending`` whether a model the query needs was still loading and
+    was not waited for (its space was searched by words and names only, and
+    ``warnings`` holds :data:`MEANING_PENDING`): searching again once it has
+    loaded adds the results by meaning.
     """
 
     results: list[SearchResult]
@@ -142,6 +152,8 @@ class SearchResponse:
     hidden: int = 0
     min_relevance: float | None = None
     keywords_only: bool = False
+    load_ms: float = 0.0
+    meaning_pending: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,6 +168,8 @@ class SearchResponse:
             "hidden": self.hidden,
             "min_relevance": self.min_relevance,
             "keywords_only": self.keywords_only,
+            "load_ms": self.load_ms,
+            "meaning_pending": self.meaning_pending,
         }
 
 
@@ -284,6 +298,33 @@ def _space_wanted(space: str, filters: Filters) -> bool:
     return not filters.kinds or any(kind in filters.kinds for kind in _SPACE_KINDS[space])
 
 
+def is_loaded(encoder: Any) -> bool:
+    """Whether ``encoder``'s weights are in memory (an object that does not say is taken as ready)."""
+    return bool(getattr(encoder, "loaded", True))
+
+
+class _Loads:
+    """The seconds one search spends loading weights (kept out of its ``took_ms``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def load(self, encoder: Any) -> None:
+        """Load ``encoder`` unless loaded; raises what its ``load`` raises, counting the time either way.
+
+        Its tokenizer is read here too (CLIP's is built on first use, apart from its weights).
+        """
+        if is_loaded(encoder):
+            return
+        began = time.perf_counter()
+        try:
+            encoder.load()
+            if hasattr(encoder, "count_tokens"):
+                encoder.count_tokens("warm up")
+        finally:
+            self.seconds += time.perf_counter() - began
+
+
 # ---------------------------------------------------------------------------- search
 
 
@@ -338,6 +379,7 @@ def search(
     # date ("the car insurance renews in March").  Say so and search them as words.
     labels = ", ".join(d["label"] for d in response.dates)
     fallback = run(understand_dates=False)
+    fallback.load_ms = round(fallback.load_ms + response.load_ms, 2)  # the first run may have loaded a model
     if fallback.results:
         fallback.warnings.insert(0, f"nothing from {labels}; showing results from any time")
         return fallback
@@ -454,6 +496,8 @@ def _search(
     by_example = image is not None or like is not None
     queries: dict[str, list[np.ndarray]] = {space: [] for space in SPACES}
     keywords_only = False
+    meaning_pending = False
+    loads = _Loads()
     if like is not None:
         item_ids = store.item_ids_of(like)
         if not item_ids:
@@ -468,6 +512,8 @@ def _search(
     if image is not None:
         if clip is None or store.dim is None:
             raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
+        # A picture has no words to answer with meanwhile: its search waits for CLIP either way.
+        loads.load(clip)
         queries["clip"].append(embed_image_query(clip, image))
     if semantic and has_words(semantic):  # "***" or "(((" has no meaning to search for
         encoders = {
@@ -480,23 +526,32 @@ def _search(
         for space, encoder in encoders.items():
             if encoder is None or not _space_wanted(space, filters):
                 continue
+            if not query.wait_for_models and not is_loaded(encoder):
+                meaning_pending = True  # its words and names answer now; its meaning when it has loaded
+                continue
             try:
+                loads.load(encoder)
                 vector = (encoder.encode_texts([semantic]) if space == "clip" else encoder.encode_queries([semantic]))[
                     0
                 ]
                 queries[space].append(np.asarray(vector, np.float32))
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
-        keywords_only = not any(queries.values()) and not by_example
+        keywords_only = not any(queries.values()) and not by_example and not meaning_pending
+        if meaning_pending:
+            warnings.append(MEANING_PENDING)
         if missing:
             warnings.append(
                 "searching by keywords only: " + " ".join(missing)
                 if not any(queries.values())
                 else "some results are found by words only: " + missing[0]
             )
-        elif not any(queries.values()) and not by_example:
+        elif keywords_only:
             warnings.append("searching by keywords only: no model is set up for this library yet")
     encoded = time.perf_counter()
+    # Loading weights is not search time: the clock starts again as if the search began after it.
+    started += loads.seconds
+    load_ms = round(loads.seconds * 1000, 2)
 
     if not semantic and not by_example:
         latest = [_Ranked(item_id, 0.0) for item_id in store.latest_items(filters, k)]
@@ -505,6 +560,7 @@ def _search(
         response.dates = [p.to_json() for p in phrases]
         response.matched = store.count_passing(filters)
         response.encode_ms = round((encoded - started) * 1000, 2)
+        response.load_ms = load_ms
         return response
 
     # -- candidates: nearest in each space, keyword hits, name hits
@@ -579,6 +635,8 @@ def _search(
     )
     response.plan = plans.get("clip") or plans.get("text") or "keywords"
     response.keywords_only = keywords_only
+    response.meaning_pending = meaning_pending
+    response.load_ms = load_ms
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
     allowed_sets = [a for a in q.allowed.values() if a is not None]
@@ -877,9 +935,11 @@ __all__ = [
     "KINDS",
     "MARK_CLOSE",
     "MARK_OPEN",
+    "MEANING_PENDING",
     "SearchResponse",
     "SearchResult",
     "embed_image_query",
+    "is_loaded",
     "keyword_terms",
     "make_snippet",
     "mark_terms",

@@ -66,6 +66,9 @@ def test_search_json_contract(indexed):
     assert set(first) >= {"path", "kind", "score", "locator", "snippet", "media_time", "tags"}
     assert first["path"] == str(root / "notes" / "boiler.txt")
     assert "«boiler»" in first["snippet"]
+    # A one-shot process loads the models it needs: counted apart, never as search time.
+    assert data["load_ms"] > 0 and data["meaning_pending"] is False
+    assert 0 <= data["encode_ms"] <= data["took_ms"]
 
 
 def test_search_by_image(indexed):

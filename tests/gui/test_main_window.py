@@ -442,6 +442,25 @@ def test_keyword_only_results_are_searched_again_once_the_models_load(qtbot, win
         window.controller.models_ready.emit()
 
 
+def test_results_waiting_for_meaning_are_searched_again_once_the_models_load(qtbot, window):
+    from engine.search import MEANING_PENDING, SearchResponse
+
+    qtbot.waitUntil(lambda: not window.controller.models_loading, timeout=60_000)
+    search(qtbot, window, "boiler")
+    pending = SearchResponse(results=[], took_ms=1.0, warnings=[MEANING_PENDING], meaning_pending=True)
+    window._last_response = pending
+    with qtbot.waitSignal(window.results_shown, timeout=10_000):
+        window.controller.models_ready.emit()
+    assert not window._last_response.meaning_pending
+    # An answer that was waiting for meaning, arriving after the models loaded, is searched again at once.
+    shown: list[int] = []
+    window.results_shown.connect(shown.append)
+    window._search_done(window._request, pending)
+    assert window._last_response is pending and len(shown) == 1
+    qtbot.waitUntil(lambda: len(shown) == 2, timeout=10_000)
+    assert not window._last_response.meaning_pending and window.meaning_note.isHidden()
+
+
 def test_file_rescan_finds_what_changed_in_the_library_folders(qtbot, window, corpus):
     assert window.rescan_action in window.menuBar().actions()[0].menu().actions()
     assert window.rescan_action.shortcut() == QKeySequence(QKeySequence.StandardKey.Refresh)

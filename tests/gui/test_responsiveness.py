@@ -18,8 +18,13 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QVBoxLayout, QWidget
 from desktop_app.ask_panel import AskPanel
 from desktop_app.controller import AppController
 from desktop_app.indexing import FoldersPanel, IndexingPanel, install_drop_indexing
+from desktop_app.main_window import MEANING_NOTE, MainWindow
 from engine.query import Query
+from tests.gui import test_main_window as shared
+from tests.gui.test_main_window import search
 from tests.helpers import make_photo, make_text
+
+corpus = shared.corpus
 
 MAX_GAP_S = 0.100
 PHOTOS = 40
@@ -166,3 +171,70 @@ def test_the_gui_thread_is_never_blocked_while_indexing_and_searching(qtbot, lib
     )
     print(report)
     assert heartbeat.max_gap < MAX_GAP_S, report
+
+
+def test_a_search_typed_while_the_models_load_answers_by_words_at_once_then_by_meaning(
+    qtbot, library, corpus, tiny_settings, tiny_whisper, monkeypatch
+):
+    from engine.library import Library
+    from engine.models import build_clip, build_text_encoder
+
+    assert library.index([corpus.root]).added == 5
+    library.close()
+    # Fresh encoders whose weights load only when the test lets them: the models are loading
+    # for as long as the test needs them to.
+    release = threading.Event()
+    clip, text = build_clip(tiny_settings), build_text_encoder(tiny_settings)
+    for encoder in (clip, text):
+        monkeypatch.setattr(encoder, "load", _held_load(encoder, release))
+    cold = Library(library.settings, clip=clip, whisper=tiny_whisper, text_model=text)
+    window = MainWindow(library=cold)
+    window.results.set_threshold(None)  # test-tiny judges nothing relevant by meaning: show everything
+    qtbot.addWidget(window)
+    heartbeat = Heartbeat()
+    try:
+        with qtbot.waitSignal(window.library_ready, timeout=10_000):
+            window.show()
+        assert window.controller.models_loading and window.meaning_note.isHidden()
+
+        heartbeat.start()
+        began = time.perf_counter()
+        count = search(qtbot, window, "boiler")
+        answered_s = time.perf_counter() - began
+        qtbot.wait(300)  # the models go on loading; the window goes on answering
+        heartbeat.stop()
+        words = window._last_response
+        assert count >= 1 and str(corpus.boiler) in window.results.passage_paths()
+        assert words.meaning_pending and all(r.similarity is None for r in words.results)
+        assert not clip.loaded and not text.loaded  # answered while the weights were still not loaded
+        assert not window.meaning_note.isHidden() and window.meaning_note.text() == MEANING_NOTE
+        assert "meaning" not in window.banner.text()  # said quietly beside the count, not in the banner
+        assert len(heartbeat.gaps) >= 10 and heartbeat.max_gap < MAX_GAP_S, heartbeat.worst()
+
+        # The models load: the same search runs again, by meaning too, and the note goes.
+        with qtbot.waitSignal(window.controller.models_ready, timeout=60_000):
+            release.set()
+        qtbot.waitUntil(lambda: window._last_response is not words, timeout=10_000)
+        meaning = window._last_response
+        assert not meaning.meaning_pending and any(r.similarity is not None for r in meaning.results)
+        assert str(corpus.boiler) in window.results.passage_paths()
+        assert window.meaning_note.isHidden()
+        print(
+            f"words answered {answered_s * 1000:.0f} ms after Enter; GUI gaps at most {heartbeat.max_gap * 1000:.0f} ms"
+        )
+    finally:
+        release.set()
+        window.close()
+        cold.close()
+
+
+def _held_load(encoder, release: threading.Event):
+    """``encoder.load`` that waits for ``release`` before it loads the weights."""
+    load = type(encoder).load.__get__(encoder)
+
+    def held() -> None:
+        if not encoder.loaded:
+            assert release.wait(60), "the test never let the models load"
+        load()
+
+    return held

@@ -72,7 +72,7 @@ APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.errors": None,  # exception classes, to tell one failure from another
     "engine.query": {"Query", "Filters", "TagsMode"},
     "engine.settings": {"Settings", "save_settings"},
-    "engine.search": {"SearchResult", "SearchResponse", "mark_terms"},
+    "engine.search": {"SearchResult", "SearchResponse", "mark_terms", "MEANING_PENDING"},
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
     "engine.extractors": {"IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"},
     "engine.extractors.documents": {"page_unit"},

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
 import pytest
 
 from engine.errors import UsageError
-from engine.search import make_snippet, query_terms
+from engine.search import MEANING_PENDING, make_snippet, query_terms
 from engine.store import Filters
 from tests.helpers import make_photo, make_text
 
@@ -138,6 +139,87 @@ def test_keyword_only_before_any_model(tmp_path):
         assert "keywords only" in response.warnings[0]
     finally:
         lib.close()
+
+
+# -- models that have not loaded yet ---------------------------------------------------------
+
+SLOW_LOAD_S = 0.5
+
+
+@pytest.fixture
+def cold(indexed, library, tiny_settings, tiny_whisper, monkeypatch):
+    """The indexed library opened again with test-tiny encoders whose weights are not loaded;
+    yields it and the names of the encoders loaded since, in order."""
+    from engine.library import Library
+    from engine.models import build_clip, build_text_encoder
+
+    library.close()
+    clip, text = build_clip(tiny_settings), build_text_encoder(tiny_settings)
+    assert not clip.loaded and not text.loaded
+    calls: list[str] = []
+    for name, encoder in (("clip", clip), ("text", text)):
+        monkeypatch.setattr(encoder, "load", _recording(encoder, name, calls))
+    lib = Library(library.settings, clip=clip, whisper=tiny_whisper, text_model=text)
+    yield lib, calls
+    lib.close()
+
+
+def _recording(encoder, name, calls, sleep_s=0.0):
+    """``encoder.load`` that notes ``name`` in ``calls`` (and sleeps ``sleep_s``) when it loads weights."""
+    load = type(encoder).load.__get__(encoder)
+
+    def recorded():
+        if not encoder.loaded:
+            calls.append(name)
+            time.sleep(sleep_s)
+        load()
+
+    return recorded
+
+
+def test_a_search_that_may_not_wait_answers_by_words_without_loading_a_model(cold, indexed):
+    lib, calls = cold
+    response = lib.search("insurance", k=10, wait_for_models=False)
+    assert calls == [] and not lib.clip.loaded and not lib.text_model.loaded
+    assert {r.path for r in response.results} == {str(indexed / "notes" / n) for n in ("dentist.txt", "car.md")}
+    assert all(r.similarity is None and r.matched == ["insurance"] for r in response.results)
+    assert response.meaning_pending and not response.keywords_only
+    assert response.warnings == [MEANING_PENDING] and response.load_ms == 0.0
+    data = response.to_json()
+    assert data["meaning_pending"] is True and data["load_ms"] == 0.0
+    # Once the weights are in memory the same search is by meaning too, and says nothing is pending.
+    lib.text_model.load()
+    lib.clip.load()
+    calls.clear()
+    again = lib.search("insurance", k=10, wait_for_models=False)
+    assert not again.meaning_pending and MEANING_PENDING not in again.warnings and again.load_ms == 0.0
+    assert all(r.similarity is not None for r in again.results)
+
+
+def test_a_space_not_searched_is_not_waited_for(cold):
+    lib, calls = cold
+    lib.text_model.load()  # the text model is ready, CLIP is not
+    calls.clear()
+    notes = lib.search("insurance", k=10, wait_for_models=False, filters=Filters(kinds=("document",)))
+    assert not notes.meaning_pending and notes.results and all(r.similarity is not None for r in notes.results)
+    photos = lib.search("insurance", k=10, wait_for_models=False, filters=Filters(kinds=("image",)))
+    assert photos.meaning_pending and calls == []
+
+
+def test_loading_the_models_is_not_search_time(cold, monkeypatch):
+    lib, calls = cold
+    for name, encoder in (("clip", lib.clip), ("text", lib.text_model)):
+        monkeypatch.setattr(encoder, "load", _recording(encoder, name, calls, SLOW_LOAD_S))
+    began = time.perf_counter()
+    response = lib.search("insurance", k=10)  # waits for the models (as the command line does)
+    wall_ms = (time.perf_counter() - began) * 1000
+    assert sorted(calls) == ["clip", "text"] and lib.clip.loaded and lib.text_model.loaded
+    assert not response.meaning_pending and all(r.similarity is not None for r in response.results)
+    assert response.load_ms >= 2 * SLOW_LOAD_S * 1000
+    assert response.took_ms < SLOW_LOAD_S * 1000 and response.encode_ms < SLOW_LOAD_S * 1000
+    assert response.took_ms + response.load_ms <= wall_ms
+    # Loaded now: the next search loads nothing.
+    assert lib.search("insurance", k=10).load_ms == 0.0 and len(calls) == 2
 
 
 def test_query_terms_and_snippets():
