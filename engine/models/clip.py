@@ -346,10 +346,11 @@ class ClipEncoder:
                     if note:
                         log.warning("CLIP on ONNX Runtime: %s", note)
                     return
-                log.warning("%s", note)
             self._model = (model if model is not None else self._load_torch_model("cpu")).to(device)
             self._device = device
             self._runtime, self.runtime_note = "torch", note
+            if note:
+                log.warning("%s", note)
 
     def _wanted_runtime(self) -> tuple[str, str]:
         setting = self.settings.clip_runtime

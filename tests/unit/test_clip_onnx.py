@@ -181,6 +181,15 @@ def test_torch_runtime_uses_pytorch_and_builds_nothing(tmp_path):
     assert not (tmp_path / "models" / "clip-onnx").exists()
 
 
+def test_on_a_gpu_pytorch_runs_unless_asked_otherwise(tmp_path):
+    assert ClipEncoder(make_settings(tmp_path, SHOEBOX_DEVICE="mps"))._wanted_runtime() == ("torch", "")
+    runtime, note = ClipEncoder(
+        make_settings(tmp_path, SHOEBOX_DEVICE="cuda", SHOEBOX_CLIP_RUNTIME="onnx")
+    )._wanted_runtime()
+    assert runtime == "torch" and "runs on the CPU only" in note
+    assert ClipEncoder(make_settings(tmp_path))._wanted_runtime() == ("onnx", "")
+
+
 def test_without_onnxruntime_pytorch_runs_and_says_why(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
     clip = ClipEncoder(make_settings(tmp_path))
