@@ -1,8 +1,9 @@
 """CLIP on ONNX Runtime: the loaded open_clip model, exported once, quantised to int8, cached.
 
 On a CPU, ONNX Runtime with dynamically quantised int8 weights runs CLIP's image tower about
-2.3 times and a text query about 3 times as fast as PyTorch, with embeddings whose cosine to
-PyTorch's is about 0.999 (``benchmarks/models.py``).  The vectors stay those of the same model
+2.6 times and a text query over twice as fast as PyTorch, with embeddings whose cosine to
+PyTorch's is above 0.999 (``benchmarks/models.py``).  int8 vectors depend slightly on the
+other inputs of their batch (the activations are quantised per batch), at a cosine above 0.999.  The vectors stay those of the same model
 (same :class:`~engine.models.clip.ModelIdentity`): a library indexed with one runtime is
 searched with the other.
 
