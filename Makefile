@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -64,6 +64,9 @@ bench-ann: install-test
 
 bench-ingest: install-test
 	$(BIN)/python benchmarks/ingest.py
+
+bench-models: install-test
+	$(BIN)/python benchmarks/models.py
 
 bench-query: install-test
 	$(BIN)/python benchmarks/query.py

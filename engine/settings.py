@@ -17,6 +17,7 @@ from .errors import UsageError
 
 APP_NAME = "Shoebox"
 WHISPER_BACKENDS = ("auto", "faster", "openai")
+CLIP_RUNTIMES = ("auto", "onnx", "torch")
 
 
 def _setting(default: Any, env: str, doc: str) -> Any:
@@ -33,6 +34,12 @@ class Settings:
         "laion2b_s34b_b79k", "SHOEBOX_CLIP_PRETRAINED", "open_clip pretrained tag of the CLIP weights."
     )
     clip_weights: str = _setting("", "SHOEBOX_CLIP_WEIGHTS", "Path of a local CLIP weights file (overrides the cache).")
+    clip_runtime: str = _setting(
+        "auto",
+        "SHOEBOX_CLIP_RUNTIME",
+        "What runs CLIP: onnx (ONNX Runtime, int8 weights, on the CPU), torch (PyTorch), "
+        "or auto (onnx when SHOEBOX_DEVICE is cpu, torch on a GPU).",
+    )
     whisper_model: str = _setting(
         "base", "SHOEBOX_WHISPER_MODEL", "Whisper model name (tiny, base, small, ...), or test-tiny."
     )
@@ -170,6 +177,8 @@ def load_settings(
         raise UsageError(
             f"SHOEBOX_WHISPER_BACKEND must be {', '.join(WHISPER_BACKENDS)}, not {settings.whisper_backend!r}"
         )
+    if settings.clip_runtime not in CLIP_RUNTIMES:
+        raise UsageError(f"SHOEBOX_CLIP_RUNTIME must be {', '.join(CLIP_RUNTIMES)}, not {settings.clip_runtime!r}")
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
         raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
     return settings

@@ -10,6 +10,7 @@ import copy
 import difflib
 import importlib.util
 import json
+import logging
 import threading
 from dataclasses import asdict, dataclass
 from functools import cache, lru_cache
@@ -39,6 +40,10 @@ from .weights import (
 if TYPE_CHECKING:
     import torch
     from PIL import Image
+
+    from .clip_onnx import OnnxClip
+
+log = logging.getLogger(__name__)
 
 # Shown when a model name is wrong; the registry has ~150 names, most of them exotic.
 _SUGGESTED = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "xlm-roberta-base-ViT-B-32", TEST_TINY)
@@ -191,7 +196,7 @@ def load_clip_checkpoint(
     return model.to(device).eval()
 
 
-def _random_clip(name: str, seed: int, device: torch.device) -> torch.nn.Module:
+def _random_clip(name: str, seed: int, device: torch.device | str) -> torch.nn.Module:
     import open_clip
     import torch
 
@@ -225,6 +230,10 @@ class ClipEncoder:
     """A CLIP model that turns images and texts into L2-normalised float32 vectors.
 
     Cheap to build: weights load on first use (or :meth:`load`), once, under a lock.
+    On the CPU the model runs on ONNX Runtime with int8 weights (exported once and cached
+    beside the weights, see :mod:`engine.models.clip_onnx`), elsewhere or with
+    ``SHOEBOX_CLIP_RUNTIME=torch`` on PyTorch; both give vectors of the same model.
+    :attr:`runtime` says which runs, :attr:`runtime_note` why it is not the one asked for.
     Build the configured one with :func:`build_clip`.  ``random_init=True`` builds the
     architecture with seeded random weights and never reads a file; it exists for
     benchmarks (same arithmetic as the real model) and is not reachable from settings.
@@ -260,6 +269,9 @@ class ClipEncoder:
         self._identity: ModelIdentity | None = None
         self._model: Any = None  # an open_clip CLIP once loaded (open_clip has no type information)
         self._device: torch.device | None = None
+        self._onnx: OnnxClip | None = None
+        self._runtime: str | None = None
+        self.runtime_note = ""
         self._tokenizer = None
         self._transform = None
         self._load_lock = threading.Lock()
@@ -284,7 +296,13 @@ class ClipEncoder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._onnx is not None
+
+    @property
+    def runtime(self) -> str | None:
+        """What runs the model once loaded: ``"onnx-int8"``, ``"onnx-fp32"``, ``"onnx-int8/fp32"``
+        (image/text towers) or ``"torch"``; None before :meth:`load`."""
+        return self._runtime
 
     def locate_weights(self) -> Path | None:
         """The weights file :meth:`load` will read (None for random weights), without loading it.
@@ -304,38 +322,103 @@ class ClipEncoder:
     def load(self) -> None:
         """Load the weights onto ``settings.device`` (once; later calls return at once).
 
+        With the ONNX runtime (the default on a CPU) the cached ONNX towers are loaded, or
+        built from the weights the first time.  Any failure of ONNX (onnxruntime missing, an
+        export error, vectors that do not match PyTorch's) falls back to PyTorch and is
+        explained in :attr:`runtime_note`; it never stops the model from loading.
+
         Raises :class:`ModelUnavailableError` (weights missing, damaged or refused) or
         :class:`UsageError` (device not available, unknown tag).
         """
-        if self._model is not None:
+        if self.loaded:
             return
         with self._load_lock:
-            if self._model is not None:
+            if self.loaded:
                 return
             device = torch_device(self.settings)
             configure_torch_threads(self.settings)
-            if self._random_init:
-                model = _random_clip(self.name, self._seed, device)
-            else:
-                path = self.locate_weights()
-                assert path is not None  # None only for random weights
-                if self._explicit is not None:
-                    fix = f"Point SHOEBOX_CLIP_WEIGHTS at an intact {self.name} weights file."
-                else:
-                    fix = (
-                        "Run `shoebox models download clip` to fetch it again, "
-                        "or import an intact copy with `shoebox models import FILE`."
-                    )
-                model = load_clip_checkpoint(
-                    self.name,
-                    path,
-                    device,
-                    quick_gelu=quick_gelu_for(self.name, self._tag),
-                    label=f"CLIP {self.name}",
-                    fix=fix,
-                )
+            wanted, note = self._wanted_runtime()
+            model = None
+            if wanted == "onnx":
+                onnx, model, note = self._load_onnx()
+                if onnx is not None:
+                    self._onnx, self._runtime, self.runtime_note = onnx, onnx.label, note
+                    if note:
+                        log.warning("CLIP on ONNX Runtime: %s", note)
+                    return
+            self._model = (model if model is not None else self._load_torch_model("cpu")).to(device)
             self._device = device
-            self._model = model
+            self._runtime, self.runtime_note = "torch", note
+            if note:
+                log.warning("%s", note)
+
+    def _wanted_runtime(self) -> tuple[str, str]:
+        setting = self.settings.clip_runtime
+        if setting == "torch":
+            return "torch", ""
+        if self.settings.device != "cpu":
+            if setting == "onnx":
+                return "torch", (
+                    f"CLIP runs on PyTorch: SHOEBOX_CLIP_RUNTIME=onnx runs on the CPU only, "
+                    f"and SHOEBOX_DEVICE is {self.settings.device}."
+                )
+            return "torch", ""
+        return "onnx", ""
+
+    def _load_torch_model(self, device: torch.device | str) -> Any:
+        if self._random_init:
+            return _random_clip(self.name, self._seed, device)
+        path = self.locate_weights()
+        assert path is not None  # None only for random weights
+        if self._explicit is not None:
+            fix = f"Point SHOEBOX_CLIP_WEIGHTS at an intact {self.name} weights file."
+        else:
+            fix = (
+                "Run `shoebox models download clip` to fetch it again, "
+                "or import an intact copy with `shoebox models import FILE`."
+            )
+        return load_clip_checkpoint(
+            self.name,
+            path,
+            device,
+            quick_gelu=quick_gelu_for(self.name, self._tag),
+            label=f"CLIP {self.name}",
+            fix=fix,
+        )
+
+    def _weights_key(self) -> str:
+        if self._random_init:
+            return self._tag  # seeded: the same weights for the same torch and open_clip (both in the key)
+        path = self.locate_weights()
+        assert path is not None
+        return file_sha256(path, self.settings)
+
+    def _load_onnx(self) -> tuple[OnnxClip | None, Any, str]:
+        """(the ONNX towers or None, the PyTorch model when it had to be loaded, a note)."""
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return None, None, "CLIP runs on PyTorch: the Python package onnxruntime is not installed."
+        from . import clip_onnx
+
+        folder = clip_onnx.cache_dir(self.settings, self.name, self._weights_key())  # weights errors propagate
+        cached = clip_onnx.open_cached(folder, self.settings)
+        if cached is not None:
+            return cached, None, clip_onnx.read_note(folder)
+        model = self._load_torch_model("cpu")
+        try:
+            import torch
+
+            size = int(self._config["vision_cfg"].get("image_size", 224))
+            pixels = torch.stack([self.preprocess(image) for image in clip_onnx.probe_images(size)])
+            tokens = self._get_tokenizer()(list(clip_onnx.PROBE_TEXTS))
+            onnx, note = clip_onnx.build(model, folder, self.settings, pixels, tokens)
+        except clip_onnx.OnnxUnavailable as exc:
+            return None, model, f"CLIP runs on PyTorch: {exc}."
+        except Exception as exc:  # ONNX is an optimisation: whatever breaks it, PyTorch still works
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            return None, model, f"CLIP runs on PyTorch: preparing it for ONNX Runtime failed ({reason})."
+        return onnx, None, note
 
     # -- images
 
@@ -384,9 +467,13 @@ class ClipEncoder:
             batch = batch.unsqueeze(0)
         if len(batch) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
+        size = max(1, self.settings.batch_size)
+        if self._onnx is not None:
+            pixels = batch.detach().cpu().float().numpy()
+            return np.concatenate([self._onnx.encode_image(pixels[i : i + size]) for i in range(0, len(pixels), size)])
         out = []
         with torch.inference_mode():
-            for chunk in torch.split(batch, max(1, self.settings.batch_size)):
+            for chunk in torch.split(batch, size):
                 vectors = self._model.encode_image(chunk.to(self._device), normalize=True)
                 out.append(vectors.float().cpu())
         return torch.cat(out).numpy().astype(np.float32, copy=False)
@@ -459,6 +546,13 @@ class ClipEncoder:
         tokenizer = self._get_tokenizer()
         self.load()
         size = max(1, self.settings.batch_size)
+        if self._onnx is not None:
+            return np.concatenate(
+                [
+                    self._onnx.encode_text(tokenizer(list(texts[i : i + size])).numpy())
+                    for i in range(0, len(texts), size)
+                ]
+            )
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), size):
@@ -467,7 +561,7 @@ class ClipEncoder:
         return torch.cat(out).numpy().astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
-        state = "loaded" if self.loaded else "not loaded"
+        state = f"loaded, {self._runtime}" if self.loaded else "not loaded"
         return f"ClipEncoder({self.name}, {self._tag}, {state})"
 
 
