@@ -103,3 +103,14 @@ def ffmpeg_reason(exc: BaseException) -> str:
     if isinstance(strerror, str) and strerror:
         return strerror
     return describe(exc)
+
+
+def declared_duration(container: Any, stream: Any) -> float | None:
+    """The length in seconds a PyAV stream (else its container) declares; None when it says nothing."""
+    if stream.duration is not None and stream.time_base is not None:
+        value = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        value = container.duration / 1_000_000
+    else:
+        return None
+    return value if value > 0 else None

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ExtractionError
-from ._common import check_file, container_tags, describe, ffmpeg_reason, parse_datetime
+from ._common import check_file, container_tags, declared_duration, describe, ffmpeg_reason, parse_datetime
 
 SAMPLE_RATE = 16000
 
@@ -102,7 +102,7 @@ def _decode(p: Path, size: int, max_seconds: float | None) -> DecodedAudio:
             "sample_rate": int(codec.sample_rate or stream.rate or 0),
             "channels": int(codec.channels or 0),
         }
-        declared = _declared_duration(container, stream)
+        declared = declared_duration(container, stream)
         if declared is not None:
             meta["declared_duration"] = round(declared, 3)
         tags = _tags(container, stream)
@@ -253,16 +253,6 @@ def _resample_tiny(p: Path) -> np.ndarray:
         return np.zeros(0, np.float32)
     positions = np.arange(count, dtype=np.float64) * (rate / SAMPLE_RATE)
     return np.interp(positions, np.arange(native.size), native).astype(np.float32)
-
-
-def _declared_duration(container: Any, stream: Any) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        value = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        value = container.duration / 1_000_000
-    else:
-        return None
-    return value if value > 0 else None
 
 
 def _check_complete(p: Path, size: int, fmt: str, declared: float | None, decoded: float) -> None:

@@ -38,7 +38,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ExtractionError, NoPictureError
-from ._common import check_file, container_tags, describe, ffmpeg_reason, parse_datetime
+from ._common import check_file, container_tags, declared_duration, describe, ffmpeg_reason, parse_datetime
 from .audio import DecodedAudio, decode_audio
 
 DEFAULT_EVERY_S = 4.0
@@ -240,7 +240,7 @@ def _extract(p: Path, max_side: int, every_s: float, max_frames: int) -> Extract
     with container:
         stream = _video_stream(container)
         codec = stream.codec_context
-        declared = _declared_duration(container, stream)
+        declared = declared_duration(container, stream)
         # Long videos: widen the interval so the periodic frames alone stay within max_frames.
         interval = max(every_s, (declared or 0.0) / max_frames)
         keyframe_times = _keyframe_times(stream)
@@ -336,16 +336,6 @@ def _is_cover_art(stream: Any) -> bool:
         return bool(disposition is not None and disposition & av.stream.Disposition.attached_pic)
     except (AttributeError, TypeError):
         return False
-
-
-def _declared_duration(container: Any, stream: Any) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        value = float(stream.duration * stream.time_base)
-    elif container.duration is not None:
-        value = container.duration / 1_000_000
-    else:
-        return None
-    return value if value > 0 else None
 
 
 def _keyframe_times(stream: Any) -> list[float] | None:
