@@ -67,8 +67,11 @@ def make_photos(folder: Path, count: int, size: tuple[int, int], seed: int = 0) 
     return paths
 
 
-def build_encoder(name: str, home: Path, threads: int, batch: int) -> ClipEncoder:
+def build_encoder(name: str, home: Path, threads: int, batch: int, runtime: str = "") -> ClipEncoder:
+    """CLIP ``name`` (random init unless test-tiny); ``runtime`` ("onnx"/"torch") as SHOEBOX_CLIP_RUNTIME."""
     env = {"SHOEBOX_CLIP_MODEL": name, "SHOEBOX_THREADS": str(threads), "SHOEBOX_BATCH_SIZE": str(batch)}
+    if runtime:
+        env["SHOEBOX_CLIP_RUNTIME"] = runtime
     settings = load_settings(home=home, env=env)
     configure_torch_threads(settings)
     if name == "test-tiny":

@@ -143,7 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--text-share", type=float, default=0.05, help="share of photos that hold text")
     parser.add_argument("--size", default="2000x1500", help="photo size WxH (default 2000x1500)")
-    parser.add_argument("--models", default="test-tiny", help="CLIP models, e.g. test-tiny,ViT-B-32 (random init)")
+    parser.add_argument(
+        "--models",
+        default="test-tiny",
+        help="CLIP models, e.g. test-tiny,ViT-B-32 (random init); NAME@torch or NAME@onnx picks the runtime. "
+        "The first row's speed without OCR is the reference the others are compared with",
+    )
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")
     parser.add_argument("--repeat", type=int, default=2)
@@ -197,20 +202,24 @@ def main(argv: list[str] | None = None) -> int:
 
         # (b) indexing with recognition on and off.
         rows = []
-        for name in args.models.split(","):
-            clip = build_encoder(name, work / f"home-{name}", args.threads, args.batch)
+        for spec in args.models.split(","):
+            name, _, runtime = spec.partition("@")
+            clip = build_encoder(name, work / f"home-{name}", args.threads, args.batch, runtime)
             runs: dict[str, list[float]] = {"on": [], "off": []}
             calls: dict[str, Calls] = {}
             for run in range(args.repeat):
                 for mode, setting in (("off", "off"), ("on", None)):
                     counter = Calls()
                     with ocr_setting(setting), counter.counting():
-                        seconds, summary = time_index(clip, folder, work / name / f"{mode}-{run}", args.batch)
+                        seconds, summary = time_index(
+                            clip, folder, work / spec.replace("@", "-") / f"{mode}-{run}", args.batch
+                        )
                     assert summary["added"] == args.images and not summary["failed"], summary
                     runs[mode].append(seconds)
                     calls[mode] = counter
             row = {
-                "model": name if name == "test-tiny" else f"{name} (random init)",
+                "model": (name if name == "test-tiny" else f"{name} (random init)")
+                + (f", {clip.runtime}" if getattr(clip, "runtime", None) else ""),
                 "off_ips": args.images / min(runs["off"]),
                 "on_ips": args.images / min(runs["on"]),
                 "off_s": runs["off"],
@@ -249,16 +258,18 @@ def main(argv: list[str] | None = None) -> int:
         f"OCR: {per_photo['ocr_s_per_text_photo']:.2f} s per photo of text (max {per_photo['ocr_s_max']:.2f} s), "
         f"{per_photo['words_found']:.0%} of the drawn words found"
     )
+    for r in rows:  # the first row without OCR is the reference (e.g. today's pipeline)
+        r["on_vs_reference"] = r["on_ips"] / rows[0]["off_ips"]
     header = (
-        f"| {'model':<26} | {'OCR off (photos/s)':>18} | {'OCR on (photos/s)':>17} | {'on / off':>8} "
-        f"| {'detector ran on':>15} | {'Tesseract ran on':>16} |"
+        f"| {'model':<36} | {'OCR off (photos/s)':>18} | {'OCR on (photos/s)':>17} | {'on / off':>8} "
+        f"| {'on / first off':>14} | {'detector ran on':>15} | {'Tesseract ran on':>16} |"
     )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     for r in rows:
         print(
-            f"| {r['model']:<26} | {r['off_ips']:>18.1f} | {r['on_ips']:>17.1f} | {r['on_vs_off']:>8.2f} "
-            f"| {r['detector_calls']:>15} | {r['tesseract_photos']:>16} |"
+            f"| {r['model']:<36} | {r['off_ips']:>18.1f} | {r['on_ips']:>17.1f} | {r['on_vs_off']:>8.2f} "
+            f"| {r['on_vs_reference']:>14.2f} | {r['detector_calls']:>15} | {r['tesseract_photos']:>16} |"
         )
     if rows and all(r["detector_calls"] == 0 for r in rows):
         print("\nnote: indexing never called the detector: this ingestion does not run text recognition yet.")
