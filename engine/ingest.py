@@ -863,19 +863,14 @@ class Indexer:
                     offset += len(prepared.tensors)
         if "text" in self._ready:
             texts = [[i.text or "" for i in p.items if space_of(i.modality) == "text"] for p in batch]
-            flat = [t for file_texts in texts for t in file_texts]
-            # A recording's placeholder (no text yet) has no vector; a file's passages all have text.
-            if flat and all(flat):
-                text_rows = self.text.encode_passages(flat)
+            # A recording's placeholder (no text yet) gets no vector; every other file's passages have text.
+            wanted = [n for n, file_texts in enumerate(texts) if file_texts and all(file_texts)]
+            if wanted:
+                text_rows = self.text.encode_passages([t for n in wanted for t in texts[n]])
                 offset = 0
-                for rows, file_texts in zip(out, texts, strict=True):
-                    if file_texts:
-                        rows["text"] = text_rows[offset : offset + len(file_texts)]
-                        offset += len(file_texts)
-            elif flat:
-                for rows, file_texts in zip(out, texts, strict=True):
-                    if file_texts and all(file_texts):
-                        rows["text"] = self.text.encode_passages(file_texts)
+                for n in wanted:
+                    out[n]["text"] = text_rows[offset : offset + len(texts[n])]
+                    offset += len(texts[n])
         return out
 
     def _report_waiting(self, work: Sequence[_Candidate], summary: IndexSummary) -> None:
@@ -968,10 +963,9 @@ class Indexer:
 
                 image = extract_image(row.path, max_side=IMAGE_SIDE).image
                 clip_for = [item_id for item_id, _ in self.store.items_missing_vectors(row.id, "clip")]
-                if clip_for:
-                    clip_rows = self.clip.encode_image_tensors(
-                        torch.stack([self.clip.preprocess(image)] * len(clip_for))
-                    )
+                if clip_for:  # a photo has one picture item: its vector, once per item waiting for it
+                    vector = self.clip.encode_image_tensors(torch.stack([self.clip.preprocess(image)]))
+                    clip_rows = vector.repeat(len(clip_for), axis=0)
         if "speech" in waiting:
             if row.kind == "video":
                 from .extractors.video import video_sound
