@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import mmap
 import os
 import struct
 import tempfile
@@ -44,12 +45,25 @@ _METRICS = {"l2": K.METRIC_L2, "cosine": K.METRIC_COSINE}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
 
 _MAGIC = b"SHBXHNSW"
-_VERSION = 1
+_VERSION = 2
 # magic, version, header size, dim, metric, quantize, has generation, reserved,
 # M, M0, ef_construction, ef_search, slots, upper rows, linked nodes, seed,
 # entry word, generation, payload size, payload sha256
-_HEADER = struct.Struct("<8sIIIBBBBIIIIQQQQqqQ32s")
-_HEADER_SIZE = _HEADER.size + 4  # + crc32 of the header fields
+_HEADER_V1 = struct.Struct("<8sIIIBBBBIIIIQQQQqqQ32s")
+_HEADER_V1_SIZE = _HEADER_V1.size + 4  # + crc32 of the header fields
+# Version 2 keeps the same fields, the payload sha256 split in two: the graph
+# section (ids, levels, liveness, links, code ranges), checked whenever the file
+# is opened, and the data section (codes and vectors), checked by
+# :meth:`HnswIndex.verify`.  Every array starts on a 64-byte boundary so that
+# the file can be memory-mapped and used in place: opening it reads the graph
+# section only, and a search pages in the few vectors it touches.
+_HEADER = struct.Struct("<8sIIIBBBBIIIIQQQQqqQ32s32s")
+_HEADER_SIZE = _HEADER.size + 4
+_ALIGN = 64
+_PAYLOAD_START = -(-_HEADER_SIZE // _ALIGN) * _ALIGN
+# Map saved files instead of reading them, where a mapped file may still be
+# replaced by the next save (POSIX renames over an open file; Windows does not).
+_MAP_FILES = os.name != "nt"
 _MAX_LEVEL = 31
 # Inserts are linked in chunks so that progress, cancel and readers' view of
 # ``n_slots`` advance during a large add.
@@ -207,6 +221,9 @@ class HnswIndex:
         self._g = self._new_graph(0, 0, 16)
         self._scratch_pool: list[list[np.ndarray]] = []
         self._trained = False
+        # (arrays, sha256, path) of a file opened without checking its vectors; see verify().
+        self._unverified: tuple[list[np.ndarray], bytes, Path] | None = None
+        self._damage = ""  # why verify() failed, once it has
         self._n_alive = 0
         self._n_deleted = 0
 
@@ -266,6 +283,7 @@ class HnswIndex:
         was added since a copy (``live_nodes(old_slots)``) and what was deleted
         since (:meth:`still_alive`).  ``stop`` defaults to :attr:`slots`.
         """
+        self.verify()  # a rebuilt graph must not carry vectors of a damaged file
         with self._lock:
             g = self._g
             n = g.n if stop is None else min(int(stop), g.n)
@@ -359,6 +377,7 @@ class HnswIndex:
 
         Searches keep running on the old graph until the new one is published.
         """
+        self.verify()
         with self._lock:
             g = self._g
             n = g.n
@@ -762,28 +781,34 @@ class HnswIndex:
 
         Raises:
             IndexFileError: the file cannot be written (the old file, if any, is untouched).
+            IndexCorruptError: the index was opened from a file whose vectors are damaged
+                (see :meth:`verify`); it must be rebuilt, not saved.
         """
         path = Path(path)
+        self.verify()  # never write vectors read from a damaged file under a fresh checksum
         with self._lock:
             g = self._g
             n, u = g.n, g.up_used
-            arrays: list[np.ndarray] = [
-                g.labels[:n],
-                g.levels[:n],
-                g.alive[:n],
-                g.up_off[:n],
-                g.links0[:n],
-                g.up_links[:u],
-            ]
-            if self.quantize:
-                arrays.append(g.qparams)
-            arrays.append(g.vecs[:n])
-            digest = hashlib.sha256()
-            size = 0
-            parts = [_raw(a) for a in arrays]
-            for a in parts:
-                digest.update(a)
-                size += a.nbytes
+            sections = _sections(n, u, self.dim, self.M, self.M0, self.quantize, self._metric_code == K.METRIC_L2)
+            offsets, end = _layout(sections)
+            arrays = {
+                "labels": g.labels[:n],
+                "levels": g.levels[:n],
+                "alive": g.alive[:n],
+                "up_off": g.up_off[:n],
+                "links0": g.links0[:n],
+                "up_links": g.up_links[:u],
+                "qparams": g.qparams,
+                "codes": g.codes[:n],
+                "cnorm": g.cnorm[:n],
+                "vecs": g.vecs[:n],
+            }
+            graph_digest, data_digest = hashlib.sha256(), hashlib.sha256()
+            parts = []
+            for name, _, _, in_graph in sections:
+                part = _raw(arrays[name])
+                (graph_digest if in_graph else data_digest).update(part)
+                parts.append(part)
             gen = self.generation if generation is None else int(generation)
             fields = _HEADER.pack(
                 _MAGIC,
@@ -804,8 +829,9 @@ class HnswIndex:
                 self.seed,
                 int(g.state[0]),
                 int(gen or 0),
-                size,
-                digest.digest(),
+                end - _PAYLOAD_START,
+                graph_digest.digest(),
+                data_digest.digest(),
             )
             header = fields + struct.pack("<I", zlib.crc32(fields))
             tmp = None
@@ -813,8 +839,11 @@ class HnswIndex:
                 fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
                 with os.fdopen(fd, "wb") as f:
                     f.write(header)
-                    for a in parts:
-                        f.write(a)
+                    at = len(header)
+                    for part, offset in zip(parts, offsets, strict=True):
+                        f.write(b"\0" * (offset - at))
+                        f.write(part)
+                        at = offset + part.nbytes
                     f.flush()
                     os.fsync(f.fileno())
                 os.replace(tmp, path)
@@ -829,13 +858,21 @@ class HnswIndex:
             self.generation = gen
 
     @classmethod
-    def load(cls, path, expected_generation: int | None = None) -> HnswIndex:
-        """Read an index written by :meth:`save`.
+    def load(cls, path, expected_generation: int | None = None, *, verify: bool = True) -> HnswIndex:
+        """Open an index written by :meth:`save`.
+
+        The file is memory-mapped (copy-on-write: changes stay in memory, the
+        file is only ever replaced by :meth:`save`), so opening reads the graph
+        section and a search pages in only the vectors it touches.
 
         Args:
             path: the index file.
             expected_generation: when given, the file must have been saved
                 with this store generation.
+            verify: check the vectors' checksum now.  With ``False`` only the
+                graph is checked (its checksum and structure, so a damaged file
+                can never make a search read outside the index), and
+                :meth:`verify` checks the vectors later, e.g. in the background.
 
         Returns:
             The index, ready to search and to take more items.
@@ -853,9 +890,50 @@ class HnswIndex:
             raise IndexFileError(f"cannot open the index file {path}: {e.strerror or e}; rebuild it") from e
         with f:
             try:
-                return cls._read(f, path, expected_generation)
-            except OSError as e:
-                raise IndexFileError(f"cannot read the index file {path}: {e.strerror or e}; rebuild it") from e
+                return cls._read(f, path, expected_generation, verify)
+            except (OSError, ValueError) as e:  # ValueError: mmap of a file that changed size under us
+                why = e.strerror if isinstance(e, OSError) and e.strerror else e
+                raise IndexFileError(f"cannot read the index file {path}: {why}; rebuild it") from e
+
+    def verify(self) -> None:
+        """Check the vectors' checksum of a file opened with ``load(verify=False)``; a no-op otherwise.
+
+        Thread-safe and safe to run while the index is searched or changed (it
+        reads the file's own arrays, which changes never overwrite).
+
+        Raises:
+            IndexCorruptError: the vectors or codes are not those the file was saved with.
+        """
+        pending = self._unverified
+        if pending is not None:
+            arrays, expected, path = pending
+            digest = hashlib.sha256()
+            for a in arrays:
+                digest.update(_raw(a))  # hashlib releases the GIL on large buffers
+            if digest.digest() != expected:
+                self._damage = f"the index file {path} is damaged (checksum mismatch); rebuild it from the library"
+            self._unverified = None
+        if self._damage:
+            raise IndexCorruptError(self._damage)
+
+    @property
+    def verified(self) -> bool:
+        """False while the vectors of a file opened with ``load(verify=False)`` are not checked yet, or damaged."""
+        return self._unverified is None and not self._damage
+
+    @staticmethod
+    def _header(head: bytes) -> tuple | None:
+        """The header fields of either file version, or None when ``head`` is not a sound header."""
+        if len(head) < 12 or head[:8] != _MAGIC:
+            return None
+        version = struct.unpack("<I", head[8:12])[0]
+        fmt = _HEADER if version == _VERSION else _HEADER_V1 if version == 1 else None
+        if fmt is None or len(head) < fmt.size + 4:
+            return None
+        fields = head[: fmt.size]
+        if struct.unpack("<I", head[fmt.size : fmt.size + 4])[0] != zlib.crc32(fields):
+            return None
+        return fmt.unpack(fields)
 
     @staticmethod
     def saved_generation(path) -> int | None:
@@ -866,15 +944,12 @@ class HnswIndex:
         """
         try:
             with open(path, "rb") as f:
-                head = f.read(_HEADER_SIZE)
+                head = f.read(_PAYLOAD_START)
         except OSError:
             return None
-        if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+        unpacked = HnswIndex._header(head)
+        if unpacked is None:
             return None
-        fields = head[: _HEADER.size]
-        if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
-            return None
-        unpacked = _HEADER.unpack(fields)
         has_gen, gen = unpacked[6], unpacked[17]
         return int(gen) if has_gen else None
 
@@ -888,14 +963,17 @@ class HnswIndex:
         """
         try:
             with open(path, "rb") as f:
-                head = f.read(_HEADER_SIZE)
-                if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+                head = f.read(_PAYLOAD_START)
+                unpacked = HnswIndex._header(head)
+                if unpacked is None:
                     return None
-                fields = head[: _HEADER.size]
-                if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
-                    return None
-                n = _HEADER.unpack(fields)[12]
-                f.seek(_HEADER_SIZE + n * (8 + 1))  # past the labels (int64) and levels (int8)
+                version, dim, metric, quantize, M, M0, n, u = (unpacked[i] for i in (1, 3, 4, 5, 8, 9, 12, 13))
+                if version == 1:
+                    at = _HEADER_V1_SIZE + n * (8 + 1)  # past the labels (int64) and levels (int8)
+                else:
+                    sections = _sections(n, u, dim, M, M0, bool(quantize), metric == K.METRIC_L2)
+                    at = _layout(sections)[0][2]
+                f.seek(at)
                 alive = np.frombuffer(f.read(n), np.uint8)
         except OSError:
             return None
@@ -905,17 +983,20 @@ class HnswIndex:
         return live, n - live
 
     @classmethod
-    def _read(cls, f, path: Path, expected_generation: int | None) -> HnswIndex:
+    def _read(cls, f, path: Path, expected_generation: int | None, verify: bool) -> HnswIndex:
         def corrupt(why: str) -> IndexCorruptError:
             return IndexCorruptError(f"the index file {path} is damaged ({why}); rebuild it from the library")
 
         file_size = os.fstat(f.fileno()).st_size
-        head = f.read(_HEADER_SIZE)
-        if len(head) < _HEADER_SIZE or head[:8] != _MAGIC:
+        head = f.read(_PAYLOAD_START)
+        if len(head) < 12 or head[:8] != _MAGIC:
             raise corrupt("not a Shoebox HNSW file" if head[:8] != _MAGIC else "truncated header")
-        fields = head[: _HEADER.size]
-        if struct.unpack("<I", head[_HEADER.size :])[0] != zlib.crc32(fields):
-            raise corrupt("header checksum mismatch")
+        version = struct.unpack("<I", head[8:12])[0]
+        if version not in (1, _VERSION):
+            raise corrupt(f"format version {version}, this Shoebox reads versions 1 and {_VERSION}")
+        unpacked = cls._header(head)
+        if unpacked is None:
+            raise corrupt("truncated header" if len(head) < _HEADER_V1_SIZE else "header checksum mismatch")
         (
             _,
             version,
@@ -935,11 +1016,9 @@ class HnswIndex:
             seed,
             entry,
             gen,
-            size,
-            sha,
-        ) = _HEADER.unpack(fields)
-        if version != _VERSION or header_size != _HEADER_SIZE:
-            raise corrupt(f"format version {version}, this Shoebox reads version {_VERSION}")
+        ) = unpacked[:18]
+        if header_size != (_HEADER_SIZE if version == _VERSION else _HEADER_V1_SIZE):
+            raise corrupt("bad header size")
         if expected_generation is not None and (not has_gen or gen != int(expected_generation)):
             found = gen if has_gen else "none"
             raise IndexStaleError(
@@ -948,32 +1027,14 @@ class HnswIndex:
             )
         if metric not in _METRIC_NAMES or M0 != 2 * M or not 2 <= M <= 256 or not 1 <= dim <= 65536:
             raise corrupt("bad parameters")
-        shapes: list[tuple[tuple[int, ...], type[np.generic]]] = [
-            ((n,), np.int64),
-            ((n,), np.int8),
-            ((n,), np.uint8),
-            ((n,), np.int32),
-            ((n, M0 + 1), np.int32),
-            ((u, M + 1), np.int32),
-        ]
-        if quantize:
-            shapes.append(((2, dim), np.float32))
-        shapes.append(((n, dim), np.float32))
-        expect = sum(int(np.prod(s)) * np.dtype(t).itemsize for s, t in shapes)
-        if expect != size or file_size != _HEADER_SIZE + size:
-            raise corrupt("truncated" if file_size < _HEADER_SIZE + expect else "wrong size")
         index = cls(dim, _METRIC_NAMES[metric], M, efc, efs, bool(quantize), seed)
-        g = index._new_graph(n, u, _hash_cap_for(n))
-        digest = hashlib.sha256()
-        arrays = []
-        for dest in _dest_arrays(g, bool(quantize)):  # in the order of `shapes`, one array each
-            view = _raw(dest)
-            if dest.size and f.readinto(view) != dest.nbytes:
-                raise corrupt("truncated")
-            digest.update(view)
-            arrays.append(dest)
-        if digest.digest() != sha:
-            raise corrupt("checksum mismatch")
+        if version == 1:
+            f.seek(_HEADER_V1_SIZE)
+            g = index._read_v1_payload(f, file_size, n, u, unpacked[18], unpacked[19], corrupt)
+        else:
+            g = index._map_v2_payload(
+                f, path, file_size, n, u, unpacked[18], unpacked[19], unpacked[20], verify, corrupt
+            )
         why = K.check_structure(n, g.levels, g.up_off, u, g.links0, g.up_links, M, M0)
         if why:
             raise corrupt(why)
@@ -994,7 +1055,8 @@ class HnswIndex:
         if quantize and n:
             if not (g.qparams[1] > 0).all():
                 raise corrupt("bad code ranges")
-            K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, 0, n, metric)
+            if version == 1:  # version 2 files carry the codes
+                K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, 0, n, metric)
         index._g = g
         index._trained = bool(quantize and n)
         index._n_alive = int(live.shape[0])
@@ -1002,6 +1064,97 @@ class HnswIndex:
         index._rng = np.random.default_rng([seed, n])
         index.generation = gen if has_gen else None
         return index
+
+    def _read_v1_payload(self, f, file_size: int, n: int, u: int, size: int, sha: bytes, corrupt) -> _Graph:
+        """Version 1: one checksum over the payload, read into memory; the codes are computed again."""
+        shapes: list[tuple[tuple[int, ...], type[np.generic]]] = [
+            ((n,), np.int64),
+            ((n,), np.int8),
+            ((n,), np.uint8),
+            ((n,), np.int32),
+            ((n, self.M0 + 1), np.int32),
+            ((u, self.M + 1), np.int32),
+        ]
+        if self.quantize:
+            shapes.append(((2, self.dim), np.float32))
+        shapes.append(((n, self.dim), np.float32))
+        expect = sum(int(np.prod(s)) * np.dtype(t).itemsize for s, t in shapes)
+        if expect != size or file_size != _HEADER_V1_SIZE + size:
+            raise corrupt("truncated" if file_size < _HEADER_V1_SIZE + expect else "wrong size")
+        g = self._new_graph(n, u, _hash_cap_for(n))
+        dests: list[np.ndarray] = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
+        if self.quantize:
+            dests.append(g.qparams)
+        dests.append(g.vecs)
+        digest = hashlib.sha256()
+        for dest in dests:
+            view = _raw(dest)
+            if dest.size and f.readinto(view) != dest.nbytes:
+                raise corrupt("truncated")
+            digest.update(view)
+        if digest.digest() != sha:
+            raise corrupt("checksum mismatch")
+        return g
+
+    def _map_v2_payload(
+        self,
+        f,
+        path: Path,
+        file_size: int,
+        n: int,
+        u: int,
+        size: int,
+        graph_sha: bytes,
+        data_sha: bytes,
+        verify,
+        corrupt,
+    ) -> _Graph:
+        """Version 2: the arrays are views of the mapped file (or of one read, where files are not mapped)."""
+        l2 = self._metric_code == K.METRIC_L2
+        sections = _sections(n, u, self.dim, self.M, self.M0, self.quantize, l2)
+        offsets, end = _layout(sections)
+        if size != end - _PAYLOAD_START or file_size != end:
+            raise corrupt("truncated" if file_size < end else "wrong size")
+        buffer: mmap.mmap | bytearray
+        if _MAP_FILES:
+            buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        else:
+            buffer = bytearray(end)
+            f.seek(0)
+            if f.readinto(buffer) != end:
+                raise corrupt("truncated")
+        views: dict[str, np.ndarray] = {}
+        graph_digest = hashlib.sha256()
+        data: list[np.ndarray] = []
+        for (name, shape, dtype, in_graph), offset in zip(sections, offsets, strict=True):
+            count = math.prod(shape)
+            a = np.frombuffer(buffer, dtype, count=count, offset=offset) if count else np.zeros(count, dtype)
+            views[name] = a.reshape(shape)
+            if in_graph:
+                graph_digest.update(_raw(a))
+            else:
+                data.append(a)
+        if graph_digest.digest() != graph_sha:
+            raise corrupt("checksum mismatch")
+        g = _Graph.__new__(_Graph)
+        g.cap, g.n, g.up_used = n, n, u
+        for name in ("labels", "levels", "alive", "up_off", "links0", "up_links", "vecs"):
+            setattr(g, name, views[name])
+        g.qparams = views["qparams"] if self.quantize else np.array([np.zeros(self.dim), np.ones(self.dim)], np.float32)
+        g.codes = views["codes"] if self.quantize else np.zeros((0, (self.dim + 1) // 2), np.uint8)
+        g.cnorm = views["cnorm"] if self.quantize and l2 else np.zeros(0, np.float32)
+        g.state = np.array([-1, 0, 0, 0], np.int64)
+        hash_cap = _hash_cap_for(n)
+        g.hkeys = np.zeros(hash_cap, np.int64)
+        g.hvals = np.full(hash_cap, -1, np.int32)
+        g.hused = 0
+        self._unverified = (data, data_sha, path)
+        if verify:
+            try:
+                self.verify()
+            except IndexCorruptError:
+                raise corrupt("checksum mismatch") from None
+        return g
 
 
 def _cache_factor(working_set: float, worst: float) -> float:
@@ -1014,13 +1167,36 @@ def _raw(a: np.ndarray) -> memoryview:
     return np.ascontiguousarray(a).reshape(-1).view(np.uint8).data
 
 
-def _dest_arrays(g: _Graph, quantize: bool) -> list[np.ndarray]:
-    """The arrays a file's payload is read into, in file order."""
-    out: list[np.ndarray] = [g.labels, g.levels, g.alive, g.up_off, g.links0, g.up_links]
+def _sections(
+    n: int, u: int, dim: int, M: int, M0: int, quantize: bool, l2: bool
+) -> list[tuple[str, tuple[int, ...], type[np.generic], bool]]:
+    """The arrays of a version 2 file in order: name, shape, dtype, and whether the graph checksum covers it."""
+    out: list[tuple[str, tuple[int, ...], type[np.generic], bool]] = [
+        ("labels", (n,), np.int64, True),
+        ("levels", (n,), np.int8, True),
+        ("alive", (n,), np.uint8, True),
+        ("up_off", (n,), np.int32, True),
+        ("links0", (n, M0 + 1), np.int32, True),
+        ("up_links", (u, M + 1), np.int32, True),
+    ]
     if quantize:
-        out.append(g.qparams)
-    out.append(g.vecs)
+        out.append(("qparams", (2, dim), np.float32, True))
+        out.append(("codes", (n, (dim + 1) // 2), np.uint8, False))
+        if l2:
+            out.append(("cnorm", (n,), np.float32, False))
+    out.append(("vecs", (n, dim), np.float32, False))
     return out
+
+
+def _layout(sections: list[tuple[str, tuple[int, ...], type[np.generic], bool]]) -> tuple[list[int], int]:
+    """Each section's offset in the file (64-byte aligned, after the header) and the file's size."""
+    offsets = []
+    at = _PAYLOAD_START
+    for _, shape, dtype, _ in sections:
+        at = -(-at // _ALIGN) * _ALIGN
+        offsets.append(at)
+        at += math.prod(shape) * np.dtype(dtype).itemsize
+    return offsets, at
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -158,7 +158,10 @@ class LiveIndex:
         self.state = IndexState.CLOSED
         self.error: str | None = None
         self.index: HnswIndex | None = None
-        self.catalog: Catalog | None = None
+        self._catalog: Catalog | None = None
+        # A loaded graph reads its catalog from the store on first use (a filter,
+        # a change to apply), so that a search without filters never waits for it.
+        self._catalog_deferred = False
         self._position = 0  # log position the catalog and index reflect
         # Committed vectors not yet linked into the graph, as one (ids, vectors)
         # tuple so that a search reads a consistent pair without a lock.
@@ -177,6 +180,23 @@ class LiveIndex:
         self.compaction_hook: Callable[[str], None] | None = None
 
     # ------------------------------------------------------------- lifecycle
+
+    @property
+    def catalog(self) -> Catalog | None:
+        """Every item's file, kind and time (read from the store on first use after a load)."""
+        catalog = self._catalog
+        if catalog is None and self._catalog_deferred:
+            with self._lock:
+                if self._catalog is None and self._catalog_deferred:
+                    self._catalog = Catalog(*self.store.item_catalog(space=self.space))
+                    self._catalog_deferred = False
+                catalog = self._catalog
+        return catalog
+
+    @catalog.setter
+    def catalog(self, value: Catalog | None) -> None:
+        self._catalog = value
+        self._catalog_deferred = False
 
     @property
     def position(self) -> int:
@@ -211,6 +231,8 @@ class LiveIndex:
                 return
             self.state = IndexState.READY
             self.error = None
+            if build != "never":  # a one-shot search never rebuilds, so it does not read every vector to check them
+                self._verify_in_background()
         self.sync()
         self._compact_in_background()  # a saved file over the threshold (sync starts one only after changes)
 
@@ -248,19 +270,43 @@ class LiveIndex:
         self.catalog = catalog
 
     def _load(self, dim: int) -> None:
-        index = HnswIndex.load(self.path)
+        # The vectors' checksum is checked in the background (see open), so that
+        # opening a large library maps the file and reads only its graph.
+        index = HnswIndex.load(self.path, verify=False)
         position = index.generation
         if index.dim != dim:
             raise IndexFileError(f"the index file holds {index.dim}-dimensional vectors, the library {dim}")
         if position is None or position < self.store.items_log_start() or position > self.store.items_version():
             raise IndexFileError("the index file is older than the library's change log (or from another library)")
-        self.catalog = Catalog(*self.store.item_catalog(space=self.space))
+        self._catalog = None
+        self._catalog_deferred = True
         self.index = index
         self._position = position
         self._pending = _NO_PENDING
         self._dirty = False
         # Items the file does not know are linked by the catch-up below; the
-        # catalog already holds every item, so filters are right meanwhile.
+        # catalog, when it is read, holds every item, so filters are right meanwhile.
+
+    def _verify_in_background(self) -> None:
+        """Check the loaded file's vectors in a thread; a damaged file is rebuilt from the store."""
+        index = self.index
+        if index is None or index.verified:
+            return
+
+        def run() -> None:
+            try:
+                index.verify()
+            except IndexFileError as exc:
+                log.warning("rebuilding the vector index: %s", exc)
+                with self._lock:
+                    if self.index is not index or self.state != IndexState.READY:
+                        return  # replaced meanwhile (rebuilt, compacted, closed)
+                    self.index = None
+                    self._pending = _NO_PENDING
+                    self._dirty = False
+                    self._start_build("background", str(exc), None)
+
+        threading.Thread(target=run, name="shoebox-index-verify", daemon=True).start()
 
     def _start_build(self, build: str, why: str, on_progress) -> None:
         if build == "never":
@@ -371,20 +417,22 @@ class LiveIndex:
             return applied
 
     def _apply(self, removed: np.ndarray, added: np.ndarray) -> None:
-        assert self.index is not None and self.catalog is not None
+        assert self.index is not None and (self._catalog is not None or self._catalog_deferred)
         # An id may be removed and added again in one stretch of the log; only
         # its last state is applied, and what exists now decides.
         pending_ids, pending_vecs = self._pending
         if removed.size:
             self.index.delete(removed)
-            self.catalog = self.catalog.without(removed)
+            if self._catalog is not None:  # a deferred catalog is read later, as the store is then
+                self.catalog = self._catalog.without(removed)
             if pending_ids.size:
                 keep = ~np.isin(pending_ids, removed)
                 pending_ids, pending_vecs = pending_ids[keep], pending_vecs[keep]
         if added.size:
             rows = self.store.item_catalog(added, space=self.space)
             present = rows[0]
-            self.catalog = self.catalog.plus(rows)
+            if self._catalog is not None:
+                self.catalog = self._catalog.plus(rows)
             if present.size:
                 vecs = self.store.vectors(present, space=self.space)
                 if pending_ids.size:

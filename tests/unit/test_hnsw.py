@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import struct
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -279,17 +280,79 @@ def _rewrite_with_bad_link(good: bytearray) -> bytearray:
     import hashlib
     import zlib
 
-    from engine.index.hnsw import _HEADER, _HEADER_SIZE
+    from engine.index.hnsw import _HEADER, _HEADER_SIZE, _layout, _sections
 
     fields = list(_HEADER.unpack(bytes(good[: _HEADER.size])))
-    n, m0 = fields[12], fields[9]
-    payload = bytearray(good[_HEADER_SIZE:])
-    links_at = n * (8 + 1 + 1 + 4)
-    struct.pack_into("<i", payload, links_at + 4, n + 5)  # node 0, first layer-0 link
-    fields[-1] = hashlib.sha256(payload).digest()
+    dim, M, m0, n, u = fields[3], fields[8], fields[9], fields[12], fields[13]
+    sections = _sections(n, u, dim, M, m0, bool(fields[5]), False)
+    offsets, _ = _layout(sections)
+    bad = bytearray(good)
+    links_at = offsets[[name for name, *_ in sections].index("links0")]
+    struct.pack_into("<i", bad, links_at + 4, n + 5)  # node 0, first layer-0 link
+    digest = hashlib.sha256()
+    for (_, shape, dtype, in_graph), offset in zip(sections, offsets, strict=True):
+        if in_graph:
+            digest.update(bytes(bad[offset : offset + int(np.prod(shape)) * np.dtype(dtype).itemsize]))
+    fields[-2] = digest.digest()
     header = _HEADER.pack(*fields)
     assert m0 == 16
-    return bytearray(header + struct.pack("<I", zlib.crc32(header)) + payload)
+    bad[:_HEADER_SIZE] = header + struct.pack("<I", zlib.crc32(header))
+    return bad
+
+
+def test_a_file_with_checked_sums_and_a_link_outside_the_graph_is_refused(tmp_path, data):
+    path = tmp_path / "bad.hnsw"
+    path.write_bytes(bytes(_rewrite_with_bad_link(bytearray(_saved(tmp_path, data)))))
+    with pytest.raises(IndexCorruptError) as info:
+        HnswIndex.load(path)
+    assert "link" in str(info.value) or "out of range" in str(info.value)
+
+
+def test_vectors_checked_later_when_asked(tmp_path, data):
+    good = _saved(tmp_path, data)
+    bad = bytearray(good)
+    bad[len(bad) - 1000] ^= 0x10  # inside the vectors
+    path = tmp_path / "bad.hnsw"
+    path.write_bytes(bytes(bad))
+    with pytest.raises(IndexCorruptError):
+        HnswIndex.load(path)
+    opened = HnswIndex.load(path, verify=False)  # the graph is sound: it opens and searches
+    assert not opened.verified and len(opened) == 300
+    with pytest.raises(IndexCorruptError) as info:
+        opened.verify()
+    assert "rebuild" in str(info.value)
+    sound = HnswIndex.load(tmp_path / "good.hnsw", verify=False)
+    sound.verify()
+    assert sound.verified
+
+
+def test_a_mapped_file_is_never_written_by_changes_and_can_be_replaced(tmp_path, data):
+    base, ids, _ = data
+    path = tmp_path / "good.hnsw"
+    before = _saved(tmp_path, data)
+    index = HnswIndex.load(path, verify=False)
+    index.delete(ids[:10])  # in place, in the mapped arrays
+    index.add(ids[300:400], base[300:400])  # grows: copies into memory
+    assert path.read_bytes() == before
+    found, _ = index.search(base[350], 1)
+    assert found[0] == ids[350]
+    index.save(path, generation=4)  # over the file it was opened from
+    again = HnswIndex.load(path, expected_generation=4)
+    assert len(again) == 390 and again.search(base[5], 5)[0][0] != ids[5]
+    assert HnswIndex.saved_node_counts(path) == (390, 10) and HnswIndex.saved_generation(path) == 4
+
+
+def test_a_version_1_file_still_opens(tmp_path):
+    """Files written before the memory-mapped format are read (codes computed again), not rebuilt."""
+    src = Path(__file__).parents[1] / "data" / "index-v1.hnsw"
+    vectors = np.random.default_rng(5).standard_normal((300, 16)).astype(np.float32)
+    assert HnswIndex.saved_generation(src) == 11 and HnswIndex.saved_node_counts(src) == (298, 2)
+    index = HnswIndex.load(src, expected_generation=11)
+    assert index.quantize and len(index) == 298 and 1000 not in index
+    hits = [int(index.search(vectors[i], 1)[0][0]) for i in range(2, 300)]
+    assert np.mean(np.array(hits) == np.arange(1002, 1300)) > 0.95
+    index.save(tmp_path / "v2.hnsw", generation=11)  # written back in the current format
+    assert HnswIndex.load(tmp_path / "v2.hnsw").search(vectors[7], 1)[0][0] == 1007
 
 
 def test_stale_and_missing_files(tmp_path, data):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.errors import IndexCorruptError
+from engine.index import HnswIndex
 from engine.index.live import LINK_INLINE, LiveIndex
 from engine.store import Filters, LibraryStore, NewItem
 
@@ -205,6 +208,61 @@ def test_damaged_or_foreign_index_files_are_rebuilt_never_trusted(store, tmp_pat
     foreign.open(build="never")
     assert foreign.state == "failed"
     other.close()
+
+
+def test_a_saved_index_with_damaged_vectors_is_searched_then_rebuilt_in_the_background(store, tmp_path):
+    rng = np.random.default_rng(17)
+    added = _add_files(store, tmp_path, rng, 0, 200)
+    live = _live(store, tmp_path)
+    live.save_if_changed()
+    path = tmp_path / "vectors.hnsw"
+    damaged = bytearray(path.read_bytes())
+    damaged[-100] ^= 0x40  # inside the vectors, past the graph's checksum
+    path.write_bytes(bytes(damaged))
+
+    oneshot = LiveIndex(store, path, min_items=100, space=SPACE)
+    oneshot.open(build="never")  # a one-shot search maps the file and trusts the checked graph
+    assert oneshot.state == "ready" and oneshot.index is not None and not oneshot.index.verified
+    app = LiveIndex(store, path, min_items=100, space=SPACE)
+    app.open(build="background")  # the app checks the vectors in a thread and rebuilds
+    deadline = time.monotonic() + 30
+    while (app.index is None or not app.index.verified or app.state != "ready") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        app.wait()
+    assert app.state == "ready" and app.index is not None and app.index.verified and len(app.index) == 400
+    first_path, vecs = next(iter(added.items()))
+    assert app.search(vecs[0], 1)[0][0][0] == store.item_ids_of(first_path)[0]
+    # Saving the unchecked copy would launder the damage under a fresh checksum: it is refused.
+    oneshot._dirty = True
+    with pytest.raises(IndexCorruptError):
+        oneshot.save_if_changed()
+    assert app.save_if_changed()
+    assert HnswIndex.load(path).verified
+
+
+def test_a_loaded_index_reads_its_catalog_only_when_a_filter_needs_it(store, tmp_path):
+    rng = np.random.default_rng(18)
+    _add_files(store, tmp_path, rng, 0, 200)
+    _live(store, tmp_path).save_if_changed()
+    again = LiveIndex(store, tmp_path / "vectors.hnsw", min_items=100, space=SPACE)
+    again.open(build="never")
+    query = _unit(rng, 1)[0]
+    again.search(query, 5)
+    assert again._catalog is None  # an unfiltered search did not read it
+    new = _add_files(store, tmp_path, rng, 200, 3)  # changes before the catalog is read
+    removed = store.get_file(str(tmp_path / "folder0" / "file3.bin"))  # an image
+    assert removed is not None
+    with store.transaction():
+        store.remove_file(removed.id)
+    again.sync(link="inline")
+    passing = again.allowed(Filters(kinds=("image",)))
+    expected = [
+        i for row in store.files_under(str(tmp_path)) if row.kind == "image" for i in store.item_ids_of(row.path)
+    ]
+    assert passing is not None and sorted(passing.tolist()) == sorted(expected)
+    new_image = next(p for p in new if p.endswith("file201.bin"))  # 201 % 3 == 0: an image
+    assert set(store.item_ids_of(new_image)) <= set(passing.tolist())
+    assert len(expected) == 2 * 67  # 67 images of the 200, one removed, one added
 
 
 def test_an_index_behind_a_pruned_log_reloads(store, tmp_path):
