@@ -791,7 +791,7 @@ class HnswIndex:
             n, u = g.n, g.up_used
             sections = _sections(n, u, self.dim, self.M, self.M0, self.quantize, self._metric_code == K.METRIC_L2)
             offsets, end = _layout(sections)
-            arrays = {
+            arrays: dict[str, np.ndarray] = {
                 "labels": g.labels[:n],
                 "levels": g.levels[:n],
                 "alive": g.alive[:n],
