@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech bench-search-process clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -91,6 +91,9 @@ bench-ocr: install-test
 
 bench-speech: install-test
 	$(BIN)/python benchmarks/speech.py
+
+bench-search-process: install-test
+	$(BIN)/python benchmarks/search_process.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

@@ -243,8 +243,11 @@ class AppController(QObject):
         self.library = library
         self.settings = library.settings
         library.index_build = "background"
-        self.library_opened.emit()
+        # The models start loading before anyone hears the library is open: a search
+        # typed while it opened runs then, and must see them loading (answering from
+        # words and names at once) rather than wait for them inside the search.
         self.load_models()
+        self.library_opened.emit()
         self.check_models()
         self._update_watching()
 
@@ -260,6 +263,10 @@ class AppController(QObject):
         def load() -> None:
             missing: list[str] = []
             library.warm_up()
+            # The saved indexes first: mapping them takes a moment, and searches by
+            # words and names need their catalogs only, not the models.
+            for space in SPACES:
+                library.vector_index(space)  # loads, or starts building, the HNSW indexes
             try:
                 library.clip.load()
                 # The tokenizers take ~0.3 s of GIL-holding work to build; done here
@@ -274,8 +281,6 @@ class AppController(QObject):
                 library.calibration("text")  # a model without a shipped calibration is measured once
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
-            for space in SPACES:
-                library.vector_index(space)  # loads or starts building the HNSW indexes
             if missing:
                 raise ModelUnavailableError(" ".join(missing))
 

@@ -168,6 +168,9 @@ class Library:
         """
         for module in _LAZY_MODULES:
             importlib.import_module(module)
+        from .index.hnsw import warm_up
+
+        warm_up()
 
     def index_path(self, space: str = "clip") -> Path:
         """The saved graph of ``space``'s current vectors (a re-embed's new vectors get a file of their own)."""

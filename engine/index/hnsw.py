@@ -39,7 +39,7 @@ from engine.errors import Cancelled, IndexCorruptError, IndexFileError, IndexSta
 
 from . import _kernels as K
 
-__all__ = ["HnswIndex"]
+__all__ = ["HnswIndex", "warm_up"]
 
 _METRICS = {"l2": K.METRIC_L2, "cosine": K.METRIC_COSINE}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
@@ -1155,6 +1155,22 @@ class HnswIndex:
             except IndexCorruptError:
                 raise corrupt("checksum mismatch") from None
         return g
+
+
+def warm_up() -> None:
+    """Load the compiled kernels a search and an insert use, on a throwaway index.
+
+    numba's first call in a process sets up its type registries (a few hundred
+    milliseconds of work holding the interpreter lock) and each kernel's machine
+    code is read from its cache on first use.  The app calls this from its
+    start-up worker, so neither happens inside the first search.
+    """
+    rng = np.random.default_rng(0)
+    for quantize in (False, True):
+        index = HnswIndex(8, "cosine", M=4, ef_construction=8, quantize=quantize)
+        index.add(np.arange(8), rng.standard_normal((8, 8)))
+        index.search(np.ones(8), 2)
+        index.search(np.ones(8), 2, allowed=np.arange(4))
 
 
 def _cache_factor(working_set: float, worst: float) -> float:

@@ -646,8 +646,10 @@ class LiveIndex:
 
     def allowed(self, filters: Filters) -> np.ndarray | None:
         """Item ids passing ``filters`` from the catalog; None when unfiltered or no catalog."""
+        if filters.empty:
+            return None  # before the catalog: an unfiltered search never reads it
         catalog = self.catalog
-        if catalog is None or filters.empty:
+        if catalog is None:
             return None
         return catalog.ids[catalog.mask(filters, self.store)]
 
