@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 import warnings
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,7 +255,7 @@ def _export(model: Any, tower: str, sample: torch.Tensor, path: Path) -> None:
         )
 
 
-def _quantize(source: Path, target: Path) -> None:
+def _quantize(source: Path, target: Path, keep_fp32: Callable[[Path], list[str]] | None = None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -273,7 +274,11 @@ def _quantize(source: Path, target: Path) -> None:
         except Exception as exc:  # the plain graph quantises too, only slower
             log.warning("Optimising the ONNX graph before quantising failed (%s); quantising it as exported.", exc)
             quantize_from = source
-        quantize_dynamic(str(quantize_from), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        # keep_fp32 names the nodes of the graph (as it will be quantised) to leave unquantised.
+        excluded = keep_fp32(quantize_from) if keep_fp32 is not None else []
+        quantize_dynamic(
+            str(quantize_from), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=excluded
+        )
     finally:
         root.setLevel(level)
         with suppress(FileNotFoundError):

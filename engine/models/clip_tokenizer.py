@@ -21,6 +21,7 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +107,9 @@ class ClipTokenizer:
     def __init__(self, path: Path | None = None, context_length: int = DEFAULT_CONTEXT_LENGTH) -> None:
         path = path or vocabulary_file()
         if path is None:
-            raise TokenizerUnavailable(f"CLIP's vocabulary file ({VOCAB_FILE}) was not found; open_clip is not installed")
+            raise TokenizerUnavailable(
+                f"CLIP's vocabulary file ({VOCAB_FILE}) was not found; open_clip is not installed"
+            )
         try:
             with gzip.open(path, "rt", encoding="utf-8") as f:
                 lines = f.read().split("\n")
@@ -135,7 +138,7 @@ class ClipTokenizer:
         ranks = self.ranks
         while len(parts) > 1:
             best, best_rank = None, MERGE_COUNT
-            for pair in zip(parts, parts[1:], strict=False):
+            for pair in pairwise(parts):
                 rank = ranks.get(pair, MERGE_COUNT)
                 if rank < best_rank:
                     best, best_rank = pair, rank

@@ -135,7 +135,8 @@ def test_a_missing_or_damaged_vocabulary_is_reported(tmp_path):
 
 
 def test_tokenizing_imports_neither_torch_nor_open_clip():
-    assert vocabulary_file() is not None and vocabulary_file().name == "bpe_simple_vocab_16e6.txt.gz"
+    found = vocabulary_file()
+    assert found is not None and found.name == "bpe_simple_vocab_16e6.txt.gz"
     code = (
         "import sys\n"
         "from engine.models.clip_tokenizer import clip_tokenizer\n"
