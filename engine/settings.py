@@ -18,6 +18,7 @@ from .errors import UsageError
 APP_NAME = "Shoebox"
 WHISPER_BACKENDS = ("auto", "faster", "openai")
 CLIP_RUNTIMES = ("auto", "onnx", "torch")
+TEXT_RUNTIMES = ("auto", "onnx", "torch")
 
 
 def _setting(default: Any, env: str, doc: str) -> Any:
@@ -59,6 +60,12 @@ class Settings:
         "SHOEBOX_TEXT_MODEL",
         "Sentence-embedding model for passages: a Hugging Face name (intfloat/multilingual-e5-small, "
         "all-MiniLM-L6-v2, ...), a local folder, or test-tiny.",
+    )
+    text_runtime: str = _setting(
+        "auto",
+        "SHOEBOX_TEXT_RUNTIME",
+        "What runs the text model: onnx (ONNX Runtime, int8 weights, on the CPU), torch (PyTorch), "
+        "or auto (onnx when SHOEBOX_DEVICE is cpu, torch on a GPU).",
     )
     allow_download: bool = _setting(
         False, "SHOEBOX_ALLOW_DOWNLOAD", "Allow fetching missing model weights from the network."
@@ -179,6 +186,8 @@ def load_settings(
         )
     if settings.clip_runtime not in CLIP_RUNTIMES:
         raise UsageError(f"SHOEBOX_CLIP_RUNTIME must be {', '.join(CLIP_RUNTIMES)}, not {settings.clip_runtime!r}")
+    if settings.text_runtime not in TEXT_RUNTIMES:
+        raise UsageError(f"SHOEBOX_TEXT_RUNTIME must be {', '.join(TEXT_RUNTIMES)}, not {settings.text_runtime!r}")
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
         raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
     return settings

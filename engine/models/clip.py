@@ -15,12 +15,13 @@ import threading
 from dataclasses import asdict, dataclass
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..errors import ModelUnavailableError, UsageError
 from ..settings import Settings
+from .clip_tokenizer import ClipTokenizer, TokenizerUnavailable, clip_tokenizer, plain_bpe_model
 from .runtime import configure_torch_threads, torch_device
 from .tiny import (
     DEFAULT_TINY_TAG,
@@ -273,6 +274,7 @@ class ClipEncoder:
         self._runtime: str | None = None
         self.runtime_note = ""
         self._tokenizer = None
+        self._bpe: ClipTokenizer | Literal[False] | None = None  # False: this model does not use it
         self._transform = None
         self._load_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
@@ -335,17 +337,18 @@ class ClipEncoder:
         with self._load_lock:
             if self.loaded:
                 return
-            device = torch_device(self.settings)
-            configure_torch_threads(self.settings)
             wanted, note = self._wanted_runtime()
             model = None
             if wanted == "onnx":
+                # A cached export opens without torch (whose import alone takes seconds).
                 onnx, model, note = self._load_onnx()
                 if onnx is not None:
                     self._onnx, self._runtime, self.runtime_note = onnx, onnx.label, note
                     if note:
                         log.warning("CLIP on ONNX Runtime: %s", note)
                     return
+            device = torch_device(self.settings)
+            configure_torch_threads(self.settings)
             self._model = (model if model is not None else self._load_torch_model("cpu")).to(device)
             self._device = device
             self._runtime, self.runtime_note = "torch", note
@@ -405,13 +408,14 @@ class ClipEncoder:
         cached = clip_onnx.open_cached(folder, self.settings)
         if cached is not None:
             return cached, None, clip_onnx.read_note(folder)
+        configure_torch_threads(self.settings)
         model = self._load_torch_model("cpu")
         try:
             import torch
 
             size = int(self._config["vision_cfg"].get("image_size", 224))
             pixels = torch.stack([self.preprocess(image) for image in clip_onnx.probe_images(size)])
-            tokens = self._get_tokenizer()(list(clip_onnx.PROBE_TEXTS))
+            tokens = torch.from_numpy(self._onnx_tokens(list(clip_onnx.PROBE_TEXTS)))
             onnx, note = clip_onnx.build(model, folder, self.settings, pixels, tokens)
         except clip_onnx.OnnxUnavailable as exc:
             return None, model, f"CLIP runs on PyTorch: {exc}."
@@ -521,12 +525,35 @@ class ClipEncoder:
                 f"Set SHOEBOX_ALLOW_DOWNLOAD=1 once, or copy a Hugging Face cache that holds {hf_name or 'it'}."
             ) from exc
 
+    def _get_bpe(self) -> ClipTokenizer | None:
+        """The torch-free tokenizer when this model uses CLIP's plain BPE tokenizer (None otherwise)."""
+        if self._bpe is None:
+            with self._tokenizer_lock:
+                if self._bpe is None:
+                    self._bpe = False
+                    if plain_bpe_model(self.name, self._config):
+                        try:
+                            self._bpe = clip_tokenizer(int(self._config["text_cfg"].get("context_length", 77)))
+                        except TokenizerUnavailable as exc:
+                            log.warning("%s; CLIP texts are tokenized by open_clip.", exc)
+        return self._bpe or None
+
+    def _onnx_tokens(self, texts: list[str]) -> np.ndarray:
+        """Token ids of ``texts`` for the ONNX text tower: the torch-free tokenizer's where it applies."""
+        bpe = self._get_bpe()
+        if bpe is not None:
+            return bpe(texts)
+        return self._get_tokenizer()(texts).numpy()
+
     def count_tokens(self, text: str) -> int:
         """Tokens the model's tokenizer makes of ``text``, without the start and end tokens.
 
         Counts beyond the context length too, so chunkers can tell how much is cut.
         Raises :class:`ModelUnavailableError` when the tokenizer's files are missing.
         """
+        bpe = self._get_bpe()
+        if bpe is not None:  # the same ids as open_clip's, without importing torch
+            return len(bpe.encode(text))
         tokenizer = self._get_tokenizer()
         inner = getattr(tokenizer, "tokenizer", None)
         if inner is not None:  # Hugging Face tokenizers (xlm-roberta, SigLIP) wrap their own
@@ -539,20 +566,18 @@ class ClipEncoder:
         Texts longer than the context (77 tokens for CLIP) are truncated by the tokenizer.
         Runs in chunks of ``settings.batch_size``; loads the weights on first use.
         """
-        import torch
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        tokenizer = self._get_tokenizer()
         self.load()
         size = max(1, self.settings.batch_size)
-        if self._onnx is not None:
+        onnx = self._onnx
+        if onnx is not None:
             return np.concatenate(
-                [
-                    self._onnx.encode_text(tokenizer(list(texts[i : i + size])).numpy())
-                    for i in range(0, len(texts), size)
-                ]
+                [onnx.encode_text(self._onnx_tokens(list(texts[i : i + size]))) for i in range(0, len(texts), size)]
             )
+        import torch
+
+        tokenizer = self._get_tokenizer()
         out = []
         with torch.inference_mode():
             for i in range(0, len(texts), size):

@@ -25,9 +25,10 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import warnings
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from ..settings import Settings
 from .runtime import available_cores
-from .weights import _write_text_atomic
+from .weights import _write_text_atomic, file_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -60,22 +61,44 @@ class OnnxUnavailable(Exception):
     """ONNX Runtime cannot run this CLIP; the message is a plain sentence saying why."""
 
 
+def package_version(*distributions: str) -> str:
+    """The installed version of the first of ``distributions`` found, read from its metadata ("?" when none is).
+
+    Reading the metadata does not import the package: finding a cached export must not
+    import torch, which alone takes seconds.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    for distribution in distributions:
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    return "?"
+
+
+def onnxruntime_version() -> str:
+    """ONNX Runtime's version (imported: the sessions need it anyway, and it ships under several names)."""
+    import onnxruntime
+
+    return str(onnxruntime.__version__)
+
+
 def runtime_versions() -> dict[str, str]:
     """Versions that shape the exported graph and how it runs (part of the cache key)."""
-    import onnxruntime
-    import open_clip
-    import torch
-
     return {
-        "torch": str(torch.__version__),
-        "open_clip": str(getattr(open_clip, "__version__", "?")),
-        "onnxruntime": str(onnxruntime.__version__),
+        "torch": package_version("torch"),
+        "open_clip": package_version("open_clip_torch", "open-clip-torch"),
+        "onnxruntime": onnxruntime_version(),
         "format": str(CACHE_FORMAT),
     }
 
 
 def cache_dir(settings: Settings, name: str, weights_key: str) -> Path:
-    """Folder of the exported towers for CLIP ``name`` with weights ``weights_key`` (a sha256 or a seeded tag)."""
+    """Folder of the exported towers for CLIP ``name`` with weights ``weights_key`` (a sha256 or a seeded tag).
+
+    Imports neither torch nor open_clip.
+    """
     material = json.dumps({"name": name, "weights": weights_key, **runtime_versions()}, sort_keys=True)
     key = hashlib.sha256(material.encode()).hexdigest()[:16]
     return settings.models_dir / "clip-onnx" / name.replace("/", "--") / key
@@ -111,14 +134,32 @@ def probe_images(size: int, count: int = 4) -> list:
     return images
 
 
-@dataclass
 class OnnxClip:
-    """The two towers as ONNX Runtime sessions; ``precision`` is ``{"image": "int8", "text": "fp32"}`` or so."""
+    """The two towers as ONNX Runtime sessions; ``precision`` is ``{"image": "int8", "text": "fp32"}`` or so.
 
-    image: Any  # onnxruntime.InferenceSession
-    text: Any
-    precision: dict[str, str]
-    folder: Path
+    A tower's session is made when it is first used: a search needs only the text tower,
+    and making the image tower's session would cost it a few tenths of a second.
+    """
+
+    def __init__(
+        self, files: dict[str, Path], precision: dict[str, str], folder: Path, settings: Settings, **sessions: Any
+    ) -> None:
+        self.files = files
+        self.precision = precision
+        self.folder = folder
+        self._settings = settings
+        self._sessions: dict[str, Any] = dict(sessions)  # onnxruntime.InferenceSession by tower
+        self._lock = threading.Lock()
+
+    def session(self, tower: str) -> Any:
+        """The ONNX Runtime session of ``tower`` ("image" or "text"), made on first use."""
+        made = self._sessions.get(tower)
+        if made is None:
+            with self._lock:
+                made = self._sessions.get(tower)
+                if made is None:
+                    made = self._sessions[tower] = _session(self.files[tower], self._settings)
+        return made
 
     @property
     def label(self) -> str:
@@ -126,10 +167,10 @@ class OnnxClip:
         return f"onnx-{kinds.pop()}" if len(kinds) == 1 else "onnx-" + "/".join(self.precision[t] for t in TOWERS)
 
     def encode_image(self, pixels: np.ndarray) -> np.ndarray:
-        return _run(self.image, np.ascontiguousarray(pixels, dtype=np.float32))
+        return _run(self.session("image"), np.ascontiguousarray(pixels, dtype=np.float32))
 
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
-        return _run(self.text, np.ascontiguousarray(tokens, dtype=np.int64))
+        return _run(self.session("text"), np.ascontiguousarray(tokens, dtype=np.int64))
 
 
 def _run(session: Any, array: np.ndarray) -> np.ndarray:
@@ -158,17 +199,21 @@ def open_cached(folder: Path, settings: Settings) -> OnnxClip | None:
     try:
         manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
         precision = {tower: manifest["towers"][tower]["precision"] for tower in TOWERS}
-        sessions = {}
+        files = {}
         for tower in TOWERS:
             entry = manifest["towers"][tower]
-            path = folder / entry["file"]
-            if _sha256(path) != entry["sha256"]:
-                raise ValueError(f"{path.name} does not match its recorded checksum")
-            sessions[tower] = _session(path, settings)
+            files[tower] = folder / entry["file"]
+            # The checksum is remembered by path, size and modification time (models/hashes.json),
+            # so a start does not read the towers twice; a file written since is hashed again.
+            if file_sha256(files[tower], settings) != entry["sha256"]:
+                raise ValueError(f"{files[tower].name} does not match its recorded checksum")
+        # Made here, not on first use: damage the checksum cannot see (a file written as it
+        # was recorded, by a newer ONNX Runtime) is found while a rebuild is still possible.
+        text = _session(files["text"], settings)
     except Exception as exc:  # any unreadable, missing or damaged piece means "build again"
         log.warning("The ONNX copy of CLIP in %s is damaged (%s); it is built again.", folder, exc)
         return None
-    return OnnxClip(sessions["image"], sessions["text"], precision, folder)
+    return OnnxClip(files, precision, folder, settings, text=text)
 
 
 def _tower_module(model: Any, tower: str) -> torch.nn.Module:
@@ -210,7 +255,7 @@ def _export(model: Any, tower: str, sample: torch.Tensor, path: Path) -> None:
         )
 
 
-def _quantize(source: Path, target: Path) -> None:
+def _quantize(source: Path, target: Path, keep_fp32: Callable[[Path], list[str]] | None = None) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -229,7 +274,11 @@ def _quantize(source: Path, target: Path) -> None:
         except Exception as exc:  # the plain graph quantises too, only slower
             log.warning("Optimising the ONNX graph before quantising failed (%s); quantising it as exported.", exc)
             quantize_from = source
-        quantize_dynamic(str(quantize_from), str(target), weight_type=QuantType.QInt8, per_channel=True)
+        # keep_fp32 names the nodes of the graph (as it will be quantised) to leave unquantised.
+        excluded = keep_fp32(quantize_from) if keep_fp32 is not None else []
+        quantize_dynamic(
+            str(quantize_from), str(target), weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=excluded
+        )
     finally:
         root.setLevel(level)
         with suppress(FileNotFoundError):
@@ -301,7 +350,8 @@ def build(
             os.replace(path, final)
             sessions[tower] = _session(final, settings)
             del session
-            towers[tower] = {"file": final.name, "precision": precision, "sha256": _sha256(final), "cosine": cosine}
+            sha = file_sha256(final, settings)  # remembered, so the first open does not hash it again
+            towers[tower] = {"file": final.name, "precision": precision, "sha256": sha, "cosine": cosine}
     finally:
         for path in staged:
             with suppress(FileNotFoundError):
@@ -309,7 +359,8 @@ def build(
     note = "; ".join(notes)
     manifest = {"towers": towers, "min_cosine": MIN_COSINE, "note": note, **runtime_versions()}
     _write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
-    return OnnxClip(sessions["image"], sessions["text"], {t: towers[t]["precision"] for t in TOWERS}, folder), note
+    files = {t: folder / towers[t]["file"] for t in TOWERS}
+    return OnnxClip(files, {t: towers[t]["precision"] for t in TOWERS}, folder, settings, **sessions), note
 
 
 def read_note(folder: Path) -> str:

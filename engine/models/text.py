@@ -15,10 +15,13 @@ transformers at module level.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import json
+import logging
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +33,7 @@ from ..errors import ModelUnavailableError
 from ..settings import Settings
 from .clip import ModelIdentity
 from .runtime import configure_torch_threads, torch_device
+from .text_onnx import NumpyDense
 from .tiny import TEST_TINY, TINY_TEXT_DIM
 from .weights import (
     canonical_text_name,
@@ -50,6 +54,10 @@ from .weights import (
 if TYPE_CHECKING:
     import torch
     from tokenizers import Tokenizer
+
+    from .text_onnx import OnnxText
+
+log = logging.getLogger(__name__)
 
 # Prefixes the model families were trained with, for folders whose
 # config_sentence_transformers.json does not name its prompts.  Without them e5 models
@@ -232,7 +240,7 @@ def _position_limit(config: dict) -> int | None:
 class _Dense:
     """A sentence-transformers Dense module: activation(x @ W.T + b)."""
 
-    def __init__(self, folder: Path, device: torch.device, fix: str) -> None:
+    def __init__(self, folder: Path, device: torch.device | str, fix: str) -> None:
         import torch
 
         cfg = _read_json(folder / "config.json", folder.parent, fix)
@@ -242,9 +250,7 @@ class _Dense:
                 f"The dense layer in {folder} uses the activation {name}, which Shoebox does not know. "
                 f"Choose another model with SHOEBOX_TEXT_MODEL."
             )
-        path = folder / "model.safetensors"
-        if not path.is_file():
-            path = folder / "pytorch_model.bin"
+        path = _dense_weights_file(folder)
         state = load_weights_file(path, what="dense layer weights", fix=fix)
         try:
             self.weight = state["linear.weight"].float().to(device)
@@ -252,12 +258,23 @@ class _Dense:
             self.bias = bias.float().to(device) if bias is not None else None
         except (KeyError, AttributeError) as exc:
             raise ModelUnavailableError(f"{path} does not hold a dense layer ({exc}). {fix}") from exc
+        self.activation_name = name
         self.activation = getattr(torch.nn, name)()
+
+    def as_numpy(self) -> NumpyDense:
+        """The same layer in numpy, for the ONNX Runtime path."""
+        bias = None if self.bias is None else self.bias.cpu().numpy()
+        return NumpyDense(self.weight.cpu().numpy(), bias, self.activation_name)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         import torch.nn.functional as F
 
         return self.activation(F.linear(x, self.weight, self.bias))
+
+
+def _dense_weights_file(folder: Path) -> Path:
+    path = folder / "model.safetensors"
+    return path if path.is_file() else folder / "pytorch_model.bin"
 
 
 def _weights_file(layout: _Layout) -> Path:
@@ -327,8 +344,10 @@ class TextEncoder:
         self._batcher: Tokenizer | None = None
         self._model: Any = None  # a transformers model once loaded, whichever class the folder names
         self._dense: list[_Dense] = []
-        self._device: torch.device | None = None
-        self._takes_token_types = False
+        self._device: torch.device | str = "cpu"
+        self._onnx: OnnxText | None = None
+        self._runtime: str | None = None
+        self.runtime_note = ""
         self._locate_lock = threading.Lock()
         self._tokenizer_lock = threading.Lock()
         self._load_lock = threading.Lock()
@@ -397,7 +416,12 @@ class TextEncoder:
 
     @property
     def loaded(self) -> bool:
-        return self._model is not None
+        return self._model is not None or self._onnx is not None
+
+    @property
+    def runtime(self) -> str | None:
+        """What runs the network once loaded: ``"onnx-int8"``, ``"onnx-fp32"`` or ``"torch"``; None before :meth:`load`."""
+        return self._runtime
 
     # -- prefixes
 
@@ -537,27 +561,109 @@ class TextEncoder:
     # -- the model
 
     def load(self) -> None:
-        """Load the model onto ``settings.device`` (once; later calls return at once).
+        """Load the model (once; later calls return at once).
+
+        On a CPU (``SHOEBOX_TEXT_RUNTIME=auto`` or ``onnx``) the network runs on ONNX Runtime
+        with int8 weights, exported once and cached (see :mod:`engine.models.text_onnx`); a
+        cached export opens without importing torch or transformers.  Any failure of ONNX
+        (onnxruntime missing, an export error, vectors that do not match PyTorch's) falls back
+        to PyTorch on ``settings.device`` and is explained in :attr:`runtime_note`.
 
         Raises :class:`ModelUnavailableError` (model missing, incomplete, damaged, or
         carrying Python objects in pickled weights) or :class:`UsageError` (device not available).
         """
-        if self._model is not None:
+        if self.loaded:
             return
         with self._load_lock:
-            if self._model is not None:
+            if self.loaded:
                 return
-            device = torch_device(self.settings)
-            configure_torch_threads(self.settings)
             layout = self._get_layout()
             self._tokenizers()  # a missing tokenizer is reported before the weights are read
-            model = self._load_transformer(layout, device)
-            self._dense = [_Dense(sub, device, self._fix) for sub in layout.dense]
-            self._takes_token_types = "token_type_ids" in inspect.signature(model.forward).parameters
+            wanted, note = self._wanted_runtime()
+            model, dense = None, None
+            if wanted == "onnx":
+                onnx, model, dense, note = self._load_onnx(layout)
+                if onnx is not None:
+                    self._onnx, self._runtime, self.runtime_note = onnx, onnx.label, note
+                    if note:
+                        log.warning("The text model on ONNX Runtime: %s", note)
+                    return
+            device = torch_device(self.settings)
+            configure_torch_threads(self.settings)
+            if model is None or dense is None:  # with ONNX tried, they are on the CPU: the only device it runs beside
+                model = self._load_transformer(layout, device)
+                dense = [_Dense(sub, device, self._fix) for sub in layout.dense]
+            self._dense = dense
             self._device = device
+            self._runtime, self.runtime_note = "torch", note
             self._model = model
+            if note:
+                log.warning("%s", note)
 
-    def _load_transformer(self, layout: _Layout, device: torch.device):
+    def _wanted_runtime(self) -> tuple[str, str]:
+        setting = self.settings.text_runtime
+        if setting == "torch":
+            return "torch", ""
+        if self.settings.device != "cpu":
+            if setting == "onnx":
+                return "torch", (
+                    f"The text model runs on PyTorch: SHOEBOX_TEXT_RUNTIME=onnx runs on the CPU only, "
+                    f"and SHOEBOX_DEVICE is {self.settings.device}."
+                )
+            return "torch", ""
+        return "onnx", ""
+
+    def _weights_key(self, layout: _Layout) -> str:
+        """The sha256 of the network's weights and of any Dense layer's (each hashed once per file version)."""
+        shas = [file_sha256(_weights_file(layout), self.settings)]
+        shas += [file_sha256(_dense_weights_file(sub), self.settings) for sub in layout.dense]
+        return shas[0] if len(shas) == 1 else hashlib.sha256(" ".join(shas).encode()).hexdigest()
+
+    def _load_onnx(self, layout: _Layout) -> tuple[OnnxText | None, Any, list[_Dense] | None, str]:
+        """(the ONNX network or None, the PyTorch model and Dense layers when they had to be loaded, a note)."""
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return None, None, None, "The text model runs on PyTorch: the Python package onnxruntime is not installed."
+        from . import text_onnx
+
+        folder = text_onnx.cache_dir(self.settings, self.name, self._weights_key(layout))  # weights errors propagate
+        cached = text_onnx.open_cached(folder, self.settings)
+        if cached is not None:
+            return cached, None, None, text_onnx.read_note(folder)
+        configure_torch_threads(self.settings)
+        model = self._load_transformer(layout, "cpu")
+        dense = [_Dense(sub, "cpu", self._fix) for sub in layout.dense]
+        try:
+            inputs = ("input_ids", "attention_mask") + (("token_type_ids",) if _takes_token_types(model) else ())
+            texts, prefix = list(text_onnx.PROBE_TEXTS), self.passage_prefix
+            reference = np.concatenate(
+                [self._vectors_torch(model, dense, feeds, mask, "cpu") for feeds, mask in self._batches(texts, prefix)]
+            )
+            sample, _ = next(self._batches(texts[:2], prefix))
+            onnx, note = text_onnx.build(
+                model,
+                folder,
+                self.settings,
+                inputs=inputs,
+                sample=sample,
+                dense=[layer.as_numpy() for layer in dense],
+                reference=reference,
+                embed=lambda candidate: self._encode_onnx(candidate, texts, prefix),
+            )
+        except text_onnx.OnnxUnavailable as exc:
+            return None, model, dense, f"The text model runs on PyTorch: {exc}."
+        except Exception as exc:  # ONNX is an optimisation: whatever breaks it, PyTorch still works
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            return (
+                None,
+                model,
+                dense,
+                f"The text model runs on PyTorch: preparing it for ONNX Runtime failed ({reason}).",
+            )
+        return onnx, None, None, note
+
+    def _load_transformer(self, layout: _Layout, device: torch.device | str):
         from transformers import AutoModel, PreTrainedModel
 
         weights = _weights_file(layout)
@@ -609,45 +715,77 @@ class TextEncoder:
         return self._encode(texts, self.passage_prefix if texts else "")
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        self._tokenizers()  # a missing tokenizer is reported before the weights are read
+        self.load()
+        onnx = self._onnx
+        if onnx is not None:
+            return self._encode_onnx(onnx, texts, prefix)
+        parts = [
+            self._vectors_torch(self._model, self._dense, feeds, mask, self._device)
+            for feeds, mask in self._batches(texts, prefix)
+        ]
+        return np.concatenate(parts)
+
+    def _batches(self, texts: list[str], prefix: str) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        """Chunks of ``settings.batch_size`` texts: (token arrays by input name, the mask pooling uses)."""
         layout = self._get_layout()
         counter, batcher = self._tokenizers()
-        self.load()
         prompt_length = 0
         if prefix and not layout.include_prompt:
             # Pooling leaves the prompt out: the leading special tokens and the prefix's own.
             probe = counter.encode(self._prepare(prefix), add_special_tokens=True)
             prompt_length = len(probe.ids) - _trailing_specials(probe.special_tokens_mask)
         size = max(1, self.settings.batch_size)
+        for start in range(0, len(texts), size):
+            encodings = batcher.encode_batch([self._prepare(prefix + t) for t in texts[start : start + size]])
+            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+            feeds = {
+                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": mask,
+                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+            }
+            pool_mask = mask
+            if prompt_length:
+                pool_mask = mask.copy()
+                pool_mask[:, :prompt_length] = 0
+            yield feeds, pool_mask
+
+    def _encode_onnx(self, onnx: OnnxText, texts: list[str], prefix: str) -> np.ndarray:
+        from .text_onnx import pool
+
+        layout = self._get_layout()
         out = []
+        for feeds, pool_mask in self._batches(texts, prefix):
+            vectors = pool(onnx.hidden(feeds), pool_mask, layout.pooling)
+            for dense in onnx.dense:
+                vectors = dense(vectors)
+            out.append(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(out).astype(np.float32, copy=False)
+
+    def _vectors_torch(
+        self,
+        model: Any,
+        dense: list[_Dense],
+        feeds: dict[str, np.ndarray],
+        pool_mask: np.ndarray,
+        device: torch.device | str,
+    ) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        names = ["input_ids", "attention_mask"] + (["token_type_ids"] if _takes_token_types(model) else [])
         with torch.inference_mode():
-            for start in range(0, len(texts), size):
-                encodings = batcher.encode_batch([self._prepare(prefix + t) for t in texts[start : start + size]])
-                ids = torch.tensor([e.ids for e in encodings], dtype=torch.long, device=self._device)
-                mask = torch.tensor([e.attention_mask for e in encodings], dtype=torch.long, device=self._device)
-                inputs = {"input_ids": ids, "attention_mask": mask}
-                if self._takes_token_types:
-                    inputs["token_type_ids"] = torch.tensor(
-                        [e.type_ids for e in encodings], dtype=torch.long, device=self._device
-                    )
-                output = self._model(**inputs)
-                hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
-                pool_mask = mask
-                if prompt_length:
-                    pool_mask = mask.clone()
-                    pool_mask[:, :prompt_length] = 0
-                vectors = _pool(hidden.float(), pool_mask, layout.pooling)
-                for dense in self._dense:
-                    vectors = dense(vectors)
-                out.append(F.normalize(vectors, p=2, dim=-1).cpu())
-        return torch.cat(out).numpy().astype(np.float32, copy=False)
+            output = model(**{name: torch.from_numpy(feeds[name]).to(device) for name in names})
+            hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+            vectors = _pool(hidden.float(), torch.from_numpy(pool_mask).to(device), self._get_layout().pooling)
+            for layer in dense:
+                vectors = layer(vectors)
+            return F.normalize(vectors, p=2, dim=-1).cpu().numpy().astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
-        state = "loaded" if self.loaded else "not loaded"
+        state = f"loaded, {self._runtime}" if self.loaded else "not loaded"
         return f"TextEncoder({self.name}, {state})"
 
 
@@ -667,6 +805,10 @@ def _quiet_transformers():
         hf_logging.set_verbosity(verbosity)
         if bars:
             hf_logging.enable_progress_bar()
+
+
+def _takes_token_types(model: Any) -> bool:
+    return "token_type_ids" in inspect.signature(model.forward).parameters
 
 
 def _trailing_specials(special_mask: list[int]) -> int:

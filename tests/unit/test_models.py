@@ -225,6 +225,7 @@ def test_count_tokens_asks_a_hugging_face_tokenizer_without_special_tokens(tiny_
 
     encoder = build_clip(make_settings(tiny_home))
     monkeypatch.setattr(encoder, "_tokenizer", FakeOpenClipHFTokenizer())
+    monkeypatch.setattr(encoder, "_bpe", False)  # a model without CLIP's plain BPE tokenizer
     assert encoder.count_tokens("eins zwei drei") == 3
 
 

@@ -52,8 +52,17 @@ pytestmark = pytest.mark.usefixtures("offline_caches")
 
 
 def make_settings(home: Path, **env: str):
+    # PyTorch: these tests hold the pipeline to PyTorch's own numbers (token states, pooling,
+    # Dense layers) to 1e-5; the ONNX runtime is held to cosines in test_text_onnx.py.
     return load_settings(
-        home=home, env={"SHOEBOX_TEXT_MODEL": TEST_TINY, "SHOEBOX_THREADS": "2", "SHOEBOX_BATCH_SIZE": "8", **env}
+        home=home,
+        env={
+            "SHOEBOX_TEXT_MODEL": TEST_TINY,
+            "SHOEBOX_TEXT_RUNTIME": "torch",
+            "SHOEBOX_THREADS": "2",
+            "SHOEBOX_BATCH_SIZE": "8",
+            **env,
+        },
     )
 
 
@@ -130,7 +139,7 @@ def test_tiny_model_is_a_complete_deterministic_sentence_transformers_folder(tin
 
 def test_tiny_encodes_normalised_deterministic_vectors(tiny_text, tiny_home):
     assert tiny_text.identity == ModelIdentity(TEST_TINY, "seed0", 32)
-    assert tiny_text.dim == 32 and repr(tiny_text) == "TextEncoder(test-tiny, loaded)"
+    assert tiny_text.dim == 32 and repr(tiny_text) == "TextEncoder(test-tiny, loaded, torch)"
     texts = ["a red bicycle", "", "the dentist's receipt " * 40, "영수증", "a red bicycle"]
     for vectors in (tiny_text.encode_passages(texts), tiny_text.encode_queries(texts)):
         assert vectors.shape == (5, 32) and vectors.dtype == np.float32
@@ -611,7 +620,8 @@ def test_download_kinds_and_the_models_command(tiny_text, tmp_path, monkeypatch,
 def minilm(tmp_path_factory):
     folder = minilm_folder()
     settings = load_settings(
-        home=tmp_path_factory.mktemp("minilm-library"), env={"SHOEBOX_TEXT_MODEL": str(folder), "SHOEBOX_THREADS": "2"}
+        home=tmp_path_factory.mktemp("minilm-library"),
+        env={"SHOEBOX_TEXT_MODEL": str(folder), "SHOEBOX_TEXT_RUNTIME": "torch", "SHOEBOX_THREADS": "2"},
     )
     return build_text_encoder(settings)
 
