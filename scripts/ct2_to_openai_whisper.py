@@ -197,14 +197,19 @@ class _Mapper:
         self.used.add(name)
         return self.variables[name]
 
+    def floats(self, name: str) -> np.ndarray:
+        """A weight as floats: int8/int16 ones are scaled back by their ``<name>_scale`` (per row, or one number)."""
+        value = self.get(name)
+        if f"{name}_scale" in self.variables:
+            scale = self.get(f"{name}_scale").astype(np.float32)
+            return value.astype(np.float32) / scale.reshape(-1, *([1] * (value.ndim - 1)))
+        if value.dtype.kind != "f":
+            raise ConversionError(f"{name} is {value.dtype} without a {name}_scale to turn it into floats")
+        return value
+
     def linear(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """A linear layer's float weight (int8 scaled back by its per-row scale) and bias (None when absent)."""
-        weight = self.get(f"{name}/weight")
-        if f"{name}/weight_scale" in self.variables:
-            scale = self.get(f"{name}/weight_scale").astype(np.float32)
-            weight = weight.astype(np.float32) / scale.reshape(-1, *([1] * (weight.ndim - 1)))
-        elif weight.dtype.kind != "f":
-            raise ConversionError(f"{name}/weight is {weight.dtype} without a weight_scale to turn it into floats")
+        """A linear (or convolution) layer's float weight and its bias (None when absent)."""
+        weight = self.floats(f"{name}/weight")
         bias = self.get(f"{name}/bias") if f"{name}/bias" in self.variables else None
         return weight, bias
 
@@ -256,6 +261,11 @@ def openai_state_dict(model: Ct2Model, dims: dict[str, int]) -> dict[str, np.nda
                 put_linear(f"{dst}.cross_attn.out", f"{src}/attention/linear_2")
             put_norm(f"{dst}.mlp_ln", f"{src}/ffn/layer_norm")
             put_linear(f"{dst}.mlp.0", f"{src}/ffn/linear_0")
+            if out[f"{dst}.mlp.0.weight"].shape != (4 * state, state):
+                raise ConversionError(
+                    f"{src}/ffn/linear_0 has shape {out[f'{dst}.mlp.0.weight'].shape}; openai-whisper's MLP "
+                    f"has {4 * state} x {state}"
+                )
             put_linear(f"{dst}.mlp.2", f"{src}/ffn/linear_1")
 
     for conv in ("conv1", "conv2"):
@@ -265,21 +275,19 @@ def openai_state_dict(model: Ct2Model, dims: dict[str, int]) -> dict[str, np.nda
         out[f"encoder.{conv}.weight"], out[f"encoder.{conv}.bias"] = weight, bias
     out["encoder.positional_embedding"] = m.get("encoder/position_encodings/encodings")
     put_norm("encoder.ln_post", "encoder/layer_norm")
-    out["decoder.token_embedding.weight"] = m.get("decoder/embeddings/weight")
+    embedding = m.floats("decoder/embeddings/weight")
+    out["decoder.token_embedding.weight"] = embedding
     out["decoder.positional_embedding"] = m.get("decoder/position_encodings/encodings")
     put_norm("decoder.ln", "decoder/layer_norm")
 
     # The output projection must be the token embedding: openai-whisper has no separate one.
-    projection = model.variables.get("decoder/projection/weight")
-    if projection is not None:
-        if model.aliases.get("decoder/projection/weight") != "decoder/embeddings/weight" and not np.array_equal(
-            projection, model.variables["decoder/embeddings/weight"]
-        ):
+    if "decoder/projection/weight" in model.variables:
+        tied = model.aliases.get("decoder/projection/weight") == "decoder/embeddings/weight"
+        if not tied and not np.array_equal(m.floats("decoder/projection/weight"), embedding):
             raise ConversionError("the decoder's output projection differs from its token embedding")
-        m.used.add("decoder/projection/weight")
-    if "decoder/projection/bias" in model.variables and np.any(model.variables["decoder/projection/bias"]):
+        m.used.update(("decoder/projection/weight", "decoder/projection/weight_scale"))
+    if "decoder/projection/bias" in model.variables and np.any(m.get("decoder/projection/bias")):
         raise ConversionError("the decoder's output projection has a bias, which openai-whisper's has not")
-    m.used.add("decoder/projection/bias")
 
     # Options (scalars) were checked by _check_whisper; any other tensor left over would be lost.
     left = sorted(
