@@ -41,7 +41,7 @@ WHISPER_SPEC = "WhisperSpec"
 # Revisions of WhisperSpec whose variables are named as below.
 WHISPER_SPEC_REVISIONS = (3,)
 # Bumped when the tensors written for the same model.bin change (part of the cached file's identity).
-CONVERTER_REVISION = 1
+CONVERTER_REVISION = 2
 
 # Type ids in model.bin (include/ctranslate2/types.h).
 _DTYPES: dict[int, str] = {0: "float32", 1: "int8", 2: "int16", 3: "int32", 4: "float16", 5: "bfloat16"}
@@ -328,7 +328,10 @@ def convert(folder: Path, out_path: Path) -> Path:
     checkpoint = openai_checkpoint(folder)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, out_path)
+    # Through a file object, torch names the archive inside "archive" rather than after the
+    # file, so the same model.bin always gives the same bytes.
+    with open(out_path, "wb") as f:
+        torch.save(checkpoint, f)
     return out_path
 
 

@@ -153,3 +153,10 @@ def test_a_truncated_or_foreign_file_is_refused_in_words(original, tmp_path):
     with pytest.raises(ConversionError, match=r"no model\.bin"):
         convert(tmp_path, tmp_path / "out.pt")
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_the_same_model_converts_to_the_same_bytes(original, tmp_path):
+    model, *_ = original
+    folder = write_ct2(model, tmp_path / "ct2", "float16")
+    first = convert(folder, tmp_path / "first.pt").read_bytes()
+    assert convert(folder, tmp_path / "second.pt").read_bytes() == first
