@@ -31,7 +31,6 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     QPersistentModelIndex,
-    QSortFilterProxyModel,
     Qt,
     QTimer,
     Signal,
@@ -159,39 +158,107 @@ class Problem:
 
 
 class ProblemsModel(QAbstractTableModel):
-    """The failed files as a table: Name, Reason, Folder, Failed.  ``Qt.UserRole`` gives the :class:`Problem`."""
+    """The failed files as a table: Name, Reason, Folder, Failed.  ``Qt.UserRole`` gives the :class:`Problem`.
+
+    It filters and sorts itself, in one pass over its rows in Python, rather
+    than through a ``QSortFilterProxyModel``: a proxy asks for each row's data
+    one call at a time, which for tens of thousands of rows held the GUI thread
+    for seconds.  The view only asks for the rows it paints.
+    """
 
     NAME, REASON, FOLDER, WHEN = range(4)
     HEADERS = ("Name", "Reason", "Folder", "Failed")
-    SORT_ROLE = Qt.ItemDataRole.UserRole + 1
-    FILTER_ROLE = Qt.ItemDataRole.UserRole + 2
 
     def __init__(self, parent: Any = None):
         super().__init__(parent)
-        self._rows: list[Problem] = []
+        self._all: list[Problem] = []
         self._texts: list[tuple[str, str, str, str]] = []  # what each row shows, worked out once
         self._haystacks: list[str] = []
-        self._now = datetime.now()
+        self._shown: list[int] = []  # indexes into _all, filtered and sorted
+        self._words: list[str] = []
+        self._retryable_only = False
+        self._sort: tuple[int, Qt.SortOrder] = (self.WHEN, Qt.SortOrder.DescendingOrder)
+
+    # -- contents --------------------------------------------------------------------
 
     def set_problems(self, problems: Sequence[Problem]) -> None:
+        now = datetime.now()
         self.beginResetModel()
-        self._now = datetime.now()
-        self._rows = list(problems)
+        self._all = list(problems)
         self._texts = [
-            (p.name, readable_reason(p.reason), _short_folder(p.folder), format_failed_at(p.failed_at, self._now))
-            for p in self._rows
+            (p.name, readable_reason(p.reason), _short_folder(p.folder), format_failed_at(p.failed_at, now))
+            for p in self._all
         ]
-        self._haystacks = [f"{p.name}\n{p.folder}\n{p.reason}".casefold() for p in self._rows]
+        self._haystacks = [f"{p.name}\n{p.folder}\n{p.reason}".casefold() for p in self._all]
+        self._arrange()
         self.endResetModel()
 
+    def set_filter(self, text: str, *, retryable_only: bool = False) -> None:
+        """Keep the rows whose name, folder or reason hold every word of ``text`` (any case)."""
+        words = text.casefold().split()
+        if (words, retryable_only) == (self._words, self._retryable_only):
+            return
+        self.beginResetModel()
+        self._words, self._retryable_only = words, retryable_only
+        self._arrange()
+        self.endResetModel()
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        if not 0 <= column < len(self.HEADERS):
+            return
+        self.layoutAboutToBeChanged.emit()
+        before = self.persistentIndexList()
+        paths = [self._all[self._shown[i.row()]].path if i.row() < len(self._shown) else "" for i in before]
+        self._sort = (column, order)
+        self._arrange()
+        rows = {self._all[i].path: row for row, i in enumerate(self._shown)}
+        self.changePersistentIndexList(
+            before,
+            [
+                self.index(rows[path], i.column()) if path in rows else QModelIndex()
+                for i, path in zip(before, paths, strict=True)
+            ],
+        )
+        self.layoutChanged.emit()
+
+    def _arrange(self) -> None:
+        words, only = self._words, self._retryable_only
+        shown = [
+            i
+            for i, (p, haystack) in enumerate(zip(self._all, self._haystacks, strict=True))
+            if (not only or p.retryable) and all(word in haystack for word in words)
+        ]
+        column, order = self._sort
+        if column == self.WHEN:
+            shown.sort(key=lambda i: (self._all[i].failed_at, self._texts[i][0].casefold()))
+        else:
+            shown.sort(key=lambda i: (self._texts[i][column].casefold(), self._texts[i][0].casefold()))
+        if order == Qt.SortOrder.DescendingOrder:
+            shown.reverse()
+        self._shown = shown
+
+    def total(self) -> int:
+        """How many problems there are, past the filter or not."""
+        return len(self._all)
+
     def problems(self) -> list[Problem]:
-        return list(self._rows)
+        """Every problem, filtered out or not."""
+        return list(self._all)
 
     def problem(self, row: int) -> Problem:
-        return self._rows[row]
+        """The problem shown at ``row``."""
+        return self._all[self._shown[row]]
+
+    def row_of(self, path: str) -> int | None:
+        for row, i in enumerate(self._shown):
+            if self._all[i].path == path:
+                return row
+        return None
+
+    # -- QAbstractTableModel ---------------------------------------------------------------
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else len(self._shown)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self.HEADERS)
@@ -202,11 +269,12 @@ class ProblemsModel(QAbstractTableModel):
         return None
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+        if not index.isValid() or not 0 <= index.row() < len(self._shown):
             return None
-        problem, column = self._rows[index.row()], index.column()
+        i, column = self._shown[index.row()], index.column()
+        problem = self._all[i]
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._texts[index.row()][column]
+            return self._texts[i][column]
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == self.NAME:
                 return problem.path
@@ -221,12 +289,6 @@ class ProblemsModel(QAbstractTableModel):
             return font
         if role == Qt.ItemDataRole.UserRole:
             return problem
-        if role == self.SORT_ROLE:
-            if column == self.WHEN:
-                return problem.failed_at
-            return self._texts[index.row()][column].casefold()
-        if role == self.FILTER_ROLE:
-            return self._haystacks[index.row()]
         return None
 
 
@@ -236,39 +298,6 @@ class _ElideRight(QStyledItemDelegate):
     def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
         super().initStyleOption(option, index)
         option.textElideMode = Qt.TextElideMode.ElideRight
-
-
-class ProblemsFilter(QSortFilterProxyModel):
-    """Keeps the rows whose name, folder or reason hold every word typed (and, optionally, only retryable ones)."""
-
-    def __init__(self, parent: Any = None):
-        super().__init__(parent)
-        self._words: list[str] = []
-        self._retryable_only = False
-        self.setSortRole(ProblemsModel.SORT_ROLE)
-
-    def set_text(self, text: str) -> None:
-        self._refilter(lambda: setattr(self, "_words", text.casefold().split()))
-
-    def set_retryable_only(self, only: bool) -> None:
-        self._refilter(lambda: setattr(self, "_retryable_only", only))
-
-    def _refilter(self, change: Any) -> None:
-        if hasattr(self, "beginFilterChange"):  # Qt 6.9 and later; invalidateFilter is deprecated there
-            self.beginFilterChange()
-            change()
-            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
-        else:
-            change()
-            self.invalidateFilter()
-
-    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        model = self.sourceModel()
-        index = model.index(source_row, 0, source_parent)
-        if self._retryable_only and not model.data(index, Qt.ItemDataRole.UserRole).retryable:
-            return False
-        haystack = model.data(index, ProblemsModel.FILTER_ROLE) or ""
-        return all(word in haystack for word in self._words)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,10 +356,8 @@ class ProblemsWindow(QWidget):
         self.retryable_only = QCheckBox("Only those that can be retried")
 
         self.model = ProblemsModel(self)
-        self.proxy = ProblemsFilter(self)
-        self.proxy.setSourceModel(self.model)
         self.view = QTreeView()
-        self.view.setModel(self.proxy)
+        self.view.setModel(self.model)
         self.view.setRootIsDecorated(False)
         self.view.setUniformRowHeights(True)  # thousands of rows lay out without measuring each
         self.view.setAlternatingRowColors(True)
@@ -412,7 +439,7 @@ class ProblemsWindow(QWidget):
         self._refresh_timer = QTimer(self, singleShot=True, interval=0)  # coalesces the reasons to read again
         self._refresh_timer.timeout.connect(self.refresh)
         self.filter_field.textChanged.connect(self._filter_changed)
-        self.retryable_only.toggled.connect(self._retryable_only_toggled)
+        self.retryable_only.toggled.connect(self._filter_changed)
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(lambda _index: self.open_selected())
         controller.library_opened.connect(self._changed)
@@ -502,49 +529,54 @@ class ProblemsWindow(QWidget):
 
     def _select_paths(self, paths: set[str], current: str | None) -> None:
         selection = QItemSelection()
-        for row in range(self.proxy.rowCount()):
-            index = self.proxy.index(row, 0)
-            path = index.data(Qt.ItemDataRole.UserRole).path
-            if path in paths:
-                selection.select(index, self.proxy.index(row, self.proxy.columnCount() - 1))
-            if path == current:
-                self.view.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+        last = self.model.columnCount() - 1
+        start = None  # contiguous rows go in as one range: a range per row is slow for thousands
+        for row in range(self.model.rowCount() + 1):
+            path = self.model.problem(row).path if row < self.model.rowCount() else None
+            if path is not None and path in paths:
+                start = row if start is None else start
+            elif start is not None:
+                selection.select(self.model.index(start, 0), self.model.index(row - 1, last))
+                start = None
+            if path is not None and path == current:
+                self.view.selectionModel().setCurrentIndex(
+                    self.model.index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate
+                )
         self.view.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
 
     # -- filtering -----------------------------------------------------------------
 
-    def _filter_changed(self, text: str) -> None:
-        self.proxy.set_text(text)
-        self._update_empty()
-        self._selection_changed()
-
-    def _retryable_only_toggled(self, only: bool) -> None:
-        self.proxy.set_retryable_only(only)
+    def _filter_changed(self, *_args: Any) -> None:
+        selected = {p.path for p in self.selected_problems()}
+        current = self.current_problem()
+        self.model.set_filter(self.filter_field.text(), retryable_only=self.retryable_only.isChecked())
+        if selected:
+            self._select_paths(selected, current.path if current is not None else None)
         self._update_empty()
         self._selection_changed()
 
     def _update_empty(self) -> None:
-        if self.model.rowCount() == 0:
+        if self.model.total() == 0:
             self.empty_label.setText(EMPTY_TEXT)
-        elif self.proxy.rowCount() == 0:
+        elif self.model.rowCount() == 0:
             text = self.filter_field.text().strip()
             if text:
                 self.empty_label.setText(f"No problem matches “{text}”.")
             else:
                 self.empty_label.setText("None of these files can be retried now.")
-        self.stack.setCurrentWidget(self.view if self.proxy.rowCount() else self.empty_label)
-        self.filter_field.setEnabled(self.model.rowCount() > 0)
-        self.retryable_only.setEnabled(self.model.rowCount() > 0)
+        self.stack.setCurrentWidget(self.view if self.model.rowCount() else self.empty_label)
+        self.filter_field.setEnabled(self.model.total() > 0)
+        self.retryable_only.setEnabled(self.model.total() > 0)
 
     # -- what is shown ---------------------------------------------------------------
 
     def shown_problems(self) -> list[Problem]:
         """The problems listed now, past the filter, in the order shown."""
-        return [self.proxy.index(row, 0).data(Qt.ItemDataRole.UserRole) for row in range(self.proxy.rowCount())]
+        return [self.model.problem(row) for row in range(self.model.rowCount())]
 
     def selected_problems(self) -> list[Problem]:
         rows = sorted({index.row() for index in self.view.selectionModel().selectedRows()})
-        return [self.proxy.index(row, 0).data(Qt.ItemDataRole.UserRole) for row in rows]
+        return [self.model.problem(row) for row in rows]
 
     def current_problem(self) -> Problem | None:
         index = self.view.currentIndex()
@@ -566,7 +598,7 @@ class ProblemsWindow(QWidget):
             retryable = sum(p.retryable for p in selected)
             can = f"{retryable} of them can be retried." if retryable else "None of them can be retried now."
             self.details.setText(f"{_plural(len(selected), 'file')} selected. {can}")
-        elif self.proxy.rowCount():
+        elif self.model.rowCount():
             self.details.setText("Select a file to see where it is and what would help.")
         else:
             self.details.setText("")

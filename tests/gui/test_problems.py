@@ -94,7 +94,7 @@ def open_problems(qtbot, window: MainWindow, how=None) -> int:
 
 def rows(problems_window) -> list[tuple[str, str]]:
     """(name, reason) of each row shown, by name."""
-    model = problems_window.proxy
+    model = problems_window.model
     return sorted((model.index(r, 0).data(), model.index(r, 1).data()) for r in range(model.rowCount()))
 
 
@@ -161,9 +161,9 @@ def test_every_failure_is_listed_with_its_reason_after_the_summary_is_gone(qtbot
     ]
     assert problems.title.text() == "3 files could not be read · 1 can be retried"
     # Its folder and when it failed are columns too.
-    first = {problems.proxy.index(r, 0).data(): r for r in range(3)}["junk.eml"]
-    assert problems.proxy.index(first, 2).data().endswith(os.path.join("files", "mail"))
-    assert problems.proxy.index(first, 3).data().startswith("today ")
+    first = {problems.model.index(r, 0).data(): r for r in range(3)}["junk.eml"]
+    assert problems.model.index(first, 2).data().endswith(os.path.join("files", "mail"))
+    assert problems.model.index(first, 3).data().startswith("today ")
     select(problems, files.junk_mail)
     assert problems.details.text().startswith(f"{files.junk_mail}\nThis file is not a mail message")  # tmp: not under ~
 
@@ -306,9 +306,17 @@ def test_thousands_of_rows_are_one_model(qtbot, window):
         for i in range(5000)
     ]
     problems.set_problems(many)
-    assert problems.proxy.rowCount() == 5000
+    assert problems.model.rowCount() == 5000
+    assert problems.model.index(0, 0).data() == "04999.jpg"  # the latest failure first
+    problems.view.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # a click on Name
+    assert problems.model.index(0, 0).data() == "00000.jpg"
+    problems.select(["/photos/04999.jpg", "/photos/00007.jpg"])
     problems.filter_field.setText("04999")
     assert [name for name, _ in rows(problems)] == ["04999.jpg"]
+    # Actions apply to what is shown: a selected row the filter hides is no longer selected.
+    assert [p.name for p in problems.selected_problems()] == ["04999.jpg"]
+    problems.filter_field.clear()
+    assert [p.name for p in problems.selected_problems()] == ["04999.jpg"]
     # No widget per row: the window has as many widgets with 5000 rows as with 3.
     from PySide6.QtWidgets import QWidget
 
