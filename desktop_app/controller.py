@@ -157,6 +157,15 @@ def _model_changes_of(library: Library) -> list[Any]:
         return []
 
 
+def _on_disk_now(row: dict) -> dict:
+    """A failure row with ``present`` and ``changed``: the file as it is now against when it failed."""
+    try:
+        st = os.stat(row["path"])
+    except OSError:
+        return {**row, "present": False, "changed": False}
+    return {**row, "present": True, "changed": (st.st_size, st.st_mtime) != (row["size"], row["mtime"])}
+
+
 def _saved_thumbnails(library: Library, wanted: dict[Any, str], read: Callable[[str, Path | None], T]) -> dict[Any, T]:
     from engine.ingest import thumbnail_path
 
@@ -432,6 +441,14 @@ class AppController(QObject):
             return stats, library.store.tags()
 
         self._read(read, lambda info: on_done(*info), on_error)
+
+    def failures(self, on_done: Callable[[list[dict]], None], on_error: OnError) -> None:
+        """Every file recorded as failed, as it is on disk now (``LibraryStore.failures`` rows).
+
+        Each row also says whether the file is still ``present`` and whether it
+        ``changed`` (size or time) since it failed.  The files are looked at on the pool.
+        """
+        self._read(lambda library: [_on_disk_now(row) for row in library.store.failures()], on_done, on_error)
 
     def folders(self, on_done: Callable[[list[tuple[str, bool]]], None], on_error: OnError) -> None:
         """The library's folders, each with whether it is on this computer now."""

@@ -51,6 +51,7 @@ from .controller import AppController, model_name, overriding_environment, recor
 from .filters import Chip, FilterPanel
 from .indexing import IndexingPanel, add_folder_dialog, describe_waiting, install_drop_indexing, readable_reason
 from .preview import PreviewPane
+from .problems import ProblemsWindow
 from .results import ResultsView, ThumbnailLoader
 from .style import STYLE_SHEET, error_background, info_background, mix
 
@@ -456,6 +457,12 @@ class MainWindow(QMainWindow):
         self.result_label.setTextFormat(Qt.TextFormat.PlainText)
         self.library_label = QLabel("")
         self.library_label.setTextFormat(Qt.TextFormat.PlainText)
+        # "24 failed" is a link to View ▸ Problems.
+        self.failed_label = QLabel("")
+        self.failed_label.setTextFormat(Qt.TextFormat.RichText)
+        self.failed_label.setToolTip("Show the files that could not be read (Ctrl+Shift+P)")
+        self.failed_label.linkActivated.connect(lambda _link: self.show_problems())
+        self.failed_label.hide()
         # Said quietly while the results shown were found by their words and names only, the models
         # still loading: the search runs again by meaning once they have loaded.
         self.meaning_note = QLabel(MEANING_NOTE)
@@ -468,6 +475,8 @@ class MainWindow(QMainWindow):
         bar.addPermanentWidget(self.meaning_note)
         bar.addPermanentWidget(self.result_label)
         bar.addPermanentWidget(self.library_label)
+        bar.addPermanentWidget(self.failed_label)
+        self.failed_label.setContentsMargins(0, 0, 10, 0)
 
     def _connect(self) -> None:
         self.search_field.textChanged.connect(self._text_edited)
@@ -532,6 +541,19 @@ class MainWindow(QMainWindow):
         )
 
         self.view_menu.addAction(self.indexing_dock.toggleViewAction())
+
+        # Every file that could not be read, at any time (the indexing panel shows only the last run's).
+        self.problems_window = ProblemsWindow(self.controller, self)
+        self.problems_window.open_requested.connect(self.open_file)
+        self.problems_window.reveal_requested.connect(self.reveal_paths)
+        self.problems_action = self._action(
+            "Problems",
+            self.show_problems,
+            "Ctrl+Shift+P",
+            None,
+            "The files that could not be read, why, and which can be retried",
+        )
+        self.view_menu.addAction(self.problems_action)
         self.get_models_action = self._action(
             "Get the models…", self._show_first_run, None, None, "Download the models, or choose weight files you have"
         )
@@ -587,6 +609,13 @@ class MainWindow(QMainWindow):
 
         dialog.settings_changed.connect(saved)
         dialog.open()
+
+    def show_problems(self) -> None:
+        """View ▸ Problems (Ctrl+Shift+P, or the status bar's "N failed"): the files that could not be read."""
+        if self.problems_window.isVisible():  # open behind the main window: bring it to the front
+            self.problems_window.raise_()
+        self.problems_window.show()
+        self.problems_window.activateWindow()
 
     def _on_ask(self) -> None:
         """View ▸ Ask a question (Ctrl+Shift+A): the ask panel, with the question field focused."""
@@ -674,8 +703,9 @@ class MainWindow(QMainWindow):
         ]
         if files.get("video"):  # a library from before videos were read has no such count
             parts.append(_plural(files["video"], "video"))
-        if stats.get("failed"):
-            parts.append(f"{stats['failed']} failed")
+        failed = int(stats.get("failed") or 0)
+        self.failed_label.setText(f'<a href="problems">{failed} failed</a>' if failed else "")
+        self.failed_label.setVisible(bool(failed))
         tips = [f"Library: {stats['library']}", *describe_waiting(stats.get("waiting") or {})]
         ocr = stats.get("ocr") or {}
         if ocr and not ocr.get("available"):
@@ -1061,7 +1091,11 @@ class MainWindow(QMainWindow):
         self.open_results(self.results.action_targets())
 
     def reveal_selected(self) -> None:
-        folders = list(dict.fromkeys(os.path.dirname(r.path) for r in self.results.action_targets()))
+        self.reveal_paths([r.path for r in self.results.action_targets()])
+
+    def reveal_paths(self, paths: Sequence[str]) -> None:
+        """Open the folders that hold ``paths`` (at most five) in the file manager."""
+        folders = list(dict.fromkeys(os.path.dirname(path) for path in paths))
         for folder in folders[:5]:
             if not open_url(QUrl.fromLocalFile(folder)):
                 self.banner.show_message(f"Could not open the folder {folder}.", "error")

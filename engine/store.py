@@ -765,6 +765,20 @@ class LibraryStore:
         rows = self._query(f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'failed' ORDER BY path")
         return [_file_row(r) for r in rows]
 
+    def failures(self) -> list[dict[str, Any]]:
+        """Every file recorded as failed, by path, with when it failed.
+
+        Each is ``{path, folder, kind, reason, failed_at, size, mtime}``: ``reason``
+        is the sentence stored with the failure, ``failed_at`` a Unix time, and
+        ``size``/``mtime`` what the file was when it failed (0 when it could not
+        even be looked at), so a caller can tell whether it changed since.
+        """
+        rows = self._query(
+            "SELECT path, folder, kind, error, indexed_at, size, mtime FROM files WHERE status = 'failed' ORDER BY path"
+        )
+        keys = ("path", "folder", "kind", "reason", "failed_at", "size", "mtime")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     def add_file(
         self,
         path: str,
