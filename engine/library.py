@@ -78,6 +78,39 @@ class ModelChange:
         )
 
 
+class _Preload:
+    """Load the encoders a search will need on a thread while the search opens the vector indexes.
+
+    A fresh process (one ``shoebox search``) spends a few hundred milliseconds on
+    each: the model sessions, and the index kernels and files.  A load that fails
+    here is left for the search, which loads again and reports why in its answer.
+    """
+
+    def __init__(self, encoders: Iterable[Any]) -> None:
+        self.seconds = 0.0
+        todo = [e for e in encoders if e is not None and not is_loaded(e)]
+        self._thread = threading.Thread(target=self._run, args=(todo,), name="shoebox-preload", daemon=True)
+        if todo:
+            self._thread.start()
+
+    def _run(self, todo: list[Any]) -> None:
+        began = time.perf_counter()
+        for encoder in todo:
+            try:
+                encoder.load()
+                if hasattr(encoder, "count_tokens"):
+                    encoder.count_tokens("warm up")
+            except Exception as exc:  # the search loads it again and reports this
+                log.debug("loading %r ahead of the search failed: %s", encoder, exc)
+        self.seconds = time.perf_counter() - began
+
+    def join(self) -> float:
+        """Wait for the loads; the seconds they took (model loading, kept out of the search's time)."""
+        if self._thread.is_alive():
+            self._thread.join()
+        return self.seconds
+
+
 class Library:
     """The library at ``settings.home``.
 
@@ -595,8 +628,11 @@ class Library:
         for _ in range(3):
             recorded = {space: self.store.model_identity(space) for space in SPACES}
             encoders = self.search_encoders()
+            preload = _Preload(encoders.values()) if query.wait_for_models and query.text.strip() else None
             live = {space: self.vector_index(space) for space in SPACES}
+            preloaded = preload.join() if preload is not None else 0.0
             calibrations, loading = self._calibrations(measure=query.wait_for_models)
+            loading += preloaded
             with self.consistent(live):
                 if any(self.store.model_identity(space) != recorded[space] for space in SPACES):
                     continue  # re-embedded since the encoders were chosen: choose again

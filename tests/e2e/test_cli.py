@@ -284,3 +284,15 @@ def test_autotag_and_status_report_the_index(indexed):
     assert data["photos"] == 0  # indexing already tagged every photo
     status = json.loads(shoebox(home, "status", "--json").stdout)
     assert status["vector_index"]["state"] == "not loaded"
+
+
+def test_a_search_process_ends_at_once_with_its_whole_answer_and_exit_status(indexed):
+    """`shoebox search` ends the process right after answering (no teardown): nothing may be lost."""
+    home, root, _ = indexed
+    out = shoebox(home, "search", "boiler", "--json", "-k", "50")
+    data = json.loads(out.stdout)  # the whole document reached the pipe
+    assert data["results"] and data["results"][0]["path"] == str(root / "notes" / "boiler.txt")
+    refused = shoebox(home, "search", "boiler", "--min-relevance", "2", check=False)
+    assert refused.returncode == 2 and "--min-relevance" in refused.stderr
+    plain = shoebox(home, "search", "boiler")
+    assert plain.stdout.rstrip().splitlines()[0].lstrip().startswith("1.")
