@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, QSignalBlocker, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSignalBlocker, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -75,6 +75,18 @@ def image_paths(mime: QMimeData) -> list[str]:
             if Path(path).suffix.lower() in IMAGE_EXTENSIONS:
                 paths.append(path)
     return paths
+
+
+def app_icon() -> QIcon:
+    """Shoebox's icon at every size it is drawn at (``resources/icons``, rendered from the SVG)."""
+    from engine.bundled import resource_path
+
+    icon = QIcon()
+    for png in sorted(resource_path("icons").glob("shoebox-*.png")):
+        size = png.stem.rpartition("-")[2]
+        if size.isdigit():
+            icon.addFile(str(png), QSize(int(size), int(size)))
+    return icon
 
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
@@ -251,6 +263,7 @@ class MainWindow(QMainWindow):
         """``library``: an open :class:`engine.library.Library` for the controller (tests, scripts), or None."""
         super().__init__()
         self.setWindowTitle("Shoebox")
+        self.setWindowIcon(app_icon())
         self.resize(1240, 780)
         self.setStyleSheet(STYLE_SHEET)
         self.controller = AppController(settings, library)
@@ -1145,12 +1158,31 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Removed “{tag}” from {_plural(len(file_ids), 'file')}", 4000)
 
     def _about(self) -> None:
-        QMessageBox.about(
-            self,
-            "About Shoebox",
-            "Shoebox finds things in your own photos, documents and recordings by what they mean.\n\n"
-            "Everything stays on this computer.",
+        """The About box (kept as ``about_dialog``): icon, version, what Shoebox does, its licence, the library."""
+        from html import escape
+
+        from engine.bundled import version
+        from engine.settings import default_home
+
+        settings = self.controller.settings
+        home = settings.home if settings is not None else os.environ.get("SHOEBOX_HOME") or default_home()
+        library = os.path.abspath(os.path.expanduser(str(home)))
+        box = QMessageBox(self)
+        box.setWindowTitle("About Shoebox")
+        box.setIconPixmap(app_icon().pixmap(96, 96))
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(
+            f"<h3>Shoebox {escape(version())}</h3>"
+            "<p>Finds things in your own photos, documents and recordings by what they mean."
+            " Everything stays on this computer.</p>"
+            "<p>Free software under the MIT licence.</p>"
+            f"<p>Your library is in<br><code>{escape(library)}</code></p>"
         )
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setStandardButtons(QMessageBox.StandardButton.Close)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.about_dialog = box
+        box.open()
 
     # -- closing ---------------------------------------------------------------------------------------
 

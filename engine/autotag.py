@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from .bundled import RESOURCES
 from .errors import Cancelled, UsageError
 from .store import LibraryStore
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_VOCABULARY = RESOURCES / "autotags.txt"
 MAX_TAGS = 3
 LOGIT_SCALE = 100.0  # CLIP's learned temperature, the same for every released model

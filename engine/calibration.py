@@ -50,11 +50,11 @@ from typing import Any
 
 import numpy as np
 
+from .bundled import RESOURCES
 from .text import is_no_space_script
 
 log = logging.getLogger(__name__)
 
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 SHIPPED_FILE = RESOURCES / "calibration.json"
 PROBES_FILE = RESOURCES / "calibration_probes.json"
 

@@ -71,7 +71,9 @@ def test_importing_the_cli_does_not_load_torch():
 APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.errors": None,  # exception classes, to tell one failure from another
     "engine.query": {"Query", "Filters", "TagsMode"},
-    "engine.settings": {"Settings", "save_settings"},
+    "engine.settings": {"Settings", "save_settings", "default_home"},
+    # Where the bundled files (icons, desktop entry) are, and the version: nothing of the library.
+    "engine.bundled": {"resource_path", "version"},
     "engine.search": {"SearchResult", "SearchResponse", "mark_terms", "MEANING_PENDING"},
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
     "engine.extractors": {"IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"},
