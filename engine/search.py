@@ -30,7 +30,9 @@ models load) answers from words and names at once (``meaning_pending``).
 from __future__ import annotations
 
 import math
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -303,6 +305,40 @@ def is_loaded(encoder: Any) -> bool:
     return bool(getattr(encoder, "loaded", True))
 
 
+_ENCODE_POOL: ThreadPoolExecutor | None = None
+_ENCODE_POOL_LOCK = threading.Lock()
+
+
+def _encode_query(encoders: dict[str, Any], text: str) -> dict[str, np.ndarray | ModelUnavailableError]:
+    """Each space's query vector of ``text``; the two encoders run at once.
+
+    The runtimes release the interpreter lock while they compute, and one short
+    query keeps neither busy on every core, so CLIP's text tower and the text
+    model take about as long together as the slower of them alone.
+    """
+
+    def one(space: str) -> np.ndarray | ModelUnavailableError:
+        encoder = encoders[space]
+        try:
+            vector = encoder.encode_texts([text]) if space == "clip" else encoder.encode_queries([text])
+        except ModelUnavailableError as exc:
+            return exc
+        return np.asarray(vector[0], np.float32)
+
+    spaces = list(encoders)
+    if len(spaces) < 2:
+        return {space: one(space) for space in spaces}
+    global _ENCODE_POOL
+    with _ENCODE_POOL_LOCK:
+        if _ENCODE_POOL is None:
+            _ENCODE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shoebox-encode")
+        pool = _ENCODE_POOL
+    later = pool.submit(one, spaces[1])
+    out = {spaces[0]: one(spaces[0])}
+    out[spaces[1]] = later.result()
+    return out
+
+
 class _Loads:
     """The seconds one search spends loading weights (kept out of its ``took_ms``)."""
 
@@ -523,6 +559,7 @@ def _search(
         if by_example:
             encoders["text"] = None  # an example picks its own space; the words then rank within it
         missing: list[str] = []
+        wanted: dict[str, Any] = {}
         for space, encoder in encoders.items():
             if encoder is None or not _space_wanted(space, filters):
                 continue
@@ -531,12 +568,14 @@ def _search(
                 continue
             try:
                 loads.load(encoder)
-                vector = (encoder.encode_texts([semantic]) if space == "clip" else encoder.encode_queries([semantic]))[
-                    0
-                ]
-                queries[space].append(np.asarray(vector, np.float32))
+                wanted[space] = encoder
             except ModelUnavailableError as exc:
                 missing.append(str(exc))
+        for space, vector in _encode_query(wanted, semantic).items():
+            if isinstance(vector, ModelUnavailableError):
+                missing.append(str(vector))
+            else:
+                queries[space].append(vector)
         keywords_only = not any(queries.values()) and not by_example and not meaning_pending
         if meaning_pending:
             warnings.append(MEANING_PENDING)

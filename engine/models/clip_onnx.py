@@ -46,7 +46,8 @@ log = logging.getLogger(__name__)
 # Cosine (each probe against PyTorch's vector for it) every int8 probe must reach.
 MIN_COSINE = 0.99
 # Bumped when the export or the manifest changes, so older caches are rebuilt.
-CACHE_FORMAT = 2
+# 3: the text tower takes tokens only up to the longest text's end (see _trim_tokens).
+CACHE_FORMAT = 3
 TOWERS = ("image", "text")
 PROBE_TEXTS = (
     "a photo of a dog on a beach",
@@ -150,6 +151,8 @@ class OnnxClip:
         self._settings = settings
         self._sessions: dict[str, Any] = dict(sessions)  # onnxruntime.InferenceSession by tower
         self._lock = threading.Lock()
+        # The text tower was exported to take any length up to the context (see _trim_tokens).
+        self.short_text = False
 
     def session(self, tower: str) -> Any:
         """The ONNX Runtime session of ``tower`` ("image" or "text"), made on first use."""
@@ -170,7 +173,44 @@ class OnnxClip:
         return _run(self.session("image"), np.ascontiguousarray(pixels, dtype=np.float32))
 
     def encode_text(self, tokens: np.ndarray) -> np.ndarray:
+        if self.short_text:
+            tokens = _trim_tokens(tokens)
         return _run(self.session("text"), np.ascontiguousarray(tokens, dtype=np.int64))
+
+
+def _trim_tokens(tokens: np.ndarray) -> np.ndarray:
+    """The tokens up to the end token of the longest text, the padding after it cut off.
+
+    CLIP's text transformer is causal and its vector is read at the end token (the
+    highest id of each row), so the positions after it change nothing: a query of
+    eight tokens then costs a tenth of the full context of 77.
+    """
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or tokens.shape[1] == 0:
+        return tokens
+    length = int(tokens.argmax(axis=1).max()) + 1
+    return tokens[:, :length]
+
+
+def short_text_tower(model: Any) -> bool:
+    """Whether ``model``'s text tower is an open_clip causal transformer read at its end token (argmax).
+
+    Only then may its input be cut after the end token (:func:`_trim_tokens`).
+    """
+    try:
+        from open_clip.model import CLIP
+    except ImportError:
+        return False
+    mask = getattr(model, "attn_mask", None)
+    if not (isinstance(model, CLIP) and getattr(model, "text_pool_type", None) == "argmax"):
+        return False
+    if mask is None or getattr(mask, "ndim", 0) != 2 or mask.shape[0] != mask.shape[1]:
+        return False
+    import torch
+
+    later = torch.triu(torch.ones(mask.shape, dtype=torch.bool), 1)
+    # Causal: each position sees itself and those before it, never one after.
+    return bool((mask[later] < 0).all().item() and (mask[~later] == 0).all().item())
 
 
 def _run(session: Any, array: np.ndarray) -> np.ndarray:
@@ -213,10 +253,12 @@ def open_cached(folder: Path, settings: Settings) -> OnnxClip | None:
     except Exception as exc:  # any unreadable, missing or damaged piece means "build again"
         log.warning("The ONNX copy of CLIP in %s is damaged (%s); it is built again.", folder, exc)
         return None
-    return OnnxClip(files, precision, folder, settings, text=text)
+    onnx = OnnxClip(files, precision, folder, settings, text=text)
+    onnx.short_text = bool(manifest.get("short_text", False))
+    return onnx
 
 
-def _tower_module(model: Any, tower: str) -> torch.nn.Module:
+def _tower_module(model: Any, tower: str, short: bool = False) -> torch.nn.Module:
     """One tower of an open_clip model as a module with one input, for the exporter."""
     import torch
 
@@ -228,15 +270,82 @@ def _tower_module(model: Any, tower: str) -> torch.nn.Module:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             if tower == "image":
                 return self.model.encode_image(x, normalize=True)
+            if short:
+                return _encode_short_text(self.model, x)
             return self.model.encode_text(x, normalize=True)
 
     return Tower().eval()
 
 
-def _export(model: Any, tower: str, sample: torch.Tensor, path: Path) -> None:
+def _encode_short_text(model: Any, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``CLIP.encode_text`` for inputs shorter than the context: positions and mask cut to fit."""
+    import torch
+    import torch.nn.functional as F
+    from open_clip.transformer import text_global_pool
+
+    length = tokens.shape[1]
+    cast = model.transformer.get_cast_dtype()
+    x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+    mask = model.attn_mask[:length, :length].to(cast)
+    for block in model.transformer.resblocks:  # batch first: (batch, length, width)
+        x = _short_block(block, x, mask)
+    x = text_global_pool(model.ln_final(x), tokens, "argmax")
+    if model.text_projection is not None:
+        x = (
+            model.text_projection(x)
+            if isinstance(model.text_projection, torch.nn.Linear)
+            else x @ model.text_projection
+        )
+    return F.normalize(x, dim=-1)
+
+
+def _short_block(block: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """One residual attention block of open_clip, its attention written out so that every
+    reshape keeps the length free (nn.MultiheadAttention's trace fixes it to the sample's)."""
+    import torch.nn.functional as F
+
+    attn = block.attn
+    heads, width = attn.num_heads, attn.embed_dim
+    h = block.ln_1(x)
+    qkv = F.linear(h, attn.in_proj_weight, attn.in_proj_bias)
+    qkv = qkv.reshape(x.shape[0], -1, 3, heads, width // heads).permute(2, 0, 3, 1, 4)
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    weights = (q @ k.transpose(-2, -1)) * (width // heads) ** -0.5 + mask
+    out = (weights.softmax(dim=-1) @ v).transpose(1, 2).reshape(x.shape[0], -1, width)
+    x = x + block.ls_1(F.linear(out, attn.out_proj.weight, attn.out_proj.bias))
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def _short_export_possible(model: Any) -> bool:
+    """Whether :func:`_encode_short_text` can stand in for ``model.encode_text`` (checked against it after export)."""
+    import torch
+
+    if not short_text_tower(model):
+        return False
+    transformer = model.transformer
+    if not getattr(transformer, "batch_first", False):
+        return False
+    for block in transformer.resblocks:
+        attn = getattr(block, "attn", None)
+        if (
+            not isinstance(attn, torch.nn.MultiheadAttention)
+            or not attn._qkv_same_embed_dim
+            or attn.in_proj_bias is None
+        ):
+            return False
+        if hasattr(block, "ln_1_kv"):
+            return False
+    return True
+
+
+def _export(model: Any, tower: str, sample: torch.Tensor, path: Path, short: bool = False) -> None:
     import torch
 
     input_name = "pixels" if tower == "image" else "tokens"
+    axes = {0: "batch"}
+    if short:
+        axes = {0: "batch", 1: "length"}
+        sample = torch.from_numpy(_trim_tokens(sample.numpy()))
     # With gradients off, nn.MultiheadAttention takes a fused fast path the exporter cannot
     # translate, so the trace runs with them on.  The TorchScript exporter works offline and
     # without onnxscript; it warns that it is deprecated and about traced control flow that
@@ -244,13 +353,13 @@ def _export(model: Any, tower: str, sample: torch.Tensor, path: Path) -> None:
     with warnings.catch_warnings(), torch.inference_mode(False), torch.enable_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _tower_module(model, tower),
+            _tower_module(model, tower, short),
             (sample,),
             str(path),
             dynamo=False,
             input_names=[input_name],
             output_names=["embedding"],
-            dynamic_axes={input_name: {0: "batch"}, "embedding": {0: "batch"}},
+            dynamic_axes={input_name: axes, "embedding": {0: "batch"}},
             opset_version=17,
         )
 
@@ -308,43 +417,62 @@ def build(
             "image": model.encode_image(pixels, normalize=True).float().numpy(),
             "text": model.encode_text(tokens, normalize=True).float().numpy(),
         }
-    probes = {"image": pixels.numpy(), "text": tokens.numpy()}
-    samples = {"image": pixels[:2], "text": tokens[:2]}
+    # The text tower is tried first in the form that takes any length (a query's few
+    # tokens instead of the whole context), then, should that not reproduce PyTorch, as is.
+    variants = [("image", False)] + [("text", True)] * _short_export_possible(model) + [("text", False)]
     towers: dict[str, dict[str, Any]] = {}
     sessions: dict[str, Any] = {}
-    notes = []
+    notes: list[str] = []
     staged: list[Path] = []
+    short = False
     try:
-        for tower in TOWERS:
+        for n, (tower, trimmed) in enumerate(variants):
+            if tower in towers:
+                continue
+            fallback = n + 1 < len(variants) and variants[n + 1][0] == tower
+            probes = pixels.numpy() if tower == "image" else tokens.numpy()
+            if trimmed:
+                probes = _trim_tokens(probes)
             fp32 = _staging(folder, f"{tower}-fp32")
             int8 = _staging(folder, f"{tower}-int8")
             staged += [fp32, int8]
             try:
-                _export(model, tower, samples[tower], fp32)
+                _export(model, tower, (pixels if tower == "image" else tokens)[:2], fp32, trimmed)
             except Exception as exc:
+                if fallback:
+                    log.info("Exporting the %s tower for any length failed (%s); exporting it as is.", tower, exc)
+                    continue
                 raise OnnxUnavailable(f"the {tower} tower could not be exported to ONNX ({_short(exc)})") from exc
             chosen, cosine = None, {}
+            tried: list[str] = []
             for precision, path in (("int8", int8), ("fp32", fp32)):
                 if precision == "int8":
                     try:
                         _quantize(fp32, int8)
                     except Exception as exc:
-                        notes.append(f"the {tower} tower could not be quantised ({_short(exc)}), so it runs in fp32")
+                        tried.append(f"the {tower} tower could not be quantised ({_short(exc)}), so it runs in fp32")
                         continue
                 session = _session(path, settings)
-                cosine[precision] = _min_cosine(_run(session, probes[tower]), reference[tower])
+                cosine[precision] = _min_cosine(_run(session, probes), reference[tower])
                 if cosine[precision] >= MIN_COSINE:
                     chosen = (precision, path, session)
                     break
                 if precision == "int8":
-                    notes.append(
+                    tried.append(
                         f"int8 {tower} vectors differed from PyTorch's (cosine {cosine[precision]:.4f}, "
                         f"below {MIN_COSINE}), so the {tower} tower runs in fp32"
                     )
+            if chosen is None and fallback:
+                log.info("The %s tower exported for any length does not reproduce PyTorch's vectors.", tower)
+                continue
             if chosen is None:
                 raise OnnxUnavailable(
                     f"the ONNX {tower} tower does not reproduce PyTorch's vectors (cosine {cosine.get('fp32', 0):.4f})"
                 )
+            if tried and chosen[0] == "fp32" and fallback and trimmed:
+                continue  # the tower as is may still quantise: prefer int8 over the shorter input
+            notes += tried
+            short = short or trimmed
             precision, path, session = chosen
             final = folder / f"{tower}-{precision}.onnx"
             os.replace(path, final)
@@ -357,10 +485,12 @@ def build(
             with suppress(FileNotFoundError):
                 path.unlink()
     note = "; ".join(notes)
-    manifest = {"towers": towers, "min_cosine": MIN_COSINE, "note": note, **runtime_versions()}
+    manifest = {"towers": towers, "min_cosine": MIN_COSINE, "note": note, "short_text": short, **runtime_versions()}
     _write_text_atomic(folder / "manifest.json", json.dumps(manifest, indent=1, sort_keys=True))
     files = {t: folder / towers[t]["file"] for t in TOWERS}
-    return OnnxClip(files, {t: towers[t]["precision"] for t in TOWERS}, folder, settings, **sessions), note
+    onnx = OnnxClip(files, {t: towers[t]["precision"] for t in TOWERS}, folder, settings, **sessions)
+    onnx.short_text = short
+    return onnx, note
 
 
 def read_note(folder: Path) -> str:

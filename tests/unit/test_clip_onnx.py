@@ -82,6 +82,30 @@ def test_int8_vectors_depend_only_slightly_on_the_batch(onnx_home, onnx_clip):
     assert onnx_clip.encode_texts([]).shape == (0, onnx_clip.dim)
 
 
+def test_the_text_tower_reads_only_up_to_the_longest_texts_end(onnx_home, onnx_clip, torch_clip):
+    """The causal text tower is exported for any length: padding after the end token is cut, same vectors."""
+    [folder] = onnx_folders(onnx_home)
+    assert json.loads((folder / "manifest.json").read_text())["short_text"] is True
+    onnx = onnx_clip._onnx
+    assert onnx is not None and onnx.short_text
+    tokens = onnx_clip._get_tokenizer()(["a dog", "a much longer description of a red car parked in the snow"])
+    tokens = np.asarray(tokens)
+    ends = tokens.argmax(axis=1)
+    trimmed = clip_onnx._trim_tokens(tokens)
+    assert trimmed.shape == (2, int(ends.max()) + 1) and (trimmed == tokens[:, : trimmed.shape[1]]).all()
+    seen: list[tuple[int, ...]] = []
+    run = clip_onnx._run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clip_onnx, "_run", lambda session, array: seen.append(array.shape) or run(session, array))
+        short = onnx_clip.encode_texts(["a dog"])
+        both = onnx_clip.encode_texts(["a dog", "a much longer description of a red car parked in the snow"])
+    assert seen[0][1] == int(ends[0]) + 1 < 77 and seen[1][1] == int(ends.max()) + 1
+    # The same vectors as PyTorch over the whole padded context, alone or beside a longer text.
+    full = torch_clip.encode_texts(["a dog", "a much longer description of a red car parked in the snow"])
+    assert cosines(short, full[:1]).min() >= 0.99 and cosines(both, full).min() >= 0.99
+    assert cosines(short, both[:1]).min() >= 0.999
+
+
 def test_the_cache_is_reused_without_exporting_again(onnx_home, onnx_clip, monkeypatch):
     [folder] = onnx_folders(onnx_home)
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -200,7 +224,7 @@ def test_without_onnxruntime_pytorch_runs_and_says_why(tmp_path, monkeypatch):
 
 
 def test_an_export_error_falls_back_to_pytorch_with_a_plain_reason(tmp_path, monkeypatch):
-    def broken(model, tower, sample, path):
+    def broken(model, tower, sample, path, short=False):
         raise RuntimeError("Exporting the operator 'aten::strange' to ONNX is not supported\nmore detail")
 
     monkeypatch.setattr(clip_onnx, "_export", broken)
@@ -242,3 +266,22 @@ def test_indexing_and_searching_with_the_onnx_runtime(tmp_path, onnx_clip, tiny_
     finally:
         lib.close()
     assert onnx_clip.runtime == "onnx-int8"
+
+
+def test_a_text_tower_that_cannot_take_short_inputs_is_exported_as_is(tmp_path, monkeypatch):
+    """Should the any-length form not reproduce PyTorch, the whole-context tower is used, in int8."""
+
+    def wrong(model, tokens):
+        import torch
+
+        return torch.nn.functional.normalize(torch.ones(tokens.shape[0], model.text_projection.shape[1]), dim=-1)
+
+    monkeypatch.setattr(clip_onnx, "_encode_short_text", wrong)
+    clip = ClipEncoder(make_settings(tmp_path, SHOEBOX_CLIP_RUNTIME="onnx"))
+    clip.load()
+    [folder] = onnx_folders(tmp_path)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["short_text"] is False and clip.runtime == "onnx-int8" and clip.runtime_note == ""
+    assert clip._onnx is not None and not clip._onnx.short_text
+    reference = ClipEncoder(make_settings(tmp_path, SHOEBOX_CLIP_RUNTIME="torch"))
+    assert cosines(clip.encode_texts(TEXTS), reference.encode_texts(TEXTS)).min() >= 0.99
