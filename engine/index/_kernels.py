@@ -101,6 +101,29 @@ def _prefetch_typer(typingctx, arr, offset):
 _prefetch = cast("Callable[[np.ndarray, int], None]", intrinsic(_prefetch_typer))
 
 
+def _fetch_add_typer(typingctx, arr, index, value):
+    """Atomically add ``value`` to ``arr[index]`` (an int64 array) and return the old value."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+    if not isinstance(index, types.Integer) or not isinstance(value, types.Integer):
+        return None
+    sig = types.int64(arr, index, value)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return sig, codegen
+
+
+# Called as ``_fetch_add(arr, index, value)`` from compiled code (see ``_prefetch``).
+_fetch_add = cast("Callable[[np.ndarray, int, int], int]", intrinsic(_fetch_add_typer))
+
+
 # --------------------------------------------------------------------------
 # distances
 
@@ -1252,7 +1275,7 @@ def _insert_impl(
 #
 # A batch of nodes [start, stop) is linked in three steps.  Step one
 # (:func:`batch_select_l2` / ``_cosine``) runs on several threads at once,
-# each taking every ``parts``-th node: it searches the graph as it was before
+# each taking the next node not yet taken: it searches the graph as it was before
 # the batch (nobody writes it meanwhile), adds the batch's earlier nodes as
 # candidates (they were invisible to the search), chooses the node's links
 # with the heuristic and writes its own rows.  Nothing reaches a batch node
@@ -1267,8 +1290,7 @@ def _insert_impl(
 
 @njit(**_INNER)
 def _batch_select_impl(
-    part,
-    parts,
+    taken,
     start,
     stop,
     levels,
@@ -1288,11 +1310,15 @@ def _batch_select_impl(
     sel,
     nsel,
 ):
-    """Step one for the nodes ``start + part``, ``start + part + parts``, ... below ``stop``.
+    """Step one for the nodes of [start, stop) that this thread takes.
 
-    ``packed`` is the entry word of the graph before the batch (not empty).
-    ``sel[b, lev, :nsel[b, lev]]`` receives the links chosen for node
-    ``start + b`` on layer ``lev``, which are also written to its own rows.
+    The threads share ``taken`` (int64, one element, 0 at first) and each
+    takes the next node from it with an atomic add, so that a thread the
+    system holds back delays the batch by one node, not by its share.  What
+    a node gets does not depend on the thread.  ``packed`` is the entry word
+    of the graph before the batch (not empty).  ``sel[b, lev, :nsel[b, lev]]``
+    receives the links chosen for node ``start + b`` on layer ``lev``, which
+    are also written to its own rows.
     """
     dim = vecs.shape[1]
     empty_codes = np.empty((0, dim), np.uint8)
@@ -1305,8 +1331,11 @@ def _batch_select_impl(
     tmp = np.empty(max(M, 1) + 1, np.int32)
     ep = np.int32(packed & 0xFFFFFFFF)
     top = np.int64(packed >> 32)
-    for node in range(start + part, stop, parts):
-        b = node - start
+    while True:
+        b = _fetch_add(taken, 0, 1)
+        if b >= nb_max:
+            break
+        node = start + b
         level = np.int64(levels[node])
         q = vecs[node]
         # The batch's earlier nodes, nearest first.
@@ -1423,8 +1452,7 @@ def _batch_select_impl(
 
 @njit(**_JIT)
 def batch_select_l2(
-    part,
-    parts,
+    taken,
     start,
     stop,
     levels,
@@ -1445,8 +1473,7 @@ def batch_select_l2(
 ):
     """Step one of a batch in an L2 graph (see :func:`_batch_select_impl`)."""
     _batch_select_impl(
-        part,
-        parts,
+        taken,
         start,
         stop,
         levels,
@@ -1470,8 +1497,7 @@ def batch_select_l2(
 
 @njit(**_JIT)
 def batch_select_cosine(
-    part,
-    parts,
+    taken,
     start,
     stop,
     levels,
@@ -1492,8 +1518,7 @@ def batch_select_cosine(
 ):
     """Step one of a batch in a cosine graph (see :func:`_batch_select_impl`)."""
     _batch_select_impl(
-        part,
-        parts,
+        taken,
         start,
         stop,
         levels,

@@ -569,10 +569,11 @@ class HnswIndex:
         select = K.BATCH_SELECT[self._metric_code]
         backlink = K.BATCH_BACKLINK[self._metric_code]
 
+        taken = np.zeros(1, np.int64)  # the batch's next node, for the threads to take
+
         def choose(part: int) -> None:
             select(
-                part,
-                parts,
+                taken,
                 start,
                 stop,
                 levels,

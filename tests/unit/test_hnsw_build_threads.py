@@ -18,6 +18,7 @@ def sound(index: HnswIndex) -> None:
     g = index._g
     n = g.n
     assert K.check_structure(n, g.levels, g.up_off, g.up_used, g.links0, g.up_links, index.M, index.M0) == ""
+    assert g.links0[:n, 0].min() >= 1  # every node was linked, by exactly one thread or another
     for node in range(n):
         row = g.links0[node, 1 : 1 + g.links0[node, 0]]
         assert node not in row and np.unique(row).shape[0] == row.shape[0]
