@@ -4,6 +4,7 @@ Run from the repository root:
 
     .venv/bin/python benchmarks/ann.py            # full run (about 15-20 minutes on 2 cores)
     .venv/bin/python benchmarks/ann.py --quick    # smoke run (a couple of minutes)
+    .venv/bin/python benchmarks/ann.py --only threads   # build on 1 vs 2 threads only
 
 It prints one table per dataset and writes everything to
 ``benchmarks/results/ann.json`` (``--out`` to change).  All queries-per-second
@@ -11,6 +12,12 @@ figures are single-threaded: "QPS" calls ``search`` once per query from
 Python (what the app does), "batch QPS" hands all queries to one call with one
 thread.  Every speed figure stands beside its recall@10 against exact search.
 Each timing is the best of ``--repeat`` runs, because the machine may be shared.
+The build-threads comparison builds the same synthetic set (``--threads-n``
+vectors) with one and with ``--build-threads`` link threads, alternating, and
+reports the build times, their ratio, the CPU time the builds got (a shared
+machine gives fewer cores than asked for: CPU s / build s shows how many) and
+recall@10 of each graph, beside the speed-up that a loop sharing nothing gets
+on as many threads just before and after (the most the machine gave then).
 
 Data: the real vectors in ``<repo>/../shared/data/ann`` (override with the
 environment variable SHOEBOX_ANN_DATA; see its README.md) and a seeded
@@ -301,7 +308,7 @@ def row(ds: Dataset, method: str, params: str, build_s, bpv, rec, qps, qps_batch
 def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -> HnswIndex:
     n = ds.base.shape[0]
     ids = np.arange(n, dtype=np.int64)
-    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION, build_threads=1)
     t = time.perf_counter()
     index.add(ids, ds.base)
     build = time.perf_counter() - t
@@ -309,7 +316,7 @@ def bench_ours(ds: Dataset, efs, repeat, tmp: Path, rows: list, profile: dict) -
     index.save(path)
 
     def build_ours(x):
-        small = HnswIndex(x.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+        small = HnswIndex(x.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION, build_threads=1)
         small.add(np.arange(x.shape[0]), x)
         return small
 
@@ -712,7 +719,7 @@ _COLD = textwrap.dedent("""
 
 
 def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
-    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION)
+    index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION, build_threads=1)
     index.add(np.arange(ds.base.shape[0]), ds.base)
     path = str(tmp / "cold.hnsw")
     index.save(path)
@@ -756,6 +763,113 @@ def cold_start(ds: Dataset, tmp: Path, with_uncached: bool) -> list[dict]:
             }
         )
     return out
+
+
+def parallel_headroom(threads: int, seconds: float = 0.5) -> float:
+    """Speed-up of ``threads`` threads over one on work that shares nothing (a compiled loop without
+    memory traffic or locks): the most any code can gain on this machine at the moment."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from numba import njit
+
+    @njit(nogil=True, cache=False)
+    def spin(n):
+        acc = 0.0
+        for i in range(n):
+            acc += np.sqrt(i + acc * 1e-9)
+        return acc
+
+    spin(10)
+    n = 1_000_000
+    while True:  # about ``seconds`` of work for one thread
+        t = time.perf_counter()
+        spin(n)
+        if time.perf_counter() - t > seconds / threads / 4:
+            break
+        n *= 2
+    work = [n] * threads
+    t = time.perf_counter()
+    for w in work:
+        spin(w)
+    one = time.perf_counter() - t
+    with ThreadPoolExecutor(threads) as pool:
+        t = time.perf_counter()
+        list(pool.map(spin, work))
+        many = time.perf_counter() - t
+    return one / many
+
+
+def bench_build_threads(ds: Dataset, threads: int, repeat: int, rows: list) -> dict:
+    """Build ``ds`` with one and with ``threads`` link threads, alternating; best of ``repeat`` each."""
+    before = parallel_headroom(threads)
+    n = ds.base.shape[0]
+    ids = np.arange(n, dtype=np.int64)
+    counts = (1, threads)
+    warm = ds.base[: min(n, 3000)]
+    for t in counts:  # compile (or load) the kernels of both paths before timing
+        HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION, build_threads=t).add(
+            np.arange(warm.shape[0]), warm
+        )
+    best: dict[int, tuple[float, float]] = {t: (float("inf"), 0.0) for t in counts}
+    built: dict[int, HnswIndex] = {}
+    for _ in range(repeat):
+        for t in counts:
+            index = HnswIndex(ds.base.shape[1], ds.metric, M=M, ef_construction=EF_CONSTRUCTION, build_threads=t)
+            gc.collect()
+            wall, cpu = time.perf_counter(), time.process_time()
+            index.add(ids, ds.base)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            if wall < best[t][0]:
+                best[t] = (wall, cpu)
+            built[t] = index  # the graph is the same each time
+    out: dict[str, Any] = {"dataset": ds.name, "n": n, "threads": threads, "repeat": repeat, "builds": []}
+    for t in counts:
+        index = built[t]
+        rec = recall_at_k(search_each(index, ds.queries, ef=64), ds.truth)
+        wall, cpu = best[t]
+        out["builds"].append(
+            {
+                "build_threads": t,
+                "build_s": round(wall, 2),
+                "cpu_s": round(cpu, 2),
+                "cores_used": round(cpu / wall, 2),
+                "recall_at_10": rec,
+            }
+        )
+        label = "ours, 1 build thread" if t == 1 else f"ours, {t} build threads"
+        rows.append(
+            row(
+                ds,
+                label,
+                "ef=64",
+                round(wall, 2),
+                round(index.nbytes / n),
+                rec,
+                None,
+                build_threads=t,
+                build_cpu_s=round(cpu, 2),
+                quantized=bool(index.quantize),
+            )
+        )
+    out["speedup"] = round(best[1][0] / best[threads][0], 3)
+    out["headroom"] = [round(before, 2), round(parallel_headroom(threads), 2)]
+    out["recall_difference"] = round(out["builds"][1]["recall_at_10"] - out["builds"][0]["recall_at_10"], 4)
+    return out
+
+
+def print_build_threads(result: dict) -> None:
+    print(f"\n## build threads: {result['dataset']} ({result['n']:,} vectors), best of {result['repeat']} builds each")
+    print(f"{'build threads':>14}{'build s':>10}{'CPU s':>10}{'cores used':>12}{'recall@10':>11}")
+    for b in result["builds"]:
+        print(
+            f"{b['build_threads']:>14}{b['build_s']:>10.2f}{b['cpu_s']:>10.2f}{b['cores_used']:>12.2f}"
+            f"{b['recall_at_10']:>11.4f}"
+        )
+    print(
+        f"speed-up {result['speedup']:.2f}x on {result['threads']} threads, "
+        f"recall@10 difference {result['recall_difference']:+.4f}; "
+        "a loop that shares nothing gained {:.2f}x before the builds and {:.2f}x after".format(*result["headroom"])
+    )
 
 
 # ---------------------------------------------------------------- output
@@ -846,9 +960,10 @@ def markdown(result: dict) -> str:
             build = r["build_s"]
             build = f"{build:.2f}" if build < 10 else f"{build:.0f}"
             batch = "" if r["qps_batch"] is None else f"{r['qps_batch']:,.0f}"
+            qps = "" if r["qps"] is None else f"{r['qps']:,.0f}"
             out.append(
                 f"| {r['method']} | {r['params']} | {build} | {r['bytes_per_vector']:,} | "
-                f"{r['recall_at_10']:.4f} | {r['qps']:,.0f} | {batch} |"
+                f"{r['recall_at_10']:.4f} | {qps} | {batch} |"
             )
         frows = [r for r in result["rows"] if r["dataset"] == name and "filter" in r]
         if frows:
@@ -863,6 +978,20 @@ def markdown(result: dict) -> str:
                     f"| {r['filter']} | {r['mean_pass_fraction']:.2%} | {r['method']} | {r['params']} | "
                     f"{r['recall_at_10']:.4f} | {r['full_k']:.2f} | {r['qps']:,.0f} | {chosen} |"
                 )
+    bt = result.get("build_threads")
+    if bt:
+        out.append(f"\n### Build threads: {bt['dataset']}, best of {bt['repeat']} builds each\n")
+        out.append("| build threads | build s | CPU s | cores used | recall@10 |")
+        out.append("|---:|---:|---:|---:|---:|")
+        out.extend(
+            f"| {b['build_threads']} | {b['build_s']:.2f} | {b['cpu_s']:.2f} | {b['cores_used']:.2f} | "
+            f"{b['recall_at_10']:.4f} |"
+            for b in bt["builds"]
+        )
+        out.append(
+            f"\nSpeed-up on {bt['threads']} threads: {bt['speedup']:.2f}x (a loop that shares nothing: "
+            "{:.2f}x before the builds, {:.2f}x after)".format(*bt["headroom"])
+        )
     if result.get("cold_start"):
         out.append("\n### Cold start (first query in a fresh process)\n")
         out.append("| numba cache | import s | index load s | first query s | second query ms | process wall s |")
@@ -886,7 +1015,14 @@ def main(argv=None) -> int:
         "--data", default=None, help=f"folder of the real vectors (default: ${DATA_ENV} or <repo>/../shared/data/ann)"
     )
     ap.add_argument("--repeat", type=int, default=None, help="timed runs per figure, best kept (default 3)")
-    ap.add_argument("--only", default=None, help="comma-separated subset: sift,sigmod,synthetic,cold")
+    ap.add_argument("--only", default=None, help="comma-separated subset: sift,sigmod,synthetic,threads,cold")
+    ap.add_argument(
+        "--threads-n",
+        type=int,
+        default=None,
+        help="vectors of the build-threads comparison (default 50,000; 10,000 with --quick)",
+    )
+    ap.add_argument("--build-threads", type=int, default=2, help="link threads compared with one (default 2)")
     ap.add_argument(
         "--markdown",
         metavar="JSON",
@@ -901,7 +1037,7 @@ def main(argv=None) -> int:
         os.environ[DATA_ENV] = args.data
     quick = args.quick
     repeat = args.repeat or (2 if quick else 3)
-    only = set(args.only.split(",")) if args.only else {"sift", "sigmod", "synthetic", "cold"}
+    only = set(args.only.split(",")) if args.only else {"sift", "sigmod", "synthetic", "threads", "cold"}
     if faiss is not None:
         faiss.omp_set_num_threads(1)
     efs = [16, 32, 64, 128] if quick else [10, 16, 32, 64, 128, 256]
@@ -932,9 +1068,28 @@ def main(argv=None) -> int:
     rows: list[dict] = []
     profile: dict = {}
     cold: list[dict] = []
+    threads_result: dict | None = None
+    if "threads" in only:
+        n_t = args.threads_n or (10_000 if quick else 50_000)
+        t = time.perf_counter()
+        base, queries = synthetic(n_t, 200 if quick else 500, seed=2025)
+        ds_t = Dataset(
+            f"synthetic {n_t // 1000}k x 512 (build threads)",
+            "cosine",
+            base,
+            queries,
+            "seeded gaussian mixture shaped like CLIP embeddings (seed 2025)",
+        )
+        threads_result = bench_build_threads(ds_t, args.build_threads, repeat, rows)
+        datasets.append(ds_t)
+        print_rows(ds_t, rows)
+        print_build_threads(threads_result)
+        print(f"[build threads: {time.perf_counter() - t:.0f} s]")
     with tempfile.TemporaryDirectory(prefix="shoebox-ann-") as tmpname:
         tmp = Path(tmpname)
         for ds in datasets:
+            if threads_result is not None and ds.name == threads_result["dataset"]:
+                continue  # measured above
             t = time.perf_counter()
             n = ds.base.shape[0]
             index = bench_ours(ds, efs, repeat, tmp, rows, profile)
@@ -955,8 +1110,9 @@ def main(argv=None) -> int:
             print(f"[{ds.name}: {time.perf_counter() - t:.0f} s]")
             del index, p, fh
             gc.collect()
-        if "cold" in only and datasets:
-            cold = cold_start(datasets[0], tmp, with_uncached=not quick)
+        others = [d for d in datasets if threads_result is None or d.name != threads_result["dataset"]]
+        if "cold" in only and others:
+            cold = cold_start(others[0], tmp, with_uncached=not quick)
             print("\n## cold start: first query in a fresh process (sift5k index)")
             for c in cold:
                 print("  ", c)
@@ -984,6 +1140,7 @@ def main(argv=None) -> int:
         },
         "rows": rows,
         "profile": profile,
+        "build_threads": threads_result,
         "cold_start": cold,
     }
     out = Path(args.out)

@@ -101,6 +101,29 @@ def _prefetch_typer(typingctx, arr, offset):
 _prefetch = cast("Callable[[np.ndarray, int], None]", intrinsic(_prefetch_typer))
 
 
+def _fetch_add_typer(typingctx, arr, index, value):
+    """Atomically add ``value`` to ``arr[index]`` (an int64 array) and return the old value."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int64 and arr.ndim == 1):
+        return None
+    if not isinstance(index, types.Integer) or not isinstance(value, types.Integer):
+        return None
+    sig = types.int64(arr, index, value)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        idx = context.cast(builder, args[1], signature.args[1], types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [idx])
+        val = context.cast(builder, args[2], signature.args[2], types.int64)
+        return builder.atomic_rmw("add", ptr, val, "seq_cst")
+
+    return sig, codegen
+
+
+# Called as ``_fetch_add(arr, index, value)`` from compiled code (see ``_prefetch``).
+_fetch_add = cast("Callable[[np.ndarray, int, int], int]", intrinsic(_fetch_add_typer))
+
+
 # --------------------------------------------------------------------------
 # distances
 
@@ -1245,6 +1268,335 @@ def _insert_impl(
         state[1] += 1
         if level > top:
             state[0] = (level << 32) | node
+
+
+# --------------------------------------------------------------------------
+# building in batches, on several threads
+#
+# A batch of nodes [start, stop) is linked in three steps.  Step one
+# (:func:`batch_select_l2` / ``_cosine``) runs on several threads at once,
+# each taking the next node not yet taken: it searches the graph as it was before
+# the batch (nobody writes it meanwhile), adds the batch's earlier nodes as
+# candidates (they were invisible to the search), chooses the node's links
+# with the heuristic and writes its own rows.  Nothing reaches a batch node
+# yet, so those rows are private.  Step two (:func:`batch_backlink_l2` /
+# ``_cosine``) adds the back links, again on several threads: each takes the
+# neighbours ``nb`` with ``nb % parts == part``, so no two threads write one
+# list, and each list receives its new entries in batch order, whatever the
+# number of threads.  Step three (:func:`publish_batch`) sets the alive
+# flags, the count and the entry point.  A node is thus reachable only after
+# its own links exist, as in :func:`_insert_impl`.
+
+
+@njit(**_INNER)
+def _batch_select_impl(
+    taken,
+    start,
+    stop,
+    levels,
+    vecs,
+    metric,
+    M,
+    ef_construction,
+    has_deleted,
+    alive,
+    links0,
+    up_links,
+    up_off,
+    packed,
+    visited,
+    cd,
+    ci,
+    sel,
+    nsel,
+):
+    """Step one for the nodes of [start, stop) that this thread takes.
+
+    The threads share ``taken`` (int64, one element, 0 at first) and each
+    takes the next node from it with an atomic add, so that a thread the
+    system holds back delays the batch by one node, not by its share.  What
+    a node gets does not depend on the thread.  ``packed`` is the entry word
+    of the graph before the batch (not empty).  ``sel[b, lev, :nsel[b, lev]]``
+    receives the links chosen for node ``start + b`` on layer ``lev``, which
+    are also written to its own rows.
+    """
+    dim = vecs.shape[1]
+    empty_codes = np.empty((0, dim), np.uint8)
+    empty_f = np.empty(0, np.float32)
+    empty_mask = np.empty(0, np.uint8)
+    nb_max = stop - start
+    md = np.empty(nb_max, np.float32)
+    cand_d = np.empty(ef_construction + nb_max + 1, np.float32)
+    cand_i = np.empty(ef_construction + nb_max + 1, np.int32)
+    tmp = np.empty(max(M, 1) + 1, np.int32)
+    ep = np.int32(packed & 0xFFFFFFFF)
+    top = np.int64(packed >> 32)
+    while True:
+        b = _fetch_add(taken, 0, 1)
+        if b >= nb_max:
+            break
+        node = start + b
+        level = np.int64(levels[node])
+        q = vecs[node]
+        # The batch's earlier nodes, nearest first.
+        nm = b
+        for t in range(nm):
+            md[t] = _dist_query(q, vecs, start + t, metric)
+        morder = np.argsort(md[:nm])
+        mates_d = np.empty(nm, np.float32)
+        mates_i = np.empty(nm, np.int32)
+        for t in range(nm):
+            mates_d[t] = md[morder[t]]
+            mates_i[t] = start + morder[t]
+        dcur = _dist_query(q, vecs, ep, metric)
+        cur, dcur = _greedy(
+            q, empty_f, vecs, empty_codes, empty_f, False, metric, up_links, up_off, ep, dcur, top, level
+        )
+        for lev in range(level, -1, -1):
+            nr = 0
+            od = empty_f
+            oi = np.empty(0, np.int32)
+            if lev <= top:
+                tag = next_tag(visited)
+                if lev == 0 and not has_deleted:
+                    od, oi, nr = _search_pool(
+                        q,
+                        empty_f,
+                        vecs,
+                        empty_codes,
+                        empty_f,
+                        False,
+                        metric,
+                        links0,
+                        cur,
+                        dcur,
+                        ef_construction,
+                        visited,
+                        tag,
+                    )
+                else:
+                    rd, ri, nr = _search_layer(
+                        q,
+                        empty_f,
+                        vecs,
+                        empty_codes,
+                        empty_f,
+                        False,
+                        metric,
+                        links0,
+                        up_links,
+                        up_off,
+                        lev,
+                        alive,
+                        empty_mask,
+                        cur,
+                        dcur,
+                        ef_construction,
+                        visited,
+                        tag,
+                        cd,
+                        ci,
+                    )
+                    if nr == 0:
+                        # Everything reachable is deleted: link to the entry anyway.
+                        rd[0] = dcur
+                        ri[0] = cur
+                        nr = 1
+                    order = np.argsort(rd[:nr])
+                    od = np.empty(nr, np.float32)
+                    oi = np.empty(nr, np.int32)
+                    for t in range(nr):
+                        od[t] = rd[order[t]]
+                        oi[t] = ri[order[t]]
+            # Merge the search's candidates with the earlier batch nodes on this
+            # layer, as far as a search of the grown graph would have reached:
+            # not past the farthest of a full beam.
+            reach = od[nr - 1] if nr >= ef_construction else np.float32(np.inf)
+            n = 0
+            s = 0
+            for t in range(nm):
+                if mates_d[t] > reach:
+                    break
+                if levels[mates_i[t]] < lev:
+                    continue
+                while s < nr and od[s] <= mates_d[t]:
+                    cand_d[n] = od[s]
+                    cand_i[n] = oi[s]
+                    n += 1
+                    s += 1
+                cand_d[n] = mates_d[t]
+                cand_i[n] = mates_i[t]
+                n += 1
+            while s < nr:
+                cand_d[n] = od[s]
+                cand_i[n] = oi[s]
+                n += 1
+                s += 1
+            m = _select_heuristic(vecs, metric, cand_d, cand_i, n, M, tmp)
+            for j in range(m):
+                sel[b, lev, j] = tmp[j]
+            nsel[b, lev] = m
+            if lev == 0:
+                for j in range(m):
+                    links0[node, j + 1] = tmp[j]
+                links0[node, 0] = m
+            else:
+                row = up_off[node] + lev - 1
+                for j in range(m):
+                    up_links[row, j + 1] = tmp[j]
+                up_links[row, 0] = m
+            if nr > 0:
+                cur = oi[0]
+                dcur = od[0]
+
+
+@njit(**_JIT)
+def batch_select_l2(
+    taken,
+    start,
+    stop,
+    levels,
+    vecs,
+    M,
+    ef_construction,
+    has_deleted,
+    alive,
+    links0,
+    up_links,
+    up_off,
+    packed,
+    visited,
+    cd,
+    ci,
+    sel,
+    nsel,
+):
+    """Step one of a batch in an L2 graph (see :func:`_batch_select_impl`)."""
+    _batch_select_impl(
+        taken,
+        start,
+        stop,
+        levels,
+        vecs,
+        METRIC_L2,
+        M,
+        ef_construction,
+        has_deleted,
+        alive,
+        links0,
+        up_links,
+        up_off,
+        packed,
+        visited,
+        cd,
+        ci,
+        sel,
+        nsel,
+    )
+
+
+@njit(**_JIT)
+def batch_select_cosine(
+    taken,
+    start,
+    stop,
+    levels,
+    vecs,
+    M,
+    ef_construction,
+    has_deleted,
+    alive,
+    links0,
+    up_links,
+    up_off,
+    packed,
+    visited,
+    cd,
+    ci,
+    sel,
+    nsel,
+):
+    """Step one of a batch in a cosine graph (see :func:`_batch_select_impl`)."""
+    _batch_select_impl(
+        taken,
+        start,
+        stop,
+        levels,
+        vecs,
+        METRIC_COSINE,
+        M,
+        ef_construction,
+        has_deleted,
+        alive,
+        links0,
+        up_links,
+        up_off,
+        packed,
+        visited,
+        cd,
+        ci,
+        sel,
+        nsel,
+    )
+
+
+@njit(**_INNER)
+def _batch_backlink_impl(part, parts, start, stop, levels, vecs, metric, M, M0, links0, up_links, up_off, sel, nsel):
+    """Step two: the back links to the neighbours ``nb`` with ``nb % parts == part``, in batch order."""
+    sd = np.empty(M0 + 2, np.float32)
+    si = np.empty(M0 + 2, np.int32)
+    tmp = np.empty(M0 + 1, np.int32)
+    for node in range(start, stop):
+        b = node - start
+        for lev in range(np.int64(levels[node]), -1, -1):
+            for j in range(nsel[b, lev]):
+                nb = sel[b, lev, j]
+                if nb % parts != part:
+                    continue
+                if lev == 0:
+                    cnt = links0[nb, 0]
+                    if cnt < M0:
+                        links0[nb, cnt + 1] = node
+                        links0[nb, 0] = cnt + 1
+                    else:
+                        _shrink_link(vecs, metric, links0, nb, nb, node, M0, sd, si, tmp)
+                else:
+                    row = up_off[nb] + lev - 1
+                    cnt = up_links[row, 0]
+                    if cnt < M:
+                        up_links[row, cnt + 1] = node
+                        up_links[row, 0] = cnt + 1
+                    else:
+                        _shrink_link(vecs, metric, up_links, row, nb, node, M, sd, si, tmp)
+
+
+@njit(**_JIT)
+def batch_backlink_l2(part, parts, start, stop, levels, vecs, M, M0, links0, up_links, up_off, sel, nsel):
+    """Step two of a batch in an L2 graph (see :func:`_batch_backlink_impl`)."""
+    _batch_backlink_impl(part, parts, start, stop, levels, vecs, METRIC_L2, M, M0, links0, up_links, up_off, sel, nsel)
+
+
+@njit(**_JIT)
+def batch_backlink_cosine(part, parts, start, stop, levels, vecs, M, M0, links0, up_links, up_off, sel, nsel):
+    """Step two of a batch in a cosine graph (see :func:`_batch_backlink_impl`)."""
+    _batch_backlink_impl(
+        part, parts, start, stop, levels, vecs, METRIC_COSINE, M, M0, links0, up_links, up_off, sel, nsel
+    )
+
+
+@njit(**_JIT)
+def publish_batch(start, stop, levels, alive, state):
+    """Step three: mark the batch's nodes linked, in order; a new top level moves the entry point."""
+    for node in range(start, stop):
+        alive[node] = 1
+        state[1] += 1
+        level = np.int64(levels[node])
+        if level > np.int64(state[0] >> 32):
+            state[0] = (level << 32) | node
+
+
+BATCH_SELECT = {METRIC_L2: batch_select_l2, METRIC_COSINE: batch_select_cosine}
+BATCH_BACKLINK = {METRIC_L2: batch_backlink_l2, METRIC_COSINE: batch_backlink_cosine}
 
 
 # --------------------------------------------------------------------------

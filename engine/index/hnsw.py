@@ -30,7 +30,7 @@ import tempfile
 import threading
 import zlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,15 @@ _MAX_LEVEL = 31
 # Inserts are linked in chunks so that progress, cancel and readers' view of
 # ``n_slots`` advance during a large add.
 _CHUNK = 4096
+# With several build threads, nodes are linked in batches (see the "building in
+# batches" notes in _kernels): each node of a batch searches the graph as it was
+# before the batch, so the graph is first grown one node at a time to this size,
+# where a batch is a small share of it.  A batch is at least _BATCH nodes (and 16
+# a thread), so that every thread count up to 8 builds the same graph.
+_PARALLEL_FROM = 2048
+_BATCH = 128
+# Default cap on build threads: beyond it memory bandwidth, not cores, limits.
+_MAX_BUILD_THREADS = 8
 
 
 class _Graph:
@@ -177,7 +186,14 @@ class HnswIndex:
         quantize: walk the graph over 4-bit per-dimension codes and re-rank
             with the exact float32 vectors.  ``None`` (the default) turns it on
             for dimensions of 256 and more, where memory traffic dominates.
-        seed: seed of the level generator; the same inserts give the same graph.
+        seed: seed of the level generator; the same inserts give the same graph
+            (for a given number of build threads: one thread, or several).
+        build_threads: threads that link new items in :meth:`add`.  ``None``
+            or 0 (the default) picks the cores this process may use, at most
+            8; 1 links one item after another.  Several threads link batches
+            of items together once the graph holds a few thousand; the
+            recall is the same.  The attribute of that name may be changed
+            between adds.
 
     Raises:
         UsageError: a parameter is out of range or the metric is unknown.
@@ -195,6 +211,7 @@ class HnswIndex:
         ef_search: int = 64,
         quantize: bool | None = None,
         seed: int = 100,
+        build_threads: int | None = None,
     ):
         if metric not in _METRICS:
             raise UsageError(f"unknown metric {metric!r}; use 'cosine' or 'l2'")
@@ -204,6 +221,8 @@ class HnswIndex:
             raise UsageError(f"M must be between 2 and 256, not {M}")
         if int(ef_construction) < 1 or int(ef_search) < 1:
             raise UsageError("ef_construction and ef_search must be at least 1")
+        if build_threads is not None and int(build_threads) < 0:
+            raise UsageError(f"build_threads must be 0 (all cores) or more, not {build_threads}")
         self.dim = int(dim)
         self.metric = metric
         self.M = int(M)
@@ -212,6 +231,7 @@ class HnswIndex:
         self.ef_search = int(ef_search)
         self.quantize = bool(self.dim >= 256 if quantize is None else quantize)
         self.seed = int(seed)
+        self.build_threads = int(build_threads or 0)
         self.generation: int | None = None
         self._metric_code = _METRICS[metric]
         self._search_fn = K.SEARCH[self._metric_code, self.quantize]
@@ -342,16 +362,28 @@ class HnswIndex:
             levels = np.minimum((-np.log(u) * self._mult).astype(np.int64), _MAX_LEVEL)
             self._prepare_codes(lo, hi)
             self._reserve(total, int(levels.sum()))
-            visited = np.zeros(self._g.cap + 1, np.uint16)  # the writer's own, dropped after
-            while done < total:
-                if cancel_check is not None and cancel_check():
-                    raise Cancelled(f"index build cancelled after {done} of {total} items")
-                stop = min(total, done + _CHUNK)
-                self._insert_chunk(ids[done:stop], self._prepared(vectors[done:stop]), levels[done:stop], visited)
-                done = stop
-                if on_progress is not None:
-                    on_progress(done, total, "linking vectors into the index")
+            linker = _Linker(self._build_thread_count(), self._g.cap)  # the writer's own, dropped after
+            try:
+                while done < total:
+                    if cancel_check is not None and cancel_check():
+                        raise Cancelled(f"index build cancelled after {done} of {total} items")
+                    stop = min(total, done + _CHUNK)
+                    self._insert_chunk(ids[done:stop], self._prepared(vectors[done:stop]), levels[done:stop], linker)
+                    done = stop
+                    if on_progress is not None:
+                        on_progress(done, total, "linking vectors into the index")
+            finally:
+                linker.close()
         return total
+
+    def _build_thread_count(self) -> int:
+        if self.build_threads > 0:
+            return self.build_threads
+        # Imported here: the model package costs a fifth of a second to import,
+        # which a process that only searches a loaded index need not pay.
+        from engine.models.runtime import available_cores
+
+        return min(available_cores(), _MAX_BUILD_THREADS)
 
     def delete(self, ids) -> int:
         """Remove items from search results at once.
@@ -383,7 +415,14 @@ class HnswIndex:
             n = g.n
             keep = np.flatnonzero(g.alive[:n])
             fresh = HnswIndex(
-                self.dim, self.metric, self.M, self.ef_construction, self.ef_search, self.quantize, self.seed
+                self.dim,
+                self.metric,
+                self.M,
+                self.ef_construction,
+                self.ef_search,
+                self.quantize,
+                self.seed,
+                build_threads=self.build_threads,
             )
             if keep.size:
                 fresh.add(g.labels[keep], g.vecs[keep])
@@ -480,13 +519,13 @@ class HnswIndex:
             new.hused = K.hash_insert_many(new.hkeys, new.hvals, old.labels[live], live, replaced)
         self._g = new  # one assignment: readers see the old or the new arrays, never a mix
 
-    def _insert_chunk(self, ids: np.ndarray, vecs: np.ndarray, levels: np.ndarray, visited: np.ndarray) -> None:
+    def _insert_chunk(self, ids: np.ndarray, vecs: np.ndarray, levels: np.ndarray, linker: _Linker) -> None:
         """Write one chunk's rows and link them (room was reserved by :meth:`_reserve`)."""
         g = self._g
         cnt = ids.shape[0]
         rows_needed = int(levels.sum())
         assert g.n + cnt <= g.cap and g.up_used + rows_needed <= g.up_links.shape[0]
-        assert visited.shape[0] >= g.cap + 1
+        assert linker.cap >= g.cap
         # An id that is already present: retire its old node first, so the id
         # is never returned twice.
         old_nodes = np.empty(cnt, np.int32)
@@ -507,27 +546,80 @@ class HnswIndex:
         if self.quantize:
             K.encode_rows(g.vecs, g.codes, g.cnorm, g.qparams, start, stop, self._metric_code)
         g.up_used += rows_needed
-        K.INSERT[self._metric_code](
-            start,
-            stop,
-            g.levels,
-            g.vecs,
-            self.M,
-            self.M0,
-            self.ef_construction,
-            self._n_deleted > 0,
-            g.alive,
-            g.links0,
-            g.up_links,
-            g.up_off,
-            g.state,
-            visited,
-        )
+        one_by_one = stop
+        if linker.threads > 1:
+            # Small graphs grow one node at a time (a batch would be a large share of them).
+            one_by_one = min(stop, start + max(0, _PARALLEL_FROM - int(g.state[1])))
+        if one_by_one > start:
+            K.INSERT[self._metric_code](
+                start,
+                one_by_one,
+                g.levels,
+                g.vecs,
+                self.M,
+                self.M0,
+                self.ef_construction,
+                self._n_deleted > 0,
+                g.alive,
+                g.links0,
+                g.up_links,
+                g.up_off,
+                g.state,
+                linker.visited[0],
+            )
+        batch = max(_BATCH, 16 * linker.threads)
+        for a in range(one_by_one, stop, batch):
+            self._link_batch(g, a, min(stop, a + batch), linker)
         g.n = stop
         nodes = np.arange(start, stop, dtype=np.int32)
         replaced = np.empty(cnt, np.int32)
         g.hused += K.hash_insert_many(g.hkeys, g.hvals, ids, nodes, replaced)
         self._n_alive += cnt
+
+    def _link_batch(self, g: _Graph, start: int, stop: int, linker: _Linker) -> None:
+        """Link nodes [start, stop) together on the linker's threads (the three steps in _kernels)."""
+        levels = g.levels
+        depth = int(levels[start:stop].max()) + 1
+        sel = np.zeros((stop - start, depth, self.M), np.int32)
+        nsel = np.zeros((stop - start, depth), np.int32)
+        packed = int(g.state[0])
+        has_deleted = self._n_deleted > 0
+        parts = linker.threads
+        select = K.BATCH_SELECT[self._metric_code]
+        backlink = K.BATCH_BACKLINK[self._metric_code]
+
+        taken = np.zeros(1, np.int64)  # the batch's next node, for the threads to take
+
+        def choose(part: int) -> None:
+            select(
+                taken,
+                start,
+                stop,
+                levels,
+                g.vecs,
+                self.M,
+                self.ef_construction,
+                has_deleted,
+                g.alive,
+                g.links0,
+                g.up_links,
+                g.up_off,
+                packed,
+                linker.visited[part],
+                linker.cd[part],
+                linker.ci[part],
+                sel,
+                nsel,
+            )
+
+        def link_back(part: int) -> None:
+            backlink(
+                part, parts, start, stop, levels, g.vecs, self.M, self.M0, g.links0, g.up_links, g.up_off, sel, nsel
+            )
+
+        linker.run(choose)
+        linker.run(link_back)
+        K.publish_batch(start, stop, levels, g.alive, g.state)
 
     # ------------------------------------------------------------------ searching
 
@@ -1171,6 +1263,43 @@ def warm_up() -> None:
         index.add(np.arange(8), rng.standard_normal((8, 8)))
         index.search(np.ones(8), 2)
         index.search(np.ones(8), 2, allowed=np.arange(4))
+
+
+class _Linker:
+    """The threads and per-thread scratch arrays that one :meth:`HnswIndex.add` links with.
+
+    The calling thread is one of them; ``threads - 1`` more wait in a pool.
+    """
+
+    def __init__(self, threads: int, cap: int):
+        self.threads = max(1, int(threads))
+        self.cap = cap
+        self.visited = [np.zeros(cap + 1, np.uint16) for _ in range(self.threads)]
+        # Candidate heaps of the walks with deleted nodes or on upper layers
+        # (a node enters at most once, so one slot a node is enough).
+        self.cd = [np.empty(cap + 1, np.float32) for _ in range(self.threads)] if self.threads > 1 else []
+        self.ci = [np.empty(cap + 1, np.int32) for _ in range(self.threads)] if self.threads > 1 else []
+        self._pool = (
+            ThreadPoolExecutor(self.threads - 1, thread_name_prefix="shoebox-index-link") if self.threads > 1 else None
+        )
+
+    def run(self, work: Callable[[int], None]) -> None:
+        """Call ``work(part)`` for each part 0 .. threads - 1 at once; return when all are done."""
+        if self._pool is None:
+            work(0)
+            return
+        futures = [self._pool.submit(work, part) for part in range(1, self.threads)]
+        try:
+            work(0)
+        finally:
+            wait(futures)
+        for f in futures:
+            f.result()  # raises what a worker raised
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def _cache_factor(working_set: float, worst: float) -> float:

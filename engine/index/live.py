@@ -558,7 +558,16 @@ class LiveIndex:
             nodes, ids, vecs = old.live_nodes(0, mark)
         try:
             self._compaction_point("copied")
-            fresh = HnswIndex(old.dim, old.metric, old.M, old.ef_construction, old.ef_search, old.quantize, old.seed)
+            fresh = HnswIndex(
+                old.dim,
+                old.metric,
+                old.M,
+                old.ef_construction,
+                old.ef_search,
+                old.quantize,
+                old.seed,
+                build_threads=old.build_threads,
+            )
             if ids.size:
                 fresh.add(ids, vecs, cancel_check=stop)
             del vecs
