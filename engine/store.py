@@ -1540,11 +1540,12 @@ class LibraryStore:
         parsed = _as_terms(terms)
         words = [t for t in parsed if t.kind != "substring"]
         substrings = [t for t in parsed if t.kind == "substring"]
-        within = self._items_within(filters)
         hits: dict[int, float] = {}
         if words:
+            within = self._items_within(filters, "item_words")
             hits.update(self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within))
         long_subs = [t.keys[0] for t in substrings if len(t.keys[0]) >= 3]
+        within = self._items_within(filters, "item_text")
         if long_subs:
             for item_id, rank in self._ranked_matches("item_text", ['"' + k + '"' for k in long_subs], limit, within):
                 hits[item_id] = hits.get(item_id, 0.0) + rank
@@ -1560,12 +1561,21 @@ class LibraryStore:
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
 
-    def _items_within(self, filters: Filters | None) -> tuple[str, list[Any]]:
-        """An ``AND rowid IN (...)`` clause (and its parameters) keeping the items that pass ``filters``."""
+    def _items_within(self, filters: Filters | None, table: str) -> tuple[str, list[Any]]:
+        """An ``AND EXISTS (...)`` clause (and its parameters) keeping the rows of the text index
+        ``table`` whose items pass ``filters``.
+
+        Each match is checked by its item's and file's keys.  A ``rowid IN (SELECT ...)``
+        list instead is handed to FTS5 as a rowid constraint, which then runs the MATCH
+        once per listed row: 0.1 s per search at 10,000 items with a broad filter.
+        """
         if filters is None or filters.empty:
             return "", []
         where, params = self._filter_sql(filters)
-        return f" AND rowid IN (SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})", params
+        return (
+            f" AND EXISTS (SELECT 1 FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = {table}.rowid AND {where})",
+            params,
+        )
 
     def _ranked_matches(
         self, table: str, expressions: list[str], limit: int, within: tuple[str, list[Any]] = ("", [])
@@ -1646,7 +1656,11 @@ class LibraryStore:
         params: list[Any] = []
         if filters is not None and not filters.empty:
             where, params = self._filter_sql(filters)
-            clause = f" AND rowid IN (SELECT i.file_id FROM items i JOIN files f ON f.id = i.file_id WHERE {where})"
+            # Checked per match (see _items_within): a file passes when it has an item and passes the filters.
+            clause = (
+                f" AND EXISTS (SELECT 1 FROM files f WHERE f.id = file_names.rowid AND {where}"
+                " AND EXISTS (SELECT 1 FROM items i WHERE i.file_id = f.id))"
+            )
         words = [t.fts_words() for t in parsed if t.kind != "substring"]
         if words:
             hits.update(
