@@ -619,7 +619,16 @@ def _search(
     if terms:
         # The filters go into the word and name lookups, so the best matches are the best of those that pass.
         within = filters if q.filtered() else None
-        keyword_hits = store.keyword_search(terms, limit=pool + len(excluded), filters=within)
+        # Words are held by the text space's items (passages, transcripts, recognised text):
+        # when the filter lets none of them through ("photos only" in a library without text
+        # in its photos), no word can match, and looking would check every match in vain.
+        text_passing = q.allowed.get("text")
+        # The catalog holds the items with vectors: ask the store too, for passages still
+        # waiting for the text model (found by their words meanwhile).
+        words_possible = (
+            text_passing is None or len(text_passing) > 0 or len(store.allowed_item_ids(filters, "text")) > 0
+        )
+        keyword_hits = store.keyword_search(terms, limit=pool + len(excluded), filters=within) if words_possible else []
         passing = q.passes_many([item_id for item_id, _ in keyword_hits])
         kept = 0
         for (item_id, _), ok in zip(keyword_hits, passing, strict=True):

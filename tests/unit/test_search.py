@@ -353,3 +353,21 @@ def test_results_say_why_they_were_found(words_library, library):
     assert data["matched"] == ["biscuits", "cutter"]  # the name's word and the text's word
     response = library.search("xylophonequartzplinth", k=3).to_json()
     assert response["results"] == [] and response["min_relevance"] == library.settings.min_relevance
+
+
+def test_a_filter_no_passage_passes_skips_the_word_lookup_and_still_finds_names(indexed, library, monkeypatch):
+    """'Photos only' in a library whose photos hold no text: no word can match, so none is looked up."""
+    calls = []
+    real = library.store.keyword_search
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("filters"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(library.store, "keyword_search", counted)
+    photos = library.search("img3 insurance", k=20, filters=Filters(kinds=("image",)), min_relevance=0)
+    assert calls == []
+    assert photos.results and {r.kind for r in photos.results} == {"image"}
+    assert photos.results[0].path.endswith("img3.jpg")  # found by its name
+    notes = library.search("insurance", k=20, filters=Filters(kinds=("document",)), min_relevance=0)
+    assert len(calls) == 1 and {r.path.rsplit("/", 1)[-1] for r in notes.results[:2]} == {"dentist.txt", "car.md"}
