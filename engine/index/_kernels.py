@@ -1069,6 +1069,61 @@ def _shrink_link(vecs, metric, links, row, owner, new, mmax, sd, si, sel):
     links[row, 0] = m
 
 
+@njit(**_INNER)
+def _layer_candidates(
+    q, vecs, metric, links0, up_links, up_off, lev, alive, has_deleted, cur, dcur, ef_construction, visited, cd, ci
+):
+    """A new node's candidates on layer ``lev``: a beam search of width ``ef_construction``
+    from ``cur``, as ``(distances, nodes, count)`` nearest first (float32 vectors, no codes).
+
+    Layer 0 of a graph without deleted nodes takes the sorted pool; otherwise the layer
+    search skips the dead, and when everything reachable is dead the entry is the one candidate.
+    """
+    dim = vecs.shape[1]
+    empty_codes = np.empty((0, dim), np.uint8)
+    empty_f = np.empty(0, np.float32)
+    empty_mask = np.empty(0, np.uint8)
+    tag = next_tag(visited)
+    if lev == 0 and not has_deleted:
+        return _search_pool(
+            q, empty_f, vecs, empty_codes, empty_f, False, metric, links0, cur, dcur, ef_construction, visited, tag
+        )
+    rd, ri, nr = _search_layer(
+        q,
+        empty_f,
+        vecs,
+        empty_codes,
+        empty_f,
+        False,
+        metric,
+        links0,
+        up_links,
+        up_off,
+        lev,
+        alive,
+        empty_mask,
+        cur,
+        dcur,
+        ef_construction,
+        visited,
+        tag,
+        cd,
+        ci,
+    )
+    if nr == 0:
+        # Everything reachable is deleted: link to the entry anyway.
+        rd[0] = dcur
+        ri[0] = cur
+        nr = 1
+    order = np.argsort(rd[:nr])
+    od = np.empty(nr, np.float32)
+    oi = np.empty(nr, np.int32)
+    for t in range(nr):
+        od[t] = rd[order[t]]
+        oi[t] = ri[order[t]]
+    return od, oi, nr
+
+
 @njit(**_JIT)
 def insert_l2(
     start, stop, levels, vecs, M, M0, ef_construction, has_deleted, alive, links0, up_links, up_off, state, visited
@@ -1150,7 +1205,6 @@ def _insert_impl(
     dim = vecs.shape[1]
     empty_codes = np.empty((0, dim), np.uint8)
     empty_f = np.empty(0, np.float32)
-    empty_mask = np.empty(0, np.uint8)
     sel = np.empty((32, M0 + 1), np.int32)
     nsel = np.zeros(32, np.int64)
     sd = np.empty(M0 + 2, np.float32)
@@ -1177,57 +1231,23 @@ def _insert_impl(
             q, empty_f, vecs, empty_codes, empty_f, False, metric, up_links, up_off, ep, dcur, top, level
         )
         for lev in range(min(level, top), -1, -1):
-            tag = next_tag(visited)
-            if lev == 0 and not has_deleted:
-                od, oi, nr = _search_pool(
-                    q,
-                    empty_f,
-                    vecs,
-                    empty_codes,
-                    empty_f,
-                    False,
-                    metric,
-                    links0,
-                    cur,
-                    dcur,
-                    ef_construction,
-                    visited,
-                    tag,
-                )
-            else:
-                rd, ri, nr = _search_layer(
-                    q,
-                    empty_f,
-                    vecs,
-                    empty_codes,
-                    empty_f,
-                    False,
-                    metric,
-                    links0,
-                    up_links,
-                    up_off,
-                    lev,
-                    alive,
-                    empty_mask,
-                    cur,
-                    dcur,
-                    ef_construction,
-                    visited,
-                    tag,
-                    cd,
-                    ci,
-                )
-                if nr == 0:
-                    # Everything reachable is deleted: link to the entry anyway.
-                    rd[0] = dcur
-                    ri[0] = cur
-                    nr = 1
-                order = np.argsort(rd[:nr])
-                od = np.empty(nr, np.float32)
-                oi = np.empty(nr, np.int32)
-                for t in range(nr):
-                    od[t] = rd[order[t]]
-                    oi[t] = ri[order[t]]
+            od, oi, nr = _layer_candidates(
+                q,
+                vecs,
+                metric,
+                links0,
+                up_links,
+                up_off,
+                lev,
+                alive,
+                has_deleted,
+                cur,
+                dcur,
+                ef_construction,
+                visited,
+                cd,
+                ci,
+            )
             m = _select_heuristic(vecs, metric, od, oi, nr, M, tmp)
             for j in range(m):
                 sel[lev, j] = tmp[j]
@@ -1323,7 +1343,6 @@ def _batch_select_impl(
     dim = vecs.shape[1]
     empty_codes = np.empty((0, dim), np.uint8)
     empty_f = np.empty(0, np.float32)
-    empty_mask = np.empty(0, np.uint8)
     nb_max = stop - start
     md = np.empty(nb_max, np.float32)
     cand_d = np.empty(ef_construction + nb_max + 1, np.float32)
@@ -1357,57 +1376,23 @@ def _batch_select_impl(
             od = empty_f
             oi = np.empty(0, np.int32)
             if lev <= top:
-                tag = next_tag(visited)
-                if lev == 0 and not has_deleted:
-                    od, oi, nr = _search_pool(
-                        q,
-                        empty_f,
-                        vecs,
-                        empty_codes,
-                        empty_f,
-                        False,
-                        metric,
-                        links0,
-                        cur,
-                        dcur,
-                        ef_construction,
-                        visited,
-                        tag,
-                    )
-                else:
-                    rd, ri, nr = _search_layer(
-                        q,
-                        empty_f,
-                        vecs,
-                        empty_codes,
-                        empty_f,
-                        False,
-                        metric,
-                        links0,
-                        up_links,
-                        up_off,
-                        lev,
-                        alive,
-                        empty_mask,
-                        cur,
-                        dcur,
-                        ef_construction,
-                        visited,
-                        tag,
-                        cd,
-                        ci,
-                    )
-                    if nr == 0:
-                        # Everything reachable is deleted: link to the entry anyway.
-                        rd[0] = dcur
-                        ri[0] = cur
-                        nr = 1
-                    order = np.argsort(rd[:nr])
-                    od = np.empty(nr, np.float32)
-                    oi = np.empty(nr, np.int32)
-                    for t in range(nr):
-                        od[t] = rd[order[t]]
-                        oi[t] = ri[order[t]]
+                od, oi, nr = _layer_candidates(
+                    q,
+                    vecs,
+                    metric,
+                    links0,
+                    up_links,
+                    up_off,
+                    lev,
+                    alive,
+                    has_deleted,
+                    cur,
+                    dcur,
+                    ef_construction,
+                    visited,
+                    cd,
+                    ci,
+                )
             # Merge the search's candidates with the earlier batch nodes on this
             # layer, as far as a search of the grown graph would have reached:
             # not past the farthest of a full beam.
