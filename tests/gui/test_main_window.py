@@ -93,10 +93,25 @@ def search(qtbot, window: MainWindow, text: str) -> int:
 
 
 def rerun(qtbot, window: MainWindow, action) -> int:
-    """Do ``action`` and wait for the search it causes."""
-    with qtbot.waitSignal(window.results_shown, timeout=10_000) as blocker:
+    """Do ``action`` and wait for the results of the search it causes.
+
+    Not of an earlier one: a search started before (after a tag change, say) may still
+    answer, and is shown while it is the latest, before a debounced filter change starts its own.
+    """
+    before = window.controller.latest_request
+    shown: list[int] = []
+
+    def on_shown(count: int) -> None:
+        if window.controller.latest_request > before:
+            shown.append(count)
+
+    window.results_shown.connect(on_shown)
+    try:
         action()
-    return blocker.args[0]
+        qtbot.waitUntil(lambda: bool(shown), timeout=10_000)
+    finally:
+        window.results_shown.disconnect(on_shown)
+    return shown[-1]
 
 
 @pytest.fixture
