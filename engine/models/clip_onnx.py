@@ -105,14 +105,6 @@ def cache_dir(settings: Settings, name: str, weights_key: str) -> Path:
     return settings.models_dir / "clip-onnx" / name.replace("/", "--") / key
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def probe_images(size: int, count: int = 4) -> list:
     """Deterministic photo-like PIL images (gradients, discs, noise) for the verification."""
     from PIL import Image, ImageDraw
