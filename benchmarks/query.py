@@ -20,7 +20,7 @@ Reported per library size and filter: p50 and p95 of the encoding, of the rest
 the result rows), and of the whole call, with the plan the planner chose.
 Target: the rest under 20 ms p95 at 100k items.
 
-    .venv/bin/python benchmarks/query.py [--sizes 10000,100000] [--queries 200]
+    .venv/bin/python benchmarks/query.py [--sizes 10000,100000] [--queries 200] [--keep DIR] [--filters LABELS]
 
 Prints a table and writes JSON (default ``benchmarks/results/query.json``).
 """
@@ -219,15 +219,21 @@ class _TextOnce:
         return np.stack(out)
 
 
-def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm: int = 5) -> list[dict]:
+def run(
+    library: Library,
+    queries: list[str],
+    encoder: EncodedOnce,
+    filters: list[tuple[str, Filters]] = FILTERS,
+    repeat_warm: int = 5,
+) -> list[dict]:
     rows = []
     for q in queries:
         encoder.encode_texts([q])
         encoder.text_model.encode_queries([q])
     encode = [encoder.encode_ms[q] for q in queries]
-    for label, filters in FILTERS:
+    for label, chosen in filters:
         for q in queries[:repeat_warm]:  # warm caches and numba
-            library.search(q, filters=filters, k=20, understand_dates=False, min_relevance=0)
+            library.search(q, filters=chosen, k=20, understand_dates=False, min_relevance=0)
         rest: list[float] = []
         total: list[float] = []
         plans: dict[str, int] = {}
@@ -235,7 +241,7 @@ def run(library: Library, queries: list[str], encoder: EncodedOnce, repeat_warm:
         counts: list[int] = []
         for q in queries:
             t = time.perf_counter()
-            response = library.search(q, filters=filters, k=20, understand_dates=False, min_relevance=0)
+            response = library.search(q, filters=chosen, k=20, understand_dates=False, min_relevance=0)
             whole = (time.perf_counter() - t) * 1000  # the embedding comes from the cache: this is the rest
             rest.append(whole)
             total.append(whole + encoder.encode_ms[q])
@@ -266,7 +272,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--threads", type=int, default=2, help="torch threads for query encoding")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "query.json"))
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="build the libraries in DIR and reuse them on later runs (else a temporary folder)",
+    )
+    parser.add_argument("--filters", help="only these filter rows, comma-separated labels (e.g. 'none,tag 1%%')")
     args = parser.parse_args(argv)
+    filters = FILTERS
+    if args.filters:
+        wanted = [f.strip() for f in args.filters.split(",")]
+        unknown = sorted(set(wanted) - {label for label, _ in FILTERS})
+        if unknown:
+            parser.error(f"unknown filter rows: {', '.join(unknown)}")
+        filters = [(label, f) for label, f in FILTERS if label in wanted]
 
     import torch
 
@@ -274,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     words, freq = vocabulary(np.random.default_rng(99))
     queries = [" ".join(rng.choice(words, int(rng.integers(1, 5)), p=freq)) for _ in range(args.queries)]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="shoebox-query-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="shoebox-query-bench-") as scratch:
+        tmp = args.keep or scratch
         settings = load_settings(home=Path(tmp) / "models", env={"SHOEBOX_THREADS": str(args.threads)})
         configure_torch_threads(settings)
         real = ClipEncoder(settings, name="ViT-B-32", random_init=True)
@@ -289,9 +309,18 @@ def main(argv: list[str] | None = None) -> int:
         text_label = "all-MiniLM-L6-v2 (real weights)" if folder else "test-tiny (random weights)"
         clip = EncodedOnce(real, text_model)
         for size in [int(s) for s in args.sizes.split(",")]:
-            library = build_library(Path(tmp) / f"lib{size}", clip, size)
+            home = Path(tmp) / f"lib{size}"
+            if args.keep and (home / "library.sqlite3").exists():
+                library = Library(
+                    load_settings(home=home, env={"SHOEBOX_AUTOTAGS": "0"}),
+                    clip=clip,
+                    text_model=clip.text_model,
+                    index_build="now",
+                )
+            else:
+                library = build_library(home, clip, size)
             try:
-                results.extend({"items": size, **row} for row in run(library, queries, clip))
+                results.extend({"items": size, **row} for row in run(library, queries, clip, filters))
             finally:
                 library.close()
 

@@ -626,9 +626,21 @@ def _search(
         # The catalog holds the items with vectors: ask the store too, for passages still
         # waiting for the text model (found by their words meanwhile).
         words_possible = (
-            text_passing is None or len(text_passing) > 0 or len(store.allowed_item_ids(filters, "text")) > 0
+            text_passing is None
+            or len(text_passing) > 0
+            or (
+                store.count_space_items("text") > store.count_items("text")
+                and len(store.allowed_item_ids(filters, "text")) > 0
+            )
         )
-        keyword_hits = store.keyword_search(terms, limit=pool + len(excluded), filters=within) if words_possible else []
+        # The filter's passing items are known from the catalogs: a narrow filter is checked against them.
+        known = list(q.allowed.values())
+        passing = [a for a in known if a is not None] if q.filtered() and all(a is not None for a in known) else None
+        keyword_hits = (
+            store.keyword_search(terms, limit=pool + len(excluded), filters=within, passing=passing)
+            if words_possible
+            else []
+        )
         passing = q.passes_many([item_id for item_id, _ in keyword_hits])
         kept = 0
         for (item_id, _), ok in zip(keyword_hits, passing, strict=True):

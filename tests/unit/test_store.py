@@ -482,6 +482,37 @@ def test_a_selective_filter_keeps_every_keyword_and_name_match(store):
     assert len(store.keyword_search(["invoice"], limit=60)) == 60  # unfiltered: the limit holds
 
 
+def test_a_narrow_filter_is_checked_against_its_passing_items(store, tmp_path):
+    # The caller's list of passing items stands in for the filter when it is short;
+    # the matches are the same, from the list's temporary table.
+    _many_invoices(store)
+    small = Filters(folder="/small")
+    passing = store.allowed_item_ids(small)
+    assert store._narrow(len(passing), 60) and not store._narrow(2600, 60)
+    by_filter = store.keyword_search(["invoice", "dentist"], limit=60, filters=small)
+    by_list = store.keyword_search(["invoice", "dentist"], limit=60, filters=small, passing=[passing[:1], passing[1:]])
+    assert sorted(by_list) == sorted(by_filter) and len(by_list) == 3
+    # A list holds only those items, even where the filter would pass more.
+    assert [i for i, _ in store.keyword_search(["invoice"], limit=60, passing=[passing[:1]])] == [int(passing[0])]
+    # The same inside a snapshot (a search's own connection) and on a read-only store.
+    with store.snapshot():
+        assert sorted(store.keyword_search(["invoice"], limit=60, filters=small, passing=[passing])) == sorted(
+            store.keyword_search(["invoice"], limit=60, filters=small)
+        )
+    reader = LibraryStore(store.path, readonly=True)
+    try:
+        assert len(reader.keyword_search(["dentist"], limit=60, filters=small, passing=[passing])) == 3
+    finally:
+        reader.close()
+    # The table is left empty: the next search without a list is not narrowed by it.
+    assert len(store.keyword_search(["invoice"], limit=60)) == 60
+
+
+def test_items_of_a_space_are_counted_with_a_vector_or_without(store):
+    _add(store, "/a.txt", text="hello")
+    assert store.count_space_items("text") == 1 and store.count_space_items("clip") == 0
+
+
 def test_a_filtered_search_finds_keyword_matches_past_any_cap(store):
     from engine.query import Query
     from engine.search import search
