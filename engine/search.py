@@ -635,9 +635,11 @@ def _search(
         )
         # The filter's passing items are known from the catalogs: a narrow filter is checked against them.
         known = list(q.allowed.values())
-        passing = [a for a in known if a is not None] if q.filtered() and all(a is not None for a in known) else None
+        passing_ids = (
+            [a for a in known if a is not None] if q.filtered() and all(a is not None for a in known) else None
+        )
         keyword_hits = (
-            store.keyword_search(terms, limit=pool + len(excluded), filters=within, passing=passing)
+            store.keyword_search(terms, limit=pool + len(excluded), filters=within, passing=passing_ids)
             if words_possible
             else []
         )
