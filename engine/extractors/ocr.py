@@ -222,46 +222,17 @@ _MIN_TEXT_BLOCKS = 6
 
 
 def _text_blocks(g: np.ndarray) -> int:
-    """How many blocks of ``g`` (grey levels) look like text and sit beside another such block."""
-    h, w = g.shape
-    rows, cols = h // _BLOCK, w // _BLOCK
-    if rows < 2 or cols < 3:
-        return 0
-    g = g[: rows * _BLOCK, : cols * _BLOCK]
+    """How many blocks of ``g`` (grey levels) look like text and sit beside another such block.
 
-    # Strokes: a rise and a fall of at least _EDGE within a few pixels, along
-    # rows (vertical strokes) and along columns (horizontal strokes).
-    def strokes(diff: np.ndarray, axis: int) -> np.ndarray:
-        up, down = diff > _EDGE, diff < -_EDGE
-        found = np.zeros_like(up)
-        for gap in (1, 2, 3):
-            if axis == 1:
-                found[:, :-gap] |= (up[:, :-gap] & down[:, gap:]) | (down[:, :-gap] & up[:, gap:])
-            else:
-                found[:-gap] |= (up[:-gap] & down[gap:]) | (down[:-gap] & up[gap:])
-        return found
+    A block looks like text when its pixels are two-toned (nearly all within a
+    quarter of its range of its darkest or lightest level, the range above 70),
+    and short strokes (a rise and a fall of more than :data:`_EDGE` within three
+    pixels) cross more than 3 % and under half of it along rows and more than
+    1 % along columns.  Compiled (:mod:`._text_kernel`): it runs for every photo.
+    """
+    from ._text_kernel import text_blocks
 
-    dx = np.zeros_like(g)
-    dx[:, 1:] = g[:, 1:] - g[:, :-1]
-    dy = np.zeros_like(g)
-    dy[1:] = g[1:] - g[:-1]
-    sx = strokes(dx, 1).reshape(rows, _BLOCK, cols, _BLOCK).mean(axis=(1, 3))
-    sy = strokes(dy, 0).reshape(rows, _BLOCK, cols, _BLOCK).mean(axis=(1, 3))
-
-    blocks = g.reshape(rows, _BLOCK, cols, _BLOCK)
-    low = blocks.min(axis=(1, 3))
-    high = blocks.max(axis=(1, 3))
-    spread = high - low
-    # Two-toned: nearly every pixel close to the block's darkest or lightest value.
-    near = np.minimum(blocks - low[:, None, :, None], high[:, None, :, None] - blocks)
-    two_toned = (near < 0.25 * spread[:, None, :, None]).mean(axis=(1, 3))
-
-    texty = (spread > 70) & (two_toned > 0.7) & (sx > 0.03) & (sy > 0.01) & (sx < 0.5)
-    # Text runs along lines: keep blocks with a text-like neighbour left or right.
-    beside = np.zeros_like(texty)
-    beside[:, 1:] |= texty[:, :-1]
-    beside[:, :-1] |= texty[:, 1:]
-    return int((texty & beside).sum())
+    return int(text_blocks(np.ascontiguousarray(g, dtype=np.float32), _BLOCK, float(_EDGE)))
 
 
 def _grey(image: Image.Image) -> np.ndarray:

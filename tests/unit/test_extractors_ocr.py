@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -348,3 +349,61 @@ def test_pdf_that_pdfium_cannot_open_raises_extraction_error(tmp_path: Path) -> 
     bad.write_bytes(b"%PDF-1.4\n" + bytes(range(256)) * 8)
     with pytest.raises(ExtractionError, match="PDF pages cannot be rendered"):
         list(ocr.pdf_page_images(bad, [1]))
+
+
+def test_compiled_detector_counts_exactly_what_the_array_expressions_count(fonts: None) -> None:
+    rng = np.random.default_rng(3)
+    greys = [ocr._grey(_preview_of(text_picture(ENGLISH + KOREAN)))]
+    root = corpus_dir("images")
+    greys += [ocr._grey(_preview(root / name)) for name in [*ORDINARY_PHOTOS[:6], "hopper_bad_exif.jpg"]]
+    # Noise and hard two-level patterns of awkward sizes (not multiples of the block; too small).
+    for shape in ((336, 448), (101, 333), (47, 200), (31, 47), (16, 48)):
+        greys.append(rng.uniform(0, 255, shape).astype(np.float32))
+        greys.append((rng.random(shape) < 0.3).astype(np.float32) * 200.0)
+    counts = [ocr._text_blocks(g) for g in greys]
+    assert counts == [_reference_text_blocks(g) for g in greys]
+    assert counts[0] >= 6 and max(counts[1:7]) < 6  # the text picture says yes, the ordinary photos no
+
+
+def _reference_text_blocks(g: np.ndarray) -> int:
+    """The detector's block count written as array expressions: what the compiled loop must equal."""
+    _BLOCK, _EDGE = ocr._BLOCK, ocr._EDGE
+    h, w = g.shape
+    rows, cols = h // _BLOCK, w // _BLOCK
+    if rows < 2 or cols < 3:
+        return 0
+    g = g[: rows * _BLOCK, : cols * _BLOCK]
+
+    # Strokes: a rise and a fall of at least _EDGE within a few pixels, along
+    # rows (vertical strokes) and along columns (horizontal strokes).
+    def strokes(diff: np.ndarray, axis: int) -> np.ndarray:
+        up, down = diff > _EDGE, diff < -_EDGE
+        found = np.zeros_like(up)
+        for gap in (1, 2, 3):
+            if axis == 1:
+                found[:, :-gap] |= (up[:, :-gap] & down[:, gap:]) | (down[:, :-gap] & up[:, gap:])
+            else:
+                found[:-gap] |= (up[:-gap] & down[gap:]) | (down[:-gap] & up[gap:])
+        return found
+
+    dx = np.zeros_like(g)
+    dx[:, 1:] = g[:, 1:] - g[:, :-1]
+    dy = np.zeros_like(g)
+    dy[1:] = g[1:] - g[:-1]
+    sx = strokes(dx, 1).reshape(rows, _BLOCK, cols, _BLOCK).mean(axis=(1, 3))
+    sy = strokes(dy, 0).reshape(rows, _BLOCK, cols, _BLOCK).mean(axis=(1, 3))
+
+    blocks = g.reshape(rows, _BLOCK, cols, _BLOCK)
+    low = blocks.min(axis=(1, 3))
+    high = blocks.max(axis=(1, 3))
+    spread = high - low
+    # Two-toned: nearly every pixel close to the block's darkest or lightest value.
+    near = np.minimum(blocks - low[:, None, :, None], high[:, None, :, None] - blocks)
+    two_toned = (near < 0.25 * spread[:, None, :, None]).mean(axis=(1, 3))
+
+    texty = (spread > 70) & (two_toned > 0.7) & (sx > 0.03) & (sy > 0.01) & (sx < 0.5)
+    # Text runs along lines: keep blocks with a text-like neighbour left or right.
+    beside = np.zeros_like(texty)
+    beside[:, 1:] |= texty[:, :-1]
+    beside[:, :-1] |= texty[:, 1:]
+    return int((texty & beside).sum())
