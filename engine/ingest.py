@@ -48,6 +48,9 @@ from .store import FileRow, FileStatus, LibraryStore, NewItem, space_of
 # that JPEG draft mode decodes a 12-megapixel photo at 1/8 scale.  Image
 # queries are prepared the same way, so a photo searched by itself matches.
 IMAGE_SIDE = 448
+# ... or up to a quarter larger, as decoded: a 12-megapixel photo's 1/8 scale
+# (504 x 378) is not resized again before CLIP's and the thumbnail's own resize.
+IMAGE_SLACK = 1.25
 # Passages for the text model: up to this many of its tokens, sentence-aware,
 # overlapping by about PASSAGE_OVERLAP tokens.  Long enough to hold a thought
 # and its context, short enough that a passage is about one thing.
@@ -57,6 +60,10 @@ PASSAGE_OVERLAP = 32
 # it should not start long before what was searched for.
 SPEECH_PASSAGE_TOKENS = 128
 SPEECH_PASSAGE_SECONDS = 40.0
+# A run's first batch: the batches double from here up to the batch size, so the
+# model starts on the first photos while the next are read (a full first batch
+# leaves the model idle until it is read) and the first files are found sooner.
+FIRST_BATCH = 8
 
 ProgressCallback = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
@@ -634,7 +641,7 @@ class Indexer:
     def _prepare_image(self, cand: _Candidate) -> _Prepared:
         from .extractors.images import extract_image
 
-        extracted = extract_image(cand.path, max_side=IMAGE_SIDE)
+        extracted = extract_image(cand.path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK)
         self._save_thumbnail(extracted.image, cand.content_hash)
         meta = dict(extracted.meta)
         meta.update(width=extracted.width, height=extracted.height)
@@ -833,6 +840,7 @@ class Indexer:
             failures.clear()
 
         pending = 0
+        batch = min(FIRST_BATCH, self.batch_size)
         for cand, prepared, exc in self._ordered(pool, prepare, cands, lookahead, cancelled):
             if isinstance(exc, Cancelled):
                 break  # stopped while Whisper listened: the file is indexed by the next run
@@ -842,9 +850,10 @@ class Indexer:
                 ready.append(prepared)
                 pending += max(len(prepared.tensors), len(prepared.items))
             step(cand)
-            if pending >= self.batch_size or len(ready) + len(failures) >= self.batch_size:
+            if pending >= batch or len(ready) + len(failures) >= batch:
                 flush()
                 pending = 0
+                batch = min(2 * batch, self.batch_size)
         if not cancelled() or failures:
             flush()
 
@@ -961,7 +970,7 @@ class Indexer:
             else:
                 from .extractors.images import extract_image
 
-                image = extract_image(row.path, max_side=IMAGE_SIDE).image
+                image = extract_image(row.path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK).image
                 clip_for = [item_id for item_id, _ in self.store.items_missing_vectors(row.id, "clip")]
                 if clip_for:  # a photo has one picture item: its vector, once per item waiting for it
                     vector = self.clip.encode_image_tensors(torch.stack([self.clip.preprocess(image)]))
@@ -1184,7 +1193,7 @@ class Indexer:
                     raise ExtractionError("the video shows no picture any more")
                 frame = min(found, key=lambda f: abs(f.time_s - start))
                 return self.clip.preprocess(frame.image)
-            return self.clip.preprocess(extract_image(d["path"], max_side=IMAGE_SIDE).image)
+            return self.clip.preprocess(extract_image(d["path"], max_side=IMAGE_SIDE, slack=IMAGE_SLACK).image)
 
         for item_id in batch:
             if details[item_id]["kind"] == "video" and details[item_id]["path"] not in frames:

@@ -263,12 +263,12 @@ def _exact_top(query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) 
 def embed_image_query(clip: Any, image_path: str | Path) -> np.ndarray:
     """The CLIP embedding of an image file, prepared exactly as indexing prepares photos."""
     from .extractors.images import extract_image
-    from .ingest import IMAGE_SIDE
+    from .ingest import IMAGE_SIDE, IMAGE_SLACK
 
     path = Path(image_path)
     if not path.exists():
         raise UsageError(f"no such image: {image_path}")
-    extracted = extract_image(path, max_side=IMAGE_SIDE)
+    extracted = extract_image(path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK)
     return clip.encode_images([extracted.image])[0]
 
 
