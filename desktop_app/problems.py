@@ -652,6 +652,9 @@ class ProblemsWindow(QWidget):
         elif self._retrying and getattr(summary, "cancelled", False):  # Cancel empties the queue: it never starts
             self._retrying = []
             self._show_progress("The retry did not start: indexing was stopped.")
+        elif self._retrying:  # another job ended: the retry is next
+            count = _plural(len(self._retrying), "file")
+            self._show_progress(f"Retry of {count} queued: it starts when the running job ends.")
         elif not self._retrying:
             self._show_progress("")
         self._changed()
@@ -660,7 +663,13 @@ class ProblemsWindow(QWidget):
         if self._retrying and self._retry_started:
             self._retrying = []
             self._show_progress(f"The retry stopped: {message}")
-        elif not self._retrying:
+        elif self._retrying and not self.controller.is_queued(self._retrying):  # stopped: it never starts
+            self._retrying = []
+            self._show_progress("The retry did not start: indexing was stopped.")
+        elif self._retrying:
+            count = _plural(len(self._retrying), "file")
+            self._show_progress(f"Retry of {count} queued: it starts when the running job ends.")
+        else:
             self._show_progress("")
         self._changed()
 
