@@ -28,7 +28,9 @@ class TagDialog(QDialog):
         self.setWindowTitle("Add tag")
         self.label = QLabel(prompt)
         self.field = QLineEdit()
-        self.field.setPlaceholderText("A tag, such as holiday or receipts")
+        hint = "A tag, such as holiday or receipts"
+        self.field.setPlaceholderText(hint)
+        self.field.setMinimumWidth(self.field.fontMetrics().horizontalAdvance(hint) + 32)  # the hint is read whole
         self.field.setAccessibleName("Tag")
         completer = QCompleter(list(suggestions), self)
         completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
