@@ -443,6 +443,7 @@ class ProblemsWindow(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(lambda _index: self.open_selected())
         controller.library_opened.connect(self._changed)
+        controller.library_failed.connect(when_alive(self, self._library_failed))
         controller.library_changed.connect(self._changed)
         controller.index_finished.connect(self._index_finished)
         controller.index_failed.connect(self._index_failed)
@@ -488,6 +489,11 @@ class ProblemsWindow(QWidget):
                 self.details.setText(message)
 
         self.controller.failures(when_alive(self, show), when_alive(self, failed))
+
+    def _library_failed(self, message: str) -> None:
+        """ "The library is opening…" ends: it will not open."""
+        self.title.setText("The library could not be opened")
+        self.details.setText(message)
 
     def _changed(self, *_args: Any) -> None:
         """Something may have changed: read again now if the window is open, else when it opens."""

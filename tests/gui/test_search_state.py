@@ -346,3 +346,34 @@ def test_a_picture_dropped_as_the_query_finds_only_photos(qtbot, window, corpus)
         window.search_by_image(str(corpus.city))
     assert window.results.passage_paths() == []
     assert window.results.photo_paths() and window.results.photo_paths()[0] == str(corpus.city)
+
+
+def test_the_library_is_opening_ends_when_it_cannot_open(qtbot):
+    from desktop_app.controller import AppController
+    from desktop_app.indexing import FoldersPanel
+    from desktop_app.problems import ProblemsWindow
+
+    controller = AppController()
+    problems = ProblemsWindow(controller)
+    folders = FoldersPanel(controller)
+    qtbot.addWidget(problems)
+    qtbot.addWidget(folders)
+    problems.refresh()
+    assert problems.title.text() == "The library is opening…"
+    assert folders.note.text() == "The library is opening…"
+    controller.library_failed.emit("cannot open the library at /nowhere: disk I/O error")
+    assert problems.title.text() == "The library could not be opened"
+    assert folders.note.text() == "The library could not be opened: cannot open the library at /nowhere: disk I/O error"
+
+
+def test_a_queued_retry_s_line_ends_when_the_job_before_it_fails(qtbot, window):
+    problems = window.problems_window
+    c = window.controller
+    problems._retrying, problems._retry_started = ["/photos/a.jpg"], False
+    c._queue.append((["/photos/a.jpg"], True))  # still waiting behind the job that failed: it starts next
+    c.index_failed.emit("the disk is full")
+    assert problems.progress_label.text() == "Retry of 1 file queued: it starts when the running job ends."
+    c._queue.clear()  # Cancel emptied the queue: it never starts
+    c.index_failed.emit("the disk is full")
+    assert problems.progress_label.text() == "The retry did not start: indexing was stopped."
+    assert problems._retrying == []
