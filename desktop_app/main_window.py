@@ -838,7 +838,9 @@ class MainWindow(QMainWindow):
         self.search_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search_field.selectAll()
 
-    def _text_edited(self, _text: str) -> None:
+    def _text_edited(self, text: str) -> None:
+        if not text.strip():
+            self._clear_search_notes()  # the words they were about are gone (the field's ✕, or erased)
         self._debounce.start()
 
     def _is_idle(self) -> bool:

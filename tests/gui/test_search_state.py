@@ -45,6 +45,9 @@ def test_a_search_warning_goes_when_another_search_starts(qtbot, window):
     assert window.search_banner.text() != ""
     qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
     assert window.search_banner.text() == ""
+    search(qtbot, window, "boiler 2019")
+    window.search_field.clear()  # the field's own clear button
+    assert window.search_banner.text() == ""
 
 
 def test_an_answer_without_warnings_takes_the_last_ones_away(qtbot, window):
@@ -78,6 +81,11 @@ def test_date_chips_go_with_their_search(qtbot, window):
     assert window.filter_panel.date_chips
     qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
     assert window.filter_panel.date_chips == [] and window.filter_panel.understood_box.isHidden()
+    # Emptied by the field's own clear button (or erased): gone at once, before any search.
+    search(qtbot, window, "notes from 2023")
+    assert window.filter_panel.date_chips
+    window.search_field.clear()
+    assert window.filter_panel.date_chips == []
 
 
 def test_the_same_search_again_keeps_its_chips(qtbot, window, indexed, corpus):
