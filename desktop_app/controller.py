@@ -300,7 +300,8 @@ class AppController(QObject):
         def loaded(_: Any) -> None:
             done_loading()
             self.models_loaded = True
-            self.status.emit("Ready")
+            if number == self._loads:  # a later load (new settings) says when it is done
+                self.status.emit("Ready")
             self.models_ready.emit()
             self.finish_waiting()
 
@@ -308,7 +309,8 @@ class AppController(QObject):
             done_loading()
             self.models_loaded = False
             message = describe_error(exc)
-            self.status.emit("Some of the models are not here: what they find is found by its words meanwhile")
+            if number == self._loads:
+                self.status.emit("Some of the models are not here: what they find is found by its words meanwhile")
             if isinstance(exc, ModelUnavailableError):
                 self.models_missing.emit(message)
                 self.finish_waiting()  # some other model may be here now
@@ -621,6 +623,10 @@ class AppController(QObject):
         if self._watch_pending:
             self._watch_job()
 
+    def is_queued(self, paths: Sequence[str]) -> bool:
+        """Whether indexing ``paths`` waits behind the running job (and will start when it ends)."""
+        return any(queued == list(paths) for queued, _ in self._queue)
+
     def cancel_indexing(self) -> None:
         """Stop after the current batch; what was indexed is kept."""
         self._queue.clear()
@@ -791,22 +797,43 @@ class AppController(QObject):
 
     # -- tags -------------------------------------------------------------------
 
-    def add_tag(self, tag: str, file_ids: Sequence[int]) -> None:
-        self._tag_work(lambda lib: lib.store.add_tag(tag, list(file_ids)))
+    def add_tag(self, tag: str, file_ids: Sequence[int], on_done: Callable[[], None] | None = None) -> None:
+        """Tag the files (in the background); ``on_done()`` once the tag is stored, then ``tags_changed``."""
+        self._tag_work(lambda lib: lib.store.add_tag(tag, list(file_ids)), on_done)
 
-    def remove_tag(self, tag: str, file_ids: Sequence[int]) -> None:
-        self._tag_work(lambda lib: lib.store.remove_tag(tag, list(file_ids)))
+    def remove_tag(self, tag: str, file_ids: Sequence[int], on_done: Callable[[], None] | None = None) -> None:
+        """Take a tag off the files (in the background); ``on_done()`` once it is, then ``tags_changed``."""
+        self._tag_work(lambda lib: lib.store.remove_tag(tag, list(file_ids)), on_done)
 
-    def _tag_work(self, fn: Any) -> None:
+    def _tag_work(self, fn: Any, on_done: Callable[[], None] | None) -> None:
         library = self.library
         if library is None:
+            self.status.emit(NOT_OPEN)
             return
 
         def done(_: Any) -> None:
+            if on_done is not None:
+                on_done()
             self.tags_changed.emit()
             self.library_changed.emit()
 
         run_task(lambda: fn(library), done, lambda exc: self.status.emit(describe_error(exc)))
+
+    def file_tags(
+        self,
+        file_ids: Sequence[int],
+        on_done: Callable[[dict[int, tuple[list[str], list[str]]]], None],
+        on_error: OnError,
+    ) -> None:
+        """The tags of files as stored now: ``{file_id: (every tag, the part Shoebox gave)}``."""
+        ids = list(file_ids)
+
+        def read(library: Library) -> dict[int, tuple[list[str], list[str]]]:
+            tags = library.store.tags_of_files(ids)
+            auto = library.store.tags_of_files(ids, source="auto")
+            return {i: (tags.get(i, []), auto.get(i, [])) for i in ids}
+
+        self._read(read, on_done, on_error)
 
     # -- models on this computer (no library needed; call these on a worker) ----------------------
 

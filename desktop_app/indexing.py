@@ -515,6 +515,10 @@ class FoldersPanel(QWidget):
         self.list.itemSelectionChanged.connect(lambda: self.remove_button.setEnabled(bool(self.list.selectedItems())))
         controller.library_opened.connect(self.refresh)
         controller.library_changed.connect(self.refresh)
+        # "The library is opening…" ends when it fails to open, too.
+        controller.library_failed.connect(
+            when_alive(self, lambda message: self.note.setText(f"The library could not be opened: {message}"))
+        )
         self.refresh()
 
     def refresh(self) -> None:

@@ -8,6 +8,12 @@ before the window is on screen.
 
 Only the answer to the latest search request is shown: typing fast starts
 several searches, and a slow early one never overwrites a newer one.
+
+What a search produced belongs to it: its warnings (in their own banner), the
+dates it understood (chips in the sidebar) and the selection among its results
+go when another search starts, and each answer replaces them.  Searching the
+same thing again (after a tag change, new files, the models loading) keeps the
+selection and the place in the list.
 """
 
 from __future__ import annotations
@@ -49,11 +55,20 @@ from engine.settings import Settings
 from .ask_panel import AskPanel
 from .controller import AppController, model_name, overriding_environment, recorded_settings
 from .filters import Chip, FilterPanel
-from .indexing import IndexingPanel, add_folder_dialog, describe_waiting, install_drop_indexing, readable_reason
+from .indexing import (
+    IndexingPanel,
+    add_folder_dialog,
+    describe_reembed,
+    describe_summary,
+    describe_waiting,
+    install_drop_indexing,
+    readable_reason,
+)
 from .preview import PreviewPane
 from .problems import ProblemsWindow
 from .results import ResultsView, ThumbnailLoader
 from .style import STYLE_SHEET, error_background, info_background, mix
+from .tag_dialog import TagDialog
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
 RESULT_LIMIT = 60
@@ -91,6 +106,30 @@ def app_icon() -> QIcon:
 
 def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _sentence(text: str) -> str:
+    """The engine's lower-case message as a sentence: a capital first letter, a full stop at the end."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
+def indexing_line(paths: Sequence[str]) -> str:
+    """The status line while an indexing job runs."""
+    if not paths:
+        return "Looking for new and changed files…"
+    if len(paths) == 1:
+        return f"Indexing {Path(paths[0]).name or paths[0]}…"
+    return f"Indexing {_plural(len(paths), 'item')}…"
+
+
+def indexing_outcome(summary: Any) -> str:
+    """The status line once an indexing job ended: what it did."""
+    text = describe_summary(summary)
+    return text if summary.cancelled else f"Indexing finished: {text[0].lower() + text[1:]}"
 
 
 class SearchField(QLineEdit):
@@ -274,6 +313,9 @@ class MainWindow(QMainWindow):
         self._query_image: str | None = None
         self._query_like: tuple[int, str] | None = None  # item id, path
         self._last_response: Any = None
+        self._request_key: Any = None  # what the latest request searched for (see _query_key)
+        self._shown_key: Any = None  # what the results on screen were found for
+        self.tag_dialog: TagDialog | None = None
         self._library_items: int | None = None  # None until the counts are known
         self._ready_announced = False
         self._search_when_open = False
@@ -310,7 +352,8 @@ class MainWindow(QMainWindow):
         top_layout.addWidget(self.search_field, 1)
         self._top_layout = top_layout
 
-        self.banner = MessageBanner()
+        self.banner = MessageBanner()  # the app's messages: the library, the models, actions that failed
+        self.search_banner = MessageBanner()  # the latest search's own warnings, or why it failed
         self.filter_panel = FilterPanel()
         self.results = ResultsView(self.thumbnails)
         self.results.shown_changed.connect(self._threshold_moved)
@@ -323,6 +366,7 @@ class MainWindow(QMainWindow):
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
         centre_layout.addWidget(self.banner)
+        centre_layout.addWidget(self.search_banner)
         centre_layout.addWidget(self.results, 1)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -500,6 +544,7 @@ class MainWindow(QMainWindow):
         self.filter_panel.changed.connect(self._refresh.start)
         self.filter_panel.date_phrase_removed.connect(self.remove_date_phrase)
         self.results.current_changed.connect(self._current_changed)
+        self.results.current_updated.connect(self.preview.update_result)
         self.results.selection_changed.connect(self._update_actions)
         self.results.open_requested.connect(lambda result: self.open_results([result]))
         self.results.preview_requested.connect(self._preview_requested)
@@ -523,6 +568,14 @@ class MainWindow(QMainWindow):
         c.library_changed.connect(self._library_changed)
         c.tags_changed.connect(self._tags_changed)
         c.index_finished.connect(lambda _summary: self._guard(self.thumbnails.clear))
+        # A status line for a job lasts as long as the job: its end (finished, stopped or
+        # failed) replaces it.
+        c.index_started.connect(lambda paths: self._status(indexing_line(paths)))
+        c.index_finished.connect(lambda summary: self._status(indexing_outcome(summary)))
+        c.index_failed.connect(lambda message: self._status(f"Indexing stopped: {message}"))
+        c.reembed_started.connect(lambda what: self._status(f"Re-embedding {what}…"))
+        c.reembed_finished.connect(lambda summary: self._status(describe_reembed(summary)))
+        c.reembed_failed.connect(lambda message: self._status(f"Re-embedding failed: {message}"))
         c.folders_updated.connect(lambda _summary: self._guard(self.thumbnails.clear))  # a photo may have changed
 
     # -- hooks for the other panels ----------------------------------------------------------
@@ -548,10 +601,8 @@ class MainWindow(QMainWindow):
         self.ask_panel.photo_activated.connect(lambda path: self.open_file(path))
         self.filter_panel.changed.connect(lambda: setattr(self.ask_panel, "filters", self.filter_panel.filters()))
 
+        # What is dropped is indexed, or queued, at once: the status line follows the job itself.
         self.drop_indexer = install_drop_indexing(self, self.controller)
-        self.drop_indexer.paths_dropped.connect(
-            lambda paths: self.statusBar().showMessage(f"Indexing {_plural(len(paths), 'dropped item')}…", 5000)
-        )
 
         self.view_menu.addAction(self.indexing_dock.toggleViewAction())
 
@@ -598,9 +649,7 @@ class MainWindow(QMainWindow):
 
     def _on_add_folder(self) -> None:
         """File ▸ Add folder…: choose a folder and index it (the indexing panel shows the progress)."""
-        folder = add_folder_dialog(self, self.controller)
-        if folder:
-            self.statusBar().showMessage(f"Indexing {folder}…", 5000)
+        add_folder_dialog(self, self.controller)  # the status line follows the job it starts or queues
 
     def _on_settings(self) -> None:
         """File ▸ Settings…: the library's settings and the window's preferences."""
@@ -691,6 +740,10 @@ class MainWindow(QMainWindow):
             return
         self.banner.show_message(message, "error")
         self.status_label.setText("The library could not be opened")
+        self.meaning_note.hide()  # no meaning results are on their way
+        if self._search_when_open:  # "Waiting for the library…": it will not open
+            self._search_when_open = False
+            self.result_label.setText("")
 
     def _models_ready(self) -> None:
         if self._closed:
@@ -747,8 +800,37 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._info_timer.start()  # tag counts
+        self._show_current_tags()
         if not self._is_idle():
             self._refresh.start()
+
+    def _show_current_tags(self) -> None:
+        """Read again the tags of the files on screen and in the preview, and show them at once.
+
+        The search that runs again after a tag change shows them too, but it may take a
+        while, and a passage cited by an answer in the preview is not among its results.
+        """
+        shown = [*self.results.all_results(), *self.results.shown_results()]
+        if self.preview.result() is not None:
+            shown.append(self.preview.result())
+        file_ids = sorted({r.file_id for r in shown})
+        if not file_ids or not self.controller.is_open:
+            return
+
+        def read(tags: dict[int, tuple[list[str], list[str]]]) -> None:
+            if self._closed:
+                return
+            for result in [*self.results.all_results(), *self.results.shown_results()]:
+                if result.file_id in tags:
+                    result.tags, result.auto_tags = (list(t) for t in tags[result.file_id])
+            current = self.preview.result()
+            if current is not None and current.file_id in tags:
+                self.preview.set_file_tags(current.file_id, *tags[current.file_id])
+            self.results.photo_view.viewport().update()
+            self.results.passage_view.viewport().update()
+            self._update_actions()
+
+        self.controller.file_tags(file_ids, read, lambda message: self._guard(self._status, message))
 
     # -- searching -------------------------------------------------------------------------------
 
@@ -756,7 +838,9 @@ class MainWindow(QMainWindow):
         self.search_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search_field.selectAll()
 
-    def _text_edited(self, _text: str) -> None:
+    def _text_edited(self, text: str) -> None:
+        if not text.strip():
+            self._clear_search_notes()  # the words they were about are gone (the field's ✕, or erased)
         self._debounce.start()
 
     def _is_idle(self) -> bool:
@@ -788,12 +872,18 @@ class MainWindow(QMainWindow):
         text = self.search_field.text().strip()
         if self._is_idle():
             self._request = -1  # an answer still on its way is no longer wanted
+            self._request_key = self._shown_key = None
             self._searched_text = ""
             self._last_response = None
             self.meaning_note.hide()
-            self.filter_panel.set_understood_dates([])
+            self._clear_search_notes()
             self._show_idle()
             return
+        key = self._query_key()
+        if key != self._shown_key:
+            # Another search: what the last one said (its warnings, its dates) is not true of this one.
+            self._clear_search_notes()
+        self._request_key = key
         if not self.controller.is_open:
             self._search_when_open = True
             self.result_label.setText("Waiting for the library…")
@@ -810,24 +900,42 @@ class MainWindow(QMainWindow):
             )
         )
 
+    def _query_key(self) -> tuple:
+        """What is searched for: the words, the picture or example, and the filters (not how many)."""
+        like = self._query_like[0] if self._query_like else None
+        return (self.search_field.text().strip(), self._query_image, like, self.filter_panel.filters())
+
+    def _clear_search_notes(self) -> None:
+        """Take away what the last search said: its warnings and the dates it understood."""
+        self.search_banner.hide()
+        self.filter_panel.set_understood_dates([])
+
     def _search_done(self, request: int, response: Any) -> None:
         if self._closed or request != self._request:
             return  # an older query: a newer one is on its way
         self._last_response = response
-        # That meaning follows is said quietly beside the count, not in the banner.
+        fresh = self._request_key != self._shown_key
+        self._shown_key = self._request_key
+        # This answer's warnings replace the last one's. That meaning follows is said quietly
+        # beside the count, not in the banner.
         warnings = [w for w in response.warnings if w != MEANING_PENDING]
-        if self.banner.level == "error" or warnings:
-            self.banner.hide()
         if warnings:
-            self.banner.show_message("; ".join(warnings), "info")
+            self.search_banner.show_message(_sentence("; ".join(warnings)), "info")
+        else:
+            self.search_banner.hide()
         self.meaning_note.setVisible(response.meaning_pending and self.controller.models_loading)
         self.filter_panel.set_understood_dates(response.dates)
+        if fresh and self.preview.result() is not None and self.results.current_result() is None:
+            self.preview.show_result(None)  # a cited passage shown before this search: not one of its results
         if response.results:
-            self.results.set_results(response.results)
+            # Another search starts at its top with nothing selected; the same search found
+            # again keeps the selection and the place in the list.
+            self.results.set_results(response.results, fresh=fresh)
         else:
             hint = " Try fewer filters or other words." if not self.filter_panel.filters().empty else ""
             what = f"“{self._searched_text}”" if self._searched_text else "that"
             self.results.show_empty(f"Nothing matched {what}.{hint}")
+        self._update_actions()  # the results' tags may have changed ("Remove tag")
         count = self._shown_count()
         self.result_label.setText(f"{_plural(count, 'result')} · {response.took_ms:.0f} ms")
         self.results_shown.emit(count)
@@ -847,9 +955,11 @@ class MainWindow(QMainWindow):
         if self._closed or request != self._request:
             return
         self._last_response = None
+        self._shown_key = self._request_key
         self.meaning_note.hide()
+        self.filter_panel.set_understood_dates([])
         self.results.show_empty("The search did not run: see the message above.")
-        self.banner.show_message(message, "error")
+        self.search_banner.show_message(_sentence(message), "error")
         self.result_label.setText("Search failed")
         self.search_error.emit(message)
 
@@ -894,7 +1004,9 @@ class MainWindow(QMainWindow):
         if self._closed or request != self._request:
             return
         self._last_response = None
+        self._shown_key = self._request_key
         self._search_after_choice = True
+        self._clear_search_notes()
         self.results.show_empty(
             "Searching waits for your choice above: re-embed the library with the new model, or go back to the old one."
         )
@@ -1124,21 +1236,32 @@ class MainWindow(QMainWindow):
         return sorted({r.file_id for r in self.results.action_targets()})
 
     def add_tag_to_selection(self, tag: str | None = None) -> None:
-        """Tag every selected file (asks for the tag when none is given)."""
+        """Tag every selected file (asks for the tag, in an empty box, when none is given)."""
         file_ids = self._target_file_ids()
         if not file_ids:
             return
         if tag is None:
-            tag, ok = QInputDialog.getItem(
-                self, "Add tag", f"Tag {_plural(len(file_ids), 'file')} with:", self.filter_panel.tag_names(), -1, True
-            )
-            if not ok:
-                return
+            if self.tag_dialog is not None:
+                self.tag_dialog.close()
+            dialog = TagDialog(f"Tag {_plural(len(file_ids), 'file')} with:", self.filter_panel.tag_names(), self)
+            dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            dialog.tag_chosen.connect(lambda chosen: self._guard(self._add_tag, chosen, file_ids))
+            dialog.destroyed.connect(lambda _obj=None, d=dialog: self._forget_tag_dialog(d))
+            self.tag_dialog = dialog
+            dialog.open()
+            return
+        self._add_tag(tag, file_ids)
+
+    def _forget_tag_dialog(self, dialog: TagDialog) -> None:
+        if self.tag_dialog is dialog:
+            self.tag_dialog = None
+
+    def _add_tag(self, tag: str, file_ids: list[int]) -> None:
         tag = tag.strip()
         if not tag:
             return
-        self.controller.add_tag(tag, file_ids)
-        self.statusBar().showMessage(f"Tagged {_plural(len(file_ids), 'file')} “{tag}”", 4000)
+        said = f"Tagged {_plural(len(file_ids), 'file')} “{tag}”"
+        self.controller.add_tag(tag, file_ids, lambda: self._guard(self.statusBar().showMessage, said, 4000))
 
     def remove_tag_from_selection(self, tag: str | None = None) -> None:
         """Remove a tag from every selected file (asks which when none is given)."""
@@ -1154,8 +1277,8 @@ class MainWindow(QMainWindow):
             tag, ok = QInputDialog.getItem(self, "Remove tag", "Remove the tag:", tags, 0, False)
             if not ok:
                 return
-        self.controller.remove_tag(tag, file_ids)
-        self.statusBar().showMessage(f"Removed “{tag}” from {_plural(len(file_ids), 'file')}", 4000)
+        said = f"Removed “{tag}” from {_plural(len(file_ids), 'file')}"
+        self.controller.remove_tag(tag, file_ids, lambda: self._guard(self.statusBar().showMessage, said, 4000))
 
     def _about(self) -> None:
         """The About box (kept as ``about_dialog``): icon, version, what Shoebox does, its licence, the library."""

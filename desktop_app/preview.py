@@ -347,6 +347,24 @@ class PreviewPane(QWidget):
             self._show_document(result)
         self._fetch_details(result)
 
+    def update_result(self, result: Any) -> None:
+        """The previewed item found again (by a search run anew): show its tags as they are now.
+
+        Nothing is loaded again and a recording keeps playing; another item is ignored.
+        """
+        if self._result is None or result is None or result.item_id != self._result.item_id:
+            return
+        self._result = result
+        self._set_tags(result)
+
+    def set_file_tags(self, file_id: int, tags: Sequence[str], auto_tags: Sequence[str]) -> None:
+        """The tags of a file as they are now in the library; shown at once if it is the one previewed."""
+        result = self._result
+        if result is None or result.file_id != file_id:
+            return
+        result.tags, result.auto_tags = list(tags), list(auto_tags)
+        self._set_tags(result)
+
     def _info(self, result: Any, extra: Sequence[str] = ()) -> None:
         parts = [p for p in (*extra,) if p]
         self.info_label.setText("  ·  ".join(parts))

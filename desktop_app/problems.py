@@ -443,6 +443,7 @@ class ProblemsWindow(QWidget):
         self.view.selectionModel().selectionChanged.connect(self._selection_changed)
         self.view.doubleClicked.connect(lambda _index: self.open_selected())
         controller.library_opened.connect(self._changed)
+        controller.library_failed.connect(when_alive(self, self._library_failed))
         controller.library_changed.connect(self._changed)
         controller.index_finished.connect(self._index_finished)
         controller.index_failed.connect(self._index_failed)
@@ -488,6 +489,11 @@ class ProblemsWindow(QWidget):
                 self.details.setText(message)
 
         self.controller.failures(when_alive(self, show), when_alive(self, failed))
+
+    def _library_failed(self, message: str) -> None:
+        """ "The library is opening…" ends: it will not open."""
+        self.title.setText("The library could not be opened")
+        self.details.setText(message)
 
     def _changed(self, *_args: Any) -> None:
         """Something may have changed: read again now if the window is open, else when it opens."""
@@ -652,6 +658,9 @@ class ProblemsWindow(QWidget):
         elif self._retrying and getattr(summary, "cancelled", False):  # Cancel empties the queue: it never starts
             self._retrying = []
             self._show_progress("The retry did not start: indexing was stopped.")
+        elif self._retrying:  # another job ended: the retry is next
+            count = _plural(len(self._retrying), "file")
+            self._show_progress(f"Retry of {count} queued: it starts when the running job ends.")
         elif not self._retrying:
             self._show_progress("")
         self._changed()
@@ -660,7 +669,13 @@ class ProblemsWindow(QWidget):
         if self._retrying and self._retry_started:
             self._retrying = []
             self._show_progress(f"The retry stopped: {message}")
-        elif not self._retrying:
+        elif self._retrying and not self.controller.is_queued(self._retrying):  # stopped: it never starts
+            self._retrying = []
+            self._show_progress("The retry did not start: indexing was stopped.")
+        elif self._retrying:
+            count = _plural(len(self._retrying), "file")
+            self._show_progress(f"Retry of {count} queued: it starts when the running job ends.")
+        else:
             self._show_progress("")
         self._changed()
 

@@ -783,6 +783,7 @@ class ResultsView(QWidget):
     """The results of one search, with a relevance threshold and an empty state."""
 
     current_changed = Signal(object)  # SearchResult or None
+    current_updated = Signal(object)  # the same result as current, found again (its tags may differ)
     selection_changed = Signal()
     open_requested = Signal(object)  # SearchResult: Enter or double-click
     preview_requested = Signal(object)  # SearchResult: Space
@@ -912,11 +913,35 @@ class ResultsView(QWidget):
         self.photo_view.doItemsLayout()
         self._balance()
 
-    def set_results(self, results: Sequence[Any]) -> None:
-        """Show these results (the threshold slider keeps its position)."""
+    def set_results(self, results: Sequence[Any], *, fresh: bool = False) -> None:
+        """Show these results (the threshold slider keeps its position).
+
+        ``fresh``: they answer another search, so nothing stays selected and both
+        lists show their top; otherwise (the same search found again) what was
+        selected stays selected.
+        """
         self._all = list(results)
+        if fresh:
+            self.clear_selection()
         self._configure_slider()
         self._apply_threshold()
+        if fresh:
+            self.photo_view.scrollToTop()
+            self.passage_view.scrollToTop()
+
+    def clear_selection(self) -> None:
+        """Select nothing and have no current result (``current_changed(None)`` if there was one)."""
+        had_current = self._current is not None
+        self._clearing = True
+        try:
+            for view in (self.photo_view, self.passage_view):
+                view.selectionModel().clear()
+        finally:
+            self._clearing = False
+        self._current = None
+        if had_current:
+            self.current_changed.emit(None)
+        self.selection_changed.emit()
 
     def show_empty(self, message: str, action: QAction | None = None) -> None:
         """Clear the results and show ``message`` in their place (with a button for ``action``)."""
@@ -1027,7 +1052,10 @@ class ResultsView(QWidget):
             self._current = None
             self.current_changed.emit(None)
         elif still is not None:
+            replaced = still is not self._current
             self._current = still
+            if replaced:
+                self.current_updated.emit(still)
         self.shown_changed.emit(len(shown))
 
     def _balance(self) -> None:

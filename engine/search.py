@@ -389,6 +389,9 @@ def search(
     Dates in the text ("last summer", "작년") become a time filter, reported in
     ``dates``; when nothing falls in them, the words are searched at any time.
     With ``query.per_file`` each file is one result, its other passages in ``more``.
+    A search by example whose example is a picture (``query.image``, or ``query.like``
+    naming a photo or a video) returns pictures only: photos and video frames, unless
+    ``query.filters.kinds`` names the kinds wanted.
 
     Raises :class:`UsageError` for an empty query or a missing image file, and
     :class:`ModelUnavailableError` for an image query without model weights.
@@ -539,12 +542,13 @@ def _search(
         if not item_ids:
             raise UsageError(f"{like} is not in the library; search with --image to use an outside picture")
         excluded = set(item_ids)
-        details = store.item_details(item_ids[:1])
-        space = space_of(details[item_ids[0]]["modality"]) if item_ids[0] in details else "clip"
-        example = q.vectors(space, item_ids[:1]).get(item_ids[0])
+        space, example = _example_vector(store, q, like, item_ids)
         if example is None:
             raise UsageError(f"{like} has no vector yet; index the library again to give it one")
         queries[space].append(example)
+    # A picture as the example (a photo, a video's frame, an image file) finds pictures: photos
+    # and video frames, never passages, unless the kind filter asks for other kinds.
+    pictures_only = (image is not None or bool(queries["clip"])) and not filters.kinds
     if image is not None:
         if clip is None or store.dim is None:
             raise ModelUnavailableError("searching by image needs the CLIP model; run `shoebox models download clip`")
@@ -670,6 +674,8 @@ def _search(
     candidates = {i: c for i, c in candidates.items() if i in details}  # deleted meanwhile: gone
     for cand in candidates.values():
         cand.space = space_of(details[cand.item_id]["modality"])
+    if pictures_only:
+        candidates = {i: c for i, c in candidates.items() if c.space == "clip"}
 
     # Similarities of candidates found only by words, so every one is judged on meaning too.
     for space in SPACES:
@@ -706,6 +712,28 @@ def _search(
     response.encode_ms = round((encoded - started) * 1000, 2)
     response.min_relevance = min_relevance
     return response
+
+
+def _example_vector(store: LibraryStore, q: _Query, like: Any, item_ids: list[int]) -> tuple[str, np.ndarray | None]:
+    """The space and stored vector that stand for the file of ``like`` ("more like this").
+
+    A photo or a video is its picture: the item ``like`` names when it is one of its
+    pictures (a video's frame at the moment found), else its first picture with a vector,
+    whatever order its items were stored in (a video's transcript may precede its frames
+    when CLIP came later).  A document or a recording is its first passage.
+    """
+    first = store.item_details(item_ids[:1]).get(item_ids[0])
+    if first is not None and first["kind"] in _SPACE_KINDS["clip"]:
+        modalities = {i: d["modality"] for i, d in store.item_details(item_ids).items()}
+        pictures = [i for i in item_ids if modalities.get(i) == "image"]
+        if isinstance(like, (int, np.integer)) and int(like) in pictures:
+            pictures.remove(int(like))
+            pictures.insert(0, int(like))
+        found = q.vectors("clip", pictures)
+        chosen = next((i for i in pictures if i in found), None)
+        return "clip", (found[chosen] if chosen is not None else None)
+    space = space_of(first["modality"]) if first is not None else "clip"
+    return space, q.vectors(space, item_ids[:1]).get(item_ids[0])
 
 
 @dataclass

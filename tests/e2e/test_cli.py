@@ -75,6 +75,42 @@ def test_search_by_image(indexed):
     home, root, _ = indexed
     data = json.loads(shoebox(home, "search", "--image", root / "photos" / "c.jpg", "--json").stdout)
     assert data["results"][0]["path"] == str(root / "photos" / "c.jpg")
+    # A picture finds pictures: the notes are not in its answer, though no --kind was given.
+    assert {r["kind"] for r in data["results"]} == {"image"} and len(data["results"]) == 3
+    # The --json contract: the same fields, by the same names.
+    assert set(data) == {
+        "results",
+        "took_ms",
+        "warnings",
+        "query",
+        "dates",
+        "plan",
+        "matched",
+        "encode_ms",
+        "hidden",
+        "min_relevance",
+        "keywords_only",
+        "load_ms",
+        "meaning_pending",
+    }
+    assert set(data["results"][0]) == {
+        "path",
+        "kind",
+        "score",
+        "locator",
+        "snippet",
+        "media_time",
+        "tags",
+        "item_id",
+        "file_id",
+        "similarity",
+        "auto_tags",
+        "relevance",
+        "matched",
+        "name_match",
+        "more",
+        "modality",
+    }
 
 
 def test_search_filters(indexed):
@@ -274,6 +310,8 @@ def test_more_like_this_from_the_command_line(indexed):
     assert sorted(r["path"] for r in data["results"]) == sorted(
         [str(root / "photos" / "b.png"), str(root / "photos" / "c.jpg")]
     )
+    without_kind = json.loads(shoebox(home, "search", "--like", target, "--json").stdout)
+    assert sorted(r["path"] for r in without_kind["results"]) == sorted(r["path"] for r in data["results"])
     proc = shoebox(home, "search", "--like", root / "notes" / "missing.jpg", check=False)
     assert proc.returncode == 2 and "no such file" in proc.stderr
 

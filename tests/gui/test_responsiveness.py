@@ -208,7 +208,8 @@ def test_a_search_typed_while_the_models_load_answers_by_words_at_once_then_by_m
         assert words.meaning_pending and all(r.similarity is None for r in words.results)
         assert not clip.loaded and not text.loaded  # answered while the weights were still not loaded
         assert not window.meaning_note.isHidden() and window.meaning_note.text() == MEANING_NOTE
-        assert "meaning" not in window.banner.text()  # said quietly beside the count, not in the banner
+        assert "meaning" not in window.search_banner.text()  # said quietly beside the count, not in a banner
+        assert "meaning" not in window.banner.text()
         assert len(heartbeat.gaps) >= 10 and heartbeat.max_gap < MAX_GAP_S, heartbeat.worst()
 
         # The models load: the same search runs again, by meaning too, and the note goes.

@@ -371,3 +371,54 @@ def test_a_filter_no_passage_passes_skips_the_word_lookup_and_still_finds_names(
     assert photos.results[0].path.endswith("img3.jpg")  # found by its name
     notes = library.search("insurance", k=20, filters=Filters(kinds=("document",)), min_relevance=0)
     assert len(calls) == 1 and {r.path.rsplit("/", 1)[-1] for r in notes.results[:2]} == {"dentist.txt", "car.md"}
+
+
+# -- search by example stays on pictures ------------------------------------------------------------
+
+
+def _transcript_first(library, path, text: str) -> None:
+    """Store ``path``'s picture after a passage, as a video transcribed before CLIP came is stored."""
+    from engine.store import NewItem
+
+    store = library.store
+    row = store.get_file(str(path))
+    (picture,) = store.item_ids_of(str(path))
+    vector = store.vectors([picture], space="clip")
+    passage = library.text_model.encode_passages([text])
+    with store.transaction():
+        store.replace_items(row.id, [NewItem("ocr", text=text, char_start=0, char_end=len(text))], {"text": passage})
+        store.replace_items(row.id, [NewItem("image")], {"clip": vector}, modalities=["image"])
+    modalities = [store.item_details([i])[i]["modality"] for i in store.item_ids_of(str(path))]
+    assert modalities == ["ocr", "image"]
+
+
+def test_more_like_a_photo_finds_photos_whatever_order_its_items_are_in(indexed, library):
+    photo = indexed / "photos" / "img0.jpg"
+    _transcript_first(library, photo, NOTES["dentist.txt"])
+    for like in (str(photo), library.store.item_ids_of(str(photo))[0]):
+        results = library.search(like=like, k=20, min_relevance=0).results
+        assert results, like
+        assert {r.kind for r in results} == {"image"}, [(r.kind, r.path) for r in results]
+        assert all(r.modality == "image" for r in results)
+        assert str(photo) not in {r.path for r in results}
+        assert len(results) == 5  # the other photos, every one of them
+
+
+def test_a_picture_as_the_query_finds_only_pictures(indexed, library):
+    # Even with words typed beside it: they narrow the pictures, they add no passages.
+    for text in ("", "dentist insurance"):
+        results = library.search(text, image=indexed / "photos" / "img3.jpg", k=20, min_relevance=0).results
+        assert results and {r.kind for r in results} == {"image"}
+
+
+def test_a_kind_filter_still_decides_what_a_picture_example_returns(indexed, library):
+    photo = indexed / "photos" / "img1.jpg"
+    only_photos = library.search(like=str(photo), k=20, filters=Filters(kinds=("image",)), min_relevance=0)
+    assert {r.kind for r in only_photos.results} == {"image"}
+    documents = library.search(like=str(photo), k=20, filters=Filters(kinds=("document",)), min_relevance=0)
+    assert documents.results == []  # a picture's likeness is no passage's
+
+
+def test_more_like_a_document_finds_passages(indexed, library):
+    results = library.search(like=str(indexed / "notes" / "garden.txt"), k=20, min_relevance=0).results
+    assert results and {r.kind for r in results} == {"document"}
