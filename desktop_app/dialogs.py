@@ -229,7 +229,7 @@ class ModelSetupDialog(QDialog):
         self.explanation.setWordWrap(True)
         self.reason_label = _subtle(QLabel(reason))
         self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.reason_label.setVisible(bool(reason))
+        self.reason_label.hide()  # shown once the list says whether it adds anything
 
         status_box = QGroupBox("On this computer")
         status_form = QFormLayout(status_box)
@@ -322,6 +322,10 @@ class ModelSetupDialog(QDialog):
         settings = self.settings
 
         def listed(rows: list[dict]) -> None:
+            selected = [r for r in rows if r["selected"]]
+            # Why the models did not load says more than the list only when every model is here
+            # (one is damaged, say); a model that is not here is said in its own line.
+            self.reason_label.setVisible(bool(self.reason_label.text()) and all(r["present"] for r in selected))
             for kind, label in self.status_labels.items():
                 row = next((r for r in rows if r["kind"] == kind and r["selected"]), None)
                 if row is None:

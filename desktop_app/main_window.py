@@ -666,7 +666,6 @@ class MainWindow(QMainWindow):
         self._show_models_banner()
         if self.models_dialog is not None:
             self.models_dialog.reason_label.setText(message)
-            self.models_dialog.reason_label.setVisible(bool(message))
 
     def _show_models_banner(self) -> None:
         self.models_banner.show_message(

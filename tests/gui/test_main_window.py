@@ -360,10 +360,10 @@ def test_a_failing_search_shows_a_message(qtbot, window, tmp_path):
 def test_library_and_model_problems_show_as_messages(qtbot, window):
     window.controller.library_failed.emit("cannot open the library at /nowhere: disk I/O error")
     assert "disk I/O error" in window.banner.text()
-    window.controller.models_missing.emit("CLIP weights are missing; run `shoebox models download clip`.")
-    assert "shoebox models download clip" in window.banner.text()
-    assert "found by their names, dates and words meanwhile" in window.banner.text()
-    assert ".." not in window.banner.text()
+    window.controller.models_missing.emit("The CLIP model ViT-B-32 is not on this computer.")
+    assert "disk I/O error" in window.banner.text()  # the models have a banner of their own
+    assert "found by their names, dates and words" in window.models_banner.text()
+    assert "shoebox" not in window.models_banner.text() and ".." not in window.models_banner.text()
 
 
 # -- the panels plugged into the window --------------------------------------------------------------

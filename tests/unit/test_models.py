@@ -443,9 +443,9 @@ def test_a_corrupted_weights_file_is_named_in_the_error(tmp_path):
     build_clip(settings).load()
 
     # A file that does not fit the named architecture is refused before it is loaded, under the person's own path.
-    with pytest.raises(UsageError, match=r"does not hold weights for the CLIP model ViT-B-32: .* test-tiny") as caught:
+    with pytest.raises(UsageError, match=r"does not hold weights for the CLIP model ViT-B-32: .* test-tiny") as refused:
         import_model(settings, checkpoint, name="ViT-B-32")
-    assert str(checkpoint) in str(caught.value) and ".incoming" not in str(caught.value)
+    assert str(checkpoint) in str(refused.value) and ".incoming" not in str(refused.value)
     assert not list((settings.models_dir / "clip" / "ViT-B-32").rglob("*.safetensors"))
 
 
