@@ -105,12 +105,16 @@ class Downloader:
                 report(done, total)
 
     def fetch_repo(self, repo: str, folder: Path, patterns: Sequence[str], report: BytesCallback) -> None:
-        """Fill the empty ``folder`` with the files of Hugging Face repository ``repo`` that match ``patterns``."""
+        """Make ``folder`` (not there yet) hold the files of Hugging Face repository ``repo`` that match ``patterns``."""
         from huggingface_hub import snapshot_download
 
         report(0, 0)
         snapshot_download(
-            repo, local_dir=str(folder), cache_dir=str(folder.parent / "hub"), allow_patterns=list(patterns)
+            repo,
+            local_dir=str(folder),
+            cache_dir=str(folder.parent / "hub"),
+            allow_patterns=list(patterns),
+            tqdm_class=_reporting_bar(report),
         )
         shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
 
@@ -119,8 +123,11 @@ class Downloader:
         import open_clip
 
         report(0, 0)
-        # open_clip knows where each tag lives (Hugging Face hub or a release URL) and
-        # checks the hashes it knows; it only gets a private folder to fill.
+        hub = cfg.get("hf_hub", "")
+        if hub:
+            return _fetch_clip_from_hub(hub, folder, report)
+        # A release URL: open_clip knows it and checks the hash it publishes; it only gets a
+        # private folder to fill (and reports no progress).
         fetched = open_clip.download_pretrained(cfg, cache_dir=str(folder))
         if not fetched:
             raise ModelUnavailableError("open_clip has no download location for these weights")
@@ -128,6 +135,57 @@ class Downloader:
 
 
 PUBLISHERS = Downloader()
+
+
+def _fetch_clip_from_hub(hub: str, folder: Path, report: BytesCallback) -> Path:
+    """The CLIP weights open_clip names ``"org/repo/file"`` on the Hugging Face hub, as open_clip fetches them.
+
+    As open_clip does, a safetensors copy is preferred where the repository has one; this
+    copy of its steps is here to count the bytes as they arrive and to be stopped by ``report``.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo, filename = os.path.split(hub)
+    filename = filename or "open_clip_pytorch_model.bin"
+    if filename == "open_clip_pytorch_model.bin":
+        safer = "open_clip_model.safetensors"
+    elif filename.endswith((".bin", ".pth")):
+        safer = filename[:-4] + ".safetensors"
+    else:
+        safer = ""
+    bar = _reporting_bar(report)
+    if safer:
+        try:
+            return Path(hf_hub_download(repo, safer, cache_dir=str(folder), tqdm_class=bar))
+        except EntryNotFoundError:
+            pass  # the repository has the pickled file only, which is read with weights_only
+    return Path(hf_hub_download(repo, filename, cache_dir=str(folder), tqdm_class=bar))
+
+
+def _reporting_bar(report: BytesCallback) -> Any:
+    """A tqdm class for huggingface_hub that passes its byte counts to ``report`` and prints nothing.
+
+    huggingface_hub counts every file's bytes in one bar made from this class; ``report``
+    raising (a cancelled download) stops the transfer from inside that count.
+    """
+    import io
+
+    from tqdm import tqdm  # type: ignore[import-untyped]  # its stubs are a separate package, not installed
+
+    class ReportingBar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["file"] = io.StringIO()
+            kwargs["disable"] = False  # counted even where huggingface_hub's own bars are off
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            if self.unit == "B":
+                report(int(self.n), int(self.total or 0))
+            return shown
+
+    return ReportingBar
 
 
 def known_model_names(settings: Settings, kind: str) -> list[str]:
@@ -350,7 +408,6 @@ def _download_folder(
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     try:
         folder = staging / "model"
-        folder.mkdir()
         try:
             source.fetch_repo(repo, folder, patterns, report)
         except Cancelled:

@@ -79,14 +79,12 @@ class FakeDownloader(management.Downloader):
     def fetch_repo(self, repo, folder, patterns, report):
         self.calls.append(f"repo {repo}")
         self._blocks(report)
-        write_tiny_text_model(folder / "model", 0)
-        for item in (folder / "model").iterdir():
-            item.rename(folder / item.name)
-        (folder / "model").rmdir()
+        write_tiny_text_model(folder, 0)
 
     def fetch_clip(self, cfg, folder, report):
         self.calls.append("clip")
         self._blocks(report)
+        folder.mkdir(parents=True, exist_ok=True)
         path = folder / "open_clip_model.safetensors"
         path.write_bytes(b"weights")
         return path
@@ -488,3 +486,29 @@ def test_stopping_inside_a_download_removes_the_partial_files(settings):
         )
     assert calls and not text_cache_dir(settings, KNOWN_TEXT).exists()
     assert not list((settings.models_dir / "text").iterdir())
+
+
+def test_the_hub_download_reports_bytes_and_stops_when_told(tmp_path, monkeypatch):
+    """The publishers' downloader counts huggingface_hub's bytes bar, and a raising report stops it."""
+    import huggingface_hub
+
+    def snapshot_download(repo, *, local_dir, cache_dir, allow_patterns, tqdm_class):
+        with tqdm_class(total=0, unit="it") as files:  # the files counted: not bytes
+            files.update(1)
+        transfer = tqdm_class(total=0, initial=0, unit="B", desc="Downloading bytes")
+        transfer.total = 3_000
+        for _ in range(3):
+            transfer.update(1_000)
+        transfer.close()
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    seen: list[tuple[int, int]] = []
+    management.PUBLISHERS.fetch_repo("org/model", tmp_path / "model", ["*.json"], lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 0), (1_000, 3_000), (2_000, 3_000), (3_000, 3_000)]
+
+    def stop(done: int, total: int) -> None:
+        if done >= 2_000:
+            raise Cancelled("stopped")
+
+    with pytest.raises(Cancelled):
+        management.PUBLISHERS.fetch_repo("org/model", tmp_path / "model", ["*.json"], stop)
