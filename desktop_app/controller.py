@@ -73,20 +73,48 @@ _COMMAND_ADVICE = re.compile(r"(?<![\w-])--[a-z]|`|\bshoebox (models|index|searc
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(])")
 
 
-def window_text(text: str) -> str:
+MODEL_NOT_SET_UP = "A model Shoebox needs for this is not set up: choose File ▸ Set up models…"
+
+# Where the window sets what an environment variable named in an engine message sets.
+SETTING_WORDS = {
+    "llm_url": "the server address in File ▸ Settings",
+    "llm_model": "the model name in File ▸ Settings",
+    "clip_model": "the CLIP model in File ▸ Settings",
+    "clip_weights": "the CLIP weights file in File ▸ Settings",
+    "clip_pretrained": "the CLIP model in File ▸ Set up models…",
+    "whisper_model": "the Whisper model in File ▸ Settings",
+    "whisper_weights": "the Whisper weights file in File ▸ Settings",
+    "text_model": "the text model in File ▸ Settings",
+    "watch_folders": "watching in File ▸ Settings",
+}
+_ENV_NAME = re.compile(r"\b(SHOEBOX_[A-Z0-9_]+)\b(?!=)")
+
+
+def _setting_words(match: re.Match[str]) -> str:
+    env = {f.metadata.get("env"): f.name for f in fields(Settings)}
+    key = env.get(match.group(1))
+    return SETTING_WORDS.get(key, match.group(1)) if key else match.group(1)
+
+
+def window_text(text: str, fallback: str = MODEL_NOT_SET_UP) -> str:
     """``text`` without the sentences that give command-line advice (options, commands, environment variables).
 
     Engine errors carry window wording of their own where they have such advice
     (``ShoeboxError.plain``); this keeps any other engine text (a search's warnings,
-    a file's failure reason) free of it too.  When every sentence is advice, what is
-    left is a plain statement that the model is not set up.
+    a file's failure reason) free of it too.  An environment variable for a setting
+    the window has becomes the window's name for it ("the server address in File ▸
+    Settings").  When every sentence is advice,
+    ``fallback`` is returned (by default, that a model is not set up).
     """
     if not _COMMAND_ADVICE.search(text):
         return text
+    # A setting the window has is named as the window names it; what is left of advice goes.
+    text = _ENV_NAME.sub(_setting_words, text)
     kept = [s for s in _SENTENCE_END.split(text.strip()) if not _COMMAND_ADVICE.search(s)]
     if not kept:
-        return "A model Shoebox needs for this is not set up: choose File ▸ Set up models…"
+        return fallback
     joined = " ".join(kept).rstrip(";")
+    joined = joined[0].upper() + joined[1:]
     return joined if joined.endswith((".", "!", "?")) else joined + "."
 
 

@@ -463,7 +463,13 @@ def test_window_text_keeps_the_facts_and_drops_the_commands():
     assert window_text("The file is damaged (bad header). Check it (name it with --name), or import a copy.") == (
         "The file is damaged (bad header)."
     )
-    assert window_text("Set SHOEBOX_CLIP_WEIGHTS to the file.").endswith("Set up models…")
+    # A variable for a setting the window has is named as the window names it.
+    assert window_text("cannot connect: start the server or correct SHOEBOX_LLM_URL") == (
+        "Cannot connect: start the server or correct the server address in File ▸ Settings."
+    )
+    # Advice with nothing of the window in it goes; when nothing is left, the fallback says what is wrong.
+    assert window_text("Set SHOEBOX_CLIP_WEIGHTS=/path/to/the/file.").endswith("Set up models…")
+    assert window_text("Run `shoebox index`.", fallback="") == ""
     assert window_text("ViT-B-32 is here; e5 too.") == "ViT-B-32 is here; e5 too."
 
 
