@@ -1235,5 +1235,7 @@ class MainWindow(QMainWindow):
             self._info_timer.stop()
             self.preview.shutdown()
             self.thumbnails.close()
+            if self.models_dialog is not None:
+                self.models_dialog.cancel()  # a download stops rather than hold the closing window up
             self.controller.shutdown()
         super().closeEvent(event)
