@@ -202,7 +202,7 @@ def known_model_names(settings: Settings, kind: str) -> list[str]:
         names, configured = clip_model_names(), settings.clip_model
     elif kind == "text":
         names, configured = sorted(KNOWN_TEXT_MODELS, key=str.lower), settings.text_model
-        if text_setting_folder_quietly(configured) is not None:
+        if _text_setting_folder_quietly(configured) is not None:
             configured = ""
     elif kind == "whisper":
         names, configured = whisper_model_names(settings), settings.whisper_model
@@ -213,7 +213,7 @@ def known_model_names(settings: Settings, kind: str) -> list[str]:
     return names
 
 
-def text_setting_folder_quietly(value: str) -> Path | None:
+def _text_setting_folder_quietly(value: str) -> Path | None:
     """The folder a text model setting names, or None when it names a model (or a folder that is gone)."""
     try:
         return text_setting_folder(value)
