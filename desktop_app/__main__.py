@@ -116,7 +116,6 @@ def _build_window(app: Any, paths: list[str]) -> Any:
 
     app.setWindowIcon(app_icon())
     window = MainWindow()
-    window.offer_models_dialog = True  # missing models: explain the choice at once
     window.results.set_thumbnail_size(thumbnail_size())  # the person's choice, kept in QSettings
     window.show()
     take_paths(window, paths)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from engine.extractors.documents import page_unit
 
-from .controller import AppController
+from .controller import AppController, window_text
 from .indexing import when_alive
 from .results import read_scaled_image
 
@@ -315,8 +315,10 @@ class AskPanel(QWidget):
         else:
             self.answer_view.setPlainText(answer.answer)
             self.status_label.setText("Try other words, or add the folder that holds the answer to the library.")
-        if answer.warnings:
-            self.warnings_label.setText("\n".join(_sentence(w) for w in answer.warnings))
+        # The engine's warnings may end with advice for its command line (a variable to set).
+        warnings = [text for text in (window_text(w, fallback="") for w in answer.warnings) if text]
+        if warnings:
+            self.warnings_label.setText("\n".join(_sentence(w) for w in warnings))
             self.warnings_label.show()
         self._show_sources(answer.citations)
         self._show_photos([p.path for p in answer.photos])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -57,13 +58,64 @@ class Job(enum.Enum):
 
 
 def describe_error(exc: BaseException) -> str:
-    """A sentence for a person; engine errors already are one."""
+    """A sentence for a person; engine errors already are one (in their window wording)."""
     if isinstance(exc, ShoeboxError):
-        return str(exc)
+        return window_text(exc.for_window)
     if isinstance(exc, OSError):
         where = f": {exc.filename}" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     return f"Something went wrong ({type(exc).__name__}: {exc})"
+
+
+# Advice meant for a command line: an option, a backquoted command, a shoebox command, an
+# environment variable's name.  A window has none of these to offer.
+_COMMAND_ADVICE = re.compile(r"(?<![\w-])--[a-z]|`|\bshoebox (models|index|search|ask)\b|\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[A-Z(])")
+
+
+MODEL_NOT_SET_UP = "A model Shoebox needs for this is not set up: choose File ▸ Set up models…"
+
+# Where the window sets what an environment variable named in an engine message sets.
+SETTING_WORDS = {
+    "llm_url": "the server address in File ▸ Settings",
+    "llm_model": "the model name in File ▸ Settings",
+    "clip_model": "the CLIP model in File ▸ Settings",
+    "clip_weights": "the CLIP weights file in File ▸ Settings",
+    "clip_pretrained": "the CLIP model in File ▸ Set up models…",
+    "whisper_model": "the Whisper model in File ▸ Settings",
+    "whisper_weights": "the Whisper weights file in File ▸ Settings",
+    "text_model": "the text model in File ▸ Settings",
+    "watch_folders": "watching in File ▸ Settings",
+}
+_ENV_NAME = re.compile(r"\b(SHOEBOX_[A-Z0-9_]+)\b(?!=)")
+
+
+def _setting_words(match: re.Match[str]) -> str:
+    env = {f.metadata.get("env"): f.name for f in fields(Settings)}
+    key = env.get(match.group(1))
+    return SETTING_WORDS.get(key, match.group(1)) if key else match.group(1)
+
+
+def window_text(text: str, fallback: str = MODEL_NOT_SET_UP) -> str:
+    """``text`` without the sentences that give command-line advice (options, commands, environment variables).
+
+    Engine errors carry window wording of their own where they have such advice
+    (``ShoeboxError.plain``); this keeps any other engine text (a search's warnings,
+    a file's failure reason) free of it too.  An environment variable for a setting
+    the window has becomes the window's name for it ("the server address in File ▸
+    Settings").  When every sentence is advice,
+    ``fallback`` is returned (by default, that a model is not set up).
+    """
+    if not _COMMAND_ADVICE.search(text):
+        return text
+    # A setting the window has is named as the window names it; what is left of advice goes.
+    text = _ENV_NAME.sub(_setting_words, text)
+    kept = [s for s in _SENTENCE_END.split(text.strip()) if not _COMMAND_ADVICE.search(s)]
+    if not kept:
+        return fallback
+    joined = " ".join(kept).rstrip(";")
+    joined = joined[0].upper() + joined[1:]
+    return joined if joined.endswith((".", "!", "?")) else joined + "."
 
 
 class EtaEstimator:
@@ -270,7 +322,7 @@ class AppController(QObject):
         self.status.emit("Loading the models… (keyword search works meanwhile)")
 
         def load() -> None:
-            missing: list[str] = []
+            missing: list[ModelUnavailableError] = []
             library.warm_up()
             # The saved indexes first: mapping them takes a moment, and searches by
             # words and names need their catalogs only, not the models.
@@ -283,15 +335,17 @@ class AppController(QObject):
                 # the GUI thread.
                 library.clip.count_tokens("warm up")
             except ModelUnavailableError as exc:
-                missing.append(str(exc))
+                missing.append(exc)
             try:
                 library.text_model.load()
                 library.text_model.count_tokens("warm up")
                 library.calibration("text")  # a model without a shipped calibration is measured once
             except ModelUnavailableError as exc:
-                missing.append(str(exc))
+                missing.append(exc)
             if missing:
-                raise ModelUnavailableError(" ".join(missing))
+                raise ModelUnavailableError(
+                    " ".join(str(e) for e in missing), plain=" ".join(e.for_window for e in missing)
+                )
 
         def done_loading() -> None:
             if self._models_loading == number:  # a later load (new settings) may still be under way
@@ -853,28 +907,63 @@ class AppController(QObject):
         return clip_model_names(), whisper_model_names(settings), sorted(KNOWN_TEXT_MODELS)
 
     @staticmethod
-    def download_model(settings: Settings, kind: str, on_progress: Callable[[int, int, str], None]) -> Path:
-        """Download the configured ``kind`` of model (the person asked for it); ``on_progress`` may raise Cancelled."""
-        from engine.models import management
+    def model_choices(settings: Settings) -> dict[str, list[tuple[str, str | None, str]]]:
+        """For each kind (``"clip"``, ``"text"``, ``"whisper"``), the model names Shoebox knows.
 
-        return management.download_model(settings, kind, force_allowed=True, on_progress=on_progress)
-
-    @staticmethod
-    def import_model(settings: Settings, path: str) -> tuple[Settings, str, list[str]]:
-        """Import a weights file or text model folder and name it in the settings.
-
-        Returns the saved settings, the kind imported (``"clip"``, ``"text"``,
-        ``"whisper"``) and the environment variables that override what was saved.
+        Each is ``(name, download, why_not)``: ``download`` is what to ask
+        :meth:`download_model` for (None when nothing can be downloaded for it) and
+        ``why_not`` says why not.  Slow: imports open_clip.
         """
         from engine.models import management
 
-        dest = management.import_model(settings, path)
+        choices: dict[str, list[tuple[str, str | None, str]]] = {}
+        for kind in ("clip", "text", "whisper"):
+            rows = []
+            for name in management.known_model_names(settings, kind):
+                download, why_not = management.download_choice(settings, kind, name)
+                rows.append((name, download, why_not))
+            choices[kind] = rows
+        return choices
+
+    @staticmethod
+    def download_model(
+        settings: Settings,
+        kind: str,
+        name: str | None,
+        on_progress: Callable[[int, int, str], None],
+        downloader: Any = None,
+    ) -> tuple[Settings, list[str]]:
+        """Download model ``name`` of ``kind`` (the person asked for it) and name it in the settings.
+
+        ``name`` as :meth:`model_choices` gives it (None: the configured model);
+        ``on_progress`` may raise Cancelled; ``downloader`` is an
+        ``engine.models.management.Downloader`` (None: the models' publishers).
+        Returns the saved settings and the environment variables that override what was saved.
+        """
+        from engine.models import management
+
+        dest = management.download_model(
+            settings, kind, name, force_allowed=True, on_progress=on_progress, downloader=downloader
+        )
+        return _name_in_settings(settings, dest)
+
+    @staticmethod
+    def import_model(
+        settings: Settings, path: str, kind: str | None = None, name: str | None = None
+    ) -> tuple[Settings, str, list[str]]:
+        """Import a weights file or model folder as model ``name`` of ``kind`` and name it in the settings.
+
+        ``kind`` and ``name`` are told from the file where None.  Returns the saved
+        settings, the kind imported (``"clip"``, ``"text"``, ``"whisper"``) and the
+        environment variables that override what was saved.
+        """
+        from engine.models import management
+
+        dest = management.import_model(settings, path, kind, name)
         kind = dest.relative_to(settings.models_dir).parts[0]
         kind = kind if kind in ("clip", "text") else "whisper"
-        changes = _settings_after_import(settings, dest)
-        if changes:
-            settings = save_settings(settings, **changes)
-        return settings, kind, overriding_environment(list(changes))
+        settings, overridden = _name_in_settings(settings, dest)
+        return settings, kind, overridden
 
     # -- closing ------------------------------------------------------------------
 
@@ -889,6 +978,14 @@ class AppController(QObject):
         if self.library is not None:
             self.library.close()
             self.library = None
+
+
+def _name_in_settings(settings: Settings, dest: Path) -> tuple[Settings, list[str]]:
+    """Save the settings that make the models load what is now at ``dest`` in the model cache."""
+    changes = _settings_after_import(settings, dest)
+    if changes:
+        settings = save_settings(settings, **changes)
+    return settings, overriding_environment(list(changes))
 
 
 def _settings_after_import(settings: Settings, dest: Path) -> dict[str, Any]:
@@ -911,7 +1008,7 @@ def _settings_after_import(settings: Settings, dest: Path) -> dict[str, Any]:
         if settings.clip_weights:
             changes["clip_weights"] = ""  # an explicit file would win over the cache
     else:
-        name = dest.stem
+        name = dest.name.removesuffix(".pt")  # a .pt file, or a CTranslate2 folder ("tiny.en")
         if name != settings.whisper_model:
             changes["whisper_model"] = name
         if settings.whisper_weights:

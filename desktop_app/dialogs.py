@@ -1,8 +1,8 @@
 """Dialogs: getting the models on first run, and the settings.
 
-* :class:`FirstRunDialog` explains that the CLIP / Whisper weights are missing and
-  lets the person download them (only when they ask, with progress) or pick
-  weight files they already have.
+* :class:`ModelSetupDialog` shows which models are here and gets one: a download
+  (only when the person asks, with progress and cancel) or an import of a file or
+  folder they have, with the kind and the model chosen from lists.
 * :class:`SettingsDialog` edits the library's settings (written through
   :func:`engine.settings.save_settings`) and the window's own preferences
   (thumbnail size, kept in ``QSettings``).
@@ -74,10 +74,17 @@ def thumbnail_size(app_settings: QSettings | None = None) -> int:
     return min(high, max(low, value))
 
 
-def _overridden(setting: str) -> str | None:
-    """The environment variable that overrides ``setting`` right now, if any."""
-    found = overriding_environment([setting])
-    return found[0] if found else None
+def _overridden(setting: str) -> bool:
+    """Whether an environment variable overrides ``setting`` right now."""
+    return bool(overriding_environment([setting]))
+
+
+# Said beside a setting that the environment Shoebox was started from overrides.  The
+# variable's name is left out: it means nothing in a window.
+OVERRIDDEN_NOTE = (
+    "This is also set where Shoebox was started from (in its environment), and that takes precedence "
+    "over what is saved here."
+)
 
 
 class InlineMessage(QWidget):
@@ -142,225 +149,334 @@ def _line_edit(combo: QComboBox) -> QLineEdit:
 
 
 # ---------------------------------------------------------------------------------------------
-# First run
+# Setting up the models
 
 
 class _Progress(QObject):
     """Carries a download's progress from the worker to the GUI thread (a queued signal)."""
 
-    changed = Signal(str, object, object, str)  # kind, done, total (bytes; may pass 2**31), message
+    changed = Signal(object, object, str)  # done, total (bytes; may pass 2**31), message
 
 
-# What each model does, as the dialogs name it.
-MODEL_LABELS = {"clip": "CLIP", "text": "Text model", "whisper": "Whisper"}
-MODEL_PURPOSES = {"clip": "photos", "text": "documents and recordings", "whisper": "voice recordings"}
+# What each model does, as the window names it.
 MODEL_KINDS = ("clip", "text", "whisper")
+MODEL_LABELS = {"clip": "CLIP", "text": "Text model", "whisper": "Whisper"}
+KIND_LABELS = {"clip": "Photos (CLIP)", "text": "Passages (text model)", "whisper": "Speech (Whisper)"}
+MODEL_PURPOSES = {
+    "clip": "finds photos by what they show",
+    "text": "finds passages of documents and recordings by what they mean",
+    "whisper": "turns speech in recordings into text",
+}
+# What an import of each kind takes: a file, a folder, or either.
+IMPORTS_FILE = {"clip": True, "text": False, "whisper": True}
+IMPORTS_FOLDER = {"clip": False, "text": True, "whisper": True}
 
 
-def _import_files(settings: Settings, paths: list[str]) -> tuple[Settings, list[str], list[str]]:
-    """Import weight files (worker side); returns the new settings, what was done, what failed."""
-    done: list[str] = []
-    failed: list[str] = []
-    for path in paths:
-        name = os.path.basename(path)
-        try:
-            settings, kind, overridden = AppController.import_model(settings, path)
-        except Exception as exc:  # shown beside the file's name; the other files still go in
-            failed.append(f"{name}: {describe_error(exc)}")
-            continue
-        note = f" ({', '.join(overridden)} is set in the environment and takes precedence)" if overridden else ""
-        done.append(
-            f"Imported the {MODEL_LABELS[kind]} from {name}{note}."
-            if kind == "text"
-            else f"Imported {MODEL_LABELS[kind]} weights from {name}{note}."
-        )
-    return settings, done, failed
+class ModelSetupDialog(QDialog):
+    """Sets up the models: shows which are here, downloads one, or imports a file or folder.
 
+    ``ModelSetupDialog(settings, parent=None, *, reason="", downloader=None)``:
+    ``settings`` are the library's :class:`~engine.settings.Settings`; ``reason`` is
+    why the models could not load (the ``models_missing`` signal's message);
+    ``downloader`` is where downloads come from (an
+    ``engine.models.management.Downloader``; None: the models' publishers).
 
-class FirstRunDialog(QDialog):
-    """Shown when the model weights are missing: download them, or choose files you have.
+    The person chooses what a model is for (photos, passages, speech) and its name
+    from the lists of names Shoebox knows, then **Download** (only when pressed,
+    with progress and **Cancel**), **Import a file…** or **Import a folder…**.  The
+    file or folder is checked against the chosen kind and model before it is kept,
+    and the reason is shown when it does not fit.  Every engine call runs off the GUI
+    thread; nothing here names a command or an environment variable.
 
-    ``FirstRunDialog(settings, parent=None, *, reason="")``: ``settings`` are the
-    library's :class:`~engine.settings.Settings`; ``reason`` is the message of the
-    ``models_missing`` signal.  Nothing is downloaded until the person presses
-    Download; the download and imports run off the GUI thread.
+    Signals: ``models_changed(object)`` with the saved Settings after a model was
+    downloaded or imported (the window then loads the models again);
+    ``models_listed(list)`` once the status of each model is known (rows of
+    ``engine.models.list_models``); ``choices_loaded()`` once the lists of names
+    are filled; ``message_shown(str, bool)`` with each outcome shown (text, whether
+    it is a problem).
 
-    Signals: ``models_changed(object)`` with the (possibly updated) Settings after
-    weights were downloaded or imported (the window then calls
-    ``controller.load_models()``); ``models_listed(list)`` once the status of
-    each model is known (rows of ``engine.models.list_models``);
-    ``download_failed(str)`` with the message shown.
-
-    Methods: ``download()``, ``choose_files()``, ``is_busy()``.
+    Methods: ``choose(kind, name)``, ``download()``, ``cancel()``, ``import_path(path)``,
+    ``is_busy()``, ``status_text(kind)``.
     """
 
     models_changed = Signal(object)
     models_listed = Signal(list)
-    download_failed = Signal(str)
+    choices_loaded = Signal()
+    message_shown = Signal(str, bool)
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None, *, reason: str = ""):
+    def __init__(self, settings: Settings, parent: QWidget | None = None, *, reason: str = "", downloader: Any = None):
         super().__init__(parent)
         self.settings = settings
-        self.setWindowTitle("Shoebox needs its models")
+        self.downloader = downloader
+        self.setWindowTitle("Set up the models")
         self._busy = False
-        self._changed = False  # weights were downloaded or imported while the dialog was open
         self._cancel = threading.Event()
+        self._choices: dict[str, list[tuple[str, str | None, str]]] = {}
         self._progress = _Progress()  # no parent: the worker may outlive the dialog
         self._progress.changed.connect(self._show_progress)
 
-        heading = QLabel("Shoebox needs its models to find things by meaning")
+        heading = QLabel("Find photos, documents and recordings by what they mean")
         font = heading.font()
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         heading.setFont(font)
         self.explanation = QLabel(
-            "Shoebox finds photos, documents and recordings by what they mean, using models that run "
-            "on this computer: CLIP understands photos, a text model understands the passages of your "
-            "documents and recordings, and Whisper turns voice recordings into text. Some of their files "
-            "are not on this computer yet.\n\n"
-            "You can add folders meanwhile: Shoebox indexes what needs no model at once, so files are "
-            "found by their names, dates and words straight away, and by their meaning once the models "
-            "are here, without indexing again.\n\n"
-            "You can download the models now. This fetches a few hundred megabytes once, from the "
-            "publishers of the models (Hugging Face and OpenAI); your own files never leave this computer. "
-            "Or, if you have the weight files already (copied from another computer, say), choose them."
+            "Shoebox uses three models that run on this computer. Download them once (a few hundred "
+            "megabytes, from the models' publishers; your own files never leave this computer), or import "
+            "model files you already have, copied from another computer say. Until then, files are found "
+            "by their names, dates and words."
         )
         self.explanation.setWordWrap(True)
-        self.reason_label = _subtle(QLabel(f"Details: {reason}"))
+        self.reason_label = _subtle(QLabel(reason))
         self.reason_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.reason_label.setVisible(bool(reason))
+        self.reason_label.hide()  # shown once the list says whether it adds anything
 
-        self.clip_box = QCheckBox(f"CLIP {settings.clip_model} ({MODEL_PURPOSES['clip']})")
-        self.text_box = QCheckBox(f"Text model {settings.text_model} ({MODEL_PURPOSES['text']})")
-        self.whisper_box = QCheckBox(f"Whisper {settings.whisper_model} ({MODEL_PURPOSES['whisper']})")
-        self.boxes = {"clip": self.clip_box, "text": self.text_box, "whisper": self.whisper_box}
-        for box in self.boxes.values():
-            box.setChecked(True)
+        status_box = QGroupBox("On this computer")
+        status_form = QFormLayout(status_box)
+        self.status_labels: dict[str, QLabel] = {}
+        for kind in MODEL_KINDS:
+            label = QLabel("Looking…")
+            label.setWordWrap(True)
+            self.status_labels[kind] = label
+            status_form.addRow(f"{KIND_LABELS[kind]}:", label)
+
+        self.kind_box = QComboBox()
+        for kind in MODEL_KINDS:
+            self.kind_box.addItem(KIND_LABELS[kind], kind)
+        self.kind_box.setToolTip("What the model is for")
+        self.name_box = QComboBox()
+        self.name_box.setMinimumContentsLength(28)
+        self.name_box.setToolTip("The model, from the names Shoebox knows for this kind")
+        self.purpose_label = _subtle(QLabel())
+        self.download_note = _subtle(QLabel())
+        self.download_note.hide()
+        self.download_button = QPushButton("Download")
+        self.download_button.setToolTip("Connect to the internet and fetch this model once")
+        self.import_file_button = QPushButton("Import a file…")
+        self.import_file_button.setToolTip("Use a weights file you already have (.safetensors, .pt, .bin, .pth)")
+        self.import_folder_button = QPushButton("Import a folder…")
+        self.import_folder_button.setToolTip("Use a model folder you already have")
+        actions = QHBoxLayout()
+        actions.addWidget(self.download_button)
+        actions.addWidget(self.import_file_button)
+        actions.addWidget(self.import_folder_button)
+        actions.addStretch(1)
+
+        get_box = QGroupBox("Get a model")
+        get_form = QFormLayout(get_box)
+        get_form.addRow("For:", self.kind_box)
+        get_form.addRow("Model:", self.name_box)
+        get_form.addRow("", self.purpose_label)
+        get_form.addRow("", self.download_note)
+        get_form.addRow(actions)
+
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
-        self.progress_bar.hide()
         self.progress_label = _subtle(QLabel())
-        self.progress_label.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the download; nothing of it is kept")
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress_bar, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.progress_box = QWidget()
+        progress_column = QVBoxLayout(self.progress_box)
+        progress_column.setContentsMargins(0, 0, 0, 0)
+        progress_column.addLayout(progress_row)
+        progress_column.addWidget(self.progress_label)
+        self.progress_box.hide()
         self.message = InlineMessage()
 
-        self.download_button = QPushButton("Download now")
-        self.download_button.setToolTip("Connect to the internet and fetch the checked models")
-        self.choose_button = QPushButton("Choose weight files…")
-        self.choose_button.setToolTip("Use CLIP or Whisper .safetensors, .pt or .bin files you already have")
-        self.choose_folder_button = QPushButton("Choose a model folder…")
-        self.choose_folder_button.setToolTip(
-            "Use a model folder you already have: a sentence-embedding text model (config.json, "
-            "model.safetensors, tokenizer.json, …) or a faster-whisper model (model.bin, config.json, …)"
-        )
-        self.close_button = QPushButton("Later")
-        self.close_button.setToolTip("Keep using keyword search; you can get the models from Settings later")
+        self.close_button = QPushButton("Close")
+        self.close_button.setToolTip("Keyword search keeps working; File ▸ Set up models… opens this again")
+        bottom = QHBoxLayout()
+        bottom.addStretch(1)
+        bottom.addWidget(self.close_button)
 
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.choose_button)
-        buttons.addWidget(self.choose_folder_button)
-        buttons.addStretch(1)
-        buttons.addWidget(self.close_button)
-        models = QGroupBox("Models")
-        models_layout = QVBoxLayout(models)
-        for box in self.boxes.values():
-            models_layout.addWidget(box)
         layout = QVBoxLayout(self)
         layout.addWidget(heading)
         layout.addWidget(self.explanation)
         layout.addWidget(self.reason_label)
-        layout.addWidget(models)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.progress_label)
+        layout.addWidget(status_box)
+        layout.addWidget(get_box)
+        layout.addWidget(self.progress_box)
         layout.addWidget(self.message)
-        layout.addLayout(buttons)
-        self.setMinimumWidth(520)
+        layout.addLayout(bottom)
+        self.setMinimumWidth(560)
 
+        self.kind_box.currentIndexChanged.connect(self._kind_chosen)
+        self.name_box.currentIndexChanged.connect(self._name_chosen)
         self.download_button.clicked.connect(self.download)
-        self.choose_button.clicked.connect(self.choose_files)
-        self.choose_folder_button.clicked.connect(self.choose_folder)
-        self.close_button.clicked.connect(self._close_clicked)
+        self.import_file_button.clicked.connect(self.choose_file)
+        self.import_folder_button.clicked.connect(self.choose_folder)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.close_button.clicked.connect(self.close)
+        self._set_busy(False)
+        self._kind_chosen()
         self._list_models()
+        self._load_choices()
 
-    # -- status ------------------------------------------------------------------
+    # -- what is here, and what can be had -----------------------------------------------
 
     def _list_models(self) -> None:
         settings = self.settings
 
         def listed(rows: list[dict]) -> None:
-            for kind, box in self.boxes.items():
+            selected = [r for r in rows if r["selected"]]
+            # Why the models did not load says more than the list only when every model is here
+            # (one is damaged, say); a model that is not here is said in its own line.
+            self.reason_label.setVisible(bool(self.reason_label.text()) and all(r["present"] for r in selected))
+            for kind, label in self.status_labels.items():
                 row = next((r for r in rows if r["kind"] == kind and r["selected"]), None)
                 if row is None:
+                    label.setText("Not set up")
                     continue
-                state = "already here" if row["present"] else "missing"
-                box.setText(f"{MODEL_LABELS[kind]} {row['name']} ({MODEL_PURPOSES[kind]}): {state}")
-                box.setToolTip(f"Weights: {row['weights']}" + (f"\n{row['path']}" if row["path"] else ""))
-                box.setChecked(not row["present"])
+                name = row["name"].removeprefix("folder:")
+                state = "ready" if row["present"] else "not on this computer"
+                label.setText(f"{name}: {state}")
+                label.setToolTip(row["path"] or "")
             self.models_listed.emit(rows)
 
         def failed(exc: BaseException) -> None:
-            self.message.show_message(f"Cannot tell which models are here: {describe_error(exc)}")
+            self._show(f"Cannot tell which models are here: {describe_error(exc)}", error=True)
 
-        def work() -> list[dict]:
-            return AppController.list_models(settings)
+        run_task(
+            lambda: AppController.list_models(settings), when_alive(self, listed), when_alive(self, failed), long=True
+        )
 
-        run_task(work, when_alive(self, listed), when_alive(self, failed), long=True)
+    def _load_choices(self) -> None:
+        settings = self.settings
+
+        def loaded(choices: dict[str, list[tuple[str, str | None, str]]]) -> None:
+            self._choices = choices
+            self._kind_chosen()
+            self.choices_loaded.emit()
+
+        def failed(exc: BaseException) -> None:
+            self._show(f"Cannot list the models Shoebox knows: {describe_error(exc)}", error=True)
+
+        run_task(
+            lambda: AppController.model_choices(settings), when_alive(self, loaded), when_alive(self, failed), long=True
+        )
+
+    def _configured(self, kind: str) -> str:
+        return {
+            "clip": self.settings.clip_model,
+            "text": self.settings.text_model,
+            "whisper": self.settings.whisper_model,
+        }[kind]
+
+    def kind(self) -> str:
+        """The kind chosen now: ``"clip"``, ``"text"`` or ``"whisper"``."""
+        return str(self.kind_box.currentData())
+
+    def name(self) -> str:
+        """The model name chosen now (empty while the names load)."""
+        return self.name_box.currentText()
+
+    def _kind_chosen(self) -> None:
+        kind = self.kind()
+        self.purpose_label.setText(f"This model {MODEL_PURPOSES[kind]}.")
+        self.name_box.blockSignals(True)
+        self.name_box.clear()
+        for name, download, why_not in self._choices.get(kind, []):
+            self.name_box.addItem(name, (download, why_not))
+        configured = self.name_box.findText(self._configured(kind))
+        self.name_box.setCurrentIndex(max(0, configured))
+        self.name_box.blockSignals(False)
+        self._name_chosen()
+
+    def _name_chosen(self) -> None:
+        data = self.name_box.currentData()
+        why_not = data[1] if data else ""
+        self.download_note.setText(f"{why_not} Import a copy you have instead." if why_not else "")
+        self.download_note.setVisible(bool(why_not))
+        self._update_buttons()
+
+    def choose(self, kind: str, name: str) -> None:
+        """Choose ``kind`` and model ``name`` in the lists (as the person would)."""
+        self.kind_box.setCurrentIndex(self.kind_box.findData(kind))
+        index = self.name_box.findText(name)
+        if index < 0:
+            raise ValueError(f"{name!r} is not in the list of {kind} models")
+        self.name_box.setCurrentIndex(index)
+
+    def status_text(self, kind: str) -> str:
+        """What the dialog says about the ``kind`` model now ("base: ready")."""
+        return self.status_labels[kind].text()
 
     def is_busy(self) -> bool:
         return self._busy
 
-    def _set_busy(self, busy: bool, text: str = "") -> None:
-        self._busy = busy
-        for widget in (self.download_button, self.choose_button, self.choose_folder_button, *self.boxes.values()):
-            widget.setEnabled(not busy)
-        self.close_button.setText("Stop" if busy else ("Done" if self._changed else "Later"))
-        self.close_button.setEnabled(True)
-        self.progress_label.setText(text)
-        self.progress_label.setVisible(busy)
-        self.progress_bar.setVisible(busy)
+    def _update_buttons(self) -> None:
+        kind = self.kind()
+        data = self.name_box.currentData()
+        loaded = data is not None
+        for widget in (self.kind_box, self.name_box):
+            widget.setEnabled(not self._busy)
+        self.download_button.setEnabled(not self._busy and loaded and data[0] is not None)
+        self.import_file_button.setEnabled(not self._busy and loaded and IMPORTS_FILE[kind])
+        self.import_folder_button.setEnabled(not self._busy and loaded and IMPORTS_FOLDER[kind])
 
-    # -- download ------------------------------------------------------------------
+    def _set_busy(self, busy: bool, text: str = "", *, cancellable: bool = False) -> None:
+        self._busy = busy
+        self._update_buttons()
+        self.progress_label.setText(text)
+        self.progress_box.setVisible(busy)
+        self.cancel_button.setVisible(cancellable)
+        self.cancel_button.setEnabled(True)
+
+    def _show(self, text: str, *, error: bool) -> None:
+        self.message.show_message(text, error=error)
+        self.message_shown.emit(text, error)
+
+    # -- download --------------------------------------------------------------------------
 
     def download(self) -> None:
-        """Download the checked models (the person asked for it by pressing Download)."""
-        kinds = [k for k, box in self.boxes.items() if box.isChecked()]
-        if not kinds:
-            self.message.show_message("Check the models to download first.")
+        """Download the chosen model (the person asked for it by pressing Download)."""
+        data = self.name_box.currentData()
+        if self._busy or not data or data[0] is None:
             return
-        if self._busy:
-            return
+        kind, name, what = self.kind(), data[0], self.name()
         self.message.clear()
         self._cancel = cancel = threading.Event()
         self.progress_bar.setRange(0, 0)
-        self._set_busy(True, "Connecting…")
-        settings = self.settings
-        progress = self._progress
+        self._set_busy(True, f"Connecting to download {MODEL_LABELS[kind]} {what}…", cancellable=True)
+        settings, progress, downloader = self.settings, self._progress, self.downloader
+        shown: list[Any] = [None]  # the last (permille, message) sent to the GUI thread
 
-        def work() -> list[Path]:
-            done = []
-            shown: list[Any] = [None]  # the last (kind, permille, message) sent to the GUI thread
-            for kind in kinds:
+        def report(received: int, total: int, message: str) -> None:
+            if cancel.is_set() and not (total and received >= total):  # the download removes its partial files
+                raise Cancelled("the download was stopped")
+            # One signal per tenth of a percent at most: a 3 GB file arrives in 3000 blocks.
+            step = (int(1000 * received / total) if total else -1, message)
+            if step != shown[0]:
+                shown[0] = step
+                progress.changed.emit(received, total, message)
 
-                def report(received: int, total: int, message: str, kind: str = kind) -> None:
-                    if cancel.is_set():  # raised inside the download, which removes its partial file
-                        raise Cancelled("the download was stopped")
-                    # One signal per tenth of a percent at most: a 3 GB file arrives in 3000 blocks.
-                    step = (kind, int(1000 * received / total) if total else -1, message)
-                    if step != shown[0]:
-                        shown[0] = step
-                        progress.changed.emit(kind, received, total, message)
+        def work() -> tuple[Settings, list[str]]:
+            return AppController.download_model(settings, kind, name, report, downloader)
 
-                if cancel.is_set():
-                    raise Cancelled("the download was stopped")
-                progress.changed.emit(kind, 0, 0, f"downloading {MODEL_LABELS[kind]}")
-                done.append(AppController.download_model(settings, kind, report))
-            return done
+        def done(result: tuple[Settings, list[str]]) -> None:
+            self.settings, overridden = result
+            self._set_busy(False)
+            self._show(
+                f"{MODEL_LABELS[kind]} {what} is downloaded. Shoebox is loading it now.{_overridden_note(overridden)}",
+                error=False,
+            )
+            self._after_change()
 
-        run_task(work, when_alive(self, self._downloaded), when_alive(self, self._download_error), long=True)
+        run_task(work, when_alive(self, done), when_alive(self, self._download_error), long=True)
 
-    def _show_progress(self, kind: str, received: Any, total: Any, message: str) -> None:
-        if not self._busy:
+    def cancel(self) -> None:
+        """Stop the download under way; what was partly fetched is removed."""
+        if self._busy:
+            self._cancel.set()
+            self.progress_label.setText("Stopping the download…")
+            self.cancel_button.setEnabled(False)
+
+    def _show_progress(self, received: Any, total: Any, message: str) -> None:
+        if not self._busy or self._cancel.is_set():
             return
         if total and total > 0:
             self.progress_bar.setRange(0, 1000)
@@ -369,107 +485,102 @@ class FirstRunDialog(QDialog):
         else:
             self.progress_bar.setRange(0, 0)
             text = f"{_phase(message)}…"
-        if self._cancel.is_set():
-            text = "Stopping the download…"
         self.progress_label.setText(text)
-
-    def _downloaded(self, paths: list[Path]) -> None:
-        self._changed = True
-        self._set_busy(False)
-        self.message.show_message(
-            "The models are here. Shoebox is loading them; meaning search starts in a moment.", error=False
-        )
-        self.models_changed.emit(self.settings)
 
     def _download_error(self, exc: BaseException) -> None:
         self._set_busy(False)
         if isinstance(exc, Cancelled):
-            text = "The download was stopped. Nothing was kept from the unfinished file."
+            text = "The download was stopped. Nothing of it was kept."
         else:
             text = describe_error(exc)
             if isinstance(exc, OSError):  # the engine's own errors already say what to do
                 text = (
                     f"The download failed: {text}. Check that this computer is connected to the "
-                    "internet, or choose weight files you have."
+                    "internet, or import a model file you have."
                 )
-        self.download_button.setText("Try again")
-        self.message.show_message(text)
-        self.download_failed.emit(text)
+        self._show(text, error=not isinstance(exc, Cancelled))
 
-    # -- import ----------------------------------------------------------------------
+    # -- import ------------------------------------------------------------------------------
 
-    def choose_files(self) -> None:
-        """Ask for weight files and import them into Shoebox's model cache."""
+    def choose_file(self) -> None:
+        """Ask for a weights file and import it as the chosen model."""
         if self._busy:
             return
-        paths, _ = QFileDialog.getOpenFileNames(
-            self, "Choose CLIP or Whisper weight files", os.path.expanduser("~"), WEIGHT_FILES
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            f"Choose the {MODEL_LABELS[self.kind()]} {self.name()} weights file",
+            os.path.expanduser("~"),
+            WEIGHT_FILES,
         )
-        if not paths:
-            return
-        self.import_paths(list(paths))
+        if path:
+            self.import_path(path)
 
     def choose_folder(self) -> None:
-        """Ask for a model folder (a text model, or a faster-whisper model) and import it into Shoebox's model cache."""
+        """Ask for a model folder and import it as the chosen model."""
         if self._busy:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose a model folder", os.path.expanduser("~"))
-        if not folder:
-            return
-        self.import_paths([folder])
+        folder = QFileDialog.getExistingDirectory(
+            self, f"Choose the {MODEL_LABELS[self.kind()]} {self.name()} model folder", os.path.expanduser("~")
+        )
+        if folder:
+            self.import_path(folder)
 
-    def import_paths(self, paths: list[str]) -> None:
-        """Import weight files or text model folders (what the choosers picked), off the GUI thread."""
+    def import_path(self, path: str) -> None:
+        """Check ``path`` against the chosen kind and model and copy it into Shoebox's model cache, off the GUI thread."""
+        if self._busy or not self.name():
+            return
+        kind, name, settings = self.kind(), self.name(), self.settings
+        shown_name = os.path.basename(path.rstrip("/\\")) or path
         self.message.clear()
         self.progress_bar.setRange(0, 0)
-        self._set_busy(True, "Checking and copying the model…")
-        settings = self.settings
+        self._set_busy(True, f"Checking {shown_name} and copying it…")
+
+        def done(result: tuple[Settings, str, list[str]]) -> None:
+            self.settings, _kind, overridden = result
+            self._set_busy(False)
+            self._show(
+                f"Imported {MODEL_LABELS[kind]} {name} from {shown_name}. Shoebox is loading it now."
+                f"{_overridden_note(overridden)}",
+                error=False,
+            )
+            self._after_change()
+
+        def failed(exc: BaseException) -> None:
+            self._set_busy(False)
+            self._show(f"{shown_name} was not imported: {describe_error(exc)}", error=True)
+
         run_task(
-            lambda: _import_files(settings, list(paths)),
-            when_alive(self, self._imported),
-            when_alive(self, self._import_error),
+            lambda: AppController.import_model(settings, path, kind, name),
+            when_alive(self, done),
+            when_alive(self, failed),
             long=True,
         )
 
-    def _imported(self, result: tuple[Settings, list[str], list[str]]) -> None:
-        settings, done, failed = result
-        self.settings = settings
-        self._changed = self._changed or bool(done)
-        self._set_busy(False)
-        lines = done + failed
-        self.message.show_message("\n".join(lines), error=bool(failed))
-        if done:
-            self.models_changed.emit(settings)
+    def _after_change(self) -> None:
+        self.models_changed.emit(self.settings)
+        self._list_models()
 
-    def _import_error(self, exc: BaseException) -> None:
-        self._set_busy(False)
-        self.message.show_message(describe_error(exc))
-
-    # -- closing ----------------------------------------------------------------------
-
-    def _close_clicked(self) -> None:
-        if self._busy:
-            self._cancel.set()
-            self.progress_label.setText("Stopping the download…")
-            self.close_button.setEnabled(False)
-            return
-        if self._changed:
-            self.accept()
-        else:
-            self.reject()
+    # -- closing ------------------------------------------------------------------------------
 
     def reject(self) -> None:
-        if self._busy:  # Escape or the window's close button while a download runs: stop it first
-            self._close_clicked()
+        if self._busy:  # Escape while a download runs: stop it first
+            self.cancel()
             return
         super().reject()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if self._busy:
-            self._close_clicked()
+            self.cancel()
             event.ignore()
             return
         super().closeEvent(event)
+
+
+def _overridden_note(overridden: list[str]) -> str:
+    # An environment variable named in the settings wins over them; its name means nothing here.
+    if not overridden:
+        return ""
+    return " A setting made where Shoebox was started from still names another model, and takes precedence."
 
 
 def _phase(message: str) -> str:
@@ -579,9 +690,8 @@ class SettingsDialog(QDialog):
             "Without it, File ▸ Rescan folders (F5) finds them."
         )
         folders_layout.addWidget(self.watch_folders)
-        env = _overridden("watch_folders")
-        if env:
-            note = _subtle(QLabel(f"{env} is set in the environment; it takes precedence over what is saved here."))
+        if _overridden("watch_folders"):
+            note = _subtle(QLabel(OVERRIDDEN_NOTE))
             self.notes["watch_folders"] = note
             folders_layout.addWidget(note)
 
@@ -730,9 +840,8 @@ class SettingsDialog(QDialog):
         column.addWidget(field)
         self.errors[key] = InlineMessage()
         column.addWidget(self.errors[key])
-        env = _overridden(key)
-        if env:
-            note = _subtle(QLabel(f"{env} is set in the environment; it takes precedence over what is saved here."))
+        if _overridden(key):
+            note = _subtle(QLabel(OVERRIDDEN_NOTE))
             self.notes[key] = note
             column.addWidget(note)
         form.addRow(label, box)

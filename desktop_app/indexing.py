@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .controller import AppController, Job
+from .controller import AppController, Job, window_text
 
 # ---------------------------------------------------------------------------------------------
 # Words
@@ -119,7 +119,7 @@ def describe_waiting(waiting: dict[str, int]) -> list[str]:
             many = int(n != 1)
             lines.append(
                 f"{n} {nouns[many]}: found by {now[many]} now, and by {later[many]} once {model} is set up "
-                f"(File ▸ Settings); {'they are' if many else 'it is'} finished then without indexing again."
+                f"(File ▸ Set up models…); {'they are' if many else 'it is'} finished then without indexing again."
             )
     return lines
 
@@ -135,8 +135,8 @@ def describe_reembed(summary: Any) -> str:
 
 
 def readable_reason(reason: str) -> str:
-    """A failure reason as a sentence: the engine's reasons are already written for a person."""
-    reason = (reason or "unknown reason").strip()
+    """A failure reason as a sentence: the engine's reasons are written for a person, less their command-line advice."""
+    reason = window_text((reason or "unknown reason").strip())
     return reason[0].upper() + reason[1:]
 
 
@@ -420,7 +420,7 @@ class IndexingPanel(QWidget):
             path = failure.get("path", "")
             row = QTreeWidgetItem([os.path.basename(path) or path, readable_reason(failure.get("reason", ""))])
             row.setToolTip(0, path)
-            row.setToolTip(1, failure.get("reason", ""))
+            row.setToolTip(1, readable_reason(failure.get("reason", "")))
             row.setData(0, Qt.ItemDataRole.UserRole, path)
             rows.append(row)
         self.failures.addTopLevelItems(rows)

@@ -49,11 +49,18 @@ from engine.errors import ShoeboxError
 from engine.extractors import IMAGE_EXTENSIONS
 from engine.extractors.documents import page_unit
 from engine.query import Query
-from engine.search import MEANING_PENDING
+from engine.search import MEANING_PENDING, MODELS_MISSING_WARNINGS
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
-from .controller import AppController, model_name, overriding_environment, recorded_settings
+from .controller import (
+    AppController,
+    describe_error,
+    model_name,
+    overriding_environment,
+    recorded_settings,
+    window_text,
+)
 from .filters import Chip, FilterPanel
 from .indexing import (
     IndexingPanel,
@@ -319,14 +326,15 @@ class MainWindow(QMainWindow):
         self._library_items: int | None = None  # None until the counts are known
         self._ready_announced = False
         self._search_when_open = False
-        self._models_missing = ""  # why the CLIP model could not load (for the first-run dialog)
+        self._models_missing = ""  # why the models could not load (shown in the set-up dialog)
         self._offering_reembed = False  # the banner asks whether to re-embed or go back
         self._search_after_choice = False  # a search was refused until the models agree
         self._offer_preface: tuple[str, str] | None = None  # (words, level) said before the offer is made again
-        # The app opens the first-run dialog by itself once per start when the
-        # models are missing (create_window turns this on); the banner stays.
-        self.offer_models_dialog = False
-        self.first_run_dialog: Any = None
+        # The set-up dialog opens only when the person asks (the models banner's button or
+        # File ▸ Set up models…); never by itself, where it would take the keys typed meanwhile.
+        self.models_dialog: Any = None
+        # Where a download in the set-up dialog comes from (an engine Downloader; None: the publishers).
+        self.model_downloader: Any = None
 
         self.thumbnails = ThumbnailLoader(self.controller, parent=self)
         self._build_widgets()
@@ -354,6 +362,9 @@ class MainWindow(QMainWindow):
 
         self.banner = MessageBanner()  # the app's messages: the library, the models, actions that failed
         self.search_banner = MessageBanner()  # the latest search's own warnings, or why it failed
+        # Says the models are not set up yet; apart from the other two.
+        self.models_banner = MessageBanner()
+        self.models_banner.setObjectName("ModelsBanner")
         self.filter_panel = FilterPanel()
         self.results = ResultsView(self.thumbnails)
         self.results.shown_changed.connect(self._threshold_moved)
@@ -365,6 +376,7 @@ class MainWindow(QMainWindow):
         centre_layout = QVBoxLayout(centre)
         centre_layout.setContentsMargins(0, 0, 0, 0)
         centre_layout.setSpacing(0)
+        centre_layout.addWidget(self.models_banner)
         centre_layout.addWidget(self.banner)
         centre_layout.addWidget(self.search_banner)
         centre_layout.addWidget(self.results, 1)
@@ -484,6 +496,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         menu_bar = self.menuBar()
         file_menu = menu_bar.addMenu("&File")
+        self.file_menu = file_menu
         file_menu.addAction(self.add_folder_action)
         file_menu.addAction(self.rescan_action)
         file_menu.addSeparator()
@@ -618,9 +631,14 @@ class MainWindow(QMainWindow):
             "The files that could not be read, why, and which can be retried",
         )
         self.view_menu.addAction(self.problems_action)
-        self.get_models_action = self._action(
-            "Get the models…", self._show_first_run, None, None, "Download the models, or choose weight files you have"
+        self.set_up_models_action = self._action(
+            "Set up models…",
+            self.show_models_dialog,
+            None,
+            None,
+            "Download the models that find things by meaning, or import model files you have",
         )
+        self.file_menu.insertAction(self.settings_action, self.set_up_models_action)
         self.reembed_action = self._action(
             "Re-embed the library",
             self.reembed_library,
@@ -687,29 +705,44 @@ class MainWindow(QMainWindow):
         self.ask_panel.question_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
 
     def _on_models_missing(self, message: str) -> None:
-        """The CLIP weights are missing: keyword search still works; the banner offers to get them."""
+        """A model is missing: keyword search still works; a banner offers to set the models up.
+
+        The banner takes no keyboard focus and opens nothing by itself: what the person
+        types goes on into the field they are typing in.
+        """
         self._models_missing = message
         self.meaning_note.hide()  # no meaning results are on their way
-        self.banner.show_message(
-            f"Searching by meaning is not available yet: {message.rstrip('. ')}. Files are indexed and found by "
-            "their names, dates and words meanwhile.",
-            "info",
-            self.get_models_action,
-        )
-        if self.offer_models_dialog and self.first_run_dialog is None:
-            self._show_first_run()
+        self._show_models_banner()
+        if self.models_dialog is not None:
+            self.models_dialog.reason_label.setText(message)
 
-    def _show_first_run(self) -> None:
+    def _show_models_banner(self) -> None:
+        self.models_banner.show_message(
+            "Photos and passages are found by meaning once the models are set up. Until then, files are "
+            "found by their names, dates and words.",
+            "info",
+            self.set_up_models_action,
+        )
+
+    def show_models_dialog(self) -> None:
+        """File ▸ Set up models… (and the models banner's button): which models are here; download or import one."""
         settings = self.controller.settings
         if settings is None:
+            self.statusBar().showMessage("The library is still opening; try again in a moment.", 5000)
             return
-        from .dialogs import FirstRunDialog
+        if self.models_dialog is not None:
+            self.models_dialog.show()
+            self.models_dialog.raise_()
+            self.models_dialog.activateWindow()
+            return
+        from .dialogs import ModelSetupDialog
 
-        dialog = FirstRunDialog(settings, self, reason=self._models_missing)
+        dialog = ModelSetupDialog(settings, self, reason=self._models_missing, downloader=self.model_downloader)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        self.first_run_dialog = dialog
+        self.models_dialog = dialog
+        dialog.destroyed.connect(lambda *_: setattr(self, "models_dialog", None))
         dialog.models_changed.connect(lambda new_settings: self._guard(self.controller.apply_settings, new_settings))
-        dialog.open()
+        dialog.show()  # not modal: the window goes on working while a model downloads
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -748,6 +781,10 @@ class MainWindow(QMainWindow):
     def _models_ready(self) -> None:
         if self._closed:
             return
+        self._models_missing = ""
+        self.models_banner.hide()  # the models are set up: nothing more to say about them
+        if self.models_dialog is not None:
+            self.models_dialog.reason_label.hide()
         response = self._last_response
         if response is not None and (response.keywords_only or response.meaning_pending):
             self.run_search()  # the first results were keyword matches; now meaning works too
@@ -919,6 +956,11 @@ class MainWindow(QMainWindow):
         # This answer's warnings replace the last one's. That meaning follows is said quietly
         # beside the count, not in the banner.
         warnings = [w for w in response.warnings if w != MEANING_PENDING]
+        # A model that is not set up is the models banner's to say, in the window's words.
+        about_models = [w for w in warnings if w.startswith(MODELS_MISSING_WARNINGS)]
+        warnings = [window_text(w) for w in warnings if not w.startswith(MODELS_MISSING_WARNINGS)]
+        if about_models and not self.controller.models_loading and not self.controller.models_loaded:
+            self._show_models_banner()
         if warnings:
             self.search_banner.show_message(_sentence("; ".join(warnings)), "info")
         else:
@@ -1033,16 +1075,15 @@ class MainWindow(QMainWindow):
         try:
             self.controller.restore_recorded_models()
         except (OSError, ValueError, ShoeboxError) as exc:
-            self.banner.show_message(f"Cannot change the settings back: {exc}", "error")
+            self.banner.show_message(f"Cannot change the settings back: {describe_error(exc)}", "error")
             return
         self._offering_reembed = False
         self.banner.hide()
         old = " and ".join(model_name(c.space, c.recorded) for c in changes)
         if overridden:  # used now, but the environment names the new model again at the next start
-            names = ", ".join(overridden)
             self.banner.show_message(
-                f"The settings name {old} again, but {names} {'is' if len(overridden) == 1 else 'are'} set in "
-                "the environment and will name the new model again when Shoebox next starts.",
+                f"The settings name {old} again, but Shoebox was started with the new model set in its "
+                "environment, which will name the new model again when Shoebox next starts.",
                 "info",
             )
         self.statusBar().showMessage(f"The settings name {old} again; the library is as it was.", 8000)
@@ -1317,5 +1358,7 @@ class MainWindow(QMainWindow):
             self._info_timer.stop()
             self.preview.shutdown()
             self.thumbnails.close()
+            if self.models_dialog is not None:
+                self.models_dialog.cancel()  # a download stops rather than hold the closing window up
             self.controller.shutdown()
         super().closeEvent(event)

@@ -85,7 +85,7 @@ def retry_hint(reason: str, *, present: bool = True, changed: bool = False) -> t
     if changed:
         return True, "The file changed since it failed: Retry reads it again."
     if _MODEL_MISSING.search(reason or ""):
-        return True, "It needs a model: Retry once the model is set up (File ▸ Settings)."
+        return True, "It needs a model: Retry once the model is set up (File ▸ Set up models…)."
     if _OCR_OFF.search(reason or ""):
         return True, "It needs text recognition: Retry once it is on."
     if _NOT_READ.search(reason or ""):

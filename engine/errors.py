@@ -9,7 +9,23 @@ from __future__ import annotations
 
 
 class ShoeboxError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose.
+
+    ``ShoeboxError(message, plain=None)``: ``message`` (``str(error)``) is what the CLI
+    prints, and may name a command or an environment variable that fixes the problem.
+    ``plain`` is the same facts for a window, where there is no command line: it names no
+    command, option or environment variable.  None when ``message`` already is such a text;
+    :attr:`for_window` is whichever applies.
+    """
+
+    def __init__(self, *args: object, plain: str | None = None) -> None:
+        super().__init__(*args)
+        self.plain = plain
+
+    @property
+    def for_window(self) -> str:
+        """The message for a window: ``plain`` when given, else ``str(self)``."""
+        return self.plain or str(self)
 
 
 class UsageError(ShoeboxError):

@@ -76,6 +76,8 @@ MEANING_RANK_CAP = 0.95
 UNKNOWN_WORDS_PRIOR = -2.0
 # Said when a search answers from words and names while the models it needs are still loading.
 MEANING_PENDING = "searching by meaning as soon as the models are loaded"
+# How the warnings of a search that a missing model reduced to words begin.
+MODELS_MISSING_WARNINGS = ("searching by keywords only", "some results are found by words only")
 # Kinds of files with items in each vector space (photos' recognised text and
 # videos' sound tracks are passages too).
 _SPACE_KINDS = {"clip": ("image", "video"), "text": ("document", "audio", "image", "video")}
@@ -584,13 +586,14 @@ def _search(
         if meaning_pending:
             warnings.append(MEANING_PENDING)
         if missing:
+            keywords_only_, words_only = MODELS_MISSING_WARNINGS
             warnings.append(
-                "searching by keywords only: " + " ".join(missing)
+                f"{keywords_only_}: " + " ".join(missing)
                 if not any(queries.values())
-                else "some results are found by words only: " + missing[0]
+                else f"{words_only}: " + missing[0]
             )
         elif keywords_only:
-            warnings.append("searching by keywords only: no model is set up for this library yet")
+            warnings.append(f"{MODELS_MISSING_WARNINGS[0]}: no model is set up for this library yet")
     encoded = time.perf_counter()
     # Loading weights is not search time: the clock starts again as if the search began after it.
     started += loads.seconds

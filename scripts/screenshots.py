@@ -14,7 +14,9 @@ pictures are taken with ``QWidget.grab()``:
 * ``search.png``: "red circle": the photo grid, the matching passages, the top photo previewed;
 * ``dates.png``: "blue square from 2024": the year understood as a removable chip in the sidebar;
 * ``ask.png``: the ask panel answering "Where is the meeting point?", its source in the preview;
-* ``indexing.png``: a folder of 150 new pictures being indexed, about 40 % done.
+* ``indexing.png``: a folder of 150 new pictures being indexed, about 40 % done;
+* ``models.png``: a library whose models are not on the computer yet: the banner that says
+  so above the results, and the set-up dialog its button opens, drawn over the window.
 
 Every step waits for the window to say it is done (a signal, or thumbnails
 loaded), never for a fixed time.  The Fusion style and the DejaVu fonts of
@@ -23,7 +25,8 @@ timings in the status bar.  ``QT_QPA_PLATFORM=offscreen`` works too, without
 Xvfb, but renders fonts a little differently.
 
 Options: ``--out DIR`` (default ``docs/screenshots``), ``--keep DIR`` to build
-the demo files and library in DIR (empty or new) and leave them there.
+the demo files and library in DIR (empty or new) and leave them there, ``--only
+models`` to take ``models.png`` alone.
 """
 
 from __future__ import annotations
@@ -448,6 +451,67 @@ class Shooter:
             raise RuntimeError("indexing ended before it was 40 % done")
 
 
+def run_models(out: Path, workdir: Path) -> int:
+    """``models.png``: a new library without its models, the banner, and the set-up dialog over the window."""
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QColor, QPainter, QPen
+    from PySide6.QtWidgets import QApplication
+
+    from engine.settings import load_settings
+
+    # The model caches of this computer are left out, so every model is "not on this computer".
+    for variable, folder in (("HF_HOME", "hf"), ("XDG_CACHE_HOME", "cache")):
+        os.environ[variable] = str(workdir / folder)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(
+        home=workdir / "new-library",
+        clip_model="ViT-B-32",
+        clip_pretrained="laion2b_s34b_b79k",
+        text_model="intfloat/multilingual-e5-small",
+        whisper_model="base",
+    )
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    app.setApplicationName("Shoebox")
+    app.setStyle("Fusion")
+
+    from desktop_app.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    try:
+        wait_for(window.controller.models_missing, what="the models to be found missing")
+        wait_until(window.models_banner.isVisible, what="the models banner")
+        window.search_field.setFocus()
+        window.set_up_models_action.trigger()
+        dialog = window.models_dialog
+        wait_until(
+            lambda: dialog.name_box.count() > 0 and dialog.status_text("whisper") != "Looking…",
+            what="the set-up dialog's lists",
+        )
+        dialog.choose("clip", "ViT-B-32")
+        dialog.adjustSize()
+        settle()
+        picture = window.grab()
+        painter = QPainter(picture)
+        painter.fillRect(picture.rect(), QColor(0, 0, 0, 70))  # the window behind, as a desktop dims it
+        shown = dialog.grab()
+        corner = QPoint((picture.width() - shown.width()) // 2, 150)
+        painter.drawPixmap(corner, shown)
+        painter.setPen(QPen(QColor(90, 90, 90), 1))
+        painter.drawRect(corner.x() - 1, corner.y() - 1, shown.width() + 1, shown.height() + 1)
+        painter.end()
+        path = out / "models.png"
+        picture.save(str(path))
+        print(f"  {path}")
+        dialog.close()
+    finally:
+        window.close()
+        settle()
+    return 0
+
+
 def run(out: Path, workdir: Path) -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -505,14 +569,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="build the demo library here and keep it (default: a temporary folder)"
     )
+    parser.add_argument("--only", choices=["models"], help="take this picture alone")
     args = parser.parse_args(argv)
+    scene = run_models if args.only == "models" else run
     if args.keep:
         if args.keep.exists() and any(args.keep.iterdir()):
             parser.error(f"{args.keep} is not empty")
-        return run(args.out, args.keep)
+        return scene(args.out, args.keep)
     workdir = Path(tempfile.mkdtemp(prefix="shoebox-screenshots-"))
     try:
-        return run(args.out, workdir)
+        return scene(args.out, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

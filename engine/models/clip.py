@@ -108,7 +108,8 @@ def check_clip_name(name: str) -> None:
     hint = f"Did you mean {', '.join(close)}? " if close else ""
     raise UsageError(
         f"There is no CLIP model called {name!r}. {hint}Common choices: {', '.join(_SUGGESTED)} "
-        f"(SHOEBOX_CLIP_MODEL; all {len(clip_model_names())} names are open_clip's model configs)."
+        f"(SHOEBOX_CLIP_MODEL; all {len(clip_model_names())} names are open_clip's model configs).",
+        plain=f"There is no CLIP model called {name!r}. {hint}Common choices: {', '.join(_SUGGESTED)}.",
     )
 
 

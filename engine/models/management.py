@@ -17,9 +17,9 @@ import tempfile
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from ..errors import ModelUnavailableError, UsageError
+from ..errors import Cancelled, ModelUnavailableError, UsageError
 from ..settings import Settings
 from .tiny import (
     TEST_TINY,
@@ -79,6 +79,177 @@ _KIND_CHOICES = "text, clip or whisper"
 
 # ---------------------------------------------------------------------------- download
 
+BytesCallback = Callable[[int, int], None]
+
+
+class Downloader:
+    """Where model files come from: the one place a download reaches the network.
+
+    The default fetches from the models' publishers: open_clip's locations for CLIP, the
+    Hugging Face hub for text models and faster-whisper folders, OpenAI's URLs for
+    whisper's ``.pt`` files.  :func:`download_model` takes another one (a mirror, or a
+    fake in tests); each method calls ``report(done, total)`` as the download goes on
+    (bytes, ``total`` 0 when unknown), and ``report`` may raise
+    :class:`~engine.errors.Cancelled` to stop it.  Whatever a method raises,
+    :func:`download_model` removes what was partly written and keeps the cache as it was.
+    """
+
+    def fetch_url(self, url: str, out: BinaryIO, report: BytesCallback) -> None:
+        """Write the file at ``url`` into ``out``."""
+        with urllib.request.urlopen(url, timeout=60) as source:
+            total = int(source.headers.get("Content-Length") or 0)
+            done = 0
+            for block in iter(lambda: source.read(1 << 20), b""):
+                out.write(block)
+                done += len(block)
+                report(done, total)
+
+    def fetch_repo(self, repo: str, folder: Path, patterns: Sequence[str], report: BytesCallback) -> None:
+        """Make ``folder`` (not there yet) hold the files of Hugging Face repository ``repo`` that match ``patterns``."""
+        from huggingface_hub import snapshot_download
+
+        report(0, 0)
+        snapshot_download(
+            repo,
+            local_dir=str(folder),
+            cache_dir=str(folder.parent / "hub"),
+            allow_patterns=list(patterns),
+            tqdm_class=_reporting_bar(report),
+        )
+        shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
+
+    def fetch_clip(self, cfg: dict, folder: Path, report: BytesCallback) -> Path:
+        """Fetch the open_clip weights ``cfg`` describes into ``folder``; returns the file."""
+        import open_clip
+
+        report(0, 0)
+        hub = cfg.get("hf_hub", "")
+        if hub:
+            return _fetch_clip_from_hub(hub, folder, report)
+        # A release URL: open_clip knows it and checks the hash it publishes; it only gets a
+        # private folder to fill (and reports no progress).
+        fetched = open_clip.download_pretrained(cfg, cache_dir=str(folder))
+        if not fetched:
+            raise ModelUnavailableError("open_clip has no download location for these weights")
+        return Path(fetched)
+
+
+PUBLISHERS = Downloader()
+
+
+def _fetch_clip_from_hub(hub: str, folder: Path, report: BytesCallback) -> Path:
+    """The CLIP weights open_clip names ``"org/repo/file"`` on the Hugging Face hub, as open_clip fetches them.
+
+    As open_clip does, a safetensors copy is preferred where the repository has one; this
+    copy of its steps is here to count the bytes as they arrive and to be stopped by ``report``.
+    """
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo, filename = os.path.split(hub)
+    filename = filename or "open_clip_pytorch_model.bin"
+    if filename == "open_clip_pytorch_model.bin":
+        safer = "open_clip_model.safetensors"
+    elif filename.endswith((".bin", ".pth")):
+        safer = filename[:-4] + ".safetensors"
+    else:
+        safer = ""
+    bar = _reporting_bar(report)
+    if safer:
+        try:
+            return Path(hf_hub_download(repo, safer, cache_dir=str(folder), tqdm_class=bar))
+        except EntryNotFoundError:
+            pass  # the repository has the pickled file only, which is read with weights_only
+    return Path(hf_hub_download(repo, filename, cache_dir=str(folder), tqdm_class=bar))
+
+
+def _reporting_bar(report: BytesCallback) -> Any:
+    """A tqdm class for huggingface_hub that passes its byte counts to ``report`` and prints nothing.
+
+    huggingface_hub counts every file's bytes in one bar made from this class; ``report``
+    raising (a cancelled download) stops the transfer from inside that count.
+    """
+    import io
+
+    from tqdm import tqdm  # type: ignore[import-untyped]  # its stubs are a separate package, not installed
+
+    class ReportingBar(tqdm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["file"] = io.StringIO()
+            kwargs["disable"] = False  # counted even where huggingface_hub's own bars are off
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            if self.unit == "B":
+                report(int(self.n), int(self.total or 0))
+            return shown
+
+    return ReportingBar
+
+
+def known_model_names(settings: Settings, kind: str) -> list[str]:
+    """The model names Shoebox knows for ``kind`` (``"clip"``, ``"text"``, ``"whisper"``), for a list to choose from.
+
+    CLIP: every architecture open_clip can build; text: the well-known sentence-embedding
+    models; Whisper: the published sizes and the names imported into the cache.  The
+    configured name comes first where it is not among them.
+    """
+    from .clip import clip_model_names
+    from .whisper import whisper_model_names
+
+    if kind == "clip":
+        names, configured = clip_model_names(), settings.clip_model
+    elif kind == "text":
+        names, configured = sorted(KNOWN_TEXT_MODELS, key=str.lower), settings.text_model
+        if _text_setting_folder_quietly(configured) is not None:
+            configured = ""
+    elif kind == "whisper":
+        names, configured = whisper_model_names(settings), settings.whisper_model
+    else:
+        raise UsageError(f"kind must be {_KIND_CHOICES}, not {kind!r}")
+    if configured and configured not in names:
+        names = [configured, *names]
+    return names
+
+
+def _text_setting_folder_quietly(value: str) -> Path | None:
+    """The folder a text model setting names, or None when it names a model (or a folder that is gone)."""
+    try:
+        return text_setting_folder(value)
+    except ModelUnavailableError:
+        return Path(value).expanduser()
+
+
+def download_choice(settings: Settings, kind: str, name: str) -> tuple[str | None, str]:
+    """What :func:`download_model` would fetch for model ``name`` of ``kind``, as ``(name, why_not)``.
+
+    ``name`` is the argument to pass (a CLIP name carries its weights tag: the configured
+    tag where it is published for that model, else the first published one), or None when
+    nothing can be downloaded for it; ``why_not`` then says why, in plain words.
+    """
+    if kind == "clip":
+        import open_clip
+
+        from .clip import default_tag
+
+        if name == TEST_TINY:
+            return f"{name}:{default_tag(name, settings.clip_pretrained)}", ""
+        tags = open_clip.list_pretrained_tags_by_model(name)
+        if not tags:
+            return None, f"No weights for the CLIP model {name} are published, so it cannot be downloaded."
+        tag = settings.clip_pretrained if settings.clip_pretrained in tags else tags[0]
+        return f"{name}:{tag}", ""
+    if kind == "whisper":
+        if name in WHISPER_NAMES or name == TEST_TINY:
+            return name, ""
+        return None, f"The Whisper model {name} was imported from a file; it cannot be downloaded."
+    if kind == "text":
+        if is_text_model_name(name):
+            return name, ""
+        return None, f"{name} is not the name of a published text model, so it cannot be downloaded."
+    raise UsageError(f"kind must be {_KIND_CHOICES}, not {kind!r}")
+
 
 def _split_clip_name(settings: Settings, name: str | None) -> tuple[str, str]:
     from .clip import check_clip_name, default_tag
@@ -99,6 +270,7 @@ def download_model(
     force_allowed: bool = False,
     on_progress: ProgressCallback | None = None,
     whisper_format: str | None = None,
+    downloader: Downloader | None = None,
 ) -> Path:
     """Fetch model weights into Shoebox's cache and return the file's path (the folder's, for text).
 
@@ -113,7 +285,10 @@ def download_model(
     text model folder (SHOEBOX_TEXT_MODEL=/path) has nothing to download; its path is
     returned.  Runs only when ``settings.allow_download`` is on or the caller passes
     ``force_allowed=True`` (the ``shoebox models download`` command).
-    ``on_progress(done, total, message)`` reports bytes where the source says how many.
+    ``on_progress(done, total, message)`` reports bytes where the source says how many;
+    it may raise :class:`~engine.errors.Cancelled`, which stops the download and keeps
+    nothing of it.  ``downloader`` is where the files come from (default
+    :data:`PUBLISHERS`, see :class:`Downloader`).
 
     Raises :class:`ModelUnavailableError` when downloads are off or the download fails,
     :class:`UsageError` for an unknown kind, model or tag.
@@ -123,9 +298,11 @@ def download_model(
     if not (settings.allow_download or force_allowed):
         raise ModelUnavailableError(
             f"Downloading model weights is turned off. Run `shoebox models download {kind}`, "
-            f"or set SHOEBOX_ALLOW_DOWNLOAD=1 to let Shoebox fetch them when needed."
+            f"or set SHOEBOX_ALLOW_DOWNLOAD=1 to let Shoebox fetch them when needed.",
+            plain="Downloading models is turned off: Shoebox downloads a model only when you ask it to.",
         )
     report = on_progress or (lambda done, total, message: None)
+    source = downloader or PUBLISHERS
     if kind == "text":
         if name is None:
             folder = text_setting_folder(settings.text_model)
@@ -134,7 +311,7 @@ def download_model(
         model = canonical_text_name(name or settings.text_model)
         if model == TEST_TINY:
             return write_tiny_text_model(text_cache_dir(settings, model), 0)
-        return _download_text(settings, model, report)
+        return _download_text(settings, model, report, source)
     if kind == "clip":
         model, tag = _split_clip_name(settings, name)
         if model == TEST_TINY:
@@ -145,7 +322,7 @@ def download_model(
             return write_tiny_clip_weights(clip_cache_dir(settings, model, tag) / "open_clip_model.safetensors", seed)
         if tag.startswith("file:"):
             raise UsageError(f"{model} {tag} is an imported file; it cannot be downloaded. Import it again instead.")
-        return _download_clip(settings, model, tag, report)
+        return _download_clip(settings, model, tag, report, source)
     from .whisper import check_whisper_name, whisper_formats
 
     model = name or settings.whisper_model
@@ -155,33 +332,42 @@ def download_model(
     if model not in WHISPER_NAMES:
         raise UsageError(f"{model} is an imported Whisper model; it cannot be downloaded. Import it again instead.")
     if (whisper_format or whisper_formats(settings)[0]) == "ct2":
-        return _download_ct2_whisper(settings, model, report)
+        return _download_ct2_whisper(settings, model, report, source)
     url = _whisper_url(model)
     dest = whisper_cache_file(settings, model)
-    _fetch_url(url, dest, sha256=url.split("/")[-2], report=report, what=f"Whisper {model}")
+    _fetch_url(url, dest, sha256=url.split("/")[-2], report=report, what=f"Whisper {model}", source=source)
     return dest
 
 
-def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCallback) -> Path:
-    import open_clip
+def _download_failed(what: str, reason: str, cli_fix: str, copy: str) -> ModelUnavailableError:
+    return ModelUnavailableError(
+        f"Could not download {what}: {reason}. {cli_fix}",
+        plain=(
+            f"Could not download {what}: {reason}. Check that this computer is connected to the internet, "
+            f"or import {copy} copied from another computer."
+        ),
+    )
 
+
+def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCallback, source: Downloader) -> Path:
     cfg = clip_pretrained_cfg(model, tag)
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=settings.models_dir))
-    report(0, 1, f"downloading CLIP {model} ({tag})")
+    what = f"CLIP {model} ({tag})"
+    report(0, 0, f"downloading {what}")
     try:
         try:
-            # open_clip knows where each tag lives (Hugging Face hub or a release URL) and
-            # checks the hashes it knows; we only give it a private folder to fill.
-            fetched = open_clip.download_pretrained(cfg, cache_dir=str(staging))
+            fetched = source.fetch_clip(cfg, staging, lambda done, total: report(done, total, f"downloading {what}"))
+        except Cancelled:
+            raise
         except Exception as exc:
-            raise ModelUnavailableError(
-                f"Could not download CLIP weights for {model} ({tag}): {_short_reason(exc)}. "
-                f"Check the network connection, or copy the weights file from another computer "
-                f"and run `shoebox models import FILE`."
+            raise _download_failed(
+                f"CLIP weights for {model} ({tag})",
+                _short_reason(exc),
+                "Check the network connection, or copy the weights file from another computer "
+                "and run `shoebox models import FILE`.",
+                "the weights file",
             ) from exc
-        if not fetched:
-            raise ModelUnavailableError(f"open_clip has no download location for {model} ({tag}).")
         real = Path(os.path.realpath(fetched))  # the hub cache links snapshot files to blobs
         name = Path(fetched).name
         if name.endswith(".pt"):
@@ -196,7 +382,7 @@ def _download_clip(settings: Settings, model: str, tag: str, report: ProgressCal
         os.replace(tmp, dest_dir / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    report(1, 1, f"downloaded CLIP {model} ({tag})")
+    report(1, 1, f"downloaded {what}")
     return dest_dir / name
 
 
@@ -205,81 +391,100 @@ def _download_folder(
     dest: Path,
     patterns: Sequence[str],
     *,
-    failed: Callable[[str], str],
+    source: Downloader,
+    report: BytesCallback,
+    failed: Callable[[str], ModelUnavailableError],
     problems_of: Callable[[Path], list[str]],
-    incomplete: Callable[[list[str]], str],
+    incomplete: Callable[[list[str]], ModelUnavailableError],
 ) -> None:
     """Download the Hugging Face repository ``repo`` (files matching ``patterns``) into the folder ``dest``.
 
     Fetched into a hidden folder beside ``dest`` and moved into place when whole, so an
     interrupted download never leaves a half model where the loader looks.  A failed
-    download raises :class:`ModelUnavailableError` with ``failed(reason)``; a download
-    that lacks what ``problems_of`` asks for, with ``incomplete(problems)``.
+    download raises ``failed(reason)``; a download that lacks what ``problems_of`` asks
+    for, ``incomplete(problems)``.
     """
-    from huggingface_hub import snapshot_download
-
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
     try:
         folder = staging / "model"
         try:
-            snapshot_download(
-                repo, local_dir=str(folder), cache_dir=str(staging / "hub"), allow_patterns=list(patterns)
-            )
+            source.fetch_repo(repo, folder, patterns, report)
+        except Cancelled:
+            raise
         except Exception as exc:
             reason = _short_reason(exc)
             if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
                 # huggingface_hub's own wording is long and cut short here; this is what it means.
-                reason = "HF_HUB_OFFLINE is set, which turns Hugging Face downloads off"
-            raise ModelUnavailableError(failed(reason)) from exc
-        shutil.rmtree(folder / ".cache", ignore_errors=True)  # huggingface_hub's own bookkeeping
+                error = failed("HF_HUB_OFFLINE is set, which turns Hugging Face downloads off")
+                error.plain = failed("downloads from Hugging Face are turned off on this computer").plain
+                raise error from exc
+            raise failed(reason) from exc
         problems = problems_of(folder)
         if problems:
-            raise ModelUnavailableError(incomplete(problems))
+            raise incomplete(problems)
         install_folder(folder, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _download_text(settings: Settings, model: str, report: ProgressCallback) -> Path:
+def _download_text(settings: Settings, model: str, report: ProgressCallback, source: Downloader) -> Path:
     (settings.models_dir / "text").mkdir(parents=True, exist_ok=True)
     dest = text_cache_dir(settings, model)
-    report(0, 0, f"downloading text model {model}")
+    what = f"text model {model}"
+    report(0, 0, f"downloading {what}")
+
+    def incomplete(problems: list[str]) -> ModelUnavailableError:
+        lacks = (
+            f"The text model {model} could not be downloaded whole: it lacks {', '.join(problems)}. "
+            f"Shoebox downloads sentence-transformers models with safetensors weights"
+        )
+        return ModelUnavailableError(
+            f"{lacks}; choose another model with SHOEBOX_TEXT_MODEL, or import a folder you have with "
+            f"`shoebox models import FOLDER`.",
+            plain=f"{lacks}. Choose another model, or import a model folder you have.",
+        )
+
     _download_folder(
         model,
         dest,
         TEXT_DOWNLOAD_PATTERNS,
-        failed=lambda reason: (
-            f"Could not download the text model {model}: {reason}. Check the network connection "
-            f"and the model's name, or copy the model folder from another computer and run "
-            f"`shoebox models import FOLDER --kind text`."
+        source=source,
+        report=lambda done, total: report(done, total, f"downloading {what}"),
+        failed=lambda reason: _download_failed(
+            f"the {what}",
+            reason,
+            "Check the network connection and the model's name, or copy the model folder from another "
+            "computer and run `shoebox models import FOLDER --kind text`.",
+            "the model folder",
         ),
         problems_of=text_folder_problems,
-        incomplete=lambda problems: (
-            f"The text model {model} could not be downloaded whole: it lacks {', '.join(problems)}. "
-            f"Shoebox downloads sentence-transformers models with safetensors weights; choose another "
-            f"model with SHOEBOX_TEXT_MODEL, or import a folder you have with `shoebox models import FOLDER`."
-        ),
+        incomplete=incomplete,
     )
     report(1, 1, f"downloaded text model {model}")
     return dest
 
 
-def _download_ct2_whisper(settings: Settings, model: str, report: ProgressCallback) -> Path:
+def _download_ct2_whisper(settings: Settings, model: str, report: ProgressCallback, source: Downloader) -> Path:
     repo = CT2_WHISPER_REPOS[model]
     dest = whisper_cache_folder(settings, model)
-    report(0, 0, f"downloading Whisper {model} (CTranslate2, {repo})")
+    message = f"downloading Whisper {model} (CTranslate2, {repo})"
+    report(0, 0, message)
     _download_folder(
         repo,
         dest,
         CT2_WHISPER_PATTERNS,
-        failed=lambda reason: (
-            f"Could not download Whisper {model} from {repo}: {reason}. Check the network connection, "
-            f"or copy a faster-whisper model folder from another computer and run "
-            f"`shoebox models import FOLDER --kind whisper`."
+        source=source,
+        report=lambda done, total: report(done, total, message),
+        failed=lambda reason: _download_failed(
+            f"Whisper {model} from {repo}",
+            reason,
+            "Check the network connection, or copy a faster-whisper model folder from another computer "
+            "and run `shoebox models import FOLDER --kind whisper`.",
+            "a faster-whisper model folder",
         ),
         problems_of=ct2_whisper_problems,
-        incomplete=lambda problems: (
+        incomplete=lambda problems: ModelUnavailableError(
             f"Whisper {model} could not be downloaded whole from {repo}: it lacks {', '.join(problems)}."
         ),
     )
@@ -287,28 +492,28 @@ def _download_ct2_whisper(settings: Settings, model: str, report: ProgressCallba
     return dest
 
 
-def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, what: str) -> None:
+def _fetch_url(url: str, dest: Path, *, sha256: str, report: ProgressCallback, what: str, source: Downloader) -> None:
     tmp = _staging_file(dest.parent, ".part")
-    digest = hashlib.sha256()
     try:
         try:
-            with urllib.request.urlopen(url, timeout=60) as source, open(tmp, "wb") as out:
-                total = int(source.headers.get("Content-Length") or 0)
-                done = 0
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    out.write(block)
-                    digest.update(block)
-                    done += len(block)
-                    report(done, total, f"downloading {what}")
+            with open(tmp, "wb") as out:
+                source.fetch_url(url, out, lambda done, total: report(done, total, f"downloading {what}"))
         except OSError as exc:
-            raise ModelUnavailableError(
-                f"Could not download {what} weights from {url}: {_short_reason(exc)}. Check the network "
-                f"connection, or copy the .pt file from another computer and run `shoebox models import FILE`."
+            raise _download_failed(
+                f"{what} weights from {url}",
+                _short_reason(exc),
+                "Check the network connection, or copy the .pt file from another computer and run "
+                "`shoebox models import FILE`.",
+                "the weights file",
             ) from exc
+        digest = hashlib.sha256()
+        with open(tmp, "rb") as written:
+            for block in iter(lambda: written.read(1 << 20), b""):
+                digest.update(block)
         if sha256 and digest.hexdigest() != sha256:
+            damaged = f"The downloaded {what} weights do not match their published checksum; the download was damaged."
             raise ModelUnavailableError(
-                f"The downloaded {what} weights do not match their published checksum; "
-                f"the download was damaged. Run `shoebox models download` again."
+                f"{damaged} Run `shoebox models download` again.", plain=f"{damaged} Download it again."
             )
         os.replace(tmp, dest)
     finally:
@@ -351,7 +556,8 @@ def import_model(settings: Settings, path: str | os.PathLike, kind: str | None =
         if kind not in (None, "text"):
             raise UsageError(
                 f"{src} is a folder; {kind} weights are a single file. Import the weights file itself, "
-                f"or use --kind text for a sentence-embedding model folder."
+                f"or use --kind text for a sentence-embedding model folder.",
+                plain=f"{src.name} is a folder; CLIP weights are a single file. Import the weights file itself.",
             )
         return _import_text(settings, src, name)
     if kind == "text":
@@ -365,7 +571,11 @@ def import_model(settings: Settings, path: str | os.PathLike, kind: str | None =
     if sniff_format(src) == "unknown":
         raise UsageError(
             f"{src} is not a weights file (Shoebox imports .safetensors and PyTorch .pt/.bin/.pth files, "
-            f"and text model folders)."
+            f"and text model folders).",
+            plain=(
+                f"{src.name} is not a weights file, or it is damaged: Shoebox imports .safetensors and "
+                f"PyTorch .pt, .bin and .pth files, and model folders."
+            ),
         )
     label = {"clip": "CLIP weights", "whisper": "Whisper weights"}.get(kind or "", "weights")
     fix = "Import an intact copy of the weights file."
@@ -375,11 +585,16 @@ def import_model(settings: Settings, path: str | os.PathLike, kind: str | None =
         if detected is None:
             raise UsageError(
                 f"Cannot tell whether {src} holds CLIP or Whisper weights; "
-                f"say which with --kind clip or --kind whisper."
+                f"say which with --kind clip or --kind whisper.",
+                plain=f"Cannot tell whether {src.name} holds CLIP or Whisper weights; say which it is.",
             )
         kind = detected
     elif detected is not None and detected != kind:
-        raise UsageError(f"{src} holds {detected} weights, not {kind} weights.")
+        names = {"clip": "CLIP (photos)", "whisper": "Whisper (speech)"}
+        raise UsageError(
+            f"{src} holds {detected} weights, not {kind} weights.",
+            plain=f"{src.name} holds {names[detected]} weights, not {names[kind]} weights.",
+        )
     sha = file_sha256(src)
     if kind == "whisper":
         return _import_whisper(settings, src, content, sha, name)
@@ -405,25 +620,36 @@ def _import_whisper(settings: Settings, src: Path, content: Any, sha: str, name:
     dims = content.get("dims") if isinstance(content, dict) else None
     if not isinstance(dims, dict) or not isinstance(content.get("model_state_dict"), dict):
         raise ModelUnavailableError(
-            f"{src} is not a Whisper checkpoint (whisper's .pt files hold 'dims' and 'model_state_dict')."
+            f"{src} is not a Whisper checkpoint (whisper's .pt files hold 'dims' and 'model_state_dict').",
+            plain=f"{src.name} is not a Whisper model file: it lacks what whisper's .pt files hold.",
         )
     official = next((n for n in WHISPER_NAMES if _whisper_url(n).split("/")[-2] == sha), None)
     # "large" and "large-v3" (and "turbo", "large-v3-turbo") are the same published file.
     if name in WHISPER_NAMES and official and _whisper_url(name) != _whisper_url(official):
-        raise UsageError(f"{src} is the published Whisper {official!r} model, not {name!r}.")
+        raise UsageError(
+            f"{src} is the published Whisper {official!r} model, not {name!r}.",
+            plain=f"{src.name} is the published Whisper {official} model, not {name}; choose {official}.",
+        )
     target = name or official or (src.stem if src.stem in WHISPER_NAMES else None)
     if target is None:
         raise UsageError(
-            f"Cannot tell which Whisper model {src} is; give it a name with --name (for example --name base)."
+            f"Cannot tell which Whisper model {src} is; give it a name with --name (for example --name base).",
+            plain=f"Cannot tell which Whisper model {src.name} is; say which it is.",
         )
     if not _SAFE_NAME.match(target) or target == TEST_TINY:
         raise UsageError(f"{target!r} cannot name a Whisper model; use letters, digits, '.', '-' and '_'.")
     family = re.split(r"[.-]", target)[0]
     width = dims.get("n_audio_state")
     if family in _WHISPER_WIDTH and target in WHISPER_NAMES and width != _WHISPER_WIDTH[family]:
+        fits = [n for n, w in _WHISPER_WIDTH.items() if w == width]
+        hint = f"; it fits {' or '.join(fits)}" if fits else ""
         raise UsageError(
             f"{src} is not a Whisper {target} model "
-            f"(its encoder is {width} wide, {target}'s is {_WHISPER_WIDTH[family]})."
+            f"(its encoder is {width} wide, {target}'s is {_WHISPER_WIDTH[family]}).",
+            plain=(
+                f"{src.name} is not a Whisper {target} model: its encoder is {width} wide, "
+                f"{target}'s is {_WHISPER_WIDTH[family]}{hint}."
+            ),
         )
     dest = whisper_cache_file(settings, target)
     if dest.is_file() and file_sha256(dest, settings) == sha:
@@ -470,7 +696,8 @@ def _import_ct2_whisper(settings: Settings, src: Path, name: str | None) -> Path
     target = name or _ct2_whisper_name(src, ct2_whisper_sha256(src, settings))
     if target is None:
         raise UsageError(
-            f"Cannot tell which Whisper model {src} holds; give it a name with --name (for example --name base)."
+            f"Cannot tell which Whisper model {src} holds; give it a name with --name (for example --name base).",
+            plain=f"Cannot tell which Whisper model the folder {src.name} holds; say which it is.",
         )
     if not _SAFE_NAME.match(target) or target == TEST_TINY:
         raise UsageError(f"{target!r} cannot name a Whisper model; use letters, digits, '.', '-' and '_'.")
@@ -507,6 +734,7 @@ def _import_clip(settings: Settings, src: Path, content: Any, sha: str, name: st
     model, _, tag = (name or "").partition(":")
     if model:
         check_clip_name(model)
+        _check_clip_fits(state, model, src)
     else:
         model = _infer_clip_name(state, settings, src)
     if not tag:
@@ -521,15 +749,18 @@ def _import_clip(settings: Settings, src: Path, content: Any, sha: str, name: st
     tmp = _staging_file(dest_dir, ".safetensors" if is_safetensors else ".bin")
     try:
         shutil.copyfile(src, tmp)
-        load_clip_checkpoint(
-            model,
-            tmp,
-            "cpu",
-            quick_gelu=quick_gelu_for(model, tag),
-            label=f"CLIP {model}",
-            fix=f"Check that it holds {model} weights (name the model with --name), or import an intact copy.",
-            shown_as=src,
-        )
+        fix = f"Check that it holds {model} weights (name the model with --name), or import an intact copy."
+        try:
+            load_clip_checkpoint(
+                model, tmp, "cpu", quick_gelu=quick_gelu_for(model, tag), label=f"CLIP {model}", fix=fix, shown_as=src
+            )
+        except ModelUnavailableError as exc:
+            plain = (
+                str(exc)
+                .replace(str(src), src.name)
+                .replace(fix, f"Check that it holds {model} weights, or import an intact copy.")
+            )
+            raise ModelUnavailableError(str(exc), plain=plain) from exc
         for old in dest_dir.iterdir():
             if old.is_file() and not old.name.startswith("."):
                 old.unlink()
@@ -558,7 +789,10 @@ def _import_text(settings: Settings, src: Path, name: str | None) -> Path:
         )
     target = canonical_text_name(name) if name else _text_name_in_folder(src, settings)
     if target == TEST_TINY:
-        raise UsageError(f"{TEST_TINY} is generated by Shoebox; import the folder under another name with --name.")
+        raise UsageError(
+            f"{TEST_TINY} is generated by Shoebox; import the folder under another name with --name.",
+            plain=f"{TEST_TINY} is generated by Shoebox; import the folder under another name.",
+        )
     # Loaded and used once, on the CPU, exactly as at run time: tokenizer, network, pooling.
     encoder = TextEncoder(settings.with_overrides(device="cpu"), name=target, folder=src)
     encoder.encode_passages(["Shoebox checks that this model can embed a sentence."])
@@ -595,7 +829,8 @@ def _text_name_in_folder(src: Path, settings: Settings) -> str:
     if is_text_model_name(src.name):
         return canonical_text_name(src.name)
     raise UsageError(
-        f"Cannot tell which text model {src} holds; give it a name with --name (for example --name my-model)."
+        f"Cannot tell which text model {src} holds; give it a name with --name (for example --name my-model).",
+        plain=f"Cannot tell which text model the folder {src.name} holds; say which it is.",
     )
 
 
@@ -687,7 +922,33 @@ def _infer_clip_name(state: dict, settings: Settings, src: Path) -> str:
         return plain[0]
     hint = f" It fits: {', '.join(matches)}." if matches else ""
     raise UsageError(
-        f"Cannot tell which CLIP model {src} is for; name it with --name (for example --name ViT-B-32).{hint}"
+        f"Cannot tell which CLIP model {src} is for; name it with --name (for example --name ViT-B-32).{hint}",
+        plain=f"Cannot tell which CLIP model {src.name} is for; say which it is.{hint}",
+    )
+
+
+def _check_clip_fits(state: dict, model: str, src: Path) -> None:
+    """Raise :class:`UsageError` when a ViT state dict's shapes are not those of CLIP ``model``.
+
+    Only what can be told from the shapes is refused: a state dict that is not an
+    open_clip ViT, or a model whose configuration cannot be compared, is left to the
+    loader, which names what does not fit.
+    """
+    from .clip import clip_model_config, clip_model_names
+
+    signature = _vit_signature({k.removeprefix("module."): v for k, v in state.items()})
+    expected = _config_signature(clip_model_config(model))
+    if signature is None or expected is None or signature == expected:
+        return
+    fits = [n for n in clip_model_names() if _config_signature(clip_model_config(n)) == signature]
+    plain_fits = [n for n in fits if not n.endswith("-quickgelu")] or fits
+    if plain_fits:
+        reason = f"its layout is that of {', '.join(plain_fits[:4])}; choose that model instead"
+    else:
+        reason = "its layout fits no CLIP model Shoebox knows (an unknown architecture)"
+    raise UsageError(
+        f"{src} does not hold weights for the CLIP model {model}: {reason}.",
+        plain=f"{src.name} does not hold weights for the CLIP model {model}: {reason}.",
     )
 
 

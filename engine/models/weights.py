@@ -483,6 +483,28 @@ def clip_missing_message(settings: Settings, name: str, tag: str) -> str:
     return message
 
 
+def clip_missing_error(settings: Settings, name: str, tag: str) -> ModelUnavailableError:
+    """The error for CLIP weights that are nowhere on this computer: commands for the CLI, plain words for a window."""
+    return ModelUnavailableError(
+        clip_missing_message(settings, name, tag),
+        plain=(
+            f"The CLIP model {name} ({tag}), which finds photos by meaning, is not on this computer. "
+            "Download it, or import a copy of its weights file."
+        ),
+    )
+
+
+def whisper_missing_error(name: str) -> ModelUnavailableError:
+    """The error for Whisper weights that are nowhere on this computer."""
+    return ModelUnavailableError(
+        whisper_missing_message(name),
+        plain=(
+            f"The Whisper model {name}, which turns speech into text, is not on this computer. "
+            "Download it, or import a copy of its weights file or model folder."
+        ),
+    )
+
+
 def whisper_missing_message(name: str) -> str:
     """What to tell a person whose Whisper weights are nowhere on this computer."""
     return (
@@ -503,11 +525,16 @@ def clip_pretrained_cfg(name: str, tag: str) -> dict:
     if tags:
         raise UsageError(
             f"There are no CLIP weights tagged {tag!r} for {name}. Set SHOEBOX_CLIP_PRETRAINED to one of: "
-            f"{', '.join(tags)}."
+            f"{', '.join(tags)}.",
+            plain=f"There are no CLIP weights tagged {tag!r} for {name}; the published ones are {', '.join(tags)}.",
         )
     raise UsageError(
         f"open_clip publishes no weights for {name}. Import a {name} weights file with "
-        f"`shoebox models import FILE --name {name}`, or set SHOEBOX_CLIP_WEIGHTS, or choose another model."
+        f"`shoebox models import FILE --name {name}`, or set SHOEBOX_CLIP_WEIGHTS, or choose another model.",
+        plain=(
+            f"No weights for the CLIP model {name} are published, so it cannot be downloaded. "
+            f"Import a {name} weights file you have, or choose another model."
+        ),
     )
 
 
@@ -522,7 +549,7 @@ def locate_clip_weights(settings: Settings, name: str, tag: str) -> WeightsLocat
     if cached is not None:
         return WeightsLocation(cached, "shoebox-cache")
     if tag.startswith("file:"):
-        raise ModelUnavailableError(clip_missing_message(settings, name, tag))
+        raise clip_missing_error(settings, name, tag)
     if name == TEST_TINY:
         seed = tiny_seed(tag)
         if seed is None:
@@ -536,7 +563,7 @@ def locate_clip_weights(settings: Settings, name: str, tag: str) -> WeightsLocat
         from .management import download_model
 
         return WeightsLocation(download_model(settings, "clip", f"{name}:{tag}", force_allowed=True), "download")
-    raise ModelUnavailableError(clip_missing_message(settings, name, tag))
+    raise clip_missing_error(settings, name, tag)
 
 
 def locate_whisper_weights(settings: Settings, name: str, formats: tuple[str, ...] = ("pt",)) -> WeightsLocation:
@@ -555,10 +582,13 @@ def locate_whisper_weights(settings: Settings, name: str, formats: tuple[str, ..
             if is_ct2_folder(folder):
                 problems = ct2_whisper_problems(folder)
                 if problems:
+                    lacks = (
+                        f"The Whisper model folder {folder} is incomplete or damaged: it lacks {', '.join(problems)}."
+                    )
                     raise ModelUnavailableError(
-                        f"The Whisper model folder {folder} is incomplete or damaged: it lacks {', '.join(problems)}. "
-                        f"Run `shoebox models download whisper` to fetch it again, or "
-                        f"`shoebox models import FOLDER --kind whisper` with an intact copy."
+                        f"{lacks} Run `shoebox models download whisper` to fetch it again, or "
+                        f"`shoebox models import FOLDER --kind whisper` with an intact copy.",
+                        plain=f"{lacks} Download it again, or import an intact copy of the model folder.",
                     )
                 return WeightsLocation(folder, "shoebox-cache")
         elif whisper_cache_file(settings, name).is_file():
@@ -581,7 +611,7 @@ def locate_whisper_weights(settings: Settings, name: str, formats: tuple[str, ..
             if (kind == "pt" and name in WHISPER_NAMES) or (kind == "ct2" and name in CT2_WHISPER_REPOS):
                 path = download_model(settings, "whisper", name, force_allowed=True, whisper_format=kind)
                 return WeightsLocation(path, "download")
-    raise ModelUnavailableError(whisper_missing_message(name))
+    raise whisper_missing_error(name)
 
 
 # ---------------------------------------------------------------------------- text models
@@ -853,7 +883,10 @@ def locate_text_model(settings: Settings, name: str) -> WeightsLocation:
                     problems,
                     "Run `shoebox models download text` to fetch it again, "
                     "or `shoebox models import FOLDER --kind text` with an intact copy.",
-                )
+                ),
+                plain=text_incomplete_message(
+                    cached, problems, "Download it again, or import an intact copy of the model folder."
+                ),
             )
     if name == TEST_TINY:
         return WeightsLocation(write_tiny_text_model(cached, 0), "generated")
@@ -864,4 +897,10 @@ def locate_text_model(settings: Settings, name: str) -> WeightsLocation:
         from .management import download_model
 
         return WeightsLocation(download_model(settings, "text", name, force_allowed=True), "download")
-    raise ModelUnavailableError(text_missing_message(name))
+    raise ModelUnavailableError(
+        text_missing_message(name),
+        plain=(
+            f"The text model {name}, which finds passages of documents and recordings by meaning, is not on "
+            "this computer. Download it, or import a copy of its model folder."
+        ),
+    )

@@ -94,9 +94,10 @@ def check_whisper_name(name: str, settings: Settings | None = None) -> None:
     """Raise :class:`UsageError` listing valid names when ``name`` is not a Whisper model here."""
     if name in whisper_model_names(settings):
         return
+    names = ", ".join(whisper_model_names(settings))
     raise UsageError(
-        f"There is no Whisper model called {name!r}. Choose one of: {', '.join(whisper_model_names(settings))} "
-        f"(SHOEBOX_WHISPER_MODEL)."
+        f"There is no Whisper model called {name!r}. Choose one of: {names} (SHOEBOX_WHISPER_MODEL).",
+        plain=f"There is no Whisper model called {name!r}. Choose one of: {names}.",
     )
 
 

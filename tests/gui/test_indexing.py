@@ -300,11 +300,11 @@ def test_files_that_wait_for_a_model_are_said_with_what_works_now(qtbot, control
     assert lines == [
         (
             "3 photos and videos: found by their names, dates and any text in them now, and by what they show "
-            "once the CLIP model is set up (File ▸ Settings); they are finished then without indexing again."
+            "once the CLIP model is set up (File ▸ Set up models…); they are finished then without indexing again."
         ),
         (
             "1 recording or video: found by its name and date now, and by what is said in it once the "
-            "speech model is set up (File ▸ Settings); it is finished then without indexing again."
+            "speech model is set up (File ▸ Set up models…); it is finished then without indexing again."
         ),
     ]
     panel = IndexingPanel(controller)

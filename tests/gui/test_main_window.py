@@ -366,10 +366,10 @@ def test_a_failing_search_shows_a_message(qtbot, window, tmp_path):
 def test_library_and_model_problems_show_as_messages(qtbot, window):
     window.controller.library_failed.emit("cannot open the library at /nowhere: disk I/O error")
     assert "disk I/O error" in window.banner.text()
-    window.controller.models_missing.emit("CLIP weights are missing; run `shoebox models download clip`.")
-    assert "shoebox models download clip" in window.banner.text()
-    assert "found by their names, dates and words meanwhile" in window.banner.text()
-    assert ".." not in window.banner.text()
+    window.controller.models_missing.emit("The CLIP model ViT-B-32 is not on this computer.")
+    assert "disk I/O error" in window.banner.text()  # the models have a banner of their own
+    assert "found by their names, dates and words" in window.models_banner.text()
+    assert "shoebox" not in window.models_banner.text() and ".." not in window.models_banner.text()
 
 
 # -- the panels plugged into the window --------------------------------------------------------------
@@ -428,22 +428,14 @@ def test_a_citation_opens_the_cited_passage_in_the_preview(qtbot, window, corpus
     assert window.preview.title_label.text() == "boiler.txt"
 
 
-def test_the_app_explains_missing_models_in_a_dialog_at_once(qtbot, window):
-    window.offer_models_dialog = True
+def test_missing_models_offer_to_set_them_up(qtbot, window):
     window.controller.models_missing.emit("the CLIP weights are not on this computer")
-    dialog = window.first_run_dialog
-    assert dialog is not None and dialog.isVisible()
-    assert window.banner.level == "info"  # keyword search works meanwhile, and the banner says so
-    window.controller.models_missing.emit("again")  # never a second dialog on top of the first
-    assert window.first_run_dialog is dialog
-    dialog.reject()
-
-
-def test_missing_models_offer_to_get_them(qtbot, window):
-    window.controller.models_missing.emit("the CLIP weights are not on this computer")
-    assert window.banner.level == "info"
-    assert window.banner.action_button.isVisibleTo(window.banner)
-    assert window.banner.action_button.defaultAction() is window.get_models_action
+    assert window.models_banner.level == "info"  # keyword search works meanwhile, and the banner says so
+    assert window.models_banner.action_button.isVisibleTo(window.models_banner)
+    assert window.models_banner.action_button.defaultAction() is window.set_up_models_action
+    assert window.models_dialog is None  # opened only when the person asks
+    window.controller.models_ready.emit()
+    assert not window.models_banner.isVisibleTo(window)
 
 
 def test_settings_always_has_a_shortcut(qtbot, window):

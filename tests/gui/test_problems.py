@@ -156,7 +156,8 @@ def test_every_failure_is_listed_with_its_reason_after_the_summary_is_gone(qtbot
     problems = window.problems_window
     assert rows(problems) == [
         ("damaged.jpg", "File ends with .jpg but is not an image"),
-        ("harbour.jpg", MISSING_MODEL),
+        # Shown without the command-line advice the CLI gives with it.
+        ("harbour.jpg", "CLIP weights for ViT-B-32 (openai) are not on this computer."),
         ("junk.eml", "This file is not a mail message (it has no mail headers such as From, To or Subject)"),
     ]
     assert problems.title.text() == "3 files could not be read · 1 can be retried"

@@ -57,15 +57,19 @@ def test_an_answer_without_warnings_takes_the_last_ones_away(qtbot, window):
     assert window.search_banner.text() == ""
 
 
-def test_a_search_leaves_the_windows_own_banner_alone(qtbot, window):
+def test_a_search_leaves_the_windows_own_banners_alone(qtbot, window):
     window.controller.models_missing.emit("the CLIP weights are not on this computer")
-    offer = app_banner_text(window)
-    assert "CLIP weights" in offer
+    offer = window.models_banner.text()
+    assert "models are set up" in offer
+    window._show_error("The folder /photos could not be watched.")
+    failure = app_banner_text(window)
     search(qtbot, window, "boiler 2019")
-    assert app_banner_text(window) == offer  # a search's warning does not cover the offer...
+    # A search's warning covers neither the set-up offer nor the window's own message...
+    assert (window.models_banner.text(), app_banner_text(window)) == (offer, failure)
     assert window.search_banner.text() != ""
     search(qtbot, window, "garden")
-    assert app_banner_text(window) == offer  # ...and another search does not take the offer away
+    # ...and another search takes neither away.
+    assert (window.models_banner.text(), app_banner_text(window)) == (offer, failure)
     assert window.search_banner.text() == ""
 
 

@@ -74,7 +74,7 @@ APP_ENGINE_ALLOWED: dict[str, set[str] | None] = {
     "engine.settings": {"Settings", "save_settings", "default_home"},
     # Where the bundled files (icons, desktop entry) are, and the version: nothing of the library.
     "engine.bundled": {"resource_path", "version"},
-    "engine.search": {"SearchResult", "SearchResponse", "mark_terms", "MEANING_PENDING"},
+    "engine.search": {"SearchResult", "SearchResponse", "mark_terms", "MEANING_PENDING", "MODELS_MISSING_WARNINGS"},
     "engine.calibration": {"DEFAULT_MIN_RELEVANCE"},
     "engine.extractors": {"IMAGE_EXTENSIONS", "VIDEO_EXTENSIONS"},
     "engine.extractors.documents": {"page_unit"},

@@ -307,30 +307,42 @@ def test_missing_weights_offline_say_what_to_run(tmp_path):
 
 
 def test_failed_download_is_a_clear_error_and_a_good_one_fills_the_cache(tmp_path, monkeypatch):
-    import open_clip
+    import huggingface_hub
 
     settings = load_settings(home=tmp_path / "lib", env={"SHOEBOX_ALLOW_DOWNLOAD": "1"})
 
-    def unreachable(cfg, cache_dir=None, **kwargs):
+    def unreachable(repo_id, filename, **kwargs):
         raise OSError("Network is unreachable")
 
-    monkeypatch.setattr(open_clip, "download_pretrained", unreachable)
+    # ViT-B-32 laion2b_s34b_b79k lives on the Hugging Face hub: its download is the hub's.
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", unreachable)
     with pytest.raises(ModelUnavailableError, match=r"Could not download CLIP weights for ViT-B-32.*unreachable"):
         build_clip(settings).load()
 
     # A download that works lands in Shoebox's own cache and is found there from then on.
     source = write_tiny_clip_weights(tmp_path / "served" / "open_clip_model.safetensors", seed=4)
+    asked: list[tuple[str, str]] = []
 
-    def served(cfg, cache_dir=None, **kwargs):
-        target = Path(cache_dir) / "snapshot" / source.name
+    def served(repo_id, filename, *, cache_dir, tqdm_class, **kwargs):
+        asked.append((repo_id, filename))
+        target = Path(cache_dir) / "snapshot" / filename
         target.parent.mkdir(parents=True)
-        target.write_bytes(source.read_bytes())
+        with tqdm_class(total=source.stat().st_size, unit="B") as bar:  # as huggingface_hub counts the bytes
+            target.write_bytes(source.read_bytes())
+            bar.update(source.stat().st_size)
         return str(target)
 
-    monkeypatch.setattr(open_clip, "download_pretrained", served)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", served)
+    progress: list[tuple[int, int]] = []
     path = download_model(
-        load_settings(home=tmp_path / "lib", env={}), "clip", "ViT-B-32:laion2b_s34b_b79k", force_allowed=True
+        load_settings(home=tmp_path / "lib", env={}),
+        "clip",
+        "ViT-B-32:laion2b_s34b_b79k",
+        force_allowed=True,
+        on_progress=lambda done, total, _message: progress.append((done, total)),
     )
+    assert asked == [("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors")]  # safetensors first
+    assert (source.stat().st_size, source.stat().st_size) in progress
     assert path == tmp_path / "lib" / "models" / "clip" / "ViT-B-32" / "laion2b_s34b_b79k" / source.name
     assert [p.name for p in path.parent.parent.parent.iterdir()] == ["ViT-B-32"]  # staging folder removed
     assert build_clip(load_settings(home=tmp_path / "lib", env={})).locate_weights() == path
@@ -442,10 +454,10 @@ def test_a_corrupted_weights_file_is_named_in_the_error(tmp_path):
     assert download_model(settings, "clip", force_allowed=True) == checkpoint
     build_clip(settings).load()
 
-    # A file that does not fit the named architecture is reported under the person's own path.
-    with pytest.raises(ModelUnavailableError, match=r"not a CLIP ViT-B-32 checkpoint") as caught:
+    # A file that does not fit the named architecture is refused before it is loaded, under the person's own path.
+    with pytest.raises(UsageError, match=r"does not hold weights for the CLIP model ViT-B-32: .* test-tiny") as refused:
         import_model(settings, checkpoint, name="ViT-B-32")
-    assert str(checkpoint) in str(caught.value) and ".incoming" not in str(caught.value)
+    assert str(checkpoint) in str(refused.value) and ".incoming" not in str(refused.value)
     assert not list((settings.models_dir / "clip" / "ViT-B-32").rglob("*.safetensors"))
 
 
