@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPalette, QPixmap, QTextCursor
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -35,8 +36,10 @@ from engine.extractors.documents import page_unit
 from .controller import AppController
 from .indexing import when_alive
 from .results import read_scaled_image
+from .style import narrow_button
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
+STACK_BELOW_WIDTH = 300  # a panel narrower than this puts Ask and Stop under the question field
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKED = re.compile(r"«([^«»]*)»")
@@ -191,10 +194,16 @@ class AskPanel(QWidget):
         self.photos.setFixedHeight(self.photos.gridSize().height() + 2 * self.photos.frameWidth() + scrollbar + 4)
         self.photos.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
-        field_row = QHBoxLayout()
+        for button in (self.ask_button, self.stop_button):
+            narrow_button(button)
+        # Beside the field in a wide panel, under it in a narrow one (see resizeEvent).
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.ask_button)
+        buttons.addWidget(self.stop_button)
+        field_row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         field_row.addWidget(self.question_field, 1)
-        field_row.addWidget(self.ask_button)
-        field_row.addWidget(self.stop_button)
+        field_row.addLayout(buttons)
+        self._field_row = field_row
         layout = QVBoxLayout(self)
         layout.addLayout(field_row)
         layout.addWidget(self.answer_view, 3)
@@ -262,6 +271,8 @@ class AskPanel(QWidget):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
+        narrow = self.width() < STACK_BELOW_WIDTH
+        self._field_row.setDirection(QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight)
         self._fit_answer()
 
     def clear(self) -> None:

@@ -29,12 +29,15 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QStyle,
     QVBoxLayout,
@@ -698,14 +701,29 @@ class SettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
 
+        # The groups scroll in a dialog shorter than they are (a small screen, large text):
+        # every row keeps the height it needs instead of being squeezed over its neighbours.
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(folders_box, 1)
+        content_layout.addWidget(models_box)
+        content_layout.addWidget(llm_box)
+        content_layout.addWidget(look_box)
+        content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.scroll_area = QScrollArea()
+        self.scroll_area.setWidget(content)
+        self.scroll_area.setWidgetResizable(True)
+        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.content = content
         layout = QVBoxLayout(self)
-        layout.addWidget(folders_box, 1)
-        layout.addWidget(models_box)
-        layout.addWidget(llm_box)
-        layout.addWidget(look_box)
+        layout.addWidget(self.scroll_area, 1)
         layout.addWidget(self.general_error)
         layout.addWidget(self.buttons)
-        self.setMinimumWidth(560)
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.setMinimumWidth(min(560, content.minimumSizeHint().width() + scrollbar + 24))
+        self._fit_to_screen(parent)
 
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
@@ -721,6 +739,19 @@ class SettingsDialog(QDialog):
         ):
             edit.textChanged.connect(lambda _text, key=key: self.errors[key].clear())
         self._load_names()
+
+    def _fit_to_screen(self, parent: QWidget | None) -> None:
+        """As large as the groups want, within the screen's free area (the rest scrolls)."""
+        screen = parent.screen() if parent is not None else self.screen()
+        area = screen.availableGeometry() if screen is not None else None
+        hint = self.content.sizeHint()
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        width = max(self.minimumWidth(), hint.width() + scrollbar + 24)
+        height = hint.height() + self.buttons.sizeHint().height() + 40
+        if area is not None:
+            # Leave room for the window's title bar and the desktop's panels.
+            width, height = min(width, area.width() - 20), min(height, area.height() - 60)
+        self.resize(width, height)
 
     def _row(self, form: QFormLayout, label: str, field: QWidget, key: str) -> None:
         box = QWidget()

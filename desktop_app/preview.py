@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 from engine.extractors.documents import page_unit
 
 from .controller import AppController
+from .flow_layout import FlowLayout
 from .results import read_scaled_image, read_thumbnail
 from .style import (
     format_clock,
@@ -269,9 +270,9 @@ class PreviewPane(QWidget):
         self.kind_stack.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         # -- actions (the window's QActions, shown as buttons)
-        self.actions_row = QHBoxLayout()
-        self.actions_row.setContentsMargins(0, 0, 0, 0)
-        self.actions_row.setSpacing(4)
+        # They wrap onto a second row in a narrow preview rather than lose their text.
+        self.actions_box = QWidget()
+        self.actions_row = FlowLayout(self.actions_box)
         self.action_buttons: list[QToolButton] = []
 
         body = QWidget()
@@ -288,7 +289,7 @@ class PreviewPane(QWidget):
         self.filler = QWidget()  # takes the height the content leaves: the buttons stay at the bottom
         self.filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
         body_layout.addWidget(self.filler, 1)
-        body_layout.addLayout(self.actions_row)
+        body_layout.addWidget(self.actions_box)
         self.body = body
 
         self.stack = QStackedWidget()
@@ -297,7 +298,7 @@ class PreviewPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
-        self.setMinimumWidth(240)
+        self.setMinimumWidth(190)  # its buttons wrap onto a second row rather than lose their text
         self._style_muted()
 
     # -- the window's actions ----------------------------------------------------------
@@ -313,7 +314,6 @@ class PreviewPane(QWidget):
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.actions_row.addWidget(button)
             self.action_buttons.append(button)
-        self.actions_row.addStretch(1)
 
     # -- showing --------------------------------------------------------------------------
 

@@ -803,7 +803,9 @@ class ResultsView(QWidget):
         self.relevance_label = QLabel("Relevance")
         self.relevance_slider = QSlider(Qt.Orientation.Horizontal)
         self.relevance_slider.setRange(0, self.SLIDER_STEPS)
-        self.relevance_slider.setFixedWidth(140)
+        # Narrower in a narrow window (down to 60 pixels) rather than pushing the results wider.
+        self.relevance_slider.setMinimumWidth(60)
+        self.relevance_slider.setMaximumWidth(140)
         self.relevance_slider.setToolTip(
             "Hide results whose meaning is not close to your search.\n"
             "Relevance is calibrated for each model: at 0.25 a result near the top has about one chance in four\n"

@@ -56,7 +56,7 @@ TIMEOUT_MS = 120_000
 SEARCH_QUERY = "red circle"
 DATE_QUERY = "blue square from 2024"
 QUESTION = "Where is the meeting point?"
-ASK_DOCK_WIDTH = 390
+ASK_PANEL_WIDTH = 390
 PREVIEW_WIDTH = 360  # wide enough for the preview's four buttons
 IMPORT_FOLDER = "Phone import"
 IMPORT_COUNT = 150
@@ -387,19 +387,18 @@ class Shooter:
         self.save("dates.png")
 
     def take_ask(self) -> None:
-        """The red-circle search behind, the question in the ask dock, its source in the preview."""
-        from PySide6.QtCore import Qt
-
+        """The red-circle search behind, the question in the ask panel, its source in the preview."""
         window = self.window
         panel = window.ask_panel
         self.search(SEARCH_QUERY)
         window.ask_action.trigger()
-        window.resizeDocks([window.ask_dock], [ASK_DOCK_WIDTH], Qt.Orientation.Horizontal)
-        settle()
-        # Room for the preview's buttons: the results give up what the dock took.
+        # Room for the preview's buttons: the results and the ask panel give it what it lacks.
         sizes = window.splitter.sizes()
         preview = max(sizes[2], PREVIEW_WIDTH)
         window.splitter.setSizes([sizes[0], max(200, sum(sizes) - sizes[0] - preview), preview])
+        settle()
+        work = sum(window.work_splitter.sizes())
+        window.work_splitter.setSizes([work - ASK_PANEL_WIDTH, ASK_PANEL_WIDTH])
         settle()
         self.preview_first_photo()  # the top photo selected and scrolled into view, as after a click
         (answer,) = wait_for(panel.answer_shown, lambda: panel.ask(QUESTION), what="the answer")
@@ -419,7 +418,7 @@ class Shooter:
         panel.question_field.setCursorPosition(0)  # the start of the question, should it not fit
         print(f"  {QUESTION!r}: {answer.answer!r}; sources {panel.citation_texts()}")
         self.save("ask.png")
-        window.ask_dock.hide()
+        window.close_ask_panel()
 
     def take_indexing(self, folder: Path) -> None:
         """Index ``folder``; the picture is taken from the progress signal, on the GUI thread, near 40 %."""
