@@ -36,6 +36,7 @@ from engine.extractors.documents import page_unit
 from .controller import AppController
 from .indexing import when_alive
 from .results import read_scaled_image
+from .rich_text import MARKDOWN_FEATURES, answer_markdown
 from .style import narrow_button
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
@@ -70,18 +71,6 @@ def citation_label(citation: Any) -> str:
 def snippet_html(snippet: str) -> str:
     """A snippet with its «marked» words in bold, escaped for rich text."""
     return _MARKED.sub(lambda m: f"<b>{m.group(1)}</b>", html.escape(snippet or ""))
-
-
-def answer_html(text: str, numbers: Sequence[int]) -> str:
-    """The answer text escaped, with each ``[n]`` naming a source turned into a link to it."""
-    known = set(numbers)
-
-    def link(match: re.Match) -> str:
-        n = int(match.group(1))
-        return f'<a href="cite:{n}">[{n}]</a>' if n in known else match.group(0)
-
-    escaped = html.escape(text).replace("\n", "<br>")
-    return _MARKER.sub(link, escaped)
 
 
 def _read_thumbnail(path: str, saved: Path | None, size: int) -> QImage | None:
@@ -319,7 +308,11 @@ class AskPanel(QWidget):
         self.stop_button.setEnabled(False)
         self._citations = {c.number: c for c in answer.citations}
         if answer.found:
-            self.answer_view.setHtml(answer_html(answer.answer, list(self._citations)))
+            # Markdown rendered (what a language model writes, and notes quoted): "# Club meeting [1]"
+            # reads as a heading, its [1] still a link to the source.
+            self.answer_view.document().setMarkdown(
+                answer_markdown(answer.answer, list(self._citations)), MARKDOWN_FEATURES
+            )
             who = "written by your local language model" if answer.mode == "llm" else "sentences taken from your files"
             took = "under 0.1 s" if answer.took_ms < 100 else f"{answer.took_ms / 1000:.1f} s"
             self.status_label.setText(f"Answered in {took}: {who}.")

@@ -79,6 +79,7 @@ from PySide6.QtWidgets import (
 from engine.extractors import VIDEO_EXTENSIONS
 
 from .controller import AppController
+from .rich_text import fill_document, is_markdown
 from .style import (
     format_clock,
     format_date,
@@ -548,7 +549,11 @@ class CardDelegate(QStyledItemDelegate):
         doc = QTextDocument()
         doc.setDefaultFont(font)
         doc.setDocumentMargin(0)
-        doc.setHtml(marked_html(card_snippet(result), palette))
+        if result.snippet and is_markdown(result.path):
+            # A note's snippet reads as text: "# Club meeting" shows as "Club meeting", **bold** as bold.
+            fill_document(doc, card_snippet(result), palette, markdown=True, compact=True)
+        else:
+            doc.setHtml(marked_html(card_snippet(result), palette))
         doc.setTextWidth(max(40, width))
         return doc
 
