@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -81,6 +81,33 @@ def _overridden(setting: str) -> str | None:
     """The environment variable that overrides ``setting`` right now, if any."""
     found = overriding_environment([setting])
     return found[0] if found else None
+
+
+def scrolling(content: QWidget) -> QScrollArea:
+    """``content`` in a scroll area that scrolls it in a dialog shorter than it is (a small screen,
+    large text) rather than squeeze its rows over each other: it is never made shorter than it needs."""
+    content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    area = QScrollArea()
+    area.setWidget(content)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+def fitted_size(dialog: QDialog, content: QWidget, buttons_height: int) -> QSize:
+    """As large as ``content`` wants, within the free area of the screen ``dialog`` opens on."""
+    parent = dialog.parentWidget()
+    screen = parent.screen() if parent is not None else dialog.screen()
+    hint = content.sizeHint()
+    scrollbar = dialog.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    width = max(dialog.minimumWidth(), hint.width() + scrollbar + 24)
+    height = hint.height() + buttons_height + 40
+    if screen is not None:
+        area = screen.availableGeometry()
+        # Leave room for the window's title bar and the desktop's panels.
+        width, height = min(width, area.width() - 20), min(height, area.height() - 60)
+    return QSize(width, height)
 
 
 class InlineMessage(QWidget):
@@ -269,16 +296,23 @@ class FirstRunDialog(QDialog):
         models_layout = QVBoxLayout(models)
         for box in self.boxes.values():
             models_layout.addWidget(box)
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(heading)
+        content_layout.addWidget(self.explanation)
+        content_layout.addWidget(self.reason_label)
+        content_layout.addWidget(models)
+        content_layout.addWidget(self.progress_bar)
+        content_layout.addWidget(self.progress_label)
+        content_layout.addWidget(self.message)
+        content_layout.addStretch(1)
+        self.scroll_area = scrolling(content)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading)
-        layout.addWidget(self.explanation)
-        layout.addWidget(self.reason_label)
-        layout.addWidget(models)
-        layout.addWidget(self.progress_bar)
-        layout.addWidget(self.progress_label)
-        layout.addWidget(self.message)
+        layout.addWidget(self.scroll_area, 1)
         layout.addLayout(buttons)
         self.setMinimumWidth(520)
+        self.resize(fitted_size(self, content, buttons.sizeHint().height()))
 
         self.download_button.clicked.connect(self.download)
         self.choose_button.clicked.connect(self.choose_files)
@@ -710,12 +744,7 @@ class SettingsDialog(QDialog):
         content_layout.addWidget(models_box)
         content_layout.addWidget(llm_box)
         content_layout.addWidget(look_box)
-        content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.scroll_area = QScrollArea()
-        self.scroll_area.setWidget(content)
-        self.scroll_area.setWidgetResizable(True)
-        self.scroll_area.setFrameShape(QFrame.Shape.NoFrame)
-        self.scroll_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.scroll_area = scrolling(content)
         self.content = content
         layout = QVBoxLayout(self)
         layout.addWidget(self.scroll_area, 1)
@@ -723,7 +752,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.buttons)
         scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
         self.setMinimumWidth(min(560, content.minimumSizeHint().width() + scrollbar + 24))
-        self._fit_to_screen(parent)
+        self.resize(fitted_size(self, content, self.buttons.sizeHint().height()))
 
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)
@@ -739,19 +768,6 @@ class SettingsDialog(QDialog):
         ):
             edit.textChanged.connect(lambda _text, key=key: self.errors[key].clear())
         self._load_names()
-
-    def _fit_to_screen(self, parent: QWidget | None) -> None:
-        """As large as the groups want, within the screen's free area (the rest scrolls)."""
-        screen = parent.screen() if parent is not None else self.screen()
-        area = screen.availableGeometry() if screen is not None else None
-        hint = self.content.sizeHint()
-        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
-        width = max(self.minimumWidth(), hint.width() + scrollbar + 24)
-        height = hint.height() + self.buttons.sizeHint().height() + 40
-        if area is not None:
-            # Leave room for the window's title bar and the desktop's panels.
-            width, height = min(width, area.width() - 20), min(height, area.height() - 60)
-        self.resize(width, height)
 
     def _row(self, form: QFormLayout, label: str, field: QWidget, key: str) -> None:
         box = QWidget()

@@ -16,10 +16,13 @@ from PySide6.QtWidgets import QLayout, QLayoutItem, QWidget
 class FlowLayout(QLayout):
     """Left to right, wrapping; ``height_for_width`` makes the parent as tall as the rows need."""
 
-    def __init__(self, parent: QWidget | None = None, spacing: int = 4):
+    def __init__(self, parent: QWidget | None = None, spacing: int = 4, *, right_from: int | None = None):
+        """``right_from``: the items from this index on keep to the right of their row (a header's
+        controls beside its title), wrapping under it together when the row is too narrow."""
         super().__init__(parent)
         self._items: list[QLayoutItem] = []
         self._spacing = spacing
+        self._right_from = right_from
         self.setContentsMargins(0, 0, 0, 0)
 
     def addItem(self, item: QLayoutItem) -> None:
@@ -59,11 +62,12 @@ class FlowLayout(QLayout):
         return QSize(width, height) + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
 
     def minimumSize(self) -> QSize:
-        # As narrow as the widest single item: the rest wraps.
+        # As narrow as the widest single item at its narrowest (a label wrapped, a slider shortened):
+        # the rest wraps onto more rows.
         margins = self.contentsMargins()
         size = QSize()
         for item in self._visible():
-            size = size.expandedTo(item.sizeHint())
+            size = size.expandedTo(item.minimumSize())
         return size + QSize(margins.left() + margins.right(), margins.top() + margins.bottom())
 
     def _visible(self) -> list[QLayoutItem]:
@@ -72,14 +76,36 @@ class FlowLayout(QLayout):
     def _arrange(self, rect: QRect, *, apply: bool) -> int:
         margins: QMargins = self.contentsMargins()
         area = rect.adjusted(margins.left(), margins.top(), -margins.right(), -margins.bottom())
-        x, y, row_height = area.x(), area.y(), 0
-        for item in self._visible():
-            hint = item.sizeHint()
-            if x > area.x() and x + hint.width() > area.right() + 1:
-                x, y = area.x(), y + row_height + self._spacing
-                row_height = 0
-            if apply:
-                item.setGeometry(QRect(QPoint(x, y), hint))
-            x += hint.width() + self._spacing
-            row_height = max(row_height, hint.height())
-        return y + row_height - rect.y() + margins.bottom()
+        # Rows of (item, size, index); an item wider than the row (a long label) is given the row's
+        # width and the height it needs to wrap there.
+        rows: list[list[tuple[QLayoutItem, QSize, int]]] = [[]]
+        x = 0
+        for index, item in enumerate(self._items):
+            if item.isEmpty():
+                continue
+            size = item.sizeHint()
+            if size.width() > area.width():
+                width = max(item.minimumSize().width(), area.width(), 1)
+                size = QSize(width, item.heightForWidth(width) if item.hasHeightForWidth() else size.height())
+            if rows[-1] and x + size.width() > area.width():
+                rows.append([])
+                x = 0
+            rows[-1].append((item, size, index))
+            x += size.width() + self._spacing
+        y = area.y()
+        for row in rows:
+            if not row:
+                continue
+            height = max(size.height() for _item, size, _index in row)
+            used = sum(size.width() for _item, size, _index in row) + self._spacing * (len(row) - 1)
+            x = area.x()
+            pushed = False
+            for item, size, index in row:
+                if not pushed and self._right_from is not None and index >= self._right_from:
+                    x += max(0, area.width() - used)
+                    pushed = True
+                if apply:
+                    item.setGeometry(QRect(QPoint(x, y + (height - size.height()) // 2), size))
+                x += size.width() + self._spacing
+            y += height + self._spacing
+        return y - self._spacing - rect.y() + margins.bottom() if y > area.y() else margins.top() + margins.bottom()

@@ -289,7 +289,7 @@ class PreviewPane(QWidget):
         body_layout.addWidget(self.passage_view, 1)
         self.filler = QWidget()  # takes the height the content leaves: the buttons stay at the bottom
         self.filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        body_layout.addWidget(self.filler, 1)
+        body_layout.addWidget(self.filler)  # what the passage, grown to its full height, leaves
         body_layout.addWidget(self.actions_box)
         self.body = body
 

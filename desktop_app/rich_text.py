@@ -143,6 +143,15 @@ def _flatten(doc: QTextDocument) -> None:
         block = block.next()
 
 
+_HEADING_MARKS = re.compile(r"(?:^|(?<=\s))#{1,6}\s+")
+
+
+def snippet_markdown(snippet: str) -> str:
+    """A Markdown snippet made fit to render: a snippet is one line (its line breaks were joined), so a
+    heading's "##" stands mid-line, where Markdown would leave it; it is taken out."""
+    return _HEADING_MARKS.sub("", snippet)
+
+
 def answer_markdown(text: str, numbers: Sequence[int]) -> str:
     """An answer as Markdown: each ``[n]`` naming a source becomes a link to it (``cite:n``), and a
     line break in the answer stays one (Markdown would join the lines)."""
