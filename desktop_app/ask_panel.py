@@ -1,6 +1,6 @@
 """Asking a question of the library: the answer as it streams, its sources, the matching photos.
 
-:class:`AskPanel` is self-contained: give it the controller, put it in a dock or
+:class:`AskPanel` is self-contained: give it the controller, put it in a splitter, a dock or
 a tab, and connect ``citation_activated`` / ``photo_activated`` to the preview.
 """
 
