@@ -36,7 +36,7 @@ from engine.extractors.documents import page_unit
 from .controller import AppController
 from .indexing import when_alive
 from .results import read_scaled_image
-from .rich_text import MARKDOWN_FEATURES, answer_markdown
+from .rich_text import MARKDOWN_FEATURES, answer_markdown, is_markdown, markdown_snippet_html
 from .style import narrow_button
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
@@ -351,10 +351,13 @@ class AskPanel(QWidget):
             label.setTextInteractionFlags(
                 Qt.TextInteractionFlag.LinksAccessibleByMouse | Qt.TextInteractionFlag.LinksAccessibleByKeyboard
             )
-            snippet = snippet_html(citation.snippet)
-            label.setText(
-                f'<a href="cite:{citation.number}">{html.escape(text)}</a>' + (f"<br>{snippet}" if snippet else "")
-            )
+            link = f'<a href="cite:{citation.number}">{html.escape(text)}</a>'
+            if citation.snippet and is_markdown(citation.path):
+                # A note's passage reads as text: "# Club meeting" as "Club meeting", **bold** as bold.
+                label.setText(link + markdown_snippet_html(citation.snippet))
+            else:
+                snippet = snippet_html(citation.snippet)
+                label.setText(link + (f"<br>{snippet}" if snippet else ""))
             label.setToolTip(citation.path)
             label.setProperty("citation_text", text)
             label.linkActivated.connect(lambda href: self._anchor_clicked(QUrl(href)))

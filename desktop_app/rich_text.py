@@ -13,6 +13,7 @@ around it.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -150,6 +151,20 @@ def snippet_markdown(snippet: str) -> str:
     """A Markdown snippet made fit to render: a snippet is one line (its line breaks were joined), so a
     heading's "##" stands mid-line, where Markdown would leave it; it is taken out."""
     return _HEADING_MARKS.sub("", snippet)
+
+
+def markdown_snippet_html(snippet: str) -> str:
+    """A Markdown snippet as rich text for a label: rendered, its « » words in bold, no heading sizes."""
+    doc = QTextDocument()
+    plain, _spans = split_marks(snippet_markdown(snippet))
+    doc.setMarkdown(plain, MARKDOWN_FEATURES)
+    _flatten(doc)
+    bold = QTextCharFormat()
+    bold.setFontWeight(QFont.Weight.Bold)
+    for span in term_spans(doc.toPlainText(), marked_terms(snippet)):
+        _format(doc, span, bold)
+    body = re.search(r"<body[^>]*>(.*)</body>", doc.toHtml(), re.DOTALL)
+    return body.group(1).strip() if body else html.escape(plain)
 
 
 def answer_markdown(text: str, numbers: Sequence[int]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QPalette, QTextCursor
+from PySide6.QtGui import QPalette, QTextCursor, QTextDocument
 
 from desktop_app.main_window import MainWindow
 from desktop_app.results import CardDelegate
@@ -145,3 +145,21 @@ def test_markdown_is_rendered_in_the_preview_and_on_the_card(qtbot, reading_wind
     cursor = card.find("boathouse")
     assert cursor.charFormat().background().color() == mark
     assert palette.color(QPalette.ColorRole.Base) != mark
+
+
+def test_a_markdown_source_of_an_answer_reads_as_text(qtbot, reading_window):
+    reading_window.ask_action.trigger()
+    panel = reading_window.ask_panel
+    with qtbot.waitSignal(panel.answer_shown, timeout=30_000) as shown:
+        panel.ask("When do we meet at the boathouse?")
+    answer = shown.args[0]
+    assert answer.found
+    labels = [label for label in panel.citation_labels if "club.md" in label.property("citation_text")]
+    assert labels, panel.citation_texts()
+    html = labels[0].text()
+    rendered = QTextDocument()
+    rendered.setHtml(html)
+    text = rendered.toPlainText()
+    assert "We meet on Thursday at the boathouse." in text and "**" not in text and "#" not in text
+    assert rendered.find("Thursday").charFormat().fontWeight() >= 600  # **Thursday** is bold, as written
+    assert 'href="cite:' in html  # the source's name is still its link
