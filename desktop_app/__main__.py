@@ -115,7 +115,9 @@ def _build_window(app: Any, paths: list[str]) -> Any:
     from .main_window import MainWindow, app_icon
 
     app.setWindowIcon(app_icon())
-    window = MainWindow()
+    from PySide6.QtCore import QSettings
+
+    window = MainWindow(app_settings=QSettings())
     window.results.set_thumbnail_size(thumbnail_size())  # the person's choice, kept in QSettings
     window.show()
     take_paths(window, paths)

@@ -1,6 +1,6 @@
 """Asking a question of the library: the answer as it streams, its sources, the matching photos.
 
-:class:`AskPanel` is self-contained: give it the controller, put it in a dock or
+:class:`AskPanel` is self-contained: give it the controller, put it in a splitter, a dock or
 a tab, and connect ``citation_activated`` / ``photo_activated`` to the preview.
 """
 
@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QIcon, QImage, QImageReader, QPalette, QPixmap, QTextCursor
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -35,8 +36,11 @@ from engine.extractors.documents import page_unit
 from .controller import AppController, window_text
 from .indexing import when_alive
 from .results import read_scaled_image
+from .rich_text import MARKDOWN_FEATURES, answer_markdown, is_markdown, markdown_snippet_html
+from .style import narrow_button
 
 THUMBNAIL_SIZE = 96  # pixels, the longest side of a photo in the answer
+STACK_BELOW_WIDTH = 300  # a panel narrower than this puts Ask and Stop under the question field
 
 _MARKER = re.compile(r"\[(\d{1,3})\]")
 _MARKED = re.compile(r"«([^«»]*)»")
@@ -67,18 +71,6 @@ def citation_label(citation: Any) -> str:
 def snippet_html(snippet: str) -> str:
     """A snippet with its «marked» words in bold, escaped for rich text."""
     return _MARKED.sub(lambda m: f"<b>{m.group(1)}</b>", html.escape(snippet or ""))
-
-
-def answer_html(text: str, numbers: Sequence[int]) -> str:
-    """The answer text escaped, with each ``[n]`` naming a source turned into a link to it."""
-    known = set(numbers)
-
-    def link(match: re.Match) -> str:
-        n = int(match.group(1))
-        return f'<a href="cite:{n}">[{n}]</a>' if n in known else match.group(0)
-
-    escaped = html.escape(text).replace("\n", "<br>")
-    return _MARKER.sub(link, escaped)
 
 
 def _read_thumbnail(path: str, saved: Path | None, size: int) -> QImage | None:
@@ -191,10 +183,16 @@ class AskPanel(QWidget):
         self.photos.setFixedHeight(self.photos.gridSize().height() + 2 * self.photos.frameWidth() + scrollbar + 4)
         self.photos.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
 
-        field_row = QHBoxLayout()
+        for button in (self.ask_button, self.stop_button):
+            narrow_button(button)
+        # Beside the field in a wide panel, under it in a narrow one (see resizeEvent).
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.ask_button)
+        buttons.addWidget(self.stop_button)
+        field_row = QBoxLayout(QBoxLayout.Direction.LeftToRight)
         field_row.addWidget(self.question_field, 1)
-        field_row.addWidget(self.ask_button)
-        field_row.addWidget(self.stop_button)
+        field_row.addLayout(buttons)
+        self._field_row = field_row
         layout = QVBoxLayout(self)
         layout.addLayout(field_row)
         layout.addWidget(self.answer_view, 3)
@@ -262,6 +260,8 @@ class AskPanel(QWidget):
 
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
+        narrow = self.width() < STACK_BELOW_WIDTH
+        self._field_row.setDirection(QBoxLayout.Direction.TopToBottom if narrow else QBoxLayout.Direction.LeftToRight)
         self._fit_answer()
 
     def clear(self) -> None:
@@ -308,7 +308,11 @@ class AskPanel(QWidget):
         self.stop_button.setEnabled(False)
         self._citations = {c.number: c for c in answer.citations}
         if answer.found:
-            self.answer_view.setHtml(answer_html(answer.answer, list(self._citations)))
+            # Markdown rendered (what a language model writes, and notes quoted): "# Club meeting [1]"
+            # reads as a heading, its [1] still a link to the source.
+            self.answer_view.document().setMarkdown(
+                answer_markdown(answer.answer, list(self._citations)), MARKDOWN_FEATURES
+            )
             who = "written by your local language model" if answer.mode == "llm" else "sentences taken from your files"
             took = "under 0.1 s" if answer.took_ms < 100 else f"{answer.took_ms / 1000:.1f} s"
             self.status_label.setText(f"Answered in {took}: {who}.")
@@ -349,10 +353,13 @@ class AskPanel(QWidget):
             label.setTextInteractionFlags(
                 Qt.TextInteractionFlag.LinksAccessibleByMouse | Qt.TextInteractionFlag.LinksAccessibleByKeyboard
             )
-            snippet = snippet_html(citation.snippet)
-            label.setText(
-                f'<a href="cite:{citation.number}">{html.escape(text)}</a>' + (f"<br>{snippet}" if snippet else "")
-            )
+            link = f'<a href="cite:{citation.number}">{html.escape(text)}</a>'
+            if citation.snippet and is_markdown(citation.path):
+                # A note's passage reads as text: "# Club meeting" as "Club meeting", **bold** as bold.
+                label.setText(link + markdown_snippet_html(citation.snippet))
+            else:
+                snippet = snippet_html(citation.snippet)
+                label.setText(link + (f"<br>{snippet}" if snippet else ""))
             label.setToolTip(citation.path)
             label.setProperty("citation_text", text)
             label.linkActivated.connect(lambda href: self._anchor_clicked(QUrl(href)))

@@ -520,8 +520,16 @@ class AppController(QObject):
         self._read(lambda library: library.forget_folder(folder), done, on_error)
 
     def item_details(self, item_id: int, on_done: Callable[[dict], None], on_error: OnError) -> None:
-        """An item's whole text and its file's metadata (``LibraryStore.item_details``)."""
-        self._read(lambda library: library.store.item_details([item_id]).get(item_id, {}), on_done, on_error)
+        """An item's whole text and its file's metadata (``LibraryStore.item_details``); for a passage
+        of a document, also ``context``: the text around it on its page (``LibraryStore.passage_context``)."""
+
+        def read(library: Any) -> dict:
+            details = library.store.item_details([item_id]).get(item_id, {})
+            if details and details.get("modality") == "text":
+                details["context"] = library.store.passage_context(item_id)
+            return details
+
+        self._read(read, on_done, on_error)
 
     def load_thumbnails(
         self,

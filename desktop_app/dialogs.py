@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from PySide6.QtCore import QObject, QSettings, Qt, Signal
+from PySide6.QtCore import QObject, QSettings, QSize, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QPalette
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -29,12 +29,15 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QStyle,
     QVBoxLayout,
@@ -85,6 +88,33 @@ OVERRIDDEN_NOTE = (
     "This is also set where Shoebox was started from (in its environment), and that takes precedence "
     "over what is saved here."
 )
+
+
+def scrolling(content: QWidget) -> QScrollArea:
+    """``content`` in a scroll area that scrolls it in a dialog shorter than it is (a small screen,
+    large text) rather than squeeze its rows over each other: it is never made shorter than it needs."""
+    content.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    area = QScrollArea()
+    area.setWidget(content)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    return area
+
+
+def fitted_size(dialog: QDialog, content: QWidget, buttons_height: int) -> QSize:
+    """As large as ``content`` wants, within the free area of the screen ``dialog`` opens on."""
+    parent = dialog.parentWidget()
+    screen = parent.screen() if parent is not None else dialog.screen()
+    hint = content.sizeHint()
+    scrollbar = dialog.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+    width = max(dialog.minimumWidth(), hint.width() + scrollbar + 24)
+    height = hint.height() + buttons_height + 40
+    if screen is not None:
+        area = screen.availableGeometry()
+        # Leave room for the window's title bar and the desktop's panels.
+        width, height = min(width, area.width() - 20), min(height, area.height() - 60)
+    return QSize(width, height)
 
 
 class InlineMessage(QWidget):
@@ -293,16 +323,24 @@ class ModelSetupDialog(QDialog):
         bottom.addStretch(1)
         bottom.addWidget(self.close_button)
 
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(heading)
+        content_layout.addWidget(self.explanation)
+        content_layout.addWidget(self.reason_label)
+        content_layout.addWidget(status_box)
+        content_layout.addWidget(get_box)
+        content_layout.addWidget(self.progress_box)
+        content_layout.addWidget(self.message)
+        content_layout.addStretch(1)
+        # A small screen or large text scrolls the dialog rather than squeezing its rows.
+        self.scroll_area = scrolling(content)
         layout = QVBoxLayout(self)
-        layout.addWidget(heading)
-        layout.addWidget(self.explanation)
-        layout.addWidget(self.reason_label)
-        layout.addWidget(status_box)
-        layout.addWidget(get_box)
-        layout.addWidget(self.progress_box)
-        layout.addWidget(self.message)
+        layout.addWidget(self.scroll_area, 1)
         layout.addLayout(bottom)
         self.setMinimumWidth(560)
+        self.resize(fitted_size(self, content, bottom.sizeHint().height()))
 
         self.kind_box.currentIndexChanged.connect(self._kind_chosen)
         self.name_box.currentIndexChanged.connect(self._name_chosen)
@@ -808,14 +846,24 @@ class SettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
 
+        # The groups scroll in a dialog shorter than they are (a small screen, large text):
+        # every row keeps the height it needs instead of being squeezed over its neighbours.
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
+        content_layout.setContentsMargins(0, 0, 0, 0)
+        content_layout.addWidget(folders_box, 1)
+        content_layout.addWidget(models_box)
+        content_layout.addWidget(llm_box)
+        content_layout.addWidget(look_box)
+        self.scroll_area = scrolling(content)
+        self.content = content
         layout = QVBoxLayout(self)
-        layout.addWidget(folders_box, 1)
-        layout.addWidget(models_box)
-        layout.addWidget(llm_box)
-        layout.addWidget(look_box)
+        layout.addWidget(self.scroll_area, 1)
         layout.addWidget(self.general_error)
         layout.addWidget(self.buttons)
-        self.setMinimumWidth(560)
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.setMinimumWidth(min(560, content.minimumSizeHint().width() + scrollbar + 24))
+        self.resize(fitted_size(self, content, self.buttons.sizeHint().height()))
 
         self.buttons.accepted.connect(self.save)
         self.buttons.rejected.connect(self.reject)

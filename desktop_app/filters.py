@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QRadioButton,
     QScrollArea,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -176,7 +177,9 @@ class FilterPanel(QWidget):
         # -- folder
         self.folder_combo = QComboBox()
         self.folder_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.folder_combo.setMinimumContentsLength(12)
+        # A path is long and its end is what tells folders apart: each shows its own name,
+        # the whole path in its tooltip (and the box's tooltip names the one chosen).
+        self.folder_combo.setMinimumContentsLength(8)
         self.folder_combo.addItem("All folders", None)
         self.folder_combo.addItem("Choose a folder…", _CHOOSE)
         self.folder_combo.activated.connect(self._folder_activated)
@@ -218,7 +221,10 @@ class FilterPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-        self.setMinimumWidth(190)
+        # As narrow as its contents allow (the date boxes set it), so that an 800-pixel window
+        # leaves room for the results, the answers and the preview; the scroll bar's room is kept.
+        scrollbar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.setMinimumWidth(body.minimumSizeHint().width() + scrollbar)
 
     # -- reading --------------------------------------------------------------
 
@@ -287,10 +293,12 @@ class FilterPanel(QWidget):
         """Limit to files inside ``folder`` (None: everywhere).  One ``changed`` when it differs."""
         folder = os.path.abspath(folder) if folder else None
         if folder is not None and self.folder_combo.findData(folder) < 0:
-            self.folder_combo.insertItem(self.folder_combo.count() - 1, _short(folder), folder)
+            self.folder_combo.insertItem(self.folder_combo.count() - 1, folder_label(folder), folder)
             self.folder_combo.setItemData(self.folder_combo.count() - 2, folder, Qt.ItemDataRole.ToolTipRole)
+            self._label_folders()
         with QSignalBlocker(self.folder_combo):
             self.folder_combo.setCurrentIndex(self.folder_combo.findData(folder) if folder else 0)
+        self._folder_tooltip(folder)
         if folder != self._folder:
             self._folder = folder
             self.changed.emit()
@@ -321,6 +329,7 @@ class FilterPanel(QWidget):
             self._show_side(self.date_to, False)
             self.folder_combo.setCurrentIndex(0)
             self._folder = None
+        self._folder_tooltip(None)
         if self.filters() != before:
             self.changed.emit()
 
@@ -378,9 +387,22 @@ class FilterPanel(QWidget):
                 self.folder_combo.removeItem(1)
             for root in sorted({*roots, *([self._folder] if self._folder else [])}):
                 index = self.folder_combo.count() - 1
-                self.folder_combo.insertItem(index, _short(root), root)
+                self.folder_combo.insertItem(index, folder_label(root), root)
                 self.folder_combo.setItemData(index, root, Qt.ItemDataRole.ToolTipRole)
+            self._label_folders()
             self.folder_combo.setCurrentIndex(self.folder_combo.findData(self._folder) if self._folder else 0)
+        self._folder_tooltip(self._folder)
+
+    def _label_folders(self) -> None:
+        """Folders of the same name are told apart by their parent ("Photos — 2023")."""
+        paths = [self.folder_combo.itemData(i) for i in range(1, self.folder_combo.count() - 1)]
+        names = [folder_label(p) for p in paths]
+        for offset, (path, name) in enumerate(zip(paths, names, strict=True)):
+            label = name if names.count(name) == 1 else folder_label(path, with_parent=True)
+            self.folder_combo.setItemText(offset + 1, label)
+
+    def _folder_tooltip(self, folder: str | None) -> None:
+        self.folder_combo.setToolTip(folder or "Search every folder of the library")
 
     def set_understood_dates(self, dates: list[dict]) -> None:
         """Chips for the date phrases the last search understood (removing one emits date_phrase_removed)."""
@@ -456,10 +478,15 @@ class FilterPanel(QWidget):
             self._style_legend()
 
 
-def _short(path: str) -> str:
-    home = os.path.expanduser("~")
-    shown = "~" + path[len(home) :] if path == home or path.startswith(home + os.sep) else path
-    return shown if len(shown) <= 40 else "…" + shown[-39:]
+def folder_label(path: str, *, with_parent: bool = False) -> str:
+    """What the folder box shows for ``path``: the folder's own name ("Pictures"), with its parent's
+    when asked ("2023 — Photos"); the root of a drive, which has no name, as its path."""
+    path = os.path.normpath(path)
+    name = os.path.basename(path)
+    if not name:
+        return path
+    parent = os.path.basename(os.path.dirname(path))
+    return f"{name} — {parent}" if with_parent and parent else name
 
 
 def _range_tooltip(phrase: dict) -> str:

@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QMimeData, QPointF, QRectF, QSignalBlocker, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QMimeData, QPointF, QRectF, QSettings, QSignalBlocker, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QIcon, QKeySequence, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QApplication,
@@ -78,6 +78,8 @@ from .style import STYLE_SHEET, error_background, info_background, mix
 from .tag_dialog import TagDialog
 
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
+ASK_PANEL_WIDTH = 360  # the ask panel's width the first time, at most (never wider than the results)
+ASK_WIDTH_KEY = "window/ask_panel_width"  # where the person left the divider, in the window's QSettings
 RESULT_LIMIT = 60
 # Beside the result count while those results were found by their words and names only.
 MEANING_NOTE = "More by meaning once the models have loaded…"
@@ -305,9 +307,15 @@ class MainWindow(QMainWindow):
     search_error = Signal(str)  # the latest search failed: the message shown
     citation_shown = Signal(object)  # the SearchResult of a citation now in the preview
 
-    def __init__(self, settings: Settings | None = None, library: Any = None):
-        """``library``: an open :class:`engine.library.Library` for the controller (tests, scripts), or None."""
+    def __init__(self, settings: Settings | None = None, library: Any = None, app_settings: QSettings | None = None):
+        """``library``: an open :class:`engine.library.Library` for the controller (tests, scripts), or None.
+
+        ``app_settings``: the ``QSettings`` that keep the window's own state (where the ask panel's
+        divider was left); None keeps it for this window only.
+        """
         super().__init__()
+        self.app_settings = app_settings
+        self._remembered_ask_width = 0
         self.setWindowTitle("Shoebox")
         self.setWindowIcon(app_icon())
         self.resize(1240, 780)
@@ -381,9 +389,41 @@ class MainWindow(QMainWindow):
         centre_layout.addWidget(self.search_banner)
         centre_layout.addWidget(self.results, 1)
 
+        # The ask panel sits beside the results and shares their width: the person drags the
+        # divider between them, and where they leave it is remembered.
+        self.ask_panel = AskPanel(self.controller)
+        self.ask_box = QWidget()
+        self.ask_box.setObjectName("AskBox")
+        ask_title = QLabel("Ask a question")
+        ask_title.setObjectName("SectionTitle")
+        self.ask_close_button = QToolButton()
+        self.ask_close_button.setText("✕")
+        self.ask_close_button.setAutoRaise(True)
+        self.ask_close_button.setToolTip("Close the ask panel")
+        self.ask_close_button.setAccessibleName("Close the ask panel")
+        self.ask_close_button.clicked.connect(self.close_ask_panel)
+        ask_header = QHBoxLayout()
+        ask_header.setContentsMargins(9, 6, 4, 0)
+        ask_header.addWidget(ask_title, 1)
+        ask_header.addWidget(self.ask_close_button)
+        ask_layout = QVBoxLayout(self.ask_box)
+        ask_layout.setContentsMargins(0, 0, 0, 0)
+        ask_layout.setSpacing(0)
+        ask_layout.addLayout(ask_header)
+        ask_layout.addWidget(self.ask_panel, 1)
+        self.work_splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.results_area = centre
+        self.work_splitter.addWidget(centre)
+        self.work_splitter.addWidget(self.ask_box)
+        self.work_splitter.setStretchFactor(0, 1)
+        self.work_splitter.setStretchFactor(1, 0)
+        self.work_splitter.setChildrenCollapsible(False)
+        self.work_splitter.splitterMoved.connect(self._ask_divider_moved)
+        self.ask_box.hide()
+
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(self.filter_panel)
-        self.splitter.addWidget(centre)
+        self.splitter.addWidget(self.work_splitter)
         self.splitter.addWidget(self.preview)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
@@ -594,8 +634,8 @@ class MainWindow(QMainWindow):
     # -- hooks for the other panels ----------------------------------------------------------
 
     def _install_panels(self) -> None:
-        """The indexing panel (a bottom dock that shows itself while indexing), the ask panel
-        (a right dock, Ctrl+Shift+A) and indexing by dropping files and folders on the window."""
+        """The indexing panel (a bottom dock that shows itself while indexing), the ask panel's
+        connections and indexing by dropping files and folders on the window."""
         self.indexing_panel = IndexingPanel(self.controller)
         self.indexing_dock = QDockWidget("Indexing", self)
         self.indexing_dock.setObjectName("IndexingDock")
@@ -604,12 +644,6 @@ class MainWindow(QMainWindow):
         self.indexing_dock.hide()
         self.indexing_panel.visibility_wanted.connect(lambda wanted: self._guard(self.indexing_dock.setVisible, wanted))
 
-        self.ask_panel = AskPanel(self.controller)
-        self.ask_dock = QDockWidget("Ask a question", self)
-        self.ask_dock.setObjectName("AskDock")
-        self.ask_dock.setWidget(self.ask_panel)
-        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.ask_dock)
-        self.ask_dock.hide()
         self.ask_panel.citation_activated.connect(self.show_citation)
         self.ask_panel.photo_activated.connect(lambda path: self.open_file(path))
         self.filter_panel.changed.connect(lambda: setattr(self.ask_panel, "filters", self.filter_panel.filters()))
@@ -700,9 +734,54 @@ class MainWindow(QMainWindow):
     def _on_ask(self) -> None:
         """View ▸ Ask a question (Ctrl+Shift+A): the ask panel, with the question field focused."""
         self.ask_panel.filters = self.filter_panel.filters()
-        self.ask_dock.show()
-        self.ask_dock.raise_()
+        if self.ask_box.isHidden():
+            self._show_ask_panel()
         self.ask_panel.question_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+
+    def ask_panel_open(self) -> bool:
+        return not self.ask_box.isHidden()
+
+    def close_ask_panel(self) -> None:
+        """The ask panel's ✕: the results take its width back (the answer stays for next time)."""
+        self.ask_box.hide()
+
+    def _show_ask_panel(self) -> None:
+        """Open the ask panel beside the results: as wide as it was left, else at most as wide as they are."""
+        results_min = self.results_area.minimumSizeHint().width()
+        ask_min = max(self.ask_box.minimumSizeHint().width(), self.ask_box.minimumWidth())
+        handle = self.work_splitter.handleWidth()
+        available = self.work_splitter.width() - handle
+        if available < 2 * max(results_min, ask_min):
+            # A narrow window: the sidebar and the preview give what they can spare first.
+            sizes = self.splitter.sizes()
+            spare_filters = max(0, sizes[0] - self.filter_panel.minimumWidth())
+            spare_preview = max(0, sizes[2] - self.preview.minimumWidth())
+            sizes = [sizes[0] - spare_filters, sizes[1] + spare_filters + spare_preview, sizes[2] - spare_preview]
+            self.splitter.setSizes(sizes)
+            available = sizes[1] - handle
+        wanted = self._ask_width() or min(ASK_PANEL_WIDTH, available // 2)
+        ask = max(ask_min, min(wanted, available - results_min))
+        self.ask_box.show()
+        self.work_splitter.setSizes([available - ask, ask])
+
+    def _ask_width(self) -> int:
+        """The ask panel's width as the person left it (0: never moved)."""
+        if self._remembered_ask_width:
+            return self._remembered_ask_width
+        if self.app_settings is None:
+            return 0
+        try:
+            return max(0, int(str(self.app_settings.value(ASK_WIDTH_KEY, 0) or 0)))
+        except (TypeError, ValueError):  # a hand-edited or foreign settings file: use the default
+            return 0
+
+    def _ask_divider_moved(self, _position: int, _index: int) -> None:
+        if self.ask_box.isHidden():
+            return
+        width = self.work_splitter.sizes()[1]
+        self._remembered_ask_width = width
+        if self.app_settings is not None:
+            self.app_settings.setValue(ASK_WIDTH_KEY, width)
 
     def _on_models_missing(self, message: str) -> None:
         """A model is missing: keyword search still works; a banner offers to set the models up.

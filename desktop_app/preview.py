@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QLoggingCategory, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QPalette, QPixmap
+from PySide6.QtCore import QLoggingCategory, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtGui import QAction, QPalette, QPixmap, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -41,12 +41,13 @@ from PySide6.QtWidgets import (
 from engine.extractors.documents import page_unit
 
 from .controller import AppController
+from .flow_layout import FlowLayout
 from .results import read_scaled_image, read_thumbnail
+from .rich_text import fill_document, is_markdown
 from .style import (
     format_clock,
     format_date,
     locator_text,
-    marked_html,
     marked_terms,
     muted_text,
 )
@@ -195,6 +196,7 @@ class PreviewPane(QWidget):
         self.audio_output: Any = None  # QAudioOutput, created on the first Play
         self.video_widget: Any = None  # QVideoWidget, created for the first video
         self.start_ms = 0  # where the recording preview starts
+        self.match_position = 0  # where in the passage's document the found words are
         self._pending_seek: int | None = None
         self._seeking = False
 
@@ -269,9 +271,9 @@ class PreviewPane(QWidget):
         self.kind_stack.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
 
         # -- actions (the window's QActions, shown as buttons)
-        self.actions_row = QHBoxLayout()
-        self.actions_row.setContentsMargins(0, 0, 0, 0)
-        self.actions_row.setSpacing(4)
+        # They wrap onto a second row in a narrow preview rather than lose their text.
+        self.actions_box = QWidget()
+        self.actions_row = FlowLayout(self.actions_box)
         self.action_buttons: list[QToolButton] = []
 
         body = QWidget()
@@ -287,8 +289,8 @@ class PreviewPane(QWidget):
         body_layout.addWidget(self.passage_view, 1)
         self.filler = QWidget()  # takes the height the content leaves: the buttons stay at the bottom
         self.filler.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
-        body_layout.addWidget(self.filler, 1)
-        body_layout.addLayout(self.actions_row)
+        body_layout.addWidget(self.filler)  # what the passage, grown to its full height, leaves
+        body_layout.addWidget(self.actions_box)
         self.body = body
 
         self.stack = QStackedWidget()
@@ -297,7 +299,7 @@ class PreviewPane(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
-        self.setMinimumWidth(240)
+        self.setMinimumWidth(190)  # its buttons wrap onto a second row rather than lose their text
         self._style_muted()
 
     # -- the window's actions ----------------------------------------------------------
@@ -313,7 +315,6 @@ class PreviewPane(QWidget):
             button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
             self.actions_row.addWidget(button)
             self.action_buttons.append(button)
-        self.actions_row.addStretch(1)
 
     # -- showing --------------------------------------------------------------------------
 
@@ -491,17 +492,46 @@ class PreviewPane(QWidget):
         self.kind_stack.show()
         self.passage_view.show()
 
-    def _show_passage(self, text: str | None, result: Any) -> None:
+    def _show_passage(
+        self,
+        text: str | None,
+        result: Any,
+        *,
+        terms: Sequence[str] | None = None,
+        focus: tuple[int, int] | None = None,
+    ) -> None:
+        """Show ``text`` (« » around matched words, or ``terms`` to find): Markdown rendered for a
+        Markdown file, else with its line breaks; ``focus``, the span that was found inside the
+        context shown, tinted and scrolled into view with its first matched word."""
         if not text:
             text = {
                 "audio": "(no words were heard here)",
                 "video": "(found in the picture; no words were heard here)",
             }.get(result.kind, "(no text)")
-        html = marked_html(text, self.passage_view.palette())
+        document = self.passage_view.document()
+        markdown = result.kind == "document" and is_markdown(result.path) and bool(text)
+        position = fill_document(
+            document, text, self.passage_view.palette(), markdown=markdown, terms=terms, focus=focus
+        )
         if getattr(result, "modality", "") == "ocr":
-            html = f"<p><i>{RECOGNISED_NOTE}</i></p>{html}"
-        self.passage_view.setHtml(html)
+            cursor = QTextCursor(document)
+            italic = QTextCharFormat()
+            italic.setFontItalic(True)
+            cursor.insertText(RECOGNISED_NOTE, italic)
+            cursor.insertBlock()
+            position += len(RECOGNISED_NOTE) + 1
+        self.match_position = position
         self._fit_passage()
+        QTimer.singleShot(0, self, self.scroll_to_match)  # once the new height is laid out
+
+    def scroll_to_match(self) -> None:
+        """Scroll the passage so that the found words stand a quarter of the way down the view."""
+        document = self.passage_view.document()
+        cursor = QTextCursor(document)
+        cursor.setPosition(max(0, min(self.match_position, document.characterCount() - 1)))
+        top = self.passage_view.cursorRect(cursor).top()
+        bar = self.passage_view.verticalScrollBar()
+        bar.setValue(bar.value() + top - self.passage_view.viewport().height() // 4)
 
     def _fit_passage(self) -> None:
         """As tall as the passage (the buttons stay at the bottom); it scrolls only when long."""
@@ -542,12 +572,8 @@ class PreviewPane(QWidget):
 
                 self._show_passage(mark_terms(details["text"], marked_terms(result.snippet)), result)
         else:
-            text = details.get("text")
-            if text:
-                from engine.search import mark_terms
-
-                # The whole passage, with the words of the snippet marked again.
-                self._show_passage(mark_terms(" ".join(text.split()), marked_terms(result.snippet)), result)
+            if details.get("text"):
+                self._show_details_text(result)
             if result.kind in PLAYING_KINDS and meta.get("duration"):
                 self._info(
                     result,
@@ -558,6 +584,16 @@ class PreviewPane(QWidget):
                     ],
                 )
         self._maybe_loaded()
+
+    def _show_details_text(self, result: Any) -> None:
+        """The whole passage, in the paragraphs around it on its page, the snippet's words marked again."""
+        context = self.details.get("context")
+        terms = marked_terms(result.snippet)
+        if context and context.get("text"):
+            focus = (int(context["start"]), int(context["end"]))
+            self._show_passage(context["text"], result, terms=terms, focus=focus)
+        else:
+            self._show_passage(self.details["text"], result, terms=terms)
 
     def _maybe_loaded(self) -> None:
         result = self._result
@@ -680,6 +716,7 @@ class PreviewPane(QWidget):
         self.image_label.updateGeometry()
         if self.passage_view.isVisibleTo(self):
             self._fit_passage()
+            self.scroll_to_match()
 
     # -- keys, palette, closing -------------------------------------------------------------------
 
@@ -694,12 +731,10 @@ class PreviewPane(QWidget):
         if event.type() == event.Type.PaletteChange:
             self._style_muted()
             if self._result is not None and self._result.kind != "image":
-                text = self.details.get("text")
-                if text:
-                    from engine.search import mark_terms
-
-                    text = mark_terms(" ".join(text.split()), marked_terms(self._result.snippet))
-                self._show_passage(text or self._result.snippet, self._result)
+                if self.details.get("text"):
+                    self._show_details_text(self._result)
+                else:
+                    self._show_passage(self._result.snippet, self._result)
 
     def shutdown(self) -> None:
         """Stop playing and let go of the file (the window is closing)."""

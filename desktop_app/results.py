@@ -79,6 +79,8 @@ from PySide6.QtWidgets import (
 from engine.extractors import VIDEO_EXTENSIONS
 
 from .controller import AppController
+from .flow_layout import FlowLayout
+from .rich_text import fill_document, is_markdown, snippet_markdown
 from .style import (
     format_clock,
     format_date,
@@ -548,9 +550,29 @@ class CardDelegate(QStyledItemDelegate):
         doc = QTextDocument()
         doc.setDefaultFont(font)
         doc.setDocumentMargin(0)
-        doc.setHtml(marked_html(card_snippet(result), palette))
+        if result.snippet and is_markdown(result.path):
+            # A note's snippet reads as text: "# Club meeting" shows as "Club meeting", **bold** as bold.
+            fill_document(doc, snippet_markdown(card_snippet(result)), palette, markdown=True, compact=True)
+        else:
+            doc.setHtml(marked_html(card_snippet(result), palette))
         doc.setTextWidth(max(40, width))
         return doc
+
+    def _header_wraps(self, result: Any, font: QFont, inner_width: int) -> bool:
+        """Whether the file's name, its place and its date do not fit on one line of the card."""
+        metrics = QFontMetrics(font)
+        bold = QFont(font)
+        bold.setWeight(QFont.Weight.DemiBold)
+        date = format_date(result.media_time)
+        where = card_place_text(result)
+        needed = (
+            self.ICON
+            + 6
+            + QFontMetrics(bold).horizontalAdvance(Path(result.path).name)
+            + (metrics.horizontalAdvance(f"  ·  {where}") if where else 0)
+            + (metrics.horizontalAdvance(date) + 12 if date else 0)
+        )
+        return needed > inner_width
 
     def _text_width(self, width: int) -> int:
         return width - 2 * self.MARGIN - 2 * self.PAD
@@ -577,15 +599,17 @@ class CardDelegate(QStyledItemDelegate):
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         result = index.data(ResultRole)
-        width = max(240, self._view.viewport().width())  # the width paint() gets: the text wraps the same
+        width = max(120, self._view.viewport().width())  # the width paint() gets: the text wraps the same
         if result is None:
             return QSize(width, 40)
         indent = self.INDENT if index.data(ExtraRole) else 0
         thumb = self._thumb_room(result)
-        doc = self._document(result, option.palette, option.font, self._text_width(width) - indent - thumb)
+        inner_width = self._text_width(width) - indent - thumb
+        doc = self._document(result, option.palette, option.font, inner_width)
         line = QFontMetrics(option.font).height()
         footer = line + 6 if self._footer(index) else 0
-        content = int(doc.size().height()) + line + 6
+        header = 2 * line if self._header_wraps(result, option.font, inner_width) else line
+        content = int(doc.size().height()) + header + 6
         if thumb:
             content = max(content, self.THUMB.height())
         return QSize(width, content + footer + 2 * self.PAD + 2 * self.MARGIN)
@@ -649,36 +673,54 @@ class CardDelegate(QStyledItemDelegate):
         icon.paint(painter, QRect(inner.left(), inner.top() + (line - self.ICON) // 2, self.ICON, self.ICON))
 
         date = format_date(result.media_time)
-        date_width = metrics.horizontalAdvance(date) + 4 if date else 0
         where = card_place_text(result)
-        where_text = f"  ·  {where}" if where else ""
         bold = QFont(option.font)
         bold.setWeight(QFont.Weight.DemiBold)
         bold_metrics = QFontMetrics(bold)
         left = inner.left() + self.ICON + 6
-        room = inner.right() - left - date_width - 8
-        where_width = metrics.horizontalAdvance(where_text)
-        name = bold_metrics.elidedText(
-            Path(result.path).name, Qt.TextElideMode.ElideMiddle, max(30, room - where_width)
-        )
-        painter.setFont(bold)
-        painter.setPen(text_colour)
-        header = QRect(left, inner.top(), room, line)
-        painter.drawText(header, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
-        painter.setFont(option.font)
-        painter.setPen(muted_text(palette))
-        name_width = bold_metrics.horizontalAdvance(name)
-        painter.drawText(
-            QRect(left + name_width, inner.top(), max(0, room - name_width), line),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            metrics.elidedText(where_text, Qt.TextElideMode.ElideRight, max(0, room - name_width)),
-        )
-        if date:
+        header_lines = 1
+        if self._header_wraps(result, option.font, inner.width()):
+            # A narrow card: the whole name on the first line, its place and date under it.
+            header_lines = 2
+            name = bold_metrics.elidedText(Path(result.path).name, Qt.TextElideMode.ElideMiddle, inner.right() - left)
+            painter.setFont(bold)
+            painter.setPen(text_colour)
             painter.drawText(
-                QRect(inner.right() - date_width, inner.top(), date_width, line),
-                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                date,
+                QRect(left, inner.top(), inner.right() - left, line),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                name,
             )
+            painter.setFont(option.font)
+            painter.setPen(muted_text(palette))
+            below = "  ·  ".join(part for part in (where, date) if part)
+            painter.drawText(
+                QRect(left, inner.top() + line, inner.right() - left, line),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(below, Qt.TextElideMode.ElideRight, inner.right() - left),
+            )
+        else:
+            date_width = metrics.horizontalAdvance(date) + 4 if date else 0
+            where_text = f"  ·  {where}" if where else ""
+            room = inner.right() - left - date_width - 8
+            name = Path(result.path).name
+            painter.setFont(bold)
+            painter.setPen(text_colour)
+            header = QRect(left, inner.top(), room, line)
+            painter.drawText(header, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, name)
+            painter.setFont(option.font)
+            painter.setPen(muted_text(palette))
+            name_width = bold_metrics.horizontalAdvance(name)
+            painter.drawText(
+                QRect(left + name_width, inner.top(), max(0, room - name_width), line),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                metrics.elidedText(where_text, Qt.TextElideMode.ElideRight, max(0, room - name_width)),
+            )
+            if date:
+                painter.drawText(
+                    QRect(inner.right() - date_width, inner.top(), date_width, line),
+                    Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                    date,
+                )
 
         footer = self._footer(index)
         if footer:
@@ -689,7 +731,7 @@ class CardDelegate(QStyledItemDelegate):
                 footer,
             )
         doc = self._document(result, palette, option.font, inner.width())
-        painter.translate(inner.left(), inner.top() + line + 6)
+        painter.translate(inner.left(), inner.top() + header_lines * line + 6)
         context = QAbstractTextDocumentLayout.PaintContext()
         context.palette = QPalette(palette)
         context.palette.setColor(QPalette.ColorRole.Text, text_colour)
@@ -779,6 +821,33 @@ def _titled_section(title: str, view: QWidget, *, right_margin: int) -> tuple[QW
     return section, label
 
 
+class _CountLabel(QLabel):
+    """The result count: on one line where the header has room for it, wrapped where it has not."""
+
+    def __init__(self, text: str = ""):
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        width = self.fontMetrics().horizontalAdvance(self.text()) + margins.left() + margins.right() + 2
+        return QSize(width, super().sizeHint().height() if not self.text() else self.heightForWidth(width))
+
+
+class _RelevanceRow(QWidget):
+    """ "Relevance", the slider and its value: the slider 140 pixels wide where there is room."""
+
+    SLIDER_WIDTH = 140
+
+    def __init__(self, slider: QSlider):
+        super().__init__()
+        self._slider = slider
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(hint.width() + max(0, self.SLIDER_WIDTH - self._slider.sizeHint().width()), hint.height())
+
+
 class ResultsView(QWidget):
     """The results of one search, with a relevance threshold and an empty state."""
 
@@ -799,12 +868,14 @@ class ResultsView(QWidget):
         self._clearing = False
 
         # -- header: count and relevance
-        self.count_label = QLabel("")
+        self.count_label = _CountLabel("")
         self.count_label.setTextFormat(Qt.TextFormat.PlainText)
         self.relevance_label = QLabel("Relevance")
         self.relevance_slider = QSlider(Qt.Orientation.Horizontal)
         self.relevance_slider.setRange(0, self.SLIDER_STEPS)
-        self.relevance_slider.setFixedWidth(140)
+        # Narrower in a narrow window (down to 60 pixels) rather than pushing the results wider.
+        self.relevance_slider.setMinimumWidth(60)
+        self.relevance_slider.setMaximumWidth(140)
         self.relevance_slider.setToolTip(
             "Hide results whose meaning is not close to your search.\n"
             "Relevance is calibrated for each model: at 0.25 a result near the top has about one chance in four\n"
@@ -821,15 +892,20 @@ class ResultsView(QWidget):
         self.show_hidden_button.setToolTip("Show the results below the relevance threshold too")
         self.show_hidden_button.clicked.connect(lambda: self.relevance_slider.setValue(0))
         self.show_hidden_button.hide()
-        header = QHBoxLayout()
-        header.setContentsMargins(8, 4, 8, 4)
-        header.addWidget(self.count_label, 1)
-        header.addWidget(self.show_hidden_button)
-        header.addWidget(self.relevance_label)
-        header.addWidget(self.relevance_slider)
-        header.addWidget(self.threshold_label)
+        # The count on the left, the relevance controls on the right; in a narrow window the count
+        # wraps and the controls go under it, rather than make the results wider than the window.
+        relevance = _RelevanceRow(self.relevance_slider)
+        relevance_layout = QHBoxLayout(relevance)
+        relevance_layout.setContentsMargins(0, 0, 0, 0)
+        relevance_layout.addWidget(self.relevance_label)
+        relevance_layout.addWidget(self.relevance_slider, 1)
+        relevance_layout.addWidget(self.threshold_label)
         self.header = QWidget()
-        self.header.setLayout(header)
+        header = FlowLayout(self.header, spacing=6, right_from=1)
+        header.setContentsMargins(8, 4, 8, 4)
+        header.addWidget(self.count_label)
+        header.addWidget(self.show_hidden_button)
+        header.addWidget(relevance)
 
         # -- photos
         self.photo_model = PhotoModel(thumbnails, self)

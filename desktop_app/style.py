@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 
 from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QAbstractButton, QStyle
 
 from engine.extractors.documents import page_unit
 
@@ -93,6 +94,18 @@ def plain_text(text: str | None) -> str:
 
 def _plain(piece: str) -> str:
     return html.escape(piece.replace(MARK_OPEN, "").replace(MARK_CLOSE, ""), quote=False).replace("\n", "<br>")
+
+
+def narrow_button(button: QAbstractButton) -> QAbstractButton:
+    """Let a layout give ``button`` less than the style's minimum (80 pixels in Fusion), never less
+    than its text needs: "Ask" and "Stop" then fit in a narrow panel with their words whole."""
+    style = button.style()
+    margin = style.pixelMetric(QStyle.PixelMetric.PM_ButtonMargin, None, button)
+    frame = style.pixelMetric(QStyle.PixelMetric.PM_DefaultFrameWidth, None, button)
+    text = button.fontMetrics().horizontalAdvance(button.text())
+    icon = button.iconSize().width() + 4 if not button.icon().isNull() else 0
+    button.setMinimumWidth(text + icon + 2 * (margin + frame) + 8)
+    return button
 
 
 def format_clock(seconds: float | None) -> str:

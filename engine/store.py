@@ -62,6 +62,7 @@ def space_of(modality: str) -> str:
 
 # Keyword search leaves out a typed word found in more than this share of the
 # items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
+PASSAGE_CONTEXT_CHARS = 1500  # how much of a passage's page a preview shows on each side of it
 COMMON_TERM_SHARE = 0.01
 COMMON_TERM_MIN = 500
 
@@ -1787,6 +1788,51 @@ class LibraryStore:
                     "meta": json.loads(row[13]) if row[13] else {},
                 }
         return out
+
+    def passage_context(self, item_id: int, around: int = PASSAGE_CONTEXT_CHARS) -> dict | None:
+        """A text item in its context: its page's text from ``around`` characters before it to as many after.
+
+        Passages are stored as overlapping chunks of a page (``char_start``/``char_end`` into it),
+        each only as long as a model reads at once (a few dozen characters of Korean or Chinese);
+        the neighbouring chunks are stitched back into the page's text, so a reader sees the
+        paragraphs around what was found.  Returns ``{"text", "start", "end"}``, where
+        ``text[start:end]`` is the item's own text, or None for an item that is not a passage of a
+        document (a photo, a transcript segment, text recognised in a picture) or is not stored.
+        """
+        rows = self._query(
+            "SELECT file_id, page, char_start, char_end, text FROM items WHERE id = ? AND modality = 'text'",
+            (int(item_id),),
+        )
+        if not rows or rows[0][2] is None or rows[0][3] is None or rows[0][4] is None:
+            return None
+        file_id, page, start, end, own = rows[0]
+        neighbours = self._query(
+            "SELECT char_start, char_end, text FROM items WHERE file_id = ? AND modality = 'text' AND page IS ? "
+            "AND char_start IS NOT NULL AND char_end > ? AND char_start < ? ORDER BY char_start, char_end",
+            (file_id, page, start - around, end + around),
+        )
+        stitched = ""
+        shift = 0  # a page offset minus its place in ``stitched``, for the run placed last
+        stitched_end: int | None = None  # the page offset where ``stitched`` ends
+        at: int | None = None  # where the item's own text is in ``stitched``
+        for piece_start, piece_end, text in neighbours:
+            if not text or piece_end - piece_start != len(text):
+                continue  # not a verbatim slice of the page: it cannot be placed
+            if stitched_end is None:
+                stitched, shift = text, piece_start
+            elif piece_start > stitched_end:
+                # The chunks leave out only whitespace between them; which kind is not stored.
+                stitched += "\n\n"
+                shift = piece_start - len(stitched)
+                stitched += text
+            elif piece_end > stitched_end:
+                stitched += text[stitched_end - piece_start :]
+            stitched_end = max(stitched_end or piece_end, piece_end)
+            if at is None and (piece_start, piece_end) == (start, end):
+                at = start - shift
+        if at is None or stitched[at : at + len(own)] != own:
+            return {"text": own, "start": 0, "end": len(own)}
+        return {"text": stitched, "start": at, "end": at + len(own)}
 
     def first_item_of_file(self, path: str) -> int | None:
         rows = self._query(

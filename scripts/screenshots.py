@@ -8,12 +8,13 @@ with ``shapes-clip``, the CLIP trained in this repository
 (``resources/models/shapes-clip.safetensors``), and the notes' passages with
 all-MiniLM-L6-v2 from its registry wheel (test-tiny where it is not installed),
 so the searches really find things by meaning and nothing is downloaded.  Then the real
-:class:`desktop_app.main_window.MainWindow` opens on it at 1280 × 800 and four
-pictures are taken with ``QWidget.grab()``:
+:class:`desktop_app.main_window.MainWindow` opens on it at 1280 × 800 and five
+pictures are taken with ``QWidget.grab()`` (one at 800 × 560):
 
 * ``search.png``: "red circle": the photo grid, the matching passages, the top photo previewed;
 * ``dates.png``: "blue square from 2024": the year understood as a removable chip in the sidebar;
 * ``ask.png``: the ask panel answering "Where is the meeting point?", its source in the preview;
+* ``layout-800x560.png``: the same question in an 800 × 560 window, the ask panel beside the results;
 * ``indexing.png``: a folder of 150 new pictures being indexed, about 40 % done;
 * ``models.png``: a library whose models are not on the computer yet: the banner that says
   so above the results, and the set-up dialog its button opens, drawn over the window.
@@ -53,13 +54,13 @@ from scripts.shapes_clip import SceneSpec, Thing, random_spec, render_scene
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "resources" / "models" / "shapes-clip.safetensors"
 WINDOW_SIZE = (1280, 800)
+SMALL_WINDOW_SIZE = (800, 560)  # the smallest window every control is laid out for
 PHOTO_SIDE = 480  # pixels; shapes-clip sees them at its own input size
 TIMEOUT_MS = 120_000
 
 SEARCH_QUERY = "red circle"
 DATE_QUERY = "blue square from 2024"
 QUESTION = "Where is the meeting point?"
-ASK_DOCK_WIDTH = 390
 PREVIEW_WIDTH = 360  # wide enough for the preview's four buttons
 IMPORT_FOLDER = "Phone import"
 IMPORT_COUNT = 150
@@ -390,16 +391,13 @@ class Shooter:
         self.save("dates.png")
 
     def take_ask(self) -> None:
-        """The red-circle search behind, the question in the ask dock, its source in the preview."""
-        from PySide6.QtCore import Qt
-
+        """The red-circle search behind, the question in the ask panel, its source in the preview."""
         window = self.window
         panel = window.ask_panel
         self.search(SEARCH_QUERY)
         window.ask_action.trigger()
-        window.resizeDocks([window.ask_dock], [ASK_DOCK_WIDTH], Qt.Orientation.Horizontal)
-        settle()
-        # Room for the preview's buttons: the results give up what the dock took.
+        # Room for the preview's buttons: the results and the ask panel (at its width the first time
+        # it opens, never wider than the results) give it what it lacks.
         sizes = window.splitter.sizes()
         preview = max(sizes[2], PREVIEW_WIDTH)
         window.splitter.setSizes([sizes[0], max(200, sum(sizes) - sizes[0] - preview), preview])
@@ -422,7 +420,36 @@ class Shooter:
         panel.question_field.setCursorPosition(0)  # the start of the question, should it not fit
         print(f"  {QUESTION!r}: {answer.answer!r}; sources {panel.citation_texts()}")
         self.save("ask.png")
-        window.ask_dock.hide()
+        window.close_ask_panel()
+
+    def take_layout(self) -> None:
+        """The window at 800 × 560: the results, the ask panel beside them, the cited passage in the preview."""
+        window = self.window
+        panel = window.ask_panel
+        window.resize(*SMALL_WINDOW_SIZE)
+        settle()
+        self.search(SEARCH_QUERY)
+        window.ask_action.trigger()
+        settle()
+        (answer,) = wait_for(panel.answer_shown, lambda: panel.ask(QUESTION), what="the answer")
+        if not answer.found or not answer.citations:
+            raise RuntimeError(f"{QUESTION!r} was not answered: {answer.answer!r}")
+        if panel.photos.count():
+            wait_for(panel.photos_shown, what="the answer's photos")
+        first = answer.citations[0]
+        preview = window.preview
+        window.show_citation(first.path, first.kind, dict(first.locator or {}))
+        shown = preview.result
+        wait_until(
+            lambda: shown() is not None and shown().path == first.path and bool(preview.details),
+            what="the cited passage in the preview",
+        )
+        panel.question_field.setCursorPosition(0)
+        print(f"  at {SMALL_WINDOW_SIZE}: ask panel {window.work_splitter.sizes()[1]} px beside the results")
+        self.save("layout-800x560.png")
+        window.close_ask_panel()
+        window.resize(*WINDOW_SIZE)
+        settle()
 
     def take_indexing(self, folder: Path) -> None:
         """Index ``folder``; the picture is taken from the progress signal, on the GUI thread, near 40 %."""
@@ -555,6 +582,7 @@ def run(out: Path, workdir: Path) -> int:
         shooter.take_search()
         shooter.take_dates()
         shooter.take_ask()
+        shooter.take_layout()
         shooter.preview_first_photo()  # the indexing picture: the first search behind the panel
         shooter.take_indexing(imports)
     finally:

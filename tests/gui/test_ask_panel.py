@@ -9,8 +9,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QThreadPool
 from PySide6.QtWidgets import QApplication
 
-from desktop_app.ask_panel import AskPanel, _read_thumbnail, answer_html, citation_label, format_clock
+from desktop_app.ask_panel import AskPanel, _read_thumbnail, citation_label, format_clock
 from desktop_app.controller import AppController
+from desktop_app.rich_text import answer_markdown
 from engine.answer import NOT_FOUND_MESSAGE, Citation
 from tests.helpers import make_photo, make_text
 from tests.unit.test_llm import FakeChatServer, closed_port_url, sse_event
@@ -143,6 +144,35 @@ def test_the_answer_streams_from_a_local_llm_in_order(qtbot, panel, library, con
     assert "local language model" in panel.status_label.text()
 
 
+def test_a_markdown_answer_is_rendered_and_its_citation_still_opens_the_source(qtbot, panel, library):
+    with FakeChatServer() as server:
+        server.script = [
+            sse_event({"role": "assistant"}),
+            sse_event({"content": "# Club meeting [1]\n\nThe boiler service is **due in October** [1]."}),
+            sse_event(finish="stop"),
+            b"data: [DONE]\n\n",
+        ]
+        use_llm(library, server.base_url)
+        answer = ask_and_wait(qtbot, panel, QUESTION)
+    assert answer.mode == "llm" and answer.answer.startswith("# Club meeting [1]")
+    document = panel.answer_view.document()
+    heading = document.firstBlock()
+    assert heading.text() == "Club meeting [1]"  # no "#": a heading
+    assert heading.blockFormat().headingLevel() == 1
+    assert "#" not in panel.answer_view.toPlainText() and "**" not in panel.answer_view.toPlainText()
+    bold = document.find("due in October")
+    assert bold.charFormat().fontWeight() >= 600
+    # The [1] in the heading is still a link to the source, and clicking it opens that source.
+    cursor = document.find("[1]")
+    assert cursor.charFormat().isAnchor() and cursor.charFormat().anchorHref() == "cite:1"
+    rect = panel.answer_view.cursorRect(cursor)
+    with qtbot.waitSignal(panel.citation_activated, timeout=2_000) as activated:
+        qtbot.mouseClick(
+            panel.answer_view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(rect.left() - 4, rect.center().y())
+        )
+    assert activated.args[0].endswith("boiler.txt")
+
+
 def test_stop_keeps_what_streamed_and_ignores_the_rest(qtbot, panel, library):
     with FakeChatServer() as server:
         gate = server.gate()
@@ -205,7 +235,8 @@ def test_words():
     assert citation_label(cite("/x/memo.m4a", "audio", {"start": 72.4, "end": 80.0}, 2)) == "[2] memo.m4a at 01:12"
     assert citation_label(cite("/x/beach.jpg", "image", {}, 3)) == "[3] beach.jpg (photo)"
     assert format_clock(3723) == "1:02:03"
-    assert answer_html("A <b> [1] and [7]", [1]) == 'A &lt;b&gt; <a href="cite:1">[1]</a> and [7]'
+    # [1] names a source: a link; [7] names none and stays text; a line break stays one.
+    assert answer_markdown("A [1] and [7]\nnext", [1]) == "A [\\[1\\]](cite:1) and [7]  \nnext"
 
 
 def test_asking_before_the_library_is_open_says_so(qtbot):

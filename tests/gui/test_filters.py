@@ -216,3 +216,22 @@ def test_a_date_in_the_query_shows_a_chip_and_removing_it_widens_the_search(qtbo
     assert blocker.args[0] == 5
     assert window.filter_panel.date_chips == []
     assert window.filter_panel.understood_box.isHidden()
+
+
+def test_the_folder_box_names_each_folder_by_its_own_name(panel, tmp_path):
+    photos = tmp_path / "2023" / "Photos"
+    other = tmp_path / "2024" / "Photos"
+    music = tmp_path / "a long way down" / "in nested folders" / "Music"
+    panel.set_roots([str(photos), str(music)])
+    labels = [panel.folder_combo.itemText(i) for i in range(panel.folder_combo.count())]
+    assert labels == ["All folders", "Photos", "Music", "Choose a folder…"]
+    assert panel.folder_combo.itemData(2, Qt.ItemDataRole.ToolTipRole) == str(music)
+    # Two folders of one name are told apart by their parents.
+    panel.set_folder(str(other))
+    labels = [panel.folder_combo.itemText(i) for i in range(1, panel.folder_combo.count() - 1)]
+    assert sorted(labels) == ["Music", "Photos — 2023", "Photos — 2024"]
+    assert panel.folder_combo.currentText() == "Photos — 2024"
+    assert panel.folder_combo.toolTip() == str(other)
+    panel.reset()
+    assert panel.folder_combo.currentText() == "All folders"
+    assert panel.folder_combo.toolTip() == "Search every folder of the library"

@@ -403,10 +403,10 @@ def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
 
 def test_ask_a_question_opens_the_ask_panel(qtbot, window):
     assert window.ask_action.shortcut().toString() == "Ctrl+Shift+A"
-    assert not window.ask_dock.isVisible()
+    assert not window.ask_panel.isVisible()
     window.filter_panel.set_kinds(["document"])
     window.ask_action.trigger()
-    assert window.ask_dock.isVisible()
+    assert window.ask_panel.isVisible()
     assert window.ask_panel.question_field.hasFocus()
     assert window.ask_panel.filters.kinds == ("document",)  # asked within the window's filters
 

@@ -520,3 +520,41 @@ def test_a_filtered_search_finds_keyword_matches_past_any_cap(store):
     _many_invoices(store)
     response = search(store, Query("invoice", filters=Filters(folder="/small"), k=10, min_relevance=0.0))
     assert sorted(r.path for r in response.results) == [f"/small/invoice-{n}.txt" for n in range(3)]
+
+
+def test_a_passage_in_context_is_stitched_from_the_chunks_around_it(store):
+    page = "First paragraph.\n\nThe found passage is here.\nIt goes on.\n\n\n\nAfter a gap of blank lines."
+    spans = [(0, 30), (18, 55), (60, len(page))]  # overlapping, then whitespace left out between chunks
+    texts = [page[a:b] for a, b in spans]
+    assert texts[1].startswith("The found") and texts[2].startswith("After")
+    with store.transaction():
+        store.add_file(
+            "/n/notes.txt",
+            size=1,
+            mtime=1.0,
+            content_hash="n",
+            kind="document",
+            media_time=1.0,
+            items=[
+                *(
+                    NewItem("text", text=t, page=1, char_start=a, char_end=b)
+                    for t, (a, b) in zip(texts, spans, strict=True)
+                ),
+                NewItem("text", text="Another page.", page=2, char_start=0, char_end=13),
+                NewItem("ocr", text="SIGN", char_start=0, char_end=4),
+            ],
+            vectors={"text": np.eye(4, dtype=np.float32)[[0, 1, 2, 3, 0]]},
+        )
+    _first, found, after, other_page, ocr = store.item_ids_of("/n/notes.txt")
+    context = store.passage_context(found)
+    assert context["text"] == page[:55] + "\n\n" + page[60:]
+    assert context["text"][context["start"] : context["end"]] == texts[1]
+    # The item after the gap is placed after it, too.
+    later = store.passage_context(after)
+    assert later["text"][later["start"] : later["end"]] == texts[2]
+    # Only its own page, and only as far as asked.
+    assert store.passage_context(other_page) == {"text": "Another page.", "start": 0, "end": 13}
+    near = store.passage_context(found, around=5)
+    assert near["text"][near["start"] : near["end"]] == texts[1] and "After" not in near["text"]
+    # Text read from a picture and unknown items have no context to show.
+    assert store.passage_context(ocr) is None and store.passage_context(10_000) is None
