@@ -684,15 +684,13 @@ class PhotoDelegate(QStyledItemDelegate):
         font.setWeight(QFont.Weight.DemiBold)
         font.setPointSizeF(option.font.pointSizeF() * 1.15)
         painter.setFont(font)
-        painter.setPen(option.palette.color(QPalette.ColorRole.Text))
+        # A title row is not selectable, which Qt paints as disabled: use the active colours.
+        text = option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
+        base = option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Base)
+        painter.setPen(text)
         text_rect = option.rect.adjusted(8, 8, -8, -2)
         painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, header.label)
-        painter.setPen(
-            QPen(
-                mix(option.palette.color(QPalette.ColorRole.Text), option.palette.color(QPalette.ColorRole.Base), 0.15),
-                1,
-            )
-        )
+        painter.setPen(QPen(mix(text, base, 0.15), 1))
         painter.drawLine(option.rect.left() + 8, option.rect.bottom(), option.rect.right() - 8, option.rect.bottom())
         painter.restore()
 
@@ -1416,6 +1414,15 @@ class ResultsView(QWidget):
         if not photos or not passages or self._user_split:
             return
         total = max(200, self.splitter.height())
+        if self.browsing:
+            # The photos go on as they are scrolled: they get the room the cards do not need (at least 60 %).
+            cards = sum(
+                self.passage_view.sizeHintForIndex(self.passage_model.index(row)).height()
+                for row in range(min(passages, 8))
+            )
+            top = max(int(total * 0.6), total - cards - self.passage_title.sizeHint().height() - 12)
+            self.splitter.setSizes([top, total - top])
+            return
         grid = self.photo_view.gridSize()
         per_row = max(1, (self.photo_view.viewport().width() or self.width()) // grid.width())
         rows = -(-photos // per_row)
