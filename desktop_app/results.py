@@ -421,14 +421,25 @@ class PhotoModel(ResultListModel):
         self.thumbnails = thumbnails
         self.grouped = False
         self._counts: dict[tuple[int, int], int] = {}
+        self._row_of_file: dict[int, int] = {}  # a thumbnail that arrives finds its row at once in a long list
         thumbnails.ready.connect(self._thumbnail_ready)
 
     def set_results(self, results: Sequence[Any]) -> None:
+        self._row_of_file = {}
         super().set_results(self._with_headers(results, None))
+        self._index_rows(0)
 
     def append_results(self, results: Sequence[Any]) -> None:
         last = next((month_of(r) for r in reversed(self._results) if not isinstance(r, MonthHeader)), None)
+        first = len(self._results)
         super().append_results(self._with_headers(results, last))
+        self._index_rows(first)
+
+    def _index_rows(self, first: int) -> None:
+        for row in range(first, len(self._results)):
+            result = self._results[row]
+            if not isinstance(result, MonthHeader):
+                self._row_of_file.setdefault(result.file_id, row)
 
     def _with_headers(self, results: Sequence[Any], last: tuple[int, int] | None) -> list[Any]:
         if not self.grouped:
@@ -467,10 +478,10 @@ class PhotoModel(ResultListModel):
         return super().data(index, role)
 
     def _thumbnail_ready(self, file_id: int) -> None:
-        for row, result in enumerate(self._results):
-            if not isinstance(result, MonthHeader) and result.file_id == file_id:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+        row = self._row_of_file.get(file_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
 class PassageModel(ResultListModel):
@@ -1344,6 +1355,8 @@ class ResultsView(QWidget):
         return relevance >= threshold - 1e-9
 
     def _apply_threshold(self, _value: int = 0) -> None:
+        if self.browsing:
+            return  # the library in time order has no relevance to judge
         threshold = self.threshold()
         shown = [r for r in self._all if self._passes(r, threshold)]
         self._update_threshold_label(threshold)

@@ -206,3 +206,19 @@ def test_typing_searches_and_clearing_the_field_browses_again(qtbot, window):
     with qtbot.waitSignal(window.browse_page_shown, timeout=10_000):
         qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
     assert window.results.browsing
+
+
+def test_the_arrow_keys_move_between_photos_over_the_month_titles(qtbot, window):
+    results = window.results
+    view, model = results.photo_view, results.photo_model
+    window.search_field.setFocus()
+    qtbot.keyClick(window.search_field, Qt.Key.Key_Down)  # to the results: the first photo, not a title
+    assert view.hasFocus() and model.result(view.currentIndex().row()) is not None
+    passed = set()
+    for _ in range(12):
+        qtbot.keyClick(view, Qt.Key.Key_Down)
+        current = model.result(view.currentIndex().row())
+        assert current is not None
+        assert results.current_result() is current
+        passed.add(month_of(current))
+    assert len(passed) > 1  # the moves crossed at least one month's title
