@@ -7,6 +7,11 @@ each document, over ten years; a tenth tagged), then times the first page, a
 page deep in the library (reached by following the pages), a page of
 documents only, of a tag, and the month counts.  Prints the median of
 ``--runs`` reads of each, in milliseconds.
+
+Then, on the GUI side (offscreen Qt, or the display there is), the real
+:class:`desktop_app.results.ResultsView` browses: the store's photos are
+added a page at a time, as scrolling asks for them, while a 5 ms heartbeat
+timer runs; the longest gap between beats is how long the window stood still.
 """
 
 from __future__ import annotations
@@ -53,6 +58,59 @@ def timed(fn, runs: int) -> float:
     return statistics.median(times)
 
 
+def window_pauses(store: LibraryStore, page: int) -> tuple[int, float]:
+    """(photos shown, longest pause of the GUI thread in ms) while every photo is added a page at a time."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from desktop_app.controller import AppController
+    from desktop_app.results import ResultsView, ThumbnailLoader
+
+    app = QApplication.instance() or QApplication([])
+    loader = ThumbnailLoader(AppController(None, None))
+    loader.close()  # no files behind these rows: placeholders only
+    view = ResultsView(loader)
+    view.resize(1000, 760)
+    view.show()
+    view.start_browsing(True, False, "Your library")
+    view.set_months(store.browse_months(Filters(kinds=("image",))))
+    pages = []
+    after = None
+    while True:
+        result = browse(store, Filters(kinds=("image",)), after, page)
+        pages.append(result)
+        after = result.next
+        if after is None:
+            break
+    beats = [time.perf_counter()]
+    gaps: list[float] = []
+
+    def beat() -> None:
+        now = time.perf_counter()
+        gaps.append(now - beats[-1])
+        beats.append(now)
+
+    heartbeat = QTimer(interval=5)
+    heartbeat.timeout.connect(beat)
+    heartbeat.start()
+
+    def next_page() -> None:
+        result = pages.pop(0)
+        view.add_page("photos", result.results, bool(pages))
+        if pages:
+            QTimer.singleShot(100, next_page)
+        else:
+            QTimer.singleShot(1500, app.quit)
+
+    QTimer.singleShot(0, next_page)
+    app.exec()
+    heartbeat.stop()
+    return len(view.photo_model.results()), max(gaps) * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=10_000)
@@ -79,6 +137,8 @@ def main() -> None:
         }
         for name, fn in cases.items():
             print(f"{name:28} {timed(fn, args.runs):7.1f} ms")
+        shown, pause = window_pauses(store, args.page)
+        print(f"window: {shown} photos added {args.page} at a time, longest pause {pause:.0f} ms")
         store.close()
 
 

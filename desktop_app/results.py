@@ -422,10 +422,12 @@ class PhotoModel(ResultListModel):
         self.grouped = False
         self._counts: dict[tuple[int, int], int] = {}
         self._row_of_file: dict[int, int] = {}  # a thumbnail that arrives finds its row at once in a long list
+        self.header_rows: set[int] = set()  # the rows of the month titles
         thumbnails.ready.connect(self._thumbnail_ready)
 
     def set_results(self, results: Sequence[Any]) -> None:
         self._row_of_file = {}
+        self.header_rows = set()
         super().set_results(self._with_headers(results, None))
         self._index_rows(0)
 
@@ -438,7 +440,9 @@ class PhotoModel(ResultListModel):
     def _index_rows(self, first: int) -> None:
         for row in range(first, len(self._results)):
             result = self._results[row]
-            if not isinstance(result, MonthHeader):
+            if isinstance(result, MonthHeader):
+                self.header_rows.add(row)
+            else:
                 self._row_of_file.setdefault(result.file_id, row)
 
     def _with_headers(self, results: Sequence[Any], last: tuple[int, int] | None) -> list[Any]:
@@ -618,10 +622,12 @@ class PhotoDelegate(QStyledItemDelegate):
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
         view = self.parent()
         if isinstance(view, _PhotoGrid) and view.grouped:
-            # Without a grid, a month's title takes a whole row and the photos the width the grid would give them.
-            if index.data(HeaderRole) is not None:
+            # Without a grid, a month's title takes a whole row and the photos the width the grid would give
+            # them.  Asked of every row at each layout, so it looks at the model's rows directly.
+            model = index.model()
+            if isinstance(model, PhotoModel) and index.row() in model.header_rows:
                 return QSize(view.row_width(), self.HEADER_HEIGHT)
-            return view.gridded_cell()
+            return view._gridded
         return photo_cell(self.side)
 
     def paint(
@@ -917,6 +923,7 @@ class _PhotoGrid(_ResultList):
         self.setWrapping(True)
         self.setUniformItemSizes(True)
         self.setSpacing(0)
+        self.setBatchSize(400)
         self.cell = photo_cell(DEFAULT_PHOTO_SIDE)
         self.grouped = False  # month titles between the photos: items sized by the delegate, not a grid
         self._gridded = self.cell
@@ -933,7 +940,17 @@ class _PhotoGrid(_ResultList):
         self.grouped = grouped
         self.setUniformItemSizes(not grouped)
         self.setGridSize(QSize() if grouped else self._gridded)
+        # Thousands of browsed photos are laid out a batch at a time between events, so that a
+        # page arriving never holds the window up (at 10,000 photos a whole layout takes ~0.1 s).
+        self.setLayoutMode(QListView.LayoutMode.Batched if grouped else QListView.LayoutMode.SinglePass)
         self._fit_grid()
+
+    def lay_out_now(self) -> None:
+        """Finish laying out every row at once (before scrolling to one far down)."""
+        mode = self.layoutMode()
+        self.setLayoutMode(QListView.LayoutMode.SinglePass)
+        self.doItemsLayout()
+        self.setLayoutMode(mode)
 
     def gridded_cell(self) -> QSize:
         """A photo's cell: the columns fill the width evenly."""
@@ -1258,6 +1275,7 @@ class ResultsView(QWidget):
         row = self.photo_model.header_row(year, month)
         if row >= 0:
             self._pending_jump = None
+            self.photo_view.lay_out_now()
             self.photo_view.scrollTo(self.photo_model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
             self._photos_scrolled()
             return True
