@@ -1474,7 +1474,7 @@ class ResultsView(QWidget):
         chosen = []
         for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
             rows = sorted(index.row() for index in view.selectionModel().selectedRows())
-            chosen += [model.result(row) for row in rows]
+            chosen += [r for r in (model.result(row) for row in rows) if r is not None]  # never a month's title
         return chosen
 
     def current_result(self) -> Any:
