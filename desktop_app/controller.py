@@ -519,6 +519,21 @@ class AppController(QObject):
 
         self._read(lambda library: library.forget_folder(folder), done, on_error)
 
+    def browse(
+        self, filters: Filters, after: Any, limit: int, on_done: Callable[[Any], None], on_error: OnError
+    ) -> None:
+        """A page of the library in time order (:meth:`engine.library.Library.browse`), read on the pool.
+
+        ``after`` is the previous page's ``next`` (None for the first page).
+        """
+        self._read(lambda library: library.browse(filters, after, limit), on_done, on_error)
+
+    def browse_months(
+        self, filters: Filters, on_done: Callable[[list[tuple[int, int, int]]], None], on_error: OnError
+    ) -> None:
+        """(year, month, files) of every month with files passing ``filters``, newest first, read on the pool."""
+        self._read(lambda library: library.browse_months(filters), on_done, on_error)
+
     def item_details(self, item_id: int, on_done: Callable[[dict], None], on_error: OnError) -> None:
         """An item's whole text and its file's metadata (``LibraryStore.item_details``); for a passage
         of a document, also ``context``: the text around it on its page (``LibraryStore.passage_context``)."""

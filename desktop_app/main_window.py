@@ -14,6 +14,11 @@ dates it understood (chips in the sidebar) and the selection among its results
 go when another search starts, and each answer replaces them.  Searching the
 same thing again (after a tag change, new files, the models loading) keeps the
 selection and the place in the list.
+
+With no query the window browses the library (:mod:`desktop_app.browse`):
+photos by month, documents and recordings by date, a page at a time as the
+lists are scrolled.  Search results grow the same way: scrolled to their end,
+the search runs again for a page more and the new files are added below.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from engine.search import MEANING_PENDING, MODELS_MISSING_WARNINGS
 from engine.settings import Settings
 
 from .ask_panel import AskPanel
+from .browse import LibraryBrowser
 from .controller import (
     AppController,
     describe_error,
@@ -80,7 +86,7 @@ from .tag_dialog import TagDialog
 SEARCH_DELAY_MS = 250  # typing pauses this long before the search starts
 ASK_PANEL_WIDTH = 360  # the ask panel's width the first time, at most (never wider than the results)
 ASK_WIDTH_KEY = "window/ask_panel_width"  # where the person left the divider, in the window's QSettings
-RESULT_LIMIT = 60
+RESULT_PAGE = 60  # a search asks for this many files, and this many more each time its results are scrolled to the end
 # Beside the result count while those results were found by their words and names only.
 MEANING_NOTE = "More by meaning once the models have loaded…"
 
@@ -304,6 +310,7 @@ class MainWindow(QMainWindow):
     library_ready = Signal()  # the library is open and its counts are shown (once)
     library_info_loaded = Signal()  # counts, tags and folders refreshed (every time)
     results_shown = Signal(int)  # the latest search's answer is on screen: how many results it had
+    browse_page_shown = Signal(str, int)  # browsing: a page of a section arrived ("photos"/"passages"), files in it
     search_error = Signal(str)  # the latest search failed: the message shown
     citation_shown = Signal(object)  # the SearchResult of a citation now in the preview
 
@@ -321,7 +328,11 @@ class MainWindow(QMainWindow):
         self.resize(1240, 780)
         self.setStyleSheet(STYLE_SHEET)
         self.controller = AppController(settings, library)
-        self.result_limit = RESULT_LIMIT
+        self.result_page = RESULT_PAGE
+        self._result_k = RESULT_PAGE  # how many files the current search asks for (grows a page at a time)
+        self._searched_key: tuple | None = None  # what the current search asks, apart from how many
+        self._appending = False  # the search in flight asks for a page more of the results shown
+        self.browser = LibraryBrowser(self.controller, parent=self)
         self._closed = False
         self._request = 0  # the search request whose answer may be shown
         self._searched_text = ""  # the query text of that request (date chips point into it)
@@ -376,6 +387,8 @@ class MainWindow(QMainWindow):
         self.filter_panel = FilterPanel()
         self.results = ResultsView(self.thumbnails)
         self.results.shown_changed.connect(self._threshold_moved)
+        self.results.more_wanted.connect(self._more_wanted)
+        self.results.photos_needed.connect(lambda count: self.browser.fetch("photos", at_least=count))
         configured = self.controller.settings
         self.results.set_threshold(configured.min_relevance if configured is not None else DEFAULT_MIN_RELEVANCE)
         self.preview = PreviewPane(self.controller)
@@ -595,6 +608,9 @@ class MainWindow(QMainWindow):
         self.search_field.escape_pressed.connect(self.clear_search)
         self.search_field.down_pressed.connect(self._focus_results)
         self.filter_panel.changed.connect(self._refresh.start)
+        self.browser.page_ready.connect(self._browse_page)
+        self.browser.months_ready.connect(lambda months: self._guard(self.results.set_months, months))
+        self.browser.failed.connect(lambda message: self._guard(self._show_error, message))
         self.filter_panel.date_phrase_removed.connect(self.remove_date_phrase)
         self.results.current_changed.connect(self._current_changed)
         self.results.current_updated.connect(self.preview.update_result)
@@ -898,7 +914,7 @@ class MainWindow(QMainWindow):
         self.filter_panel.set_tags(tags)
         self.filter_panel.set_roots(stats.get("roots") or [])
         self._library_items = stats["items"]
-        if self._is_idle():
+        if self._is_idle() and not self.results.browsing:
             self._show_idle()
         self.library_info_loaded.emit()
         if not self._ready_announced:
@@ -909,15 +925,15 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._info_timer.start()
-        if not self._is_idle():
-            self._refresh.start()  # new files or tags may change what the search finds
+        if not self._is_idle() or self._browsing_at_top():
+            self._refresh.start()  # new files or tags may change what the search finds, or what is newest
 
     def _tags_changed(self) -> None:
         if self._closed:
             return
         self._info_timer.start()  # tag counts
         self._show_current_tags()
-        if not self._is_idle():
+        if not self._is_idle() or self._browsing_at_top() or self.filter_panel.filters().tags:
             self._refresh.start()
 
     def _show_current_tags(self) -> None:
@@ -960,24 +976,62 @@ class MainWindow(QMainWindow):
         self._debounce.start()
 
     def _is_idle(self) -> bool:
+        """No query: the window browses the library (within the filters)."""
+        return not self.search_field.text().strip() and self._query_image is None and self._query_like is None
+
+    def _browsing_at_top(self) -> bool:
+        """Browsing, and the lists are where they start (a refresh then moves nothing the person looks at)."""
+        results = self.results
         return (
-            not self.search_field.text().strip()
-            and self._query_image is None
-            and self._query_like is None
-            and self.filter_panel.filters().empty
+            results.browsing
+            and results.photo_view.verticalScrollBar().value() == 0
+            and results.passage_view.verticalScrollBar().value() == 0
         )
 
     def _show_idle(self) -> None:
+        """Browse the library; until it is open (or while it is empty) say so instead."""
         action = None
+        if self._library_items is not None and self._library_items > 0 and self.controller.is_open:
+            self.browse()
+            return
+        self.browser.stop()
         if self._library_items == 0:
             message = "The library is empty: drop folders here, or add one."
             action = self.add_folder_action
-        elif self._library_items is None:
-            message = "Opening the library…"
         else:
-            message = "Type to search your photos, documents and recordings."
+            message = "Opening the library…"
         self.results.show_empty(message, action)
         self.result_label.setText("")
+
+    def browse(self) -> None:
+        """Show the library in time order within the filters, the first page of each section now."""
+        filters = self.filter_panel.filters()
+        photos, passages = self.browser.start(filters)
+        title = "Your library, newest first" if filters.empty else "What passes the filters, newest first"
+        self.results.start_browsing(photos, passages, title)
+        self.result_label.setText("")
+        if not (photos or passages):
+            self.results.show_empty("Nothing in the library passes these filters.")
+
+    def _browse_page(self, section: str, results: list, more: bool) -> None:
+        if self._closed or not self.results.browsing:
+            return
+        self.results.add_page(section, results, more)
+        if all(self.browser.finished(s) for s in ("photos", "passages")) and not self.results.shown_results():
+            hint = " Try fewer filters." if not self.filter_panel.filters().empty else ""
+            self.results.show_empty(f"Nothing in the library passes these filters.{hint}")
+        self.browse_page_shown.emit(section, len(results))
+
+    def _more_wanted(self, section: str) -> None:
+        """A list was scrolled to its end: the next page of the library, or of the search results."""
+        if self._closed:
+            return
+        if self.results.browsing:
+            self.browser.fetch(section)
+        elif self._last_response is not None and not self._appending:
+            self._appending = True
+            self._result_k += self.result_page
+            self._start_search()
 
     def run_search(self) -> None:
         """Search now for the field's text, the query image and the filters (only this answer is shown)."""
@@ -986,10 +1040,12 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         text = self.search_field.text().strip()
+        self._appending = False
         if self._is_idle():
             self._request = -1  # an answer still on its way is no longer wanted
             self._request_key = self._shown_key = None
             self._searched_text = ""
+            self._searched_key = None
             self._last_response = None
             self.meaning_note.hide()
             self._clear_search_notes()
@@ -1000,19 +1056,27 @@ class MainWindow(QMainWindow):
             # Another search: what the last one said (its warnings, its dates) is not true of this one.
             self._clear_search_notes()
         self._request_key = key
+        self.browser.stop()
         if not self.controller.is_open:
             self._search_when_open = True
             self.result_label.setText("Waiting for the library…")
             return
+        key = (text, self._query_image, self._query_like, self.filter_panel.filters())
+        if key != self._searched_key:
+            self._result_k = self.result_page  # a new search starts with one page; the same one again keeps its pages
+            self._searched_key = key
         self._searched_text = text
         self.result_label.setText("Searching…")
+        self._start_search()
+
+    def _start_search(self) -> None:
         self._request = self.controller.search(
             Query(
-                text=text,
+                text=self._searched_text,
                 image=self._query_image,
                 like=self._query_like[0] if self._query_like else None,
                 filters=self.filter_panel.filters(),
-                k=self.result_limit,
+                k=self._result_k,
             )
         )
 
@@ -1048,10 +1112,14 @@ class MainWindow(QMainWindow):
         self.filter_panel.set_understood_dates(response.dates)
         if fresh and self.preview.result() is not None and self.results.current_result() is None:
             self.preview.show_result(None)  # a cited passage shown before this search: not one of its results
-        if response.results:
+        appending, self._appending = self._appending, False
+        more = len(response.results) >= self._result_k  # a full page: more may follow
+        if appending and not self.results.showing_empty():
+            self.results.append_results(response.results, more=more)
+        elif response.results:
             # Another search starts at its top with nothing selected; the same search found
             # again keeps the selection and the place in the list.
-            self.results.set_results(response.results, fresh=fresh)
+            self.results.set_results(response.results, fresh=fresh, more=more)
         else:
             hint = " Try fewer filters or other words." if not self.filter_panel.filters().empty else ""
             what = f"“{self._searched_text}”" if self._searched_text else "that"
@@ -1075,6 +1143,7 @@ class MainWindow(QMainWindow):
     def _search_failed(self, request: int, message: str) -> None:
         if self._closed or request != self._request:
             return
+        self._appending = False
         self._last_response = None
         self._shown_key = self._request_key
         self.meaning_note.hide()
@@ -1277,10 +1346,11 @@ class MainWindow(QMainWindow):
             (self.results.photo_view, self.results.photo_model),
             (self.results.passage_view, self.results.passage_model),
         ):
-            if model.rowCount():
+            first = next((row for row in range(model.rowCount()) if model.result(row) is not None), -1)
+            if first >= 0:
                 view.setFocus(Qt.FocusReason.OtherFocusReason)
                 if not view.currentIndex().isValid():
-                    view.setCurrentIndex(model.index(0))
+                    view.setCurrentIndex(model.index(first))
                 return
 
     def _preview_requested(self, result: Any) -> None:

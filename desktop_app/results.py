@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ from PySide6.QtWidgets import (
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolButton,
+    QTreeWidget,
+    QTreeWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -88,6 +91,7 @@ from .style import (
     marked_html,
     mix,
     muted_text,
+    parse_time,
     plain_text,
     selected_background,
 )
@@ -95,6 +99,7 @@ from .style import (
 ResultRole = Qt.ItemDataRole.UserRole + 1
 ExtraRole = Qt.ItemDataRole.UserRole + 2  # True for a passage opened from a card's "n more passages"
 ExpandedRole = Qt.ItemDataRole.UserRole + 3  # True for a card whose other passages are open
+HeaderRole = Qt.ItemDataRole.UserRole + 4  # the MonthHeader of a month's title row in the browsed photos
 THUMB_SIDE = 320  # as saved at index time
 DEFAULT_PHOTO_SIDE = 152  # the width of a thumbnail in the grid (the person can change it in the settings)
 # The invalid index, a model's root: the default parent of rowCount(), made once as a default argument would be.
@@ -263,27 +268,106 @@ def result_tooltip(result: Any) -> str:
     return "\n".join(lines)
 
 
+MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+@dataclass(frozen=True)
+class MonthHeader:
+    """The title row of one month in the browsed photos (year 0: the photos whose date is unknown)."""
+
+    year: int
+    month: int
+    count: int | None = None  # how many photos the month has in the library (None: not known)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.year, self.month)
+
+    @property
+    def label(self) -> str:
+        title = f"{MONTHS[self.month - 1]} {self.year}" if self.year else "Date unknown"
+        if self.count is None:
+            return title
+        return f"{title}  ·  {self.count} {'photo' if self.count == 1 else 'photos'}"
+
+
+def month_of(result: Any) -> tuple[int, int]:
+    """(year, month) a result was taken or dated in, local time; (0, 0) when unknown."""
+    moment = parse_time(result.media_time)
+    return (moment.year, moment.month) if moment is not None else (0, 0)
+
+
 class ResultListModel(QAbstractListModel):
-    """A list of :class:`engine.search.SearchResult`."""
+    """A list of :class:`engine.search.SearchResult` that can grow at its end.
+
+    When more can follow (:meth:`set_more_available`), a view scrolled to the
+    end asks through ``fetchMore``; the model says so by ``more_wanted`` and
+    asks again only after the owner answered (more rows, or nothing more).
+    """
+
+    more_wanted = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._results: list[Any] = []
+        self._results: list[Any] = []  # the rows: results (and, in the photo model, month headers)
+        self._more = False
+        self._asked = False
 
     def set_results(self, results: Sequence[Any]) -> None:
         self.beginResetModel()
         self._results = list(results)
+        self._asked = False
         self.endResetModel()
 
+    def append_results(self, results: Sequence[Any]) -> None:
+        """Add ``results`` after the last row (the rows shown stay where they are)."""
+        self._asked = False
+        if not results:
+            return
+        first = len(self._results)
+        self.beginInsertRows(QModelIndex(), first, first + len(results) - 1)
+        self._results.extend(results)
+        self.endInsertRows()
+
+    def set_more_available(self, more: bool) -> None:
+        """Whether more rows can follow the last one (a view at the end then asks for them)."""
+        self._more = more
+        self._asked = False
+
+    def more_available(self) -> bool:
+        return self._more
+
+    def canFetchMore(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> bool:
+        return not parent.isValid() and self._more and not self._asked
+
+    def fetchMore(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> None:
+        if self.canFetchMore(parent):
+            self._asked = True
+            self.more_wanted.emit()
+
     def results(self) -> list[Any]:
-        return list(self._results)
+        return [r for r in self._results if not isinstance(r, MonthHeader)]
 
     def result(self, row: int) -> Any:
-        return self._results[row] if 0 <= row < len(self._results) else None
+        row_value = self._results[row] if 0 <= row < len(self._results) else None
+        return None if isinstance(row_value, MonthHeader) else row_value
 
     def row_of_item(self, item_id: int) -> int:
         for row, result in enumerate(self._results):
-            if result.item_id == item_id:
+            if not isinstance(result, MonthHeader) and result.item_id == item_id:
                 return row
         return -1
 
@@ -294,6 +378,12 @@ class ResultListModel(QAbstractListModel):
         if not index.isValid() or not 0 <= index.row() < len(self._results):
             return None
         result = self._results[index.row()]
+        if isinstance(result, MonthHeader):
+            if role == HeaderRole:
+                return result
+            if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+                return result.label
+            return None
         if role == ResultRole:
             return result
         if role == Qt.ItemDataRole.DisplayRole:
@@ -305,7 +395,7 @@ class ResultListModel(QAbstractListModel):
         return None
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
+        if not index.isValid() or self.result(index.row()) is None:
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
 
@@ -315,30 +405,89 @@ class ResultListModel(QAbstractListModel):
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
         """Dragging results out gives other applications the files."""
         data = QMimeData()
-        paths = list(dict.fromkeys(self._results[i.row()].path for i in indexes if i.isValid()))
+        chosen = [self.result(i.row()) for i in indexes if i.isValid()]
+        paths = list(dict.fromkeys(r.path for r in chosen if r is not None))
         data.setUrls([QUrl.fromLocalFile(p) for p in paths])
         return data
 
 
 class PhotoModel(ResultListModel):
-    """Photos; the decoration is the thumbnail, loaded lazily when a row is painted."""
+    """Photos; the decoration is the thumbnail, loaded lazily when a row is painted.
+
+    While ``grouped`` (browsing the library) each month starts with a
+    :class:`MonthHeader` row, titled with the month's count from :meth:`set_months`.
+    """
 
     def __init__(self, thumbnails: ThumbnailLoader, parent: QObject | None = None):
         super().__init__(parent)
         self.thumbnails = thumbnails
+        self.grouped = False
+        self._counts: dict[tuple[int, int], int] = {}
+        self._row_of_file: dict[int, int] = {}  # a thumbnail that arrives finds its row at once in a long list
+        self.header_rows: set[int] = set()  # the rows of the month titles
         thumbnails.ready.connect(self._thumbnail_ready)
 
+    def set_results(self, results: Sequence[Any]) -> None:
+        self._row_of_file = {}
+        self.header_rows = set()
+        super().set_results(self._with_headers(results, None))
+        self._index_rows(0)
+
+    def append_results(self, results: Sequence[Any]) -> None:
+        last = next((month_of(r) for r in reversed(self._results) if not isinstance(r, MonthHeader)), None)
+        first = len(self._results)
+        super().append_results(self._with_headers(results, last))
+        self._index_rows(first)
+
+    def _index_rows(self, first: int) -> None:
+        for row in range(first, len(self._results)):
+            result = self._results[row]
+            if isinstance(result, MonthHeader):
+                self.header_rows.add(row)
+            else:
+                self._row_of_file.setdefault(result.file_id, row)
+
+    def _with_headers(self, results: Sequence[Any], last: tuple[int, int] | None) -> list[Any]:
+        if not self.grouped:
+            return list(results)
+        rows: list[Any] = []
+        for result in results:
+            month = month_of(result)
+            if month != last:
+                rows.append(MonthHeader(*month, self._counts.get(month)))
+                last = month
+            rows.append(result)
+        return rows
+
+    def set_months(self, months: Sequence[tuple[int, int, int]]) -> None:
+        """The library's (year, month, photos) counts, shown in the month titles."""
+        self._counts = {(y, m): n for y, m, n in months}
+        for row, header in enumerate(self._results):
+            if isinstance(header, MonthHeader) and self._counts.get(header.key) != header.count:
+                self._results[row] = MonthHeader(header.year, header.month, self._counts.get(header.key))
+                self.dataChanged.emit(self.index(row), self.index(row))
+
+    def header_row(self, year: int, month: int) -> int:
+        """The row of a month's title (-1 when none of its photos is loaded)."""
+        for row, header in enumerate(self._results):
+            if isinstance(header, MonthHeader) and header.key == (year, month):
+                return row
+        return -1
+
+    def headers(self) -> list[MonthHeader]:
+        return [r for r in self._results if isinstance(r, MonthHeader)]
+
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if role == Qt.ItemDataRole.DecorationRole and index.isValid() and 0 <= index.row() < len(self._results):
-            result = self._results[index.row()]
-            return self.thumbnails.pixmap(result.file_id, result.path)
+        if role == Qt.ItemDataRole.DecorationRole and index.isValid():
+            result = self.result(index.row())
+            return None if result is None else self.thumbnails.pixmap(result.file_id, result.path)
         return super().data(index, role)
 
     def _thumbnail_ready(self, file_id: int) -> None:
-        for row, result in enumerate(self._results):
-            if result.file_id == file_id:
-                index = self.index(row)
-                self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+        row = self._row_of_file.get(file_id)
+        if row is not None:
+            index = self.index(row)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
 class PassageModel(ResultListModel):
@@ -470,12 +619,26 @@ class PhotoDelegate(QStyledItemDelegate):
         super().__init__(parent)
         self.side = side
 
+    HEADER_HEIGHT = 34
+
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
+        view = self.parent()
+        if isinstance(view, _PhotoGrid) and view.grouped:
+            # Without a grid, a month's title takes a whole row and the photos the width the grid would give
+            # them.  Asked of every row at each layout, so it looks at the model's rows directly.
+            model = index.model()
+            if isinstance(model, PhotoModel) and index.row() in model.header_rows:
+                return QSize(view.row_width(), self.HEADER_HEIGHT)
+            return view._gridded
         return photo_cell(self.side)
 
     def paint(
         self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
     ) -> None:
+        header = index.data(HeaderRole)
+        if header is not None:
+            self._paint_header(painter, option, header)
+            return
         result = index.data(ResultRole)
         if result is None:
             return
@@ -532,6 +695,22 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setPen(QPen(highlight, 1, Qt.PenStyle.DotLine))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRoundedRect(cell.adjusted(1, 1, -1, -1), 7, 7)
+        painter.restore()
+
+    def _paint_header(self, painter: QPainter, option: QStyleOptionViewItem, header: MonthHeader) -> None:
+        painter.save()
+        font = QFont(option.font)
+        font.setWeight(QFont.Weight.DemiBold)
+        font.setPointSizeF(option.font.pointSizeF() * 1.15)
+        painter.setFont(font)
+        # A title row is not selectable, which Qt paints as disabled: use the active colours.
+        text = option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Text)
+        base = option.palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.Base)
+        painter.setPen(text)
+        text_rect = option.rect.adjusted(8, 8, -8, -2)
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, header.label)
+        painter.setPen(QPen(mix(text, base, 0.15), 1))
+        painter.drawLine(option.rect.left() + 8, option.rect.bottom(), option.rect.right() - 8, option.rect.bottom())
         painter.restore()
 
 
@@ -786,25 +965,62 @@ class _PhotoGrid(_ResultList):
         self.setWrapping(True)
         self.setUniformItemSizes(True)
         self.setSpacing(0)
+        self.setBatchSize(400)
         self.cell = photo_cell(DEFAULT_PHOTO_SIDE)
+        self.grouped = False  # month titles between the photos: items sized by the delegate, not a grid
+        self._gridded = self.cell
         self.setGridSize(self.cell)
 
     def set_cell(self, cell: QSize) -> None:
         self.cell = cell
         self._fit_grid()
 
+    def set_grouped(self, grouped: bool) -> None:
+        """Lay the photos out in a grid (search results) or with month titles between them (browsing)."""
+        if grouped == self.grouped:
+            return
+        self.grouped = grouped
+        self.setUniformItemSizes(not grouped)
+        self.setGridSize(QSize() if grouped else self._gridded)
+        # Thousands of browsed photos are laid out a batch at a time between events, so that a
+        # page arriving never holds the window up (at 10,000 photos a whole layout takes ~0.1 s).
+        self.setLayoutMode(QListView.LayoutMode.Batched if grouped else QListView.LayoutMode.SinglePass)
+        self._fit_grid()
+
+    def lay_out_now(self) -> None:
+        """Finish laying out every row at once (before scrolling to one far down)."""
+        mode = self.layoutMode()
+        self.setLayoutMode(QListView.LayoutMode.SinglePass)
+        self.doItemsLayout()
+        self.setLayoutMode(mode)
+
+    def gridded_cell(self) -> QSize:
+        """A photo's cell: the columns fill the width evenly."""
+        return self._gridded
+
+    def row_width(self) -> int:
+        return max(self.cell.width(), self._usable_width())
+
+    def _usable_width(self) -> int:
+        # As if the scroll bar were there, so that it appearing never drops a column.
+        return (
+            self.width() - 2 * self.frameWidth() - self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) - 2
+        )
+
     def resizeEvent(self, event: Any) -> None:
         super().resizeEvent(event)
         self._fit_grid()
 
     def _fit_grid(self) -> None:
-        # Sized as if the scroll bar were there, so that it appearing never drops a column.
-        width = (
-            self.width() - 2 * self.frameWidth() - self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) - 2
-        )
+        width = self._usable_width()
         columns = max(1, width // self.cell.width())
         grid = QSize(max(self.cell.width(), width // columns), self.cell.height())
-        if grid != self.gridSize():
+        changed = grid != self._gridded
+        self._gridded = grid
+        if self.grouped:
+            if changed:
+                self.scheduleDelayedItemsLayout()
+        elif grid != self.gridSize():
             self.setGridSize(grid)
 
 
@@ -812,6 +1028,7 @@ def _titled_section(title: str, view: QWidget, *, right_margin: int) -> tuple[QW
     """A section of the results: its title above its view; returns (section, title label)."""
     label = QLabel(title)
     label.setObjectName("SectionTitle")
+    label.setWordWrap(True)  # a long title ("Documents and recordings · newest first") never sets the results' width
     section = QWidget()
     layout = QVBoxLayout(section)
     layout.setContentsMargins(8, 2, right_margin, 0)
@@ -858,6 +1075,9 @@ class ResultsView(QWidget):
     preview_requested = Signal(object)  # SearchResult: Space
     context_menu_requested = Signal(QPoint)  # global position
     shown_changed = Signal(int)  # how many results are shown (after the threshold)
+    more_wanted = Signal(str)  # "photos" or "passages": that list was scrolled to its end and more can follow
+    photos_needed = Signal(int)  # browsing: a month was chosen whose photos need this many loaded first
+    month_shown = Signal(int, int)  # browsing: the photos were scrolled to this month's title (year, month)
 
     SLIDER_STEPS = 100
 
@@ -914,8 +1134,33 @@ class ResultsView(QWidget):
         self.photo_delegate = PhotoDelegate(self.photo_view)
         self.photo_view.setItemDelegate(self.photo_delegate)
         self.photo_view.setModel(self.photo_model)
-        photos, self.photo_title = _titled_section("Photos", self.photo_view, right_margin=0)
+        # Beside the photos while browsing: the years and months, to jump to one.
+        self.month_list = QTreeWidget()
+        self.month_list.setObjectName("MonthList")
+        self.month_list.setHeaderHidden(True)
+        self.month_list.setColumnCount(1)
+        self.month_list.setIndentation(10)
+        self.month_list.setRootIsDecorated(False)
+        self.month_list.setFixedWidth(QFontMetrics(self.font()).horizontalAdvance("September · 0000") + 36)
+        self.month_list.setFrameShape(QFrame.Shape.NoFrame)
+        self.month_list.setAccessibleName("Jump to a month")
+        self.month_list.setToolTip("Jump to a year or a month")
+        self.month_list.itemActivated.connect(self._month_chosen)
+        self.month_list.itemClicked.connect(self._month_chosen)
+        self.month_list.hide()
+        grid_and_months = QWidget()
+        beside = QHBoxLayout(grid_and_months)
+        beside.setContentsMargins(0, 0, 0, 0)
+        beside.setSpacing(4)
+        beside.addWidget(self.photo_view, 1)
+        beside.addWidget(self.month_list)
+        photos, self.photo_title = _titled_section("Photos", grid_and_months, right_margin=0)
         self.photo_section = photos
+        self.browsing = False  # the library in time order (no query) rather than search results
+        self._months: list[tuple[int, int, int]] = []
+        self._pending_jump: tuple[int, int] | None = None
+        self.photo_model.more_wanted.connect(lambda: self.more_wanted.emit("photos"))
+        self.photo_view.verticalScrollBar().valueChanged.connect(self._photos_scrolled)
 
         # -- passages and recording moments
         self.passage_model = PassageModel(self, thumbnails)
@@ -927,6 +1172,7 @@ class ResultsView(QWidget):
         self.passage_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.passage_view.setItemDelegate(CardDelegate(self.passage_view))
         self.passage_view.setModel(self.passage_model)
+        self.passage_model.more_wanted.connect(lambda: self.more_wanted.emit("passages"))
         passages, self.passage_title = _titled_section("Documents and recordings", self.passage_view, right_margin=4)
         self.passage_section = passages
 
@@ -989,13 +1235,14 @@ class ResultsView(QWidget):
         self.photo_view.doItemsLayout()
         self._balance()
 
-    def set_results(self, results: Sequence[Any], *, fresh: bool = False) -> None:
-        """Show these results (the threshold slider keeps its position).
+    def set_results(self, results: Sequence[Any], *, fresh: bool = False, more: bool = False) -> None:
+        """Show these results (the threshold slider keeps its position); ``more``: more can follow them.
 
         ``fresh``: they answer another search, so nothing stays selected and both
         lists show their top; otherwise (the same search found again) what was
         selected stays selected.
         """
+        self._leave_browsing()
         self._all = list(results)
         if fresh:
             self.clear_selection()
@@ -1004,6 +1251,8 @@ class ResultsView(QWidget):
         if fresh:
             self.photo_view.scrollToTop()
             self.passage_view.scrollToTop()
+        self.photo_model.set_more_available(more)
+        self.passage_model.set_more_available(more)
 
     def clear_selection(self) -> None:
         """Select nothing and have no current result (``current_changed(None)`` if there was one)."""
@@ -1019,8 +1268,155 @@ class ResultsView(QWidget):
             self.current_changed.emit(None)
         self.selection_changed.emit()
 
+    def append_results(self, results: Sequence[Any], *, more: bool = False) -> int:
+        """Add the next results below those shown, leaving out files already there; how many were new.
+
+        ``more``: still more can follow.  What is shown keeps its place and order.
+        """
+        known = {r.file_id for r in self._all}
+        new = []
+        for result in results:
+            if result.file_id not in known:
+                known.add(result.file_id)
+                new.append(result)
+        self._all.extend(new)
+        threshold = self.threshold()
+        shown = [r for r in new if self._passes(r, threshold)]
+        self.photo_model.append_results([r for r in shown if r.kind == "image"])
+        self.passage_model.append_results([r for r in shown if r.kind != "image"])
+        self.photo_model.set_more_available(more)
+        self.passage_model.set_more_available(more)
+        self.photo_section.setVisible(self.photo_model.rowCount() > 0)
+        self.passage_section.setVisible(self.passage_model.rowCount() > 0)
+        self._update_titles()
+        self._update_count(len(self.shown_results_cards()))
+        self.shown_changed.emit(len(self.shown_results_cards()))
+        return len(new)
+
+    def shown_results_cards(self) -> list[Any]:
+        """What is on screen, one per file (the passages opened below a card left out)."""
+        return self.photo_model.results() + self.passage_model.results()
+
+    # -- browsing the library -----------------------------------------------------------
+
+    def start_browsing(self, photos: bool, passages: bool, title: str) -> None:
+        """Show the library in time order, empty until pages arrive; which sections may have any."""
+        self._all = []
+        self.browsing = True
+        self._pending_jump = None
+        self._months = []
+        self.photo_view.set_grouped(True)
+        self.photo_model.grouped = True
+        self._set_shown([])
+        self.photo_model.set_months([])
+        self.month_list.clear()
+        self.month_list.show()
+        self.photo_section.setVisible(photos)
+        self.passage_section.setVisible(passages)
+        for widget in (self.relevance_label, self.relevance_slider, self.threshold_label, self.show_hidden_button):
+            widget.hide()
+        self.count_label.setText(title)
+        self.stack.setCurrentIndex(1)
+
+    def _leave_browsing(self) -> None:
+        if not self.browsing:
+            return
+        self.browsing = False
+        self._pending_jump = None
+        self.photo_view.set_grouped(False)
+        self.photo_model.grouped = False
+        self.month_list.hide()
+        for widget in (self.relevance_label, self.relevance_slider, self.threshold_label):
+            widget.show()
+
+    def add_page(self, section: str, results: Sequence[Any], more: bool) -> None:
+        """Browsing: the next page of ``section`` ("photos" or "passages"); ``more``: another follows."""
+        if not self.browsing:
+            return
+        model = self.photo_model if section == "photos" else self.passage_model
+        self._all.extend(results)
+        model.append_results(results)
+        model.set_more_available(more)
+        self._update_titles(browsing=True)
+        self._balance()
+        if section == "photos" and self._pending_jump is not None:
+            self.jump_to_month(*self._pending_jump)
+
+    def set_months(self, months: Sequence[tuple[int, int, int]]) -> None:
+        """Browsing: the (year, month, photos) of every month with photos, newest first (the jump list)."""
+        self._months = list(months)
+        self.photo_model.set_months(months)
+        self.month_list.clear()
+        years: dict[int, QTreeWidgetItem] = {}
+        for year, month, count in months:
+            parent = years.get(year)
+            if parent is None:
+                parent = years[year] = QTreeWidgetItem(self.month_list, [str(year)])
+                parent.setData(0, Qt.ItemDataRole.UserRole, (year, 0))
+                font = parent.font(0)
+                font.setWeight(QFont.Weight.DemiBold)
+                parent.setFont(0, font)
+            child = QTreeWidgetItem(parent, [f"{MONTHS[month - 1]} · {count}"])
+            child.setData(0, Qt.ItemDataRole.UserRole, (year, month))
+            child.setToolTip(0, f"{MONTHS[month - 1]} {year}: {count} {'photo' if count == 1 else 'photos'}")
+        self.month_list.expandAll()
+        self._update_titles(browsing=True)
+
+    def months(self) -> list[tuple[int, int, int]]:
+        return list(self._months)
+
+    def _month_chosen(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        year, month = item.data(0, Qt.ItemDataRole.UserRole)
+        if not month:  # a year: its newest month
+            month = max((m for y, m, _ in self._months if y == year), default=0)
+        if month:
+            self.jump_to_month(year, month)
+
+    def jump_to_month(self, year: int, month: int) -> bool:
+        """Scroll the photos to a month's title; False when its photos must load first (they are asked for)."""
+        row = self.photo_model.header_row(year, month)
+        if row >= 0:
+            self._pending_jump = None
+            self.photo_view.lay_out_now()
+            self.photo_view.scrollTo(self.photo_model.index(row), QAbstractItemView.ScrollHint.PositionAtTop)
+            self._photos_scrolled()
+            return True
+        if not self.photo_model.more_available():
+            self._pending_jump = None
+            return False
+        self._pending_jump = (year, month)
+        # Every photo of the newer months and of this one comes first.
+        self.photos_needed.emit(sum(n for y, m, n in self._months if (y, m) >= (year, month)))
+        return False
+
+    def _photos_scrolled(self, _value: int = 0) -> None:
+        """Browsing: mark the month at the top of the photos in the jump list."""
+        if not self.browsing:
+            return
+        index = self.photo_view.indexAt(QPoint(8, 8))
+        if not index.isValid():
+            return
+        row = index.row()
+        while row >= 0 and self.photo_model.data(self.photo_model.index(row), HeaderRole) is None:
+            row -= 1
+        header = self.photo_model.data(self.photo_model.index(row), HeaderRole) if row >= 0 else None
+        if header is None:
+            return
+        found = self.month_list.findItems(
+            f"{MONTHS[header.month - 1]} · ", Qt.MatchFlag.MatchStartsWith | Qt.MatchFlag.MatchRecursive
+        )
+        for item in found:
+            if item.data(0, Qt.ItemDataRole.UserRole) == header.key:
+                with_signals = self.month_list.blockSignals(True)
+                self.month_list.setCurrentItem(item)
+                self.month_list.scrollToItem(item)
+                self.month_list.blockSignals(with_signals)
+                self.month_shown.emit(*header.key)
+                break
+
     def show_empty(self, message: str, action: QAction | None = None) -> None:
         """Clear the results and show ``message`` in their place (with a button for ``action``)."""
+        self._leave_browsing()
         self._all = []
         self._set_shown([])
         self.empty_label.setText(message)
@@ -1079,27 +1475,32 @@ class ResultsView(QWidget):
         return relevance >= threshold - 1e-9
 
     def _apply_threshold(self, _value: int = 0) -> None:
+        if self.browsing:
+            return  # the library in time order has no relevance to judge
         threshold = self.threshold()
         shown = [r for r in self._all if self._passes(r, threshold)]
         self._update_threshold_label(threshold)
         self._set_shown(shown)
-        hidden = len(self._all) - len(shown)
+        self._update_count(len(shown))
+        if not self._all:
+            return
+        self.stack.setCurrentIndex(1)
+
+    def _update_count(self, shown: int) -> None:
+        if self.browsing:
+            return
+        hidden = len(self._all) - shown
         total = len(self._all)
         noun = "result" if total == 1 else "results"
         self.show_hidden_button.setVisible(bool(hidden))
         if hidden:
             weaker = "weaker result" if hidden == 1 else "weaker results"
-            self.count_label.setText(
-                f"{len(shown)} {'result' if len(shown) == 1 else 'results'} ({hidden} {weaker} hidden)"
-            )
+            self.count_label.setText(f"{shown} {'result' if shown == 1 else 'results'} ({hidden} {weaker} hidden)")
         else:
             self.count_label.setText(f"{total} {noun}")
-        if not self._all:
-            return
-        if not shown:
+        if self._all and not shown:
             # The header (and its slider) stays on screen so the person can show them anyway.
             self.count_label.setText(f"Nothing matched closely ({hidden} weaker {noun} hidden)")
-        self.stack.setCurrentIndex(1)
 
     def _update_threshold_label(self, threshold: float | None) -> None:
         self.threshold_label.setText("all" if threshold is None else f"≥ {threshold:.2f}")
@@ -1115,11 +1516,10 @@ class ResultsView(QWidget):
             self.passage_model.set_results(passages)
         finally:
             self._clearing = False
-        self.photo_section.setVisible(bool(photos))
-        self.passage_section.setVisible(bool(passages))
-        self.photo_title.setText(f"Photos · {len(photos)}")
-        noun = "Documents, recordings and videos" if any(r.kind == "video" for r in passages) else None
-        self.passage_title.setText(f"{noun or 'Documents and recordings'} · {len(passages)}")
+        if not self.browsing:
+            self.photo_section.setVisible(bool(photos))
+            self.passage_section.setVisible(bool(passages))
+        self._update_titles(browsing=self.browsing)
         self._user_split = False
         self._balance()
         self.select_items(keep, current_id, emit=False)
@@ -1134,12 +1534,31 @@ class ResultsView(QWidget):
                 self.current_updated.emit(still)
         self.shown_changed.emit(len(shown))
 
+    def _update_titles(self, *, browsing: bool = False) -> None:
+        photos, passages = self.photo_model.results(), self.passage_model.results()
+        noun = "Documents, recordings and videos" if any(r.kind == "video" for r in passages) else None
+        if browsing:
+            self.photo_title.setText("Photos · newest first")
+            self.passage_title.setText(f"{noun or 'Documents and recordings'} · newest first")
+        else:
+            self.photo_title.setText(f"Photos · {len(photos)}")
+            self.passage_title.setText(f"{noun or 'Documents and recordings'} · {len(passages)}")
+
     def _balance(self) -> None:
         """Give the photo grid the rows it needs (up to about 60 %), the cards the rest."""
         photos, passages = self.photo_model.rowCount(), self.passage_model.rowCount()
         if not photos or not passages or self._user_split:
             return
         total = max(200, self.splitter.height())
+        if self.browsing:
+            # The photos go on as they are scrolled: they get the room the cards do not need (at least 60 %).
+            cards = sum(
+                self.passage_view.sizeHintForIndex(self.passage_model.index(row)).height()
+                for row in range(min(passages, 8))
+            )
+            top = max(int(total * 0.6), total - cards - self.passage_title.sizeHint().height() - 12)
+            self.splitter.setSizes([top, total - top])
+            return
         grid = self.photo_view.gridSize()
         per_row = max(1, (self.photo_view.viewport().width() or self.width()) // grid.width())
         rows = -(-photos // per_row)
@@ -1160,7 +1579,7 @@ class ResultsView(QWidget):
         chosen = []
         for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
             rows = sorted(index.row() for index in view.selectionModel().selectedRows())
-            chosen += [model.result(row) for row in rows]
+            chosen += [r for r in (model.result(row) for row in rows) if r is not None]  # never a month's title
         return chosen
 
     def current_result(self) -> Any:
@@ -1181,7 +1600,10 @@ class ResultsView(QWidget):
         for view, model in ((self.photo_view, self.photo_model), (self.passage_view, self.passage_model)):
             selection = QItemSelection()
             current_index = QModelIndex()
-            for row, result in enumerate(model.results()):
+            for row in range(model.rowCount()):
+                result = model.result(row)
+                if result is None:
+                    continue
                 if result.item_id in wanted:
                     index = model.index(row)
                     selection.select(index, index)

@@ -27,9 +27,9 @@ from .errors import LibraryError, ModelMismatchError, ModelUnavailableError
 from .index.state import IndexState
 from .ingest import CancelCheck, Indexer, IndexSummary, ProgressCallback
 from .query import Filters, Query
-from .search import SearchResponse, is_loaded, search
+from .search import BrowsePage, SearchResponse, browse, is_loaded, search
 from .settings import Settings, load_settings
-from .store import SPACES, LibraryStore, public_identity
+from .store import SPACES, BrowseKey, LibraryStore, public_identity
 
 if TYPE_CHECKING:
     from .models.clip import ClipEncoder
@@ -647,6 +647,19 @@ class Library:
                 response.load_ms = round(response.load_ms + loading * 1000, 2)
                 return response, (then(response) if then is not None else None)
         raise LibraryError("the library's models kept changing during the search; search again")
+
+    def browse(self, filters: Filters | None = None, after: BrowseKey | None = None, limit: int = 200) -> BrowsePage:
+        """A page of the library's files passing ``filters``, newest first; see :func:`engine.search.browse`.
+
+        Reads one committed state of the library while indexing goes on.
+        """
+        with self.store.snapshot():
+            return browse(self.store, filters or Filters(), after, limit)
+
+    def browse_months(self, filters: Filters | None = None) -> list[tuple[int, int, int]]:
+        """(year, month, files) of every month with files passing ``filters``, newest first."""
+        with self.store.snapshot():
+            return self.store.browse_months(filters or Filters())
 
     def search_encoders(self) -> dict[str, Any]:
         """The encoder of each space's queries: the model that wrote its vectors (None: no vectors yet).

@@ -44,7 +44,7 @@ import numpy as np
 from .calibration import DEFAULT_MIN_RELEVANCE, Calibration
 from .errors import ModelUnavailableError, UsageError
 from .query import Filters, Query
-from .store import KINDS, SPACES, LibraryStore, root_containing, space_of
+from .store import KINDS, SPACES, BrowseKey, LibraryStore, root_containing, space_of
 from .text import (
     Term,
     content_terms,
@@ -842,6 +842,39 @@ def result_for_items(store: LibraryStore, item_ids: list[int], terms: list[str] 
         found = find_terms(text, parsed) if text and parsed else {}
         ranked.append(_Ranked(item_id, 0.0, spans=[s for spans in found.values() for s in spans]))
     return _respond(store, ranked, parsed, time.perf_counter(), [], k=None, per_file=False, details=details).results
+
+
+@dataclass
+class BrowsePage:
+    """One page of the library in time order (see :func:`browse`).
+
+    ``results`` are one per file, newest first, each with the file's first
+    item; ``next`` is what to pass as ``after`` for the page that follows, or
+    None when this page was the last.
+    """
+
+    results: list[SearchResult]
+    next: BrowseKey | None
+    took_ms: float = 0.0
+
+
+def browse(store: LibraryStore, filters: Filters, after: BrowseKey | None = None, limit: int = 200) -> BrowsePage:
+    """A page of the files passing ``filters``, newest media time first (files without a time last).
+
+    ``after`` is the ``next`` of the previous page (None for the first);
+    pages never overlap and, read in turn, hold every passing file once.
+    A file with no item (nothing could be shown for it) is skipped.  Raises
+    :class:`UsageError` for a ``limit`` below 1.
+    """
+    if limit < 1:
+        raise UsageError("a page must hold at least one file")
+    started = time.perf_counter()
+    rows = store.browse_files(filters, after, limit)
+    first = store.first_items([file_id for file_id, _ in rows])
+    ranked = [_Ranked(first[file_id], 0.0) for file_id, _ in rows if file_id in first]
+    results = _respond(store, ranked, [], started, [], k=None, per_file=False).results
+    following = (rows[-1][1], rows[-1][0]) if len(rows) == limit else None
+    return BrowsePage(results, following, round((time.perf_counter() - started) * 1000, 2))
 
 
 def _passes(r: _Ranked, min_score: float | None, min_relevance: float) -> bool:

@@ -53,6 +53,8 @@ SPACES = ("clip", "text")
 _VECTOR_TABLE = {"clip": "item_vectors", "text": "text_vectors"}  # each space's table until its first re-embed
 _MODEL_KEY = {"clip": "model", "text": "text_model"}
 _MODALITIES = {"clip": ("image",), "text": ("text", "speech", "ocr")}
+# Where a page of browsing ended: the last file's (media time, id); see LibraryStore.browse_files.
+BrowseKey = tuple[float | None, int]
 
 
 def space_of(modality: str) -> str:
@@ -1382,8 +1384,10 @@ class LibraryStore:
 
     # -- reading for search ------------------------------------------------
 
-    def _filter_sql(self, filters: Filters) -> tuple[str, list[Any]]:
-        where = ["f.status = 'indexed'"]
+    def _filter_sql(self, filters: Filters, *, in_time_order: bool = False) -> tuple[str, list[Any]]:
+        # In time order, the status is checked row by row (the unary + keeps SQLite from
+        # choosing its index, which would sort every indexed file for one page).
+        where = ["+f.status = 'indexed'" if in_time_order else "f.status = 'indexed'"]
         params: list[Any] = []
         if filters.kinds:
             where.append(f"f.kind IN ({','.join('?' * len(filters.kinds))})")
@@ -1441,6 +1445,55 @@ class LibraryStore:
             [*params, limit],
         )
         return [r[0] for r in rows]
+
+    def browse_files(
+        self, filters: Filters, after: BrowseKey | None = None, limit: int = 200
+    ) -> list[tuple[int, float | None]]:
+        """One page of the files passing ``filters``, newest media time first: (file id, media time) rows.
+
+        Files are ordered by media time, newest first, then by id (highest
+        first); files without a media time come last.  ``after`` is the
+        (media time, file id) of the last row of the previous page (None for
+        the first page): the page starts right after it, found through the
+        index on media time, so a page deep in a large library costs what the
+        first one does (no OFFSET).  Fewer than ``limit`` rows: nothing follows.
+        """
+        if limit <= 0:
+            return []
+        where, params = self._filter_sql(filters, in_time_order=True)
+        rows: list[tuple[int, float | None]] = []
+        if after is None or after[0] is not None:
+            # Row values keep the index on media_time usable for the page's start.
+            clause, extra = ("", []) if after is None else (" AND (f.media_time, f.id) < (?, ?)", [after[0], after[1]])
+            rows += self._query(
+                f"SELECT f.id, f.media_time FROM files f WHERE {where} AND f.media_time IS NOT NULL{clause} "
+                "ORDER BY f.media_time DESC, f.id DESC LIMIT ?",
+                [*params, *extra, limit],
+            )
+        if len(rows) < limit:
+            # Then the files whose time is unknown, by id.
+            last_id = after[1] if after is not None and after[0] is None else None
+            clause, extra = ("", []) if last_id is None else (" AND f.id < ?", [last_id])
+            rows += self._query(
+                f"SELECT f.id, f.media_time FROM files f WHERE {where} AND f.media_time IS NULL{clause} "
+                "ORDER BY f.id DESC LIMIT ?",
+                [*params, *extra, limit - len(rows)],
+            )
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def browse_months(self, filters: Filters) -> list[tuple[int, int, int]]:
+        """(year, month, files) for every month that has files passing ``filters``, newest first (local time).
+
+        Files without a media time are left out.
+        """
+        where, params = self._filter_sql(filters)
+        rows = self._query(
+            "SELECT CAST(strftime('%Y', f.media_time, 'unixepoch', 'localtime') AS INTEGER) AS y, "
+            "CAST(strftime('%m', f.media_time, 'unixepoch', 'localtime') AS INTEGER) AS m, count(*) "
+            f"FROM files f WHERE {where} AND f.media_time IS NOT NULL GROUP BY y, m ORDER BY y DESC, m DESC",
+            params,
+        )
+        return [(int(y), int(m), int(n)) for y, m, n in rows]
 
     def item_ids_of(self, target: str | os.PathLike | int) -> list[int]:
         """The item ids of the file at a path (or of the file holding an item id), in order."""

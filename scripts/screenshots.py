@@ -16,6 +16,8 @@ pictures are taken with ``QWidget.grab()`` (one at 800 × 560):
 * ``ask.png``: the ask panel answering "Where is the meeting point?", its source in the preview;
 * ``layout-800x560.png``: the same question in an 800 × 560 window, the ask panel beside the results;
 * ``indexing.png``: a folder of 150 new pictures being indexed, about 40 % done;
+* ``browse.png``: nothing typed: the library by month, after a folder of generated
+  landscape photos (skies, hills, lakes, from May to November 2026) was indexed;
 * ``models.png``: a library whose models are not on the computer yet: the banner that says
   so above the results, and the set-up dialog its button opens, drawn over the window.
 
@@ -26,8 +28,8 @@ timings in the status bar.  ``QT_QPA_PLATFORM=offscreen`` works too, without
 Xvfb, but renders fonts a little differently.
 
 Options: ``--out DIR`` (default ``docs/screenshots``), ``--keep DIR`` to build
-the demo files and library in DIR (empty or new) and leave them there, ``--only
-models`` to take ``models.png`` alone.
+the demo files and library in DIR (empty or new) and leave them there,
+``--only NAME`` to take one picture (search, dates, ask, layout, indexing, browse or models).
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ QUESTION = "Where is the meeting point?"
 PREVIEW_WIDTH = 360  # wide enough for the preview's four buttons
 IMPORT_FOLDER = "Phone import"
 IMPORT_COUNT = 150
+LANDSCAPE_FOLDER = "Trips 2026"
+LANDSCAPES_PER_MONTH = (9, 7, 11, 8, 6, 10, 7)  # May to November 2026
 INDEXING_FRACTION = 0.4
 
 
@@ -184,6 +188,66 @@ def make_import_folder(folder: Path, count: int = IMPORT_COUNT, seed: int = 7) -
         taken = datetime.fromtimestamp(start + i * 1_800 + int(rng.integers(0, 900)))
         name = f"PXL_{taken:%Y%m%d_%H%M%S}.jpg"
         save_photo(folder / name, random_spec(rng), taken, size=320)
+    return folder
+
+
+def landscape(rng: np.random.Generator, width: int = 480, height: int = 360) -> Image.Image:
+    """A generated landscape: a sky (day, dusk or overcast), a sun, layers of hills fading into haze, maybe a lake."""
+    from PIL import ImageDraw, ImageFilter
+
+    mood = rng.choice(["day", "dusk", "grey"], p=[0.5, 0.3, 0.2])
+    top, bottom = {
+        "day": ((60, 120, 200), (170, 210, 240)),
+        "dusk": ((70, 60, 120), (250, 160, 90)),
+        "grey": ((130, 140, 150), (200, 205, 210)),
+    }[str(mood)]
+    shade = rng.uniform(-15, 15, 3)
+    t = np.linspace(0.0, 1.0, height)[:, None, None]
+    sky = (np.array(top) + shade) * (1 - t) + (np.array(bottom) + shade) * t
+    pixels = np.broadcast_to(sky, (height, width, 3)).copy()
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    if mood != "grey":
+        x, y, r = rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.45) * height, rng.uniform(14, 30)
+        colour = (255, 245, 200) if mood == "day" else (255, 200, 120)
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+    base = np.array({"day": (60, 110, 60), "dusk": (60, 40, 70), "grey": (70, 85, 75)}[str(mood)])
+    haze = np.array(bottom)
+    layers = int(rng.integers(2, 5))
+    for layer in range(layers):
+        depth = (layers - layer) / (layers + 1)  # far layers are lighter, closer to the sky
+        r, g, b = (int(c) for c in base * (1 - depth) + haze * depth)
+        level = height * (0.45 + 0.12 * layer + rng.uniform(-0.05, 0.05))
+        xs = np.linspace(0, width, 24)
+        ys = level + np.cumsum(rng.normal(0, 6 + 4 * layer, len(xs)))
+        ys -= (ys.mean() - level) * 0.8
+        draw.polygon([(0, height), *zip(xs.tolist(), ys.tolist(), strict=True), (width, height)], fill=(r, g, b))
+    if rng.random() < 0.4:  # a lake in front, with the sky in it
+        water = int(height * rng.uniform(0.72, 0.85))
+        lake = np.asarray(image)[water - (height - water) : water][::-1].astype(np.float32) * 0.8
+        lake += np.array([0, 10, 25])
+        pixels = np.asarray(image).copy()
+        pixels[water:] = np.clip(lake, 0, 255).astype(np.uint8)
+        image = Image.fromarray(pixels)
+    noise = rng.normal(0, 4, (height, width, 1))
+    pixels = np.clip(np.asarray(image).astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    return Image.fromarray(pixels).filter(ImageFilter.GaussianBlur(0.6))
+
+
+def make_landscape_folder(folder: Path, seed: int = 11) -> Path:
+    """Generated landscape photos, a few every month from May to November 2026, with their EXIF date."""
+    rng = np.random.default_rng(seed)
+    for offset, count in enumerate(LANDSCAPES_PER_MONTH):
+        for n in range(count):
+            taken = datetime(2026, 5 + offset, 1 + int(rng.integers(0, 28)), int(rng.integers(7, 20)), n)
+            path = folder / f"DSC_{taken:%Y%m%d_%H%M}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            exif = Image.Exif()
+            exif[0x010F] = "Fujifilm"  # Make
+            exif[0x0110] = "X-T30"  # Model
+            exif.get_ifd(0x8769)[0x9003] = taken.strftime("%Y:%m:%d %H:%M:%S")  # DateTimeOriginal
+            landscape(rng).save(path, "JPEG", quality=88, exif=exif)
+            _date(path, taken)
     return folder
 
 
@@ -477,6 +541,21 @@ class Shooter:
         if not taken:
             raise RuntimeError("indexing ended before it was 40 % done")
 
+    def take_browse(self, folder: Path) -> None:
+        """Index ``folder`` (landscapes), clear the search and picture the library by month."""
+        window = self.window
+        controller = window.controller
+        wait_for(controller.index_finished, lambda: controller.index([str(folder)]), what="indexing the landscapes")
+        window.indexing_dock.hide()
+        window.preview.show_result(None)
+        window.clear_search()
+        wait_until(lambda: window.results.browsing and bool(window.results.months()), what="the months")
+        wait_until(lambda: len(window.results.photo_model.results()) > 0, what="the photos")
+        window.results.photo_view.verticalScrollBar().setValue(0)
+        self.wait_for_thumbnails()
+        print(f"  browse: months {window.results.months()[:4]}…")
+        self.save("browse.png")
+
 
 def run_models(out: Path, workdir: Path) -> int:
     """``models.png``: a new library without its models, the banner, and the set-up dialog over the window."""
@@ -539,7 +618,7 @@ def run_models(out: Path, workdir: Path) -> int:
     return 0
 
 
-def run(out: Path, workdir: Path) -> int:
+def run(out: Path, workdir: Path, only: str | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from engine.library import Library
@@ -550,6 +629,7 @@ def run(out: Path, workdir: Path) -> int:
     out.mkdir(parents=True, exist_ok=True)
     files = make_demo_files(workdir / "Shoebox demo")
     imports = make_import_folder(workdir / IMPORT_FOLDER)
+    landscapes = make_landscape_folder(workdir / LANDSCAPE_FOLDER)
     settings = demo_settings(workdir / "home")
     library = Library(settings)
     summary = library.index([files])
@@ -579,12 +659,21 @@ def run(out: Path, workdir: Path) -> int:
         if missing:
             raise RuntimeError(f"the CLIP model did not load: {missing[0]}")
         wait_until(lambda: bool(library_shown), what="the library's counts")
-        shooter.take_search()
-        shooter.take_dates()
-        shooter.take_ask()
-        shooter.take_layout()
-        shooter.preview_first_photo()  # the indexing picture: the first search behind the panel
-        shooter.take_indexing(imports)
+        if only in (None, "search"):
+            shooter.take_search()
+        if only in (None, "dates"):
+            shooter.take_dates()
+        if only in (None, "ask"):
+            shooter.take_ask()
+        if only in (None, "layout"):
+            shooter.take_layout()
+        if only in (None, "indexing"):
+            if only is not None:
+                shooter.search(SEARCH_QUERY)
+            shooter.preview_first_photo()  # the indexing picture: the first search behind the panel
+            shooter.take_indexing(imports)
+        if only in (None, "browse"):
+            shooter.take_browse(landscapes)
     finally:
         window.close()  # stops the background work, saves the index and closes the library
         settle()
@@ -597,9 +686,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep", type=Path, help="build the demo library here and keep it (default: a temporary folder)"
     )
-    parser.add_argument("--only", choices=["models"], help="take this picture alone")
+    parser.add_argument(
+        "--only",
+        choices=["search", "dates", "ask", "layout", "indexing", "browse", "models"],
+        help="take this picture only",
+    )
     args = parser.parse_args(argv)
-    scene = run_models if args.only == "models" else run
+    only = args.only
+
+    def scene(out: Path, workdir: Path) -> int:
+        return run_models(out, workdir) if only == "models" else run(out, workdir, only)
+
     if args.keep:
         if args.keep.exists() and any(args.keep.iterdir()):
             parser.error(f"{args.keep} is not empty")

@@ -199,11 +199,14 @@ def test_folder_filter(qtbot, window, corpus):
 
 
 def test_filters_alone_browse_the_library(qtbot, window, corpus):
-    count = rerun(qtbot, window, lambda: window.filter_panel.set_kinds(["document"]))
-    assert count == 2
+    with qtbot.waitSignal(window.browse_page_shown, timeout=10_000):
+        window.filter_panel.set_kinds(["document"])
+    assert window.results.browsing
+    qtbot.waitUntil(lambda: len(window.results.shown_paths()) == 2, timeout=5_000)
     assert window.results.shown_paths() == [str(corpus.boiler), str(corpus.garden)]  # newest first
     window.filter_panel.reset()
-    qtbot.waitUntil(lambda: window.results.showing_empty(), timeout=5_000)
+    qtbot.waitUntil(lambda: len(window.results.shown_paths()) == 5, timeout=5_000)
+    assert window.results.browsing
 
 
 def test_a_date_in_the_query_shows_a_chip_and_removing_it_widens_the_search(qtbot, window, corpus):

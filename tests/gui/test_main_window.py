@@ -140,7 +140,9 @@ def test_window_shows_before_the_library_is_open_then_counts(qtbot, indexed):
     with qtbot.waitSignal(window.library_ready, timeout=10_000):
         pass
     assert window.library_label.text() == "3 photos · 2 documents · 0 recordings"
-    assert window.results.empty_label.text().startswith("Type to search")
+    # With nothing typed, the window shows the library: photos by month, documents by date.
+    assert window.results.browsing
+    qtbot.waitUntil(lambda: len(window.results.shown_results()) == 5, timeout=10_000)
     qtbot.waitUntil(lambda: window.status_label.text() == "Ready", timeout=10_000)
     window.close()
 
@@ -189,7 +191,7 @@ def test_escape_clears_and_shortcuts_focus_the_field(qtbot, window):
     assert [s.toString() for s in window.focus_search_action.shortcuts()] == ["Ctrl+K", "Ctrl+F"]
     qtbot.keyClick(window.search_field, Qt.Key.Key_Escape)
     assert window.search_field.text() == ""
-    assert window.results.showing_empty()
+    assert window.results.browsing  # back to the whole library
 
 
 def test_dropping_an_image_on_the_field_searches_by_it(qtbot, window, corpus):
@@ -213,7 +215,7 @@ def test_dropping_an_image_on_the_field_searches_by_it(qtbot, window, corpus):
     # The chip's ✕ stops searching by the picture.
     window.query_chip.close_button.click()
     assert window.query_chip is None
-    assert window.results.showing_empty()
+    assert window.results.browsing
 
 
 def test_dropping_something_else_is_not_an_image_search(qtbot, window, corpus):
@@ -397,7 +399,8 @@ def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
     assert drop.isAccepted()
     assert window.indexing_dock.isVisible()  # the indexing panel showed itself for the run
     qtbot.waitUntil(lambda: window.library_label.text() == "3 photos · 2 documents · 0 recordings", timeout=10_000)
-    assert window.results.empty_label.text().startswith("Type to search")
+    # The library, empty before, is shown now that it has files.
+    qtbot.waitUntil(lambda: window.results.browsing and len(window.results.photo_paths()) == 3, timeout=10_000)
     window.close()
 
 
