@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    .venv/bin/python benchmarks/stores.py                  # 100,000 vectors (about 15 minutes on 2 cores)
+    .venv/bin/python benchmarks/stores.py                  # 100,000 vectors (about 10 minutes on 2 cores)
     .venv/bin/python benchmarks/stores.py --sizes 10000    # a quick run
 
 On the same seeded CLIP-like vectors (512-d, normalized; ``benchmarks/ann.py``'s synthetic
@@ -444,6 +444,7 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
     draw.text((left + pw / 2, 22), title, fill="black", font=font, anchor="mm")
 
     methods = list(dict.fromkeys(r.method for r in rows))
+    placed: list[tuple[float, float]] = []
     for i, method in enumerate(methods):
         colour = COLOURS.get(method, (0, 0, 0))
         points = sorted((r for r in rows if r.method == method), key=lambda r: r.recall)
@@ -453,7 +454,12 @@ def plot(rows: list[Row], path: Path, title: str) -> None:
         for (x, y), r in zip(coords, points, strict=True):
             draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour)
             if r.sweep is not None:
-                draw.text((x + 7, y - 7), f"{r.sweep:g}", fill=colour, font=small, anchor="lb")
+                # Above right of the point, or below right where that would cover another label.
+                above = (x + 7, y - 7)
+                clash = any(abs(above[0] - px) < 30 and abs(above[1] - py) < 14 for px, py in placed)
+                spot, anchor = ((x + 7, y + 7), "lt") if clash else (above, "lb")
+                draw.text(spot, f"{r.sweep:g}", fill=colour, font=small, anchor=anchor)
+                placed.append(above)
         ly = top + 10 + i * 26
         lx = left + pw + 20
         draw.line([(lx, ly + 8), (lx + 30, ly + 8)], fill=colour, width=3)
@@ -484,7 +490,7 @@ def main() -> None:
     ap.add_argument("--ef", type=ints, default=[16, 32, 64, 128], help="HnswIndex ef values")
     ap.add_argument("--ef-search", type=ints, default=[40, 80, 160, 320], help="pgvector hnsw.ef_search values")
     ap.add_argument("--probes", type=ints, default=[1, 4, 16, 64], help="pgvector ivfflat.probes values")
-    ap.add_argument("--repeat", type=int, default=2, help="passes per timing; the best is kept")
+    ap.add_argument("--repeat", type=int, default=3, help="passes per timing; the best is kept")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stores.json")
     ap.add_argument("--plot", type=Path, default=REPO / "docs" / "stores-recall-qps.png")
     ap.add_argument("--replot", action="store_true", help="only redraw the plot and table from the --out JSON")
