@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech bench-search-process clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech bench-search-process bench-stores clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -94,6 +94,11 @@ bench-speech: install-test
 
 bench-search-process: install-test
 	$(BIN)/python benchmarks/search_process.py
+
+# SQLite with Shoebox's index beside PostgreSQL with pgvector (docs/stores.md); starts its own server.
+bench-stores: install-test
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/stores.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results

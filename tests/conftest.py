@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# A real PostgreSQL server (pgvector, pg_trgm) for the tests that ask for postgres_server or postgres_db.
+pytest_plugins = ("tests.postgres",)
+
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
