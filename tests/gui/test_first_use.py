@@ -63,6 +63,7 @@ def test_a_new_user_sets_up_adds_browses_searches_and_retries_without_a_command(
         # real CLIP file is hundreds of megabytes; importing a CLIP file is tested in test_model_setup.)
         qtbot.mouseClick(window.models_banner.action_button, Qt.MouseButton.LeftButton)
         dialog = window.models_dialog
+        assert dialog is not None
         qtbot.waitUntil(
             lambda: dialog.name_box.count() > 0 and dialog.status_text("whisper") != "Looking…", timeout=60_000
         )
