@@ -467,12 +467,20 @@ class Shooter:
         window.splitter.setSizes([sizes[0], max(200, sum(sizes) - sizes[0] - preview), preview])
         settle()
         self.preview_first_photo()  # the top photo selected and scrolled into view, as after a click
+        answer = self.ask_and_show_source()
+        print(f"  {QUESTION!r}: {answer.answer!r}; sources {panel.citation_texts()}")
+        self.save("ask.png")
+        window.close_ask_panel()
+
+    def ask_and_show_source(self) -> Any:
+        """Ask QUESTION in the open ask panel and show its first source in the preview, as clicking its link does."""
+        window = self.window
+        panel = window.ask_panel
         (answer,) = wait_for(panel.answer_shown, lambda: panel.ask(QUESTION), what="the answer")
         if not answer.found or not answer.citations:
             raise RuntimeError(f"{QUESTION!r} was not answered: {answer.answer!r}")
         if panel.photos.count():
             wait_for(panel.photos_shown, what="the answer's photos")
-        # Show the first source in the preview, as clicking its link does.
         first = answer.citations[0]
         preview = window.preview
         window.show_citation(first.path, first.kind, dict(first.locator or {}))
@@ -482,33 +490,17 @@ class Shooter:
             what="the cited passage in the preview",
         )
         panel.question_field.setCursorPosition(0)  # the start of the question, should it not fit
-        print(f"  {QUESTION!r}: {answer.answer!r}; sources {panel.citation_texts()}")
-        self.save("ask.png")
-        window.close_ask_panel()
+        return answer
 
     def take_layout(self) -> None:
         """The window at 800 × 560: the results, the ask panel beside them, the cited passage in the preview."""
         window = self.window
-        panel = window.ask_panel
         window.resize(*SMALL_WINDOW_SIZE)
         settle()
         self.search(SEARCH_QUERY)
         window.ask_action.trigger()
         settle()
-        (answer,) = wait_for(panel.answer_shown, lambda: panel.ask(QUESTION), what="the answer")
-        if not answer.found or not answer.citations:
-            raise RuntimeError(f"{QUESTION!r} was not answered: {answer.answer!r}")
-        if panel.photos.count():
-            wait_for(panel.photos_shown, what="the answer's photos")
-        first = answer.citations[0]
-        preview = window.preview
-        window.show_citation(first.path, first.kind, dict(first.locator or {}))
-        shown = preview.result
-        wait_until(
-            lambda: shown() is not None and shown().path == first.path and bool(preview.details),
-            what="the cited passage in the preview",
-        )
-        panel.question_field.setCursorPosition(0)
+        self.ask_and_show_source()
         print(f"  at {SMALL_WINDOW_SIZE}: ask panel {window.work_splitter.sizes()[1]} px beside the results")
         self.save("layout-800x560.png")
         window.close_ask_panel()

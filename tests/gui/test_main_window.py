@@ -377,14 +377,10 @@ def test_library_and_model_problems_show_as_messages(qtbot, window):
 # -- the panels plugged into the window --------------------------------------------------------------
 
 
-def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
-    window = MainWindow(library=library)
-    qtbot.addWidget(window)
-    with qtbot.waitSignal(window.library_ready, timeout=10_000):
-        window.show()
-    assert window.results.empty_label.text().startswith("The library is empty: drop folders here")
+def drop_on(window: MainWindow, path: Path) -> QDropEvent:
+    """Drop ``path`` on the window as a file manager does; the drop event (accepted or not)."""
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(corpus.root))])
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
     # Qt delivers a drop to the widget that accepted the drag's entry, so the entry comes first.
     enter = QDragEnterEvent(
         QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
@@ -394,8 +390,18 @@ def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
     drop = QDropEvent(
         QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     )
+    QApplication.sendEvent(window, drop)
+    return drop
+
+
+def test_dropping_a_folder_on_the_window_indexes_it(qtbot, library, corpus):
+    window = MainWindow(library=library)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.library_ready, timeout=10_000):
+        window.show()
+    assert window.results.empty_label.text().startswith("The library is empty: drop folders here")
     with qtbot.waitSignal(window.controller.index_finished, timeout=60_000):
-        QApplication.sendEvent(window, drop)
+        drop = drop_on(window, corpus.root)
     assert drop.isAccepted()
     assert window.indexing_dock.isVisible()  # the indexing panel showed itself for the run
     qtbot.waitUntil(lambda: window.library_label.text() == "3 photos · 2 documents · 0 recordings", timeout=10_000)

@@ -4,17 +4,13 @@ and a search by a picture stays on pictures."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
 
 from desktop_app.main_window import MainWindow
 from engine.ingest import IndexSummary
 from tests.gui import test_main_window as shared
-from tests.gui.test_main_window import rerun, search
+from tests.gui.test_main_window import drop_on, rerun, search
 from tests.helpers import make_photo, make_text
 
 # The window fixtures shared with test_main_window (pytest finds fixtures by name in the module).
@@ -207,21 +203,6 @@ def test_a_tag_shows_in_the_preview_before_the_search_runs_again(qtbot, window, 
 
 
 # -- 4. status lines end when their work ends ------------------------------------------------------------
-
-
-def drop_on(window: MainWindow, path: Path) -> None:
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(path))])
-    # Qt delivers a drop to the widget that accepted the drag's entry, so the entry comes first.
-    enter = QDragEnterEvent(
-        QPoint(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(window, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(
-        QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    )
-    QApplication.sendEvent(window, drop)
 
 
 def test_the_status_line_of_a_dropped_folder_ends_with_its_indexing(qtbot, window, tmp_path):
