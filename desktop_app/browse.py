@@ -19,6 +19,9 @@ from engine.query import Filters
 from .controller import AppController
 
 PAGE_SIZE = 200
+# The most a request asks for while a jump to a far month loads what comes before it: the
+# jump then proceeds a request at a time, and the window stays responsive between them.
+JUMP_PAGE = 2000
 # The kinds of files each section shows (as the search results split them).
 SECTION_KINDS = {"photos": ("image",), "passages": ("document", "audio", "video")}
 
@@ -47,10 +50,18 @@ class LibraryBrowser(QObject):
     months_ready = Signal(list)  # (year, month, photos) newest first
     failed = Signal(str)
 
-    def __init__(self, controller: AppController, page_size: int = PAGE_SIZE, parent: QObject | None = None):
+    def __init__(
+        self,
+        controller: AppController,
+        page_size: int = PAGE_SIZE,
+        parent: QObject | None = None,
+        *,
+        jump_page: int = JUMP_PAGE,
+    ):
         super().__init__(parent)
         self.controller = controller
         self.page_size = page_size
+        self.jump_page = max(page_size, jump_page)
         self._generation = 0
         self._filters: dict[str, Filters | None] = {}
         self._next: dict[str, Any] = {}
@@ -91,14 +102,17 @@ class LibraryBrowser(QObject):
         return section in self._done
 
     def fetch(self, section: str, at_least: int = 0) -> bool:
-        """Ask for the next page of ``section`` (large enough that ``at_least`` files are loaded then).
+        """Ask for the next page of ``section``, larger when ``at_least`` files are wanted loaded.
 
-        False when it is complete, or a page is already on its way.
+        A page holds at most :attr:`jump_page` files: ``at_least`` far beyond what is
+        loaded takes several requests, each asked for when the last has arrived (the
+        one waiting for them asks again).  False when the section is complete, or a
+        page is already on its way.
         """
         filters = self._filters.get(section)
         if filters is None or section in self._done or section in self._busy:
             return False
-        limit = max(self.page_size, at_least - self.loaded[section])
+        limit = max(self.page_size, min(self.jump_page, at_least - self.loaded[section]))
         self._busy.add(section)
         generation = self._generation
         self.controller.browse(

@@ -135,6 +135,29 @@ def test_jumping_to_a_month_scrolls_there_loading_what_comes_before(qtbot, windo
     assert view.indexAt(QPoint(10, 10)).row() == results.photo_model.header_row(2024, 11)
 
 
+def test_a_far_jump_loads_a_page_at_a_time(qtbot, window, monkeypatch):
+    # Every photo newer than the month comes first, but never in one request: a jump far back in
+    # a large library goes a page at a time, the window answering between them.
+    results, browser = window.results, window.browser
+    browser.page_size, browser.jump_page = 40, 60
+    asked: list[int] = []
+    browse = window.controller.browse
+
+    def counting(filters, cursor, limit, done, failed):
+        asked.append(limit)
+        return browse(filters, cursor, limit, done, failed)
+
+    monkeypatch.setattr(window.controller, "browse", counting)
+    assert results.photo_model.header_row(2023, 7) < 0
+    results.jump_to_month(2023, 7)
+    qtbot.waitUntil(lambda: results.photo_model.header_row(2023, 7) >= 0, timeout=20_000)
+    assert len(asked) >= 2 and max(asked) <= 60
+    qtbot.waitUntil(
+        lambda: results.photo_view.indexAt(QPoint(10, 10)).row() == results.photo_model.header_row(2023, 7),
+        timeout=5_000,
+    )
+
+
 def test_scrolling_to_the_end_fetches_the_next_page_until_all_are_there(qtbot, window):
     results = window.results
     with qtbot.waitSignal(window.browse_page_shown, timeout=10_000) as page:
