@@ -330,7 +330,6 @@ class MainWindow(QMainWindow):
         self.controller = AppController(settings, library)
         self.result_page = RESULT_PAGE
         self._result_k = RESULT_PAGE  # how many files the current search asks for (grows a page at a time)
-        self._searched_key: tuple | None = None  # what the current search asks, apart from how many
         self._appending = False  # the search in flight asks for a page more of the results shown
         self.browser = LibraryBrowser(self.controller, parent=self)
         self._closed = False
@@ -1045,7 +1044,6 @@ class MainWindow(QMainWindow):
             self._request = -1  # an answer still on its way is no longer wanted
             self._request_key = self._shown_key = None
             self._searched_text = ""
-            self._searched_key = None
             self._last_response = None
             self.meaning_note.hide()
             self._clear_search_notes()
@@ -1055,16 +1053,14 @@ class MainWindow(QMainWindow):
         if key != self._shown_key:
             # Another search: what the last one said (its warnings, its dates) is not true of this one.
             self._clear_search_notes()
+        if key != self._request_key:
+            self._result_k = self.result_page  # a new search starts with one page; the same one again keeps its pages
         self._request_key = key
         self.browser.stop()
         if not self.controller.is_open:
             self._search_when_open = True
             self.result_label.setText("Waiting for the library…")
             return
-        key = (text, self._query_image, self._query_like, self.filter_panel.filters())
-        if key != self._searched_key:
-            self._result_k = self.result_page  # a new search starts with one page; the same one again keeps its pages
-            self._searched_key = key
         self._searched_text = text
         self.result_label.setText("Searching…")
         self._start_search()

@@ -1289,8 +1289,9 @@ class ResultsView(QWidget):
         self.photo_section.setVisible(self.photo_model.rowCount() > 0)
         self.passage_section.setVisible(self.passage_model.rowCount() > 0)
         self._update_titles()
-        self._update_count(len(self.shown_results_cards()))
-        self.shown_changed.emit(len(self.shown_results_cards()))
+        cards = len(self.shown_results_cards())
+        self._update_count(cards)
+        self.shown_changed.emit(cards)
         return len(new)
 
     def shown_results_cards(self) -> list[Any]:

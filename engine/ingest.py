@@ -68,6 +68,17 @@ FIRST_BATCH = 8
 ProgressCallback = Callable[[int, int, str], None]
 CancelCheck = Callable[[], bool]
 
+
+def read_photo(path: str | os.PathLike[str]) -> Any:
+    """A picture decoded as indexing reads photos (an :class:`~engine.extractors.images.ExtractedImage`).
+
+    Image queries are read by this too, so that a photo searched by itself matches.
+    """
+    from .extractors.images import extract_image
+
+    return extract_image(path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK)
+
+
 # A file indexed before a model was here lists in its meta, under this key, what
 # it still waits for: "clip" (a photo's or video's picture), "speech" (a
 # recording's or video's sound) and/or "text" (vectors for its passages).
@@ -639,9 +650,7 @@ class Indexer:
             return ""
 
     def _prepare_image(self, cand: _Candidate) -> _Prepared:
-        from .extractors.images import extract_image
-
-        extracted = extract_image(cand.path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK)
+        extracted = read_photo(cand.path)
         self._save_thumbnail(extracted.image, cand.content_hash)
         meta = dict(extracted.meta)
         meta.update(width=extracted.width, height=extracted.height)
@@ -968,9 +977,7 @@ class Indexer:
                 if tensors:
                     new_vectors["clip"] = self.clip.encode_image_tensors(torch.stack(tensors))
             else:
-                from .extractors.images import extract_image
-
-                image = extract_image(row.path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK).image
+                image = read_photo(row.path).image
                 clip_for = [item_id for item_id, _ in self.store.items_missing_vectors(row.id, "clip")]
                 if clip_for:  # a photo has one picture item: its vector, once per item waiting for it
                     vector = self.clip.encode_image_tensors(torch.stack([self.clip.preprocess(image)]))
@@ -1174,8 +1181,6 @@ class Indexer:
         """The new CLIP vectors of the photos ``batch``; photos that cannot be read are recorded as failed."""
         import torch
 
-        from .extractors.images import extract_image
-
         frames: dict[str, Future] = {}  # a video's frames, decoded once for all of its items in the batch
 
         def video_frames(path: str) -> list[Any]:
@@ -1193,7 +1198,7 @@ class Indexer:
                     raise ExtractionError("the video shows no picture any more")
                 frame = min(found, key=lambda f: abs(f.time_s - start))
                 return self.clip.preprocess(frame.image)
-            return self.clip.preprocess(extract_image(d["path"], max_side=IMAGE_SIDE, slack=IMAGE_SLACK).image)
+            return self.clip.preprocess(read_photo(d["path"]).image)
 
         for item_id in batch:
             if details[item_id]["kind"] == "video" and details[item_id]["path"] not in frames:

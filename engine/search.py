@@ -264,13 +264,12 @@ def _exact_top(query: np.ndarray, ids: np.ndarray, vectors: np.ndarray, k: int) 
 
 def embed_image_query(clip: Any, image_path: str | Path) -> np.ndarray:
     """The CLIP embedding of an image file, prepared exactly as indexing prepares photos."""
-    from .extractors.images import extract_image
-    from .ingest import IMAGE_SIDE, IMAGE_SLACK
+    from .ingest import read_photo
 
     path = Path(image_path)
     if not path.exists():
         raise UsageError(f"no such image: {image_path}")
-    extracted = extract_image(path, max_side=IMAGE_SIDE, slack=IMAGE_SLACK)
+    extracted = read_photo(path)
     return clip.encode_images([extracted.image])[0]
 
 
@@ -586,11 +585,11 @@ def _search(
         if meaning_pending:
             warnings.append(MEANING_PENDING)
         if missing:
-            keywords_only_, words_only = MODELS_MISSING_WARNINGS
+            all_by_words, some_by_words = MODELS_MISSING_WARNINGS
             warnings.append(
-                f"{keywords_only_}: " + " ".join(missing)
+                f"{all_by_words}: " + " ".join(missing)
                 if not any(queries.values())
-                else f"{words_only}: " + missing[0]
+                else f"{some_by_words}: " + missing[0]
             )
         elif keywords_only:
             warnings.append(f"{MODELS_MISSING_WARNINGS[0]}: no model is set up for this library yet")

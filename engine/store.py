@@ -62,9 +62,9 @@ def space_of(modality: str) -> str:
     return "clip" if modality == "image" else "text"
 
 
+PASSAGE_CONTEXT_CHARS = 1500  # how much of a passage's page a preview shows on each side of it
 # Keyword search leaves out a typed word found in more than this share of the
 # items (and at least COMMON_TERM_MIN of them) while a rarer word remains.
-PASSAGE_CONTEXT_CHARS = 1500  # how much of a passage's page a preview shows on each side of it
 COMMON_TERM_SHARE = 0.01
 COMMON_TERM_MIN = 500
 
@@ -1511,27 +1511,24 @@ class LibraryStore:
 
     def count_items(self, space: str | None = None) -> int:
         """How many items the library holds, or hold vectors in ``space`` (counted again only after the item log moved)."""
-        version = (self.items_version(), self.vector_table(space) if space else "")
-        cached = self._item_count.get(space)
-        if cached is None or cached[0] != version:
-            if space is None:
-                count = self._query("SELECT count(*) FROM items")[0][0]
-            elif self.space_dim(space) is None:
-                count = 0
-            else:
-                count = self._query(f"SELECT count(*) FROM {self.vector_table(space)}")[0][0]
-            cached = self._item_count[space] = (version, count)
-        return cached[1]
+        if space is None:
+            return self._counted(None, "", "SELECT count(*) FROM items")
+        if self.space_dim(space) is None:
+            return 0
+        table = self.vector_table(space)
+        return self._counted(space, table, f"SELECT count(*) FROM {table}")
 
     def count_space_items(self, space: str) -> int:
         """How many items belong to ``space`` by their modality, with a vector yet or not (counted again only after the item log moved)."""
-        key = "items of " + space
-        version = (self.items_version(), "")
+        marks = ",".join(f"'{m}'" for m in _MODALITIES[space])
+        return self._counted("items of " + space, "", f"SELECT count(*) FROM items WHERE modality IN ({marks})")
+
+    def _counted(self, key: str | None, table: str, sql: str) -> int:
+        """The count ``sql`` gives, remembered under ``key`` until the item log moves (or ``table`` changes)."""
+        version = (self.items_version(), table)
         cached = self._item_count.get(key)
         if cached is None or cached[0] != version:
-            marks = ",".join("?" * len(_MODALITIES[space]))
-            count = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks})", _MODALITIES[space])[0][0]
-            cached = self._item_count[key] = (version, count)
+            cached = self._item_count[key] = (version, self._query(sql)[0][0])
         return cached[1]
 
     def vector_knn(
