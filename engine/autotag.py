@@ -24,7 +24,7 @@ import numpy as np
 
 from .bundled import RESOURCES
 from .errors import Cancelled, UsageError
-from .store import LibraryStore
+from .stores import Store
 
 DEFAULT_VOCABULARY = RESOURCES / "autotags.txt"
 MAX_TAGS = 3
@@ -111,7 +111,7 @@ class AutoTagger:
 
 
 def autotag_library(
-    store: LibraryStore,
+    store: Store,
     tagger: AutoTagger,
     *,
     on_progress: Callable[[int, int, str], None] | None = None,

@@ -41,7 +41,8 @@ from .errors import (
     UsageError,
 )
 from .extractors import kind_for_path
-from .store import FileRow, FileStatus, LibraryStore, NewItem, space_of
+from .store import FileRow, FileStatus, NewItem, space_of
+from .stores import Store
 
 # Photos are decoded at this longest side: enough for CLIP's 224-pixel input
 # (short side >= 224 up to 2:1) and the 320-pixel thumbnail, and small enough
@@ -231,7 +232,7 @@ def _reason(exc: BaseException) -> str:
 
 
 class Indexer:
-    """Indexes files into a :class:`LibraryStore` with injected encoders.
+    """Indexes files into a :class:`~engine.stores.Store` with injected encoders.
 
     ``clip`` is a :class:`engine.models.ClipEncoder` (or anything with the same
     methods), ``text`` a :class:`engine.models.TextEncoder`, ``whisper`` a
@@ -241,7 +242,7 @@ class Indexer:
 
     def __init__(
         self,
-        store: LibraryStore,
+        store: Store,
         clip: Any,
         whisper: Any = None,
         *,

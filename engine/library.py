@@ -30,6 +30,7 @@ from .query import Filters, Query
 from .search import BrowsePage, SearchResponse, browse, is_loaded, search
 from .settings import Settings, load_settings
 from .store import SPACES, BrowseKey, LibraryStore, public_identity
+from .stores import Store, open_store
 
 if TYPE_CHECKING:
     from .models.clip import ClipEncoder
@@ -134,7 +135,7 @@ class Library:
         ``"now"`` builds it first.  Indexing always brings it up to date."""
         self.settings = settings or load_settings()
         self.settings.home.mkdir(parents=True, exist_ok=True)
-        self.store = LibraryStore(self.settings.db_path)
+        self.store: Store = open_store(self.settings)
         self._clip = clip
         self._whisper = whisper
         self._text = text_model
@@ -215,7 +216,10 @@ class Library:
         self, space: str = "clip", *, build: str | None = None, on_progress: ProgressCallback | None = None
     ) -> Any:
         """The live index of ``space`` (an HNSW graph, or a matrix while the space is small), opened
-        (and synced) on first use; None before the space has a model."""
+        (and synced) on first use; None before the space has a model, and for a store that answers
+        vector searches itself (PostgreSQL)."""
+        if self.store.serves_vectors:
+            return None
         with self._index_lock:
             live = self._live.get(space)
             if live is not None and live.table != self.store.vector_table(space):
@@ -230,6 +234,7 @@ class Library:
                     return None
                 from .index.live import LiveIndex
 
+                assert isinstance(self.store, LibraryStore)  # a store that does not serve vectors keeps the log
                 live = LiveIndex(self.store, self.index_path(space), min_items=self.graph_min_items, space=space)
                 live.open(build=build or self.index_build, on_progress=on_progress)
                 self._live[space] = live
@@ -240,7 +245,12 @@ class Library:
         return live
 
     def update_index(self, on_progress: ProgressCallback | None = None) -> dict:
-        """Bring every space's HNSW index up to date with the store and save it (after indexing)."""
+        """Bring every space's HNSW index up to date with the store and save it (after indexing).
+
+        A store that serves vector searches builds what its own indexes wait for instead.
+        """
+        if self.store.serves_vectors:
+            return self.store.optimize()  # type: ignore[attr-defined]
         states: dict[str, dict] = {}
         for space in SPACES:
             live = self.vector_index(space, build="now", on_progress=on_progress)
@@ -260,6 +270,8 @@ class Library:
         Both spaces' graphs follow one change log, so it is pruned only up to
         the oldest position saved in either graph file.
         """
+        if self.store.serves_vectors:
+            return  # no graph follows the change log
         from .index.hnsw import HnswIndex
 
         positions = []
@@ -285,6 +297,9 @@ class Library:
         Either way ``live`` and ``dead`` count the graph's nodes (None when
         there is no readable file) and ``file_bytes`` is the file's size.
         """
+        if self.store.serves_vectors:
+            describe = self.store.describe_index  # type: ignore[attr-defined]
+            return {space: describe(space) for space in SPACES if self.store.space_dim(space) is not None}
         from .index.hnsw import HnswIndex
 
         out = {}

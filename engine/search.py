@@ -44,7 +44,8 @@ import numpy as np
 from .calibration import DEFAULT_MIN_RELEVANCE, Calibration
 from .errors import ModelUnavailableError, UsageError
 from .query import Filters, Query
-from .store import KINDS, SPACES, BrowseKey, LibraryStore, root_containing, space_of
+from .store import KINDS, SPACES, BrowseKey, root_containing, space_of
+from .stores import Store
 from .text import (
     Term,
     content_terms,
@@ -366,7 +367,7 @@ class _Loads:
 
 
 def search(
-    store: LibraryStore,
+    store: Store,
     query: Query,
     *,
     clip: Any = None,
@@ -437,14 +438,19 @@ class _Candidate:
 class _Query:
     """What one search needs while it runs (to keep :func:`_search` readable)."""
 
-    def __init__(self, store: LibraryStore, live: dict[str, Any], filters: Filters):
+    def __init__(self, store: Store, live: dict[str, Any], filters: Filters):
         self.store = store
         self.live = {s: (index if index is not None and index.usable else None) for s, index in live.items()}
         self.filters = filters
         self.allowed: dict[str, np.ndarray | None] = {}
+        # A store that serves vector searches applies the filters in its own statements:
+        # the passing items are never listed here.
+        self.served = store.serves_vectors
         for space in SPACES:
             index = self.live.get(space)
-            if index is not None:
+            if self.served:
+                self.allowed[space] = None
+            elif index is not None:
                 self.allowed[space] = index.allowed(filters)
             elif filters.empty:
                 self.allowed[space] = None
@@ -457,6 +463,9 @@ class _Query:
     def vector_hits(self, space: str, query: np.ndarray, fetch: int) -> tuple[list[tuple[int, float]], str]:
         index = self.live.get(space)
         allowed = self.allowed[space]
+        if self.served:
+            hits = self.store.vector_knn(query, fetch, space=space, filters=self.filters)
+            return [(i, 1.0 - d) for i, d in hits], "server"
         if index is not None:
             hits, how = index.search(query, fetch, allowed)
             return hits, "exact" if how == "matrix" else f"hnsw-{how}"
@@ -490,6 +499,8 @@ class _Query:
         """Which of the items pass the filters (in whichever space each is)."""
         if not self.filtered():
             return np.ones(len(item_ids), bool)
+        if self.served:
+            return self.store.passing(item_ids, self.filters)
         mask = np.zeros(len(item_ids), bool)
         for allowed in self.allowed.values():
             if allowed is not None:
@@ -498,7 +509,7 @@ class _Query:
 
 
 def _search(
-    store: LibraryStore,
+    store: Store,
     clip: Any,
     query: Query,
     *,
@@ -631,14 +642,14 @@ def _search(
         text_passing = q.allowed.get("text")
         # The catalog holds the items with vectors: ask the store too, for passages still
         # waiting for the text model (found by their words meanwhile).
-        words_possible = (
-            text_passing is None
-            or len(text_passing) > 0
-            or (
-                store.count_space_items("text") > store.count_items("text")
-                and len(store.allowed_item_ids(filters, "text")) > 0
+        if q.served:
+            words_possible = not q.filtered() or store.passes_any(filters, "text")
+        else:
+            words_possible = (
+                text_passing is None
+                or len(text_passing) > 0
+                or (store.count_space_items("text") > store.count_items("text") and store.passes_any(filters, "text"))
             )
-        )
         # The filter's passing items are known from the catalogs: a narrow filter is checked against them.
         known = list(q.allowed.values())
         passing_ids = (
@@ -710,13 +721,16 @@ def _search(
     response.dates = [p.to_json() for p in phrases]
     response.query = semantic
     allowed_sets = [a for a in q.allowed.values() if a is not None]
-    response.matched = int(sum(a.shape[0] for a in allowed_sets)) if q.filtered() else None
+    if q.served:
+        response.matched = store.count_passing(filters) if q.filtered() else None
+    else:
+        response.matched = int(sum(a.shape[0] for a in allowed_sets)) if q.filtered() else None
     response.encode_ms = round((encoded - started) * 1000, 2)
     response.min_relevance = min_relevance
     return response
 
 
-def _example_vector(store: LibraryStore, q: _Query, like: Any, item_ids: list[int]) -> tuple[str, np.ndarray | None]:
+def _example_vector(store: Store, q: _Query, like: Any, item_ids: list[int]) -> tuple[str, np.ndarray | None]:
     """The space and stored vector that stand for the file of ``like`` ("more like this").
 
     A photo or a video is its picture: the item ``like`` names when it is one of its
@@ -749,7 +763,7 @@ class _Ranked:
     name_match: str | None = None
 
 
-def _term_weights(store: LibraryStore, terms: list[Term]) -> list[float]:
+def _term_weights(store: Store, terms: list[Term]) -> list[float]:
     """Inverse document frequency of each term: rare words weigh more than common ones."""
     total = max(1, store.count_items())
     counts = store.term_counts(terms)
@@ -757,7 +771,7 @@ def _term_weights(store: LibraryStore, terms: list[Term]) -> list[float]:
 
 
 def _rank(
-    store: LibraryStore,
+    store: Store,
     candidates: dict[int, _Candidate],
     details: dict[int, dict],
     terms: list[Term],
@@ -831,7 +845,7 @@ def _rank(
     return out
 
 
-def result_for_items(store: LibraryStore, item_ids: list[int], terms: list[str] | None = None) -> list[SearchResult]:
+def result_for_items(store: Store, item_ids: list[int], terms: list[str] | None = None) -> list[SearchResult]:
     """Results for given items (to show a cited passage the way search shows it), in that order."""
     parsed = content_terms(parse_query(" ".join(terms or [])))
     details = store.item_details(item_ids)
@@ -857,7 +871,7 @@ class BrowsePage:
     took_ms: float = 0.0
 
 
-def browse(store: LibraryStore, filters: Filters, after: BrowseKey | None = None, limit: int = 200) -> BrowsePage:
+def browse(store: Store, filters: Filters, after: BrowseKey | None = None, limit: int = 200) -> BrowsePage:
     """A page of the files passing ``filters``, newest media time first (files without a time last).
 
     ``after`` is the ``next`` of the previous page (None for the first);
@@ -887,7 +901,7 @@ def _passes(r: _Ranked, min_score: float | None, min_relevance: float) -> bool:
 
 
 def _respond(
-    store: LibraryStore,
+    store: Store,
     ranked: list[_Ranked],
     terms: list[Term],
     started: float,
@@ -988,7 +1002,7 @@ def _respond(
     return SearchResponse(results, round((time.perf_counter() - started) * 1000, 2), warnings, hidden=hidden)
 
 
-def _spoken_at(store: LibraryStore, detail: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
+def _spoken_at(store: Store, detail: dict[str, Any], spans: list[tuple[int, int]]) -> dict[str, Any]:
     """A speech passage's locator, starting at the transcript segment where the typed words are said.
 
     A passage joins several of Whisper's segments (up to 40 seconds); a

@@ -19,6 +19,7 @@ APP_NAME = "Shoebox"
 WHISPER_BACKENDS = ("auto", "faster", "openai")
 CLIP_RUNTIMES = ("auto", "onnx", "torch")
 TEXT_RUNTIMES = ("auto", "onnx", "torch")
+PG_INDEXES = ("hnsw", "ivfflat")
 
 
 def _setting(default: Any, env: str, doc: str) -> Any:
@@ -93,6 +94,32 @@ class Settings:
         0.25,
         "SHOEBOX_MIN_RELEVANCE",
         "Calibrated relevance (0-1) a result needs when no typed word supports it; 0 shows every result.",
+    )
+
+    store: str = _setting(
+        "",
+        "SHOEBOX_STORE",
+        "Where the library is kept: empty for the SQLite file in SHOEBOX_HOME, or a PostgreSQL server's libpq "
+        "address (postgresql://user@host/db, or host=/run/postgresql dbname=shoebox) for a library several "
+        "computers share.",
+    )
+    pg_index: str = _setting(
+        "hnsw",
+        "SHOEBOX_PG_INDEX",
+        "PostgreSQL store: the vector index a new library builds, hnsw or ivfflat (its library keeps it).",
+    )
+    pg_m: int = _setting(16, "SHOEBOX_PG_M", "PostgreSQL store, HNSW: links per node (pgvector's m).")
+    pg_ef_construction: int = _setting(
+        64, "SHOEBOX_PG_EF_CONSTRUCTION", "PostgreSQL store, HNSW: candidates while building (ef_construction)."
+    )
+    pg_ef_search: int = _setting(
+        100, "SHOEBOX_PG_EF_SEARCH", "PostgreSQL store, HNSW: candidates while searching (hnsw.ef_search)."
+    )
+    pg_lists: int = _setting(
+        0, "SHOEBOX_PG_LISTS", "PostgreSQL store, IVFFlat: lists; 0 picks rows / 1000 (at least 10) when built."
+    )
+    pg_probes: int = _setting(
+        0, "SHOEBOX_PG_PROBES", "PostgreSQL store, IVFFlat: lists searched (ivfflat.probes); 0 picks sqrt(lists)."
     )
 
     @property
@@ -188,6 +215,17 @@ def load_settings(
         raise UsageError(f"SHOEBOX_CLIP_RUNTIME must be {', '.join(CLIP_RUNTIMES)}, not {settings.clip_runtime!r}")
     if settings.text_runtime not in TEXT_RUNTIMES:
         raise UsageError(f"SHOEBOX_TEXT_RUNTIME must be {', '.join(TEXT_RUNTIMES)}, not {settings.text_runtime!r}")
+    if settings.pg_index not in PG_INDEXES:
+        raise UsageError(f"SHOEBOX_PG_INDEX must be {' or '.join(PG_INDEXES)}, not {settings.pg_index!r}")
+    for name in ("pg_m", "pg_ef_construction", "pg_ef_search"):
+        if getattr(settings, name) < 1:
+            raise UsageError(f"SHOEBOX_{name.upper()} must be at least 1, not {getattr(settings, name)}")
+    if settings.pg_lists < 0 or settings.pg_probes < 0:
+        raise UsageError("SHOEBOX_PG_LISTS and SHOEBOX_PG_PROBES must be 0 (chosen for you) or more")
+    if settings.store:
+        from .stores import check_location
+
+        check_location(settings.store)
     if settings.device not in ("cpu", "cuda", "mps") and not settings.device.startswith("cuda:"):
         raise UsageError(f"SHOEBOX_DEVICE must be cpu, cuda or mps, not {settings.device!r}")
     return settings

@@ -319,6 +319,9 @@ class LibraryStore:
     own and see one committed state while writers go on (WAL mode).
     """
 
+    # Shoebox's own HNSW graphs answer vector searches, following the item log (engine.index.live).
+    serves_vectors = False
+
     def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
         self.path = Path(path)
         self.readonly = readonly
@@ -387,6 +390,10 @@ class LibraryStore:
         return getattr(self._local, "snapshot", None) is not None
 
     # -- lifecycle ---------------------------------------------------------
+
+    def location(self) -> str:
+        """Where the library is kept, for people (the database file)."""
+        return str(self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -476,9 +483,22 @@ class LibraryStore:
         with self._lock:
             return self._db.execute(sql, params).fetchall()
 
-    def _exec(self, sql: str, params: Sequence[Any] | dict = ()) -> None:
+    def _exec(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        """Run a write on the writer's connection; returns how many rows it changed."""
         with self._lock:
             self._db.execute(sql, params)
+            return self._db.changes()
+
+    def _insert(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run an ``INSERT ... RETURNING id`` on the writer's connection; returns the new row's id."""
+        with self._lock:
+            row: Any = self._db.execute(sql, params).fetchall()[0]
+            return int(row[0])
+
+    def _written(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """A read on the writer's connection (what this transaction wrote so far), never a snapshot's."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
 
     def integrity_check(self) -> str:
         """'ok', or what SQLite found wrong (the database file and the full-text index)."""
@@ -603,10 +623,7 @@ class LibraryStore:
                 if not rows:
                     continue  # deleted since it was read
                 self._exec(f"DELETE FROM {staged['table']} WHERE item_id = ?", (int(item_id),))
-                self._exec(
-                    f"INSERT INTO {staged['table']} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
-                    (int(item_id), vector.tobytes(), rows[0][0], float(rows[0][1] or 0.0)),
-                )
+                self._insert_vector(staged["table"], int(item_id), vector, rows[0][0], rows[0][1])
                 written += 1
             return written
 
@@ -716,8 +733,9 @@ class LibraryStore:
     def add_root(self, path: str) -> None:
         """Remember a folder the person added; the names of files inside it now count from it."""
         with self.transaction():
-            self._exec("INSERT OR IGNORE INTO roots (path, added_at) VALUES (?, ?)", (path, time.time()))
-            if self._db.changes():
+            if self._exec(
+                "INSERT INTO roots (path, added_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (path, time.time())
+            ):
                 lo, hi = _under(path)
                 for file_id, file_path in self._query(
                     "SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?", (lo, hi)
@@ -809,9 +827,9 @@ class LibraryStore:
         existing = self.get_file(path)
         tags = self._file_tag_ids(existing.id) if existing else []
         self._delete_path(path)
-        self._exec(
+        file_id = self._insert(
             "INSERT INTO files (path, folder, size, mtime, content_hash, kind, status, error, media_time, meta, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, 'indexed', NULL, ?, ?, ?) RETURNING id",
             (
                 path,
                 _folder_of(path),
@@ -824,7 +842,6 @@ class LibraryStore:
                 time.time(),
             ),
         )
-        file_id = self._db.last_insert_rowid()
         self._restore_tags(file_id, tags)
         self._index_file_name(file_id, path)
         if transcript:
@@ -860,8 +877,7 @@ class LibraryStore:
 
     def set_transcript(self, file_id: int, segments: Sequence[NewItem]) -> None:
         """Keep a recording's or video's segments as Whisper heard them.  Call inside :meth:`transaction`."""
-        with self._lock:
-            self._set_transcript(file_id, segments)
+        self._set_transcript(file_id, segments)
 
     def _insert_items(
         self,
@@ -886,9 +902,9 @@ class LibraryStore:
         taken = dict.fromkeys(by_space, 0)  # the next row of each space's vectors
         with self._lock:
             for seq, item in enumerate(items, first_seq):
-                self._db.execute(
+                item_id = self._insert(
                     "INSERT INTO items (file_id, seq, modality, text, page, char_start, char_end, start_s, end_s, language) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         file_id,
                         seq,
@@ -902,15 +918,11 @@ class LibraryStore:
                         item.language,
                     ),
                 )
-                item_id = self._db.last_insert_rowid()
                 if item.text:
                     self._index_item_text(item_id, item.text)
                 space = space_of(item.modality)
                 if space in by_space:
-                    self._db.execute(
-                        f"INSERT INTO {tables[space]} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
-                        (item_id, by_space[space][taken[space]].tobytes(), kind, float(media_time or 0.0)),
-                    )
+                    self._insert_vector(tables[space], item_id, by_space[space][taken[space]], kind, media_time)
                     taken[space] += 1
         self._bump_generation()
 
@@ -930,19 +942,15 @@ class LibraryStore:
         written = 0
         with self._lock:
             for item_id, vector in zip(item_ids, vectors, strict=True):
-                rows = self._db.execute(
+                rows = self._written(
                     f"SELECT f.kind, f.media_time, i.modality, EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id) "
                     "FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = ?",
                     (int(item_id),),
-                ).fetchall()
+                )
                 if not rows or rows[0][3] or space_of(str(rows[0][2])) != space:
                     continue
-                self._db.execute(
-                    f"INSERT INTO {table} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
-                    (int(item_id), vector.tobytes(), rows[0][0], float(rows[0][1] or 0.0)),
-                )
-                # The vector indexes follow the item log: the item is new to them.
-                self._db.execute("INSERT INTO items_log (item_id, op) VALUES (?, 1)", (int(item_id),))
+                self._insert_vector(table, int(item_id), vector, rows[0][0], rows[0][1])
+                self._log_added(int(item_id))
                 written += 1
         if written:
             self._bump_generation()
@@ -963,19 +971,40 @@ class LibraryStore:
         )
         return [(r[0], NewItem(*r[1:])) for r in rows]
 
+    def _insert_vector(
+        self, table: str, item_id: int, vector: np.ndarray, kind: str | None, media_time: float | None
+    ) -> None:
+        self._exec(
+            f"INSERT INTO {table} (item_id, embedding, kind, media_time) VALUES (?, ?, ?, ?)",
+            (item_id, np.ascontiguousarray(vector, dtype=np.float32).tobytes(), kind, float(media_time or 0.0)),
+        )
+
+    def _log_added(self, item_id: int) -> None:
+        """Tell the vector indexes that follow the item log that ``item_id`` is new to them (it got its vector)."""
+        self._exec("INSERT INTO items_log (item_id, op) VALUES (?, 1)", (item_id,))
+
     def _index_item_text(self, item_id: int, text: str) -> None:
-        self._db.execute("INSERT INTO item_text (rowid, text) VALUES (?, ?)", (item_id, fold(text)))
-        self._db.execute("INSERT INTO item_words (rowid, words) VALUES (?, ?)", (item_id, index_words(text)))
+        self._exec("INSERT INTO item_text (rowid, text) VALUES (?, ?)", (item_id, fold(text)))
+        self._exec("INSERT INTO item_words (rowid, words) VALUES (?, ?)", (item_id, index_words(text)))
+
+    def _unindex_items(self, item_ids: Sequence[int]) -> None:
+        """Drop the text index rows of items about to be deleted."""
+        marks = ",".join("?" * len(item_ids))
+        self._exec(f"DELETE FROM item_text WHERE rowid IN ({marks})", item_ids)
+        self._exec(f"DELETE FROM item_words WHERE rowid IN ({marks})", item_ids)
 
     def _index_file_name(self, file_id: int, path: str) -> None:
         words, plain = name_index(path, self.root_of(path))
-        self._db.execute("DELETE FROM file_names WHERE rowid = ?", (file_id,))
-        self._db.execute("INSERT INTO file_names (rowid, words, plain) VALUES (?, ?, ?)", (file_id, words, plain))
+        self._exec("DELETE FROM file_names WHERE rowid = ?", (file_id,))
+        self._exec("INSERT INTO file_names (rowid, words, plain) VALUES (?, ?, ?)", (file_id, words, plain))
+
+    def _unindex_file_name(self, file_id: int) -> None:
+        self._exec("DELETE FROM file_names WHERE rowid = ?", (file_id,))
 
     def _set_transcript(self, file_id: int, segments: Sequence[NewItem]) -> None:
-        self._db.execute("DELETE FROM transcript_segments WHERE file_id = ?", (file_id,))
+        self._exec("DELETE FROM transcript_segments WHERE file_id = ?", (file_id,))
         for seq, seg in enumerate(segments):
-            self._db.execute(
+            self._exec(
                 "INSERT INTO transcript_segments (file_id, seq, start_s, end_s, text, language) VALUES (?, ?, ?, ?, ?, ?)",
                 (file_id, seq, float(seg.start_s or 0.0), float(seg.end_s or 0.0), seg.text or "", seg.language),
             )
@@ -1044,12 +1073,12 @@ class LibraryStore:
         existing = self.get_file(path)
         tags = self._file_tag_ids(existing.id) if existing else []
         self._delete_path(path)
-        self._exec(
+        file_id = self._insert(
             "INSERT INTO files (path, folder, size, mtime, content_hash, kind, status, error, media_time, meta, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, NULL, '{}', ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, 'failed', ?, NULL, '{}', ?) RETURNING id",
             (path, _folder_of(path), size, mtime, content_hash, kind, reason, time.time()),
         )
-        self._restore_tags(self._db.last_insert_rowid(), tags)
+        self._restore_tags(file_id, tags)
 
     def touch_file(self, file_id: int, *, size: int, mtime: float) -> None:
         """Update size and mtime of a file whose content did not change."""
@@ -1059,7 +1088,7 @@ class LibraryStore:
         """Give an indexed file a new path; its items, vectors and tags stay, its name words follow."""
         self._delete_path(new_path)
         with self._lock:
-            self._db.execute(
+            self._exec(
                 "UPDATE files SET path = ?, folder = ?, size = ?, mtime = ? WHERE id = ?",
                 (new_path, _folder_of(new_path), size, mtime, file_id),
             )
@@ -1107,12 +1136,12 @@ class LibraryStore:
         """
         with self._lock:
             if modalities is None:
-                ids = [r[0] for r in self._db.execute("SELECT id FROM items WHERE file_id = ?", (file_id,))]
+                ids = [r[0] for r in self._written("SELECT id FROM items WHERE file_id = ?", (file_id,))]
             else:
                 marks = ",".join("?" * len(modalities))
                 ids = [
                     r[0]
-                    for r in self._db.execute(
+                    for r in self._written(
                         f"SELECT id FROM items WHERE file_id = ? AND modality IN ({marks})", (file_id, *modalities)
                     )
                 ]
@@ -1124,17 +1153,16 @@ class LibraryStore:
                     for identity in (self.model_identity(space), self.staged_model(space)):
                         if identity is not None:
                             table = _table_of(space, identity)
-                            self._db.execute(f"DELETE FROM {table} WHERE item_id IN ({marks})", chunk)
-                self._db.execute(f"DELETE FROM item_text WHERE rowid IN ({marks})", chunk)
-                self._db.execute(f"DELETE FROM item_words WHERE rowid IN ({marks})", chunk)
-                self._db.execute(f"DELETE FROM items WHERE id IN ({marks})", chunk)
+                            self._exec(f"DELETE FROM {table} WHERE item_id IN ({marks})", chunk)
+                self._unindex_items(chunk)
+                self._exec(f"DELETE FROM items WHERE id IN ({marks})", chunk)
             return len(ids)
 
     def _delete_file_id(self, file_id: int) -> None:
         with self._lock:
             n_items = self._delete_items_of(file_id)
-            self._db.execute("DELETE FROM file_names WHERE rowid = ?", (file_id,))
-            self._db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            self._unindex_file_name(file_id)
+            self._exec("DELETE FROM files WHERE id = ?", (file_id,))
         if n_items:
             self._bump_generation()
 
@@ -1149,7 +1177,8 @@ class LibraryStore:
     def _restore_tags(self, file_id: int, tags: Iterable[tuple[int, str]]) -> None:
         for tag_id, source in tags:
             self._exec(
-                "INSERT OR IGNORE INTO file_tags (file_id, tag_id, source) VALUES (?, ?, ?)", (file_id, tag_id, source)
+                "INSERT INTO file_tags (file_id, tag_id, source) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (file_id, tag_id, source),
             )
 
     def file_ids_under(self, path: str) -> list[int]:
@@ -1170,13 +1199,12 @@ class LibraryStore:
         with self.transaction():
             tag_id = self._tag_id(tag, create=True)
             for file_id in file_ids:
-                self._exec(
+                added += self._exec(
                     "INSERT INTO file_tags (file_id, tag_id, source) VALUES (?, ?, 'user') "
                     "ON CONFLICT (file_id, tag_id) DO UPDATE SET source = 'user', score = NULL "
-                    "WHERE source != 'user'",
+                    "WHERE file_tags.source != 'user'",
                     (file_id, tag_id),
                 )
-                added += self._db.changes()
             self._bump_tags_version()
         return added
 
@@ -1192,24 +1220,27 @@ class LibraryStore:
             if tag_id is None:
                 return 0
             for file_id in file_ids:
-                self._exec(
+                removed += self._exec(
                     "DELETE FROM file_tags WHERE file_id = ? AND tag_id = ? AND source = 'user'", (file_id, tag_id)
                 )
-                removed += self._db.changes()
-                self._exec(
+                removed += self._exec(
                     "UPDATE file_tags SET source = 'rejected' WHERE file_id = ? AND tag_id = ? AND source = 'auto'",
                     (file_id, tag_id),
                 )
-                removed += self._db.changes()
             self._forget_unused_tags()
             self._bump_tags_version()
         return removed
 
     def _tag_id(self, name: str, *, create: bool) -> int | None:
         if create:
-            self._exec("INSERT OR IGNORE INTO tags (name) VALUES (?)", (name,))
-        rows = self._query("SELECT id FROM tags WHERE name = ?", (name,))
+            self._exec("INSERT INTO tags (name) VALUES (?) ON CONFLICT DO NOTHING", (name,))
+        rows = self._written(f"SELECT t.id FROM tags t WHERE {self._tag_named(1)}", (name,))
         return rows[0][0] if rows else None
+
+    @staticmethod
+    def _tag_named(count: int) -> str:
+        """A condition on ``t.name`` holding ``count`` placeholders: the tag is one of those names, in any case."""
+        return f"t.name IN ({','.join('?' * count)})"  # the column's collation is NOCASE
 
     def _forget_unused_tags(self) -> None:
         self._exec("DELETE FROM tags WHERE NOT EXISTS (SELECT 1 FROM file_tags ft WHERE ft.tag_id = tags.id)")
@@ -1252,10 +1283,9 @@ class LibraryStore:
         cached = self._tag_files.get(key)
         if cached is not None:
             return cached
-        marks = ",".join("?" * len(names))
         sql = (
             f"SELECT ft.file_id FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-            f"WHERE t.name IN ({marks}) AND ft.source IN ('user', 'auto') GROUP BY ft.file_id"
+            f"WHERE {self._tag_named(len(names))} AND ft.source IN ('user', 'auto') GROUP BY ft.file_id"
         )
         params: list[Any] = list(names)
         if mode == TagsMode.ALL:
@@ -1301,7 +1331,7 @@ class LibraryStore:
         for name, score in tags:
             tag_id = self._tag_id(name, create=True)
             self._exec(
-                "INSERT OR IGNORE INTO file_tags (file_id, tag_id, source, score) VALUES (?, ?, 'auto', ?)",
+                "INSERT INTO file_tags (file_id, tag_id, source, score) VALUES (?, ?, 'auto', ?) ON CONFLICT DO NOTHING",
                 (file_id, tag_id, float(score)),
             )
         self._exec("UPDATE files SET autotag_sig = ? WHERE id = ?", (signature, file_id))
@@ -1351,7 +1381,7 @@ class LibraryStore:
         if space is not None:
             where = " AND i.modality IN (" + ",".join(f"'{m}'" for m in _MODALITIES[space]) + ")"
         if item_ids is None:
-            rows = self._query(sql + " WHERE 1" + where + " ORDER BY i.id")
+            rows = self._query(sql + " WHERE TRUE" + where + " ORDER BY i.id")
         else:
             rows = []
             for chunk in _chunks([int(i) for i in item_ids], 500):
@@ -1405,18 +1435,18 @@ class LibraryStore:
             params.extend([lo, hi])
         if filters.tags:
             names = [t.strip() for t in filters.tags]
-            marks = ",".join("?" * len(names))
+            named = self._tag_named(len(names))
             if filters.tags_mode == TagsMode.ALL:
                 where.append(
                     f"(SELECT count(DISTINCT t.id) FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}) AND ft.source IN ('user', 'auto')) = ?"
+                    f"WHERE ft.file_id = f.id AND {named} AND ft.source IN ('user', 'auto')) = ?"
                 )
                 params.extend(names)
                 params.append(len({n.lower() for n in names}))
             else:
                 where.append(
                     f"EXISTS (SELECT 1 FROM file_tags ft JOIN tags t ON t.id = ft.tag_id "
-                    f"WHERE ft.file_id = f.id AND t.name IN ({marks}) AND ft.source IN ('user', 'auto'))"
+                    f"WHERE ft.file_id = f.id AND {named} AND ft.source IN ('user', 'auto'))"
                 )
                 params.extend(names)
         return " AND ".join(where), params
@@ -1430,6 +1460,36 @@ class LibraryStore:
             f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE {where} ORDER BY i.id", params
         )
         return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def passes_any(self, filters: Filters, space: str) -> bool:
+        """Whether any item of ``space`` (with a vector or not) passes ``filters``."""
+        where, params = self._filter_sql(filters)
+        marks = ",".join(f"'{m}'" for m in _MODALITIES[space])
+        return bool(
+            self._query(
+                f"SELECT EXISTS (SELECT 1 FROM items i JOIN files f ON f.id = i.file_id "
+                f"WHERE i.modality IN ({marks}) AND {where})",
+                params,
+            )[0][0]
+        )
+
+    def passing(self, item_ids: Sequence[int], filters: Filters) -> np.ndarray:
+        """Which of ``item_ids`` pass ``filters``: a bool array in their order (deleted items do not)."""
+        ids = [int(i) for i in item_ids]
+        if not ids:
+            return np.zeros(0, bool)
+        where, params = self._filter_sql(filters)
+        found: set[int] = set()
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                r[0]
+                for r in self._query(
+                    f"SELECT i.id FROM items i JOIN files f ON f.id = i.file_id WHERE i.id IN ({marks}) AND {where}",
+                    [*chunk, *params],
+                )
+            )
+        return np.array([i in found for i in ids], bool)
 
     def count_passing(self, filters: Filters) -> int:
         """How many items pass ``filters``."""
@@ -1532,11 +1592,28 @@ class LibraryStore:
         return cached[1]
 
     def vector_knn(
-        self, query: np.ndarray, k: int, kinds: Sequence[str] = (), space: str = "clip"
+        self,
+        query: np.ndarray,
+        k: int,
+        kinds: Sequence[str] = (),
+        space: str = "clip",
+        filters: Filters | None = None,
     ) -> list[tuple[int, float]]:
-        """The ``k`` nearest items of ``space`` to ``query`` by cosine distance (sqlite-vec exact KNN)."""
+        """The ``k`` nearest items of ``space`` to ``query`` as (item id, cosine distance), exactly.
+
+        sqlite-vec's KNN without ``filters``; with them, the passing items' vectors are
+        compared one by one (the HNSW graphs are the fast path: see engine.index.live).
+        """
         if self.space_dim(space) is None or k <= 0:
             return []
+        if filters is not None and not filters.empty:
+            present = self.item_catalog(self.allowed_item_ids(filters, space), space=space)[0]
+            if not len(present):
+                return []
+            q = np.ascontiguousarray(query, dtype=np.float32)
+            distances = 1.0 - self.vectors(present, space=space) @ q
+            top = np.argsort(distances, kind="stable")[:k]
+            return [(int(present[i]), float(distances[i])) for i in top]
         table = self.vector_table(space)
         blob = np.ascontiguousarray(query, dtype=np.float32).tobytes()
         if len(kinds) == 1:
@@ -1857,7 +1934,7 @@ class LibraryStore:
             return None
         file_id, page, start, end, own = rows[0]
         neighbours = self._query(
-            "SELECT char_start, char_end, text FROM items WHERE file_id = ? AND modality = 'text' AND page IS ? "
+            "SELECT char_start, char_end, text FROM items WHERE file_id = ? AND modality = 'text' AND page IS NOT DISTINCT FROM ? "
             "AND char_start IS NOT NULL AND char_end > ? AND char_start < ? ORDER BY char_start, char_end",
             (file_id, page, start - around, end + around),
         )
@@ -1901,6 +1978,7 @@ class LibraryStore:
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*") if p.is_file())
         return {
             "library": str(self.path),
+            "store": "sqlite",
             "files": by_kind,
             "failed": failed,
             "items": items,

@@ -88,12 +88,22 @@ def tiny_text(tiny_settings):
 
 
 @pytest.fixture
-def library(tmp_path, tiny_clip, tiny_whisper, tiny_text):
-    """An empty library in tmp_path with the test-tiny models injected."""
+def store_setting() -> str:
+    """SHOEBOX_STORE of the ``library`` fixture: empty, the SQLite file in its home.
+
+    A module whose tests must hold on both stores overrides it with
+    :func:`tests.postgres.both_stores` (``store_setting = both_stores``).
+    """
+    return ""
+
+
+@pytest.fixture
+def library(tmp_path, tiny_clip, tiny_whisper, tiny_text, store_setting):
+    """An empty library in tmp_path with the test-tiny models injected (kept where ``store_setting`` says)."""
     from engine.library import Library
     from engine.settings import load_settings
 
-    settings = load_settings(home=tmp_path / "library", env=dict(TINY_ENV))
+    settings = load_settings(home=tmp_path / "library", env={**TINY_ENV, "SHOEBOX_STORE": store_setting})
     lib = Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text)
     yield lib
     lib.close()

@@ -77,3 +77,16 @@ def postgres_db(postgres_server: str) -> Iterator[str]:
     """A database of this test's own, with pgvector and pg_trgm; yields its address and drops it after."""
     with fresh_database(postgres_server) as uri:
         yield uri
+
+
+STORES = ("sqlite", "postgresql")
+
+
+@pytest.fixture(params=STORES)
+def both_stores(request) -> str:
+    """SHOEBOX_STORE for each store in turn: empty (SQLite), then a fresh PostgreSQL database.
+
+    A module assigns it to ``store_setting`` (``store_setting = both_stores``) to run every
+    test that uses the ``library`` fixture on both stores.
+    """
+    return request.getfixturevalue("postgres_db") if request.param == "postgresql" else ""

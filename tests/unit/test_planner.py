@@ -183,7 +183,9 @@ def test_auto_tags_are_stored_apart_and_filterable(tmp_path, models, photos):
         # A tag the user removes stays removed when tagging runs again.
         holder = filtered.results[0]
         store.remove_tag(name, [holder.file_id])
-        store._exec("UPDATE files SET autotag_sig = NULL")
+        store._exec(  # type: ignore[attr-defined]
+            "UPDATE files SET autotag_sig = NULL"
+        )
         lib.autotag()
         assert name not in store.tags_of_files([holder.file_id])[holder.file_id]
         # The user's tag of the same name wins over an auto-tag.

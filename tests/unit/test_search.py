@@ -11,6 +11,10 @@ from engine.errors import UsageError
 from engine.search import MEANING_PENDING, make_snippet, query_terms
 from engine.store import Filters
 from tests.helpers import make_photo, make_text
+from tests.postgres import both_stores
+
+# Every test here that uses the library fixture runs on the SQLite store and on PostgreSQL.
+store_setting = both_stores
 
 NOTES = {
     "dentist.txt": "The dentist appointment is on Thursday at nine. Bring the insurance card and the x-ray letter.",
