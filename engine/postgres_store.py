@@ -599,7 +599,7 @@ class PostgresStore(LibraryStore):
         found = dict(self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id = ANY(?)", (ids,), binary=True))
         out = np.empty((len(ids), dim), dtype=np.float32)
         for row, item_id in enumerate(ids):
-            out[row] = found[item_id].to_numpy()
+            out[row] = _array(found[item_id])
         return out
 
     def iter_vectors(self, batch: int = 4096, space: str = "clip") -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -616,7 +616,7 @@ class PostgresStore(LibraryStore):
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([r[1].to_numpy() for r in rows]).astype(np.float32, copy=False)
+            yield ids, np.stack([_array(r[1]) for r in rows]).astype(np.float32, copy=False)
             last = int(ids[-1])
 
     def vector_knn(
@@ -886,6 +886,11 @@ class PostgresStore(LibraryStore):
             "database_bytes": int(self._query("SELECT pg_database_size(current_database())")[0][0]),
             "vector_index": self.vector_index_options(),
         }
+
+
+def _array(value: Any) -> np.ndarray:
+    """A vector column's value as a numpy array (pgvector's adapter gives a Vector)."""
+    return value.to_numpy() if hasattr(value, "to_numpy") else np.asarray(value, dtype=np.float32)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 _URI_SCHEMES = ("postgresql://", "postgres://")
 _CONNINFO_RE = re.compile(r"^\s*[A-Za-z_]+\s*=")
-POSTGRES_HINT = "install Shoebox's PostgreSQL support: pip install psycopg[binary] pgvector"
+POSTGRES_HINT = "install Shoebox again with its dependencies (psycopg[binary] and pgvector)"
 
 
 def is_postgres(location: str) -> bool:
