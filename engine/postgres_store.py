@@ -284,6 +284,8 @@ class PostgresStore(LibraryStore):
         ef_search = settings.pg_ef_search if settings is not None else 100
         conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(min(1000, ef_search)),))
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
+        if self.readonly:
+            conn.execute("SELECT set_config('default_transaction_read_only', 'on', false)")
         conn.execute("SELECT set_config('ivfflat.iterative_scan', 'relaxed_order', false)")
         try:
             conn.execute("SELECT set_config('TimeZone', %s, false)", (_local_zone(),))
@@ -764,11 +766,16 @@ class PostgresStore(LibraryStore):
 
         The same terms as the SQLite store's, looked up in the ``tsvector`` of word keys
         (ranked by ``ts_rank``) and, for substrings, in the folded text.  The filters are
-        part of each statement; ``passing`` is not needed for that and is ignored.
+        part of each statement; ``passing`` (the ids of the items that pass them), when short,
+        replaces them by a check against that list, as in the SQLite store.
         """
         parsed = _as_terms(terms)
         words = [t for t in parsed if t.kind != "substring"]
-        clause, params = self._within(filters, "t.item_id")
+        if passing is not None and self._narrow(sum(len(a) for a in passing), limit):
+            listed = [int(i) for ids in passing for i in ids.tolist()]
+            clause, params = " AND t.item_id = ANY(?)", [listed]
+        else:
+            clause, params = self._within(filters, "t.item_id")
         hits: dict[int, float] = {}
         if words:
             hits.update(self._ranked_words([tsquery_of(t) for t in words], limit, clause, params))

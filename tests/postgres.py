@@ -90,3 +90,24 @@ def both_stores(request) -> str:
     test that uses the ``library`` fixture on both stores.
     """
     return request.getfixturevalue("postgres_db") if request.param == "postgresql" else ""
+
+
+def store_of_kind(request: pytest.FixtureRequest, kind: str, folder):
+    """A new, empty store of ``kind`` ("sqlite": a file in ``folder``; "postgresql": a fresh database)."""
+    if kind == "postgresql":
+        from engine.postgres_store import PostgresStore
+
+        return PostgresStore(request.getfixturevalue("postgres_db"))
+    from engine.store import LibraryStore
+
+    return LibraryStore(folder / "lib.sqlite3")
+
+
+@pytest.fixture(scope="module", params=STORES)
+def both_stores_per_module(request) -> Iterator[str]:
+    """SHOEBOX_STORE for each store in turn, for a library a whole module shares (a fresh database, then dropped)."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    with fresh_database(request.getfixturevalue("postgres_server")) as uri:
+        yield uri

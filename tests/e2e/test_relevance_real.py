@@ -30,11 +30,17 @@ def _queries(*categories: str) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def notes_library(tmp_path_factory):
+def notes_library(tmp_path_factory, both_stores_per_module):
+    """The corpus indexed with real MiniLM weights, once in SQLite and once in PostgreSQL."""
     folder = minilm_folder()
     notes = tmp_path_factory.mktemp("relevance") / "notes"
     shutil.copytree(DATA / "notes", notes)
-    env = {**TINY_ENV, "SHOEBOX_TEXT_MODEL": str(folder), "SHOEBOX_AUTOTAGS": "0"}
+    env = {
+        **TINY_ENV,
+        "SHOEBOX_TEXT_MODEL": str(folder),
+        "SHOEBOX_AUTOTAGS": "0",
+        "SHOEBOX_STORE": both_stores_per_module,
+    }
     library = Library(load_settings(home=tmp_path_factory.mktemp("relevance-home"), env=env))
     summary = library.index([notes])
     assert summary.failed == [] and summary.added == 83

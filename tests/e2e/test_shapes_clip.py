@@ -56,17 +56,19 @@ QUERIES = {
 }
 
 
-def shapes_settings(home: Path, weights: Path | str = CHECKPOINT):
+def shapes_settings(home: Path, weights: Path | str = CHECKPOINT, **overrides: str):
     """Settings a person would write to use weights of their own: model name plus file.
 
     Passages get the test-tiny text model: these tests are about what CLIP finds.
     """
-    return load_settings(home=home, clip_model="shapes-clip", clip_weights=str(weights), text_model="test-tiny")
+    return load_settings(
+        home=home, clip_model="shapes-clip", clip_weights=str(weights), text_model="test-tiny", **overrides
+    )
 
 
 @pytest.fixture(scope="module")
-def shapes_library(tmp_path_factory):
-    """A library of the scenes above (plus one text note), indexed with shapes-clip."""
+def shapes_library(tmp_path_factory, both_stores_per_module):
+    """A library of the scenes above (plus one text note), indexed with shapes-clip (in SQLite, then PostgreSQL)."""
     if not CHECKPOINT.is_file():
         pytest.fail(f"{CHECKPOINT} is missing; train it with `python -m scripts.shapes_clip`")
     folder = tmp_path_factory.mktemp("shapes")
@@ -74,7 +76,7 @@ def shapes_library(tmp_path_factory):
         render_scene(spec, 128).save(folder / name)
     # A document that names a query, so the kind filter has something to remove.
     make_text(folder / "notes.txt", "a red circle was drawn on the whiteboard")
-    library = Library(shapes_settings(tmp_path_factory.mktemp("shapes-home")))
+    library = Library(shapes_settings(tmp_path_factory.mktemp("shapes-home"), store=both_stores_per_module))
     summary = library.index([folder])
     assert summary.failed == [] and summary.added == len(SCENES) + 1
     yield library, folder

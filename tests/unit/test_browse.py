@@ -11,6 +11,7 @@ from engine.errors import UsageError
 from engine.query import Filters, TagsMode
 from engine.search import browse
 from engine.store import LibraryStore, NewItem
+from tests.postgres import STORES, store_of_kind
 
 
 def _file(store, path, kind, media_time, text=None):
@@ -26,11 +27,9 @@ def _file(store, path, kind, media_time, text=None):
     )
 
 
-@pytest.fixture
-def store(tmp_path):
+def _fill(s):
     """60 photos and 20 notes over two years, some sharing a time, three with no time, a few tagged."""
     rng = random.Random(7)
-    s = LibraryStore(tmp_path / "lib.sqlite3")
     with s.transaction():
         for n in range(60):
             # Every fifth photo shares its time with the one before: ties are ordered by id.
@@ -39,11 +38,26 @@ def store(tmp_path):
         for n in range(20):
             _file(s, f"/lib/notes/n{n:02}.txt", "document", datetime(2023, 1 + n % 12, 2).timestamp(), f"note {n}")
     s.add_tag("beach", [r[0] for r in s._query("SELECT id FROM files WHERE path LIKE '%/p00%'")])
+    return s
+
+
+@pytest.fixture(params=STORES)
+def store(request, tmp_path):
+    """The browsing library (see _fill) on each store."""
+    s = _fill(store_of_kind(request, request.param, tmp_path))
     yield s
     s.close()
 
 
-def _expected(store, where="1"):
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """The browsing library in SQLite, whose query plans a test reads."""
+    s = _fill(LibraryStore(tmp_path / "lib.sqlite3"))
+    yield s
+    s.close()
+
+
+def _expected(store, where="TRUE"):
     rows = store._query(f"SELECT f.id, f.media_time FROM files f WHERE {where}")
     timed = sorted((r for r in rows if r[1] is not None), key=lambda r: (-r[1], -r[0]))
     untimed = sorted((r for r in rows if r[1] is None), key=lambda r: -r[0])
@@ -91,7 +105,8 @@ def test_filters_apply_to_browsing(store):
     assert tagged == _expected(store, "path LIKE '%/p00%'") and len(tagged) == 10
 
 
-def test_a_page_starts_from_the_index_not_an_offset(store):
+def test_a_page_starts_from_the_index_not_an_offset(sqlite_store):
+    store = sqlite_store
     where, params = store._filter_sql(Filters(), in_time_order=True)
     plan = store._query(
         f"EXPLAIN QUERY PLAN SELECT f.id, f.media_time FROM files f WHERE {where} AND f.media_time IS NOT NULL "

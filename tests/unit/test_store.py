@@ -7,11 +7,13 @@ import pytest
 from engine.errors import LibraryError, ModelMismatchError, SchemaTooNewError
 from engine.store import SCHEMA_VERSION, Filters, LibraryStore, NewItem
 from tests.helpers import make_v2_library
+from tests.postgres import STORES, store_of_kind
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = LibraryStore(tmp_path / "lib.sqlite3")
+@pytest.fixture(params=STORES)
+def store(request, tmp_path):
+    """A store with 4-dimensional spaces: each test runs on the SQLite store and on PostgreSQL."""
+    s = store_of_kind(request, request.param, tmp_path)
     s.ensure_model("test-tiny", "seed0", 4)
     s.ensure_model("test-tiny", "seed0", 4, space="text")
     yield s
@@ -482,6 +484,25 @@ def test_a_selective_filter_keeps_every_keyword_and_name_match(store):
     assert len(store.keyword_search(["invoice"], limit=60)) == 60  # unfiltered: the limit holds
 
 
+def _read_only_twin(store: LibraryStore) -> LibraryStore:
+    """The same library opened again for reading only."""
+    if store.serves_vectors:
+        from engine.postgres_store import PostgresStore
+
+        return PostgresStore(store._location, readonly=True)  # type: ignore[attr-defined]
+    return LibraryStore(store.path, readonly=True)
+
+
+def test_a_read_only_store_refuses_writes(store):
+    reader = _read_only_twin(store)
+    try:
+        with pytest.raises(Exception, match="(?i)read.?only"):
+            reader.add_root("/somewhere")
+    finally:
+        reader.close()
+    assert store.roots() == []
+
+
 def test_a_narrow_filter_is_checked_against_its_passing_items(store, tmp_path):
     # The caller's list of passing items stands in for the filter when it is short;
     # the matches are the same, from the list's temporary table.
@@ -499,7 +520,7 @@ def test_a_narrow_filter_is_checked_against_its_passing_items(store, tmp_path):
         assert sorted(store.keyword_search(["invoice"], limit=60, filters=small, passing=[passing])) == sorted(
             store.keyword_search(["invoice"], limit=60, filters=small)
         )
-    reader = LibraryStore(store.path, readonly=True)
+    reader = _read_only_twin(store)
     try:
         assert len(reader.keyword_search(["dentist"], limit=60, filters=small, passing=[passing])) == 3
     finally:
