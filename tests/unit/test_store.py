@@ -496,7 +496,7 @@ def _read_only_twin(store: LibraryStore) -> LibraryStore:
 def test_a_read_only_store_refuses_writes(store):
     reader = _read_only_twin(store)
     try:
-        with pytest.raises(Exception, match="(?i)read.?only"):
+        with pytest.raises(Exception, match=r"(?i)read.?only"):
             reader.add_root("/somewhere")
     finally:
         reader.close()
