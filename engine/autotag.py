@@ -125,12 +125,13 @@ def autotag_library(
     total = store.count_photos_to_autotag(tagger.signature)
     done = 0
     while True:
-        todo = store.photos_to_autotag(tagger.signature, limit=batch)
-        if not todo:
+        with store.snapshot():  # the photos and their vectors as one state (another process may be indexing)
+            todo = store.photos_to_autotag(tagger.signature, limit=batch)
+            vectors = store.vectors([item_id for _, item_id in todo]) if todo else None
+        if not todo or vectors is None:
             break
         if should_cancel is not None and should_cancel():
             raise Cancelled(f"auto-tagging stopped after {done} of {total} photos")
-        vectors = store.vectors([item_id for _, item_id in todo])
         guesses = tagger.tag(vectors)
         with store.transaction():
             for (file_id, _), tags in zip(todo, guesses, strict=True):

@@ -234,6 +234,8 @@ class PostgresStore(LibraryStore):
     """
 
     serves_vectors = True
+    # Rows read to write beside them are locked against another client's delete until the transaction ends.
+    _KEEP_ROWS = " FOR KEY SHARE"
 
     def __init__(self, location: str, *, settings: Settings | None = None, readonly: bool = False):
         self._location = location
@@ -667,7 +669,31 @@ class PostgresStore(LibraryStore):
 
     def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
         self._lock_key(new_path)
+        # Another client may have moved (or removed) it while this one waited for the path.
+        current = self._written("SELECT path FROM files WHERE id = ? FOR UPDATE", (file_id,))
+        if not current or current[0][0] == new_path:
+            return
         super().move_file(file_id, new_path, size=size, mtime=mtime)
+
+    def copy_file(self, source_id: int, new_path: str, *, size: int, mtime: float) -> int:
+        """Index ``new_path`` as a copy of an indexed file; see :meth:`LibraryStore.copy_file`.
+
+        Another client may have stored ``new_path`` while this one waited for it (then it is
+        touched and kept), or replaced the source (then another file with its content serves).
+        Raises :class:`LibraryError` when no file with the source's content is left.
+        """
+        self._lock_key(new_path)
+        source = self.get_file_by_id(source_id)
+        content_hash = source.content_hash if source is not None else None
+        existing = self.get_file(new_path)
+        if existing is not None and content_hash is not None and existing.content_hash == content_hash:
+            self.touch_file(existing.id, size=size, mtime=mtime)
+            return existing.id
+        if source is None:
+            raise LibraryError(f"file #{source_id} was removed by another client while it was copied")
+        # The source row is locked for the copy: a client replacing it waits.
+        self._written("SELECT id FROM files WHERE id = ? FOR KEY SHARE", (source_id,))
+        return super().copy_file(source_id, new_path, size=size, mtime=mtime)
 
     def files_waiting(self, what: str) -> list[FileRow]:
         rows = self._query(

@@ -321,6 +321,8 @@ class LibraryStore:
 
     # Shoebox's own HNSW graphs answer vector searches, following the item log (engine.index.live).
     serves_vectors = False
+    # Appended to a read of rows a transaction goes on to write beside: one writer at a time here.
+    _KEEP_ROWS = ""
 
     def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
         self.path = Path(path)
@@ -737,8 +739,9 @@ class LibraryStore:
                 "INSERT INTO roots (path, added_at) VALUES (?, ?) ON CONFLICT DO NOTHING", (path, time.time())
             ):
                 lo, hi = _under(path)
-                for file_id, file_path in self._query(
-                    "SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?", (lo, hi)
+                for file_id, file_path in self._written(
+                    f"SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?{self._KEEP_ROWS}",
+                    (lo, hi),
                 ):
                     self._index_file_name(file_id, file_path)
 
@@ -1326,7 +1329,12 @@ class LibraryStore:
         return self._query(f"SELECT count(DISTINCT f.id) {self._UNTAGGED_PHOTOS}", (signature,))[0][0]
 
     def set_auto_tags(self, file_id: int, tags: Sequence[tuple[str, float]], signature: str) -> None:
-        """Replace the file's auto-tags by ``tags`` (name, score); the user's own and rejected ones stay."""
+        """Replace the file's auto-tags by ``tags`` (name, score); the user's own and rejected ones stay.
+
+        A file removed meanwhile (by another process) is left alone.
+        """
+        if not self._written(f"SELECT 1 FROM files WHERE id = ?{self._KEEP_ROWS}", (file_id,)):
+            return
         self._exec("DELETE FROM file_tags WHERE file_id = ? AND source = 'auto'", (file_id,))
         for name, score in tags:
             tag_id = self._tag_id(name, create=True)
