@@ -124,14 +124,14 @@ def test_two_clients_and_the_cli_indexing_one_folder_at_once_store_each_file_onc
         start = threading.Barrier(3)
         errors: list[BaseException] = []
 
-        def index(library: Library) -> None:
+        def index(library: Library, start: threading.Barrier, errors: list[BaseException]) -> None:
             try:
                 start.wait()
                 library.index([churn.root])
             except BaseException as exc:  # reported below, in the test's thread
                 errors.append(exc)
 
-        threads = [threading.Thread(target=index, args=(library,)) for library in (a, b)]
+        threads = [threading.Thread(target=index, args=(library, start, errors)) for library in (a, b)]
         for thread in threads:
             thread.start()
         start.wait()
