@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ QUERIES = {
 }
 
 
-def shapes_settings(home: Path, weights: Path | str = CHECKPOINT, **overrides: str):
+def shapes_settings(home: Path, weights: Path | str = CHECKPOINT, **overrides: Any):
     """Settings a person would write to use weights of their own: model name plus file.
 
     Passages get the test-tiny text model: these tests are about what CLIP finds.
