@@ -18,10 +18,11 @@ are turned into psycopg's); what differs is overridden here:
   ``tsquery`` literals (phrases with ``<->``, prefixes with ``:*``) and ranked by
   ``ts_rank``.  Substrings (CJK, short words in names) are found in the folded text with
   ``LIKE``, which ``pg_trgm``'s GIN index serves from three characters on.
-* **Several writers.** Writing a path takes a transaction-level advisory lock on it, so two
-  computers indexing the same folder wait for each other per file and the second replaces
-  the first's row instead of adding another.  The library's generation is bumped once, as
-  a transaction's last statement, so writers hold that row's lock only while committing.
+* **Several writers.** A write transaction first takes one advisory lock for the library, so
+  writers take turns as they do on SQLite (``BEGIN IMMEDIATE``) while readers never wait: a
+  batch of files commits whole, two computers indexing the same folder store each file once
+  (the second replaces the first's row), and no two writers can deadlock.  Reading, decoding
+  and encoding, the slow part of indexing, run outside transactions on every client at once.
 
 The schema is created by numbered migrations recorded in ``meta.schema_version``; the first
 client to open an empty database creates it (others wait on an advisory lock).
@@ -29,6 +30,7 @@ client to open an empty database creates it (others wait on an advisory lock).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
 
 # Advisory lock keys (any bigint; these spell "shoebox" and a purpose).
 _SCHEMA_LOCK = 0x73686F65626F7801
-_MODEL_LOCK = 0x73686F65626F7802
+_WRITE_LOCK = 0x73686F65626F7802
 # A lexeme may be at most 2 KB; a word key longer than this is not a word anyone types.
 _MAX_KEY = 200
 # A tsvector keeps positions up to 16383; later ones count there.
@@ -169,11 +171,18 @@ IVFFLAT_MIN_ROWS = 1000
 IVFFLAT_REBUILD_GROWTH = 4
 
 
+def _default(name: str) -> Any:
+    """The declared default of setting ``name`` (for a store opened without settings)."""
+    from .settings import Settings
+
+    return next(f.default for f in dataclasses.fields(Settings) if f.name == name)
+
+
 def vector_index_options(settings: Settings | None) -> dict[str, Any]:
     """The vector index a new library is created with, from the settings (the library keeps it)."""
     if settings is None or settings.pg_index == "hnsw":
-        m = settings.pg_m if settings is not None else 16
-        ef = settings.pg_ef_construction if settings is not None else 64
+        m = settings.pg_m if settings is not None else _default("pg_m")
+        ef = settings.pg_ef_construction if settings is not None else _default("pg_ef_construction")
         return {"kind": "hnsw", "m": int(m), "ef_construction": int(ef)}
     return {"kind": "ivfflat", "lists": int(settings.pg_lists)}
 
@@ -234,8 +243,6 @@ class PostgresStore(LibraryStore):
     """
 
     serves_vectors = True
-    # Rows read to write beside them are locked against another client's delete until the transaction ends.
-    _KEEP_ROWS = " FOR KEY SHARE"
 
     def __init__(self, location: str, *, settings: Settings | None = None, readonly: bool = False):
         self._location = location
@@ -283,7 +290,7 @@ class PostgresStore(LibraryStore):
     def _session_settings(self, conn: psycopg.Connection) -> None:
         """Search parameters of this client, and the zone months are counted in."""
         settings = self._settings
-        ef_search = settings.pg_ef_search if settings is not None else 100
+        ef_search = settings.pg_ef_search if settings is not None else _default("pg_ef_search")
         conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(min(1000, ef_search)),))
         conn.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false)")
         if self.readonly:
@@ -337,6 +344,10 @@ class PostgresStore(LibraryStore):
             outer = self._depth == 0
             try:
                 with self._conn.transaction():
+                    if outer and not self.readonly:
+                        # One writer at a time, as in SQLite's BEGIN IMMEDIATE: another client's
+                        # write transaction waits here (their reads never do).
+                        self._lock_key(_WRITE_LOCK)
                     self._depth += 1
                     try:
                         yield
@@ -370,6 +381,10 @@ class PostgresStore(LibraryStore):
                 return self._conn.execute(query, args, binary=binary).fetchall()
 
     def _exec(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
+        """Run a write; outside :meth:`transaction` it is a transaction of its own (and waits its turn)."""
+        if self._depth == 0 and not self.readonly:
+            with self.transaction():
+                return self._exec(sql, params)
         query, args = (_to_psycopg(sql), tuple(params)) if params else (sql, None)
         with self._lock, self._guard():
             return max(0, self._conn.execute(query, args).rowcount)
@@ -385,12 +400,9 @@ class PostgresStore(LibraryStore):
         with self._lock, self._guard():
             return self._conn.execute(query, args).fetchall()
 
-    def _lock_key(self, key: int | str) -> None:
-        """Hold an advisory lock on ``key`` until the transaction ends (another writer of it waits)."""
-        if isinstance(key, str):
-            self._exec("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
-        else:
-            self._exec("SELECT pg_advisory_xact_lock(?)", (key,))
+    def _lock_key(self, key: int) -> None:
+        """Hold the advisory lock ``key`` until the transaction ends (another client taking it waits)."""
+        self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
 
     # -- schema --------------------------------------------------------------
 
@@ -551,7 +563,6 @@ class PostgresStore(LibraryStore):
                 rows = self.count_items(space)
                 stale = built is not None and rows >= IVFFLAT_REBUILD_GROWTH * max(1, built["rows"])
                 with self.transaction():
-                    self._lock_key(_MODEL_LOCK)
                     self._build_index(table, force=stale)
             out[space] = self.describe_index(space)
         return out
@@ -566,23 +577,15 @@ class PostgresStore(LibraryStore):
             options["lists"] = info["lists"] if built and info else None
             options["probes"] = self._probes(table)
         else:
-            options["ef_search"] = self._settings.pg_ef_search if self._settings is not None else 100
+            options["ef_search"] = (
+                self._settings.pg_ef_search if self._settings is not None else _default("pg_ef_search")
+            )
         return {
             "state": "server",
             "index": options.pop("kind") if built else "exact",
             "parameters": options,
             "items": self.count_items(space),
         }
-
-    def ensure_model(self, name: str, weights: str, dim: int, space: str = "clip") -> None:
-        with self.transaction():
-            self._lock_key(_MODEL_LOCK)  # two clients' first photos must not both create the table
-            super().ensure_model(name, weights, dim, space)
-
-    def begin_restage(self, name: str, weights: str, dim: int, space: str) -> dict:
-        with self.transaction():
-            self._lock_key(_MODEL_LOCK)
-            return super().begin_restage(name, weights, dim, space)
 
     def _insert_vector(
         self, table: str, item_id: int, vector: np.ndarray, kind: str | None, media_time: float | None
@@ -659,17 +662,8 @@ class PostgresStore(LibraryStore):
 
     # -- files -----------------------------------------------------------------
 
-    def add_file(self, path: str, **fields: Any) -> int:
-        self._lock_key(path)  # another computer indexing the same file waits, then replaces this row
-        return super().add_file(path, **fields)
-
-    def record_failure(self, path: str, **fields: Any) -> None:
-        self._lock_key(path)
-        super().record_failure(path, **fields)
-
     def move_file(self, file_id: int, new_path: str, *, size: int, mtime: float) -> None:
-        self._lock_key(new_path)
-        # Another client may have moved (or removed) it while this one waited for the path.
+        # Another client may have moved (or removed) it after this one compared the folder.
         current = self._written("SELECT path FROM files WHERE id = ? FOR UPDATE", (file_id,))
         if not current or current[0][0] == new_path:
             return
@@ -678,11 +672,9 @@ class PostgresStore(LibraryStore):
     def copy_file(self, source_id: int, new_path: str, *, size: int, mtime: float) -> int:
         """Index ``new_path`` as a copy of an indexed file; see :meth:`LibraryStore.copy_file`.
 
-        Another client may have stored ``new_path`` while this one waited for it (then it is
-        touched and kept), or replaced the source (then another file with its content serves).
-        Raises :class:`LibraryError` when no file with the source's content is left.
+        Another client may have stored ``new_path`` since this one compared the folder (then it
+        is touched and kept), or removed the source.  Raises :class:`LibraryError` then.
         """
-        self._lock_key(new_path)
         source = self.get_file_by_id(source_id)
         content_hash = source.content_hash if source is not None else None
         existing = self.get_file(new_path)
@@ -691,8 +683,6 @@ class PostgresStore(LibraryStore):
             return existing.id
         if source is None:
             raise LibraryError(f"file #{source_id} was removed by another client while it was copied")
-        # The source row is locked for the copy: a client replacing it waits.
-        self._written("SELECT id FROM files WHERE id = ? FOR KEY SHARE", (source_id,))
         return super().copy_file(source_id, new_path, size=size, mtime=mtime)
 
     def files_waiting(self, what: str) -> list[FileRow]:

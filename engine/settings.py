@@ -113,7 +113,7 @@ class Settings:
         64, "SHOEBOX_PG_EF_CONSTRUCTION", "PostgreSQL store, HNSW: candidates while building (ef_construction)."
     )
     pg_ef_search: int = _setting(
-        100, "SHOEBOX_PG_EF_SEARCH", "PostgreSQL store, HNSW: candidates while searching (hnsw.ef_search)."
+        160, "SHOEBOX_PG_EF_SEARCH", "PostgreSQL store, HNSW: candidates while searching (hnsw.ef_search)."
     )
     pg_lists: int = _setting(
         0, "SHOEBOX_PG_LISTS", "PostgreSQL store, IVFFlat: lists; 0 picks rows / 1000 (at least 10) when built."

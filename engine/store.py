@@ -321,8 +321,6 @@ class LibraryStore:
 
     # Shoebox's own HNSW graphs answer vector searches, following the item log (engine.index.live).
     serves_vectors = False
-    # Appended to a read of rows a transaction goes on to write beside: one writer at a time here.
-    _KEEP_ROWS = ""
 
     def __init__(self, path: str | os.PathLike, *, readonly: bool = False):
         self.path = Path(path)
@@ -740,7 +738,7 @@ class LibraryStore:
             ):
                 lo, hi = _under(path)
                 for file_id, file_path in self._written(
-                    f"SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?{self._KEEP_ROWS}",
+                    "SELECT id, path FROM files WHERE status = 'indexed' AND path >= ? AND path < ?",
                     (lo, hi),
                 ):
                     self._index_file_name(file_id, file_path)
@@ -1333,7 +1331,7 @@ class LibraryStore:
 
         A file removed meanwhile (by another process) is left alone.
         """
-        if not self._written(f"SELECT 1 FROM files WHERE id = ?{self._KEEP_ROWS}", (file_id,)):
+        if not self._written("SELECT 1 FROM files WHERE id = ?", (file_id,)):
             return
         self._exec("DELETE FROM file_tags WHERE file_id = ? AND source = 'auto'", (file_id,))
         for name, score in tags:
