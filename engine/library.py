@@ -299,7 +299,7 @@ class Library:
         """
         if self.store.serves_vectors:
             describe = self.store.describe_index  # type: ignore[attr-defined]
-            return {space: describe(space) for space in SPACES if self.store.space_dim(space) is not None}
+            return {space: describe(space) for space in SPACES}
         from .index.hnsw import HnswIndex
 
         out = {}

@@ -568,7 +568,13 @@ class PostgresStore(LibraryStore):
         return out
 
     def describe_index(self, space: str) -> dict[str, Any]:
-        """What serves ``space``'s vector searches: the index and its parameters (``state`` "server")."""
+        """What serves ``space``'s vector searches: the index and its parameters (``state`` "server").
+
+        ``index`` is "hnsw" or "ivfflat", "exact" while an IVFFlat index waits for rows, or
+        None before the space has a model.
+        """
+        if self.space_dim(space) is None:
+            return {"state": "server", "index": None, "parameters": {}, "items": 0}
         table = self.vector_table(space)
         options = dict(self.vector_index_options())
         built = self._table_exists(f"{table}_ann")
@@ -907,7 +913,7 @@ class PostgresStore(LibraryStore):
             "schema_version": PG_SCHEMA_VERSION,
             "generation": self.generation,
             "database_bytes": int(self._query("SELECT pg_database_size(current_database())")[0][0]),
-            "vector_index": self.vector_index_options(),
+            "index_options": self.vector_index_options(),
         }
 
 

@@ -88,12 +88,16 @@ def tiny_text(tiny_settings):
 
 
 @pytest.fixture
-def store_setting() -> str:
+def store_setting(request) -> str:
     """SHOEBOX_STORE of the ``library`` fixture: empty, the SQLite file in its home.
 
-    A module whose tests must hold on both stores overrides it with
-    :func:`tests.postgres.both_stores` (``store_setting = both_stores``).
+    With ``SHOEBOX_TEST_STORE=postgresql`` in the environment, a fresh PostgreSQL database
+    instead, so any test of a library can be tried on the server store.  A module whose tests
+    must hold on both stores overrides this fixture with :func:`tests.postgres.both_stores`
+    (``store_setting = both_stores``).
     """
+    if os.environ.get("SHOEBOX_TEST_STORE") == "postgresql":
+        return request.getfixturevalue("postgres_db")
     return ""
 
 
