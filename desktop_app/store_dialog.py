@@ -276,6 +276,7 @@ class StoreSettingsDialog(QDialog):
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         self.save_button = self.buttons.button(QDialogButtonBox.StandardButton.Save)
         self.save_button.setToolTip("Open the library where chosen and use it from now on")
+        self.close_button = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
 
         content = QWidget()
         content_layout = QVBoxLayout(content)
@@ -341,6 +342,8 @@ class StoreSettingsDialog(QDialog):
         self.cancel_button.setVisible(self._busy and self._test != 0)
         self.progress_label.setVisible(self._busy)
         self.save_button.setEnabled(not self.overridden and not self._busy)
+        # While the library moves the page stays, to say how it went; a test can be cancelled.
+        self.close_button.setEnabled(not self._busy or self._test != 0)
 
     def _show_advanced(self, shown: bool) -> None:
         self.advanced_button.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)

@@ -150,6 +150,19 @@ def test_saving_moves_the_running_app_to_the_server(qtbot, window, corpus, postg
     assert search(qtbot, window, "boiler") > 0
     assert any(p.endswith("boiler.txt") for p in window.results.shown_paths())
 
+    # And back: the library on this computer is as it was left.
+    dialog = open_page(qtbot, window)
+    assert dialog.server_choice.isChecked() and dialog.address.text() == postgres_db
+    dialog.local_choice.click()
+    with (
+        qtbot.waitSignal(window.results_shown, timeout=30_000),
+        qtbot.waitSignal(dialog.store_changed, timeout=30_000),
+    ):
+        assert dialog.save()
+    assert window.controller.settings.store == ""
+    assert json.loads((home / "settings.json").read_text())["store"] == ""
+    assert any(p.endswith("boiler.txt") for p in window.results.shown_paths())
+
 
 def test_a_server_that_does_not_answer_leaves_the_library_where_it_was(qtbot, window):
     home = window.controller.settings.home
@@ -167,14 +180,19 @@ def test_a_server_that_does_not_answer_leaves_the_library_where_it_was(qtbot, wi
 
 
 def test_the_environment_setting_disables_the_page(qtbot, window, monkeypatch):
-    monkeypatch.setenv("SHOEBOX_STORE", "postgresql://me:hunter2@nas.local/shoebox")
+    location = "postgresql://me:hunter2@nas.local/shoebox"
+    monkeypatch.setenv("SHOEBOX_STORE", location)
+    window.controller.settings = window.controller.settings.with_overrides(store=location)  # as loaded with it
     dialog = open_page(qtbot, window)
     note = dialog.environment_note.message()
     assert "set where Shoebox was started from" in note
+    assert "postgresql://me:***@nas.local/shoebox" in note
+    assert dialog.server_choice.isChecked()
     for field in (dialog.local_choice, dialog.server_choice, dialog.address, dialog.password, dialog.save_button):
         assert not field.isEnabled()
-    assert "hunter2" not in note
+    assert dialog.test_button.isEnabled()  # trying where it points changes nothing
     assert not dialog.save()
+    assert not (window.controller.settings.home / "settings.json").exists()
     dialog.close()
 
 
