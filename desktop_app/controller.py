@@ -25,17 +25,18 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QDeadlineTimer, QObject, QThreadPool, Signal
 
 from engine.errors import Cancelled, ModelMismatchError, ModelUnavailableError, ShoeboxError
 from engine.library import Library
 from engine.query import Filters, Query
 from engine.settings import Settings, load_settings, save_settings
 from engine.store import SPACES
+from engine.stores import check_location, describe_location, probe_store, split_password, with_password
 from engine.watch import FolderWatcher
 
 from .tasks import run_task, wait_for_all
@@ -86,6 +87,7 @@ SETTING_WORDS = {
     "whisper_weights": "the Whisper weights file in File ▸ Settings",
     "text_model": "the text model in File ▸ Settings",
     "watch_folders": "watching in File ▸ Settings",
+    "store": "where the library is kept, in File ▸ Library storage…",
 }
 _ENV_NAME = re.compile(r"\b(SHOEBOX_[A-Z0-9_]+)\b(?!=)")
 
@@ -235,6 +237,7 @@ class AppController(QObject):
 
     library_opened = Signal()  # the library is open: counts, folders and searches can be asked for
     library_failed = Signal(str)
+    library_switched = Signal()  # another store replaced the library (library_opened follows): forget what was shown
     status = Signal(str)  # one line for the status bar
     models_ready = Signal()  # CLIP weights loaded: meaning search works
     models_missing = Signal(str)  # why; keyword search still works
@@ -279,6 +282,9 @@ class AppController(QObject):
         self._watch_pending: set[str] = set()  # changed paths waiting for the running job to end
         self._watch_check = 0
         self._closing = False
+        # Moving to another store: the new library, opened, waits here for the running job to end.
+        self._switching = False
+        self._switch_ready: tuple[Library, Callable[[Settings], None]] | None = None
         self._changes_seen.connect(self._on_changes_seen)
         self._watch_warning.connect(self.status.emit)
         self.library_changed.connect(self._update_watching)  # folders may have been added or forgotten
@@ -353,6 +359,8 @@ class AppController(QObject):
 
         def loaded(_: Any) -> None:
             done_loading()
+            if library is not self.library:
+                return  # the library was replaced by another store's meanwhile; its own load reports
             self.models_loaded = True
             if number == self._loads:  # a later load (new settings) says when it is done
                 self.status.emit("Ready")
@@ -361,6 +369,8 @@ class AppController(QObject):
 
         def failed(exc: BaseException) -> None:
             done_loading()
+            if library is not self.library:
+                return
             self.models_loaded = False
             message = describe_error(exc)
             if number == self._loads:
@@ -390,6 +400,97 @@ class AppController(QObject):
             self.load_models()
             self.check_models()
             self._update_watching()
+
+    # -- where the library is kept -------------------------------------------------------
+
+    @property
+    def switching(self) -> bool:
+        """Whether the library is moving to another store now (see :meth:`switch_store`)."""
+        return self._switching
+
+    @staticmethod
+    def probe_store(settings: Settings) -> dict[str, Any]:
+        """What is at the store ``settings`` name, changing nothing there (``engine.stores.probe_store``).
+
+        Slow (up to 10 seconds for a server that does not answer): call it on a worker.
+        """
+        return probe_store(settings)
+
+    def switch_store(self, changes: dict[str, Any], on_done: Callable[[Settings], None], on_error: OnError) -> None:
+        """Keep the library where ``changes`` (``store`` and the ``pg_*`` settings) say from now on.
+
+        The library there is opened first, in the background, while the current one
+        goes on answering; only once it opens are ``changes`` written to
+        ``settings.json``, so a server that does not answer leaves everything as it
+        was, and ``on_error(message)`` says why.  Then watching stops, the running job
+        is stopped (after its current batch; what it did is kept) and waited for, the
+        old library closes and the new one takes its place: ``library_switched``,
+        ``library_opened``, then ``on_done(saved settings)``.  Indexing asked for
+        meanwhile runs on the new library.  The models stay on this computer, loaded
+        as they are.
+        """
+        old, current = self.library, self.settings
+        if old is None or current is None or self._switching:
+            on_error(NOT_OPEN if old is None else "The library is already moving; wait a moment.")
+            return
+        settings = replace(current, **changes)
+        self._switching = True
+        self.status.emit(f"Opening the library at {describe_location(settings)}…")
+
+        def work() -> Library:
+            new = Library(
+                settings,
+                clip=old.clip,  # the same model settings: weights already loaded stay loaded
+                text_model=old.text_model,
+                whisper=old.whisper,
+                index_build="background",
+            )
+            try:
+                save_settings(current, **changes)
+            except BaseException:
+                new.close()
+                raise
+            return new
+
+        def opened(new: Library) -> None:
+            if self._closing:
+                new.close()
+                return
+            self._switch_ready = (new, on_done)
+            self._stop_watching()
+            self.cancel_ask()
+            self._reembed_waiting = None  # the new library's models are compared afresh
+            if self._job is Job.NONE:
+                self._finish_switch()
+            else:
+                self._job_cancel.set()  # _next_job finishes the switch once the job has stopped
+
+        def failed(exc: BaseException) -> None:
+            self._switching = False
+            self.status.emit("The library stays where it was")
+            on_error(describe_error(exc))
+            if self._job is Job.NONE:
+                self._next_job()  # what waited for the move runs on the library it stays in
+
+        run_task(work, opened, failed, long=True)
+
+    def _finish_switch(self) -> None:
+        assert self._switch_ready is not None
+        (new, on_done), self._switch_ready = self._switch_ready, None
+        old = self.library
+        self._switching = False
+        self._job_cancel = threading.Event()  # the stopped job's cancel is not meant for what was queued
+        self._model_changes = []
+        self.models_loaded = False
+        self.library = None
+        self.library_switched.emit()
+        self._opened(new)
+        if old is not None:
+            # Searches and reads already sent to the old library finish first (they hold it);
+            # then it saves its vector indexes and closes, off the GUI thread.
+            run_task(lambda: _close_after_reads(old), long=True)
+        on_done(new.settings)
+        self._next_job()
 
     # -- the library's models ----------------------------------------------------
 
@@ -643,7 +744,7 @@ class AppController(QObject):
     def _index_job(self, targets: list[str] | None, *, retry_failed: bool) -> None:
         """Index ``targets`` (every folder of the library when empty; None: finish the files that
         waited for a model), or queue it behind the running job."""
-        if self._job is not Job.NONE:
+        if self._job is not Job.NONE or self._switching:
             if targets is None and (None, False) in self._queue:
                 return
             self._queue.append((targets, retry_failed))
@@ -686,6 +787,11 @@ class AppController(QObject):
         run_task(work, finished, failed, long=True)
 
     def _next_job(self) -> None:
+        if self._switch_ready is not None:
+            self._finish_switch()  # the job stopped: the library moves now; what is queued runs on the new one
+            return
+        if self._switching:
+            return  # the next job runs on the library that opens
         if self._reembed_waiting is not None and not self._job_cancel.is_set():
             (space,) = self._reembed_waiting
             self._reembed_waiting = None
@@ -767,7 +873,7 @@ class AppController(QObject):
         if self._closing or self.library is None or self._watcher is None:
             return
         self._watch_pending.update(paths)
-        if self._job is Job.NONE:
+        if self._job is Job.NONE and not self._switching:
             self._watch_job()
 
     def _watch_job(self) -> None:
@@ -820,7 +926,7 @@ class AppController(QObject):
         """
         if self._job is Job.REEMBED:
             return
-        if self._job in (Job.INDEX, Job.WATCH):
+        if self._job in (Job.INDEX, Job.WATCH) or self._switching:
             self._reembed_waiting = (space,)
             self.status.emit("Re-embedding starts when the indexing ends")
             return
@@ -998,9 +1104,59 @@ class AppController(QObject):
         self.cancel_reembed()
         self.cancel_ask()
         wait_for_all(timeout_ms)
+        if self._switch_ready is not None:  # a library opened elsewhere that had not yet taken over
+            self._switch_ready[0].close()
+            self._switch_ready = None
         if self.library is not None:
             self.library.close()
             self.library = None
+
+
+def _close_after_reads(library: Library, timeout_ms: int = 30_000) -> None:
+    """Close ``library`` once the short tasks running now (searches, reads) have finished (on the long-job pool)."""
+    if not QThreadPool.globalInstance().waitForDone(QDeadlineTimer(timeout_ms)):
+        log.warning("closing the previous library while a read still runs on it")
+    library.close()
+
+
+def store_address(settings: Settings) -> tuple[str, bool]:
+    """Where ``settings`` keep the library, for an address field: the server address without
+    its password ("" for the file on this computer), and whether a password is saved with it."""
+    address, password = split_password(settings.store)
+    return address, bool(password)
+
+
+def library_location(settings: Settings) -> str:
+    """Where ``settings`` keep the library, for people: the file's path, or the server without password."""
+    return describe_location(settings)
+
+
+def store_location(address: str, password: str, saved: Settings) -> str:
+    """The libpq address to save for ``address`` typed in a window and ``password`` (empty: none typed).
+
+    With no password typed, the password saved with the same address is kept, so a
+    saved password need never be shown to be kept.
+    """
+    address = address.strip()
+    if not password:
+        saved_address, saved_password = split_password(saved.store)
+        if saved_password and address == saved_address:
+            password = saved_password
+    return with_password(address, password) if address else ""
+
+
+def store_address_problem(location: str) -> str:
+    """Why ``location`` is not a PostgreSQL address, in a window's words ("" when it is one)."""
+    if not location.strip():
+        return "Enter the server's address, for example postgresql://me@nas.local/shoebox."
+    try:
+        check_location(location)
+    except ShoeboxError as exc:
+        if exc.plain:
+            return exc.plain
+        reason = str(exc).partition(": ")[2] or str(exc)
+        return f"PostgreSQL cannot read this address: {reason}"
+    return ""
 
 
 def _name_in_settings(settings: Settings, dest: Path) -> tuple[Settings, list[str]]:

@@ -62,6 +62,7 @@ from .browse import LibraryBrowser
 from .controller import (
     AppController,
     describe_error,
+    library_location,
     model_name,
     overriding_environment,
     recorded_settings,
@@ -351,6 +352,7 @@ class MainWindow(QMainWindow):
         # The set-up dialog opens only when the person asks (the models banner's button or
         # File ▸ Set up models…); never by itself, where it would take the keys typed meanwhile.
         self.models_dialog: Any = None
+        self.storage_dialog: Any = None  # File ▸ Library storage…, while it is open
         # Where a download in the set-up dialog comes from (an engine Downloader; None: the publishers).
         self.model_downloader: Any = None
 
@@ -536,6 +538,13 @@ class MainWindow(QMainWindow):
         self.settings_action = self._action("Settings…", self._on_settings, QKeySequence.StandardKey.Preferences)
         if self.settings_action.shortcut().isEmpty():  # Linux desktops define no Preferences key
             self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
+        self.storage_action = self._action(
+            "Library storage…",
+            self.show_storage_dialog,
+            "Ctrl+Shift+L",
+            None,
+            "Keep the library on this computer, or on a PostgreSQL server that several computers share",
+        )
         self.ask_action = self._action(
             "Ask a question", self._on_ask, "Ctrl+Shift+A", None, "Ask a question about your documents and recordings"
         )
@@ -553,6 +562,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.rescan_action)
         file_menu.addSeparator()
         file_menu.addAction(self.settings_action)
+        file_menu.addAction(self.storage_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
         edit_menu = menu_bar.addMenu("&Edit")
@@ -623,6 +633,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         c.status.connect(self._status)
         c.library_opened.connect(self._library_opened)
+        c.library_switched.connect(self._library_switched)
         c.library_failed.connect(self._library_failed)
         c.models_ready.connect(self._models_ready)
         c.models_missing.connect(self._on_models_missing)
@@ -737,6 +748,29 @@ class MainWindow(QMainWindow):
             self._guard(self.statusBar().showMessage, "Settings saved.", 5000)
 
         dialog.settings_changed.connect(saved)
+        dialog.open()
+
+    def show_storage_dialog(self) -> None:
+        """File ▸ Library storage… (Ctrl+Shift+L): keep the library on this computer or on a PostgreSQL server."""
+        settings = self.controller.settings
+        if settings is None or not self.controller.is_open:
+            self.statusBar().showMessage("The library is still opening; try again in a moment.", 5000)
+            return
+        if self.storage_dialog is not None:
+            self.storage_dialog.raise_()
+            self.storage_dialog.activateWindow()
+            return
+        from .store_dialog import StoreSettingsDialog
+
+        dialog = StoreSettingsDialog(settings, self.controller, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.storage_dialog = dialog
+        dialog.destroyed.connect(lambda *_: setattr(self, "storage_dialog", None))
+        dialog.store_changed.connect(
+            lambda new_settings: self._guard(
+                self.statusBar().showMessage, f"The library is now kept at {library_location(new_settings)}.", 8000
+            )
+        )
         dialog.open()
 
     def show_problems(self) -> None:
@@ -861,6 +895,19 @@ class MainWindow(QMainWindow):
         if self._search_when_open or self.search_field.text().strip():
             self._search_when_open = False
             self.run_search()
+
+    def _library_switched(self) -> None:
+        """The library moved to another store: what is shown came from the old one; the new one's follows."""
+        if self._closed:
+            return
+        self.thumbnails.clear()
+        self.preview.show_result(None)
+        self._library_items = None
+        self._last_response = None
+        self._shown_key = None
+        self.results.show_empty("Opening the library…", None)
+        self.result_label.setText("")
+        self.browser.stop()
 
     def _library_failed(self, message: str) -> None:
         if self._closed:

@@ -73,6 +73,62 @@ def redact(location: str) -> str:
     return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", location)
 
 
+_URI_PASSWORD_RE = re.compile(r"^([a-z]+://[^:/@?#]*):([^@/?#]*)@", re.IGNORECASE)
+_URI_QUERY_PASSWORD_RE = re.compile(r"([?&])password=([^&#]*)&?")
+_WORD_PASSWORD_RE = re.compile(r"\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def split_password(location: str) -> tuple[str, str]:
+    """``location`` without its password, and the password (empty when it names none).
+
+    For showing a saved address in a window while its password stays hidden:
+    ``with_password(*split_password(location))`` names the same database as ``location``.
+    """
+    from urllib.parse import unquote
+
+    if location.startswith(_URI_SCHEMES):
+        password = ""
+        match = _URI_PASSWORD_RE.match(location)
+        if match:
+            password = unquote(match.group(2))
+            location = match.group(1) + "@" + location[match.end() :]
+        query = _URI_QUERY_PASSWORD_RE.search(location)
+        if query:
+            password = unquote(query.group(2))
+            joiner = query.group(1) if query.group(0).endswith("&") else ""
+            location = (location[: query.start()] + joiner + location[query.end() :]).rstrip("?&")
+        return location, password
+    match = _WORD_PASSWORD_RE.search(location)
+    if not match:
+        return location, ""
+    value = match.group(1)
+    if value.startswith("'"):
+        value = re.sub(r"\\(.)", r"\1", value[1:-1])
+    return (location[: match.start()] + location[match.end() :]).strip(), value
+
+
+def with_password(location: str, password: str) -> str:
+    """``location`` with ``password`` in it (replacing any it names); ``location`` itself when ``password`` is empty.
+
+    A URI gets it after its user name (``postgresql://me:secret@host/db``), or as a
+    ``password`` parameter when it names no user; ``key=value`` words get a ``password`` word.
+    """
+    from urllib.parse import quote
+
+    if not password:
+        return location
+    location, _ = split_password(location)
+    if location.startswith(_URI_SCHEMES):
+        scheme, _, rest = location.partition("://")
+        authority = re.match(r"[^/?#]*", rest)
+        if authority and "@" in authority.group(0):
+            return f"{scheme}://" + rest.replace("@", ":" + quote(password, safe="") + "@", 1)
+        joiner = "&" if "?" in rest else "?"
+        return f"{location}{joiner}password={quote(password, safe='')}"
+    quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+    return f"{location} password='{quoted}'"
+
+
 def describe_location(settings: Settings) -> str:
     """Where the library of ``settings`` is kept, for people: a file path, or the server address without password."""
     return redact(settings.store) if settings.store else str(settings.db_path)
@@ -98,6 +154,59 @@ def open_store(settings: Settings, *, readonly: bool = False) -> Store:
             "PostgreSQL support.",
         ) from None
     return PostgresStore(settings.store, settings=settings, readonly=readonly)
+
+
+def probe_store(settings: Settings) -> dict[str, Any]:
+    """What is kept where ``settings.store`` points, found without changing anything there.
+
+    Returns ``{"location": the address without password (or the file's path),
+    "server": PostgreSQL's version (None for the SQLite file), "pgvector": whether the
+    server can give that database the vector extension, "library": the stats of the
+    Shoebox library kept there (:meth:`Store.stats`), or None when there is none yet}``.
+    Unlike :func:`open_store` it creates no library where there is none, so an address
+    can be tried before it is chosen.  Raises :class:`LibraryError` when the server cannot
+    be reached (after at most 10 seconds) or the library there cannot be read, and
+    :class:`UsageError` for an address that is not one.
+    """
+    location = describe_location(settings)
+    if not settings.store:
+        if not settings.db_path.is_file():
+            return {"location": location, "server": None, "pgvector": True, "library": None}
+        store = open_store(settings, readonly=True)
+        try:
+            return {"location": location, "server": None, "pgvector": True, "library": store.stats()}
+        finally:
+            store.close()
+    check_location(settings.store)
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise LibraryError(
+            f"{exc.name} is missing, so Shoebox cannot use a PostgreSQL server; {POSTGRES_HINT}",
+            plain="This installation of Shoebox lacks PostgreSQL support.",
+        ) from None
+    try:
+        with psycopg.connect(settings.store, autocommit=True, connect_timeout=10, application_name="shoebox") as conn:
+            row = conn.execute(
+                "SELECT current_setting('server_version'), to_regclass('meta') IS NOT NULL,"
+                " EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector')"
+            ).fetchone()
+    except psycopg.Error as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LibraryError(
+            f"cannot reach the PostgreSQL server at {location}: {reason}",
+            plain=f"Shoebox cannot reach the PostgreSQL server ({location}): {reason}",
+        ) from None
+    assert row is not None  # a SELECT without FROM returns one row
+    version, has_meta, pgvector = row
+    probe: dict[str, Any] = {"location": location, "server": str(version), "pgvector": bool(pgvector), "library": None}
+    if has_meta:
+        store = open_store(settings, readonly=True)
+        try:
+            probe["library"] = store.stats()
+        finally:
+            store.close()
+    return probe
 
 
 class Store(Protocol):

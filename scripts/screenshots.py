@@ -19,7 +19,10 @@ pictures are taken with ``QWidget.grab()`` (one at 800 × 560):
 * ``browse.png``: nothing typed: the library by month, after a folder of generated
   landscape photos (skies, hills, lakes, from May to November 2026) was indexed;
 * ``models.png``: a library whose models are not on the computer yet: the banner that says
-  so above the results, and the set-up dialog its button opens, drawn over the window.
+  so above the results, and the set-up dialog its button opens, drawn over the window;
+* ``store-settings.png``: File ▸ Library storage… with a PostgreSQL server chosen, its
+  advanced settings open and a connection tested against a throwaway local server
+  (``scripts/local_postgres.py``).
 
 Every step waits for the window to say it is done (a signal, or thumbnails
 loaded), never for a fixed time.  The Fusion style and the DejaVu fonts of
@@ -29,7 +32,7 @@ Xvfb, but renders fonts a little differently.
 
 Options: ``--out DIR`` (default ``docs/screenshots``), ``--keep DIR`` to build
 the demo files and library in DIR (empty or new) and leave them there,
-``--only NAME`` to take one picture (search, dates, ask, layout, indexing, browse or models).
+``--only NAME`` to take one picture (search, dates, ask, layout, indexing, browse, models or storage).
 """
 
 from __future__ import annotations
@@ -610,6 +613,54 @@ def run_models(out: Path, workdir: Path) -> int:
     return 0
 
 
+def run_storage(out: Path, workdir: Path) -> int:
+    """``store-settings.png``: File ▸ Library storage…, a server chosen and its connection tested."""
+    import psycopg
+    from PySide6.QtWidgets import QApplication
+
+    from engine.settings import load_settings
+    from scripts.local_postgres import local_postgres
+
+    out.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(
+        home=workdir / "library",
+        clip_model="test-tiny",
+        clip_pretrained="",
+        whisper_model="test-tiny",
+        text_model="test-tiny",
+    )
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    app.setApplicationName("Shoebox")
+    app.setStyle("Fusion")
+
+    from desktop_app.main_window import MainWindow
+
+    with local_postgres(workdir / "postgres") as server:
+        with psycopg.connect(server.uri(), autocommit=True) as admin:
+            admin.execute("CREATE DATABASE shoebox")
+        window = MainWindow(settings=settings)
+        window.resize(*WINDOW_SIZE)
+        window.show()
+        try:
+            wait_until(lambda: window.controller.is_open, what="the library to open")
+            window.storage_action.trigger()
+            dialog = window.storage_dialog
+            dialog.server_choice.click()
+            dialog.address.setText(server.uri("shoebox"))
+            dialog.advanced_button.click()
+            wait_for(dialog.tested, dialog.test_connection, what="the connection test")
+            settle()
+            path = out / "store-settings.png"
+            dialog.grab().save(str(path))
+            print(f"  {path}")
+            dialog.close()
+        finally:
+            window.close()
+            settle()
+    return 0
+
+
 def run(out: Path, workdir: Path, only: str | None = None) -> int:
     from PySide6.QtWidgets import QApplication
 
@@ -680,13 +731,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--only",
-        choices=["search", "dates", "ask", "layout", "indexing", "browse", "models"],
+        choices=["search", "dates", "ask", "layout", "indexing", "browse", "models", "storage"],
         help="take this picture only",
     )
     args = parser.parse_args(argv)
     only = args.only
 
     def scene(out: Path, workdir: Path) -> int:
+        if only == "storage":
+            return run_storage(out, workdir)
         return run_models(out, workdir) if only == "models" else run(out, workdir, only)
 
     if args.keep:
