@@ -240,6 +240,9 @@ def save_settings(settings: Settings, **changes: Any) -> Settings:
     stored.update(changes)
     settings.home.mkdir(parents=True, exist_ok=True)
     tmp = settings_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(stored, indent=2, sort_keys=True), encoding="utf-8")
+    # Readable by its owner only: a server library's address may hold a password.
+    with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+        out.write(json.dumps(stored, indent=2, sort_keys=True))
+    os.chmod(tmp, 0o600)  # an older temporary file keeps its mode through O_CREAT
     os.replace(tmp, settings_file)
     return replace(settings, **changes)

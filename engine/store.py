@@ -1030,7 +1030,9 @@ class LibraryStore:
             items = self._query(f"SELECT count(*) FROM items WHERE modality IN ({marks}){with_text}", modalities)[0][0]
             if items == self._query(f"SELECT count(*) FROM {table}")[0][0]:
                 return []
-        missing = f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)" if self._table_exists(table) else "TRUE"
+        missing = (
+            f"NOT EXISTS (SELECT 1 FROM {table} v WHERE v.item_id = i.id)" if self._table_exists(table) else "TRUE"
+        )
         sql = (
             f"SELECT {_FILE_COLUMNS} FROM files WHERE status = 'indexed' AND id IN ("
             f"SELECT i.file_id FROM items i WHERE i.modality IN ({marks}) AND {missing}{with_text}) ORDER BY id"

@@ -59,3 +59,11 @@ def test_every_setting_is_documented():
     for name, env, _value, doc in Settings().describe():
         assert env.startswith("SHOEBOX_"), name
         assert doc.endswith("."), name
+
+
+def test_the_settings_file_is_readable_by_its_owner_only(tmp_path):
+    # A server library's address may hold its password.
+    settings = load_settings(home=tmp_path, env={})
+    save_settings(settings, store="postgresql://me:secret@nas.local/shoebox")
+    assert (tmp_path / "settings.json").stat().st_mode & 0o777 == 0o600
+    assert load_settings(home=tmp_path, env={}).store == "postgresql://me:secret@nas.local/shoebox"
