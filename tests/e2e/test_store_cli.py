@@ -112,11 +112,20 @@ def test_a_database_holding_a_library_is_refused(library, tmp_path, postgres_db)
         migrate_library(library.store, postgres_db, library.settings)
 
 
-def test_a_cancelled_copy_leaves_the_database_empty(library, tmp_path, postgres_db):
+# Checks of the cancel flag before the first row, then inside the COPY of files, of vectors (binary),
+# and in the pipelines that index words and names (one note: one batch of each).
+@pytest.mark.parametrize("checks", [0, 2, 4, 5, 6])
+def test_a_cancelled_copy_leaves_the_database_empty(library, tmp_path, postgres_db, checks):
     make_text(tmp_path / "files" / "a.txt", "one small note about a boiler")
     library.index([tmp_path / "files"])
-    summary = migrate_library(library.store, postgres_db, library.settings, should_cancel=lambda: True)
-    assert summary.cancelled and not summary.ok
+    asked = []
+
+    def cancel() -> bool:
+        asked.append(1)
+        return len(asked) > checks
+
+    summary = migrate_library(library.store, postgres_db, library.settings, should_cancel=cancel)
+    assert summary.cancelled and not summary.ok and len(asked) == checks + 1
     target = open_store(library.settings.with_overrides(store=postgres_db))
     try:
         assert holds_library(target) == 0
