@@ -672,6 +672,8 @@ def _store_migrate(args: argparse.Namespace) -> int:
 def _print_migration(summary: Any, location: str, settings: Settings, used: bool) -> None:
     import shlex
 
+    from .migrate import MIN_OVERLAP
+
     if summary.cancelled:
         for note in summary.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -697,6 +699,15 @@ def _print_migration(summary: Any, location: str, settings: Settings, used: bool
     for note in summary.notes:
         print(f"note: {note}", file=sys.stderr)
     print()
+    rows_match = all(c.ok for c in summary.counts) and all(w.ok for w in summary.lookups)
+    vectors_match = all(n.vectors_same and n.first_same == n.samples for n in summary.neighbours)
+    if not summary.ok and rows_match and vectors_match:  # only the index's recall fell short
+        print(
+            "the rows and vectors match, but the server's index finds too few of the exact nearest neighbours "
+            f"(a top-10 overlap under {MIN_OVERLAP}): search wider (SHOEBOX_PG_EF_SEARCH=200) or build a denser "
+            "index (`shoebox store index --kind hnsw --m 24 --ef-construction 128`)"
+        )
+        return
     if not summary.ok:
         print(
             "the copy does not match the library (see DIFFERENT above); the SQLite library is unchanged; "

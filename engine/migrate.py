@@ -480,11 +480,10 @@ def _sample_words(texts: Sequence[str], sample: int) -> list[str]:
 
 
 def _check_words(source: Store, target: Store, sample: int) -> LookupCheck:
-    rows = source._query(  # type: ignore[attr-defined]
-        "SELECT id, text FROM items WHERE text IS NOT NULL AND text != '' ORDER BY id"
-    )
-    picked = _spread(np.arange(len(rows)), sample * 2)
-    check = LookupCheck("words", _sample_words([rows[i][1] for i in picked], sample))
+    ids = source._query("SELECT id FROM items WHERE text IS NOT NULL AND text != '' ORDER BY id")  # type: ignore[attr-defined]
+    picked = _spread(np.array([r[0] for r in ids], np.int64), sample * 2)
+    texts = [source.item_details([i])[i]["text"] for i in picked]
+    check = LookupCheck("words", _sample_words(texts, sample))
     limit = max(1, source.count_items())  # every match: a cut-off would depend on each store's ranking
     for word in check.words:
         if {i for i, _ in source.keyword_search([word], limit)} != {i for i, _ in target.keyword_search([word], limit)}:
@@ -493,9 +492,10 @@ def _check_words(source: Store, target: Store, sample: int) -> LookupCheck:
 
 
 def _check_names(source: Store, target: Store, sample: int) -> LookupCheck:
-    rows = source._query("SELECT path FROM files WHERE status = 'indexed' ORDER BY id")  # type: ignore[attr-defined]
-    picked = _spread(np.arange(len(rows)), sample * 2)
-    stems = [os.path.splitext(os.path.basename(rows[i][0]))[0] for i in picked]
+    ids = source._query("SELECT id FROM files WHERE status = 'indexed' ORDER BY id")  # type: ignore[attr-defined]
+    picked = _spread(np.array([r[0] for r in ids], np.int64), sample * 2)
+    paths = [row.path for row in (source.get_file_by_id(i) for i in picked) if row is not None]
+    stems = [os.path.splitext(os.path.basename(path))[0] for path in paths]
     check = LookupCheck("names", _sample_words(stems, sample))
     limit = max(1, _count(source, "files"))
     for word in check.words:

@@ -433,8 +433,25 @@ class PostgresStore(LibraryStore):
                 for item_id, vector in zip(ids.tolist(), vectors, strict=True):
                     copy.write_row((item_id, np.ascontiguousarray(vector, dtype=np.float32)))
                 written += len(ids)
-        self._build_index(table)
+        self._build_roomy(table, written, dim)
         return written
+
+    def _build_roomy(self, table: str, rows: int, dim: int) -> None:
+        """Build ``table``'s vector index with room for its graph in memory, for this transaction only.
+
+        pgvector builds an HNSW graph several times faster when it fits in ``maintenance_work_mem``
+        (64 MB by default: 100,000 vectors of 384 dimensions need about 200 MB); the setting is
+        raised to what the graph needs, up to 1 GB, never lowered.
+        """
+        options = self.vector_index_options()
+        links = int(options.get("m", 16)) * 2 * 10  # layer-0 neighbours, their ids and distances
+        wanted_kb = min(1 << 20, int(rows * (dim * 4 + links + 200) * 1.25) // 1024)
+        current_kb = int(
+            self._query("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'")[0][0]
+        )
+        if wanted_kb > current_kb:
+            self._exec("SELECT set_config('maintenance_work_mem', ?, true)", (f"{wanted_kb}kB",))
+        self._build_index(table)
 
     def index_item_texts(self, rows: Iterable[tuple[int, str]]) -> None:
         """Index the words of items stored without them (copied in bulk), by :meth:`_index_item_text` itself,

@@ -99,7 +99,8 @@ def test_the_copy_holds_every_row_and_answers_as_the_original(
         before = max(copy.store.file_ids_under(str(root)))
         make_text(root / "later" / "new.txt", "A note written after the move to the server.")
         copy.index([root / "later"])
-        assert copy.store.get_file(str(root / "later" / "new.txt")).id > before
+        added = copy.store.get_file(str(root / "later" / "new.txt"))
+        assert added is not None and added.id > before
     finally:
         copy.close()
 
@@ -142,8 +143,10 @@ def test_the_check_finds_a_copy_that_differs(library, tmp_path, postgres_db):
     assert migrate_library(library.store, postgres_db, library.settings).ok
     target = open_store(library.settings.with_overrides(store=postgres_db))
     try:
+        gone = target.get_file(str(root / "b.txt"))
+        assert gone is not None
         with target.transaction():
-            target.remove_file(target.get_file(str(root / "b.txt")).id)
+            target.remove_file(gone.id)
         summary = MigrationSummary("source", "target")
         verify_migration(library.store, target, summary)
     finally:
@@ -252,3 +255,27 @@ def test_migrate_use_keeps_the_library_on_the_server(library, tmp_path, postgres
     assert json.loads(shoebox(home, "status", "--json").stdout)["store"] == "postgresql"
     # --store '' is the SQLite file again, for one command.
     assert json.loads(shoebox(home, "--store", "", "status", "--json").stdout)["store"] == "sqlite"
+
+
+def test_a_copy_that_fails_its_check_exits_with_an_error(tmp_path, monkeypatch, capsys):
+    """The index's recall alone falling short is told apart from rows that differ; both exit with 1."""
+    from engine import cli, migrate
+
+    home = tmp_path / "home"
+    LibraryStore(home / "library.sqlite3").close()
+    outcomes = {
+        "recall": migrate.NeighbourCheck("clip", 20, 20, 0.5, True, "hnsw"),
+        "rows": migrate.NeighbourCheck("clip", 20, 17, 0.9, True, "hnsw"),
+    }
+    for what, check in outcomes.items():
+        summary = migrate.MigrationSummary("source", "postgresql://me@nas/shoebox", neighbours=[check])
+        summary.counts.append(migrate.TableCount("files", 3, 3 if what == "recall" else 2))
+        monkeypatch.setattr(migrate, "migrate_library", lambda *args, summary=summary, **kwargs: summary)
+        assert cli.main(["--home", str(home), "store", "migrate", "--to", "postgresql://me@nas/shoebox"]) == 1
+        out = capsys.readouterr().out
+        assert "DIFFERENT" in out
+        if what == "recall":
+            assert "the rows and vectors match" in out and "SHOEBOX_PG_EF_SEARCH" in out
+        else:
+            assert "the copy does not match the library" in out
+        assert "shoebox --store" not in out  # no advice to use a copy that failed
