@@ -440,7 +440,7 @@ class PostgresStore(LibraryStore):
         """Build ``table``'s vector index with room for its graph in memory, for this transaction only.
 
         pgvector builds an HNSW graph several times faster when it fits in ``maintenance_work_mem``
-        (64 MB by default: 100,000 vectors of 384 dimensions need about 200 MB); the setting is
+        (64 MB by default; 100,000 vectors of 384 dimensions need about 250 MB); the setting is
         raised to what the graph needs, up to 1 GB, never lowered.
         """
         options = self.vector_index_options()
@@ -464,7 +464,7 @@ class PostgresStore(LibraryStore):
         """Index the names of files stored without them (copied in bulk), by :meth:`_index_file_name` itself.
         Call inside :meth:`transaction`, once the library's folders are stored."""
         roots = self.roots()
-        # The folders cannot change inside this transaction: read them once, not once per file.
+        # The folders were stored earlier in this transaction: read them once, not once per file.
         self.root_of = lambda path: root_containing(path, roots)  # type: ignore[method-assign]
         try:
             with self._lock, self._guard(), self._conn.pipeline():
