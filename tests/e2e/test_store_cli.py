@@ -15,6 +15,7 @@ import sys
 from datetime import datetime
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from engine.errors import LibraryError
 from engine.library import Library
@@ -111,6 +112,11 @@ def test_a_database_holding_a_library_is_refused(library, tmp_path, postgres_db)
     assert migrate_library(library.store, postgres_db, library.settings).ok
     with pytest.raises(LibraryError, match="already holds a library"):
         migrate_library(library.store, postgres_db, library.settings)
+    # The same database named by libpq's key=value words.
+    words = " ".join(f"{k}={v}" for k, v in conninfo_to_dict(postgres_db).items())
+    assert words.startswith(("host=", "user=", "port=", "dbname="))
+    with pytest.raises(LibraryError, match="already holds a library"):
+        migrate_library(library.store, words, library.settings)
 
 
 # Checks of the cancel flag before the first row, then inside the COPY of files, of vectors (binary),
