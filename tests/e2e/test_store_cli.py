@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import datetime
 
+import numpy as np
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -21,7 +22,8 @@ from engine.errors import LibraryError
 from engine.library import Library
 from engine.migrate import MigrationSummary, holds_library, migrate_library, verify_migration
 from engine.query import Filters, Query
-from engine.store import LibraryStore
+from engine.settings import load_settings
+from engine.store import LibraryStore, NewItem
 from engine.stores import open_store
 from tests.conftest import tiny_env
 from tests.helpers import make_photo, make_text, make_tone
@@ -285,3 +287,47 @@ def test_a_copy_that_fails_its_check_exits_with_an_error(tmp_path, monkeypatch, 
         else:
             assert "the copy does not match the library" in out
         assert "shoebox --store" not in out  # no advice to use a copy that failed
+
+
+def test_a_re_embedded_library_keeps_its_vector_tables(tmp_path, postgres_db):
+    """Vectors in a re-embed's table are copied under that name; a re-embed under way is left out, with a note."""
+    settings = load_settings(home=tmp_path / "home", env={})
+    rng = np.random.default_rng(5)
+    source = LibraryStore(settings.db_path)
+    try:
+        source.ensure_model("first", "w1", 8, "clip")
+        with source.transaction():
+            for n in range(4):
+                vector = rng.normal(size=(1, 8)).astype(np.float32)
+                source.add_file(
+                    f"/photos/{n}.jpg",
+                    size=1,
+                    mtime=1.0,
+                    content_hash=str(n),
+                    kind="image",
+                    media_time=None,
+                    items=[NewItem("image")],
+                    vectors=vector / np.linalg.norm(vector),
+                )
+        source.begin_restage("second", "w2", 6, "clip")
+        ids = source.staged_missing("clip", 10)
+        source.add_staged_vectors("clip", ids, rng.normal(size=(len(ids), 6)).astype(np.float32))
+        assert source.finish_restage("clip")
+        source.begin_restage("third", "w3", 4, "clip")  # under way
+        assert source.vector_table("clip") == "item_vectors_1"
+
+        summary = migrate_library(source, postgres_db, settings)
+        assert summary.ok, summary.to_json()
+        assert any("re-embed" in note for note in summary.notes)
+        target = open_store(settings.with_overrides(store=postgres_db))
+        try:
+            assert target.vector_table("clip") == "item_vectors_1"
+            assert target.model_identity("clip") == source.model_identity("clip")
+            assert target.staged_model("clip") is None
+            assert np.array_equal(target.vectors(ids, space="clip"), source.vectors(ids, space="clip"))
+            # A later re-embed numbers its table after the copied ones.
+            assert target.begin_restage("fourth", "w4", 4, "clip")["table"] == "item_vectors_3"
+        finally:
+            target.close()
+    finally:
+        source.close()
