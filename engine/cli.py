@@ -24,8 +24,8 @@ from .errors import Cancelled, ShoeboxError, UsageError
 from .extractors.documents import page_unit
 from .ingest import describe_waiting
 from .query import Filters, Query
-from .settings import load_settings
-from .store import KINDS
+from .settings import Settings, load_settings, save_settings
+from .store import KINDS, SPACES
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="shoebox", description="Find things in your own photos, documents and recordings by meaning.")
     parser.add_argument(
         "--home", metavar="DIR", help="library folder (default: $SHOEBOX_HOME or your user data folder)"
+    )
+    parser.add_argument(
+        "--store",
+        metavar="LOCATION",
+        help="where the library is kept, for this command: a PostgreSQL address (postgresql://user@host/db, "
+        "or host=... dbname=...), or '' for the SQLite file in the library folder (default: $SHOEBOX_STORE)",
     )
     parser.add_argument("--version", action="version", version=f"shoebox {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -169,6 +175,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     m.add_argument("--kind", choices=("clip", "whisper", "text"), help="what it is (guessed when left out)")
     m.add_argument("--name", help="the model name it belongs to (guessed when left out)")
+
+    store = sub.add_parser("store", help="where the library is kept: copy it to PostgreSQL, show or set its index")
+    store_sub = store.add_subparsers(dest="store_command", metavar="ACTION", parser_class=_Parser)
+    store_sub.required = True
+    s = store_sub.add_parser(
+        "migrate", help="copy the SQLite library into an empty PostgreSQL database, then check the copy"
+    )
+    s.add_argument(
+        "--to", required=True, metavar="LOCATION", help="the PostgreSQL database: postgresql://user@host/db or host=..."
+    )
+    s.add_argument(
+        "--use", action="store_true", help="once the copy checks out, keep the library there (writes settings.json)"
+    )
+    s.add_argument(
+        "--sample", type=int, default=20, metavar="N", help="items, words and names checked per test (default 20)"
+    )
+    s.add_argument("--json", action="store_true", help="print the summary as JSON")
+    s = store_sub.add_parser("info", help="where the library is kept, its schema and its vector index")
+    s.add_argument("--json", action="store_true")
+    s = store_sub.add_parser("index", help="choose a PostgreSQL library's vector index and build it again")
+    s.add_argument("--kind", required=True, choices=("hnsw", "ivfflat"), help="HNSW (a graph) or IVFFlat (lists)")
+    s.add_argument("--m", type=int, metavar="N", help="HNSW: links per node (default SHOEBOX_PG_M, 16)")
+    s.add_argument(
+        "--ef-construction",
+        type=int,
+        metavar="N",
+        help="HNSW: candidates while building (default SHOEBOX_PG_EF_CONSTRUCTION, 64)",
+    )
+    s.add_argument(
+        "--lists", type=int, metavar="N", help="IVFFlat: lists; 0 picks rows / 1000 (default SHOEBOX_PG_LISTS, 0)"
+    )
+    s.add_argument("--json", action="store_true")
     return parser
 
 
@@ -219,10 +257,15 @@ def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2))
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    """The settings for this command: ``--home`` and ``--store`` over the environment and settings.json."""
+    return load_settings(home=args.home, store=args.store)
+
+
 def _open_library(args: argparse.Namespace) -> Any:
     from .library import Library
 
-    return Library(load_settings(home=args.home))
+    return Library(_settings(args))
 
 
 def _interruptible(run: Any) -> Any:
@@ -430,7 +473,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         stats = library.store.stats()
         stats["failed_files"] = [{"path": f.path, "reason": f.error} for f in library.store.failed_files()]
         indexes = library.index_status()
-        stats["vector_index"] = indexes["clip"]  # the photos' index, as before there were two
+        # The photos' index, as before there were two (a server library without photos yet: its index settings).
+        stats["vector_index"] = indexes.get("clip", stats.get("vector_index"))
         stats["vector_indexes"] = indexes
         # Passages cut for an older Shoebox (files that wait for a model are listed under "waiting").
         stats["passages_waiting"] = sum(
@@ -449,6 +493,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     files = stats["files"]
     model = stats["model"]
     print(f"library   {stats['library']}")
+    if stats["store"] == "postgresql":
+        print("store     PostgreSQL server (shared; `shoebox store info` shows its vector index)")
+    else:
+        print("store     SQLite file (this computer)")
     print(
         f"files     {_count(files['image'], 'photo')}, {_count(files['document'], 'document')}, "
         f"{_count(files['audio'], 'recording')}, {_count(files.get('video', 0), 'video')} "
@@ -493,14 +541,18 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"size      {stats['database_bytes'] / 1e6:.1f} MB")
     graphs = []
     for space, label in (("clip", "photos"), ("text", "passages")):
-        index = indexes[space]
-        if index.get("live") is None or index.get("file_bytes") is None:
+        index = indexes.get(space)
+        if index is None:
+            continue  # a server library without this space yet
+        if index.get("state") == "server":
+            graphs.append(f"{label} {_server_index_words(index)} on the server")
+        elif index.get("live") is None or index.get("file_bytes") is None:
             graphs.append(f"{label} no graph file")
         else:
             graphs.append(
                 f"{label} {index['live']} live + {index['dead']} dead nodes, {index['file_bytes'] / 1e3:.0f} kB"
             )
-    print(f"index     {'; '.join(graphs)}")
+    print(f"index     {'; '.join(graphs) or 'none yet'}")
     for root in stats["roots"]:
         print(f"folder    {root}")
     for failure in stats["failed_files"][:20]:
@@ -544,7 +596,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
 def cmd_models(args: argparse.Namespace) -> int:
     from . import models
 
-    settings = load_settings(home=args.home)
+    settings = _settings(args)
     if args.models_command == "list":
         rows = models.list_models(settings)
         if args.json:
@@ -568,6 +620,213 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    if args.store_command == "migrate":
+        return _store_migrate(args)
+    if args.store_command == "info":
+        return _store_info(args)
+    return _store_index(args)
+
+
+def _store_migrate(args: argparse.Namespace) -> int:
+    from .migrate import migrate_library
+    from .stores import check_location, is_postgres, open_store, redact
+
+    if not is_postgres(args.to):
+        raise UsageError(
+            f"--to must be a PostgreSQL address such as postgresql://user@host/shoebox, not {redact(args.to)!r}"
+        )
+    check_location(args.to)
+    if args.sample < 1:
+        raise UsageError("--sample must be at least 1")
+    settings = _settings(args)
+    if not settings.store and not settings.db_path.exists():
+        raise UsageError(
+            f"there is no library at {settings.db_path}: index some files first (`shoebox index PATH`), "
+            "or name the library's folder with --home"
+        )
+    source = open_store(settings)
+    progress = TerminalProgress()
+    try:
+        summary = _interruptible(
+            lambda cancel: migrate_library(
+                source, args.to, settings, on_progress=progress, should_cancel=cancel, sample=args.sample
+            )
+        )
+    finally:
+        progress.close()
+        source.close()
+    used = False
+    if summary.ok and args.use:
+        save_settings(settings, store=args.to)
+        used = True
+    if args.json:
+        _print_json({**summary.to_json(), "used": used})
+    else:
+        _print_migration(summary, args.to, settings, used)
+    if summary.cancelled:
+        return EXIT_INTERRUPTED
+    return 0 if summary.ok else EXIT_ERROR
+
+
+def _print_migration(summary: Any, location: str, settings: Settings, used: bool) -> None:
+    import shlex
+
+    from .migrate import MIN_OVERLAP
+
+    if summary.cancelled:
+        for note in summary.notes:
+            print(f"note: {note}", file=sys.stderr)
+        return
+    print(f"copied {summary.source} into {summary.target} ({summary.seconds:.1f} s)")
+    print()
+    width = max(len(c.table) for c in summary.counts)
+    print(f"  {'':<{width}}  {'SQLite':>10}  {'PostgreSQL':>10}")
+    for c in summary.counts:
+        print(f"  {c.table:<{width}}  {c.source:>10}  {c.target:>10}  {'ok' if c.ok else 'DIFFERENT'}")
+    print()
+    for n in summary.neighbours:
+        label = "photos" if n.space == "clip" else "passages"
+        stored = "" if n.vectors_same else ", stored vectors DIFFERENT"
+        print(
+            f"  nearest of {label}: {_count(n.samples, 'item')} checked ({n.index} on the server), the first result "
+            f"the same for {n.first_same}, top-10 overlap {n.overlap:.2f}{stored}  {'ok' if n.ok else 'DIFFERENT'}"
+        )
+    for w in summary.lookups:
+        what = "items" if w.what == "words" else "files"
+        found = "every one finds the same " + what if w.ok else f"DIFFERENT {what} for {', '.join(w.different)}"
+        print(f"  {w.what}: {_count(len(w.words), 'word')} looked up, {found}")
+    for note in summary.notes:
+        print(f"note: {note}", file=sys.stderr)
+    print()
+    rows_match = all(c.ok for c in summary.counts) and all(w.ok for w in summary.lookups)
+    vectors_match = all(n.vectors_same and n.first_same == n.samples for n in summary.neighbours)
+    if not summary.ok and rows_match and vectors_match:  # only the index's recall fell short
+        print(
+            "the rows and vectors match, but the server's index finds too few of the exact nearest neighbours "
+            f"(a top-10 overlap under {MIN_OVERLAP}): search wider (SHOEBOX_PG_EF_SEARCH=200) or build a denser "
+            "index (`shoebox store index --kind hnsw --m 24 --ef-construction 128`)"
+        )
+        return
+    if not summary.ok:
+        print(
+            "the copy does not match the library (see DIFFERENT above); the SQLite library is unchanged; "
+            "empty the database (DROP DATABASE, CREATE DATABASE) before trying again"
+        )
+        return
+    shown = shlex.quote(summary.target)
+    password = " (with your password in place of ***)" if summary.target != location else ""
+    if used:
+        print(f"the copy checks out; Shoebox now keeps this library there ({settings.home / 'settings.json'})")
+    else:
+        print(f"the copy checks out; to use it{password}:")
+        print(f'  SHOEBOX_STORE={shown} shoebox search "…"')
+        print(f'  shoebox --store {shown} search "…"')
+        print(f'or for good: shoebox store migrate ... --use, or "store" in {settings.home / "settings.json"}')
+    print("the SQLite file stays as it was; thumbnails and models stay on each computer")
+
+
+def _server_index_words(describe: dict[str, Any]) -> str:
+    """A PostgreSQL space's index as ``describe_index`` gives it, in a few words."""
+    items = _count(describe["items"], "item")
+    if describe["index"] == "exact":
+        # IVFFlat learns its lists from the rows: it is built once there are enough of them.
+        return f"searched exactly, {items} (an IVFFlat index is built once there are enough vectors)"
+    parameters = ", ".join(f"{k} {v}" for k, v in describe["parameters"].items() if v is not None)
+    return f"{describe['index']} ({parameters}), {items}"
+
+
+def _store_info(args: argparse.Namespace) -> int:
+    with _open_library(args) as library:
+        store = library.store
+        stats = store.stats()
+        spaces = library.index_status()
+        if store.serves_vectors:
+            vector_index = store.vector_index_options()
+        else:
+            vector_index = {"kind": "hnsw", "where": "graph files in the library folder, kept by Shoebox"}
+    info = {
+        "store": stats["store"],
+        "location": stats["library"],
+        "schema_version": stats["schema_version"],
+        "vector_index": vector_index,
+        "spaces": spaces,
+    }
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"store     {'PostgreSQL server' if info['store'] == 'postgresql' else 'SQLite file'}")
+    print(f"location  {info['location']}")
+    print(f"schema    {info['schema_version']}")
+    if info["store"] == "postgresql":
+        options = ", ".join(f"{k} {v}" for k, v in vector_index.items() if k != "kind")
+        print(f"index     {vector_index['kind']}" + (f" ({options})" if options else ""))
+    else:
+        print("index     Shoebox's own HNSW graphs, in files in the library folder")
+    for space, label in (("clip", "photos"), ("text", "passages")):
+        if space not in spaces:
+            continue
+        describe = spaces[space]
+        if info["store"] == "postgresql":
+            print(f"{label:<9} {_server_index_words(describe)}")
+        elif describe.get("live") is None:
+            print(f"{label:<9} no graph file yet ({describe.get('file') or 'built when the space is large enough'})")
+        else:
+            print(f"{label:<9} {describe['live']} live + {describe['dead']} dead nodes in {describe.get('file')}")
+    return 0
+
+
+def _store_index(args: argparse.Namespace) -> int:
+    from .stores import open_store
+
+    settings = _settings(args)
+    if args.kind == "hnsw":
+        if args.lists is not None:
+            raise UsageError("--lists is for --kind ivfflat")
+        m = settings.pg_m if args.m is None else args.m
+        ef = settings.pg_ef_construction if args.ef_construction is None else args.ef_construction
+        # pgvector's own limits: a smaller value is refused by the server with a less helpful message.
+        if not 2 <= m <= 100:
+            raise UsageError(f"--m must be from 2 to 100, not {m}")
+        if not 4 <= ef <= 1000 or ef < 2 * m:
+            raise UsageError(f"--ef-construction must be from 4 to 1000 and at least twice --m ({2 * m}), not {ef}")
+        options: dict[str, Any] = {"kind": "hnsw", "m": m, "ef_construction": ef}
+    else:
+        if args.m is not None or args.ef_construction is not None:
+            raise UsageError("--m and --ef-construction are for --kind hnsw")
+        lists = settings.pg_lists if args.lists is None else args.lists
+        if not 0 <= lists <= 32768:
+            raise UsageError(f"--lists must be from 0 (chosen from the rows) to 32768, not {lists}")
+        options = {"kind": "ivfflat", "lists": lists}
+    store = open_store(settings)
+    try:
+        if not store.serves_vectors:
+            raise UsageError(
+                f"the library is kept in its SQLite file ({store.location()}) and searched with Shoebox's own HNSW "
+                "graphs, which need no choosing; `shoebox store index` sets the vector index of a PostgreSQL "
+                "library (--store or SHOEBOX_STORE)"
+            )
+        from .postgres_store import PostgresStore
+
+        assert isinstance(store, PostgresStore)  # the store that serves vectors
+        if not args.json:
+            print("building the vector index again (minutes for a large library) ...", file=sys.stderr)
+        store.set_vector_index(options)
+        spaces = {space: store.describe_index(space) for space in SPACES if store.space_dim(space) is not None}
+        chosen = store.vector_index_options()
+    finally:
+        store.close()
+    if args.json:
+        _print_json({"vector_index": chosen, "spaces": spaces})
+        return 0
+    words = ", ".join(f"{k} {v}" for k, v in chosen.items() if k != "kind")
+    print(f"vector index: {chosen['kind']}" + (f" ({words})" if words else ""))
+    for space, label in (("clip", "photos"), ("text", "passages")):
+        if space in spaces:
+            print(f"  {label}: {_server_index_words(spaces[space])}")
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index,
     "search": cmd_search,
@@ -577,6 +836,7 @@ COMMANDS = {
     "tag": cmd_tag,
     "models": cmd_models,
     "reembed": cmd_reembed,
+    "store": cmd_store,
 }
 
 

@@ -36,7 +36,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +60,7 @@ from .store import (
     _file_row,
     _like_pattern,
     public_identity,
+    root_containing,
 )
 from .stores import redact
 from .text import Term, fold, index_words, name_index
@@ -406,6 +407,101 @@ class PostgresStore(LibraryStore):
     def _lock_key(self, key: int) -> None:
         """Hold the advisory lock ``key`` until the transaction ends (another client taking it waits)."""
         self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (key,))
+
+    # -- bulk loading (a library copied in from elsewhere: engine.migrate) -----
+
+    def copy_rows(self, table: str, columns: Sequence[str], batches: Iterable[Sequence[Sequence[Any]]]) -> int:
+        """Append the rows of ``batches`` to ``table`` through one COPY; returns how many.
+
+        Rows are written as they are, ids included (an identity column takes them: call
+        :meth:`restart_identities` afterwards).  Call inside :meth:`transaction`; an
+        exception raised by ``batches`` (a cancel) aborts the COPY with the transaction.
+        """
+        written = 0
+        with (
+            self._lock,
+            self._guard(),
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for batch in batches:
+                for row in batch:
+                    copy.write_row(row)
+                written += len(batch)
+        return written
+
+    def load_vectors(self, table: str, dim: int, batches: Iterable[tuple[np.ndarray, np.ndarray]]) -> int:
+        """Create the vector table ``table`` and fill it with (item ids, vectors) batches through one COPY.
+
+        The vectors are stored as they are (binary, no text round trip); the table's vector
+        index is built once at the end, which is much faster than growing it row by row.
+        Call inside :meth:`transaction`.  Returns how many vectors were written.
+        """
+        self._create_vector_table(table, dim)
+        if self._table_exists(f"{table}_ann"):
+            self._exec(f"DROP INDEX {table}_ann")
+        written = 0
+        with (
+            self._lock,
+            self._guard(),
+            self._conn.cursor() as cursor,
+            cursor.copy(f"COPY {table} (item_id, embedding) FROM STDIN (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["bigint", "vector"])
+            for ids, vectors in batches:
+                for item_id, vector in zip(ids.tolist(), vectors, strict=True):
+                    copy.write_row((item_id, np.ascontiguousarray(vector, dtype=np.float32)))
+                written += len(ids)
+        self._build_roomy(table, written, dim)
+        return written
+
+    def _build_roomy(self, table: str, rows: int, dim: int) -> None:
+        """Build ``table``'s vector index with room for its graph in memory, for this transaction only.
+
+        pgvector builds an HNSW graph several times faster when it fits in ``maintenance_work_mem``
+        (64 MB by default; 100,000 vectors of 384 dimensions need about 250 MB); the setting is
+        raised to what the graph needs, up to 1 GB, never lowered.
+        """
+        options = self.vector_index_options()
+        links = int(options.get("m", 16)) * 2 * 10  # layer-0 neighbours, their ids and distances
+        wanted_kb = min(1 << 20, int(rows * (dim * 4 + links + 200) * 1.25) // 1024)
+        current_kb = int(
+            self._query("SELECT setting::bigint FROM pg_settings WHERE name = 'maintenance_work_mem'")[0][0]
+        )
+        if wanted_kb > current_kb:
+            self._exec("SELECT set_config('maintenance_work_mem', ?, true)", (f"{wanted_kb}kB",))
+        self._build_index(table)
+
+    def index_item_texts(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Index the words of items stored without them (copied in bulk), by :meth:`_index_item_text` itself,
+        the statements sent in a pipeline.  Call inside :meth:`transaction`."""
+        with self._lock, self._guard(), self._conn.pipeline():
+            for item_id, text in rows:
+                self._index_item_text(item_id, text)
+
+    def index_file_names(self, rows: Iterable[tuple[int, str]]) -> None:
+        """Index the names of files stored without them (copied in bulk), by :meth:`_index_file_name` itself.
+        Call inside :meth:`transaction`, once the library's folders are stored."""
+        roots = self.roots()
+        # The folders were stored earlier in this transaction: read them once, not once per file.
+        self.root_of = lambda path: root_containing(path, roots)  # type: ignore[method-assign]
+        try:
+            with self._lock, self._guard(), self._conn.pipeline():
+                for file_id, path in rows:
+                    self._index_file_name(file_id, path)
+        finally:
+            del self.root_of
+
+    def analyze(self) -> None:
+        """Have the server measure every table again (after a bulk load), so its planner sees the rows."""
+        self._exec("ANALYZE")
+
+    def restart_identities(self) -> None:
+        """Make the next file, item and tag ids follow the largest stored (after rows were copied with their ids)."""
+        for table in ("files", "items", "tags"):
+            self._exec(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), coalesce(max(id), 0) + 1, false) FROM {table}"
+            )
 
     # -- schema --------------------------------------------------------------
 
