@@ -263,8 +263,6 @@ def _copy(
     should_cancel: CancelCheck | None,
 ) -> None:
     """Every row of ``source`` into ``target``, in one transaction of the target (and one snapshot of the source)."""
-    from .postgres_store import _MODEL_LOCK
-
     done = 0
 
     def step(rows: int, message: str) -> None:
@@ -275,8 +273,8 @@ def _copy(
         if on_progress is not None:
             on_progress(min(done, total), total, message)
 
+    # The target's write transaction holds the library's write lock: no other client writes meanwhile.
     with source.snapshot(), target.transaction():
-        target._lock_key(_MODEL_LOCK)  # no other client records a model (and creates its table) meanwhile
         held = holds_library(target)
         if held:
             raise LibraryError(
