@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,6 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
 from desktop_app.store_dialog import StoreSettingsDialog
+from engine.settings import Settings
 from engine.stores import split_password, with_password
 from tests.gui import test_main_window as shared
 from tests.gui.test_main_window import search
@@ -58,7 +60,12 @@ def test_choosing_a_server_enables_its_fields(qtbot, window):
     assert dialog.advanced.isHidden()
     dialog.advanced_button.click()
     assert dialog.advanced.isVisible()
-    assert (dialog.pg_m.value(), dialog.pg_ef_construction.value(), dialog.pg_ef_search.value()) == (16, 64, 100)
+    declared = {f.name: f.default for f in dataclasses.fields(Settings)}
+    assert (dialog.pg_m.value(), dialog.pg_ef_construction.value(), dialog.pg_ef_search.value()) == (
+        declared["pg_m"],
+        declared["pg_ef_construction"],
+        declared["pg_ef_search"],
+    )
     assert dialog.pg_m.isVisible() and not dialog.pg_lists.isVisible()
     dialog.index_kind.setCurrentIndex(dialog.index_kind.findData("ivfflat"))
     assert dialog.pg_lists.isVisible() and dialog.pg_probes.isVisible() and not dialog.pg_m.isVisible()
