@@ -209,3 +209,30 @@ def test_addresses_are_recognised_checked_and_shown_without_passwords():
     assert redact("postgresql://me:s3cret@nas/shoebox") == "postgresql://me:***@nas/shoebox"
     assert redact("postgresql://nas/shoebox?user=me&password=s3cret") == "postgresql://nas/shoebox?user=me&password=***"
     assert redact("host=nas password='a b' dbname=x") == "host=nas password=*** dbname=x"
+
+
+def test_a_library_is_reached_through_a_unix_socket_folder_in_key_value_words(
+    postgres_db, tmp_path, tiny_clip, tiny_whisper, tiny_text
+):
+    """``SHOEBOX_STORE='host=/run/postgresql dbname=shoebox'``: libpq's words, host naming a socket folder."""
+    import psycopg
+
+    from engine.library import Library
+    from tests.conftest import TINY_ENV
+    from tests.helpers import make_text
+
+    with psycopg.connect(postgres_db) as conn:
+        row = conn.execute("SHOW unix_socket_directories").fetchone()
+        assert row is not None
+        folder = row[0].split(",")[0].strip()
+        port = conn.info.port
+        database = conn.info.dbname
+    address = f"host={folder} port={port} dbname={database} user=postgres"
+    note = make_text(tmp_path / "notes" / "lantern.txt", "The lantern hangs by the harbour door.")
+    settings = load_settings(home=tmp_path / "home", env={**TINY_ENV, "SHOEBOX_STORE": address})
+    with Library(settings, clip=tiny_clip, whisper=tiny_whisper, text_model=tiny_text) as library:
+        assert library.index([note.parent]).added == 1
+        assert library.search("lantern", k=1, min_relevance=0.0).results[0].path == str(note)
+        assert library.store.location() == address
+        # Over the socket, the server has no address of its own for this connection.
+        assert library.store._query("SELECT inet_server_addr()")[0][0] is None  # type: ignore[attr-defined]
