@@ -11,7 +11,7 @@ APP_STAMP := $(VENV)/.installed-app-$(DEPS_HASH)
 TEST_STAMP := $(VENV)/.installed-test-$(DEPS_HASH)
 PYTEST_ARGS ?=
 
-.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech bench-search-process bench-stores clean
+.PHONY: app test lint install install-test bench-ann bench-ingest bench-models bench-query bench-qa bench-relevance bench-startup bench-upkeep bench-concurrency bench-ocr bench-speech bench-search-process bench-stores bench-migrate clean
 
 app: install
 	$(BIN)/shoebox-app
@@ -99,6 +99,10 @@ bench-search-process: install-test
 bench-stores: install-test
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/stores.py
+
+# Copying an SQLite library of 100,000 synthetic items into PostgreSQL (shoebox store migrate) and checking it.
+bench-migrate: install-test
+	$(BIN)/python benchmarks/migrate.py
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache benchmarks/results
