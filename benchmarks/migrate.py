@@ -28,10 +28,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from engine.migrate import migrate_library  # noqa: E402
-from engine.settings import load_settings  # noqa: E402
-from engine.store import LibraryStore, NewItem  # noqa: E402
-from scripts.local_postgres import local_postgres  # noqa: E402
+from engine.migrate import migrate_library
+from engine.settings import load_settings
+from engine.store import LibraryStore, NewItem
+from scripts.local_postgres import local_postgres
 
 WORDS = (
     "harbour lantern meadow orchard quarry saddle timber violet receipt dentist invoice passport "

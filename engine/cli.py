@@ -737,12 +737,14 @@ def _server_index_words(describe: dict[str, Any]) -> str:
 
 
 def _store_info(args: argparse.Namespace) -> int:
+    from .stores import served
+
     with _open_library(args) as library:
         store = library.store
         stats = store.stats()
         spaces = library.index_status()
         if store.serves_vectors:
-            vector_index = store.vector_index_options()
+            vector_index = served(store).vector_index_options()
         else:
             vector_index = {"kind": "hnsw", "where": "graph files in the library folder, kept by Shoebox"}
     info = {

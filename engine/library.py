@@ -30,7 +30,7 @@ from .query import Filters, Query
 from .search import BrowsePage, SearchResponse, browse, is_loaded, search
 from .settings import Settings, load_settings
 from .store import SPACES, BrowseKey, LibraryStore, public_identity
-from .stores import Store, open_store
+from .stores import Store, open_store, served
 
 if TYPE_CHECKING:
     from .models.clip import ClipEncoder
@@ -250,7 +250,7 @@ class Library:
         A store that serves vector searches builds what its own indexes wait for instead.
         """
         if self.store.serves_vectors:
-            return self.store.optimize()  # type: ignore[attr-defined]
+            return served(self.store).optimize()
         states: dict[str, dict] = {}
         for space in SPACES:
             live = self.vector_index(space, build="now", on_progress=on_progress)
@@ -298,7 +298,7 @@ class Library:
         there is no readable file) and ``file_bytes`` is the file's size.
         """
         if self.store.serves_vectors:
-            describe = self.store.describe_index  # type: ignore[attr-defined]
+            describe = served(self.store).describe_index
             return {space: describe(space) for space in SPACES}
         from .index.hnsw import HnswIndex
 
