@@ -700,36 +700,8 @@ class PostgresStore(LibraryStore):
             (int(item_id), np.ascontiguousarray(vector, dtype=np.float32)),
         )
 
-    def vectors(self, item_ids: Sequence[int] | np.ndarray, space: str = "clip") -> np.ndarray:
-        ids = [int(i) for i in item_ids]
-        dim = self.space_dim(space)
-        if dim is None:
-            if ids:
-                raise KeyError(ids[0])
-            return np.empty((0, 0), np.float32)
-        table = self.vector_table(space)
-        found = dict(self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id = ANY(?)", (ids,), binary=True))
-        out = np.empty((len(ids), dim), dtype=np.float32)
-        for row, item_id in enumerate(ids):
-            out[row] = _array(found[item_id])
-        return out
-
-    def iter_vectors(self, batch: int = 4096, space: str = "clip") -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self.space_dim(space) is None:
-            return
-        table = self.vector_table(space)
-        last = -1
-        while True:
-            rows = self._query(
-                f"SELECT item_id, embedding FROM {table} WHERE item_id > ? ORDER BY item_id LIMIT ?",
-                (last, batch),
-                binary=True,
-            )
-            if not rows:
-                return
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            yield ids, np.stack([_array(r[1]) for r in rows]).astype(np.float32, copy=False)
-            last = int(ids[-1])
+    def _vector_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[int, np.ndarray]]:
+        return [(int(r[0]), _array(r[1])) for r in self._query(sql, params, binary=True)]
 
     def vector_knn(
         self,

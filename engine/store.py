@@ -1644,14 +1644,18 @@ class LibraryStore:
                 raise KeyError(item_ids[0])
             return np.empty((0, 0), np.float32)
         table = self.vector_table(space)
-        found: dict[int, bytes] = {}
+        found: dict[int, np.ndarray] = {}
         for chunk in _chunks(item_ids, 500):
             marks = ",".join("?" * len(chunk))
-            found.update(self._query(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk))
+            found.update(self._vector_rows(f"SELECT item_id, embedding FROM {table} WHERE item_id IN ({marks})", chunk))
         out = np.empty((len(item_ids), dim), dtype=np.float32)
         for row, item_id in enumerate(item_ids):
-            out[row] = np.frombuffer(found[item_id], dtype=np.float32)
+            out[row] = found[item_id]
         return out
+
+    def _vector_rows(self, sql: str, params: Sequence[Any]) -> list[tuple[int, np.ndarray]]:
+        """The (item id, vector) rows ``sql`` reads, each vector as a float32 array."""
+        return [(int(r[0]), np.frombuffer(r[1], dtype=np.float32)) for r in self._query(sql, params)]
 
     def iter_vectors(self, batch: int = 4096, space: str = "clip") -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector of ``space`` as (ids, vectors) batches, in id order (for building indexes)."""
@@ -1660,14 +1664,13 @@ class LibraryStore:
         table = self.vector_table(space)
         last = -1
         while True:
-            rows = self._query(
+            rows = self._vector_rows(
                 f"SELECT item_id, embedding FROM {table} WHERE item_id > ? ORDER BY item_id LIMIT ?", (last, batch)
             )
             if not rows:
                 return
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-            yield ids, vecs
+            yield ids, np.stack([r[1] for r in rows])
             last = int(ids[-1])
 
     def keyword_search(
