@@ -33,11 +33,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,8 @@ from .text import Term, fold, index_words, name_index
 
 if TYPE_CHECKING:
     from .settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Advisory lock keys (any bigint; these spell "shoebox" and a purpose).
 _SCHEMA_LOCK = 0x73686F65626F7801
@@ -325,7 +328,15 @@ class PostgresStore(LibraryStore):
             self._local.reader = reader
             with self._lock:
                 self._pg_readers.append(reader)
-        reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        except psycopg.OperationalError:  # the server dropped it since: once more, on a new connection
+            reader = self._connect()
+            self._local.reader = reader
+            with self._lock:
+                self._pg_readers.append(reader)
+            with self._guard():
+                reader.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         try:
             self._local.snapshot = reader
             yield self.items_version()
@@ -346,8 +357,17 @@ class PostgresStore(LibraryStore):
         """A write transaction (a savepoint inside another): everything inside commits together or not at all."""
         with self._lock, self._guard():
             outer = self._depth == 0
+            if outer:
+                self._reconnect_if_dropped()
             try:
-                with self._conn.transaction():
+                with ExitStack() as begun:
+                    try:
+                        begun.enter_context(self._conn.transaction())
+                    except psycopg.OperationalError:
+                        if not outer or not self._conn.broken:
+                            raise
+                        self._reconnect_if_dropped()  # dropped since its last use: nothing was done yet
+                        begun.enter_context(self._conn.transaction())
                     if outer and not self.readonly:
                         # One writer at a time, as in SQLite's BEGIN IMMEDIATE: another client's
                         # write transaction waits here (their reads never do).
@@ -374,15 +394,34 @@ class PostgresStore(LibraryStore):
                 plain=f"The library's PostgreSQL server ({self.location()}) stopped answering.",
             ) from None
 
+    def _reconnect_if_dropped(self) -> None:
+        """Open the writer's connection again if the server dropped it (restarted, or a network gone
+        and back); only between transactions, which a dropped connection has rolled back."""
+        if (self._conn.closed or self._conn.broken) and self._depth == 0:
+            log.info("reconnecting to the PostgreSQL library at %s", self.location())
+            self._conn.close()
+            self._conn = self._connect()
+
     def _query(self, sql: str, params: Sequence[Any] | dict = (), *, binary: bool = False) -> list[tuple]:
-        """Rows of a read (in this thread's snapshot, if any); ``binary`` fetches them in binary form (vectors)."""
+        """Rows of a read (in this thread's snapshot, if any); ``binary`` fetches them in binary form (vectors).
+
+        A read outside any transaction whose connection the server dropped is tried once more
+        on a new connection, so a server that restarted costs the reads in flight nothing.
+        """
         query, args = (_to_psycopg(sql), tuple(params)) if params else (sql, None)
         reader = getattr(self._local, "snapshot", None)
         with self._guard():
             if reader is not None:
                 return reader.execute(query, args, binary=binary).fetchall()
             with self._lock:
-                return self._conn.execute(query, args, binary=binary).fetchall()
+                self._reconnect_if_dropped()
+                try:
+                    return self._conn.execute(query, args, binary=binary).fetchall()
+                except psycopg.OperationalError:
+                    if self._depth or not self._conn.broken:
+                        raise
+                    self._reconnect_if_dropped()
+                    return self._conn.execute(query, args, binary=binary).fetchall()
 
     def _exec(self, sql: str, params: Sequence[Any] | dict = ()) -> int:
         """Run a write; outside :meth:`transaction` it is a transaction of its own (and waits its turn)."""

@@ -236,3 +236,29 @@ def test_a_library_is_reached_through_a_unix_socket_folder_in_key_value_words(
         assert library.store.location() == address
         # Over the socket, the server has no address of its own for this connection.
         assert library.store._query("SELECT inet_server_addr()")[0][0] is None  # type: ignore[attr-defined]
+
+
+def test_a_connection_the_server_drops_is_opened_again(postgres_db):
+    """A server restart (or a network that went and came back) ends every session; the next call works."""
+    import psycopg
+
+    store = _store(postgres_db)
+    _fill(store, 3)
+    with store.snapshot():
+        pass  # this thread's snapshot connection exists now
+
+    def drop_every_session() -> None:
+        with psycopg.connect(postgres_db, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+    drop_every_session()
+    assert store.count_items() >= 0 and len(store.roots()) == 0  # a read: tried again on a new connection
+    drop_every_session()
+    store.add_root("/after")  # a write: its transaction opens a new connection first
+    drop_every_session()
+    with store.snapshot():
+        assert store.roots() == ["/after"]
+    store.close()
