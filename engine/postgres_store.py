@@ -900,16 +900,6 @@ class PostgresStore(LibraryStore):
     def _unindex_file_name(self, file_id: int) -> None:
         """Nothing to do: the name row goes with its file (ON DELETE CASCADE)."""
 
-    def _within(self, filters: Filters | None, column: str) -> tuple[str, list[Any]]:
-        """An ``AND EXISTS`` clause keeping the rows whose item (its id in ``column``) passes ``filters``."""
-        if filters is None or filters.empty:
-            return "", []
-        where, params = self._filter_sql(filters)
-        return (
-            f" AND EXISTS (SELECT 1 FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = {column} AND {where})",
-            params,
-        )
-
     def keyword_search(
         self,
         terms: Sequence[Term | str],
@@ -930,7 +920,7 @@ class PostgresStore(LibraryStore):
             listed = [int(i) for ids in passing for i in ids.tolist()]
             clause, params = " AND t.item_id = ANY(?)", [listed]
         else:
-            clause, params = self._within(filters, "t.item_id")
+            clause, params = self._items_within(filters, "t.item_id")
         hits: dict[int, float] = {}
         if words:
             hits.update(self._ranked_words([tsquery_of(t) for t in words], limit, clause, params))

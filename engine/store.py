@@ -1743,7 +1743,7 @@ class LibraryStore:
         def within(table: str) -> tuple[str, list[Any]]:
             if listed:
                 return f" AND EXISTS (SELECT 1 FROM temp.passing_items p WHERE p.id = {table}.rowid)", []
-            return self._items_within(filters, table)
+            return self._items_within(filters, f"{table}.rowid")
 
         if words:
             hits.update(self._ranked_matches("item_words", [t.fts_words() for t in words], limit, within("item_words")))
@@ -1766,9 +1766,9 @@ class LibraryStore:
                 hits[item_id] = hits.get(item_id, 0.0) - 0.5
         return sorted(hits.items(), key=lambda kv: kv[1])[:limit]
 
-    def _items_within(self, filters: Filters | None, table: str) -> tuple[str, list[Any]]:
-        """An ``AND EXISTS (...)`` clause (and its parameters) keeping the rows of the text index
-        ``table`` whose items pass ``filters``.
+    def _items_within(self, filters: Filters | None, item_id: str) -> tuple[str, list[Any]]:
+        """An ``AND EXISTS (...)`` clause (and its parameters) keeping the rows of a text index
+        whose items (their id in the column ``item_id``) pass ``filters``.
 
         Each match is checked by its item's and file's keys.  A ``rowid IN (SELECT ...)``
         list instead is handed to FTS5 as a rowid constraint, which then runs the MATCH
@@ -1778,7 +1778,7 @@ class LibraryStore:
             return "", []
         where, params = self._filter_sql(filters)
         return (
-            f" AND EXISTS (SELECT 1 FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = {table}.rowid AND {where})",
+            f" AND EXISTS (SELECT 1 FROM items i JOIN files f ON f.id = i.file_id WHERE i.id = {item_id} AND {where})",
             params,
         )
 

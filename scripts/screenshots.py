@@ -278,6 +278,19 @@ def demo_settings(home: Path) -> Any:
 # ---------------------------------------------------------------------------- waiting on the window
 
 
+def application() -> Any:
+    """The QApplication the pictures are taken in: Shoebox's name, and the same look on every machine
+    (Fusion: Xvfb has no desktop theme)."""
+    from PySide6.QtWidgets import QApplication
+
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
+    app.setApplicationName("Shoebox")
+    app.setApplicationDisplayName("Shoebox")
+    app.setStyle("Fusion")
+    return app
+
+
 def wait_for(
     signal: Any, trigger: Callable[[], Any] | None = None, timeout_ms: int = TIMEOUT_MS, what: str = "a signal"
 ) -> tuple:
@@ -556,7 +569,6 @@ def run_models(out: Path, workdir: Path) -> int:
     """``models.png``: a new library without its models, the banner, and the set-up dialog over the window."""
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QColor, QPainter, QPen
-    from PySide6.QtWidgets import QApplication
 
     from engine.settings import load_settings
 
@@ -571,10 +583,7 @@ def run_models(out: Path, workdir: Path) -> int:
         text_model="intfloat/multilingual-e5-small",
         whisper_model="base",
     )
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setApplicationName("Shoebox")
-    app.setStyle("Fusion")
+    _app = application()  # held while the window lives
 
     from desktop_app.main_window import MainWindow
 
@@ -616,7 +625,6 @@ def run_models(out: Path, workdir: Path) -> int:
 def run_storage(out: Path, workdir: Path) -> int:
     """``store-settings.png``: File ▸ Library storage…, a server chosen and its connection tested."""
     import psycopg
-    from PySide6.QtWidgets import QApplication
 
     from engine.settings import load_settings
     from scripts.local_postgres import local_postgres
@@ -629,10 +637,7 @@ def run_storage(out: Path, workdir: Path) -> int:
         whisper_model="test-tiny",
         text_model="test-tiny",
     )
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setApplicationName("Shoebox")
-    app.setStyle("Fusion")
+    _app = application()  # held while the window lives
 
     from desktop_app.main_window import MainWindow
 
@@ -662,7 +667,6 @@ def run_storage(out: Path, workdir: Path) -> int:
 
 
 def run(out: Path, workdir: Path, only: str | None = None) -> int:
-    from PySide6.QtWidgets import QApplication
 
     from engine.library import Library
 
@@ -680,11 +684,7 @@ def run(out: Path, workdir: Path, only: str | None = None) -> int:
         print(f"the demo library did not index cleanly: {summary.failed}", file=sys.stderr)
         return 1
 
-    existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    app.setApplicationName("Shoebox")
-    app.setApplicationDisplayName("Shoebox")
-    app.setStyle("Fusion")  # the same look on every machine (Xvfb has no desktop theme)
+    _app = application()  # held while the window lives
 
     from desktop_app.main_window import MainWindow
 
